@@ -1,0 +1,65 @@
+import { z } from 'zod';
+
+/**
+ * Configuration, read from the environment once and validated. Every service takes the same
+ * shape; tests build one with `loadConfig({ ... })` overrides instead of touching process.env.
+ */
+const configSchema = z.object({
+  /** NATS server; the embedded `npm start` starts a local nats-server when none answers. */
+  natsUrl: z.string().default('nats://127.0.0.1:4222'),
+  /** Subject prefix; stream names derive from it. Each test run uses its own. */
+  subjectPrefix: z.string().regex(/^[a-z][a-z0-9_-]*$/i).default('fastgpu'),
+  /** PostgreSQL connection string; when absent the embedded PGlite database is used. */
+  databaseUrl: z.string().optional(),
+  /** Folder for embedded data (PGlite, nats-server JetStream store). */
+  dataDir: z.string().default('.fastgpu'),
+  httpPort: z.coerce.number().int().min(0).max(65535).default(8080),
+  httpHost: z.string().default('127.0.0.1'),
+  /** Admin API key; generated and printed at start when not given. */
+  adminKey: z.string().min(20).optional(),
+  /** Multiplies simulated run times (0.001 = a declared hour runs in 3.6 s). */
+  simulatorSpeed: z.coerce.number().positive().default(1),
+  simulatedNodes: z.string().default('a100:8x2,h100:8x2'),
+  heartbeatIntervalMs: z.coerce.number().int().positive().default(5000),
+  missedHeartbeatsBeforeLost: z.coerce.number().int().positive().default(3),
+  otlpEndpoint: z.string().optional(),
+  logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+});
+
+export type FastGpuConfig = z.infer<typeof configSchema>;
+
+const envNames: Record<keyof FastGpuConfig, string> = {
+  natsUrl: 'NATS_URL',
+  subjectPrefix: 'FASTGPU_PREFIX',
+  databaseUrl: 'DATABASE_URL',
+  dataDir: 'FASTGPU_DATA_DIR',
+  httpPort: 'PORT',
+  httpHost: 'HOST',
+  adminKey: 'FASTGPU_ADMIN_KEY',
+  simulatorSpeed: 'FASTGPU_SIMULATOR_SPEED',
+  simulatedNodes: 'FASTGPU_SIMULATED_NODES',
+  heartbeatIntervalMs: 'FASTGPU_HEARTBEAT_INTERVAL_MS',
+  missedHeartbeatsBeforeLost: 'FASTGPU_MISSED_HEARTBEATS',
+  otlpEndpoint: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+  logLevel: 'LOG_LEVEL',
+};
+
+export function loadConfig(overrides: Partial<FastGpuConfig> = {}, env: NodeJS.ProcessEnv = process.env): FastGpuConfig {
+  const fromEnv: Record<string, unknown> = {};
+  for (const [key, name] of Object.entries(envNames)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') fromEnv[key] = value;
+  }
+  const parsed = configSchema.safeParse({ ...fromEnv, ...overrides });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const key = String(issue?.path[0] ?? '');
+    throw new Error(`invalid configuration ${envNames[key as keyof FastGpuConfig] ?? key}: ${issue?.message}`);
+  }
+  return parsed.data;
+}
+
+/** The configuration table for the README, generated from the same names. */
+export const configEnvironmentNames = envNames;
+
+export const CONFIG = Symbol('FastGpuConfig');

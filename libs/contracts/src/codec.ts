@@ -1,0 +1,105 @@
+import { envelopeSchema, type Envelope } from './envelope';
+import { eventCatalogue, isEventType, type EventData, type EventType } from './events';
+import { upcast } from './upcasters';
+
+export type DomainEvent<T extends EventType = EventType> = { [K in T]: Envelope<K, EventData<K>> }[T];
+
+/** An event as read from the stream: the decoded envelope plus where it sits in the log. */
+export interface StoredEvent<T extends EventType = EventType> {
+  sequence: number;
+  subject: string;
+  event: DomainEvent<T>;
+}
+
+export type DecodeResult = { ok: true; event: DomainEvent } | { ok: false; reason: string };
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeEvent(event: DomainEvent): Uint8Array {
+  return encoder.encode(JSON.stringify(event));
+}
+
+function describeIssues(error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> }): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}`)
+    .join('; ');
+}
+
+/**
+ * Decodes and validates a message body: JSON, a CloudEvents envelope, a known type, and a
+ * payload that matches its schema after upcasting to the current version. Anything else is a
+ * reason for the dead-letter stream.
+ */
+export function decodeEvent(bytes: Uint8Array): DecodeResult {
+  const parsed = parseJson(bytes);
+  return parsed.ok ? decodeValue(parsed.value) : parsed;
+}
+
+export function parseJson(bytes: Uint8Array): { ok: true; value: unknown } | { ok: false; reason: string } {
+  try {
+    return { ok: true, value: JSON.parse(decoder.decode(bytes)) };
+  } catch (error) {
+    return { ok: false, reason: `body is not JSON: ${(error as Error).message}` };
+  }
+}
+
+/** The event type named by a parsed body, without validating the rest (for cheap filtering). */
+export function peekType(raw: unknown): string | undefined {
+  return typeof raw === 'object' && raw !== null && typeof (raw as { type?: unknown }).type === 'string' ? (raw as { type: string }).type : undefined;
+}
+
+/** Validates an already-parsed body: envelope, known type, payload after upcasting. */
+export function decodeValue(raw: unknown): DecodeResult {
+  const envelope = envelopeSchema.safeParse(raw);
+  if (!envelope.success) return { ok: false, reason: `invalid envelope: ${describeIssues(envelope.error)}` };
+  const { type, schemaversion } = envelope.data;
+  if (!isEventType(type)) return { ok: false, reason: `unknown event type "${type}"` };
+  const entry = eventCatalogue[type];
+  if (schemaversion > entry.version) return { ok: false, reason: `${type} schema version ${schemaversion} is newer than ${entry.version}` };
+  const upcasted = upcast(type, schemaversion, envelope.data.data);
+  if (!upcasted.ok) return { ok: false, reason: upcasted.reason };
+  const data = entry.schema.safeParse(upcasted.data);
+  if (!data.success) return { ok: false, reason: `invalid ${type} data: ${describeIssues(data.error)}` };
+  return { ok: true, event: { ...envelope.data, type, schemaversion: entry.version, data: data.data } as DomainEvent };
+}
+
+/** Validates a payload against its schema before it is published; throws with the field and reason. */
+export function validateEventData<T extends EventType>(type: T, data: unknown): EventData<T> {
+  const result = eventCatalogue[type].schema.safeParse(data);
+  if (!result.success) throw new Error(`invalid ${type} data: ${describeIssues(result.error)}`);
+  return result.data as EventData<T>;
+}
+
+export interface EventMeta {
+  id: string;
+  source: string;
+  time: string;
+  tenantId: string | null;
+  correlationId: string;
+  causationId?: string;
+  traceparent?: string;
+}
+
+/** Builds a validated envelope. Ids and times arrive from the caller (the shell), never read here. */
+export function makeEvent<T extends EventType>(type: T, data: EventData<T>, meta: EventMeta, subject: string): DomainEvent<T> {
+  const validated = validateEventData(type, data);
+  const event = {
+    specversion: '1.0',
+    id: meta.id,
+    source: meta.source,
+    type,
+    subject,
+    time: meta.time,
+    datacontenttype: 'application/json',
+    tenantid: meta.tenantId,
+    correlationid: meta.correlationId,
+    schemaversion: eventCatalogue[type].version,
+    data: validated,
+    ...(meta.causationId ? { causationid: meta.causationId } : {}),
+    ...(meta.traceparent ? { traceparent: meta.traceparent } : {}),
+  };
+  return event as unknown as DomainEvent<T>;
+}
+

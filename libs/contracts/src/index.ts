@@ -1,0 +1,7 @@
+export * from './ids';
+export * from './envelope';
+export * from './events';
+export * from './subjects';
+export * from './codec';
+export * from './upcasters';
+export * from './node-protocol';

@@ -1,0 +1,50 @@
+import { z } from 'zod';
+
+/**
+ * The node agent protocol (documented in docs/node-protocol.md). Commands go to
+ * `<prefix>.cmd.<nodeId>` (COMMANDS stream); heartbeats come from `<prefix>.hb.<nodeId>`
+ * (HEARTBEATS stream); lifecycle reports are domain events on `<prefix>.evt.agent.node.<nodeId>`.
+ */
+const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
+const instant = z.iso.datetime({ offset: false });
+
+export const RunSubtaskCommand = z.object({
+  kind: z.literal('RunSubtask'),
+  commandId: id,
+  jobId: id,
+  tenantId: id,
+  subtaskId: id,
+  attempt: z.number().int().positive(),
+  leaseEpoch: z.number().int().positive(),
+  gpuIndices: z.array(z.number().int().nonnegative()),
+  runtimeMs: z.number().int().positive(),
+  issuedAt: instant,
+});
+export const StopSubtaskCommand = z.object({
+  kind: z.literal('StopSubtask'),
+  commandId: id,
+  subtaskId: id,
+  attempt: z.number().int().positive(),
+  leaseEpoch: z.number().int().positive(),
+  reason: z.string().max(500),
+  issuedAt: instant,
+});
+export const NodeCommand = z.discriminatedUnion('kind', [RunSubtaskCommand, StopSubtaskCommand]);
+export type NodeCommand = z.infer<typeof NodeCommand>;
+
+export const GpuSample = z.object({
+  index: z.number().int().nonnegative(),
+  utilizationPercent: z.number().min(0).max(100),
+  memoryUsedMb: z.number().int().nonnegative(),
+  temperatureC: z.number().min(-20).max(150),
+  eccErrors: z.number().int().nonnegative(),
+  xidErrors: z.number().int().nonnegative(),
+});
+export const Heartbeat = z.object({
+  nodeId: id,
+  agentEpoch: z.number().int().positive(),
+  sentAt: instant,
+  gpus: z.array(GpuSample).max(64),
+  running: z.array(z.object({ subtaskId: id, attempt: z.number().int().positive(), leaseEpoch: z.number().int().positive() })).max(64),
+});
+export type Heartbeat = z.infer<typeof Heartbeat>;
