@@ -8,12 +8,12 @@ import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Controller, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { EventPattern, Payload, Ctx, type MicroserviceOptions } from '@nestjs/microservices';
+import { Payload, Ctx, type MicroserviceOptions } from '@nestjs/microservices';
 import { Headers, newEventId, type DomainEvent } from '@fastgpu/contracts';
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
 import { sql } from 'kysely';
 import { EventPublisher } from './publisher';
-import { JetStreamContext, JetStreamServer } from './jetstream.transport';
+import { JetStreamContext, JetStreamServer, OnEvent } from './jetstream.transport';
 import { ProjectionRunner, type Projection } from './projection-runner';
 
 const seen: Array<{ id: string; delivery: number }> = [];
@@ -21,7 +21,7 @@ let failFirstDeliveryOf: string | undefined;
 
 @Controller()
 class TenantsHandler {
-  @EventPattern('TenantCreated')
+  @OnEvent('TenantCreated')
   handle(@Payload() event: DomainEvent<'TenantCreated'>, @Ctx() ctx: JetStreamContext): void {
     seen.push({ id: event.data.tenantId, delivery: ctx.deliveryCount });
     if (event.data.tenantId === failFirstDeliveryOf && ctx.deliveryCount === 1) throw new Error('transient failure');

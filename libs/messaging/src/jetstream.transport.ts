@@ -1,4 +1,4 @@
-import { Server, ClientProxy, BaseRpcContext, type CustomTransportStrategy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import { Server, ClientProxy, BaseRpcContext, EventPattern, type CustomTransportStrategy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
 import { AckPolicy, DeliverPolicy, type ConsumerConfig, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { isObservable, lastValueFrom } from 'rxjs';
 import { decodeEvent, type DecodeResult, type DomainEvent, type EventData, type EventType } from '@fastgpu/contracts';
@@ -195,4 +195,9 @@ export class JetStreamClient extends ClientProxy {
   override on(): void {
     throw new Error('JetStreamClient does not support event listeners');
   }
+}
+
+/** `@OnEvent('SubtaskPlaced')`: an `@EventPattern` for a domain event type of the catalogue. */
+export function OnEvent(type: EventType): MethodDecorator {
+  return EventPattern<string>(type);
 }
