@@ -17,6 +17,8 @@ export interface Topology {
     heartbeat(nodeId: string): string;
     command(nodeId: string): string;
     deadLetter(consumer: string): string;
+    /** Request/reply endpoints between services (core NATS, not stored): `<prefix>.svc.<service>.<operation>`. */
+    service(service: string, operation: string): string;
     tenant(tenantId: string): string;
     job(jobId: string): string;
     lease(leaseId: string): string;
@@ -54,6 +56,7 @@ export function topology(prefix: string): Topology {
       heartbeat: (nodeId) => `${prefix}.hb.${nodeId}`,
       command: (nodeId) => `${prefix}.cmd.${nodeId}`,
       deadLetter: (consumer) => `${prefix}.dlq.${consumer}`,
+      service: (service, operation) => `${prefix}.svc.${service}.${operation}`,
       tenant: (tenantId) => `${evt}.intake.tenant.${tenantId}`,
       job: (jobId) => `${evt}.intake.job.${jobId}`,
       lease: (leaseId) => `${evt}.intake.lease.${leaseId}`,

@@ -36,6 +36,8 @@ export interface JetStreamServerOptions {
   ackWaitMs?: number;
   /** Decoder for the stream's bodies; defaults to the domain event codec. */
   decode?: (data: Uint8Array) => DecodeResult | { ok: true; event: { type: string; data: unknown } };
+  /** Binds only the handlers declared for this transport id (see ServiceTransport). */
+  transportId?: symbol;
   /** Where the handler pattern comes from; defaults to the event type. */
   patternOf?(event: { type: string }): string;
 }
@@ -60,6 +62,7 @@ export class JetStreamServer extends Server implements CustomTransportStrategy {
 
   constructor(private readonly options: JetStreamServerOptions) {
     super();
+    if (options.transportId) this.setTransportId(options.transportId);
     this.consumerConfig = {
       durable_name: options.durable,
       ack_policy: AckPolicy.Explicit,
@@ -197,7 +200,21 @@ export class JetStreamClient extends ClientProxy {
   }
 }
 
-/** `@OnEvent('SubtaskPlaced')`: an `@EventPattern` for a domain event type of the catalogue. */
-export function OnEvent(type: EventType): MethodDecorator {
-  return EventPattern<string>(type);
+/** Transport ids: with all services in one process, each handler binds to its own service's consumer. */
+export const ServiceTransport = {
+  intake: Symbol.for('fastgpu.intake'),
+  scheduler: Symbol.for('fastgpu.scheduler'),
+  metering: Symbol.for('fastgpu.metering'),
+  billing: Symbol.for('fastgpu.billing'),
+  reliability: Symbol.for('fastgpu.reliability'),
+} as const;
+export type ServiceName = keyof typeof ServiceTransport;
+export const serviceNames = Object.keys(ServiceTransport) as ServiceName[];
+
+/**
+ * `@OnEvent('SubtaskPlaced', 'scheduler')`: an `@EventPattern` for a domain event type, bound to
+ * one service's durable consumer (or, without a service, to every JetStream server in the app).
+ */
+export function OnEvent(type: string, service?: ServiceName): MethodDecorator {
+  return service ? EventPattern<string>(type, ServiceTransport[service]) : EventPattern<string>(type);
 }

@@ -1,0 +1,18 @@
+import { SetMetadata } from '@nestjs/common';
+import type { z } from 'zod';
+
+/**
+ * Route documentation kept next to the handler, from the same zod schemas that validate it,
+ * so the OpenAPI document is generated from the code and cannot drift.
+ */
+export interface ApiDocMetadata {
+  summary: string;
+  body?: z.ZodType;
+  query?: z.ZodType;
+  response?: z.ZodType;
+  /** Status codes besides 200 that the route answers, with a reason. */
+  errors?: Record<number, string>;
+  tags?: string[];
+}
+export const API_DOC = 'fastgpu:api-doc';
+export const ApiDoc = (metadata: ApiDocMetadata) => SetMetadata(API_DOC, metadata);

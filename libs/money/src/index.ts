@@ -1,0 +1,2 @@
+export * from './gpu-time';
+export * from './money';

@@ -1,0 +1,41 @@
+import Decimal from 'decimal.js';
+
+/**
+ * Money rules, written once. decimal.js with its own context: 40 significant digits,
+ * ROUND_HALF_UP (ties away from zero, for positive and negative amounts alike).
+ * Multiply before dividing: amount = gpuMs × pricePerGpuHour / 3 600 000.
+ * Each invoice line is summed exactly, then rounded once to the currency's minor unit.
+ */
+export const Money = Decimal.clone({ precision: 40, rounding: Decimal.ROUND_HALF_UP, toExpNeg: -40, toExpPos: 40 });
+export type Money = InstanceType<typeof Money>;
+
+/** ISO 4217 minor units for the currencies we bill in; an unknown currency is an error. */
+const MINOR_UNITS: Record<string, number> = { USD: 2, EUR: 2, GBP: 2, CHF: 2, CAD: 2, AUD: 2, SGD: 2, JPY: 0, KRW: 0, KWD: 3, BHD: 3, JOD: 3, OMR: 3, TND: 3 };
+
+export function minorUnits(currency: string): number {
+  const digits = MINOR_UNITS[currency];
+  if (digits === undefined) throw new Error(`unsupported currency ${currency}`);
+  return digits;
+}
+
+export function money(value: string | number | Money): Money {
+  if (typeof value === 'number' && !Number.isSafeInteger(value)) throw new Error(`money from a non-integer number ${value}: pass a decimal string`);
+  return new Money(value);
+}
+
+/** Rounds once to the currency's minor unit, half away from zero. */
+export function roundToMinor(amount: Money, currency: string): Money {
+  return amount.toDecimalPlaces(minorUnits(currency), Decimal.ROUND_HALF_UP);
+}
+
+/** Fixed-point string with exactly the currency's minor digits (for exports and APIs). */
+export function formatMoney(amount: Money, currency: string): string {
+  return amount.toFixed(minorUnits(currency), Decimal.ROUND_HALF_UP);
+}
+
+export const MS_PER_HOUR = 3_600_000;
+
+/** Exact (unrounded) amount for GPU-milliseconds at a price per GPU-hour. */
+export function amountForGpuMs(gpuMsTotal: number, pricePerGpuHour: string | Money): Money {
+  return new Money(gpuMsTotal).times(pricePerGpuHour).dividedBy(MS_PER_HOUR);
+}

@@ -1,0 +1,4 @@
+export * from './embedded';
+export * from './runtime';
+export * from './app';
+export * from './standalone';

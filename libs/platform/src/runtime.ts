@@ -1,0 +1,42 @@
+import path from 'node:path';
+import { sql } from 'kysely';
+import type { FastGpuConfig } from '@fastgpu/config';
+import { createDatabase, migrateToLatest } from '@fastgpu/db';
+import { connectBus } from '@fastgpu/messaging';
+import { hashSecret, newApiKeySecret } from '@fastgpu/auth';
+import { HealthRegistry, systemClock, type Clock, type Runtime } from '@fastgpu/runtime';
+
+export interface OwnedRuntime extends Runtime {
+  /** The admin key when it was generated here (printed once at start). */
+  generatedAdminKey?: string;
+  close(): Promise<void>;
+}
+
+/** Connects to NATS and Postgres (or PGlite), applies migrations, registers health checks. */
+export async function createRuntime(config: FastGpuConfig, options: { clock?: Clock; migrate?: boolean } = {}): Promise<OwnedRuntime> {
+  const database = createDatabase({ databaseUrl: config.databaseUrl, dataDir: path.join(config.dataDir, 'pglite') });
+  if (options.migrate !== false) await migrateToLatest(database.db);
+  const bus = await connectBus({ natsUrl: config.natsUrl, subjectPrefix: config.subjectPrefix, name: 'fastgpu' });
+  const generatedAdminKey = config.adminKey ? undefined : newApiKeySecret();
+  const health = new HealthRegistry();
+  health.register('nats', { check: () => ({ ok: !bus.nc.isClosed() && !bus.nc.isDraining(), detail: bus.nc.isClosed() ? 'NATS connection closed' : undefined }) });
+  health.register('postgres', {
+    check: async () => {
+      await sql`select 1`.execute(database.db);
+      return { ok: true };
+    },
+  });
+  return {
+    config,
+    bus,
+    db: database.db,
+    clock: options.clock ?? systemClock,
+    health,
+    adminKeyHash: hashSecret(config.adminKey ?? generatedAdminKey!),
+    generatedAdminKey,
+    close: async () => {
+      await bus.close();
+      await database.close();
+    },
+  };
+}

@@ -1,0 +1,22 @@
+import { loadConfig } from '@fastgpu/config';
+import { startTelemetry } from '@fastgpu/telemetry';
+import { createRuntime } from './runtime';
+import { startServices, type ServiceDefinition } from './app';
+
+/** A service started alone against NATS_URL and DATABASE_URL (the docker compose shape). */
+export async function runStandalone(service: ServiceDefinition): Promise<void> {
+  const config = loadConfig();
+  const telemetry = startTelemetry({ serviceName: `fastgpu-${service.name}`, otlpEndpoint: config.otlpEndpoint });
+  const runtime = await createRuntime(config);
+  if (runtime.generatedAdminKey) console.log(`admin key (generated, shown once): ${runtime.generatedAdminKey}`);
+  const started = await startServices(runtime, [service]);
+  console.log(`fastgpu ${service.name} listening on ${started.url}`);
+  const shutdown = async () => {
+    await started.close();
+    await runtime.close();
+    await telemetry.shutdown();
+    process.exit(0);
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+}
