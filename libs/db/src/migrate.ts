@@ -21,7 +21,9 @@ class FolderMigrationProvider implements MigrationProvider {
 }
 
 export async function migrateToLatest(db: AnyDatabase, folder = migrationsFolder): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: new FolderMigrationProvider(folder) });
+  // Services add migrations independently (each has its own number block), so order is by name but
+  // a late-landing lower number still applies.
+  const migrator = new Migrator({ db, provider: new FolderMigrationProvider(folder), allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
