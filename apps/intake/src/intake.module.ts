@@ -1,5 +1,15 @@
 import { Module } from '@nestjs/common';
+import { JobsController } from './jobs/jobs.controller';
+import { JobsService } from './jobs/jobs.service';
+import { IntakeProjections } from './shared/intake-projections';
+import { TenantsController } from './tenants/tenants.controller';
+import { TenantsService } from './tenants/tenants.service';
 
-/** The intake service: its controllers, handlers and projections. */
-@Module({ controllers: [], providers: [] })
+/** The intake service: the tenant-facing gateway for jobs, tenants and API keys. */
+@Module({
+  imports: [],
+  controllers: [TenantsController, JobsController],
+  providers: [IntakeProjections, TenantsService, JobsService],
+  exports: [JobsService, TenantsService],
+})
 export class IntakeModule {}

@@ -1,4 +1,4 @@
 import type { ServiceDefinition } from '@fastgpu/platform';
 import { IntakeModule } from './intake.module';
 
-export const intakeService: ServiceDefinition = { name: 'intake', module: IntakeModule, consumesEvents: true };
+export const intakeService: ServiceDefinition = { name: 'intake', module: IntakeModule, consumesEvents: false };

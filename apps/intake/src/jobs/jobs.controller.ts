@@ -1,0 +1,53 @@
+import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
+import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
+import { ApiDoc, parseInput } from '@fastgpu/http';
+import { jobView, listJobsQuery, submitJobRequest } from './jobs.schema';
+import { JobsService } from './jobs.service';
+
+/** The job API: submit (idempotent with Idempotency-Key), read, list, cancel. */
+@Controller('v1/jobs')
+@UseGuards(ApiKeyGuard)
+@Roles('tenant', 'sre', 'finance')
+export class JobsController {
+  constructor(@Inject(JobsService) private readonly jobs: JobsService) {}
+
+  @Post()
+  @Roles('tenant')
+  @ApiDoc({
+    summary: 'Submit a job: divided into sub-tasks and queued. A retry with the same Idempotency-Key returns the same job.',
+    body: submitJobRequest,
+    response: jobView,
+    errors: { 400: 'malformed field', 409: 'Idempotency-Key reused with another body', 422: 'job no node could run, or invalid combination' },
+    tags: ['jobs'],
+  })
+  async submit(
+    @CurrentPrincipal() principal: Principal,
+    @Body() body: unknown,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @Res({ passthrough: true }) reply: { status(code: number): unknown },
+  ) {
+    const { job, created } = await this.jobs.submit(principal, parseInput(submitJobRequest, body), idempotencyKey);
+    reply.status(created ? 202 : 200);
+    return job;
+  }
+
+  @Get()
+  @ApiDoc({ summary: "List the caller's jobs (platform roles: any tenant with ?tenantId=)", query: listJobsQuery, tags: ['jobs'] })
+  async list(@CurrentPrincipal() principal: Principal, @Query() query: unknown) {
+    return { jobs: await this.jobs.list(principal, parseInput(listJobsQuery, query, 'query')) };
+  }
+
+  @Get(':jobId')
+  @ApiDoc({ summary: 'A job, its sub-tasks and, while it waits, why (from the scheduler)', response: jobView, errors: { 404: 'no such job for this tenant' }, tags: ['jobs'] })
+  async get(@CurrentPrincipal() principal: Principal, @Param('jobId') jobId: string) {
+    return this.jobs.get(principal, jobId);
+  }
+
+  @Delete(':jobId')
+  @HttpCode(202)
+  @Roles('tenant')
+  @ApiDoc({ summary: 'Cancel a job: pending sub-tasks are removed, running ones stopped', response: jobView, errors: { 404: 'no such job', 409: 'job already ended' }, tags: ['jobs'] })
+  async cancel(@CurrentPrincipal() principal: Principal, @Param('jobId') jobId: string) {
+    return this.jobs.cancel(principal, jobId, 'cancelled by tenant');
+  }
+}

@@ -1,0 +1,124 @@
+import { sql } from 'kysely';
+import type { EventType, StoredEvent } from '@fastgpu/contracts';
+import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
+
+/**
+ * The jobs read model behind GET /v1/jobs/{id}: a job's state and its sub-tasks' states,
+ * folded from intake, scheduler and node-agent events. Reports carrying another lease epoch
+ * than the sub-task's current placement are stale and change nothing.
+ */
+export const JOB_STATES = ['pending', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+export type SubtaskState = 'pending' | 'placed' | 'running' | 'succeeded' | 'failed' | 'preempted' | 'cancelled';
+
+const types: EventType[] = [
+  'JobSubmitted',
+  'SubtaskCreated',
+  'SubtaskPlaced',
+  'SubtaskStarted',
+  'SubtaskCompleted',
+  'SubtaskFailed',
+  'SubtaskPreempted',
+  'SubtaskRequeued',
+  'SubtaskAbandoned',
+  'JobCancelRequested',
+  'JobCompleted',
+];
+
+async function applyOne(trx: ProjectionTransaction, stored: StoredEvent, ctx: ProjectionContext): Promise<void> {
+  const jobs = ctx.table('jobs');
+  const subtasks = ctx.table('subtasks');
+  const { event, sequence } = stored;
+  switch (event.type) {
+    case 'JobSubmitted': {
+      const d = event.data;
+      await trx
+        .insertInto(jobs)
+        .values({ job_id: d.jobId, tenant_id: d.tenantId, project_id: d.projectId, name: d.name ?? null, spec: JSON.stringify(d), state: 'pending', submitted_at: new Date(d.submittedAt), last_sequence: sequence })
+        .onConflict((oc) => oc.column('job_id').doNothing())
+        .execute();
+      return;
+    }
+    case 'SubtaskCreated': {
+      const d = event.data;
+      await trx
+        .insertInto(subtasks)
+        .values({ subtask_id: d.subtaskId, job_id: d.jobId, tenant_id: d.tenantId, index: d.index, gpus: d.gpus, runtime_ms: d.runtimeMs, state: 'pending' })
+        .onConflict((oc) => oc.column('subtask_id').doNothing())
+        .execute();
+      return;
+    }
+    case 'SubtaskPlaced': {
+      const d = event.data;
+      await trx
+        .updateTable(subtasks)
+        .set({ state: 'placed', attempt: d.attempt, lease_epoch: d.leaseEpoch, node_id: d.nodeId, gpu_model: d.gpuModel, placed_at: new Date(d.placedAt), started_at: null, ended_at: null, exit_code: null, reason: null })
+        .where('subtask_id', '=', d.subtaskId)
+        .where('attempt', '<', d.attempt)
+        .execute();
+      await trx.updateTable(jobs).set({ state: 'running', last_sequence: sequence }).where('job_id', '=', d.jobId).where('state', '=', 'pending').execute();
+      return;
+    }
+    case 'SubtaskStarted': {
+      const d = event.data;
+      await trx.updateTable(subtasks).set({ state: 'running', started_at: new Date(d.startedAt) }).where('subtask_id', '=', d.subtaskId).where('lease_epoch', '=', d.leaseEpoch).where('state', '=', 'placed').execute();
+      return;
+    }
+    case 'SubtaskCompleted':
+    case 'SubtaskFailed': {
+      const d = event.data;
+      const failed = event.type === 'SubtaskFailed';
+      await trx
+        .updateTable(subtasks)
+        .set({ state: failed ? 'failed' : 'succeeded', ended_at: new Date(d.endedAt), exit_code: d.exitCode, reason: event.type === 'SubtaskFailed' ? event.data.reason : null })
+        .where('subtask_id', '=', d.subtaskId)
+        .where('lease_epoch', '=', d.leaseEpoch)
+        .where('state', 'in', ['placed', 'running'])
+        .execute();
+      return;
+    }
+    case 'SubtaskPreempted': {
+      const d = event.data;
+      await trx.updateTable(subtasks).set({ state: 'preempted', ended_at: new Date(d.preemptedAt), reason: d.reason }).where('subtask_id', '=', d.subtaskId).where('lease_epoch', '=', d.leaseEpoch).execute();
+      return;
+    }
+    case 'SubtaskRequeued': {
+      const d = event.data;
+      await trx.updateTable(subtasks).set({ state: 'pending', reason: d.reason }).where('subtask_id', '=', d.subtaskId).where('attempt', '=', d.previousAttempt).execute();
+      return;
+    }
+    case 'SubtaskAbandoned': {
+      const d = event.data;
+      await trx.updateTable(subtasks).set({ state: 'failed', reason: d.reason }).where('subtask_id', '=', d.subtaskId).execute();
+      return;
+    }
+    case 'JobCancelRequested': {
+      const d = event.data;
+      await trx.updateTable(jobs).set({ state: 'cancelling', last_sequence: sequence }).where('job_id', '=', d.jobId).where('state', 'in', ['pending', 'running']).execute();
+      return;
+    }
+    case 'JobCompleted': {
+      const d = event.data;
+      await trx
+        .updateTable(jobs)
+        .set({ state: d.outcome, completed_at: new Date(d.completedAt), outcome_reason: d.reason ?? null, gpu_ms_observed: d.gpuMsObserved, last_sequence: sequence })
+        .where('job_id', '=', d.jobId)
+        .execute();
+      await trx.updateTable(subtasks).set({ state: 'cancelled' }).where('job_id', '=', d.jobId).where('state', 'in', ['pending', 'placed']).where(sql<boolean>`${d.outcome} = 'cancelled'`).execute();
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+export const jobsProjection: Projection = {
+  name: 'intake-jobs',
+  types: new Set(types),
+  async apply(trx, events, ctx) {
+    for (const stored of events) await applyOne(trx, stored, ctx);
+  },
+};
+
+/** Tables this projection owns, for rebuilds. */
+export const jobsProjectionTables = ['jobs', 'subtasks'] as const;

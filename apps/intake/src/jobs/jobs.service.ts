@@ -1,0 +1,214 @@
+import { createHash } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { deriveId, nameId, newEntityId, type DomainEvent, type EventData } from '@fastgpu/contracts';
+import type { Principal } from '@fastgpu/auth';
+import { ApiError, conflict, notFound, unprocessable } from '@fastgpu/http';
+import type { EventPublisher } from '@fastgpu/messaging';
+import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
+import { IntakeProjections } from '../shared/intake-projections';
+import { divideJob, DivisionError } from './job-division';
+import type { JobView, SubmitJobRequest } from './jobs.schema';
+
+/** How long intake waits for the scheduler's feasibility answer before accepting anyway. */
+const FEASIBILITY_TIMEOUT_MS = 1000;
+const EXPLAIN_TIMEOUT_MS = 300;
+/** How long a submission waits for the read model, so a GET right after a POST finds the job. */
+const READ_MODEL_WAIT_MS = 3000;
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+const iso = (value: Date | string | null | undefined): string | null => (value ? new Date(value).toISOString() : null);
+
+/**
+ * Job submission: validate, divide into sub-tasks, append JobSubmitted + SubtaskCreated to the
+ * log. The same Idempotency-Key (per tenant) always names the same job: its id and event ids
+ * derive from the key, so a retry republishes identical events that the bus drops.
+ */
+@Injectable()
+export class JobsService {
+  private readonly publisher: EventPublisher;
+
+  constructor(
+    @Inject(RUNTIME) private readonly runtime: Runtime,
+    @Inject(IntakeProjections) private readonly projections: IntakeProjections,
+  ) {
+    this.publisher = publisherFor(runtime, 'intake');
+  }
+
+  async submit(principal: Principal, request: SubmitJobRequest, idempotencyKey?: string): Promise<{ job: JobView; created: boolean }> {
+    const tenantId = principal.tenantId;
+    if (!tenantId) throw new ApiError(403, 'forbidden', 'jobs are submitted with a tenant API key');
+    const preemptible = request.preemptible ?? request.priorityClass === 'preemptible';
+    if (request.priorityClass === 'preemptible' && !preemptible) throw unprocessable('a job of the preemptible class cannot be marked non-preemptible', 'preemptible');
+    if (request.gangTopologyKey && !request.gang) throw unprocessable('gangTopologyKey applies to gang jobs only', 'gangTopologyKey');
+    if (request.deadline && Date.parse(request.deadline) <= this.runtime.clock.now().getTime()) throw unprocessable('deadline is in the past', 'deadline');
+    const runtimeMs = request.runtimeSeconds * 1000;
+    let planned;
+    try {
+      planned = divideJob({ gpusPerSubtask: request.gpusPerSubtask, runtimeMs, subtaskCount: request.subtaskCount, totalGpuHours: request.totalGpuHours });
+    } catch (error) {
+      if (error instanceof DivisionError) throw unprocessable(error.message, error.field);
+      throw error;
+    }
+
+    const requestHash = createHash('sha256').update(canonicalJson(request)).digest('hex');
+    let jobId = newEntityId();
+    let submittedAt = this.runtime.clock.now().toISOString();
+    let created = true;
+    if (idempotencyKey !== undefined) {
+      if (!/^[\x21-\x7e]{1,256}$/.test(idempotencyKey)) throw new ApiError(400, 'invalid_request', 'Idempotency-Key must be 1-256 visible ASCII characters', 'Idempotency-Key');
+      jobId = nameId(tenantId, 'job', idempotencyKey);
+      const inserted = await this.runtime.db
+        .insertInto('idempotency_keys')
+        .values({ tenant_id: tenantId, key: idempotencyKey, request_hash: requestHash, job_id: jobId, created_at: new Date(submittedAt) })
+        .onConflict((oc) => oc.columns(['tenant_id', 'key']).doNothing())
+        .returning('job_id')
+        .executeTakeFirst();
+      if (!inserted) {
+        const existing = await this.runtime.db.selectFrom('idempotency_keys').selectAll().where('tenant_id', '=', tenantId).where('key', '=', idempotencyKey).executeTakeFirstOrThrow();
+        if (existing.request_hash !== requestHash) throw conflict('Idempotency-Key was already used with a different request body', 'Idempotency-Key');
+        created = false;
+        submittedAt = new Date(existing.created_at).toISOString();
+      }
+    }
+
+    const submitted: EventData<'JobSubmitted'> = {
+      jobId,
+      tenantId,
+      projectId: request.projectId,
+      gpuModels: request.gpuModels,
+      gpusPerSubtask: request.gpusPerSubtask,
+      subtaskCount: planned.length,
+      runtimeMs,
+      priorityClass: request.priorityClass,
+      priority: request.priority,
+      preemptible,
+      gang: request.gang,
+      capacityType: request.capacityType ?? (preemptible ? 'preemptible' : 'on-demand'),
+      dependsOn: request.dependsOn,
+      submittedAt,
+      ...(request.name ? { name: request.name } : {}),
+      ...(request.gangTopologyKey ? { gangTopologyKey: request.gangTopologyKey } : {}),
+      ...(request.deadline ? { deadline: new Date(request.deadline).toISOString() } : {}),
+      ...(request.retryPolicy ? { retryPolicy: request.retryPolicy } : {}),
+      ...(idempotencyKey ? { idempotencyKey } : {}),
+    };
+    if (created) await this.checkFeasible(submitted);
+
+    const meta = (discriminator: string) => ({ id: deriveId(jobId, discriminator), time: submittedAt, tenantId, correlationId: jobId });
+    const events: DomainEvent[] = [this.publisher.build('JobSubmitted', submitted, meta('JobSubmitted'))];
+    for (const subtask of planned) {
+      events.push(
+        this.publisher.build(
+          'SubtaskCreated',
+          { jobId, tenantId, subtaskId: `${jobId}-${subtask.index}`, index: subtask.index, gpus: subtask.gpus, gpuModels: request.gpuModels, runtimeMs: subtask.runtimeMs },
+          { ...meta(`SubtaskCreated:${subtask.index}`), causationId: events[0]!.id },
+        ),
+      );
+    }
+    const acks = await this.publisher.publishAll(events);
+    const lastSequence = Math.max(...acks.map((a) => a.sequence));
+    await this.projections.waitFor('intake-jobs', lastSequence, READ_MODEL_WAIT_MS);
+    const job = await this.get(principal, jobId, { explain: false });
+    return { job, created };
+  }
+
+  /** Asks the scheduler whether any node could ever run this job; no answer means accept. */
+  private async checkFeasible(job: EventData<'JobSubmitted'>): Promise<void> {
+    let reply;
+    try {
+      reply = await this.runtime.bus.nc.request(this.runtime.bus.topology.subjects.service('scheduler', 'feasibility'), JSON.stringify(job), { timeout: FEASIBILITY_TIMEOUT_MS });
+    } catch {
+      return;
+    }
+    const answer = reply.json<{ feasible?: boolean; reason?: string; field?: string }>();
+    if (answer.feasible === false) throw unprocessable(answer.reason ?? 'no node could ever run this job', answer.field ?? 'gpuModels');
+  }
+
+  async get(principal: Principal, jobId: string, options: { explain?: boolean } = {}): Promise<JobView> {
+    const row = await this.runtime.db.selectFrom('jobs').selectAll().where('job_id', '=', jobId).executeTakeFirst();
+    // Another tenant's job answers exactly like a missing one.
+    if (!row || (principal.tenantId !== null && row.tenant_id !== principal.tenantId)) throw notFound(`job ${jobId}`);
+    const subtasks = await this.runtime.db.selectFrom('subtasks').selectAll().where('job_id', '=', jobId).orderBy('index').execute();
+    const view: JobView = {
+      jobId: row.job_id,
+      tenantId: row.tenant_id,
+      projectId: row.project_id,
+      name: row.name,
+      state: row.state,
+      reason: row.outcome_reason,
+      submittedAt: iso(row.submitted_at)!,
+      completedAt: iso(row.completed_at),
+      gpuMsObserved: row.gpu_ms_observed,
+      spec: typeof row.spec === 'string' ? JSON.parse(row.spec) : row.spec,
+      subtasks: subtasks.map((s) => ({
+        subtaskId: s.subtask_id,
+        index: s.index,
+        gpus: s.gpus,
+        runtimeMs: s.runtime_ms,
+        state: s.state,
+        attempt: s.attempt,
+        nodeId: s.node_id,
+        gpuModel: s.gpu_model,
+        placedAt: iso(s.placed_at),
+        startedAt: iso(s.started_at),
+        endedAt: iso(s.ended_at),
+        exitCode: s.exit_code,
+        reason: s.reason,
+      })),
+    };
+    if (options.explain !== false && (view.state === 'pending' || view.state === 'running')) {
+      const scheduling = await this.explain(jobId, row.tenant_id);
+      if (scheduling) view.scheduling = scheduling;
+    }
+    return view;
+  }
+
+  private async explain(jobId: string, tenantId: string): Promise<Record<string, unknown> | undefined> {
+    try {
+      const reply = await this.runtime.bus.nc.request(this.runtime.bus.topology.subjects.service('scheduler', 'explain'), JSON.stringify({ jobId, tenantId }), { timeout: EXPLAIN_TIMEOUT_MS });
+      return reply.json<Record<string, unknown>>();
+    } catch {
+      return undefined;
+    }
+  }
+
+  async list(principal: Principal, query: { state?: string; limit: number; tenantId?: string }): Promise<Array<Omit<JobView, 'subtasks' | 'spec'>>> {
+    const tenantId = principal.tenantId ?? query.tenantId;
+    let q = this.runtime.db.selectFrom('jobs').selectAll().orderBy('submitted_at', 'desc').limit(query.limit);
+    if (tenantId) q = q.where('tenant_id', '=', tenantId);
+    if (query.state) q = q.where('state', '=', query.state);
+    const rows = await q.execute();
+    return rows.map((row) => ({
+      jobId: row.job_id,
+      tenantId: row.tenant_id,
+      projectId: row.project_id,
+      name: row.name,
+      state: row.state,
+      reason: row.outcome_reason,
+      submittedAt: iso(row.submitted_at)!,
+      completedAt: iso(row.completed_at),
+      gpuMsObserved: row.gpu_ms_observed,
+    }));
+  }
+
+  async cancel(principal: Principal, jobId: string, reason: string): Promise<JobView> {
+    const job = await this.get(principal, jobId, { explain: false });
+    if (['succeeded', 'failed', 'cancelled'].includes(job.state)) throw conflict(`job ${jobId} already ended (${job.state})`);
+    const now = this.runtime.clock.now().toISOString();
+    const event = this.publisher.build('JobCancelRequested', { jobId, tenantId: job.tenantId, requestedAt: now, reason }, { id: deriveId(jobId, 'JobCancelRequested'), time: now, tenantId: job.tenantId, correlationId: jobId });
+    const { sequence } = await this.publisher.publish(event);
+    await this.projections.waitFor('intake-jobs', sequence, READ_MODEL_WAIT_MS);
+    return this.get(principal, jobId, { explain: false });
+  }
+}
