@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
+import { Kysely, PGliteDialect, PostgresDialect, type DatabaseConnection, type Dialect, type Driver, type TransactionSettings } from 'kysely';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
 
@@ -56,6 +56,65 @@ export function createDatabase(options: DatabaseOptions): DatabaseHandle {
       [NUMERIC]: (value: string) => value,
     },
   });
-  const db = new Kysely<any>({ dialect: new PGliteDialect({ pglite }) }); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const db = new Kysely<any>({ dialect: serialized(new PGliteDialect({ pglite })) }); // eslint-disable-line @typescript-eslint/no-explicit-any
   return { db, kind: 'pglite', close: () => db.destroy() };
+}
+
+/**
+ * PGlite is one backend with one connection; kysely's PGlite driver hands that connection to
+ * every caller, so two overlapping transactions would interleave (and their commits cross).
+ * This wrapper makes the connection exclusive from acquire to release: queries and
+ * transactions queue, as they would for a pool of size one.
+ */
+class SerializedDriver implements Driver {
+  private locked = false;
+  private readonly waiters: Array<() => void> = [];
+
+  constructor(private readonly inner: Driver) {}
+
+  init(): Promise<void> {
+    return this.inner.init();
+  }
+  async acquireConnection(): Promise<DatabaseConnection> {
+    while (this.locked) await new Promise<void>((resolve) => this.waiters.push(resolve));
+    this.locked = true;
+    try {
+      return await this.inner.acquireConnection();
+    } catch (error) {
+      this.unlock();
+      throw error;
+    }
+  }
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    return this.inner.beginTransaction(connection, settings);
+  }
+  commitTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.inner.commitTransaction(connection);
+  }
+  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.inner.rollbackTransaction(connection);
+  }
+  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    try {
+      await this.inner.releaseConnection(connection);
+    } finally {
+      this.unlock();
+    }
+  }
+  destroy(): Promise<void> {
+    return this.inner.destroy();
+  }
+  private unlock(): void {
+    this.locked = false;
+    this.waiters.shift()?.();
+  }
+}
+
+function serialized(dialect: Dialect): Dialect {
+  return {
+    createAdapter: () => dialect.createAdapter(),
+    createDriver: () => new SerializedDriver(dialect.createDriver()),
+    createIntrospector: (db) => dialect.createIntrospector(db),
+    createQueryCompiler: () => dialect.createQueryCompiler(),
+  };
 }
