@@ -1,0 +1,5 @@
+export * from './logger';
+export * from './fleet.fold';
+export * from './metrics';
+export * from './http';
+export * from './metrics.module';

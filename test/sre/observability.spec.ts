@@ -1,0 +1,165 @@
+/**
+ * Proves the observability lib on real NATS and Postgres: `/metrics` shows a durable
+ * consumer's lag growing while it is stopped and falling to zero when it resumes; HTTP
+ * requests become SERVER spans that continue the caller's `traceparent`, the events a handler
+ * publishes carry that same trace, and their latency lands in the histogram under the route
+ * template; log lines carry trace and span ids; the fleet fold counts queue depth.
+ */
+import 'reflect-metadata';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Controller, Inject, Module, Post, Param } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { MicroserviceOptions } from '@nestjs/microservices';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { Headers, newEventId } from '@fastgpu/contracts';
+import { EventPublisher, JetStreamServer, OnEvent } from '@fastgpu/messaging';
+import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
+import { RUNTIME, publisherFor, type Runtime } from '@fastgpu/runtime';
+import { startTelemetry } from '@fastgpu/telemetry';
+import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
+import { JsonLogger, MetricsModule, evolveFleet, fleetFigures, initialFleetState } from '@fastgpu/observability';
+
+const exporter = new InMemorySpanExporter();
+const telemetry = startTelemetry({ serviceName: 'sre-observability-test', exporter });
+const logLines: string[] = [];
+const logger = new JsonLogger('test', { sink: (line) => logLines.push(line) });
+
+@Controller()
+class ProbeController {
+  constructor(@Inject(RUNTIME) private readonly runtime: Runtime) {}
+  @Post('probe/:tenantId')
+  async probe(@Param('tenantId') tenantId: string): Promise<{ sequence: number }> {
+    const publisher = publisherFor(this.runtime, 'probe');
+    const id = newEventId();
+    logger.info('probe publishing', { tenantId });
+    const published = await publisher.publish(
+      publisher.build('TenantCreated', { tenantId, name: tenantId, billingTimeZone: 'UTC', currency: 'USD', createdAt: '2026-11-01T00:00:00.000Z' }, { id, time: '2026-11-01T00:00:00.000Z', tenantId, correlationId: id }),
+    );
+    return { sequence: published.sequence };
+  }
+}
+@Module({ imports: [MetricsModule], controllers: [ProbeController] })
+class ProbeModule {}
+
+@Controller()
+class SlowConsumer {
+  @OnEvent('TenantCreated')
+  handle(): void {}
+}
+@Module({ controllers: [SlowConsumer] })
+class SlowConsumerModule {}
+
+let env: TestEnvironment;
+let runtime: OwnedRuntime;
+let started: StartedApp;
+
+async function scrape(): Promise<string> {
+  const response = await fetch(`${started.url}/metrics`);
+  expect(response.status).toBe(200);
+  return response.text();
+}
+function gauge(text: string, name: string, labels: Record<string, string>): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return undefined;
+}
+async function startConsumer() {
+  const server = new JetStreamServer({ bus: env.bus, service: 'lagging', durable: 'lagging-consumer' });
+  const app = await NestFactory.createMicroservice<MicroserviceOptions>(SlowConsumerModule, { strategy: server, logger: false });
+  await app.listen();
+  return app;
+}
+function tenantCreated(publisher: EventPublisher, tenantId: string) {
+  const id = newEventId();
+  return publisher.build('TenantCreated', { tenantId, name: tenantId, billingTimeZone: 'UTC', currency: 'USD', createdAt: '2026-11-01T00:00:00.000Z' }, { id, time: '2026-11-01T00:00:00.000Z', tenantId, correlationId: id });
+}
+
+beforeAll(async () => {
+  env = await createTestEnvironment();
+  runtime = await createRuntime(env.config);
+  started = await startServices(runtime, [{ name: 'intake', module: ProbeModule, consumesEvents: false }], { port: 0, logger: false });
+});
+afterAll(async () => {
+  await started?.close();
+  await runtime?.close();
+  await env?.cleanup();
+  await telemetry.shutdown();
+});
+
+describe('/metrics', () => {
+  it('shows a durable consumer lag that grows while it is stopped and falls when it resumes', async () => {
+    const publisher = new EventPublisher(env.bus.js, env.bus.topology, 'test');
+    const stream = env.bus.topology.streams.events;
+    let consumer = await startConsumer();
+    await publisher.publish(tenantCreated(publisher, 'warmup'));
+    await eventually(async () => gauge(await scrape(), 'fastgpu_consumer_pending_messages', { stream, durable: 'lagging-consumer' }) === 0);
+    await consumer.close();
+
+    for (let i = 0; i < 7; i++) await publisher.publish(tenantCreated(publisher, `stopped-${i}`));
+    const whileStopped = gauge(await scrape(), 'fastgpu_consumer_pending_messages', { stream, durable: 'lagging-consumer' });
+    expect(whileStopped).toBe(7);
+    await publisher.publish(tenantCreated(publisher, 'stopped-more'));
+    expect(gauge(await scrape(), 'fastgpu_consumer_pending_messages', { stream, durable: 'lagging-consumer' })).toBe(8);
+
+    consumer = await startConsumer();
+    await eventually(async () => gauge(await scrape(), 'fastgpu_consumer_pending_messages', { stream, durable: 'lagging-consumer' }) === 0, { message: 'lag did not fall after resume' });
+    await eventually(async () => gauge(await scrape(), 'fastgpu_consumer_ack_pending_messages', { stream, durable: 'lagging-consumer' }) === 0);
+    await consumer.close();
+    const text = await scrape();
+    expect(gauge(text, 'fastgpu_events_published_total', { type: 'TenantCreated' })).toBeGreaterThanOrEqual(9);
+    expect(gauge(text, 'fastgpu_stream_last_sequence', { stream })).toBeGreaterThanOrEqual(9);
+  });
+
+  it('counts dead letters per consumer', async () => {
+    await env.bus.js.publish(env.bus.topology.subjects.tenant('garbage'), new TextEncoder().encode('{oops'), { msgID: 'garbage-metrics' });
+    const consumer = await startConsumer();
+    await eventually(async () => gauge(await scrape(), 'fastgpu_dead_letters', { consumer: 'lagging-consumer' }) === 1);
+    await consumer.close();
+  });
+});
+
+describe('HTTP tracing', () => {
+  it('continues the caller trace in a SERVER span, carries it into published events and records latency', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const response = await fetch(`${started.url}/probe/traced`, { method: 'POST', headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` } });
+    expect(response.status).toBe(201);
+    const { sequence } = (await response.json()) as { sequence: number };
+
+    const server = await eventually(() => exporter.getFinishedSpans().find((s) => s.name === 'http.POST /probe/:tenantId'));
+    expect(server.spanContext().traceId).toBe(traceId);
+    expect(server.parentSpanContext?.spanId).toBe('00f067aa0ba902b7');
+    expect(server.kind).toBe(1); // SpanKind.SERVER
+
+    const stored = await env.bus.jsm.streams.getMessage(env.bus.topology.streams.events, { seq: sequence });
+    expect(stored?.header.get(Headers.traceparent)).toContain(traceId);
+    const body = stored!.json<{ traceparent?: string }>();
+    expect(body.traceparent).toContain(traceId);
+
+    const line = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'probe publishing');
+    expect(line?.trace_id).toBe(traceId);
+    expect(line?.span_id).toBe(server.spanContext().spanId);
+
+    const text = await scrape();
+    expect(gauge(text, 'fastgpu_http_request_duration_seconds_count', { route: '/probe/:tenantId', method: 'POST', status_code: '201' })).toBe(1);
+  });
+});
+
+describe('fleet fold', () => {
+  it('counts queued sub-tasks per tenant and preferred model, and allocated GPUs once placed', () => {
+    const state = initialFleetState();
+    const base = { specversion: '1.0', source: 't', subject: 's', time: '2026-11-01T00:00:00.000Z', datacontenttype: 'application/json', tenantid: 'acme', correlationid: 'c', schemaversion: 1 } as const;
+    const created = (subtaskId: string) => ({ ...base, id: subtaskId, type: 'SubtaskCreated' as const, data: { jobId: 'j1', tenantId: 'acme', subtaskId, index: 0, gpus: 2, gpuModels: ['h100', 'a100'], runtimeMs: 1000 } });
+    evolveFleet(state, created('s1'));
+    evolveFleet(state, created('s2'));
+    evolveFleet(state, { ...base, id: 'n1', type: 'NodeRegistered', data: { nodeId: 'n1', gpuModel: 'a100', gpuCount: 8, gpuMemoryGb: 80, labels: {}, agentEpoch: 1, registeredAt: base.time } });
+    expect(fleetFigures(state).queueDepth).toEqual([{ tenantId: 'acme', gpuModel: 'h100', kind: 'subtask', count: 2 }]);
+    evolveFleet(state, { ...base, id: 'p1', type: 'SubtaskPlaced', data: { jobId: 'j1', tenantId: 'acme', projectId: 'p', subtaskId: 's1', attempt: 1, nodeId: 'n1', gpuModel: 'a100', gpus: 2, gpuIndices: [0, 1], leaseEpoch: 1, capacityType: 'on-demand', runtimeMs: 1000, placedAt: base.time } });
+    const figures = fleetFigures(state);
+    expect(figures.queueDepth).toEqual([{ tenantId: 'acme', gpuModel: 'h100', kind: 'subtask', count: 1 }]);
+    expect(figures.gpus).toEqual([{ gpuModel: 'a100', total: 8, allocated: 2 }]);
+    evolveFleet(state, { ...base, id: 'jc', type: 'JobCompleted', data: { jobId: 'j1', tenantId: 'acme', projectId: 'p', outcome: 'succeeded', subtasksSucceeded: 2, subtasksFailed: 0, subtasksCancelled: 0, gpuMsObserved: 4000, completedAt: base.time } });
+    expect(fleetFigures(state)).toEqual({ queueDepth: [], gpus: [{ gpuModel: 'a100', total: 8, allocated: 0 }] });
+  });
+});
