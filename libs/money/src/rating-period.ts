@@ -1,0 +1,130 @@
+/**
+ * Monthly billing periods ("YYYY-MM") in a tenant's billing time zone. Instants stay UTC epoch
+ * milliseconds; the time zone only moves where a period starts and ends (local midnight of the
+ * first day of the month). Written once here, used by billing and its tests.
+ */
+const PERIOD_PATTERN = /^(\d{4})-(\d{2})$/;
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+/** Bound on cached time-zone formatters (one per zone in use). */
+const FORMATTERS_MAX = 1000;
+
+function formatter(timeZone: string): Intl.DateTimeFormat {
+  let f = formatters.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+    });
+    if (formatters.size >= FORMATTERS_MAX) formatters.clear();
+    formatters.set(timeZone, f);
+  }
+  return f;
+}
+
+export function isValidTimeZone(timeZone: string): boolean {
+  try {
+    formatter(timeZone);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface LocalParts {
+  year: number;
+  month: number;
+  day: number;
+  hour: number;
+  minute: number;
+  second: number;
+}
+
+function localParts(instantMs: number, timeZone: string): LocalParts {
+  const parts: Record<string, number> = {};
+  for (const p of formatter(timeZone).formatToParts(new Date(instantMs))) {
+    if (p.type !== 'literal') parts[p.type] = Number(p.value);
+  }
+  return { year: parts.year!, month: parts.month!, day: parts.day!, hour: parts.hour!, minute: parts.minute!, second: parts.second! };
+}
+
+/** Offset of the zone's wall clock from UTC at an instant, in ms (local − UTC), to the second. */
+export function zoneOffsetMs(instantMs: number, timeZone: string): number {
+  const p = localParts(instantMs, timeZone);
+  const wholeSecondMs = instantMs - (((instantMs % 1000) + 1000) % 1000);
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - wholeSecondMs;
+}
+
+/** The UTC instant of local midnight starting day 1 of `month` (1–12) in the zone. */
+export function monthStartMs(year: number, month: number, timeZone: string): number {
+  const wall = Date.UTC(year, month - 1, 1);
+  // Two fixed-point steps settle the offset, also across a DST change near midnight.
+  let instant = wall - zoneOffsetMs(wall, timeZone);
+  instant = wall - zoneOffsetMs(instant, timeZone);
+  return instant;
+}
+
+export function parsePeriod(period: string): { year: number; month: number } {
+  const m = PERIOD_PATTERN.exec(period);
+  const year = Number(m?.[1]);
+  const month = Number(m?.[2]);
+  if (!m || month < 1 || month > 12) throw new Error(`invalid billing period "${period}", expected YYYY-MM`);
+  return { year, month };
+}
+
+export function formatPeriod(year: number, month: number): string {
+  return `${String(year).padStart(4, '0')}-${String(month).padStart(2, '0')}`;
+}
+
+/** Months since year 0: periods compare and subtract as integers. */
+export function periodIndex(period: string): number {
+  const { year, month } = parsePeriod(period);
+  return year * 12 + (month - 1);
+}
+
+export function periodFromIndex(index: number): string {
+  return formatPeriod(Math.floor(index / 12), (index % 12) + 1);
+}
+
+export function addPeriods(period: string, months: number): string {
+  return periodFromIndex(periodIndex(period) + months);
+}
+
+/** The billing period containing an instant, in the zone. */
+export function periodOf(instantMs: number, timeZone: string): string {
+  const p = localParts(instantMs, timeZone);
+  return formatPeriod(p.year, p.month);
+}
+
+/** [startMs, endMs) of a billing period in the zone. */
+export function periodBounds(period: string, timeZone: string): { startMs: number; endMs: number } {
+  const { year, month } = parsePeriod(period);
+  const next = parsePeriod(addPeriods(period, 1));
+  return { startMs: monthStartMs(year, month, timeZone), endMs: monthStartMs(next.year, next.month, timeZone) };
+}
+
+/** Bound on billing periods one allocation may span when split (100 years). */
+export const SPLIT_PERIODS_MAX = 1200;
+
+/** Splits [startMs, endMs) exactly at billing-period boundaries in the zone. */
+export function splitAtPeriods(startMs: number, endMs: number, timeZone: string): Array<{ period: string; startMs: number; endMs: number }> {
+  if (endMs <= startMs) return [];
+  const pieces: Array<{ period: string; startMs: number; endMs: number }> = [];
+  let cursor = startMs;
+  let period = periodOf(startMs, timeZone);
+  for (let i = 0; cursor < endMs; i++) {
+    if (i >= SPLIT_PERIODS_MAX) throw new Error(`interval spans more than ${SPLIT_PERIODS_MAX} billing periods`);
+    const bounds = periodBounds(period, timeZone);
+    const end = Math.min(bounds.endMs, endMs);
+    pieces.push({ period, startMs: cursor, endMs: end });
+    cursor = end;
+    period = addPeriods(period, 1);
+  }
+  return pieces;
+}
