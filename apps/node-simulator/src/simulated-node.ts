@@ -1,0 +1,217 @@
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { deriveId, Heartbeat, NodeCommand, type EventData } from '@fastgpu/contracts';
+import { EventPublisher, type Bus } from '@fastgpu/messaging';
+
+/**
+ * A simulated GPU node that speaks the node agent protocol (docs/node-protocol.md): it
+ * registers, sends heartbeats with per-GPU samples, runs what it is told for the command's
+ * runtime (× speed), and reports start and end with the placement's attempt and lease epoch.
+ */
+export interface SimulatedNodeSpec {
+  nodeId: string;
+  gpuModel: string;
+  gpuCount: number;
+  gpuMemoryGb: number;
+  labels?: Record<string, string>;
+}
+
+export interface SimulatedNodeOptions {
+  /** Multiplies declared run times: 0.01 runs a declared minute in 600 ms. */
+  speed?: number;
+  heartbeatIntervalMs?: number;
+  /** Exit code for a sub-task (0 = success); lets tests make user failures. */
+  exitCodeFor?(command: Extract<NodeCommand, { kind: 'RunSubtask' }>): number;
+  now?(): Date;
+}
+
+interface Running {
+  command: Extract<NodeCommand, { kind: 'RunSubtask' }>;
+  timer: NodeJS.Timeout;
+}
+
+export class SimulatedNode {
+  private readonly publisher: EventPublisher;
+  private readonly running = new Map<string, Running>();
+  private heartbeatTimer?: NodeJS.Timeout;
+  private heartbeatsPaused = false;
+  private messages?: ConsumerMessages;
+  private loop?: Promise<void>;
+  private agentEpoch = 0;
+  private readonly now: () => Date;
+  /** Reports this node would have sent while it was "down" are kept to replay late (tests of fencing). */
+  readonly heldReports: Array<() => Promise<void>> = [];
+  private holdingReports = false;
+
+  constructor(
+    private readonly bus: Bus,
+    readonly spec: SimulatedNodeSpec,
+    private readonly options: SimulatedNodeOptions = {},
+  ) {
+    this.publisher = new EventPublisher(bus.js, bus.topology, `fastgpu/node/${spec.nodeId}`);
+    this.now = options.now ?? (() => new Date());
+  }
+
+  get runningSubtasks(): string[] {
+    return [...this.running.keys()];
+  }
+
+  /** Registers (a new agent epoch), starts heartbeats and the command consumer. */
+  async start(): Promise<void> {
+    this.agentEpoch = Math.max(this.agentEpoch + 1, Math.floor(this.now().getTime() / 1000));
+    const time = this.now().toISOString();
+    const data: EventData<'NodeRegistered'> = { ...this.spec, labels: this.spec.labels ?? {}, agentEpoch: this.agentEpoch, registeredAt: time };
+    await this.publisher.publish(this.publisher.build('NodeRegistered', data, { id: deriveId(deriveId('00000000-0000-7000-8000-000000000000', this.spec.nodeId), `registered:${this.agentEpoch}`), time, tenantId: null, correlationId: this.spec.nodeId }));
+    await this.startCommands();
+    this.heartbeatsPaused = false;
+    this.holdingReports = false;
+    this.scheduleHeartbeat(0);
+  }
+
+  private async startCommands(): Promise<void> {
+    const durable = `node-${this.spec.nodeId}`;
+    const stream = this.bus.topology.streams.commands;
+    const subject = this.bus.topology.subjects.command(this.spec.nodeId);
+    const info = await this.bus.jsm.consumers.add(stream, { durable_name: durable, filter_subject: subject, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, max_deliver: 10, ack_wait: 30_000_000_000 });
+    if (info.config.filter_subject !== subject) throw new Error(`node consumer ${durable} got filter ${info.config.filter_subject}`);
+    const consumer = await this.bus.js.consumers.get(stream, durable);
+    this.messages = await consumer.consume({ max_messages: 64 });
+    const messages = this.messages;
+    this.loop = (async () => {
+      for await (const m of messages) await this.onCommand(m);
+    })();
+  }
+
+  private async onCommand(m: JsMsg): Promise<void> {
+    const parsed = NodeCommand.safeParse((() => {
+      try {
+        return m.json();
+      } catch {
+        return undefined;
+      }
+    })());
+    if (!parsed.success) {
+      m.term('invalid command');
+      return;
+    }
+    const command = parsed.data;
+    if (command.kind === 'RunSubtask') {
+      const key = `${command.subtaskId}#${command.attempt}`;
+      if (!this.running.has(key)) await this.run(command, key);
+    } else {
+      const key = `${command.subtaskId}#${command.attempt}`;
+      const current = this.running.get(key);
+      if (current && current.command.leaseEpoch === command.leaseEpoch) {
+        clearTimeout(current.timer);
+        this.running.delete(key);
+      }
+    }
+    m.ack();
+  }
+
+  private async run(command: Extract<NodeCommand, { kind: 'RunSubtask' }>, key: string): Promise<void> {
+    const report = { jobId: command.jobId, tenantId: command.tenantId, subtaskId: command.subtaskId, attempt: command.attempt, nodeId: this.spec.nodeId, leaseEpoch: command.leaseEpoch };
+    const startedAt = this.now().toISOString();
+    await this.publisher.publish(this.publisher.build('SubtaskStarted', { ...report, startedAt }, { id: deriveId(command.commandId, 'started'), time: startedAt, tenantId: command.tenantId, correlationId: command.jobId }));
+    const durationMs = Math.max(1, Math.round(command.runtimeMs * (this.options.speed ?? 1)));
+    const timer = setTimeout(() => {
+      this.running.delete(key);
+      const finish = async () => {
+        const endedAt = this.now().toISOString();
+        const exitCode = this.options.exitCodeFor?.(command) ?? 0;
+        const meta = { id: deriveId(command.commandId, 'ended'), time: endedAt, tenantId: command.tenantId, correlationId: command.jobId };
+        const event =
+          exitCode === 0
+            ? this.publisher.build('SubtaskCompleted', { ...report, exitCode: 0, endedAt }, meta)
+            : this.publisher.build('SubtaskFailed', { ...report, exitCode, fault: 'user', reason: `exit code ${exitCode}`, endedAt }, meta);
+        await this.publisher.publish(event);
+      };
+      if (this.holdingReports) this.heldReports.push(finish);
+      else finish().catch(() => undefined);
+    }, durationMs);
+    this.running.set(key, { command, timer });
+  }
+
+  private scheduleHeartbeat(delayMs: number): void {
+    this.heartbeatTimer = setTimeout(() => {
+      this.sendHeartbeat()
+        .catch(() => undefined)
+        .finally(() => {
+          if (this.heartbeatTimer) this.scheduleHeartbeat(this.options.heartbeatIntervalMs ?? 5000);
+        });
+    }, delayMs);
+  }
+
+  async sendHeartbeat(): Promise<void> {
+    if (this.heartbeatsPaused) return;
+    const busyGpus = new Set([...this.running.values()].flatMap((r) => r.command.gpuIndices));
+    const beat: Heartbeat = {
+      nodeId: this.spec.nodeId,
+      agentEpoch: this.agentEpoch,
+      sentAt: this.now().toISOString(),
+      gpus: Array.from({ length: this.spec.gpuCount }, (_, index) => ({
+        index,
+        utilizationPercent: busyGpus.has(index) ? 97 : 0,
+        memoryUsedMb: busyGpus.has(index) ? this.spec.gpuMemoryGb * 900 : 0,
+        temperatureC: busyGpus.has(index) ? 71 : 38,
+        eccErrors: 0,
+        xidErrors: 0,
+      })),
+      running: [...this.running.values()].map((r) => ({ subtaskId: r.command.subtaskId, attempt: r.command.attempt, leaseEpoch: r.command.leaseEpoch })),
+    };
+    await this.bus.js.publish(this.bus.topology.subjects.heartbeat(this.spec.nodeId), JSON.stringify(Heartbeat.parse(beat)));
+  }
+
+  /** Stops heartbeats (the node looks dead to reliability) but keeps running its work. */
+  pauseHeartbeats(): void {
+    this.heartbeatsPaused = true;
+  }
+
+  resumeHeartbeats(): void {
+    this.heartbeatsPaused = false;
+  }
+
+  /**
+   * Simulates a partition: heartbeats stop and end-of-run reports are held back, to be sent
+   * late by `releaseHeldReports()` (a node that comes back with stale reports).
+   */
+  partition(): void {
+    this.heartbeatsPaused = true;
+    this.holdingReports = true;
+  }
+
+  async releaseHeldReports(): Promise<void> {
+    this.holdingReports = false;
+    const held = this.heldReports.splice(0);
+    for (const send of held) await send();
+  }
+
+  async stop(): Promise<void> {
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+    for (const r of this.running.values()) clearTimeout(r.timer);
+    this.running.clear();
+    await this.messages?.close().catch(() => undefined);
+    await this.loop?.catch(() => undefined);
+  }
+}
+
+/** Parses a fleet spec like `a100:8x2,h100:8x4` (model:GPUs-per-node x node-count). */
+export function parseFleetSpec(spec: string, prefix = 'sim'): SimulatedNodeSpec[] {
+  const memoryGb: Record<string, number> = { a100: 80, h100: 80, h200: 141, l40s: 48, b200: 192 };
+  const nodes: SimulatedNodeSpec[] = [];
+  for (const part of spec.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const match = /^([a-z0-9_-]+):(\d+)x(\d+)$/i.exec(part);
+    if (!match) throw new Error(`invalid fleet spec "${part}" (want model:GPUSxNODES, e.g. a100:8x2)`);
+    const [, model, gpus, count] = match;
+    for (let i = 0; i < Number(count); i++) {
+      nodes.push({ nodeId: `${prefix}-${model}-${i}`, gpuModel: model!, gpuCount: Number(gpus), gpuMemoryGb: memoryGb[model!] ?? 80, labels: { rack: `rack-${i % 2}`, nvlink: `${model}-nvl-${Math.floor(i / 2)}` } });
+    }
+  }
+  return nodes;
+}
+
+export async function startSimulatedFleet(bus: Bus, spec: string, options: SimulatedNodeOptions = {}): Promise<SimulatedNode[]> {
+  const nodes = parseFleetSpec(spec).map((s) => new SimulatedNode(bus, s, options));
+  for (const node of nodes) await node.start();
+  return nodes;
+}
