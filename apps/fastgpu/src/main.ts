@@ -1,0 +1,55 @@
+import 'reflect-metadata';
+import { loadConfig } from '@fastgpu/config';
+import { createRuntime, ensureNats, startServices } from '@fastgpu/platform';
+import { startTelemetry } from '@fastgpu/telemetry';
+import { startSimulatedFleet } from '../../node-simulator/src/simulated-node';
+import { seedDemo } from './demo';
+import { allServices } from './services';
+
+/**
+ * `npm start`: the whole system on embedded defaults — all five services in one process,
+ * PGlite under FASTGPU_DATA_DIR (unless DATABASE_URL), NATS at NATS_URL or a local
+ * nats-server started with JetStream, simulated GPU nodes, and a demo tenant whose key it prints.
+ */
+const config = loadConfig();
+const telemetry = startTelemetry({ serviceName: 'fastgpu', otlpEndpoint: config.otlpEndpoint });
+try {
+  const nats = await ensureNats(config.natsUrl, config.dataDir);
+  const runtime = await createRuntime(config);
+  const adminKey = config.adminKey ?? runtime.generatedAdminKey!;
+  const started = await startServices(runtime, allServices);
+  const demo = await seedDemo(runtime, started.url, adminKey);
+  const fleet = await startSimulatedFleet(runtime.bus, config.simulatedNodes, { speed: config.simulatorSpeed, heartbeatIntervalMs: config.heartbeatIntervalMs });
+
+  console.log(`
+FastGPU is running at ${started.url}
+  database : ${config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `PGlite in ${config.dataDir}/pglite`}
+  NATS     : ${config.natsUrl}${nats.started ? ` (started nats-server, store in ${config.dataDir}/nats)` : ''}
+  nodes    : ${fleet.map((n) => `${n.spec.nodeId} (${n.spec.gpuCount}× ${n.spec.gpuModel})`).join(', ')}
+  admin key   : ${config.adminKey ? '(FASTGPU_ADMIN_KEY)' : adminKey}
+  demo tenant : demo   key: ${demo.tenantKey}
+  finance key : ${demo.financeKey}
+
+Try:
+  export KEY=${demo.tenantKey}
+  curl -s -X POST ${started.url}/v1/jobs -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
+       -H 'Idempotency-Key: demo-1' -d '{"projectId":"demo","gpuModels":["a100"],"gpusPerSubtask":2,"subtaskCount":2,"runtimeSeconds":20}'
+  curl -s ${started.url}/v1/jobs/<jobId> -H "Authorization: Bearer $KEY"
+  curl -s "${started.url}/v1/usage?window=hour" -H "Authorization: Bearer $KEY"
+  curl -s ${started.url}/v1/invoices -H "Authorization: Bearer $KEY"
+`);
+
+  const shutdown = async () => {
+    for (const node of fleet) await node.stop();
+    await started.close();
+    await runtime.close();
+    nats.stop();
+    await telemetry.shutdown();
+    process.exit(0);
+  };
+  process.once('SIGINT', shutdown);
+  process.once('SIGTERM', shutdown);
+} catch (error) {
+  console.error((error as Error).message);
+  process.exit(1);
+}
