@@ -1,0 +1,446 @@
+import type { CapacityType, DomainEvent, EventType, StoredEvent } from '@fastgpu/contracts';
+import { DAY_MS, gpuMs, HOUR_MS, splitAtHours } from '@fastgpu/money';
+
+/**
+ * The usage fold, pure: allocation intervals from event times only. No clock, no I/O.
+ *
+ * An allocation is a sub-task attempt, a lease or an external allocation. It is placed (who,
+ * what, how many GPUs, which lease epoch), started and ended; when all three are known it
+ * closes once, into integer GPU-ms split exactly at UTC hour boundaries. Reports carrying
+ * another lease epoch than the placement are stale and ignored; reports that arrive before the
+ * placement wait in the row and are checked when it comes, so an out-of-order pair gives the
+ * same result as the ordered pair. Each field records the id of the event that set it, which
+ * is the permanent dedupe for single-allocation events.
+ */
+export const usageEventTypes = [
+  'SubtaskPlaced',
+  'SubtaskStarted',
+  'SubtaskCompleted',
+  'SubtaskFailed',
+  'SubtaskPreempted',
+  'NodeLost',
+  'LeaseGranted',
+  'LeaseReleased',
+  'ExternalAllocationStarted',
+  'ExternalAllocationStopped',
+  'JobCompleted',
+] as const satisfies readonly EventType[];
+export type UsageEventType = (typeof usageEventTypes)[number];
+
+export const AllocationKind = { subtask: 'subtask', lease: 'lease', external: 'external' } as const;
+export type AllocationKind = (typeof AllocationKind)[keyof typeof AllocationKind];
+
+export const EndReason = {
+  completed: 'completed',
+  failed: 'failed',
+  preempted: 'preempted',
+  nodeLost: 'node-lost',
+  released: 'released',
+  stopped: 'stopped',
+} as const;
+export type EndReason = (typeof EndReason)[keyof typeof EndReason];
+
+/** Lateness horizon for producer times of external usage, relative to when the log received them. */
+export interface LatenessHorizon {
+  backMs: number;
+  aheadMs: number;
+}
+export const DEFAULT_LATENESS_HORIZON: LatenessHorizon = { backMs: 35 * DAY_MS, aheadMs: 5 * 60_000 };
+
+export interface Allocation {
+  key: string;
+  kind: AllocationKind;
+  tenantId: string | null;
+  projectId: string | null;
+  jobId: string;
+  subtaskId: string;
+  attempt: number;
+  leaseId: string;
+  allocationId: string;
+  nodeId: string | null;
+  gpuModel: string | null;
+  gpus: number | null;
+  capacityType: CapacityType | null;
+  leaseEpoch: number | null;
+  placedEventId: string | null;
+  placedSequence: number | null;
+  startMs: number | null;
+  startEpoch: number | null;
+  startEventId: string | null;
+  startSequence: number | null;
+  endMs: number | null;
+  endEpoch: number | null;
+  endEventId: string | null;
+  endSequence: number | null;
+  endReason: EndReason | null;
+  interrupted: boolean;
+  staleReports: number;
+  closedEventId: string | null;
+  closedSequence: number | null;
+  gpuMs: number | null;
+}
+
+/** An allocation that closed while folding: what the writer stores and publishes. */
+export interface Closure {
+  allocation: Allocation;
+  closingEvent: DomainEvent;
+  closingSequence: number;
+  hours: HourlyUsage[];
+}
+
+export interface HourlyUsage {
+  tenantId: string;
+  projectId: string;
+  jobId: string;
+  subtaskId: string;
+  attempt: number;
+  leaseId: string;
+  allocationId: string;
+  gpuModel: string;
+  capacityType: CapacityType;
+  hourStartMs: number;
+  gpuMs: number;
+  interruptedGpuMs: number;
+}
+
+export interface JobObservation {
+  jobId: string;
+  tenantId: string;
+  projectId: string;
+  outcome: string;
+  gpuMsObserved: number;
+  completedAtMs: number;
+  eventId: string;
+  sequence: number;
+}
+
+export interface Rejection {
+  eventId: string;
+  sequence: number;
+  type: string;
+  tenantId: string | null;
+  reason: string;
+}
+
+/** What the shell must provide: loaded allocations and facts about the log, never the clock. */
+export interface FoldInput {
+  /** Every allocation the batch touches, loaded by key, plus every not-ended one on a lost node. */
+  allocations: Map<string, Allocation>;
+  /** NodeLost event ids already applied in an earlier batch (permanent dedupe). */
+  appliedNodeLost: ReadonlySet<string>;
+  /** When the log stored each external event (stream time), for the lateness horizon. */
+  streamTimeMs: ReadonlyMap<number, number>;
+  horizon?: LatenessHorizon;
+}
+
+export interface FoldOutput {
+  changed: Set<string>;
+  closures: Closure[];
+  jobObservations: JobObservation[];
+  rejections: Rejection[];
+  nodeLostApplied: Array<{ eventId: string; sequence: number }>;
+  eventTimeMaxMs: number | null;
+}
+
+export const subtaskKey = (subtaskId: string, attempt: number) => `s:${subtaskId}:${attempt}`;
+export const leaseKey = (leaseId: string) => `l:${leaseId}`;
+export const externalKey = (tenantId: string, allocationId: string) => `x:${tenantId}:${allocationId}`;
+
+/** The allocation keys an event touches (NodeLost touches rows found by node instead). */
+export function keysOf(event: DomainEvent): string[] {
+  switch (event.type) {
+    case 'SubtaskPlaced':
+    case 'SubtaskStarted':
+    case 'SubtaskCompleted':
+    case 'SubtaskFailed':
+    case 'SubtaskPreempted':
+      return [subtaskKey(event.data.subtaskId, event.data.attempt)];
+    case 'LeaseGranted':
+    case 'LeaseReleased':
+      return [leaseKey(event.data.leaseId)];
+    case 'ExternalAllocationStarted':
+    case 'ExternalAllocationStopped':
+      return [externalKey(event.data.tenantId, event.data.allocationId)];
+    default:
+      return [];
+  }
+}
+
+export function emptyAllocation(key: string, kind: AllocationKind): Allocation {
+  return {
+    key,
+    kind,
+    tenantId: null,
+    projectId: null,
+    jobId: '',
+    subtaskId: '',
+    attempt: 0,
+    leaseId: '',
+    allocationId: '',
+    nodeId: null,
+    gpuModel: null,
+    gpus: null,
+    capacityType: null,
+    leaseEpoch: null,
+    placedEventId: null,
+    placedSequence: null,
+    startMs: null,
+    startEpoch: null,
+    startEventId: null,
+    startSequence: null,
+    endMs: null,
+    endEpoch: null,
+    endEventId: null,
+    endSequence: null,
+    endReason: null,
+    interrupted: false,
+    staleReports: 0,
+    closedEventId: null,
+    closedSequence: null,
+    gpuMs: null,
+  };
+}
+
+const instantMs = (iso: string) => Date.parse(iso);
+
+/** GPU-ms of an interval split at UTC hours; an end before the start counts as zero length. */
+export function hourlyPieces(allocation: Allocation): { totalGpuMs: number; hours: HourlyUsage[] } {
+  const gpus = allocation.gpus!;
+  const startMs = allocation.startMs!;
+  const endMs = Math.max(allocation.endMs!, startMs);
+  const totalGpuMs = gpuMs(gpus, startMs, endMs);
+  const hours = splitAtHours(startMs, endMs).map((piece) => {
+    const pieceGpuMs = gpuMs(gpus, piece.startMs, piece.endMs);
+    return {
+      tenantId: allocation.tenantId!,
+      projectId: allocation.projectId!,
+      jobId: allocation.jobId,
+      subtaskId: allocation.subtaskId,
+      attempt: allocation.attempt,
+      leaseId: allocation.leaseId,
+      allocationId: allocation.allocationId,
+      gpuModel: allocation.gpuModel!,
+      capacityType: allocation.capacityType!,
+      hourStartMs: piece.startMs - (piece.startMs % HOUR_MS),
+      gpuMs: pieceGpuMs,
+      interruptedGpuMs: allocation.interrupted ? pieceGpuMs : 0,
+    };
+  });
+  return { totalGpuMs, hours };
+}
+
+/** Folds a batch of events (in stream order) into the loaded allocations. */
+export function foldUsage(events: readonly StoredEvent[], input: FoldInput): FoldOutput {
+  const { allocations } = input;
+  const horizon = input.horizon ?? DEFAULT_LATENESS_HORIZON;
+  const out: FoldOutput = { changed: new Set(), closures: [], jobObservations: [], rejections: [], nodeLostApplied: [], eventTimeMaxMs: null };
+  const nodeLostSeen = new Set(input.appliedNodeLost);
+
+  const get = (key: string, kind: AllocationKind): Allocation => {
+    let allocation = allocations.get(key);
+    if (!allocation) {
+      allocation = emptyAllocation(key, kind);
+      allocations.set(key, allocation);
+    }
+    return allocation;
+  };
+
+  const touch = (allocation: Allocation, stored: StoredEvent): void => {
+    out.changed.add(allocation.key);
+    discardStaleReports(allocation);
+    if (allocation.gpuMs !== null || allocation.gpus === null || allocation.startMs === null || allocation.endMs === null) return;
+    const { totalGpuMs, hours } = hourlyPieces(allocation);
+    allocation.gpuMs = totalGpuMs;
+    allocation.closedEventId = stored.event.id;
+    allocation.closedSequence = stored.sequence;
+    out.closures.push({ allocation, closingEvent: stored.event, closingSequence: stored.sequence, hours });
+  };
+
+  const setStart = (allocation: Allocation, stored: StoredEvent, atMs: number, epoch: number | null): void => {
+    if (allocation.startEventId !== null) return; // the start is known: a duplicate or a second report
+    if (epoch !== null && allocation.leaseEpoch !== null && epoch !== allocation.leaseEpoch) {
+      allocation.staleReports++;
+      out.changed.add(allocation.key);
+      return;
+    }
+    allocation.startMs = atMs;
+    allocation.startEpoch = epoch;
+    allocation.startEventId = stored.event.id;
+    allocation.startSequence = stored.sequence;
+    touch(allocation, stored);
+  };
+
+  const setEnd = (allocation: Allocation, stored: StoredEvent, atMs: number, epoch: number | null, reason: EndReason, interrupted: boolean): void => {
+    if (allocation.endEventId !== null) return; // already ended: the first end in log order wins
+    if (epoch !== null && allocation.leaseEpoch !== null && epoch !== allocation.leaseEpoch) {
+      allocation.staleReports++;
+      out.changed.add(allocation.key);
+      return;
+    }
+    allocation.endMs = atMs;
+    allocation.endEpoch = epoch;
+    allocation.endEventId = stored.event.id;
+    allocation.endSequence = stored.sequence;
+    allocation.endReason = reason;
+    allocation.interrupted = interrupted;
+    touch(allocation, stored);
+  };
+
+  const place = (allocation: Allocation, stored: StoredEvent, placement: Partial<Allocation>): boolean => {
+    if (allocation.placedEventId !== null) return false;
+    Object.assign(allocation, placement);
+    allocation.placedEventId = stored.event.id;
+    allocation.placedSequence = stored.sequence;
+    return true;
+  };
+
+  for (const stored of events) {
+    const event = stored.event;
+    const timeMs = instantMs(event.time);
+    if (out.eventTimeMaxMs === null || timeMs > out.eventTimeMaxMs) out.eventTimeMaxMs = timeMs;
+    switch (event.type) {
+      case 'SubtaskPlaced': {
+        const d = event.data;
+        const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
+        if (place(a, stored, { tenantId: d.tenantId, projectId: d.projectId, jobId: d.jobId, subtaskId: d.subtaskId, attempt: d.attempt, nodeId: d.nodeId, gpuModel: d.gpuModel, gpus: d.gpus, capacityType: d.capacityType, leaseEpoch: d.leaseEpoch })) {
+          touch(a, stored);
+        }
+        break;
+      }
+      case 'SubtaskStarted': {
+        const d = event.data;
+        const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
+        identifyReport(a, d);
+        setStart(a, stored, instantMs(d.startedAt), d.leaseEpoch);
+        break;
+      }
+      case 'SubtaskCompleted': {
+        const d = event.data;
+        const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
+        identifyReport(a, d);
+        setEnd(a, stored, instantMs(d.endedAt), d.leaseEpoch, 'completed', false);
+        break;
+      }
+      case 'SubtaskFailed': {
+        const d = event.data;
+        const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
+        identifyReport(a, d);
+        setEnd(a, stored, instantMs(d.endedAt), d.leaseEpoch, 'failed', d.fault === 'platform');
+        break;
+      }
+      case 'SubtaskPreempted': {
+        const d = event.data;
+        const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
+        identifyReport(a, d);
+        setEnd(a, stored, instantMs(d.preemptedAt), d.leaseEpoch, 'preempted', true);
+        break;
+      }
+      case 'NodeLost': {
+        if (nodeLostSeen.has(event.id)) break;
+        nodeLostSeen.add(event.id);
+        out.nodeLostApplied.push({ eventId: event.id, sequence: stored.sequence });
+        const lastHeartbeatMs = instantMs(event.data.lastHeartbeatAt);
+        // Sorted by key so the closing order (and so the published usage order) is deterministic.
+        const onNode = [...allocations.values()].filter((a) => a.nodeId === event.data.nodeId && a.endEventId === null && a.kind !== 'external').sort((x, y) => (x.key < y.key ? -1 : 1));
+        for (const a of onNode) setEnd(a, stored, lastHeartbeatMs, null, 'node-lost', true);
+        break;
+      }
+      case 'LeaseGranted': {
+        const d = event.data;
+        const a = get(leaseKey(d.leaseId), 'lease');
+        if (place(a, stored, { tenantId: d.tenantId, projectId: d.projectId, leaseId: d.leaseId, nodeId: d.nodeId, gpuModel: d.gpuModel, gpus: d.gpus, capacityType: d.capacityType, leaseEpoch: d.leaseEpoch })) {
+          touch(a, stored);
+          setStart(a, stored, instantMs(d.grantedAt), d.leaseEpoch);
+        }
+        break;
+      }
+      case 'LeaseReleased': {
+        const d = event.data;
+        const a = get(leaseKey(d.leaseId), 'lease');
+        if (a.nodeId === null) a.nodeId = d.nodeId;
+        setEnd(a, stored, instantMs(d.releasedAt), d.leaseEpoch, 'released', false);
+        break;
+      }
+      case 'ExternalAllocationStarted':
+      case 'ExternalAllocationStopped': {
+        const d = event.data;
+        const atMs = instantMs(event.type === 'ExternalAllocationStarted' ? event.data.startedAt : event.data.stoppedAt);
+        const reason = externalRejection(stored, atMs, input.streamTimeMs.get(stored.sequence), horizon);
+        if (reason) {
+          out.rejections.push({ eventId: event.id, sequence: stored.sequence, type: event.type, tenantId: d.tenantId, reason });
+          break;
+        }
+        const a = get(externalKey(d.tenantId, d.allocationId), 'external');
+        if (event.type === 'ExternalAllocationStarted') {
+          const s = event.data;
+          if (place(a, stored, { tenantId: s.tenantId, projectId: s.projectId, allocationId: s.allocationId, gpuModel: s.gpuModel, gpus: s.gpus, capacityType: s.capacityType })) {
+            touch(a, stored);
+            setStart(a, stored, atMs, null);
+          }
+        } else {
+          if (a.tenantId === null) {
+            a.tenantId = d.tenantId;
+            a.allocationId = d.allocationId;
+          }
+          setEnd(a, stored, atMs, null, 'stopped', false);
+        }
+        break;
+      }
+      case 'JobCompleted': {
+        const d = event.data;
+        out.jobObservations.push({
+          jobId: d.jobId,
+          tenantId: d.tenantId,
+          projectId: d.projectId,
+          outcome: d.outcome,
+          gpuMsObserved: d.gpuMsObserved,
+          completedAtMs: instantMs(d.completedAt),
+          eventId: event.id,
+          sequence: stored.sequence,
+        });
+        break;
+      }
+      default:
+        // Types outside usageEventTypes never reach the fold (the runner filters them).
+        break;
+    }
+  }
+  return out;
+}
+
+/** A report names its sub-task before the placement may have arrived: keep who it is and where. */
+function identifyReport(a: Allocation, d: { tenantId: string; jobId: string; subtaskId: string; attempt: number; nodeId: string }): void {
+  if (a.placedEventId !== null) return;
+  a.tenantId = d.tenantId;
+  a.jobId = d.jobId;
+  a.subtaskId = d.subtaskId;
+  a.attempt = d.attempt;
+  if (a.nodeId === null) a.nodeId = d.nodeId;
+}
+
+/** Reports that waited for the placement and carry another epoch are stale: drop them. */
+function discardStaleReports(a: Allocation): void {
+  if (a.leaseEpoch === null) return;
+  if (a.startEpoch !== null && a.startEpoch !== a.leaseEpoch) {
+    a.startMs = a.startEpoch = a.startEventId = a.startSequence = null;
+    a.staleReports++;
+  }
+  if (a.endEpoch !== null && a.endEpoch !== a.leaseEpoch) {
+    a.endMs = a.endEpoch = a.endEventId = a.endSequence = a.endReason = null;
+    a.interrupted = false;
+    a.staleReports++;
+  }
+}
+
+/** Why an external event cannot be metered, or undefined when it can. */
+function externalRejection(stored: StoredEvent, atMs: number, receivedMs: number | undefined, horizon: LatenessHorizon): string | undefined {
+  const event = stored.event as DomainEvent<'ExternalAllocationStarted' | 'ExternalAllocationStopped'>;
+  const tenantId = event.data.tenantId;
+  const subjectTenant = stored.subject.split('.').pop();
+  if (!stored.subject.includes('.evt.external.tenant.') || subjectTenant !== tenantId) return `tenantId ${tenantId} does not match the subject ${stored.subject}`;
+  if (event.tenantid !== null && event.tenantid !== tenantId) return `tenantId ${tenantId} does not match the envelope tenant ${event.tenantid}`;
+  if (receivedMs === undefined) return undefined;
+  if (atMs < receivedMs - horizon.backMs) return `producer time ${new Date(atMs).toISOString()} is more than ${horizon.backMs} ms before receipt`;
+  if (atMs > receivedMs + horizon.aheadMs) return `producer time ${new Date(atMs).toISOString()} is more than ${horizon.aheadMs} ms after receipt`;
+  return undefined;
+}
