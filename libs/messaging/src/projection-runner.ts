@@ -1,6 +1,7 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Transaction } from 'kysely';
 import { decodeValue, parseJson, peekType, type EventType, type StoredEvent } from '@fastgpu/contracts';
+import { recordEventSpan } from '@fastgpu/telemetry';
 import { advanceCheckpoint, lockCheckpoint, markStalled, readCheckpoint, type AnyDatabase } from '@fastgpu/db';
 import type { Bus } from './bus';
 import { sendToDeadLetters } from './dead-letters';
@@ -163,6 +164,9 @@ export class ProjectionRunner {
       if (lastSeq > checkpoint) await advanceCheckpoint(trx, this.checkpointName, lastSeq);
     });
     this.eventsApplied += events.length;
+    if (context.live) {
+      for (const { event, sequence } of events) recordEventSpan(`${this.projection.name}.apply`, event.traceparent, { 'fastgpu.event.type': event.type, 'fastgpu.event.id': event.id, 'messaging.message.sequence': sequence });
+    }
     this.state = { projection: this.checkpointName, status: 'running', lastSequence: lastSeq };
     this.options.onProgress?.(lastSeq, this.eventsApplied);
     if (this.waiters.length) {

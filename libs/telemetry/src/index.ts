@@ -81,3 +81,14 @@ export async function inSpan<T>(name: string, fn: (span: Span) => Promise<T>, op
 }
 
 export { SpanKind, context, trace };
+
+/**
+ * Records that `name` handled an event, as a span in the event's trace (its envelope's
+ * `traceparent`). Projections apply events in batches; this keeps each event's trace whole
+ * (HTTP request → intake → … → metering) without one span per batch hiding them.
+ */
+export function recordEventSpan(name: string, traceparent: string | undefined, attributes: Record<string, string | number | boolean> = {}): void {
+  if (!traceparent) return;
+  const parent = propagation.extract(context.active(), { traceparent }, { keys: () => ['traceparent'], get: (c, k) => (c as Record<string, string>)[k] });
+  tracer().startSpan(name, { kind: SpanKind.CONSUMER, attributes }, parent).end();
+}
