@@ -5,7 +5,7 @@
  * sequence, unknown aggregate, unknown command) answers clearly with a non-zero exit code.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newEventId, type EventData, type EventType } from '@fastgpu/contracts';
+import { newEventId, type DomainEvent, type EventData, type EventType } from '@fastgpu/contracts';
 import { EventPublisher } from '@fastgpu/messaging';
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
 import { runEventsCli } from '../../apps/fastgpu/src/cli/events/cli';
@@ -23,7 +23,7 @@ async function cli(args: string[], signal?: AbortSignal, onOut?: (line: string) 
 }
 async function emit<T extends EventType>(label: string, type: T, data: EventData<T>, tenantId: string | null = 'acme') {
   const id = newEventId();
-  sequences[label] = (await publisher.publish(publisher.build(type, data, { id, time: t(Object.keys(sequences).length), tenantId, correlationId: id }))).sequence;
+  sequences[label] = (await publisher.publish(publisher.build(type, data, { id, time: t(Object.keys(sequences).length), tenantId, correlationId: id }) as DomainEvent)).sequence;
 }
 
 beforeAll(async () => {
