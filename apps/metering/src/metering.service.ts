@@ -1,4 +1,5 @@
 import type { ServiceDefinition } from '@fastgpu/platform';
 import { MeteringModule } from './metering.module';
 
-export const meteringService: ServiceDefinition = { name: 'metering', module: MeteringModule, consumesEvents: true };
+// Metering reads the log through its projection runner (ordered consumer + checkpoint), not a durable consumer.
+export const meteringService: ServiceDefinition = { name: 'metering', module: MeteringModule, consumesEvents: false };

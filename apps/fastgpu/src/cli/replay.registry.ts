@@ -1,0 +1,10 @@
+import type { ReplayableProjection } from '@fastgpu/replay';
+import { usageReplayable } from '../../../metering/src/usage/usage.replayable';
+
+/**
+ * Projections `npm run replay -- <name>` can rebuild. Each service appends its own entry:
+ * a name, the tables it writes (through `context.table`) and a factory for a rebuild instance.
+ */
+export const replayableProjections: Record<string, ReplayableProjection> = {
+  usage: usageReplayable,
+};

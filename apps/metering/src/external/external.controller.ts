@@ -1,0 +1,44 @@
+import { Body, Controller, HttpCode, Inject, Post, Query, Res, UseGuards } from '@nestjs/common';
+import { z } from 'zod';
+import { ApiKeyGuard, CurrentPrincipal, Roles, tenantScope, type Principal } from '@fastgpu/auth';
+import { ApiDoc, ApiError } from '@fastgpu/http';
+import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
+import { EXTERNAL_EVENTS_PER_REQUEST_MAX, ExternalIngest, externalCloudEventSchema } from './external.ingest';
+
+/**
+ * `POST /v1/events`: external usage as CloudEvents (structured JSON): one event, or a batch
+ * (a JSON array, `application/cloudevents-batch+json`) of up to 1000. Per-event results;
+ * 409 when any id was already received with another payload (then nothing is applied).
+ */
+@Controller('v1/events')
+@UseGuards(ApiKeyGuard)
+@Roles('tenant')
+export class ExternalEventsController {
+  private readonly ingest: ExternalIngest;
+
+  constructor(@Inject(RUNTIME) private readonly runtime: Runtime) {
+    this.ingest = new ExternalIngest(runtime.db, publisherFor(runtime, 'metering'));
+  }
+
+  @Post()
+  @HttpCode(200)
+  @ApiDoc({
+    summary: 'Report external GPU allocations (ExternalAllocationStarted / Stopped) as CloudEvents; tenant from the API key',
+    body: z.union([externalCloudEventSchema, z.array(externalCloudEventSchema).max(EXTERNAL_EVENTS_PER_REQUEST_MAX)]),
+    errors: { 400: 'body is not an event or an array of events', 409: 'an id was already received with another payload', 413: 'too many events', 422: 'no event could be accepted' },
+    tags: ['usage'],
+  })
+  async post(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Query('tenantId') requestedTenant: string | undefined, @Res({ passthrough: true }) reply: { status(code: number): unknown }) {
+    const tenantId = tenantScope(principal, requestedTenant);
+    if (!tenantId) throw new ApiError(422, 'unprocessable', 'tenantId: a platform key must name the tenant', 'tenantId');
+    const batch = Array.isArray(body);
+    const events: unknown[] = batch ? body : [body];
+    if (body === null || body === undefined || (typeof body !== 'object' && !batch)) throw new ApiError(400, 'invalid_request', 'body: a CloudEvent or an array of CloudEvents', 'body');
+    if (events.length === 0) throw new ApiError(400, 'invalid_request', 'body: empty batch', 'body');
+    if (events.length > EXTERNAL_EVENTS_PER_REQUEST_MAX) throw new ApiError(413, 'payload_too_large', `body: at most ${EXTERNAL_EVENTS_PER_REQUEST_MAX} events per request`, 'body');
+    const outcome = await this.ingest.ingest(events, tenantId, this.runtime.clock.now());
+    if (outcome.conflicts) reply.status(409);
+    else if (outcome.accepted + outcome.duplicates === 0) reply.status(422);
+    return outcome;
+  }
+}

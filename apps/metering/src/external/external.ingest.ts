@@ -1,0 +1,185 @@
+import { createHash } from 'node:crypto';
+import { sql } from 'kysely';
+import { z } from 'zod';
+import { validateEventData, type DomainEvent } from '@fastgpu/contracts';
+import type { AnyDatabase } from '@fastgpu/db';
+import type { EventPublisher } from '@fastgpu/messaging';
+import { DEFAULT_LATENESS_HORIZON, type LatenessHorizon } from '../usage/usage.fold';
+
+/** Events one `POST /v1/events` request may carry. */
+export const EXTERNAL_EVENTS_PER_REQUEST_MAX = 1000;
+
+export const externalEventTypes = ['ExternalAllocationStarted', 'ExternalAllocationStopped'] as const;
+type ExternalType = (typeof externalEventTypes)[number];
+
+/** A structured-mode CloudEvent as producers send it; tenant comes from the API key. */
+const instantWithOffset = z.iso.datetime({ offset: true });
+export const externalCloudEventSchema = z.object({
+  specversion: z.literal('1.0'),
+  id: z.string().min(1).max(128),
+  source: z.string().min(1).max(256),
+  type: z.enum(externalEventTypes),
+  time: instantWithOffset.optional(),
+  subject: z.string().max(256).optional(),
+  datacontenttype: z.literal('application/json').optional(),
+  tenantid: z.string().max(128).optional(),
+  traceparent: z.string().max(128).optional(),
+  data: z.record(z.string(), z.unknown()),
+});
+
+export type IngestStatus = 'accepted' | 'duplicate' | 'rejected' | 'conflict';
+export interface IngestResult {
+  id: string | null;
+  index: number;
+  status: IngestStatus;
+  reason?: string;
+}
+
+export interface IngestOutcome {
+  results: IngestResult[];
+  accepted: number;
+  duplicates: number;
+  rejected: number;
+  conflicts: number;
+}
+
+interface Candidate {
+  index: number;
+  event: DomainEvent<ExternalType>;
+  hash: string;
+}
+
+function describe(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`)
+    .join('; ');
+}
+
+/** JSON with sorted keys, so the same content always hashes the same. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+class ConflictRollback extends Error {}
+
+/**
+ * External usage ingestion: validates each CloudEvent (schema, tenant, lateness horizon against
+ * the receipt clock), records a receipt per id with a hash of its canonical payload, and
+ * publishes accepted events with `Nats-Msg-Id` = id. A retried request is accepted idempotently
+ * (and republished: a crash between receipt and publish loses nothing). An id already received
+ * with another payload is a conflict: the whole request changes nothing.
+ */
+export class ExternalIngest {
+  constructor(
+    private readonly db: AnyDatabase,
+    private readonly publisher: EventPublisher,
+    private readonly horizon: LatenessHorizon = DEFAULT_LATENESS_HORIZON,
+  ) {}
+
+  validate(raw: unknown, index: number, tenantId: string, nowMs: number): Candidate | IngestResult {
+    const idOf = (value: unknown) => (typeof value === 'object' && value !== null && typeof (value as { id?: unknown }).id === 'string' ? (value as { id: string }).id : null);
+    const reject = (reason: string): IngestResult => ({ id: idOf(raw), index, status: 'rejected', reason });
+    const parsed = externalCloudEventSchema.safeParse(raw);
+    if (!parsed.success) return reject(describe(parsed.error));
+    const ce = parsed.data;
+    if (ce.tenantid !== undefined && ce.tenantid !== tenantId) return reject('tenantid: does not match the API key');
+    if (ce.data.tenantId !== undefined && ce.data.tenantId !== tenantId) return reject('data.tenantId: does not match the API key');
+    let data;
+    try {
+      data = validateEventData(ce.type, { ...ce.data, tenantId });
+    } catch (error) {
+      return reject((error as Error).message);
+    }
+    const atMs = Date.parse('startedAt' in data ? data.startedAt : data.stoppedAt);
+    const field = 'startedAt' in data ? 'data.startedAt' : 'data.stoppedAt';
+    if (atMs < nowMs - this.horizon.backMs) return reject(`${field}: older than the lateness horizon (${this.horizon.backMs / 86_400_000} days before receipt)`);
+    if (atMs > nowMs + this.horizon.aheadMs) return reject(`${field}: more than ${this.horizon.aheadMs / 60_000} minutes ahead of receipt`);
+    const time = ce.time ? new Date(Date.parse(ce.time)).toISOString() : new Date(atMs).toISOString();
+    const event = this.publisher.build(ce.type, data as never, {
+      id: ce.id,
+      source: ce.source,
+      time,
+      tenantId,
+      correlationId: ce.id,
+      ...(ce.traceparent ? { traceparent: ce.traceparent } : {}),
+    }) as DomainEvent<ExternalType>;
+    const hash = createHash('sha256').update(canonicalJson({ type: ce.type, source: ce.source, time, subject: ce.subject ?? null, data })).digest('hex');
+    return { index, event, hash };
+  }
+
+  async ingest(raws: readonly unknown[], tenantId: string, now: Date): Promise<IngestOutcome> {
+    if (raws.length > EXTERNAL_EVENTS_PER_REQUEST_MAX) throw new RangeError(`at most ${EXTERNAL_EVENTS_PER_REQUEST_MAX} events per request`);
+    const nowMs = now.getTime();
+    const results: IngestResult[] = new Array(raws.length);
+    const candidates: Candidate[] = [];
+    const firstById = new Map<string, Candidate>();
+    raws.forEach((raw, index) => {
+      const checked = this.validate(raw, index, tenantId, nowMs);
+      if (!('event' in checked)) {
+        results[index] = checked;
+        return;
+      }
+      const first = firstById.get(checked.event.id);
+      if (first) {
+        results[index] = first.hash === checked.hash ? { id: checked.event.id, index, status: 'duplicate' } : { id: checked.event.id, index, status: 'conflict', reason: 'id repeated in this request with another payload' };
+        return;
+      }
+      firstById.set(checked.event.id, checked);
+      candidates.push(checked);
+    });
+
+    const toPublish: Candidate[] = [];
+    if (candidates.length && !results.some((r) => r?.status === 'conflict')) {
+      try {
+        await this.db.transaction().execute(async (trx) => {
+          const ids = candidates.map((c) => c.event.id);
+          const inserted = await sql<{ event_id: string }>`
+            INSERT INTO metering_external_receipts (event_id, tenant_id, payload_sha256, received_at)
+            SELECT id, ${tenantId}, hash, ${now.toISOString()}::timestamptz FROM unnest(${ids}::text[], ${candidates.map((c) => c.hash)}::text[]) AS r(id, hash)
+            ON CONFLICT (event_id) DO NOTHING
+            RETURNING event_id`.execute(trx);
+          const fresh = new Set(inserted.rows.map((r) => r.event_id));
+          const seen = candidates.filter((c) => !fresh.has(c.event.id));
+          const previous = new Map<string, { tenant_id: string; payload_sha256: string }>();
+          if (seen.length) {
+            const { rows } = await sql<{ event_id: string; tenant_id: string; payload_sha256: string }>`
+              SELECT event_id, tenant_id, payload_sha256 FROM metering_external_receipts WHERE event_id = ANY(${seen.map((c) => c.event.id)}::text[])`.execute(trx);
+            for (const row of rows) previous.set(row.event_id, row);
+          }
+          for (const c of candidates) {
+            const before = previous.get(c.event.id);
+            if (fresh.has(c.event.id)) results[c.index] = { id: c.event.id, index: c.index, status: 'accepted' };
+            else if (before && before.tenant_id === tenantId && before.payload_sha256 === c.hash) results[c.index] = { id: c.event.id, index: c.index, status: 'duplicate' };
+            else results[c.index] = { id: c.event.id, index: c.index, status: 'conflict', reason: 'id already received with another payload' };
+          }
+          if (results.some((r) => r?.status === 'conflict')) throw new ConflictRollback();
+        });
+        toPublish.push(...candidates);
+      } catch (error) {
+        if (!(error instanceof ConflictRollback)) throw error;
+      }
+    }
+    const conflicts = results.filter((r) => r?.status === 'conflict').length;
+    if (conflicts) {
+      // Nothing was stored: say so for every event that would otherwise have gone through.
+      for (const c of candidates) {
+        if (results[c.index]?.status !== 'conflict') results[c.index] = { id: c.event.id, index: c.index, status: 'rejected', reason: 'not applied: the request has a conflicting id' };
+      }
+      for (let i = 0; i < results.length; i++) {
+        if (results[i]?.status === 'duplicate') results[i] = { ...results[i]!, status: 'rejected', reason: 'not applied: the request has a conflicting id' };
+      }
+    } else if (toPublish.length) {
+      await this.publisher.publishAll(toPublish.map((c) => c.event));
+    }
+    const count = (status: IngestStatus) => results.filter((r) => r.status === status).length;
+    return { results, accepted: count('accepted'), duplicates: count('duplicate'), rejected: count('rejected'), conflicts };
+  }
+}

@@ -1,0 +1,3 @@
+export * from './rebuild';
+export * from './diff';
+export * from './cli';

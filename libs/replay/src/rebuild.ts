@@ -1,0 +1,307 @@
+import { sql } from 'kysely';
+import type { JsMsg } from '@nats-io/jetstream';
+import { decodeValue, parseJson, peekType, type EventType, type StoredEvent } from '@fastgpu/contracts';
+import { lockCheckpoint, readCheckpoint, type AnyDatabase } from '@fastgpu/db';
+import { lastSequence, ProjectionRunner, StreamFollower, type Bus, type Projection, type ProjectionContext, type ProjectionTransaction } from '@fastgpu/messaging';
+import { diffTables, type TableDiff } from './diff';
+
+/**
+ * Rebuilds any projection from sequence 1 into suffixed copies of its tables while the live one
+ * keeps serving, then compares the two row by row and swaps them on request.
+ *
+ * - Tables: `CREATE TABLE <t>_rebuild (LIKE <t> INCLUDING ALL)` for every table the projection
+ *   declares; the projection writes through `context.table(name)`.
+ * - Checkpoint: `<name>@rebuild`, moved in the same transaction as the rebuilt rows, so a
+ *   `kill -9` resumes where the last committed batch ended.
+ * - Alignment: the live checkpoint row is locked (`FOR UPDATE`, which holds back the live
+ *   runner's next commit, not its reads) and the rebuild applies the few events it still lacks
+ *   up to exactly the live sequence, in that transaction; the diff and the swap run there too.
+ * - Swap: in that one transaction, `<t>` → `<t>_previous`, `<t>_rebuild` → `<t>`, and the live
+ *   checkpoint takes the rebuild's sequence; the live runner's next batch writes to the new tables.
+ */
+export interface ReplayableProjection {
+  /** The live projection name: its checkpoint key. */
+  name: string;
+  /** Every table the projection writes, by the logical name it passes to `context.table`. */
+  tables: readonly string[];
+  /** Columns left out of the comparison (e.g. wall-clock columns), per table. */
+  ignoreColumns?: Readonly<Record<string, readonly string[]>>;
+  /** A projection instance for rebuilding (it runs with `live: false`). */
+  create(deps: { bus: Bus; db: AnyDatabase }): Projection;
+}
+
+export const REBUILD_SUFFIX = '_rebuild';
+export const PREVIOUS_SUFFIX = '_previous';
+export const rebuildCheckpointName = (name: string) => `${name}@rebuild`;
+
+/** Events the alignment step may apply under the live lock; a larger gap is caught up first. */
+export const ALIGN_GAP_EVENTS_MAX = 20_000;
+/** Attempts at aligning before giving up (each waits for the slower side). */
+export const ALIGN_ATTEMPTS_MAX = 20;
+/** Longest wait for one alignment read of the stream. */
+const ALIGN_READ_TIMEOUT_MS = 60_000;
+
+export interface RebuildProgress {
+  projection: string;
+  sequence: number;
+  targetSequence: number;
+  eventsApplied: number;
+  /** Stream sequences processed per second over the last interval. */
+  eventsPerSecond: number;
+  etaSeconds: number | null;
+  elapsedMs: number;
+  status: string;
+  error?: string;
+}
+
+export interface RebuildOptions {
+  batchMax?: number;
+  onProgress?(progress: RebuildProgress): void;
+  /** How often progress is reported. */
+  progressIntervalMs?: number;
+  /** Fail the catch-up when the rebuild stays stalled this long (default: keep retrying). */
+  stalledTimeoutMs?: number;
+}
+
+export interface AlignedResult {
+  sequence: number;
+  diffs: TableDiff[];
+  equal: boolean;
+  swapped: boolean;
+}
+
+function quoteIdent(name: string): string {
+  if (!/^[a-z_][a-z0-9_]*$/i.test(name)) throw new Error(`invalid table name ${name}`);
+  return `"${name}"`;
+}
+
+export class Rebuild {
+  readonly checkpointName: string;
+  private readonly projection: Projection;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly db: AnyDatabase,
+    private readonly replayable: ReplayableProjection,
+    private readonly options: RebuildOptions = {},
+  ) {
+    this.checkpointName = rebuildCheckpointName(replayable.name);
+    this.projection = replayable.create({ bus, db });
+    if (this.projection.name !== replayable.name) throw new Error(`projection ${this.projection.name} registered as ${replayable.name}`);
+  }
+
+  private rebuildTable(table: string): string {
+    return `${table}${REBUILD_SUFFIX}`;
+  }
+
+  private context(): ProjectionContext {
+    return { live: false, table: (name) => `${name}${REBUILD_SUFFIX}` };
+  }
+
+  /**
+   * Creates fresh rebuild tables and checkpoint, or resumes the ones a previous run left (after a
+   * kill -9 too). Returns the sequence the rebuild continues after.
+   */
+  async prepare(options: { restart?: boolean } = {}): Promise<{ resumedFrom: number; fresh: boolean }> {
+    const existing = await readCheckpoint(this.db, this.checkpointName);
+    if (existing && !options.restart) {
+      for (const table of this.replayable.tables) {
+        if (!(await this.tableExists(this.rebuildTable(table)))) throw new Error(`rebuild table ${this.rebuildTable(table)} is missing: run again with --restart`);
+      }
+      return { resumedFrom: Number(existing.last_sequence), fresh: false };
+    }
+    await this.db.transaction().execute(async (trx) => {
+      for (const table of this.replayable.tables) {
+        await sql.raw(`DROP TABLE IF EXISTS ${quoteIdent(this.rebuildTable(table))}`).execute(trx);
+        await sql.raw(`CREATE TABLE ${quoteIdent(this.rebuildTable(table))} (LIKE ${quoteIdent(table)} INCLUDING ALL)`).execute(trx);
+      }
+      await trx.deleteFrom('projection_checkpoints').where('projection', '=', this.checkpointName).execute();
+      await trx.insertInto('projection_checkpoints').values({ projection: this.checkpointName, last_sequence: 0, status: 'rebuilding' }).execute();
+    });
+    return { resumedFrom: 0, fresh: true };
+  }
+
+  private async tableExists(table: string): Promise<boolean> {
+    const { rows } = await sql<{ found: string | null }>`SELECT to_regclass(${table}) AS found`.execute(this.db);
+    return rows[0]?.found !== null && rows[0]?.found !== undefined;
+  }
+
+  /**
+   * Replays the stream into the rebuild tables until they reach the stream's last sequence as it
+   * was when called (or `targetSequence`), reporting events/s and an ETA.
+   */
+  async catchUp(targetSequence?: number): Promise<number> {
+    const target = targetSequence ?? (await lastSequence(this.bus, this.bus.topology.streams.events));
+    const startedAt = Date.now();
+    let sequence = Number((await readCheckpoint(this.db, this.checkpointName))?.last_sequence ?? 0);
+    let eventsApplied = 0;
+    let lastReport = { at: startedAt, sequence };
+    let rate = 0;
+    const report = (status: string, error?: string) => {
+      const now = Date.now();
+      if (now > lastReport.at) {
+        const instant = ((sequence - lastReport.sequence) * 1000) / (now - lastReport.at);
+        rate = rate === 0 ? instant : 0.5 * rate + 0.5 * instant;
+      }
+      lastReport = { at: now, sequence };
+      const remaining = Math.max(0, target - sequence);
+      this.options.onProgress?.({
+        projection: this.replayable.name,
+        sequence,
+        targetSequence: target,
+        eventsApplied,
+        eventsPerSecond: Math.round(rate),
+        etaSeconds: remaining === 0 ? 0 : rate > 0 ? Math.ceil(remaining / rate) : null,
+        elapsedMs: now - startedAt,
+        status,
+        ...(error ? { error } : {}),
+      });
+    };
+    if (sequence >= target) {
+      report('caught-up');
+      return sequence;
+    }
+    const runner = new ProjectionRunner(this.bus, this.db, this.projection, {
+      live: false,
+      tableSuffix: REBUILD_SUFFIX,
+      checkpointName: this.checkpointName,
+      batchMax: this.options.batchMax,
+      onProgress: (last, applied) => {
+        sequence = last;
+        eventsApplied = applied;
+      },
+    });
+    await runner.start();
+    const intervalMs = this.options.progressIntervalMs ?? 1000;
+    let stalledSince: number | undefined;
+    try {
+      while (runner.lastSequence < target) {
+        await runner.waitFor(target, intervalMs);
+        const health = runner.health;
+        if (health.status === 'stalled') {
+          stalledSince ??= Date.now();
+          report('stalled', `at sequence ${health.stalledAtSequence}: ${health.error}`);
+          if (this.options.stalledTimeoutMs !== undefined && Date.now() - stalledSince > this.options.stalledTimeoutMs) {
+            throw new Error(`rebuild of ${this.replayable.name} stalled at sequence ${health.stalledAtSequence}: ${health.error}`);
+          }
+        } else {
+          stalledSince = undefined;
+          report('rebuilding');
+        }
+      }
+    } finally {
+      await runner.stop();
+    }
+    sequence = runner.lastSequence;
+    report('caught-up');
+    return sequence;
+  }
+
+  /**
+   * Brings the rebuild to exactly the live sequence under the live checkpoint lock, compares
+   * every table row by row and, when asked, swaps them, all in one transaction.
+   */
+  async alignAndCompare(options: { swap?: boolean; waitIntervalMs?: number } = {}): Promise<AlignedResult> {
+    for (let attempt = 1; attempt <= ALIGN_ATTEMPTS_MAX; attempt++) {
+      const live = Number((await readCheckpoint(this.db, this.replayable.name))?.last_sequence ?? 0);
+      const rebuilt = Number((await readCheckpoint(this.db, this.checkpointName))?.last_sequence ?? 0);
+      if (live - rebuilt > ALIGN_GAP_EVENTS_MAX) {
+        await this.catchUp(live);
+        continue;
+      }
+      const result = await this.db.transaction().execute(async (trx) => {
+        const liveLocked = await lockCheckpoint(trx, this.replayable.name);
+        const rebuiltLocked = await lockCheckpoint(trx, this.checkpointName);
+        // The live projection is behind the rebuild: let it catch up and try again.
+        if (rebuiltLocked > liveLocked) return undefined;
+        if (rebuiltLocked < liveLocked) await this.applyRange(trx, rebuiltLocked + 1, liveLocked);
+        await trx.updateTable('projection_checkpoints').set({ last_sequence: liveLocked, status: 'rebuilding', updated_at: sql`now()` }).where('projection', '=', this.checkpointName).execute();
+        const diffs = await diffTables(trx, this.replayable.tables.map((table) => ({ live: table, rebuilt: this.rebuildTable(table), ignoreColumns: this.replayable.ignoreColumns?.[table] ?? [] })));
+        const equal = diffs.every((d) => d.onlyLive === 0 && d.onlyRebuilt === 0);
+        if (options.swap) await this.swapInTransaction(trx, liveLocked);
+        return { sequence: liveLocked, diffs, equal, swapped: options.swap === true };
+      });
+      if (result) return result;
+      await new Promise((r) => setTimeout(r, options.waitIntervalMs ?? 500));
+    }
+    throw new Error(`could not align ${this.replayable.name} with its rebuild after ${ALIGN_ATTEMPTS_MAX} attempts (is the live projection running and healthy?)`);
+  }
+
+  private async swapInTransaction(trx: ProjectionTransaction, sequence: number): Promise<void> {
+    for (const table of this.replayable.tables) {
+      const previous = `${table}${PREVIOUS_SUFFIX}`;
+      await sql.raw(`DROP TABLE IF EXISTS ${quoteIdent(previous)}`).execute(trx);
+      await sql.raw(`ALTER TABLE ${quoteIdent(table)} RENAME TO ${quoteIdent(previous)}`).execute(trx);
+      await sql.raw(`ALTER TABLE ${quoteIdent(this.rebuildTable(table))} RENAME TO ${quoteIdent(table)}`).execute(trx);
+    }
+    await trx
+      .updateTable('projection_checkpoints')
+      .set({ last_sequence: sequence, status: 'running', error: null, stalled_sequence: null, updated_at: sql`now()` })
+      .where('projection', '=', this.replayable.name)
+      .execute();
+    await trx.deleteFrom('projection_checkpoints').where('projection', '=', this.checkpointName).execute();
+  }
+
+  /** Reads (fromSequence..toSequence] of the stream and applies it to the rebuild tables in `trx`. */
+  private async applyRange(trx: ProjectionTransaction, fromSequence: number, toSequence: number): Promise<void> {
+    const wanted = this.projection.types;
+    const batchMax = this.options.batchMax ?? 1000;
+    let pending: StoredEvent[] = [];
+    const flush = async () => {
+      if (pending.length) await this.projection.apply(trx, pending, this.context());
+      pending = [];
+    };
+    let reached!: () => void;
+    let failed!: (error: unknown) => void;
+    const done = new Promise<void>((resolve, reject) => {
+      reached = resolve;
+      failed = reject;
+    });
+    let finished = false;
+    const follower = new StreamFollower(this.bus, {
+      stream: this.bus.topology.streams.events,
+      fromSequence,
+      batchMax,
+      onBatch: async (messages: JsMsg[]) => {
+        if (finished) return;
+        try {
+          for (const m of messages) {
+            if (m.seq > toSequence) break;
+            const parsed = parseJson(m.data);
+            if (!parsed.ok) continue; // undecodable: the runners dead-letter it
+            const type = peekType(parsed.value);
+            if (type === undefined || !wanted.has(type as EventType)) continue;
+            const decoded = decodeValue(parsed.value);
+            if (decoded.ok) pending.push({ sequence: m.seq, subject: m.subject, event: decoded.event });
+            if (pending.length >= batchMax) await flush();
+          }
+          const last = messages[messages.length - 1]!.seq;
+          if (last >= toSequence) {
+            await flush();
+            finished = true;
+            reached();
+          }
+        } catch (error) {
+          finished = true;
+          failed(error);
+        }
+      },
+    });
+    await follower.start();
+    const timeout = setTimeout(() => failed(new Error(`alignment read of ${this.replayable.name} did not reach sequence ${toSequence} in time`)), ALIGN_READ_TIMEOUT_MS);
+    try {
+      await done;
+    } finally {
+      clearTimeout(timeout);
+      await follower.stop();
+    }
+  }
+
+  /** Drops the rebuild tables and checkpoint (abandon a rebuild). */
+  async discard(): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      for (const table of this.replayable.tables) await sql.raw(`DROP TABLE IF EXISTS ${quoteIdent(this.rebuildTable(table))}`).execute(trx);
+      await trx.deleteFrom('projection_checkpoints').where('projection', '=', this.checkpointName).execute();
+    });
+  }
+}
