@@ -1,0 +1,3 @@
+export * from './document';
+export * from './routes';
+export * from './openapi.module';

@@ -1,0 +1,67 @@
+import { RequestMethod } from '@nestjs/common';
+import { GUARDS_METADATA, HTTP_CODE_METADATA, METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
+import type { DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { API_DOC, type ApiDocMetadata } from '@fastgpu/http';
+import type { RouteDescriptor } from './document';
+
+/** Routes each controller may declare at most: bounds the scan. */
+const METHODS_PER_CONTROLLER_MAX = 500;
+const ROLES_METADATA = 'fastgpu:roles';
+
+const METHOD_NAMES: Partial<Record<RequestMethod, RouteDescriptor['method']>> = {
+  [RequestMethod.GET]: 'get',
+  [RequestMethod.POST]: 'post',
+  [RequestMethod.PUT]: 'put',
+  [RequestMethod.DELETE]: 'delete',
+  [RequestMethod.PATCH]: 'patch',
+  [RequestMethod.OPTIONS]: 'options',
+  [RequestMethod.HEAD]: 'head',
+};
+
+function joinPath(...parts: string[]): string {
+  return `/${parts.map((p) => p.replace(/^\/+|\/+$/g, '')).filter(Boolean).join('/')}`;
+}
+function asList(value: unknown): string[] {
+  if (value === undefined) return ['/'];
+  return Array.isArray(value) ? (value as string[]) : [String(value)];
+}
+
+/** Reads every HTTP route of the app from Nest's own metadata: the document cannot drift from the code. */
+export function discoverRoutes(discovery: DiscoveryService, scanner: MetadataScanner): RouteDescriptor[] {
+  const routes: RouteDescriptor[] = [];
+  for (const wrapper of discovery.getControllers()) {
+    const metatype = wrapper.metatype as (abstract new (...args: never[]) => unknown) | undefined;
+    const instance = wrapper.instance as object | undefined;
+    if (!metatype || !instance) continue;
+    const prototype = Object.getPrototypeOf(instance) as Record<string, unknown>;
+    const classGuards = (Reflect.getMetadata(GUARDS_METADATA, metatype) as unknown[] | undefined) ?? [];
+    const classRoles = Reflect.getMetadata(ROLES_METADATA, metatype) as string[] | undefined;
+    const names = scanner.getAllMethodNames(prototype).slice(0, METHODS_PER_CONTROLLER_MAX);
+    for (const name of names) {
+      const handler = prototype[name] as object;
+      const requestMethod = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod | undefined;
+      if (requestMethod === undefined) continue;
+      const method = METHOD_NAMES[requestMethod];
+      if (!method) continue;
+      const guards = [...classGuards, ...((Reflect.getMetadata(GUARDS_METADATA, handler) as unknown[] | undefined) ?? [])];
+      const doc = Reflect.getMetadata(API_DOC, handler) as ApiDocMetadata | undefined;
+      const httpCode = Reflect.getMetadata(HTTP_CODE_METADATA, handler) as number | undefined;
+      const roles = (Reflect.getMetadata(ROLES_METADATA, handler) as string[] | undefined) ?? classRoles;
+      for (const base of asList(Reflect.getMetadata(PATH_METADATA, metatype))) {
+        for (const sub of asList(Reflect.getMetadata(PATH_METADATA, handler))) {
+          routes.push({
+            method,
+            path: joinPath(base, sub),
+            controller: metatype.name,
+            handler: name,
+            doc,
+            successStatus: httpCode ?? (method === 'post' ? 201 : 200),
+            authenticated: guards.some((g) => (typeof g === 'function' ? g.name : (g as object)?.constructor?.name) === 'ApiKeyGuard'),
+            ...(roles ? { roles } : {}),
+          });
+        }
+      }
+    }
+  }
+  return routes;
+}
