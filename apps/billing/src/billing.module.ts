@@ -1,5 +1,20 @@
-import { Module } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
+import { BILLING_OPTIONS, billingOptions, type BillingOptions } from './billing.config';
+import { BillingLedger } from './ledger/billing.ledger';
+import { BillingAdminController, InvoicesController } from './invoices/invoices.controller';
+import { InvoicesService } from './invoices/invoices.service';
+import { PriceBooksController } from './price-books/price-books.controller';
+import { PriceBooksService } from './price-books/price-books.service';
 
-/** The billing service: its controllers, handlers and projections. */
-@Module({ controllers: [], providers: [] })
-export class BillingModule {}
+/** The billing service: the ledger projection, invoices, price books and finance actions. */
+@Module({})
+export class BillingModule {
+  static forRoot(options: Partial<BillingOptions> = {}): DynamicModule {
+    return {
+      module: BillingModule,
+      controllers: [InvoicesController, BillingAdminController, PriceBooksController],
+      providers: [{ provide: BILLING_OPTIONS, useValue: billingOptions(options) }, BillingLedger, InvoicesService, PriceBooksService],
+      exports: [BillingLedger, InvoicesService],
+    };
+  }
+}

@@ -1,4 +1,10 @@
 import type { ServiceDefinition } from '@fastgpu/platform';
+import type { BillingOptions } from './billing.config';
 import { BillingModule } from './billing.module';
 
-export const billingService: ServiceDefinition = { name: 'billing', module: BillingModule, consumesEvents: true };
+/** Billing as the platform starts it; options default from the environment (FASTGPU_BILLING_*). */
+export function createBillingService(options: Partial<BillingOptions> = {}): ServiceDefinition {
+  return { name: 'billing', module: BillingModule.forRoot(options), consumesEvents: false };
+}
+
+export const billingService: ServiceDefinition = createBillingService();

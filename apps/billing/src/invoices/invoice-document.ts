@@ -1,0 +1,262 @@
+import { createHash } from 'node:crypto';
+import {
+  computeTotals,
+  formatMoney,
+  gpuHours,
+  money,
+  Money,
+  periodBounds,
+  PriceTimeline,
+  rateUsage,
+  slaCreditAmount,
+  sumMoney,
+  type PrepaidGrant,
+  type PriceVersion,
+  type RatedLine,
+  type TaxRate,
+  type UsagePiece,
+} from '@fastgpu/money';
+
+/**
+ * The invoice document: one pure function from the billing inputs (usage pieces on the
+ * invoice, price versions, credits, tax rates, grants) to the document that JSON, CSV and PDF
+ * are all rendered from. Same inputs, same bytes: a rebuild from the log reproduces every
+ * finalized invoice exactly, and its SHA-256 is checked against the `InvoiceFinalized` event.
+ */
+export const DOCUMENT_SCHEMA = 'fastgpu.invoice/1';
+
+export type LineKind = RatedLine['kind'] | 'sla-credit';
+
+export interface InvoiceLine {
+  line: number;
+  kind: LineKind;
+  description: string;
+  servicePeriod: string;
+  gpuModel: string | null;
+  capacityType: string | null;
+  priceBookId: string | null;
+  priceBookVersion: number | null;
+  tier: number | null;
+  quantityGpuMs: number | null;
+  quantityGpuHours: string | null;
+  unitPrice: string | null;
+  amount: string;
+  taxable: boolean;
+  reference: string | null;
+}
+
+export interface InvoiceDocument {
+  schema: typeof DOCUMENT_SCHEMA;
+  invoiceId: string;
+  issuer: string;
+  number: string | null;
+  status: 'draft' | 'finalized';
+  revision: number;
+  tenant: { tenantId: string; name: string; billingTimeZone: string };
+  currency: string;
+  period: string;
+  periodStart: string;
+  periodEnd: string;
+  cutoffSequence: number;
+  finalizedAt: string | null;
+  priceBooks: Array<{ priceBookId: string; version: number }>;
+  lines: InvoiceLine[];
+  subtotal: string;
+  taxes: Array<{ name: string; rate: string; taxableAmount: string; amount: string }>;
+  total: string;
+  prepaidCredits: Array<{ grantId: string; amount: string }>;
+  amountDue: string;
+  validationErrors: Array<{ usageId: string; message: string }>;
+}
+
+export interface TenantInfo {
+  tenantId: string;
+  name: string;
+  currency: string;
+  billingTimeZone: string;
+}
+
+export interface SlaCreditInput {
+  creditId: string;
+  period: string;
+  metric: string;
+  measured: string;
+  target: string;
+  percent: number;
+  /** Net charges for `period` already billed on finalized invoices (decimal string). */
+  finalizedBase: string;
+}
+
+export interface InvoiceInputs {
+  invoiceId: string;
+  issuer: string;
+  tenant: TenantInfo;
+  period: string;
+  revision: number;
+  cutoffSequence: number;
+  finalization: { number: string; finalizedAt: string } | null;
+  pieces: readonly UsagePiece[];
+  priceVersions: readonly PriceVersion[];
+  /** Rate every piece under this one version instead of the timeline (what-if). */
+  fixedVersion?: PriceVersion;
+  priorQuantityGpuMs: ReadonlyMap<string, number>;
+  slaCredits: readonly SlaCreditInput[];
+  taxRates: readonly TaxRate[];
+  grants: readonly PrepaidGrant[];
+  /** Instant at which taxes and grants are taken (the finalization time for a finalized invoice). */
+  atMs: number;
+}
+
+export interface BuiltInvoice {
+  document: InvoiceDocument;
+  /** Usage ids rated by each line, by line index (0-based). */
+  evidence: string[][];
+  /** The highest price-book version used (for `InvoiceFinalized.priceBookVersion`). */
+  priceBookVersion: number;
+}
+
+const CAPACITY_LABEL: Record<string, string> = { 'on-demand': 'on-demand', preemptible: 'preemptible', reserved: 'reserved' };
+
+function describe(line: RatedLine): string {
+  const what = `${line.gpuModel.toUpperCase()} ${CAPACITY_LABEL[line.capacityType] ?? line.capacityType} GPU time`;
+  const price = `${line.priceBookId} v${line.priceBookVersion}${line.tier === null ? '' : `, tier ${line.tier}`}`;
+  switch (line.kind) {
+    case 'usage':
+      return `${what} (${price})`;
+    case 'adjustment':
+      return `Late usage for ${line.servicePeriod}: ${what} (${price})`;
+    case 'interruption-credit':
+      return `Interruption credit: ${what} (${price})`;
+    default: {
+      const unreachable: never = line.kind;
+      throw new Error(`unknown line kind ${String(unreachable)}`);
+    }
+  }
+}
+
+export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
+  const { tenant } = inputs;
+  const currency = tenant.currency;
+  const versions = inputs.priceVersions.filter((v) => v.currency === currency);
+  const timeline = inputs.fixedVersion ? PriceTimeline.fixed(inputs.fixedVersion) : new PriceTimeline(versions);
+  const rated = rateUsage(inputs.pieces, timeline, currency, { priorQuantityGpuMs: inputs.priorQuantityGpuMs });
+
+  const lines: InvoiceLine[] = [];
+  const evidence: string[][] = [];
+  for (const r of rated.lines) {
+    lines.push({
+      line: lines.length + 1,
+      kind: r.kind,
+      description: describe(r),
+      servicePeriod: r.servicePeriod,
+      gpuModel: r.gpuModel,
+      capacityType: r.capacityType,
+      priceBookId: r.priceBookId,
+      priceBookVersion: r.priceBookVersion,
+      tier: r.tier,
+      quantityGpuMs: r.quantityGpuMs,
+      quantityGpuHours: gpuHours(r.quantityGpuMs).toDecimalPlaces(6, Money.ROUND_HALF_UP).toString(),
+      unitPrice: r.unitPricePerGpuHour,
+      amount: formatMoney(r.amount, currency),
+      taxable: true,
+      reference: null,
+    });
+    evidence.push(r.usageIds);
+  }
+
+  // SLA credits: a percentage of the period's net charges, as their own lines, never more than is left.
+  let running = sumMoney(rated.lines.map((l) => l.amount));
+  for (const credit of [...inputs.slaCredits].sort((a, b) => a.period.localeCompare(b.period) || a.creditId.localeCompare(b.creditId))) {
+    const base = money(credit.finalizedBase).plus(sumMoney(rated.lines.filter((l) => l.servicePeriod === credit.period).map((l) => l.amount)));
+    const amount = slaCreditAmount(base, credit.percent, currency, running);
+    running = running.plus(amount);
+    lines.push({
+      line: lines.length + 1,
+      kind: 'sla-credit',
+      description: `SLA credit for ${credit.period}: ${credit.metric} ${credit.measured} below ${credit.target} (${credit.percent}%)`,
+      servicePeriod: credit.period,
+      gpuModel: null,
+      capacityType: null,
+      priceBookId: null,
+      priceBookVersion: null,
+      tier: null,
+      quantityGpuMs: null,
+      quantityGpuHours: null,
+      unitPrice: null,
+      amount: formatMoney(amount, currency),
+      taxable: true,
+      reference: credit.creditId,
+    });
+    evidence.push([]);
+  }
+
+  const totals = computeTotals(
+    lines.map((l) => ({ amount: money(l.amount), taxable: l.taxable })),
+    inputs.taxRates,
+    inputs.grants,
+    inputs.atMs,
+    currency,
+  );
+  const usedVersions = new Map<string, { priceBookId: string; version: number }>();
+  for (const r of rated.lines) usedVersions.set(`${r.priceBookId}\u0000${r.priceBookVersion}`, { priceBookId: r.priceBookId, version: r.priceBookVersion });
+  const priceBooks = [...usedVersions.values()].sort((a, b) => a.priceBookId.localeCompare(b.priceBookId) || a.version - b.version);
+  const bounds = periodBounds(inputs.period, tenant.billingTimeZone);
+  const fallbackVersion = timeline.versionAt(bounds.endMs - 1)?.version ?? 1;
+
+  const document: InvoiceDocument = {
+    schema: DOCUMENT_SCHEMA,
+    invoiceId: inputs.invoiceId,
+    issuer: inputs.issuer,
+    number: inputs.finalization?.number ?? null,
+    status: inputs.finalization ? 'finalized' : 'draft',
+    revision: inputs.revision,
+    tenant: { tenantId: tenant.tenantId, name: tenant.name, billingTimeZone: tenant.billingTimeZone },
+    currency,
+    period: inputs.period,
+    periodStart: new Date(bounds.startMs).toISOString(),
+    periodEnd: new Date(bounds.endMs).toISOString(),
+    cutoffSequence: inputs.cutoffSequence,
+    finalizedAt: inputs.finalization?.finalizedAt ?? null,
+    priceBooks,
+    lines,
+    subtotal: formatMoney(totals.subtotal, currency),
+    taxes: totals.taxes.map((t) => ({ name: t.name, rate: t.rate, taxableAmount: formatMoney(t.taxableAmount, currency), amount: formatMoney(t.amount, currency) })),
+    total: formatMoney(totals.total, currency),
+    prepaidCredits: totals.prepaid.map((p) => ({ grantId: p.grantId, amount: formatMoney(p.amount, currency) })),
+    amountDue: formatMoney(totals.amountDue, currency),
+    validationErrors: rated.errors.map((e) => ({ usageId: e.usageId, message: e.message })),
+  };
+  assertDocument(document);
+  return { document, evidence, priceBookVersion: priceBooks.reduce((max, p) => Math.max(max, p.version), 0) || fallbackVersion };
+}
+
+/** Invariants checked on every document written or read back: the exports' sums hold exactly. */
+export function assertDocument(doc: InvoiceDocument): void {
+  const subtotal = sumMoney(doc.lines.map((l) => money(l.amount)));
+  if (!subtotal.eq(doc.subtotal)) throw new Error(`invoice ${doc.invoiceId}: lines sum to ${subtotal.toString()}, subtotal is ${doc.subtotal}`);
+  const total = money(doc.subtotal).plus(sumMoney(doc.taxes.map((t) => money(t.amount))));
+  if (!total.eq(doc.total)) throw new Error(`invoice ${doc.invoiceId}: subtotal + taxes = ${total.toString()}, total is ${doc.total}`);
+  const due = money(doc.total).minus(sumMoney(doc.prepaidCredits.map((p) => money(p.amount))));
+  if (!due.eq(doc.amountDue) || due.isNegative()) throw new Error(`invoice ${doc.invoiceId}: amount due ${doc.amountDue} does not follow from the total`);
+}
+
+/** Canonical JSON: object keys sorted, no whitespace; the document holds only strings, integers, booleans and null. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value)) throw new Error(`canonical JSON holds integers only, got ${value}`);
+    return String(value);
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  throw new Error(`canonical JSON cannot hold ${typeof value}`);
+}
+
+export function documentSha256(doc: InvoiceDocument): string {
+  return createHash('sha256').update(canonicalJson(doc)).digest('hex');
+}

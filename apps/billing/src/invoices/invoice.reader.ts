@@ -1,0 +1,97 @@
+import { periodBounds } from '@fastgpu/money';
+import { BillingStore, type InvoiceRow } from '../ledger/billing.store';
+import { actionsForInvoice, type FinanceActionRow } from '../finance-actions/finance-actions';
+import { assertDocument, buildInvoice, documentSha256, type BuiltInvoice, type InvoiceDocument } from './invoice-document';
+import { creditedTotal, type InvoiceFacts } from './invoice.decider';
+
+/**
+ * Reads invoices as documents, for the API and the CLI alike: a finalized invoice is its frozen
+ * canonical document (checked against its SHA-256 when read back); a draft is built on the spot
+ * from the ledger as of the ledger's sequence.
+ */
+export interface InvoiceView {
+  row: InvoiceRow;
+  document: InvoiceDocument;
+  actions: FinanceActionRow[];
+  settlement: 'paid' | 'void' | null;
+  credited: string;
+}
+
+export type InvoiceStatus = 'draft' | 'finalized' | 'paid' | 'void';
+
+export class InvoiceReader {
+  constructor(
+    readonly store: BillingStore,
+    readonly issuer: string,
+  ) {}
+
+  /** Rebuilds the document (with evidence) from the ledger; a finalized invoice must rebuild to its stored hash. */
+  async build(row: InvoiceRow, draftCutoff: number, nowMs: number): Promise<BuiltInvoice> {
+    if (row.status === 'finalized') {
+      const built = buildInvoice(
+        await this.store.inputs(row, {
+          cutoff: row.cutoff_sequence!,
+          atMs: Date.parse(row.finalized_at!),
+          issuer: row.issuer!,
+          finalization: { number: row.number!, finalizedAt: row.finalized_at! },
+        }),
+      );
+      const sha = documentSha256(built.document);
+      if (sha !== row.sha256) throw new Error(`invoice ${row.invoice_id} no longer rebuilds to its SHA-256 (${sha} ≠ ${row.sha256})`);
+      return built;
+    }
+    return buildInvoice(await this.store.inputs(row, { cutoff: draftCutoff, atMs: nowMs, issuer: this.issuer, finalization: null }));
+  }
+
+  async document(row: InvoiceRow, draftCutoff: number, nowMs: number): Promise<InvoiceDocument> {
+    if (row.status === 'finalized') {
+      const doc = JSON.parse(row.document!) as InvoiceDocument;
+      assertDocument(doc);
+      if (documentSha256(doc) !== row.sha256) throw new Error(`invoice ${row.invoice_id}: stored document does not match its SHA-256`);
+      return doc;
+    }
+    return (await this.build(row, draftCutoff, nowMs)).document;
+  }
+
+  async view(row: InvoiceRow, draftCutoff: number, nowMs: number): Promise<InvoiceView> {
+    const document = await this.document(row, draftCutoff, nowMs);
+    const actions = await actionsForInvoice(this.store.db, row.invoice_id);
+    const settlement = actions.some((a) => a.kind === 'InvoiceVoided') ? 'void' : actions.some((a) => a.kind === 'InvoicePaid') ? 'paid' : null;
+    const credited = creditedTotal(actions.filter((a) => a.kind === 'CreditNoteIssued').map((a) => String(a.payload.amount)));
+    return { row, document, actions, settlement, credited };
+  }
+
+  /** Invoices of a period (all tenants, or one), ordered by tenant. */
+  async rowsForPeriod(period: string, tenantId?: string): Promise<InvoiceRow[]> {
+    let query = this.store.db.selectFrom(this.store.table('billing_invoices')).selectAll().where('period', '=', period);
+    if (tenantId) query = query.where('tenant_id', '=', tenantId);
+    return (await query.orderBy('tenant_id').execute()) as InvoiceRow[];
+  }
+
+  /** Drafts whose grace period has passed at `asOfMs`. */
+  async dueDrafts(asOfMs: number, graceMs: number): Promise<InvoiceRow[]> {
+    const rows = (await this.store.db.selectFrom(this.store.table('billing_invoices')).selectAll().where('status', '=', 'draft').orderBy('period').orderBy('tenant_id').execute()) as InvoiceRow[];
+    const due: InvoiceRow[] = [];
+    for (const row of rows) {
+      const tenant = await this.store.tenant(row.tenant_id);
+      if (!tenant) continue;
+      if (periodBounds(row.period, tenant.billingTimeZone).endMs + graceMs <= asOfMs) due.push(row);
+    }
+    return due;
+  }
+}
+
+export function statusOf(view: Pick<InvoiceView, 'row' | 'settlement'>): InvoiceStatus {
+  return view.settlement ?? view.row.status;
+}
+
+export function factsOf(view: InvoiceView): InvoiceFacts {
+  return {
+    status: view.row.status,
+    settlement: view.settlement,
+    validationErrors: view.document.validationErrors.length,
+    total: view.document.total,
+    credited: view.credited,
+    lineCount: view.document.lines.length,
+  };
+}

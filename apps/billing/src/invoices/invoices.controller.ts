@@ -1,0 +1,192 @@
+import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Patch, Post, Query, Res, UseGuards } from '@nestjs/common';
+import { ApiKeyGuard, CurrentPrincipal, Roles, tenantScope, type Principal } from '@fastgpu/auth';
+import { ApiDoc, ApiError, notFound, parseInput } from '@fastgpu/http';
+import { BillingRejection } from './invoice.decider';
+import { invoiceCsv, invoiceJson, invoicePdf, periodCsv } from './invoice-exports';
+import { canonicalJson } from './invoice-document';
+import { InvoiceNotFound, InvoicesService, summary } from './invoices.service';
+import { creditGrantRequest, creditNoteRequest, exportQuery, finalizeDueRequest, finalizeRequest, listInvoicesQuery, payRequest, taxRatesRequest, voidRequest, whatIfQuery } from './invoices.schema';
+
+interface Reply {
+  status(code: number): Reply;
+  header(name: string, value: string): Reply;
+  send(body: unknown): void;
+}
+
+/** Maps billing's own refusals onto the shared HTTP error shape. */
+export async function answer<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof BillingRejection) throw new ApiError(error.status, error.code, error.message, error.field);
+    if (error instanceof InvoiceNotFound) throw notFound('invoice');
+    throw error;
+  }
+}
+
+type Format = 'json' | 'csv' | 'pdf';
+function negotiate(accept: string | undefined): Format {
+  const wanted = (accept ?? 'application/json').toLowerCase();
+  if (wanted.includes('application/pdf')) return 'pdf';
+  if (wanted.includes('text/csv')) return 'csv';
+  if (wanted.includes('application/json') || wanted.includes('*/*') || wanted === '') return 'json';
+  throw new ApiError(406, 'not_acceptable', 'invoices are available as application/json, text/csv or application/pdf', 'Accept');
+}
+
+/**
+ * Invoices: tenants read their own (another tenant's invoice answers 404); finance and admin read
+ * all, finalize, pay, void, issue credit notes and ask what-if questions. Every finance action
+ * carries its actor (the API key) and a reason.
+ */
+@Controller('v1/invoices')
+@UseGuards(ApiKeyGuard)
+@Roles('tenant', 'finance')
+export class InvoicesController {
+  constructor(@Inject(InvoicesService) private readonly invoices: InvoicesService) {}
+
+  @Get()
+  @ApiDoc({ summary: "List invoices: a tenant's own; finance and admin all (filter by ?tenantId, ?period, ?status)", query: listInvoicesQuery, tags: ['billing'] })
+  async list(@CurrentPrincipal() principal: Principal, @Query() query: unknown) {
+    const q = parseInput(listInvoicesQuery, query, 'query');
+    return { invoices: await this.invoices.list({ tenantId: tenantScope(principal, q.tenantId), period: q.period, status: q.status, limit: q.limit }) };
+  }
+
+  @Get('export')
+  @Roles('finance')
+  @ApiDoc({ summary: 'Every invoice of a period as one CSV (Accept: text/csv) or a JSON array of documents', query: exportQuery, tags: ['billing'] })
+  async exportPeriod(@Query() query: unknown, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
+    const q = parseInput(exportQuery, query, 'query');
+    const docs = await answer(() => this.invoices.periodDocuments(q.period, q.tenantId ?? null));
+    if (negotiate(accept) === 'csv') reply.status(200).header('content-type', 'text/csv; charset=utf-8').send(periodCsv(docs));
+    else reply.status(200).header('content-type', 'application/json').send(canonicalJson(docs));
+  }
+
+  @Get(':invoiceId')
+  @ApiDoc({ summary: 'One invoice document: Accept application/json (canonical), text/csv or application/pdf', errors: { 404: 'no such invoice for this caller', 406: 'unsupported Accept' }, tags: ['billing'] })
+  async get(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
+    const format = negotiate(accept);
+    const view = await answer(() => this.invoices.view(invoiceId, principal.tenantId));
+    reply.header('x-invoice-status', summary(view).status);
+    if (view.row.sha256) reply.header('x-invoice-sha256', view.row.sha256);
+    if (format === 'pdf') {
+      const pdf = await invoicePdf(view.document);
+      reply.status(200).header('content-type', 'application/pdf').header('content-disposition', `inline; filename="${view.document.number ?? view.document.invoiceId}.pdf"`).send(pdf);
+    } else if (format === 'csv') {
+      reply.status(200).header('content-type', 'text/csv; charset=utf-8').send(invoiceCsv(view.document));
+    } else {
+      reply.status(200).header('content-type', 'application/json').send(invoiceJson(view.document));
+    }
+  }
+
+  @Get(':invoiceId/status')
+  @ApiDoc({ summary: 'Status, totals, credit notes and the audited finance actions of an invoice', errors: { 404: 'no such invoice for this caller' }, tags: ['billing'] })
+  async status(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string) {
+    const view = await answer(() => this.invoices.view(invoiceId, principal.tenantId));
+    return {
+      ...summary(view),
+      creditNotes: view.actions.filter((a) => a.kind === 'CreditNoteIssued').map((a) => a.payload),
+      actions: view.actions.map((a) => ({ kind: a.kind, actor: a.actor, reason: a.reason, at: new Date(a.at_ms).toISOString() })),
+    };
+  }
+
+  @Get(':invoiceId/lines/:line/evidence')
+  @ApiDoc({ summary: 'The usage records and event sequences behind one invoice line', errors: { 404: 'no such invoice or line' }, tags: ['billing'] })
+  async evidence(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Param('line') line: string) {
+    const n = Number(line);
+    if (!Number.isInteger(n) || n < 1) throw new ApiError(400, 'invalid_request', 'line must be a positive integer', 'line');
+    return answer(() => this.invoices.evidence(invoiceId, n, principal.tenantId));
+  }
+
+  @Get(':invoiceId/what-if')
+  @Roles('finance')
+  @ApiDoc({ summary: 'Rate the invoice under another price-book version; changes nothing, shows the difference per line', query: whatIfQuery, tags: ['billing'] })
+  async whatIf(@Param('invoiceId') invoiceId: string, @Query() query: unknown) {
+    const q = parseInput(whatIfQuery, query, 'query');
+    return answer(() => this.invoices.whatIf(invoiceId, q.priceBookId, q.version));
+  }
+
+  @Post('finalize-due')
+  @HttpCode(200)
+  @Roles('finance')
+  @ApiDoc({ summary: 'Finalize every draft whose grace period ended at asOf (default: now)', body: finalizeDueRequest, tags: ['billing'] })
+  async finalizeDue(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
+    const b = parseInput(finalizeDueRequest, body);
+    const asOf = b.asOf ? new Date(b.asOf) : new Date();
+    return answer(() => this.invoices.finalizeDue(asOf, { actor: principal.keyId, reason: b.reason }));
+  }
+
+  @Post(':invoiceId/finalize')
+  @HttpCode(200)
+  @Roles('finance')
+  @ApiDoc({ summary: 'Finalize a draft: number it, freeze it, announce InvoiceFinalized', body: finalizeRequest, errors: { 404: 'no such invoice', 409: 'already finalized', 422: 'validation errors (usage without a price)' }, tags: ['billing'] })
+  async finalize(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Body() body: unknown) {
+    const b = parseInput(finalizeRequest, body ?? {});
+    return answer(() => this.invoices.finalize(invoiceId, { actor: principal.keyId, reason: b.reason }, b.at ? new Date(b.at) : new Date()));
+  }
+
+  @Post(':invoiceId/pay')
+  @HttpCode(200)
+  @Roles('finance')
+  @ApiDoc({ summary: 'Record payment of a finalized invoice', body: payRequest, errors: { 409: 'draft, already paid or void' }, tags: ['billing'] })
+  async pay(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
+    const b = parseInput(payRequest, body);
+    return answer(async () => summary(await this.invoices.pay(invoiceId, { actor: principal.keyId, reason: b.reason }, { paymentReference: b.paymentReference, actionId: key })));
+  }
+
+  @Post(':invoiceId/void')
+  @HttpCode(200)
+  @Roles('finance')
+  @ApiDoc({ summary: 'Void a finalized, unpaid invoice (it keeps its number)', body: voidRequest, errors: { 409: 'draft, paid or already void' }, tags: ['billing'] })
+  async void(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
+    const b = parseInput(voidRequest, body);
+    return answer(async () => summary(await this.invoices.void(invoiceId, { actor: principal.keyId, reason: b.reason }, { actionId: key })));
+  }
+
+  @Post(':invoiceId/credit-notes')
+  @HttpCode(201)
+  @Roles('finance')
+  @ApiDoc({ summary: 'Issue a credit note against a finalized invoice', body: creditNoteRequest, errors: { 409: 'draft or void invoice', 422: 'more than is left to credit' }, tags: ['billing'] })
+  async creditNote(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
+    const b = parseInput(creditNoteRequest, body);
+    return answer(() => this.invoices.creditNote(invoiceId, { actor: principal.keyId, reason: b.reason }, { amount: b.amount, actionId: key }));
+  }
+
+  @Patch(':invoiceId')
+  @Roles('finance')
+  @ApiDoc({ summary: 'Invoices are not edited: finalized ones never change (409); drafts follow their usage (422)', errors: { 409: 'finalized', 422: 'draft' }, tags: ['billing'] })
+  async edit(@Param('invoiceId') invoiceId: string) {
+    const view = await answer(() => this.invoices.view(invoiceId, null));
+    if (view.row.status === 'finalized') throw new ApiError(409, 'invoice_finalized', 'a finalized invoice never changes; correct it with a credit note');
+    throw new ApiError(422, 'invoice_draft', 'a draft is computed from usage, price books and credits; change those instead');
+  }
+}
+
+/** Finance settings that shape invoices: prepaid credit grants, tax rates, and the review queue of late usage. */
+@Controller('v1/billing')
+@UseGuards(ApiKeyGuard)
+@Roles('finance')
+export class BillingAdminController {
+  constructor(@Inject(InvoicesService) private readonly invoices: InvoicesService) {}
+
+  @Post('credit-grants')
+  @HttpCode(201)
+  @ApiDoc({ summary: 'Grant prepaid credit to a tenant (priority, optional expiry)', body: creditGrantRequest, tags: ['billing'] })
+  async grant(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
+    const b = parseInput(creditGrantRequest, body);
+    return answer(() => this.invoices.grantCredit({ ...b, actor: principal.keyId, actionId: key }));
+  }
+
+  @Post('tax-rates')
+  @HttpCode(201)
+  @ApiDoc({ summary: "Set a tenant's tax rates (in force from now on)", body: taxRatesRequest, tags: ['billing'] })
+  async taxRates(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
+    const b = parseInput(taxRatesRequest, body);
+    return answer(() => this.invoices.setTaxRates({ ...b, actor: principal.keyId, actionId: key }));
+  }
+
+  @Get('review-queue')
+  @ApiDoc({ summary: 'Late usage and credits too old for an adjustment line, for review', tags: ['billing'] })
+  async reviewQueue(@Query('tenantId') tenantId: string | undefined) {
+    return { items: await this.invoices.reviewQueue(tenantId ?? null) };
+  }
+}

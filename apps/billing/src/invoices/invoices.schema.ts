@@ -1,0 +1,62 @@
+import { z } from 'zod';
+
+/** Request shapes of the billing API, validated at the edge (400 malformed, 422 unacceptable). */
+const period = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'must be YYYY-MM');
+const reason = z.string().trim().min(1, 'a reason is required for every finance action').max(500);
+const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
+
+export const listInvoicesQuery = z.object({
+  period: period.optional(),
+  tenantId: id.optional(),
+  status: z.enum(['draft', 'finalized', 'paid', 'void']).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+export const finalizeRequest = z.object({ reason: reason.default('finalized by finance'), at: z.iso.datetime({ offset: false }).optional() }).strict();
+export const finalizeDueRequest = z.object({ asOf: z.iso.datetime({ offset: false }).optional(), reason: reason.default('grace period after the billing period elapsed') }).strict();
+export const payRequest = z.object({ reason, paymentReference: z.string().max(200).optional() }).strict();
+export const voidRequest = z.object({ reason }).strict();
+export const creditNoteRequest = z.object({ amount: z.string().regex(/^\d+(\.\d+)?$/, 'must be a positive decimal string'), reason }).strict();
+export const whatIfQuery = z.object({ priceBookId: id, version: z.coerce.number().int().positive() });
+export const exportQuery = z.object({ period, tenantId: id.optional() });
+export const creditGrantRequest = z
+  .object({
+    tenantId: id,
+    amount: z.string().regex(/^\d+(\.\d+)?$/, 'must be a positive decimal string'),
+    priority: z.number().int().min(0).max(1000).default(0),
+    expiresAt: z.iso.datetime({ offset: false }).nullable().default(null),
+    reason,
+  })
+  .strict();
+export const taxRatesRequest = z
+  .object({
+    tenantId: id,
+    rates: z.array(z.object({ name: z.string().min(1).max(64), rate: z.string().regex(/^(0(\.\d+)?|1(\.0+)?)$/, 'must be a decimal fraction between 0 and 1') }).strict()).max(8),
+    reason,
+  })
+  .strict();
+
+const tier = z.object({ upToGpuHours: z.number().int().positive().nullable(), pricePerGpuHour: z.string().regex(/^\d+(\.\d+)?$/) }).strict();
+export const publishPriceBookRequest = z
+  .object({
+    priceBookId: id,
+    version: z.number().int().positive().optional(),
+    currency: z.string().regex(/^[A-Z]{3}$/),
+    effectiveFrom: z.iso.datetime({ offset: false }),
+    prices: z
+      .array(
+        z
+          .object({
+            gpuModel: z.string().min(1).max(64),
+            capacityType: z.enum(['on-demand', 'preemptible', 'reserved']),
+            pricePerGpuHour: z.string().regex(/^\d+(\.\d+)?$/, 'must be a decimal string'),
+            incrementMs: z.number().int().positive().default(1000),
+            minimumMs: z.number().int().nonnegative().default(60_000),
+            tierMode: z.enum(['graduated', 'volume']).optional(),
+            tiers: z.array(tier).min(1).max(32).optional(),
+          })
+          .strict(),
+      )
+      .min(1)
+      .max(1000),
+  })
+  .strict();

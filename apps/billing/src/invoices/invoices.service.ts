@@ -1,0 +1,403 @@
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { sql } from 'kysely';
+import { nameId, newEntityId } from '@fastgpu/contracts';
+import { isWrongLastSequence, type EventPublisher } from '@fastgpu/messaging';
+import { formatMoney, money, Money, periodIndex, type PriceVersion } from '@fastgpu/money';
+import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
+import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
+import { BillingLedger } from '../ledger/billing.ledger';
+import { formatInvoiceNumber } from '../ledger/billing.projection';
+import { BillingStore } from '../ledger/billing.store';
+import { lastCreditNoteSequence, lockCreditNoteNumbers, recordFinanceAction, type FinanceAction } from '../finance-actions/finance-actions';
+import { buildInvoice, documentSha256, type InvoiceDocument, type InvoiceLine } from './invoice-document';
+import { BillingRejection, decideCreditNote, decideFinalize, decidePay, decideVoid } from './invoice.decider';
+import { factsOf, InvoiceReader, statusOf, type InvoiceView } from './invoice.reader';
+
+export class InvoiceNotFound extends Error {}
+
+export interface Actor {
+  actor: string;
+  reason: string;
+}
+
+export interface WhatIfLine {
+  kind: string;
+  servicePeriod: string;
+  gpuModel: string | null;
+  capacityType: string | null;
+  tier: number | null;
+  reference: string | null;
+  currentAmount: string;
+  whatIfAmount: string;
+  difference: string;
+}
+
+/**
+ * The billing shell: loads invoices, decides with the pure decider, then publishes
+ * (`InvoiceFinalized`) or records a finance action, and waits for the ledger to apply its own
+ * event before answering (read-your-writes). Finalizations are serialized: invoice numbers are
+ * taken in order and the ledger checks they stay gapless.
+ */
+@Injectable()
+export class InvoicesService implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('billing');
+  private readonly publisher: EventPublisher;
+  private finalizeChain: Promise<unknown> = Promise.resolve();
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    @Inject(RUNTIME) private readonly runtime: Runtime,
+    @Inject(BillingLedger) private readonly ledger: BillingLedger,
+    @Inject(BILLING_OPTIONS) readonly options: BillingOptions,
+  ) {
+    this.publisher = publisherFor(runtime, 'billing');
+  }
+
+  onModuleInit(): void {
+    if (this.options.autoFinalizeIntervalMs > 0) {
+      this.timer = setInterval(() => {
+        this.finalizeDue(this.runtime.clock.now(), { actor: 'billing-scheduler', reason: 'grace period after the billing period elapsed' }).catch((error: Error) => this.logger.warn(`automatic finalization: ${error.message}`));
+      }, this.options.autoFinalizeIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  onModuleDestroy(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  reader(): InvoiceReader {
+    return new InvoiceReader(this.ledger.store(), this.options.issuer);
+  }
+
+  private nowMs(): number {
+    return this.runtime.clock.now().getTime();
+  }
+
+  /** An invoice as the caller may see it: another tenant's invoice does not exist for them. */
+  async view(invoiceId: string, tenantScope: string | null): Promise<InvoiceView> {
+    const row = await this.ledger.store().invoice(invoiceId);
+    if (!row || (tenantScope !== null && row.tenant_id !== tenantScope)) throw new InvoiceNotFound(invoiceId);
+    return this.reader().view(row, this.ledger.runner.lastSequence, this.nowMs());
+  }
+
+  async list(filter: { tenantId: string | null; period?: string; status?: string; limit: number }) {
+    let query = this.runtime.db.selectFrom('billing_invoices').selectAll();
+    if (filter.tenantId) query = query.where('tenant_id', '=', filter.tenantId);
+    if (filter.period) query = query.where('period', '=', filter.period);
+    const rows = await query.orderBy('period', 'desc').orderBy('tenant_id').limit(filter.limit).execute();
+    const reader = this.reader();
+    const out = [];
+    for (const row of rows) {
+      const view = await reader.view(row as never, this.ledger.runner.lastSequence, this.nowMs());
+      const status = statusOf(view);
+      if (filter.status && filter.status !== status) continue;
+      out.push(summary(view));
+    }
+    return out;
+  }
+
+  /** Serializes finalizations in this process (numbers are taken one at a time). */
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.finalizeChain.then(work, work);
+    this.finalizeChain = next.catch(() => undefined);
+    return next;
+  }
+
+  async finalize(invoiceId: string, who: Actor, at: Date): Promise<InvoiceDocument> {
+    if (at.getTime() > this.nowMs() + 1000) throw new BillingRejection(422, 'finalized_in_future', 'an invoice cannot be finalized at a time in the future', 'at');
+    return this.serialized(() => this.withIssuerLock(() => this.finalizeNow(invoiceId, who, at)));
+  }
+
+  /** Across billing processes on one Postgres, one finalization at a time (PGlite is one process already). */
+  private async withIssuerLock<T>(work: () => Promise<T>): Promise<T> {
+    if (!this.runtime.config.databaseUrl) return work();
+    return this.runtime.db.connection().execute(async (conn) => {
+      await sql`SELECT pg_advisory_lock(hashtext(${`fastgpu.billing.issuer.${this.options.issuer}`}))`.execute(conn);
+      try {
+        return await work();
+      } finally {
+        await sql`SELECT pg_advisory_unlock(hashtext(${`fastgpu.billing.issuer.${this.options.issuer}`}))`.execute(conn);
+      }
+    });
+  }
+
+  private async finalizeNow(invoiceId: string, who: Actor, at: Date): Promise<InvoiceDocument> {
+    const cutoff = await this.ledger.catchUp();
+    const store = this.ledger.store();
+    const row = await store.invoice(invoiceId);
+    if (!row) throw new InvoiceNotFound(invoiceId);
+    if (row.status !== 'draft') decideFinalize({ status: row.status, settlement: null, validationErrors: 0, total: row.total ?? '0', credited: '0', lineCount: 0 });
+    const number = formatInvoiceNumber(this.options.issuer, (await store.lastNumberSequence(this.options.issuer)) + 1);
+    const finalizedAt = at.toISOString();
+    const built = buildInvoice(await store.inputs(row, { cutoff, atMs: at.getTime(), issuer: this.options.issuer, finalization: { number, finalizedAt } }));
+    decideFinalize({ status: 'draft', settlement: null, validationErrors: built.document.validationErrors.length, total: built.document.total, credited: '0', lineCount: built.document.lines.length });
+    const eventId = nameId('InvoiceFinalized', invoiceId);
+    const event = this.publisher.build(
+      'InvoiceFinalized',
+      {
+        invoiceId,
+        tenantId: row.tenant_id,
+        period: row.period,
+        number,
+        total: built.document.total,
+        currency: built.document.currency,
+        cutoffSequence: cutoff,
+        priceBookVersion: built.priceBookVersion,
+        sha256: documentSha256(built.document),
+        actor: who.actor,
+        reason: who.reason,
+        finalizedAt,
+      },
+      { id: eventId, time: finalizedAt, tenantId: row.tenant_id, correlationId: eventId },
+    );
+    let published;
+    try {
+      // Only one InvoiceFinalized may ever stand on an invoice's subject.
+      published = await this.publisher.publish(event, { expectedLastSubjectSequence: 0 });
+    } catch (error) {
+      if (isWrongLastSequence(error)) throw new BillingRejection(409, 'invoice_finalized', 'the invoice was finalized concurrently');
+      throw error;
+    }
+    if (published.duplicate) throw new BillingRejection(409, 'invoice_finalized', 'the invoice is already finalized');
+    await this.ledger.waitFor(published.sequence);
+    return built.document;
+  }
+
+  /** Finalizes every draft whose grace period ended at `asOf` (a command time, not the processing clock). */
+  async finalizeDue(asOf: Date, who: Actor): Promise<{ finalized: Array<{ invoiceId: string; number: string }>; skipped: Array<{ invoiceId: string; reason: string }> }> {
+    await this.ledger.catchUp();
+    const due = await this.reader().dueDrafts(asOf.getTime(), this.options.graceMs);
+    const finalized: Array<{ invoiceId: string; number: string }> = [];
+    const skipped: Array<{ invoiceId: string; reason: string }> = [];
+    for (const row of due) {
+      try {
+        const doc = await this.finalize(row.invoice_id, who, asOf);
+        finalized.push({ invoiceId: row.invoice_id, number: doc.number! });
+      } catch (error) {
+        skipped.push({ invoiceId: row.invoice_id, reason: (error as Error).message });
+      }
+    }
+    return { finalized, skipped };
+  }
+
+  async pay(invoiceId: string, who: Actor, input: { paymentReference?: string; actionId?: string }): Promise<InvoiceView> {
+    const view = await this.view(invoiceId, null);
+    decidePay(factsOf(view));
+    const at = this.runtime.clock.now();
+    const payload: FinanceAction<'InvoicePaid'> = {
+      invoiceId,
+      tenantId: view.row.tenant_id,
+      amount: view.document.amountDue,
+      currency: view.document.currency,
+      ...(input.paymentReference ? { paymentReference: input.paymentReference } : {}),
+      paidAt: at.toISOString(),
+      ...who,
+    };
+    await this.settle('InvoicePaid', input.actionId ?? newEntityId(), payload, invoiceId, at.getTime());
+    return this.view(invoiceId, null);
+  }
+
+  async void(invoiceId: string, who: Actor, input: { actionId?: string }): Promise<InvoiceView> {
+    const view = await this.view(invoiceId, null);
+    decideVoid(factsOf(view));
+    const at = this.runtime.clock.now();
+    await this.settle('InvoiceVoided', input.actionId ?? newEntityId(), { invoiceId, tenantId: view.row.tenant_id, number: view.row.number!, voidedAt: at.toISOString(), ...who }, invoiceId, at.getTime());
+    return this.view(invoiceId, null);
+  }
+
+  private async settle<K extends 'InvoicePaid' | 'InvoiceVoided'>(kind: K, actionId: string, payload: FinanceAction<K>, invoiceId: string, atMs: number): Promise<void> {
+    try {
+      await recordFinanceAction(this.runtime.db, kind, actionId, payload, { invoiceId, atMs });
+    } catch (error) {
+      // The partial unique index allows one settlement per invoice: a concurrent pay/void lost.
+      if (/billing_finance_actions_settlement|duplicate key/.test((error as Error).message)) throw new BillingRejection(409, 'invoice_settled', 'the invoice was paid or voided concurrently');
+      throw error;
+    }
+  }
+
+  async creditNote(invoiceId: string, who: Actor, input: { amount: string; actionId?: string }) {
+    const at = this.runtime.clock.now();
+    const actionId = input.actionId ?? newEntityId();
+    return this.runtime.db.transaction().execute(async (trx) => {
+      await lockCreditNoteNumbers(trx);
+      const reader = new InvoiceReader(new BillingStore(trx, (name) => name), this.options.issuer);
+      const row = await reader.store.invoice(invoiceId);
+      if (!row) throw new InvoiceNotFound(invoiceId);
+      const view = await reader.view(row, this.ledger.runner.lastSequence, at.getTime());
+      const currency = view.document.currency;
+      const amount = money(input.amount);
+      if (!amount.eq(money(formatMoney(amount, currency)))) throw new BillingRejection(422, 'amount_precision', `amount must have at most the ${currency} minor digits`, 'amount');
+      decideCreditNote(factsOf(view), input.amount);
+      const sequence = (await lastCreditNoteSequence(trx)) + 1;
+      const payload: FinanceAction<'CreditNoteIssued'> = {
+        creditNoteId: actionId,
+        invoiceId,
+        tenantId: row.tenant_id,
+        number: `CN-${formatInvoiceNumber(this.options.issuer, sequence)}`,
+        amount: formatMoney(amount, currency),
+        currency,
+        issuedAt: at.toISOString(),
+        ...who,
+      };
+      await recordFinanceAction(trx, 'CreditNoteIssued', actionId, payload, { invoiceId, atMs: at.getTime(), numberSequence: sequence });
+      return payload;
+    });
+  }
+
+  async grantCredit(input: { tenantId: string; amount: string; priority: number; expiresAt: string | null; actionId?: string } & Actor) {
+    const tenant = await this.ledger.store().tenant(input.tenantId);
+    if (!tenant) throw new BillingRejection(422, 'unknown_tenant', `tenant ${input.tenantId} is unknown to billing`, 'tenantId');
+    const at = this.runtime.clock.now();
+    const grantId = input.actionId ?? newEntityId();
+    const payload: FinanceAction<'CreditGranted'> = {
+      grantId,
+      tenantId: input.tenantId,
+      amount: formatMoney(money(input.amount), tenant.currency),
+      currency: tenant.currency,
+      priority: input.priority,
+      expiresAt: input.expiresAt,
+      grantedAt: at.toISOString(),
+      actor: input.actor,
+      reason: input.reason,
+    };
+    await recordFinanceAction(this.runtime.db, 'CreditGranted', grantId, payload, { atMs: at.getTime() });
+    return payload;
+  }
+
+  async setTaxRates(input: { tenantId: string; rates: Array<{ name: string; rate: string }>; actionId?: string } & Actor) {
+    const tenant = await this.ledger.store().tenant(input.tenantId);
+    if (!tenant) throw new BillingRejection(422, 'unknown_tenant', `tenant ${input.tenantId} is unknown to billing`, 'tenantId');
+    const at = this.runtime.clock.now();
+    const payload: FinanceAction<'TaxRatesSet'> = { tenantId: input.tenantId, rates: input.rates, effectiveAt: at.toISOString(), actor: input.actor, reason: input.reason };
+    await recordFinanceAction(this.runtime.db, 'TaxRatesSet', input.actionId ?? newEntityId(), payload, { atMs: at.getTime() });
+    return payload;
+  }
+
+  /** The usage records and event sequences behind one line of an invoice. */
+  async evidence(invoiceId: string, lineNumber: number, tenantScope: string | null) {
+    const view = await this.view(invoiceId, tenantScope);
+    const built = await this.reader().build(view.row, view.document.cutoffSequence, this.nowMs());
+    const line = built.document.lines[lineNumber - 1];
+    if (!line) throw new InvoiceNotFound(`${invoiceId} line ${lineNumber}`);
+    const usageIds = built.evidence[lineNumber - 1] ?? [];
+    const usage = usageIds.length
+      ? await this.runtime.db.selectFrom('billing_usage').selectAll().where('usage_id', 'in', usageIds).orderBy('sequence').execute()
+      : [];
+    const pieces = usageIds.length
+      ? await this.runtime.db.selectFrom('billing_usage_pieces').selectAll().where('invoice_id', '=', invoiceId).where('usage_id', 'in', usageIds).orderBy('sequence').orderBy('piece').execute()
+      : [];
+    const credits = line.kind === 'sla-credit' && line.reference ? await this.runtime.db.selectFrom('billing_sla_credits').selectAll().where('credit_id', '=', line.reference).execute() : [];
+    const sequences = new Set<number>();
+    for (const u of usage) {
+      sequences.add(u.sequence);
+      for (const s of u.source_sequences as number[]) sequences.add(s);
+    }
+    for (const c of credits) sequences.add(c.sequence);
+    return {
+      invoiceId,
+      line,
+      usage: usage.map((u) => ({
+        usageId: u.usage_id,
+        eventId: u.event_id,
+        eventSequence: u.sequence,
+        sourceSequences: u.source_sequences,
+        projectId: u.project_id,
+        jobId: u.job_id,
+        subtaskId: u.subtask_id,
+        attempt: u.attempt,
+        leaseId: u.lease_id,
+        gpuModel: u.gpu_model,
+        capacityType: u.capacity_type,
+        gpus: u.gpus,
+        startAt: new Date(u.start_ms).toISOString(),
+        endAt: new Date(u.end_ms).toISOString(),
+        gpuMs: u.gpu_ms,
+        interrupted: u.interrupted,
+        pieces: pieces.filter((p) => p.usage_id === u.usage_id).map((p) => ({ servicePeriod: p.service_period, startAt: new Date(p.start_ms).toISOString(), endAt: new Date(p.end_ms).toISOString() })),
+      })),
+      slaCredits: credits.map((c) => ({ creditId: c.credit_id, eventId: c.event_id, eventSequence: c.sequence, period: c.period, percent: c.credit_percent })),
+      eventSequences: [...sequences].sort((a, b) => a - b),
+    };
+  }
+
+  /** Rates an invoice's usage under one price-book version, changing nothing, and shows the difference per line. */
+  async whatIf(invoiceId: string, priceBookId: string, version: number) {
+    const view = await this.view(invoiceId, null);
+    const store = this.ledger.store();
+    const chosen: PriceVersion | undefined = (await store.priceVersions()).find((v) => v.priceBookId === priceBookId && v.version === version);
+    if (!chosen) throw new BillingRejection(422, 'unknown_price_book_version', `price book ${priceBookId} has no version ${version}`, 'version');
+    if (chosen.currency !== view.document.currency) throw new BillingRejection(422, 'currency_mismatch', `price book ${priceBookId} is in ${chosen.currency}, the invoice in ${view.document.currency}`, 'priceBookId');
+    const row = view.row;
+    const finalized = row.status === 'finalized';
+    const inputs = await store.inputs(row, {
+      cutoff: finalized ? row.cutoff_sequence! : view.document.cutoffSequence,
+      atMs: finalized ? Date.parse(row.finalized_at!) : this.nowMs(),
+      issuer: row.issuer ?? this.options.issuer,
+      finalization: finalized ? { number: row.number!, finalizedAt: row.finalized_at! } : null,
+    });
+    const current = buildInvoice(inputs).document;
+    const alternative = buildInvoice({ ...inputs, fixedVersion: chosen }).document;
+    const key = (l: InvoiceLine) => [l.kind, l.servicePeriod, l.gpuModel, l.capacityType, l.tier, l.reference].join('|');
+    const lines = new Map<string, WhatIfLine>();
+    const zero = formatMoney(new Money(0), current.currency);
+    const entry = (l: InvoiceLine): WhatIfLine => {
+      let e = lines.get(key(l));
+      if (!e) {
+        e = { kind: l.kind, servicePeriod: l.servicePeriod, gpuModel: l.gpuModel, capacityType: l.capacityType, tier: l.tier, reference: l.reference, currentAmount: zero, whatIfAmount: zero, difference: zero };
+        lines.set(key(l), e);
+      }
+      return e;
+    };
+    for (const l of current.lines) entry(l).currentAmount = formatMoney(money(entry(l).currentAmount).plus(l.amount), current.currency);
+    for (const l of alternative.lines) entry(l).whatIfAmount = formatMoney(money(entry(l).whatIfAmount).plus(l.amount), current.currency);
+    for (const e of lines.values()) e.difference = formatMoney(money(e.whatIfAmount).minus(e.currentAmount), current.currency);
+    return {
+      invoiceId,
+      priceBook: { priceBookId, version },
+      currency: current.currency,
+      lines: [...lines.values()],
+      total: { current: current.total, whatIf: alternative.total, difference: formatMoney(money(alternative.total).minus(current.total), current.currency) },
+      validationErrors: alternative.validationErrors,
+    };
+  }
+
+  async reviewQueue(tenantId: string | null) {
+    let query = this.runtime.db.selectFrom('billing_review_queue').selectAll();
+    if (tenantId) query = query.where('tenant_id', '=', tenantId);
+    const rows = await query.orderBy('sequence').limit(1000).execute();
+    return rows.map((r) => ({ kind: r.kind, tenantId: r.tenant_id, referenceId: r.reference_id, servicePeriod: r.service_period, eventId: r.event_id, eventSequence: r.sequence, reason: r.reason }));
+  }
+
+  /** Every invoice of a period, as documents (drafts built as of the ledger's sequence). */
+  async periodDocuments(period: string, tenantId: string | null): Promise<InvoiceDocument[]> {
+    periodIndex(period);
+    const reader = this.reader();
+    const rows = await reader.rowsForPeriod(period, tenantId ?? undefined);
+    const docs: InvoiceDocument[] = [];
+    for (const row of rows) docs.push(await reader.document(row, this.ledger.runner.lastSequence, this.nowMs()));
+    return docs;
+  }
+}
+
+export function summary(view: InvoiceView) {
+  const d = view.document;
+  return {
+    invoiceId: d.invoiceId,
+    tenantId: d.tenant.tenantId,
+    period: d.period,
+    status: statusOf(view),
+    number: d.number,
+    revision: d.revision,
+    currency: d.currency,
+    subtotal: d.subtotal,
+    total: d.total,
+    amountDue: d.amountDue,
+    credited: formatMoney(money(view.credited), d.currency),
+    finalizedAt: d.finalizedAt,
+    cutoffSequence: d.cutoffSequence,
+    priceBookVersion: view.row.price_book_version,
+    sha256: view.row.sha256,
+    validationErrors: d.validationErrors.length,
+  };
+}

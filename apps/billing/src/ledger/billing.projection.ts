@@ -1,0 +1,309 @@
+import { nameId, type StoredEvent } from '@fastgpu/contracts';
+import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
+import { addPeriods, periodIndex, splitAtPeriods } from '@fastgpu/money';
+import { buildInvoice, canonicalJson, documentSha256 } from '../invoices/invoice-document';
+import { BillingStore, type BillingTable, type InvoiceRow } from './billing.store';
+
+/**
+ * The billing ledger: folds the domain stream into tenants, price versions, usage split into
+ * billing-period pieces on the invoice that bills them, SLA credits, and invoices. Every row is
+ * keyed by its event id (or the entity's own id) and inserted with ON CONFLICT DO NOTHING, so a
+ * redelivered or republished event is counted once, forever.
+ *
+ * Late usage: a piece whose period's invoice is finalized goes on the next invoice that is still
+ * a draft, as an adjustment tagged with its service period, when that invoice is at most
+ * LATE_PERIODS_MAX periods later; otherwise it goes to the review queue.
+ *
+ * `InvoiceFinalized` freezes an invoice: pieces put on it after the event's cutoff move on as late
+ * usage, the document is rebuilt from exactly what the cutoff covers, and its SHA-256 must equal
+ * the event's. A mismatch throws, and the runner stalls there rather than skip money.
+ */
+export const BILLING_PROJECTION = 'billing-ledger';
+export const LATE_PERIODS_MAX = 2;
+/** Bound on the periods searched forward for a draft invoice. */
+const FORWARD_PERIODS_MAX = 24;
+
+export function invoiceIdFor(tenantId: string, period: string): string {
+  return nameId('invoice', tenantId, period);
+}
+
+export function parseInvoiceNumber(number: string): { issuer: string; sequence: number } {
+  const m = /^(.+)-(\d{6,})$/.exec(number);
+  if (!m) throw new Error(`invoice number "${number}" is not <issuer>-<sequence>`);
+  return { issuer: m[1]!, sequence: Number(m[2]) };
+}
+
+export function formatInvoiceNumber(issuer: string, sequence: number): string {
+  return `${issuer}-${String(sequence).padStart(6, '0')}`;
+}
+
+type Target = { invoiceId: string } | { review: string };
+
+class LedgerWriter {
+  readonly store: BillingStore;
+  constructor(
+    readonly trx: ProjectionTransaction,
+    readonly t: (name: BillingTable) => string,
+  ) {
+    this.store = new BillingStore(trx, t);
+  }
+
+  /** The invoice that bills something of `servicePeriod` for a tenant, created as a draft when absent. */
+  async target(tenantId: string, servicePeriod: string): Promise<Target> {
+    for (let step = 0; step <= FORWARD_PERIODS_MAX; step++) {
+      const period = addPeriods(servicePeriod, step);
+      const row = await this.store.invoiceFor(tenantId, period);
+      if (row && row.status !== 'draft') continue;
+      if (step > LATE_PERIODS_MAX) return { review: `the next open invoice (${period}) is more than ${LATE_PERIODS_MAX} periods after the service period ${servicePeriod}` };
+      const invoiceId = row?.invoice_id ?? invoiceIdFor(tenantId, period);
+      if (!row) {
+        await this.trx.insertInto(this.t('billing_invoices')).values({ invoice_id: invoiceId, tenant_id: tenantId, period, status: 'draft' }).execute();
+      }
+      return { invoiceId };
+    }
+    return { review: `no open invoice within ${FORWARD_PERIODS_MAX} periods of ${servicePeriod}` };
+  }
+
+  async review(eventId: string, piece: number, kind: string, tenantId: string, referenceId: string, servicePeriod: string, reason: string, sequence: number): Promise<void> {
+    await this.trx
+      .insertInto(this.t('billing_review_queue'))
+      .values({ event_id: eventId, piece, kind, tenant_id: tenantId, reference_id: referenceId, service_period: servicePeriod, reason, sequence })
+      .onConflict((oc) => oc.columns(['event_id', 'piece']).doNothing())
+      .execute();
+  }
+
+  /** Splits a tenant's not-yet-split usage into period pieces and puts each on its invoice. */
+  async splitPending(tenantId: string, assignedSequence: number): Promise<void> {
+    const tenant = await this.store.tenant(tenantId);
+    if (!tenant) return;
+    const usage = await this.trx.selectFrom(this.t('billing_usage')).selectAll().where('tenant_id', '=', tenantId).where('split', '=', false).orderBy('sequence').execute();
+    for (const u of usage) {
+      const pieces = u.end_ms > u.start_ms ? splitAtPeriods(u.start_ms, u.end_ms, tenant.billingTimeZone) : [];
+      for (const [index, piece] of pieces.entries()) {
+        const target = await this.target(tenantId, piece.period);
+        if ('review' in target) {
+          await this.review(u.event_id, index, 'usage', tenantId, u.usage_id, piece.period, target.review, u.sequence);
+          continue;
+        }
+        await this.trx
+          .insertInto(this.t('billing_usage_pieces'))
+          .values({
+            event_id: u.event_id,
+            piece: index,
+            usage_id: u.usage_id,
+            tenant_id: tenantId,
+            service_period: piece.period,
+            invoice_id: target.invoiceId,
+            gpu_model: u.gpu_model,
+            capacity_type: u.capacity_type,
+            gpus: u.gpus,
+            start_ms: piece.startMs,
+            end_ms: piece.endMs,
+            allocation_start_ms: u.start_ms,
+            allocation_end_ms: u.end_ms,
+            interrupted: u.interrupted,
+            sequence: u.sequence,
+            assigned_sequence: Math.max(u.sequence, assignedSequence),
+          })
+          .execute();
+      }
+      await this.trx.updateTable(this.t('billing_usage')).set({ split: true }).where('event_id', '=', u.event_id).execute();
+    }
+  }
+
+  async apply(stored: StoredEvent, issuerCheck: boolean): Promise<void> {
+    const { event, sequence } = stored;
+    switch (event.type) {
+      case 'TenantCreated': {
+        const d = event.data;
+        await this.trx
+          .insertInto(this.t('billing_tenants'))
+          .values({ tenant_id: d.tenantId, name: d.name, currency: d.currency, billing_time_zone: d.billingTimeZone, event_id: event.id, sequence })
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+        await this.splitPending(d.tenantId, sequence);
+        return;
+      }
+      case 'PriceBookPublished': {
+        const d = event.data;
+        await this.trx
+          .insertInto(this.t('billing_price_books'))
+          .values({
+            price_book_id: d.priceBookId,
+            version: d.version,
+            currency: d.currency,
+            effective_from_ms: Date.parse(d.effectiveFrom),
+            prices: JSON.stringify(d.prices),
+            published_by: d.publishedBy,
+            published_at: d.publishedAt,
+            event_id: event.id,
+            sequence,
+          })
+          .onConflict((oc) => oc.doNothing())
+          .execute();
+        return;
+      }
+      case 'UsageRecorded': {
+        const d = event.data;
+        const startMs = Date.parse(d.startAt);
+        const endMs = Date.parse(d.endAt);
+        if (endMs < startMs || d.gpuMs !== d.gpus * (endMs - startMs)) {
+          throw new Error(`UsageRecorded ${event.id}: gpuMs ${d.gpuMs} is not gpus × (end − start) = ${d.gpus * (endMs - startMs)}`);
+        }
+        const inserted = await this.trx
+          .insertInto(this.t('billing_usage'))
+          .values({
+            event_id: event.id,
+            usage_id: d.usageId,
+            tenant_id: d.tenantId,
+            project_id: d.projectId,
+            job_id: d.jobId ?? null,
+            subtask_id: d.subtaskId ?? null,
+            attempt: d.attempt ?? null,
+            lease_id: d.leaseId ?? null,
+            gpu_model: d.gpuModel,
+            capacity_type: d.capacityType,
+            gpus: d.gpus,
+            start_ms: startMs,
+            end_ms: endMs,
+            gpu_ms: d.gpuMs,
+            interrupted: d.interrupted,
+            source_sequences: JSON.stringify(d.sourceSequences),
+            sequence,
+          })
+          .onConflict((oc) => oc.doNothing())
+          .executeTakeFirst();
+        if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return;
+        await this.splitPending(d.tenantId, sequence);
+        return;
+      }
+      case 'SlaCreditIssued': {
+        const d = event.data;
+        const seen = await this.trx.selectFrom(this.t('billing_sla_credits')).select('event_id').where((eb) => eb.or([eb('event_id', '=', event.id), eb('credit_id', '=', d.creditId)])).executeTakeFirst();
+        if (seen) return;
+        const target = await this.target(d.tenantId, d.period);
+        if ('review' in target) {
+          await this.review(event.id, 0, 'sla-credit', d.tenantId, d.creditId, d.period, target.review, sequence);
+          return;
+        }
+        await this.trx
+          .insertInto(this.t('billing_sla_credits'))
+          .values({
+            event_id: event.id,
+            credit_id: d.creditId,
+            tenant_id: d.tenantId,
+            period: d.period,
+            metric: d.metric,
+            measured: d.measured,
+            target: d.target,
+            credit_percent: d.creditPercent,
+            invoice_id: target.invoiceId,
+            sequence,
+            assigned_sequence: sequence,
+          })
+          .execute();
+        return;
+      }
+      case 'InvoiceFinalized':
+        await this.finalize(stored as StoredEvent<'InvoiceFinalized'>, issuerCheck);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private async finalize({ event, sequence }: StoredEvent<'InvoiceFinalized'>, issuerCheck: boolean): Promise<void> {
+    const d = event.data;
+    const row = await this.store.invoice(d.invoiceId);
+    if (!row) throw new Error(`InvoiceFinalized ${event.id}: invoice ${d.invoiceId} is unknown`);
+    if (row.status !== 'draft') {
+      if (row.finalized_event_id === event.id) return;
+      // A second finalization of one invoice cannot be applied: the first one stands (same in every rebuild).
+      return;
+    }
+    const { issuer, sequence: numberSequence } = parseInvoiceNumber(d.number);
+    if (issuerCheck) {
+      const last = await this.store.lastNumberSequence(issuer);
+      if (numberSequence !== last + 1) throw new Error(`InvoiceFinalized ${event.id}: number ${d.number} is not the next of issuer ${issuer} (last ${last}); numbers must be gapless`);
+    }
+    // What arrived after the cutoff is late for this invoice: it moves on as adjustments.
+    const late = await this.trx.selectFrom(this.t('billing_usage_pieces')).selectAll().where('invoice_id', '=', row.invoice_id).where('assigned_sequence', '>', d.cutoffSequence).execute();
+    const lateCredits = await this.trx.selectFrom(this.t('billing_sla_credits')).selectAll().where('invoice_id', '=', row.invoice_id).where('assigned_sequence', '>', d.cutoffSequence).execute();
+
+    const finalizedAtMs = Date.parse(d.finalizedAt);
+    const inputs = await this.store.inputs(row, { cutoff: d.cutoffSequence, atMs: finalizedAtMs, issuer, finalization: { number: d.number, finalizedAt: d.finalizedAt } });
+    const built = buildInvoice(inputs);
+    const sha256 = documentSha256(built.document);
+    if (sha256 !== d.sha256) {
+      throw new Error(`InvoiceFinalized ${event.id}: invoice ${d.invoiceId} rebuilt to SHA-256 ${sha256}, the event says ${d.sha256}`);
+    }
+    if (built.document.validationErrors.length) throw new Error(`InvoiceFinalized ${event.id}: invoice ${d.invoiceId} has validation errors`);
+    await this.trx
+      .updateTable(this.t('billing_invoices'))
+      .set({
+        status: 'finalized',
+        issuer,
+        number: d.number,
+        number_sequence: numberSequence,
+        cutoff_sequence: d.cutoffSequence,
+        finalized_sequence: sequence,
+        finalized_event_id: event.id,
+        finalized_at: d.finalizedAt,
+        price_book_version: d.priceBookVersion,
+        sha256,
+        document: canonicalJson(built.document),
+        total: built.document.total,
+        actor: d.actor,
+        reason: d.reason,
+      })
+      .where('invoice_id', '=', row.invoice_id)
+      .execute();
+    for (const p of built.document.prepaidCredits) {
+      await this.trx
+        .insertInto(this.t('billing_grant_usage'))
+        .values({ invoice_id: row.invoice_id, grant_id: p.grantId, tenant_id: row.tenant_id, amount: p.amount, finalized_sequence: sequence })
+        .execute();
+    }
+    for (const piece of late) {
+      const target = await this.target(row.tenant_id, piece.service_period);
+      if ('review' in target) {
+        await this.trx.deleteFrom(this.t('billing_usage_pieces')).where('event_id', '=', piece.event_id).where('piece', '=', piece.piece).execute();
+        await this.review(piece.event_id, piece.piece, 'usage', row.tenant_id, piece.usage_id, piece.service_period, target.review, sequence);
+        continue;
+      }
+      await this.trx
+        .updateTable(this.t('billing_usage_pieces'))
+        .set({ invoice_id: target.invoiceId, assigned_sequence: sequence })
+        .where('event_id', '=', piece.event_id)
+        .where('piece', '=', piece.piece)
+        .execute();
+    }
+    for (const credit of lateCredits) {
+      const target = await this.target(row.tenant_id, credit.period);
+      if ('review' in target) {
+        await this.trx.deleteFrom(this.t('billing_sla_credits')).where('event_id', '=', credit.event_id).execute();
+        await this.review(credit.event_id, 0, 'sla-credit', row.tenant_id, credit.credit_id, credit.period, target.review, sequence);
+        continue;
+      }
+      await this.trx.updateTable(this.t('billing_sla_credits')).set({ invoice_id: target.invoiceId, assigned_sequence: sequence }).where('event_id', '=', credit.event_id).execute();
+    }
+  }
+}
+
+export function billingProjection(name = BILLING_PROJECTION): Projection {
+  return {
+    name,
+    types: new Set(['TenantCreated', 'PriceBookPublished', 'UsageRecorded', 'SlaCreditIssued', 'InvoiceFinalized']),
+    async apply(trx: ProjectionTransaction, events: StoredEvent[], context: ProjectionContext): Promise<void> {
+      const writer = new LedgerWriter(trx, (table) => context.table(table));
+      for (const stored of events) await writer.apply(stored, true);
+    },
+  };
+}
+
+/** Periods between two billing periods (b − a), for reports. */
+export function periodsBetween(a: string, b: string): number {
+  return periodIndex(b) - periodIndex(a);
+}
+
+export type { InvoiceRow };

@@ -1,0 +1,234 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { money, sumMoney, scopeKey, type PrepaidGrant, type PriceTier, type PriceVersion, type RatePrice, type TaxRate, type TierMode, type UsagePiece } from '@fastgpu/money';
+import type { InvoiceDocument, InvoiceInputs, SlaCreditInput, TenantInfo } from '../invoices/invoice-document';
+
+/**
+ * Reads and writes of billing's tables, always through `table(name)`, so that a rebuild runs the
+ * same code into fresh suffixed tables. The finance action log is not a projection table: it is
+ * read under its own name in live and rebuild runs alike.
+ */
+export const BILLING_TABLES = [
+  'billing_tenants',
+  'billing_price_books',
+  'billing_usage',
+  'billing_usage_pieces',
+  'billing_sla_credits',
+  'billing_invoices',
+  'billing_review_queue',
+  'billing_grant_usage',
+] as const;
+export type BillingTable = (typeof BILLING_TABLES)[number];
+export const FINANCE_ACTIONS_TABLE = 'billing_finance_actions';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Db = Kysely<any> | Transaction<any>;
+
+export interface InvoiceRow {
+  invoice_id: string;
+  tenant_id: string;
+  period: string;
+  status: 'draft' | 'finalized';
+  issuer: string | null;
+  number: string | null;
+  number_sequence: number | null;
+  cutoff_sequence: number | null;
+  finalized_sequence: number | null;
+  finalized_event_id: string | null;
+  finalized_at: string | null;
+  price_book_version: number | null;
+  sha256: string | null;
+  document: string | null;
+  total: string | null;
+  actor: string | null;
+  reason: string | null;
+}
+
+export interface PieceRow {
+  event_id: string;
+  piece: number;
+  usage_id: string;
+  tenant_id: string;
+  service_period: string;
+  invoice_id: string | null;
+  gpu_model: string;
+  capacity_type: string;
+  gpus: number;
+  start_ms: number;
+  end_ms: number;
+  allocation_start_ms: number;
+  allocation_end_ms: number;
+  interrupted: boolean;
+  sequence: number;
+  assigned_sequence: number;
+}
+
+/** Largest sequence a filter can take: "everything applied so far". */
+export const SEQUENCE_MAX = Number.MAX_SAFE_INTEGER;
+
+function parsePrices(raw: unknown): RatePrice[] {
+  const list = (typeof raw === 'string' ? JSON.parse(raw) : raw) as Array<Record<string, unknown>>;
+  return list.map((p) => ({
+    gpuModel: String(p.gpuModel),
+    capacityType: String(p.capacityType),
+    pricePerGpuHour: String(p.pricePerGpuHour),
+    incrementMs: Number(p.incrementMs ?? 1000),
+    minimumMs: Number(p.minimumMs ?? 60_000),
+    ...(Array.isArray(p.tiers) && p.tiers.length ? { tiers: p.tiers as PriceTier[], tierMode: (p.tierMode as TierMode | undefined) ?? 'graduated' } : {}),
+  }));
+}
+
+export class BillingStore {
+  constructor(
+    readonly db: Db,
+    readonly table: (name: BillingTable) => string,
+  ) {}
+
+  async tenant(tenantId: string): Promise<TenantInfo | undefined> {
+    const row = await this.db.selectFrom(this.table('billing_tenants')).selectAll().where('tenant_id', '=', tenantId).executeTakeFirst();
+    return row ? { tenantId: row.tenant_id, name: row.name, currency: row.currency, billingTimeZone: row.billing_time_zone } : undefined;
+  }
+
+  async priceVersions(maxSequence = SEQUENCE_MAX): Promise<PriceVersion[]> {
+    const rows = await this.db.selectFrom(this.table('billing_price_books')).selectAll().where('sequence', '<=', maxSequence).orderBy('sequence').execute();
+    return rows.map((r) => ({ priceBookId: r.price_book_id, version: r.version, currency: r.currency, effectiveFromMs: r.effective_from_ms, prices: parsePrices(r.prices) }));
+  }
+
+  async invoice(invoiceId: string): Promise<InvoiceRow | undefined> {
+    return (await this.db.selectFrom(this.table('billing_invoices')).selectAll().where('invoice_id', '=', invoiceId).executeTakeFirst()) as InvoiceRow | undefined;
+  }
+
+  async invoiceFor(tenantId: string, period: string): Promise<InvoiceRow | undefined> {
+    return (await this.db.selectFrom(this.table('billing_invoices')).selectAll().where('tenant_id', '=', tenantId).where('period', '=', period).executeTakeFirst()) as InvoiceRow | undefined;
+  }
+
+  async pieces(invoiceId: string, maxAssignedSequence = SEQUENCE_MAX): Promise<PieceRow[]> {
+    return (await this.db
+      .selectFrom(this.table('billing_usage_pieces'))
+      .selectAll()
+      .where('invoice_id', '=', invoiceId)
+      .where('assigned_sequence', '<=', maxAssignedSequence)
+      .orderBy('sequence')
+      .orderBy('piece')
+      .execute()) as PieceRow[];
+  }
+
+  async lastNumberSequence(issuer: string): Promise<number> {
+    const row = await this.db.selectFrom(this.table('billing_invoices')).select(sql<number | null>`max(number_sequence)`.as('last')).where('issuer', '=', issuer).executeTakeFirst();
+    return Number(row?.last ?? 0);
+  }
+
+  /** Finalized documents of a tenant, in finalization order, up to a sequence. */
+  async finalizedDocuments(tenantId: string, maxFinalizedSequence = SEQUENCE_MAX): Promise<InvoiceDocument[]> {
+    const rows = await this.db
+      .selectFrom(this.table('billing_invoices'))
+      .select(['document'])
+      .where('tenant_id', '=', tenantId)
+      .where('status', '=', 'finalized')
+      .where('finalized_sequence', '<=', maxFinalizedSequence)
+      .orderBy('finalized_sequence')
+      .execute();
+    return rows.map((r) => JSON.parse(r.document as string) as InvoiceDocument);
+  }
+
+  async grantUsage(tenantId: string, maxFinalizedSequence = SEQUENCE_MAX): Promise<Map<string, string>> {
+    const rows = await this.db.selectFrom(this.table('billing_grant_usage')).select(['grant_id', 'amount']).where('tenant_id', '=', tenantId).where('finalized_sequence', '<=', maxFinalizedSequence).execute();
+    const used = new Map<string, string>();
+    for (const r of rows) used.set(r.grant_id, money(used.get(r.grant_id) ?? '0').plus(r.amount).toString());
+    return used;
+  }
+
+  /** Tax rates in force for a tenant at an instant (the latest TaxRatesSet at or before it). */
+  async taxRates(tenantId: string, atMs: number): Promise<TaxRate[]> {
+    const row = await this.db
+      .selectFrom(FINANCE_ACTIONS_TABLE)
+      .select(['payload'])
+      .where('tenant_id', '=', tenantId)
+      .where('kind', '=', 'TaxRatesSet')
+      .where('at_ms', '<=', atMs)
+      .orderBy('at_ms', 'desc')
+      .orderBy('position', 'desc')
+      .executeTakeFirst();
+    return row ? ((row.payload as { rates: TaxRate[] }).rates ?? []) : [];
+  }
+
+  async grants(tenantId: string, currency: string, maxFinalizedSequence = SEQUENCE_MAX): Promise<PrepaidGrant[]> {
+    const rows = await this.db.selectFrom(FINANCE_ACTIONS_TABLE).select(['payload', 'at_ms']).where('tenant_id', '=', tenantId).where('kind', '=', 'CreditGranted').orderBy('position').execute();
+    const used = await this.grantUsage(tenantId, maxFinalizedSequence);
+    return rows
+      .map((r) => r.payload as { grantId: string; amount: string; currency: string; priority: number; expiresAt: string | null })
+      .filter((g) => g.currency === currency)
+      .map((g, i) => ({
+        grantId: g.grantId,
+        remaining: money(g.amount).minus(used.get(g.grantId) ?? '0'),
+        priority: g.priority,
+        grantedAtMs: rows[i]!.at_ms,
+        expiresAtMs: g.expiresAt ? Date.parse(g.expiresAt) : null,
+      }));
+  }
+
+  async slaCredits(invoiceId: string, maxAssignedSequence = SEQUENCE_MAX) {
+    return this.db.selectFrom(this.table('billing_sla_credits')).selectAll().where('invoice_id', '=', invoiceId).where('assigned_sequence', '<=', maxAssignedSequence).orderBy('sequence').execute();
+  }
+
+  /**
+   * Everything `buildInvoice` needs for an invoice as of a cutoff: the pieces and credits put on it
+   * up to the cutoff, the price versions published up to it, and what finalized invoices (up to
+   * it) already billed for the same periods (tier positions, SLA credit bases, grant balances).
+   */
+  async inputs(row: InvoiceRow, options: { cutoff: number; atMs: number; issuer: string; finalization: { number: string; finalizedAt: string } | null }): Promise<InvoiceInputs> {
+    const tenant = await this.tenant(row.tenant_id);
+    if (!tenant) throw new Error(`invoice ${row.invoice_id}: tenant ${row.tenant_id} is unknown to billing`);
+    const pieces: UsagePiece[] = (await this.pieces(row.invoice_id, options.cutoff)).map((p) => ({
+      usageId: p.usage_id,
+      gpus: p.gpus,
+      gpuModel: p.gpu_model,
+      capacityType: p.capacity_type,
+      startMs: p.start_ms,
+      endMs: p.end_ms,
+      allocationStartMs: p.allocation_start_ms,
+      allocationEndMs: p.allocation_end_ms,
+      interrupted: p.interrupted,
+      servicePeriod: p.service_period,
+      adjustment: p.service_period !== row.period,
+    }));
+    const finalized = (await this.finalizedDocuments(row.tenant_id, options.cutoff)).filter((d) => d.invoiceId !== row.invoice_id);
+    const priorQuantityGpuMs = new Map<string, number>();
+    const finalizedBase = new Map<string, ReturnType<typeof money>>();
+    for (const doc of finalized) {
+      for (const line of doc.lines) {
+        if (line.kind === 'sla-credit' || line.gpuModel === null || line.capacityType === null) continue;
+        if (line.kind !== 'interruption-credit') {
+          const key = scopeKey(line.servicePeriod, line.gpuModel, line.capacityType);
+          priorQuantityGpuMs.set(key, (priorQuantityGpuMs.get(key) ?? 0) + (line.quantityGpuMs ?? 0));
+        }
+        finalizedBase.set(line.servicePeriod, sumMoney([finalizedBase.get(line.servicePeriod) ?? money('0'), money(line.amount)]));
+      }
+    }
+    const slaCredits: SlaCreditInput[] = (await this.slaCredits(row.invoice_id, options.cutoff)).map((c) => ({
+      creditId: c.credit_id,
+      period: c.period,
+      metric: c.metric,
+      measured: c.measured,
+      target: c.target,
+      percent: c.credit_percent,
+      finalizedBase: (finalizedBase.get(c.period) ?? money('0')).toString(),
+    }));
+    return {
+      invoiceId: row.invoice_id,
+      issuer: options.issuer,
+      tenant,
+      period: row.period,
+      // Each piece or credit accepted onto the invoice up to the cutoff is one revision.
+      revision: pieces.length + slaCredits.length,
+      cutoffSequence: options.cutoff,
+      finalization: options.finalization,
+      pieces,
+      priceVersions: await this.priceVersions(options.cutoff),
+      priorQuantityGpuMs,
+      slaCredits,
+      taxRates: await this.taxRates(row.tenant_id, options.atMs),
+      grants: await this.grants(row.tenant_id, tenant.currency, options.cutoff),
+      atMs: options.atMs,
+    };
+  }
+}

@@ -1,0 +1,98 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { nameId, type EventData } from '@fastgpu/contracts';
+import { isWrongLastSequence, type EventPublisher } from '@fastgpu/messaging';
+import { minorUnits, validateTiers, type PriceTier } from '@fastgpu/money';
+import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
+import { BillingLedger } from '../ledger/billing.ledger';
+import { BillingRejection } from '../invoices/invoice.decider';
+
+export interface PublishPriceBook {
+  priceBookId: string;
+  version?: number;
+  currency: string;
+  effectiveFrom: string;
+  prices: Array<EventData<'PriceBookPublished'>['prices'][number] & { tierMode?: 'graduated' | 'volume'; tiers?: PriceTier[] }>;
+}
+
+/**
+ * Price books: effective-dated, immutable versions published as `PriceBookPublished`. A version
+ * is never replaced: publishing takes the next version number of the book, guarded by the
+ * book subject's expected last sequence, so two concurrent publishers cannot both take it.
+ */
+@Injectable()
+export class PriceBooksService {
+  private readonly publisher: EventPublisher;
+
+  constructor(
+    @Inject(RUNTIME) private readonly runtime: Runtime,
+    @Inject(BillingLedger) private readonly ledger: BillingLedger,
+  ) {
+    this.publisher = publisherFor(runtime, 'billing');
+  }
+
+  async list() {
+    await this.ledger.catchUp();
+    const rows = await this.runtime.db.selectFrom('billing_price_books').selectAll().orderBy('price_book_id').orderBy('version').execute();
+    return rows.map((r) => ({
+      priceBookId: r.price_book_id,
+      version: r.version,
+      currency: r.currency,
+      effectiveFrom: new Date(r.effective_from_ms).toISOString(),
+      prices: r.prices,
+      publishedBy: r.published_by,
+      publishedAt: r.published_at,
+      eventSequence: r.sequence,
+    }));
+  }
+
+  async publish(input: PublishPriceBook, actor: string) {
+    try {
+      minorUnits(input.currency);
+    } catch {
+      throw new BillingRejection(422, 'unsupported_currency', `currency ${input.currency} is not supported`, 'currency');
+    }
+    const seen = new Set<string>();
+    for (const [i, p] of input.prices.entries()) {
+      const key = `${p.gpuModel}|${p.capacityType}`;
+      if (seen.has(key)) throw new BillingRejection(422, 'duplicate_price', `${p.gpuModel} ${p.capacityType} is priced twice`, `prices.${i}`);
+      seen.add(key);
+      if (p.tiers) {
+        try {
+          validateTiers(p.tiers);
+        } catch (error) {
+          throw new BillingRejection(422, 'invalid_tiers', (error as Error).message, `prices.${i}.tiers`);
+        }
+      }
+    }
+    await this.ledger.catchUp();
+    const subject = this.runtime.bus.topology.subjects.priceBook(input.priceBookId);
+    const last = await this.runtime.db.selectFrom('billing_price_books').select(['version', 'currency', 'effective_from_ms']).where('price_book_id', '=', input.priceBookId).orderBy('version', 'desc').executeTakeFirst();
+    const version = (last?.version ?? 0) + 1;
+    if (input.version !== undefined && input.version !== version) throw new BillingRejection(409, 'version_taken', `price book ${input.priceBookId} is at version ${last?.version ?? 0}; the next version is ${version} (versions are immutable)`, 'version');
+    if (last && last.currency !== input.currency) throw new BillingRejection(422, 'currency_mismatch', `price book ${input.priceBookId} is in ${last.currency}`, 'currency');
+    const lastSubjectSequence = await this.runtime.bus.jsm.streams
+      .getMessage(this.runtime.bus.topology.streams.events, { last_by_subj: subject })
+      .then((m) => m?.seq ?? 0)
+      .catch(() => 0);
+    const now = this.runtime.clock.now().toISOString();
+    const eventId = nameId('PriceBookPublished', input.priceBookId, String(version));
+    const event = this.publisher.build(
+      'PriceBookPublished',
+      { priceBookId: input.priceBookId, version, currency: input.currency, effectiveFrom: input.effectiveFrom, prices: input.prices, publishedBy: actor, publishedAt: now },
+      { id: eventId, time: now, tenantId: null, correlationId: eventId },
+    );
+    const kept = event.data.prices as Array<{ tiers?: unknown }>;
+    if (input.prices.some((p, i) => p.tiers && !kept[i]?.tiers)) {
+      // The catalogue's price schema has no tiers yet: refuse rather than silently bill the flat price.
+      throw new BillingRejection(422, 'tiers_not_in_catalogue', 'tiered prices need PriceBookPublished.prices[].tiers in the event catalogue (requested); publish flat prices for now', 'prices');
+    }
+    try {
+      const published = await this.publisher.publish(event, { expectedLastSubjectSequence: lastSubjectSequence });
+      await this.ledger.waitFor(published.sequence);
+      return { priceBookId: input.priceBookId, version, eventSequence: published.sequence };
+    } catch (error) {
+      if (isWrongLastSequence(error)) throw new BillingRejection(409, 'version_taken', `price book ${input.priceBookId} changed concurrently; retry`);
+      throw error;
+    }
+  }
+}
