@@ -1,4 +1,5 @@
 import type { ServiceDefinition } from '@fastgpu/platform';
 import { SchedulerModule } from './scheduler.module';
 
-export const schedulerService: ServiceDefinition = { name: 'scheduler', module: SchedulerModule, consumesEvents: true };
+/** The scheduler folds the log with its own ordered consumer (no durable consumer of its own). */
+export const schedulerService: ServiceDefinition = { name: 'scheduler', module: SchedulerModule, consumesEvents: false };

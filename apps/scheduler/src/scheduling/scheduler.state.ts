@@ -89,6 +89,8 @@ export interface JobState {
   tenantId: string;
   projectId: string;
   eventId: string;
+  /** Trace context of the submission: the scheduler's events for this job join its trace. */
+  traceparent?: string;
   gpuModels: string[];
   gpusPerSubtask: number;
   subtaskCount: number;
@@ -485,6 +487,7 @@ export function evolve(state: SchedulerState, stored: StoredEvent): SchedulerSta
         tenantId: d.tenantId,
         projectId: d.projectId,
         eventId: e.id,
+        traceparent: e.traceparent,
         gpuModels: d.gpuModels,
         gpusPerSubtask: d.gpusPerSubtask,
         subtaskCount: d.subtaskCount,

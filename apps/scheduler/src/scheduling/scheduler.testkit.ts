@@ -1,4 +1,4 @@
-import { makeEvent, nameId, subjectFor, topology, type EventData, type EventType, type StoredEvent } from '@fastgpu/contracts';
+import { makeEvent, nameId, subjectFor, topology, type DomainEvent, type EventData, type EventType, type StoredEvent } from '@fastgpu/contracts';
 import { decide } from './scheduler.decider';
 import { evolve, initialState, type SchedulerState } from './scheduler.state';
 import { defaultPolicy, type CycleCommand, type CycleResult, type Decision, type SchedulerPolicy } from './scheduler.types';
@@ -39,7 +39,7 @@ export class SchedulerLog {
     const eventId = id ?? nameId('test-event', String(++this.counter));
     const tenantId = (data as { tenantId?: string }).tenantId ?? null;
     const event = makeEvent(type, data, { id: eventId, source: 'test', time: at(0), tenantId, correlationId: eventId }, subjectFor(topo, type, data));
-    const stored: StoredEvent = { sequence: this.events.length + 1, subject: event.subject, event };
+    const stored: StoredEvent = { sequence: this.events.length + 1, subject: event.subject, event: event as DomainEvent };
     this.events.push(stored);
     evolve(this.state, stored);
     return stored;

@@ -1,0 +1,151 @@
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, UseGuards } from '@nestjs/common';
+import { z } from 'zod';
+import Decimal from 'decimal.js';
+import { idSchema, newEventId, priorityClassSchema } from '@fastgpu/contracts';
+import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
+import { ApiDoc, ApiError, notFound, parseInput, unprocessable } from '@fastgpu/http';
+import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
+import { capacityPlan, CapacityPlanError } from '../capacity/capacity-plan';
+import { freeByModel, fragmentation } from '../scheduling/scheduler.decider';
+import { SchedulerRunner } from '../scheduler.runner';
+
+/** The dry-run body: the same job fields as POST /v1/jobs. */
+export const dryRunRequest = z.object({
+  projectId: idSchema.optional(),
+  gpuModels: z.array(z.string().min(1).max(64)).min(1).max(16),
+  gpusPerSubtask: z.number().int().min(1).max(64),
+  subtaskCount: z.number().int().min(1).max(100_000).optional(),
+  totalGpuHours: z.union([z.string().regex(/^\d+(\.\d+)?$/), z.number().positive()]).transform(String).optional(),
+  runtimeSeconds: z.number().int().min(1).max(30 * 24 * 3600),
+  priorityClass: priorityClassSchema.default('standard'),
+  priority: z.number().int().min(0).max(1000).default(0),
+  preemptible: z.boolean().optional(),
+  gang: z.boolean().default(false),
+  gangTopologyKey: z.string().max(64).optional(),
+});
+
+export const capacityPlanQuery = z.object({
+  gpuHours: z.string().min(1).max(40),
+  hours: z.string().min(1).max(40),
+  load: z.string().max(40).default('1'),
+  efficiency: z.string().max(40).default('1'),
+});
+
+const drainRequest = z.object({ reason: z.string().min(1).max(500).default('drained by an operator') });
+
+/** Scheduler HTTP: dry-run placement, the capacity planner, the fleet, node drain/undrain, status. */
+@Controller('v1')
+@UseGuards(ApiKeyGuard)
+export class SchedulerController {
+  constructor(
+    @Inject(SchedulerRunner) private readonly scheduler: SchedulerRunner,
+    @Inject(RUNTIME) private readonly runtime: Runtime,
+  ) {}
+
+  // Fastify routes treat ':' as a parameter; '::' is a literal colon.
+  @Post('jobs::dry-run')
+  @HttpCode(200)
+  @Roles('tenant')
+  @ApiDoc({ summary: 'Whether and where a job would be placed now (and what it would preempt), without submitting it', body: dryRunRequest, errors: { 422: 'no node could ever run it' }, tags: ['scheduler'] })
+  dryRun(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
+    const request = parseInput(dryRunRequest, body);
+    const tenantId = principal.tenantId ?? 'platform';
+    const runtimeMs = request.runtimeSeconds * 1000;
+    let subtaskCount = request.subtaskCount;
+    if (subtaskCount === undefined) {
+      if (request.totalGpuHours === undefined) throw unprocessable('give subtaskCount or totalGpuHours', 'subtaskCount');
+      // Sub-tasks of gpusPerSubtask × runtime each, enough to cover the GPU-hours.
+      subtaskCount = new Decimal(request.totalGpuHours).times(3_600_000).dividedBy(request.gpusPerSubtask * runtimeMs).ceil().toNumber();
+      if (subtaskCount < 1 || subtaskCount > 100_000) throw unprocessable(`totalGpuHours divides into ${subtaskCount} sub-tasks`, 'totalGpuHours');
+    }
+    const result = this.scheduler.engine.dryRun({
+      jobId: 'dry-run',
+      tenantId,
+      gpuModels: request.gpuModels,
+      gpusPerSubtask: request.gpusPerSubtask,
+      subtaskCount,
+      runtimeMs,
+      priorityClass: request.priorityClass,
+      priority: request.priority,
+      preemptible: request.preemptible ?? request.priorityClass === 'preemptible',
+      gang: request.gang,
+      ...(request.gangTopologyKey ? { gangTopologyKey: request.gangTopologyKey } : {}),
+    });
+    if (!result.feasible) throw unprocessable(result.reason ?? 'no node could ever run this job', 'gpuModels');
+    return {
+      wouldPlace: result.placed.length === subtaskCount,
+      subtaskCount,
+      placedNow: result.placed.length,
+      placements: result.placed,
+      // A tenant learns where room would be made, not whose work it is.
+      wouldPreempt: result.preempted.map((p) => (principal.tenantId === null ? p : { nodeId: p.nodeId })),
+      ...(result.waiting ? { waiting: result.waiting.reason, code: result.waiting.code } : {}),
+    };
+  }
+
+  @Get('capacity-plan')
+  @Roles('tenant', 'sre', 'finance')
+  @ApiDoc({ summary: 'GPUs needed to deliver R GPU-hours in T hours at load L and efficiency η: ceil(R / (T · L · η)), and what is free now per model', query: capacityPlanQuery, errors: { 422: 'invalid input' }, tags: ['scheduler'] })
+  capacityPlan(@Query() query: unknown) {
+    const input = parseInput(capacityPlanQuery, query, 'query');
+    try {
+      const plan = capacityPlan(input);
+      const free = freeByModel(this.scheduler.engine.state);
+      const freeGpus = Object.values(free).reduce((n, m) => n + m.freeGpus, 0);
+      return { ...plan, inputs: input, freeNow: free, freeGpusNow: freeGpus, shortfallNow: Math.max(0, plan.gpusNeeded - freeGpus) };
+    } catch (error) {
+      if (error instanceof CapacityPlanError) throw unprocessable(error.message, error.field);
+      throw error;
+    }
+  }
+
+  @Get('nodes')
+  @Roles('sre')
+  @ApiDoc({ summary: 'The fleet as the scheduler sees it: nodes, models, free GPUs, status', tags: ['scheduler'] })
+  nodes() {
+    const state = this.scheduler.engine.state;
+    return {
+      nodes: state.nodeList.map((n) => ({ nodeId: n.nodeId, gpuModel: n.gpuModel, gpuCount: n.gpuCount, freeGpus: n.freeGpus, status: n.status, labels: n.labels, allocations: n.allocations.size })),
+      fragmentation: fragmentation(state),
+    };
+  }
+
+  @Post('nodes/:nodeId/drain')
+  @HttpCode(202)
+  @Roles('sre')
+  @ApiDoc({ summary: 'Drain a node: no new placements; running work continues', errors: { 404: 'unknown node' }, tags: ['scheduler'] })
+  async drain(@Param('nodeId') nodeId: string, @Body() body: unknown) {
+    const { reason } = parseInput(drainRequest, body ?? {});
+    return this.setDrain(nodeId, true, reason);
+  }
+
+  @Post('nodes/:nodeId/undrain')
+  @HttpCode(202)
+  @Roles('sre')
+  @ApiDoc({ summary: 'Undrain a node: it takes new placements again', errors: { 404: 'unknown node' }, tags: ['scheduler'] })
+  async undrain(@Param('nodeId') nodeId: string) {
+    return this.setDrain(nodeId, false);
+  }
+
+  @Get('scheduler/status')
+  @Roles('sre')
+  @ApiDoc({ summary: 'This scheduler instance: leader or standby, log position, cycle figures', tags: ['scheduler'] })
+  status() {
+    return this.scheduler.engine.status();
+  }
+
+  private async setDrain(nodeId: string, drain: boolean, reason = ''): Promise<{ nodeId: string; status: string; sequence: number }> {
+    const node = this.scheduler.engine.state.nodes.get(nodeId);
+    if (!node) throw notFound(`node ${nodeId}`);
+    if (node.status === 'lost') throw new ApiError(409, 'conflict', `node ${nodeId} is lost`);
+    const publisher = publisherFor(this.runtime, 'scheduler');
+    const id = newEventId();
+    const time = this.runtime.clock.now().toISOString();
+    const event = drain
+      ? publisher.build('NodeDrained', { nodeId, reason, drainedAt: time, automatic: false }, { id, time, tenantId: null, correlationId: id })
+      : publisher.build('NodeUndrained', { nodeId, undrainedAt: time }, { id, time, tenantId: null, correlationId: id });
+    const ack = await publisher.publish(event);
+    await this.scheduler.engine.waitForSequence(ack.sequence, 3000);
+    return { nodeId, status: this.scheduler.engine.state.nodes.get(nodeId)?.status ?? 'unknown', sequence: ack.sequence };
+  }
+}
