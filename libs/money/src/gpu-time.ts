@@ -16,7 +16,10 @@ export function gpuMs(gpus: number, startMs: number, endMs: number): number {
   assertInteger('startMs', startMs);
   assertInteger('endMs', endMs);
   if (endMs < startMs) throw new Error(`interval ends (${endMs}) before it starts (${startMs})`);
-  return gpus * (endMs - startMs);
+  const product = gpus * (endMs - startMs);
+  // Past 2^53 the product is no longer an exact integer: refuse rather than round usage.
+  assertInteger('gpuMs', product);
+  return product;
 }
 
 export interface Piece {

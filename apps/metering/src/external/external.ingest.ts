@@ -103,14 +103,14 @@ export class ExternalIngest {
     if (atMs < nowMs - this.horizon.backMs) return reject(`${field}: older than the lateness horizon (${this.horizon.backMs / 86_400_000} days before receipt)`);
     if (atMs > nowMs + this.horizon.aheadMs) return reject(`${field}: more than ${this.horizon.aheadMs / 60_000} minutes ahead of receipt`);
     const time = ce.time ? new Date(Date.parse(ce.time)).toISOString() : new Date(atMs).toISOString();
-    const event = this.publisher.build(ce.type, data as never, {
+    const event: DomainEvent<ExternalType> = this.publisher.build<ExternalType>(ce.type, data, {
       id: ce.id,
       source: ce.source,
       time,
       tenantId,
       correlationId: ce.id,
       ...(ce.traceparent ? { traceparent: ce.traceparent } : {}),
-    }) as DomainEvent<ExternalType>;
+    });
     const hash = createHash('sha256').update(canonicalJson({ type: ce.type, source: ce.source, time, subject: ce.subject ?? null, data })).digest('hex');
     return { index, event, hash };
   }

@@ -4,6 +4,11 @@ import { ProjectionHost } from '@fastgpu/platform';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { streamTimesFrom, UsageProjection } from './usage.projection';
 
+interface FastifyParsers {
+  hasContentTypeParser(type: string): boolean;
+  addContentTypeParser(type: string[], options: { parseAs: 'string' }, parser: (req: unknown, body: string, done: (error: Error | null, value?: unknown) => void) => void): void;
+}
+
 /** CloudEvents media types accepted by `POST /v1/events`, parsed as JSON. */
 const CLOUDEVENTS_MEDIA_TYPES = ['application/cloudevents+json', 'application/cloudevents-batch+json'];
 
@@ -29,9 +34,7 @@ export class MeteringProjections implements OnModuleInit, OnApplicationBootstrap
   }
 
   onModuleInit(): void {
-    const fastify = this.adapterHost.httpAdapter?.getInstance?.() as
-      | { hasContentTypeParser(type: string): boolean; addContentTypeParser(type: string[], options: { parseAs: 'string' }, parser: (req: unknown, body: string, done: (error: Error | null, value?: unknown) => void) => void): void }
-      | undefined;
+    const fastify = this.adapterHost.httpAdapter?.getInstance?.<FastifyParsers | undefined>();
     if (!fastify?.addContentTypeParser) return;
     const missing = CLOUDEVENTS_MEDIA_TYPES.filter((type) => !fastify.hasContentTypeParser(type));
     if (!missing.length) return;
