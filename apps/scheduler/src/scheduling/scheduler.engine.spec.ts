@@ -29,7 +29,7 @@ function engine(instanceId: string, leaseTtlMs = 600): SchedulerEngine {
 async function emit<T extends Parameters<EventPublisher['build']>[0]>(type: T, data: EventData<T>): Promise<number> {
   const id = nameId('engine-test', String(++counter), env.config.subjectPrefix);
   const event = publisher.build(type, data, { id, time: new Date().toISOString(), tenantId: (data as { tenantId?: string }).tenantId ?? null, correlationId: id });
-  return (await publisher.publish(event)).sequence;
+  return (await publisher.publish(event as DomainEvent)).sequence;
 }
 
 async function node(nodeId: string, gpuCount = 8, labels: Record<string, string> = {}): Promise<number> {
@@ -87,7 +87,7 @@ async function commandsFor(nodeId: string): Promise<NodeCommand[]> {
   return out;
 }
 
-const ofType = <T extends DomainEvent['type']>(log: StoredEvent[], type: T) => log.map((s) => s.event).filter((e): e is DomainEvent<T> => e.type === type);
+const ofType = <T extends DomainEvent['type']>(log: StoredEvent[], type: T): Array<DomainEvent<T>> => log.map((s) => s.event).filter((e) => e.type === type) as unknown as Array<DomainEvent<T>>;
 
 async function stopAll(): Promise<void> {
   for (const e of engines.splice(0)) await e.stop();
