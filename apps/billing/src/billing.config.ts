@@ -4,7 +4,6 @@ import { z } from 'zod';
 const schema = z.object({
   /** Issuer prefix of invoice numbers (gapless per issuer): `<issuer>-000001`. */
   issuer: z.string().regex(/^[A-Z][A-Z0-9]{1,15}$/).default('FGPU'),
-  issuerName: z.string().min(1).max(200).default('FastGPU'),
   /** Grace after the end of a period before its drafts are finalized automatically. */
   graceMs: z.coerce.number().int().nonnegative().default(72 * 3_600_000),
   /** How often the automatic finalizer runs (0 = never; finance can still call finalize-due). */
@@ -16,7 +15,6 @@ export function billingOptions(overrides: Partial<BillingOptions> = {}, env: Nod
   const graceHours = env.FASTGPU_BILLING_GRACE_HOURS;
   return schema.parse({
     issuer: env.FASTGPU_BILLING_ISSUER || undefined,
-    issuerName: env.FASTGPU_BILLING_ISSUER_NAME || undefined,
     graceMs: graceHours ? Number(graceHours) * 3_600_000 : undefined,
     autoFinalizeIntervalMs: env.FASTGPU_BILLING_AUTO_FINALIZE_INTERVAL_MS || undefined,
     ...overrides,

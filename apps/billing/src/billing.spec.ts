@@ -9,7 +9,9 @@
  * byte-identical JSON, CSV and PDF for every finalized invoice.
  */
 import 'reflect-metadata';
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { newEventId, type DomainEvent, type EventData } from '@fastgpu/contracts';
@@ -26,6 +28,7 @@ import { BillingStore } from './ledger/billing.store';
 import { invoiceCsv, invoiceJson, invoicePdf } from './invoices/invoice-exports';
 import type { InvoiceDocument } from './invoices/invoice-document';
 
+const execFileAsync = promisify(execFile);
 const ADMIN = 'test-admin-key-0123456789abcdef';
 const FINANCE = 'fgk_finance_key_for_tests_000000000';
 const ACME = 'fgk_acme_key_for_tests_00000000000';
@@ -314,6 +317,21 @@ describe('billing on the log', () => {
     expect((await call('GET', `/v1/invoices/${octAcme()}`, FINANCE)).buffer.equals(before.buffer)).toBe(true);
   });
 
+  it('finalizes drafts automatically once the grace period after their period has passed, by command time', async () => {
+    const globexOct = invoiceOf('globex', '2026-10');
+    // Tokyo's October ends 2026-10-31T15:00Z; the default grace is 72 h.
+    const early = await call('POST', '/v1/invoices/finalize-due', FINANCE, { asOf: '2026-11-03T14:59:59.000Z' });
+    expect(early.status, early.text).toBe(200);
+    expect(early.json.finalized).toEqual([]);
+    expect((await doc(globexOct)).status).toBe('draft');
+    const due = await call('POST', '/v1/invoices/finalize-due', FINANCE, { asOf: '2026-11-03T15:00:00.000Z' });
+    expect(due.json.finalized).toEqual([{ invoiceId: globexOct, number: 'FGPU-000005' }]);
+    const finalized = await doc(globexOct);
+    expect([finalized.status, finalized.finalizedAt, finalized.amountDue]).toEqual(['finalized', '2026-11-03T15:00:00.000Z', '0']);
+    const future = await call('POST', `/v1/invoices/${invoiceOf('acme', '2026-11')}/finalize`, FINANCE, { reason: 'early', at: '2030-01-01T00:00:00.000Z' });
+    expect(future.status).toBe(422);
+  });
+
   it('rebuilds the ledger from the log into fresh tables with byte-identical JSON, CSV and PDF of every finalized invoice', async () => {
     const live = new InvoiceReader(new BillingStore(runtime.db, (n) => n), 'FGPU');
     const { store } = await rebuildLedger(env.bus, runtime.db, '_rebuild_test', 30_000);
@@ -321,7 +339,7 @@ describe('billing on the log', () => {
       const rebuilt = new InvoiceReader(store, 'FGPU');
       const liveRows = (await runtime.db.selectFrom('billing_invoices').selectAll().where('status', '=', 'finalized').orderBy('invoice_id').execute()) as never[];
       const rebuiltRows = (await runtime.db.selectFrom('billing_invoices_rebuild_test').selectAll().where('status', '=', 'finalized').orderBy('invoice_id').execute()) as never[];
-      expect(liveRows.length).toBe(4);
+      expect(liveRows.length).toBe(5);
       expect(rebuiltRows).toEqual(liveRows);
       for (const row of liveRows) {
         const a = await live.document(row, 0, 0);
@@ -340,4 +358,17 @@ describe('billing on the log', () => {
       await dropRebuildTables(runtime.db, '_rebuild_test');
     }
   });
+
+  it('exports a period from the CLI as the API does, and verifies every finalized invoice against a rebuild', async () => {
+    const cliEnv = { ...process.env, DATABASE_URL: env.config.databaseUrl, NATS_URL: env.config.natsUrl, FASTGPU_PREFIX: env.config.subjectPrefix };
+    const run = (args: string[]) => execFileAsync(process.execPath, ['--import', 'tsx', 'apps/billing/src/cli/invoices.cli.ts', ...args], { env: cliEnv, encoding: 'utf8' });
+    const exported = await run(['export', '--period', '2026-10', '--format', 'csv']);
+    const api = await call('GET', '/v1/invoices/export?period=2026-10', FINANCE, undefined, 'text/csv');
+    expect(api.status).toBe(200);
+    expect(exported.stdout).toBe(api.text);
+    expect(exported.stdout).toContain('FGPU-000001');
+    const verified = await run(['verify']);
+    expect(verified.stdout).toMatch(/5 finalized invoice\(s\) rebuilt from \d+ events: 0 difference\(s\)/);
+  });
 });
+

@@ -96,8 +96,8 @@ export function invoicePdf(doc: InvoiceDocument): Promise<Buffer> {
   });
 
   const bottom = () => pdf.page.height - PAGE_MARGIN - 40;
-  pdf.font('Helvetica-Bold').fontSize(20).text(doc.issuer, PAGE_MARGIN, PAGE_MARGIN);
-  pdf.font('Helvetica').fontSize(10).fillColor('#555555').text('GPU compute services', PAGE_MARGIN, pdf.y);
+  pdf.font('Helvetica-Bold').fontSize(20).text('FastGPU', PAGE_MARGIN, PAGE_MARGIN);
+  pdf.font('Helvetica').fontSize(10).fillColor('#555555').text(`GPU compute services · issuer ${doc.issuer}`, PAGE_MARGIN, pdf.y);
   pdf.fillColor('#000000').font('Helvetica-Bold').fontSize(16).text(doc.status === 'draft' ? 'DRAFT INVOICE' : 'INVOICE', 350, PAGE_MARGIN, { width: 195, align: 'right' });
   pdf.font('Helvetica').fontSize(10);
   const meta: Array<[string, string]> = [
