@@ -1,0 +1,47 @@
+import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { ApiError } from '@fastgpu/http';
+
+/** Trailers carrying the HTTP error shape's code and field, so gateways see the same error as over HTTP. */
+export const ErrorTrailers = { code: 'fastgpu-error-code', field: 'fastgpu-error-field' } as const;
+
+const STATUS_BY_HTTP: Record<number, status> = {
+  400: status.INVALID_ARGUMENT,
+  401: status.UNAUTHENTICATED,
+  403: status.PERMISSION_DENIED,
+  404: status.NOT_FOUND,
+  406: status.INVALID_ARGUMENT,
+  409: status.FAILED_PRECONDITION,
+  413: status.RESOURCE_EXHAUSTED,
+  422: status.INVALID_ARGUMENT,
+  429: status.RESOURCE_EXHAUSTED,
+  503: status.UNAVAILABLE,
+};
+
+export class GrpcError extends Error {
+  constructor(
+    readonly code: status,
+    message: string,
+    readonly errorCode: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** ApiError (the HTTP error) → gRPC status with the same message, code and field. Anything else is INTERNAL without details. */
+export function toServiceError(error: unknown): Partial<ServiceError> {
+  const metadata = new Metadata();
+  if (error instanceof GrpcError) {
+    metadata.set(ErrorTrailers.code, error.errorCode);
+    if (error.field) metadata.set(ErrorTrailers.field, error.field);
+    return { code: error.code, details: error.message, message: error.message, metadata };
+  }
+  if (error instanceof ApiError) {
+    metadata.set(ErrorTrailers.code, error.code);
+    if (error.field) metadata.set(ErrorTrailers.field, error.field);
+    const code = STATUS_BY_HTTP[error.status] ?? (error.status < 500 ? status.FAILED_PRECONDITION : status.INTERNAL);
+    return { code, details: error.message, message: error.message, metadata };
+  }
+  metadata.set(ErrorTrailers.code, 'internal');
+  return { code: status.INTERNAL, details: 'internal error', message: 'internal error', metadata };
+}

@@ -1,0 +1,56 @@
+import type { z } from 'zod';
+import type { Principal } from '@fastgpu/auth';
+
+/**
+ * What the gRPC handlers call: the services the HTTP controllers call, passed in by the
+ * composition root (libs never import apps). Method syntax keeps parameters bivariant, so the
+ * apps' services (e.g. intake's JobsService) fit as they are.
+ */
+export interface JobRecord {
+  jobId: string;
+  tenantId: string;
+  projectId: string;
+  name: string | null;
+  state: string;
+  reason: string | null;
+  submittedAt: string;
+  completedAt: string | null;
+  gpuMsObserved: number | null;
+  spec: Record<string, unknown>;
+  subtasks: Array<{
+    subtaskId: string;
+    index: number;
+    gpus: number;
+    runtimeMs: number;
+    state: string;
+    attempt: number;
+    nodeId: string | null;
+    gpuModel: string | null;
+    placedAt: string | null;
+    startedAt: string | null;
+    endedAt: string | null;
+    exitCode: number | null;
+    reason: string | null;
+  }>;
+  scheduling?: Record<string, unknown>;
+}
+
+export interface JobsPort {
+  /** The HTTP body schema of POST /v1/jobs: gRPC input is validated by the same zod schema. */
+  submitSchema: z.ZodType;
+  submit(principal: Principal, request: unknown, idempotencyKey?: string): Promise<{ job: JobRecord; created: boolean }>;
+  get(principal: Principal, jobId: string): Promise<JobRecord>;
+  cancel(principal: Principal, jobId: string, reason: string): Promise<JobRecord>;
+}
+
+export interface InvoicesPort {
+  /** The HTTP query schema of GET /v1/invoices. */
+  listSchema: z.ZodType;
+  list(principal: Principal, query: unknown): Promise<unknown[]>;
+  export(principal: Principal, invoiceId: string, format: 'json' | 'csv' | 'pdf'): Promise<{ contentType: string; content: Buffer | string }>;
+}
+
+export interface GrpcHandlers {
+  jobs?: JobsPort;
+  invoices?: InvoicesPort;
+}
