@@ -331,7 +331,17 @@ describe('leases', () => {
     log.append('LeaseRequested', { leaseId: 'L2', tenantId: 'acme', projectId: 'p1', gpuModels: ['h100'], gpus: 4, capacityType: 'on-demand', priorityClass: 'standard', requestedAt: at(5) });
     log.append('LeaseReleaseRequested', { leaseId: 'L2', tenantId: 'acme', requestedAt: at(6) });
     expect(log.when(at(7)).decisions).toEqual([]);
-    expect(log.state.leases.has('L2')).toBe(false);
+    expect(log.state.leases.get('L2')?.status).toBe('released');
+  });
+
+  it('closes a grant that crossed a release in flight', () => {
+    const log = new SchedulerLog().node('n1', 'a100', 8);
+    log.append('LeaseRequested', { leaseId: 'L1', tenantId: 'acme', projectId: 'p1', gpuModels: ['a100'], gpus: 2, capacityType: 'on-demand', priorityClass: 'standard', requestedAt: at(1) });
+    const decided = log.when(at(2));
+    log.append('LeaseReleaseRequested', { leaseId: 'L1', tenantId: 'acme', requestedAt: at(2) });
+    log.commit(decided);
+    expect(ofType(log.cycle(at(3)), 'LeaseReleased')[0]!.data.reason).toBe('released before it was granted');
+    expect(log.state.nodes.get('n1')?.freeGpus).toBe(8);
   });
 
   it('ignores a release asked by another tenant', () => {

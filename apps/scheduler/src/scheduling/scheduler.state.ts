@@ -694,10 +694,10 @@ export function evolve(state: SchedulerState, stored: StoredEvent): SchedulerSta
       const lease = state.leases.get(e.data.leaseId);
       if (!lease || lease.tenantId !== e.data.tenantId) return state;
       if (lease.status === 'pending') {
+        // Kept as a tombstone: a grant decided before this release may still arrive and must be closed.
         lease.status = 'released';
         lease.releaseReason = 'released before it was granted';
         markQueueDirty(state, lease.classRank, lease.tenantId);
-        state.leases.delete(lease.leaseId);
       } else if (lease.status === 'granted') {
         lease.status = 'releasing';
         lease.releaseReason = 'released by the tenant';
@@ -710,7 +710,7 @@ export function evolve(state: SchedulerState, stored: StoredEvent): SchedulerSta
       const node = state.nodes.get(d.nodeId);
       if (node) node.schedulerSubjectSequence = sequence;
       const lease = state.leases.get(d.leaseId);
-      if (!node || !lease || lease.status !== 'pending') return state;
+      if (!node || !lease || (lease.status !== 'pending' && !(lease.status === 'released' && !lease.allocation))) return state;
       const allocation: Allocation = {
         kind: 'lease',
         key: d.leaseId,
@@ -729,8 +729,14 @@ export function evolve(state: SchedulerState, stored: StoredEvent): SchedulerSta
         lease,
       };
       allocate(state, allocation);
-      lease.status = 'granted';
       lease.allocation = allocation;
+      if (lease.status === 'released') {
+        // The release was asked while the grant was in flight: give the GPUs back at once.
+        lease.status = 'releasing';
+        state.attentionLeases.add(lease);
+        return state;
+      }
+      lease.status = 'granted';
       markQueueDirty(state, lease.classRank, lease.tenantId);
       return state;
     }

@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import { capacityTypeSchema, idSchema, priorityClassSchema } from '@fastgpu/contracts';
+
+export const LEASE_GPUS_MAX = 64;
+/** Longest a POST /v1/leases waits for the grant before answering 202 with the lease still requested. */
+export const LEASE_WAIT_MS_MAX = 30_000;
+
+export const requestLeaseBody = z.strictObject({
+  projectId: idSchema,
+  /** Allowed GPU models in order of preference. */
+  gpuModels: z.array(z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "-", "_"')).min(1).max(16),
+  gpus: z.number().int().min(1).max(LEASE_GPUS_MAX),
+  capacityType: capacityTypeSchema.optional(),
+  priorityClass: priorityClassSchema.default('standard'),
+});
+export type RequestLeaseBody = z.infer<typeof requestLeaseBody>;
+
+export const requestLeaseQuery = z.object({ waitMs: z.coerce.number().int().min(0).max(LEASE_WAIT_MS_MAX).default(0) });
+
+export const leaseView = z.object({
+  leaseId: z.string(),
+  tenantId: z.string(),
+  projectId: z.string(),
+  state: z.enum(['requested', 'granted', 'releasing', 'released']),
+  gpus: z.number(),
+  gpuModels: z.array(z.string()),
+  capacityType: z.string(),
+  priorityClass: z.string(),
+  nodeId: z.string().nullable(),
+  gpuModel: z.string().nullable(),
+  gpuIndices: z.array(z.number()).nullable(),
+  leaseEpoch: z.number().nullable(),
+  requestedAt: z.string(),
+  grantedAt: z.string().nullable(),
+  releasedAt: z.string().nullable(),
+  releaseReason: z.string().nullable(),
+  /** GPU-milliseconds billed: gpus × (released − granted), or so far while granted. */
+  gpuMs: z.number(),
+});
+export type LeaseView = z.infer<typeof leaseView>;
