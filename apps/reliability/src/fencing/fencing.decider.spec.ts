@@ -56,7 +56,7 @@ describe('fencing', () => {
   it('rejects reports from a lost node before the scheduler has requeued its work', () => {
     const state = given(placed(1, 7, 'n1'), event('NodeLost', { nodeId: 'n1', lastHeartbeatAt: '2026-11-01T00:00:30.000Z', detectedAt: '2026-11-01T00:00:45.000Z', reason: 'silent' }));
     const judgement = judgeReport(state.placements.get('st-1'), { subtaskId: 'st-1', attempt: 1, leaseEpoch: 7, nodeId: 'n1' });
-    expect(judgement).toEqual({ ok: false, reason: expect.stringMatching(/revoked: node n1 lost/) as unknown as string });
+    expect(judgement).toEqual({ ok: false, reason: expect.stringMatching(/revoked: node n1 lost/) });
   });
 
   it('rejects a report from another node, a preempted lease, and a sub-task whose job is done', () => {
@@ -83,7 +83,7 @@ describe('fencing', () => {
       { subtaskId: 'st-1', attempt: 1, leaseEpoch: 7 },
       { subtaskId: 'unknown', attempt: 1, leaseEpoch: 1 },
     ]);
-    expect(stale).toEqual([{ subtaskId: 'st-1', attempt: 1, leaseEpoch: 7, reason: expect.stringMatching(/stale lease epoch 7/) as unknown as string }]);
+    expect(stale).toEqual([{ subtaskId: 'st-1', attempt: 1, leaseEpoch: 7, reason: expect.stringMatching(/stale lease epoch 7/) }]);
     expect(staleRunningWork(state, 'n2', [{ subtaskId: 'st-1', attempt: 2, leaseEpoch: 8 }])).toEqual([]);
   });
 

@@ -40,10 +40,10 @@ describe('liveness', () => {
       kind: 'event',
       type: 'NodeLost',
       id: nameId('NodeLost', 'n1', String(T0 + 1_000)),
-      data: { nodeId: 'n1', lastHeartbeatAt: '2026-11-01T00:00:01.000Z', detectedAt: '2026-11-01T00:00:16.001Z', reason: expect.stringMatching(/missed 3 heartbeats/) as unknown as string },
+      data: { nodeId: 'n1', lastHeartbeatAt: '2026-11-01T00:00:01.000Z', detectedAt: '2026-11-01T00:00:16.001Z', reason: expect.stringMatching(/missed 3 heartbeats/) },
     });
     // Another instance noticing the same silence later decides the same event id.
-    expect(decideTick(state, T0 + 25_000, policy)[0]).toMatchObject({ id: lost!.id });
+    expect(decideTick(state, T0 + 25_000, policy)[0]).toMatchObject({ id: (lost as { id: string }).id });
   });
 
   it('does not declare a node lost twice, and recovers it when it beats again', () => {
@@ -86,7 +86,7 @@ describe('liveness', () => {
       {
         kind: 'command',
         nodeId: 'n1',
-        command: { kind: 'StopSubtask', commandId: nameId('StopSubtask', 'n1', 's', '1'), subtaskId: 's', attempt: 1, leaseEpoch: 1, reason: expect.stringMatching(/stale lease epoch 1/) as unknown as string, issuedAt: '2026-11-01T00:00:01.000Z' },
+        command: { kind: 'StopSubtask', commandId: nameId('StopSubtask', 'n1', 's', '1'), subtaskId: 's', attempt: 1, leaseEpoch: 1, reason: expect.stringMatching(/stale lease epoch 1/), issuedAt: '2026-11-01T00:00:01.000Z' },
       },
     ]);
   });

@@ -1,0 +1,49 @@
+import { Controller, Get, Inject, Query, Res, UseGuards } from '@nestjs/common';
+import { z } from 'zod';
+import { idSchema } from '@fastgpu/contracts';
+import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
+import { ApiDoc, notFound, parseInput } from '@fastgpu/http';
+import { RUNTIME, type Runtime } from '@fastgpu/runtime';
+import { ReliabilityEngine } from '../reliability.engine';
+import { periodOf, reportsToCsv, type ServedReport } from './sla.report';
+
+export const slaReportQuery = z.object({
+  period: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'must be a month as YYYY-MM').optional(),
+  format: z.enum(['json', 'csv']).default('json'),
+  tenantId: idSchema.optional(),
+});
+
+/**
+ * `GET /v1/sla-reports?period=2026-11&format=csv`: a tenant sees its own report; sre, finance
+ * and admin see every tenant's, or one with `tenantId=`. A closed month serves the stored
+ * final report (the one its credits cite); the current month is provisional, as of now.
+ */
+@Controller('v1/sla-reports')
+@UseGuards(ApiKeyGuard)
+export class SlaReportsController {
+  constructor(
+    @Inject(ReliabilityEngine) private readonly engine: ReliabilityEngine,
+    @Inject(RUNTIME) private readonly runtime: Runtime,
+  ) {}
+
+  @Get()
+  @Roles('tenant', 'sre', 'finance')
+  @ApiDoc({ summary: 'SLA reports for a month (JSON or CSV)', query: slaReportQuery, tags: ['reliability'], errors: { 400: 'bad period or format', 404: 'another tenant' } })
+  async list(@CurrentPrincipal() principal: Principal, @Query() rawQuery: unknown, @Res({ passthrough: true }) reply: { header(name: string, value: string): unknown }): Promise<{ period: string; reports: ServedReport[] } | string> {
+    const query = parseInput(slaReportQuery, rawQuery, 'query');
+    const nowMs = this.runtime.clock.now().getTime();
+    const period = query.period ?? periodOf(nowMs);
+    let tenantId: string | null = query.tenantId ?? null;
+    if (principal.tenantId) {
+      if (tenantId && tenantId !== principal.tenantId) throw notFound('tenant');
+      tenantId = principal.tenantId;
+    }
+    const reports = await this.engine.sla.reports(period, tenantId, nowMs);
+    if (query.format === 'csv') {
+      reply.header('content-type', 'text/csv; charset=utf-8');
+      reply.header('content-disposition', `attachment; filename="sla-${period}.csv"`);
+      return reportsToCsv(reports);
+    }
+    return { period, reports };
+  }
+}
