@@ -2,13 +2,18 @@
  * Proves `npm run events` on a real log: `show` prints one aggregate's history, `tail` filters
  * by job/tenant/node/type (readable or JSON) and follows live events, `as-of` folds a job, a
  * node and a tenant's usage up to a stream sequence or a time, and bad input (unknown
- * sequence, unknown aggregate, unknown command) answers clearly with a non-zero exit code.
+ * sequence, unknown aggregate, unknown command, unknown projection to replay) answers clearly
+ * with a non-zero exit code and changes nothing; `replay usage` delegates to libs/replay.
  */
+import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
 import { newEventId, type DomainEvent, type EventData, type EventType } from '@fastgpu/contracts';
 import { EventPublisher } from '@fastgpu/messaging';
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
+import { createRuntime, startServices } from '@fastgpu/platform';
 import { runEventsCli } from '../../apps/fastgpu/src/cli/events/cli';
+import { meteringService } from '../../apps/metering/src/metering.service';
 
 let env: TestEnvironment;
 let publisher: EventPublisher;
@@ -18,7 +23,8 @@ const t = (s: number) => new Date(Date.UTC(2026, 10, 1, 10, 0, s)).toISOString()
 async function cli(args: string[], signal?: AbortSignal, onOut?: (line: string) => void) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runEventsCli(args, { bus: env.bus, io: { out: (l) => (out.push(l), onOut?.(l)), err: (l) => err.push(l) }, signal });
+  const openDatabase = async () => ({ db: env.database.db, close: async () => undefined });
+  const code = await runEventsCli(args, { bus: env.bus, io: { out: (l) => (out.push(l), onOut?.(l)), err: (l) => err.push(l) }, signal, openDatabase });
   return { code, out, err };
 }
 async function emit<T extends EventType>(label: string, type: T, data: EventData<T>, tenantId: string | null = 'acme') {
@@ -102,6 +108,30 @@ describe('events CLI', () => {
     expect(byTime.asOfSequence).toBeGreaterThanOrEqual(sequences['job-completed']!);
     const beforeLog = JSON.parse((await cli(['as-of', '2000-01-01T00:00:00Z', '--job', 'job-1', '--json'])).out[0]!) as { asOfSequence: number; job: { state: string } };
     expect(beforeLog).toMatchObject({ asOfSequence: 0, job: { state: 'unknown' } });
+  });
+
+  it('replay delegates to libs/replay, and refuses an unknown projection without changing anything', async () => {
+    const tables = async () => (await sql<{ n: number }>`select count(*)::int as n from information_schema.tables where table_schema = 'public'`.execute(env.database.db)).rows[0]!.n;
+    const checkpoints = async () => (await sql<{ n: number }>`select count(*)::int as n from projection_checkpoints`.execute(env.database.db)).rows[0]!.n;
+    const before = [await tables(), await checkpoints()];
+    const unknown = await cli(['replay', 'no-such-projection', '--swap']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err[0]).toMatch(/unknown projection "no-such-projection"; known: .*usage.*Nothing was changed/);
+    expect([await tables(), await checkpoints()]).toEqual(before);
+
+    // The live usage projection runs in the metering service; the rebuild is compared with it.
+    const runtime = await createRuntime(env.config);
+    const metering = await startServices(runtime, [meteringService], { port: 0, logger: false });
+    try {
+      const usage = await cli(['replay', 'usage']);
+      expect(usage.out.join('\n')).toMatch(/usage: compared at sequence \d+: identical/);
+      expect(usage.code).toBe(0);
+    } finally {
+      await metering.close();
+      await runtime.close();
+    }
+    const listed = await cli(['replay', '--list']);
+    expect(listed.out.join('\n')).toMatch(/projections: .*usage/);
   });
 
   it('answers bad input clearly', async () => {

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { eventTypes, idSchema, type StoredEvent } from '@fastgpu/contracts';
+import type { AnyDatabase } from '@fastgpu/db';
 import type { Bus } from '@fastgpu/messaging';
 import { foldJob, foldNode, foldTenantUsage } from './as-of.fold';
 import { countDeadLetters, getDeadLetter, groupByOriginal, listDeadLetters, purgeDeadLetters, redrive, type DeadLetter } from './dlq';
@@ -13,6 +14,8 @@ export interface CliIo {
   err(line: string): void;
   /** Asks a yes/no question on a terminal; absent when stdin is not a TTY. */
   confirm?(question: string): Promise<boolean>;
+  /** Rewrites the current terminal line (replay progress). */
+  progress?(line: string): void;
 }
 export interface CliContext {
   bus: Bus;
@@ -20,7 +23,7 @@ export interface CliContext {
   /** Ends `tail` (Ctrl-C). */
   signal?: AbortSignal;
   /** For `replay`, which needs the database. */
-  openRuntime?: () => Promise<unknown>;
+  openDatabase?: () => Promise<{ db: AnyDatabase; close(): Promise<void> }>;
 }
 
 export const HELP: Record<string, string> = {
