@@ -41,8 +41,7 @@ async function exportPeriod(): Promise<void> {
   const reader = new InvoiceReader(new BillingStore(handle.db, (name) => name), options.issuer);
   const checkpoint = Number((await readCheckpoint(handle.db, BILLING_PROJECTION))?.last_sequence ?? 0);
   const nowMs = Date.now();
-  const docs = [];
-  for (const row of await reader.rowsForPeriod(period, values.tenant)) docs.push(await reader.document(row, checkpoint, nowMs));
+  const docs = await reader.periodDocuments(period, values.tenant, checkpoint, nowMs);
   if (format === 'pdf') {
     const folder = values.out ?? `invoices-${period}`;
     mkdirSync(folder, { recursive: true });

@@ -372,11 +372,7 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
   /** Every invoice of a period, as documents (drafts built as of the ledger's sequence). */
   async periodDocuments(period: string, tenantId: string | null): Promise<InvoiceDocument[]> {
     periodIndex(period);
-    const reader = this.reader();
-    const rows = await reader.rowsForPeriod(period, tenantId ?? undefined);
-    const docs: InvoiceDocument[] = [];
-    for (const row of rows) docs.push(await reader.document(row, this.ledger.runner.lastSequence, this.nowMs()));
-    return docs;
+    return this.reader().periodDocuments(period, tenantId ?? undefined, this.ledger.runner.lastSequence, this.nowMs());
   }
 }
 

@@ -1,0 +1,125 @@
+import pg from 'pg';
+import { sql } from 'kysely';
+import { createDatabase, migrateToLatest } from '@fastgpu/db';
+import { money, sumMoney } from '@fastgpu/money';
+import { BillingStore, SEQUENCE_MAX } from '../apps/billing/src/ledger/billing.store';
+import { InvoiceReader } from '../apps/billing/src/invoices/invoice.reader';
+
+/**
+ * `npm run bench -- billing [--tenants=10000] [--rows=1000000] [--keep]`: rates one billing period for
+ * every tenant (the same code the API and CLI use: bulk-loaded draft inputs → buildInvoice per
+ * invoice, every rule applied) and compares, in the same run on the same rows, with a plain SQL
+ * `GROUP BY` sum of GPU-ms per invoice, GPU model and capacity type. Prints invoices/s, the ratio
+ * (the goal: the invoice run costs at most 3× the plain aggregate) and peak memory. Runs in a
+ * fresh database on 127.0.0.1:5432 that it drops afterwards.
+ */
+const RUNS = 3;
+
+function flag(flags: string[], name: string, fallback: number): number {
+  const hit = flags.find((f) => f.startsWith(`--${name}=`));
+  const value = hit ? Number(hit.split('=')[1]) : fallback;
+  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer`);
+  return value;
+}
+
+async function admin<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres' });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+export default async function billingBench(flags: string[]): Promise<void> {
+  const tenants = flag(flags, 'tenants', 10_000);
+  const rows = flag(flags, 'rows', 1_000_000);
+  const dbName = `fastgpu_bench_billing_${process.pid}`;
+  const url = new URL(process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+  url.pathname = `/${dbName}`;
+  await admin((c) => c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`));
+  await admin((c) => c.query(`CREATE DATABASE ${dbName}`));
+  const handle = createDatabase({ databaseUrl: url.toString(), poolSize: 4 });
+  try {
+    const db = handle.db;
+    await migrateToLatest(db);
+    const t0 = performance.now();
+    await sql`INSERT INTO billing_tenants (tenant_id, name, currency, billing_time_zone, event_id, sequence)
+      SELECT 't' || i, 'Tenant ' || i, 'USD', (ARRAY['UTC', 'America/New_York', 'Europe/Berlin'])[1 + i % 3], 'tenant-' || i, i FROM generate_series(1, ${tenants}) AS i`.execute(db);
+    const prices = (a100: string, h100: string) =>
+      JSON.stringify(
+        ['on-demand', 'preemptible'].flatMap((capacityType, k) => [
+          { gpuModel: 'a100', capacityType, pricePerGpuHour: k ? '1.0333333' : a100, incrementMs: 1000, minimumMs: 60_000 },
+          { gpuModel: 'h100', capacityType, pricePerGpuHour: k ? '2.4166667' : h100, incrementMs: 1000, minimumMs: 60_000 },
+        ]),
+      );
+    await db
+      .insertInto('billing_price_books')
+      .values([
+        { price_book_id: 'standard', version: 1, currency: 'USD', effective_from_ms: Date.UTC(2026, 0, 1), prices: prices('2.123456789', '4.5'), published_by: 'bench', published_at: '2026-01-01T00:00:00.000Z', event_id: 'pb-1', sequence: 1 },
+        { price_book_id: 'standard', version: 2, currency: 'USD', effective_from_ms: Date.UTC(2026, 9, 15), prices: prices('2.25', '4.75'), published_by: 'bench', published_at: '2026-10-01T00:00:00.000Z', event_id: 'pb-2', sequence: 2 },
+      ])
+      .execute();
+    await sql`INSERT INTO billing_invoices (invoice_id, tenant_id, period, status) SELECT 'inv-t' || i, 't' || i, '2026-10', 'draft' FROM generate_series(1, ${tenants}) AS i`.execute(db);
+    // Allocations of 30 s to 4 h starting between 1 and 30 October, 1–8 GPUs, every 50th interrupted.
+    const base = Date.UTC(2026, 9, 1, 5);
+    await sql`INSERT INTO billing_usage_pieces (event_id, piece, usage_id, tenant_id, service_period, invoice_id, gpu_model, capacity_type, gpus,
+        start_ms, end_ms, allocation_start_ms, allocation_end_ms, interrupted, sequence, assigned_sequence)
+      SELECT 'e' || i, 0, 'u' || i, 't' || (1 + i % ${tenants}), '2026-10', 'inv-t' || (1 + i % ${tenants}),
+        (ARRAY['a100', 'h100'])[1 + (i / 7) % 2], (ARRAY['on-demand', 'preemptible'])[1 + (i / 3) % 2], (ARRAY[1, 2, 4, 8])[1 + i % 4],
+        s, s + d, s, s + d, i % 50 = 0, i + 10, i + 10
+      FROM (SELECT i, ${base}::bigint + ((i::bigint * 7919) % (29 * 86400)) * 1000 AS s, ((i::bigint * 104729) % 14400 + 30) * 1000 + (i % 1000) AS d
+            FROM generate_series(1, ${rows}) AS i) AS g`.execute(db);
+    await sql`ANALYZE`.execute(db);
+    console.log(`data: ${tenants.toLocaleString('en-US')} tenants, ${rows.toLocaleString('en-US')} usage rows, 2 price versions (a change on 15 October), loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+    let rssPeakBytes = process.memoryUsage().rss;
+    const sampler = setInterval(() => (rssPeakBytes = Math.max(rssPeakBytes, process.memoryUsage().rss)), 20);
+
+    const aggregateMs: number[] = [];
+    let aggregateGroups = 0;
+    for (let run = 0; run < RUNS; run++) {
+      const start = performance.now();
+      const result = await sql`SELECT invoice_id, gpu_model, capacity_type, sum(gpus::bigint * (end_ms - start_ms)) AS gpu_ms
+        FROM billing_usage_pieces WHERE service_period = '2026-10' GROUP BY invoice_id, gpu_model, capacity_type`.execute(db);
+      aggregateMs.push(performance.now() - start);
+      aggregateGroups = result.rows.length;
+    }
+
+    const reader = new InvoiceReader(new BillingStore(db, (name) => name), 'FGPU');
+    const invoiceMs: number[] = [];
+    let documents = 0;
+    let lines = 0;
+    let total = money('0');
+    for (let run = 0; run < RUNS; run++) {
+      const start = performance.now();
+      const docs = await reader.periodDocuments('2026-10', undefined, SEQUENCE_MAX, Date.UTC(2026, 10, 4));
+      invoiceMs.push(performance.now() - start);
+      documents = docs.length;
+      lines = docs.reduce((n, d) => n + d.lines.length, 0);
+      total = sumMoney(docs.map((d) => money(d.total)));
+      if (docs.some((d) => d.validationErrors.length)) throw new Error('benchmark data left usage without a price');
+    }
+    clearInterval(sampler);
+    rssPeakBytes = Math.max(rssPeakBytes, process.memoryUsage().rss);
+
+    const aggregate = median(aggregateMs);
+    const invoiceRun = median(invoiceMs);
+    const ratio = invoiceRun / aggregate;
+    console.log(`plain SQL GROUP BY:  ${aggregate.toFixed(0)} ms (median of ${RUNS}), ${aggregateGroups.toLocaleString('en-US')} groups`);
+    console.log(`invoice run:         ${invoiceRun.toFixed(0)} ms (median of ${RUNS}), ${documents.toLocaleString('en-US')} invoices, ${lines.toLocaleString('en-US')} lines, total ${total.toFixed(2)} USD`);
+    console.log(`invoices/s:          ${Math.round(documents / (invoiceRun / 1000)).toLocaleString('en-US')} (${Math.round(rows / (invoiceRun / 1000)).toLocaleString('en-US')} usage rows/s)`);
+    console.log(`ratio:               ${ratio.toFixed(2)}× the plain aggregate (goal ≤ 3×: ${ratio <= 3 ? 'met' : 'NOT met'})`);
+    console.log(`peak memory (RSS):   ${(rssPeakBytes / 1024 / 1024).toFixed(0)} MiB`);
+  } finally {
+    await handle.close();
+    if (flags.includes('--keep')) console.log(`kept database ${dbName} (--keep)`);
+    else await admin((c) => c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`));
+  }
+}
