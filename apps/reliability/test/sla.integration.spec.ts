@@ -4,7 +4,9 @@
  * node's last heartbeat, a late report from the lost node (rejected, not counted), and a job
  * failed by the user. The report (HTTP JSON and CSV) matches hand-computed figures; closing the
  * month stores it once and issues one 25 % credit citing its hash and event window; closing again
- * issues nothing new; tenants see only their own report.
+ * issues nothing new; tenants see only their own report; API responses feed the API availability
+ * SLO; the SRE command prints the same reports; the read model rebuilt from sequence 1
+ * is row for row the live one.
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +15,10 @@ import { hashSecret } from '@fastgpu/auth';
 import { EventPublisher } from '@fastgpu/messaging';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
+import { runReplayCommand } from '@fastgpu/replay';
 import { ReliabilityEngine } from '../src/reliability.engine';
+import { slaReplayable } from '../src/sla/sla.replayable';
+import { runSlaCommand } from '../src/cli/sla.command';
 import { ReliabilityModule } from '../src/reliability.module';
 import type { ServedReport } from '../src/sla/sla.report';
 import { LogTail } from './log-tail';
@@ -193,5 +198,39 @@ describe('the October SLA report and credit', () => {
     expect(all.reports.map((x) => x.tenantId)).toEqual(['acme']);
     expect((await get('/v1/sla-reports?period=2026-13', ACME_KEY)).status).toBe(422);
     expect((await get('/v1/sla-reports?period=2026-10', 'fgk_wrong')).status).toBe(401);
+
+    // Every response above was counted for the API availability SLO; 4xx are the caller's, not errors.
+    await engine.recorder.flush();
+    const api = (await engine.sloStates()).find((state) => state.slo === 'api-availability')!;
+    expect(api.period.total).toBeGreaterThanOrEqual(7);
+    expect(api.period.bad).toBe(0);
+    expect(api.status).toBe('ok');
+  });
+
+  it('rebuilds from the log into identical rows', async () => {
+    const out: string[] = [];
+    const io = { out: (line: string) => out.push(line), err: () => undefined };
+    const code = await runReplayCommand(['reliability-sla'], { 'reliability-sla': slaReplayable }, { bus: env.bus, db: runtime.db, io });
+    expect(out.join('\n')).toMatch(/reliability-sla: compared at sequence \d+: identical/);
+    expect(code).toBe(0);
+  });
+
+  it('prints the same reports from the SRE command line, as JSON and CSV', async () => {
+    const run = async (args: string[]) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await runSlaCommand(args, { db: runtime.db, config: engine.config, nowMs: Date.now(), out: (t) => out.push(t), err: (t) => err.push(t) });
+      return { code, out: out.join('\n'), err: err.join('\n') };
+    };
+    const json = await run(['--period', '2026-10', '--tenant', 'acme']);
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.out) as { reports: ServedReport[] };
+    expect(parsed.reports[0]).toMatchObject({ tenantId: 'acme', hash: closed[0]!.report.hash, allocationAvailability: { availabilityPercent: '97.3506', creditPercent: 25 } });
+    const csv = await run(['--period', '2026-10', '--format', 'csv']);
+    expect(csv.out.split('\r\n')).toContain('acme,2026-10,allocation,,availability_percent,97.3506');
+    const slo = await run(['--slo']);
+    expect((JSON.parse(slo.out) as Array<{ slo: string }>).map((s) => s.slo)).toEqual(['api-availability', 'job-start-latency', 'metering-freshness']);
+    const bad = await run(['--period', '2026-13']);
+    expect(bad).toMatchObject({ code: 2, err: expect.stringMatching(/--period must be YYYY-MM/) });
   });
 });
