@@ -3,6 +3,8 @@ import { tenantScope } from '@fastgpu/auth';
 import type { GrpcHandlers } from '../../libs/grpc/src';
 import { JobsService } from '../../apps/intake/src/jobs/jobs.service';
 import { submitJobRequest } from '../../apps/intake/src/jobs/jobs.schema';
+import { LeasesService } from '../../apps/intake/src/leases/leases.service';
+import { requestLeaseBody, requestLeaseQuery } from '../../apps/intake/src/leases/leases.schema';
 import { answer } from '../../apps/billing/src/invoices/invoices.controller';
 import { invoiceCsv, invoiceJson, invoicePdf } from '../../apps/billing/src/invoices/invoice-exports';
 import { InvoicesService } from '../../apps/billing/src/invoices/invoices.service';
@@ -10,7 +12,7 @@ import { listInvoicesQuery } from '../../apps/billing/src/invoices/invoices.sche
 
 /**
  * The composition-root wiring of the gRPC ports to the services the HTTP controllers use
- * (intake's JobsService, billing's InvoicesService). The lead copies this into apps/fastgpu
+ * (intake's JobsService and LeasesService, billing's InvoicesService). The lead copies this into apps/fastgpu
  * next to `startGrpcServer(runtime, grpcHandlers(app), port)`; the tests use it as is.
  */
 export function grpcHandlers(app: INestApplicationContext): GrpcHandlers {
@@ -22,6 +24,14 @@ export function grpcHandlers(app: INestApplicationContext): GrpcHandlers {
       get: (principal, jobId) => jobs.get(principal, jobId),
       cancel: (principal, jobId, reason) => jobs.cancel(principal, jobId, reason),
     },
+  };
+  const leases = app.get(LeasesService, { strict: false });
+  handlers.leases = {
+    requestSchema: requestLeaseBody,
+    querySchema: requestLeaseQuery,
+    request: (principal, body, options) => leases.request(principal, body as never, options),
+    get: (principal, leaseId) => leases.get(principal, leaseId),
+    release: (principal, leaseId) => leases.release(principal, leaseId),
   };
   let invoices: InvoicesService | undefined;
   try {

@@ -3,7 +3,7 @@
  * but the server address: it discovers the services by server reflection, builds its stubs
  * from the returned descriptors, submits a job (the same events as POST /v1/jobs, idempotent
  * by key, the caller's trace continued), watches it as a stream of its events until it
- * completes, allocates and releases a lease, and lists invoices. Bad arguments get
+ * completes, allocates, reads and releases a lease, and lists invoices. Bad arguments get
  * INVALID_ARGUMENT naming the field; missing keys UNAUTHENTICATED; other tenants' jobs NOT_FOUND.
  */
 /* eslint-disable @typescript-eslint/no-explicit-any -- a generic client knows message shapes only at run time, from reflection */
@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
-import { deriveId, newEventId, type DomainEvent } from '@fastgpu/contracts';
+import { newEventId, type DomainEvent } from '@fastgpu/contracts';
 import { EventPublisher, lastSequence } from '@fastgpu/messaging';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
 import { startTelemetry } from '@fastgpu/telemetry';
@@ -260,15 +260,22 @@ describe('gRPC gateway', () => {
     expect([badResume.code, badResume.metadata.get(ErrorTrailers.field)[0]]).toEqual([grpc.status.INVALID_ARGUMENT, 'fromSequence']);
   });
 
-  it('allocates and releases a lease through LeaseRequested / LeaseReleaseRequested', async () => {
+  it('allocates, reads and releases a lease through the same service as /v1/leases', async () => {
     const lease = await call(intake, 'AllocateLease', { projectId: 'notebooks', gpuModels: ['h100'], gpus: 4, idempotencyKey: 'lease-1' }, meta(acmeKey));
-    expect(lease).toMatchObject({ tenantId: 'acme', state: 'requested' });
-    const stored = await env.bus.jsm.streams.getMessage(env.bus.topology.streams.events, { seq: lease.sequence });
-    expect(stored!.json<DomainEvent<'LeaseRequested'>>()).toMatchObject({ type: 'LeaseRequested', id: deriveId(lease.leaseId, 'LeaseRequested'), data: { gpus: 4, gpuModels: ['h100'], capacityType: 'on-demand' } });
-    const stolen = await rejection(call(intake, 'ReleaseLease', { leaseId: lease.leaseId }, meta(globexKey)));
-    expect(stolen.code).toBe(grpc.status.NOT_FOUND);
+    expect(lease).toMatchObject({ tenantId: 'acme', state: 'requested', gpus: 4, gpuModels: ['h100'], capacityType: 'on-demand' });
+    const again = await call(intake, 'AllocateLease', { projectId: 'notebooks', gpuModels: ['h100'], gpus: 4, idempotencyKey: 'lease-1' }, meta(acmeKey));
+    expect(again.leaseId).toBe(lease.leaseId);
+    const requested = await env.bus.jsm.streams.getMessage(env.bus.topology.streams.events, { last_by_subj: env.bus.topology.subjects.lease(lease.leaseId) });
+    expect(requested!.json<DomainEvent>()).toMatchObject({ type: 'LeaseRequested', data: { leaseId: lease.leaseId, gpus: 4 } });
+    const viaHttp = await fetch(`${started.url}/v1/leases/${lease.leaseId}`, { headers: { authorization: `Bearer ${acmeKey}` } });
+    expect(((await viaHttp.json()) as { leaseId: string }).leaseId).toBe(lease.leaseId);
+    expect((await rejection(call(intake, 'GetLease', { leaseId: lease.leaseId }, meta(globexKey)))).code).toBe(grpc.status.NOT_FOUND);
+    expect((await rejection(call(intake, 'ReleaseLease', { leaseId: lease.leaseId }, meta(globexKey)))).code).toBe(grpc.status.NOT_FOUND);
     const released = await call(intake, 'ReleaseLease', { leaseId: lease.leaseId }, meta(acmeKey));
-    expect(released).toMatchObject({ leaseId: lease.leaseId, state: 'release-requested' });
+    expect(released.leaseId).toBe(lease.leaseId);
+    expect(['releasing', 'released']).toContain(released.state);
+    const badWait = await rejection(call(intake, 'AllocateLease', { projectId: 'p', gpuModels: ['a100'], gpus: 1, waitMs: 999_999 }, meta(acmeKey)));
+    expect([badWait.code, badWait.metadata.get(ErrorTrailers.field)[0]]).toEqual([grpc.status.INVALID_ARGUMENT, 'waitMs']);
   });
 
   it('lists invoices and answers NOT_FOUND for an unknown one', async () => {

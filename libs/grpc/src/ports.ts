@@ -50,7 +50,37 @@ export interface InvoicesPort {
   export(principal: Principal, invoiceId: string, format: 'json' | 'csv' | 'pdf'): Promise<{ contentType: string; content: Buffer | string }>;
 }
 
+export interface LeaseRecord {
+  leaseId: string;
+  tenantId: string;
+  projectId: string;
+  state: string;
+  gpus: number;
+  gpuModels: string[];
+  capacityType: string;
+  priorityClass: string;
+  nodeId: string | null;
+  gpuModel: string | null;
+  gpuIndices: number[] | null;
+  leaseEpoch: number | null;
+  requestedAt: string;
+  grantedAt: string | null;
+  releasedAt: string | null;
+  releaseReason: string | null;
+  gpuMs: number;
+}
+
+export interface LeasesPort {
+  /** The HTTP body and query schemas of POST /v1/leases. */
+  requestSchema: z.ZodType;
+  querySchema: z.ZodType;
+  request(principal: Principal, body: unknown, options: { idempotencyKey?: string; waitMs: number }): Promise<LeaseRecord>;
+  get(principal: Principal, leaseId: string): Promise<LeaseRecord>;
+  release(principal: Principal, leaseId: string): Promise<LeaseRecord>;
+}
+
 export interface GrpcHandlers {
   jobs?: JobsPort;
+  leases?: LeasesPort;
   invoices?: InvoicesPort;
 }

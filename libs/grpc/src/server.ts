@@ -3,14 +3,13 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { z } from 'zod';
 import { ApiKeyResolver, type Principal } from '@fastgpu/auth';
-import { capacityTypeSchema, deriveId, idSchema, nameId, newEntityId, priorityClassSchema, decodeEvent, type Role } from '@fastgpu/contracts';
+import { idSchema, type Role } from '@fastgpu/contracts';
 import { parseInput } from '@fastgpu/http';
-import { publisherFor, type Runtime } from '@fastgpu/runtime';
+import type { Runtime } from '@fastgpu/runtime';
 import { extractTraceContext, inSpan, SpanKind } from '@fastgpu/telemetry';
 import { GrpcError, toServiceError } from './errors';
-import type { GrpcHandlers, JobRecord } from './ports';
+import type { GrpcHandlers, JobRecord, LeaseRecord } from './ports';
 import { firstSequenceOfJob, watchJob } from './watch';
 
 export const protoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../proto');
@@ -26,15 +25,6 @@ export const protoLoaderOptions: protoLoader.Options = { keepCase: false, longs:
 export function loadFastGpuProtos(): protoLoader.PackageDefinition {
   return protoLoader.loadSync(protoFiles.map((f) => path.join(protoRoot, f)), protoLoaderOptions);
 }
-
-/** The lease request has no HTTP twin yet; it is validated the same way (zod, field and reason). */
-export const allocateLeaseRequest = z.strictObject({
-  projectId: idSchema,
-  gpuModels: z.array(z.string().min(1).max(64)).min(1).max(16),
-  gpus: z.number().int().min(1).max(64),
-  capacityType: capacityTypeSchema.default('on-demand'),
-  priorityClass: priorityClassSchema.default('standard'),
-});
 
 /** Request messages as proto-loader decodes them, minus its synthetic `_field` oneof markers. */
 function plain(request: object): Record<string, unknown> {
@@ -64,6 +54,10 @@ function jobMessage(job: JobRecord, created = false): Record<string, unknown> {
     schedulingJson: job.scheduling ? JSON.stringify(job.scheduling) : '',
     created,
   };
+}
+
+function leaseMessage(lease: LeaseRecord): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(lease).filter(([, v]) => v !== null));
 }
 
 export interface StartedGrpcServer {
@@ -113,7 +107,7 @@ export async function startGrpcServer(runtime: Runtime, handlers: GrpcHandlers, 
 
   const jobs = () => handlers.jobs ?? notServed('the jobs API');
   const invoices = () => handlers.invoices ?? notServed('the invoices API');
-  const publisher = publisherFor(runtime, 'intake');
+  const leases = () => handlers.leases ?? notServed('the leases API');
 
   const intake: grpc.UntypedServiceImplementation = {
     SubmitJob: unary<Record<string, unknown>>('IntakeService.SubmitJob', ['tenant'], async (request, principal) => {
@@ -156,27 +150,13 @@ export async function startGrpcServer(runtime: Runtime, handlers: GrpcHandlers, 
       ).catch((error: unknown) => call.emit('error', toServiceError(error)));
     },
     AllocateLease: unary<Record<string, unknown>>('IntakeService.AllocateLease', ['tenant'], async (request, principal) => {
-      const tenantId = principal.tenantId ?? notTenant();
-      const { idempotencyKey, ...body } = plain(request);
-      const lease = parseInput(allocateLeaseRequest, body);
-      if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,256}$/.test(String(idempotencyKey))) throw new GrpcError(grpc.status.INVALID_ARGUMENT, 'idempotencyKey: 1-256 visible ASCII characters', 'invalid_request', 'idempotencyKey');
-      const leaseId = idempotencyKey ? nameId(tenantId, 'lease', String(idempotencyKey)) : newEntityId();
-      const requestedAt = runtime.clock.now().toISOString();
-      const event = publisher.build('LeaseRequested', { leaseId, tenantId, ...lease, requestedAt }, { id: deriveId(leaseId, 'LeaseRequested'), time: requestedAt, tenantId, correlationId: leaseId });
-      const published = await publisher.publish(event);
-      return { leaseId, tenantId, state: 'requested', sequence: published.sequence };
+      const port = leases();
+      const { idempotencyKey, waitMs, ...body } = plain(request);
+      const query = parseInput(port.querySchema, waitMs === undefined ? {} : { waitMs }, 'query') as { waitMs: number };
+      return leaseMessage(await port.request(principal, parseInput(port.requestSchema, body), { idempotencyKey: idempotencyKey as string | undefined, waitMs: query.waitMs }));
     }),
-    ReleaseLease: unary<{ leaseId?: string }>('IntakeService.ReleaseLease', ['tenant'], async (request, principal) => {
-      const leaseId = required(request.leaseId, 'leaseId');
-      const stored = await runtime.bus.jsm.streams.getMessage(runtime.bus.topology.streams.events, { last_by_subj: runtime.bus.topology.subjects.lease(leaseId) }).catch(() => null);
-      const decoded = stored ? decodeEvent(stored.data) : undefined;
-      const tenantId = decoded?.ok ? decoded.event.tenantid : undefined;
-      if (!tenantId || (principal.tenantId !== null && principal.tenantId !== tenantId)) throw new GrpcError(grpc.status.NOT_FOUND, `lease ${leaseId} not found`, 'not_found', 'leaseId');
-      const requestedAt = runtime.clock.now().toISOString();
-      const event = publisher.build('LeaseReleaseRequested', { leaseId, tenantId, requestedAt }, { id: deriveId(leaseId, 'LeaseReleaseRequested'), time: requestedAt, tenantId, correlationId: leaseId });
-      const published = await publisher.publish(event);
-      return { leaseId, tenantId, state: 'release-requested', sequence: published.sequence };
-    }),
+    GetLease: unary<{ leaseId?: string }>('IntakeService.GetLease', ['tenant', 'sre', 'finance'], async (request, principal) => leaseMessage(await leases().get(principal, required(request.leaseId, 'leaseId')))),
+    ReleaseLease: unary<{ leaseId?: string }>('IntakeService.ReleaseLease', ['tenant'], async (request, principal) => leaseMessage(await leases().release(principal, required(request.leaseId, 'leaseId')))),
   };
 
   const billing: grpc.UntypedServiceImplementation = {
@@ -219,6 +199,3 @@ export async function startGrpcServer(runtime: Runtime, handlers: GrpcHandlers, 
   };
 }
 
-function notTenant(): never {
-  throw new GrpcError(grpc.status.PERMISSION_DENIED, 'leases are requested with a tenant API key', 'forbidden');
-}
