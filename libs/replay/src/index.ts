@@ -1,3 +1,4 @@
 export * from './rebuild';
 export * from './diff';
+export * from './pipeline';
 export * from './cli';

@@ -1,9 +1,8 @@
 import { sql } from 'kysely';
-import type { JsMsg } from '@nats-io/jetstream';
-import { decodeValue, parseJson, peekType, type EventType, type StoredEvent } from '@fastgpu/contracts';
 import { lockCheckpoint, readCheckpoint, type AnyDatabase } from '@fastgpu/db';
-import { lastSequence, ProjectionRunner, StreamFollower, type Bus, type Projection, type ProjectionContext, type ProjectionTransaction } from '@fastgpu/messaging';
+import { lastSequence, type Bus, type Projection, type ProjectionContext, type ProjectionTransaction } from '@fastgpu/messaging';
 import { diffTables, type TableDiff } from './diff';
+import { decodeMessages, readRange, replayPipelined } from './pipeline';
 
 /**
  * Rebuilds any projection from sequence 1 into suffixed copies of its tables while the live one
@@ -34,12 +33,15 @@ export const REBUILD_SUFFIX = '_rebuild';
 export const PREVIOUS_SUFFIX = '_previous';
 export const rebuildCheckpointName = (name: string) => `${name}@rebuild`;
 
+/**
+ * Messages per rebuild batch (one transaction): larger than a live runner's, so an allocation's
+ * events mostly meet in one batch and the per-transaction cost is shared by more events.
+ */
+export const REBUILD_BATCH_MESSAGES_MAX = 5000;
 /** Events the alignment step may apply under the live lock; a larger gap is caught up first. */
 export const ALIGN_GAP_EVENTS_MAX = 20_000;
 /** Attempts at aligning before giving up (each waits for the slower side). */
 export const ALIGN_ATTEMPTS_MAX = 20;
-/** Longest wait for one alignment read of the stream. */
-const ALIGN_READ_TIMEOUT_MS = 60_000;
 
 export interface RebuildProgress {
   projection: string;
@@ -161,38 +163,37 @@ export class Rebuild {
       report('caught-up');
       return sequence;
     }
-    const runner = new ProjectionRunner(this.bus, this.db, this.projection, {
-      live: false,
-      tableSuffix: REBUILD_SUFFIX,
-      checkpointName: this.checkpointName,
-      batchMax: this.options.batchMax,
-      onProgress: (last, applied) => {
-        sequence = last;
-        eventsApplied = applied;
-      },
-    });
-    await runner.start();
     const intervalMs = this.options.progressIntervalMs ?? 1000;
     let stalledSince: number | undefined;
+    let stalledError: Error | undefined;
+    const timer = setInterval(() => report(stalledSince === undefined ? 'rebuilding' : 'stalled', stalledError?.message), intervalMs);
     try {
-      while (runner.lastSequence < target) {
-        await runner.waitFor(target, intervalMs);
-        const health = runner.health;
-        if (health.status === 'stalled') {
-          stalledSince ??= Date.now();
-          report('stalled', `at sequence ${health.stalledAtSequence}: ${health.error}`);
-          if (this.options.stalledTimeoutMs !== undefined && Date.now() - stalledSince > this.options.stalledTimeoutMs) {
-            throw new Error(`rebuild of ${this.replayable.name} stalled at sequence ${health.stalledAtSequence}: ${health.error}`);
-          }
-        } else {
+      sequence = await replayPipelined({
+        bus: this.bus,
+        db: this.db,
+        projection: this.projection,
+        checkpointName: this.checkpointName,
+        context: this.context(),
+        fromSequence: sequence + 1,
+        toSequence: target,
+        batchMax: this.options.batchMax ?? REBUILD_BATCH_MESSAGES_MAX,
+        onApplied: (last, applied) => {
+          sequence = last;
+          eventsApplied += applied;
           stalledSince = undefined;
-          report('rebuilding');
-        }
-      }
+          stalledError = undefined;
+        },
+        onFailed: (error) => {
+          stalledSince ??= Date.now();
+          stalledError = error;
+          if (this.options.stalledTimeoutMs !== undefined && Date.now() - stalledSince > this.options.stalledTimeoutMs) {
+            throw new Error(`rebuild of ${this.replayable.name} stalled after sequence ${sequence}: ${error.message}`);
+          }
+        },
+      });
     } finally {
-      await runner.stop();
+      clearInterval(timer);
     }
-    sequence = runner.lastSequence;
     report('caught-up');
     return sequence;
   }
@@ -242,59 +243,12 @@ export class Rebuild {
     await trx.deleteFrom('projection_checkpoints').where('projection', '=', this.checkpointName).execute();
   }
 
-  /** Reads (fromSequence..toSequence] of the stream and applies it to the rebuild tables in `trx`. */
+  /** Reads [fromSequence, toSequence] of the stream and applies it to the rebuild tables in `trx`. */
   private async applyRange(trx: ProjectionTransaction, fromSequence: number, toSequence: number): Promise<void> {
-    const wanted = this.projection.types;
-    const batchMax = this.options.batchMax ?? 1000;
-    let pending: StoredEvent[] = [];
-    const flush = async () => {
-      if (pending.length) await this.projection.apply(trx, pending, this.context());
-      pending = [];
-    };
-    let reached!: () => void;
-    let failed!: (error: unknown) => void;
-    const done = new Promise<void>((resolve, reject) => {
-      reached = resolve;
-      failed = reject;
+    await readRange(this.bus, fromSequence, toSequence, this.options.batchMax ?? REBUILD_BATCH_MESSAGES_MAX, async (messages) => {
+      const events = decodeMessages(messages, this.projection.types, toSequence);
+      if (events.length) await this.projection.apply(trx, events, this.context());
     });
-    let finished = false;
-    const follower = new StreamFollower(this.bus, {
-      stream: this.bus.topology.streams.events,
-      fromSequence,
-      batchMax,
-      onBatch: async (messages: JsMsg[]) => {
-        if (finished) return;
-        try {
-          for (const m of messages) {
-            if (m.seq > toSequence) break;
-            const parsed = parseJson(m.data);
-            if (!parsed.ok) continue; // undecodable: the runners dead-letter it
-            const type = peekType(parsed.value);
-            if (type === undefined || !wanted.has(type as EventType)) continue;
-            const decoded = decodeValue(parsed.value);
-            if (decoded.ok) pending.push({ sequence: m.seq, subject: m.subject, event: decoded.event });
-            if (pending.length >= batchMax) await flush();
-          }
-          const last = messages[messages.length - 1]!.seq;
-          if (last >= toSequence) {
-            await flush();
-            finished = true;
-            reached();
-          }
-        } catch (error) {
-          finished = true;
-          failed(error);
-        }
-      },
-    });
-    await follower.start();
-    const timeout = setTimeout(() => failed(new Error(`alignment read of ${this.replayable.name} did not reach sequence ${toSequence} in time`)), ALIGN_READ_TIMEOUT_MS);
-    try {
-      await done;
-    } finally {
-      clearTimeout(timeout);
-      await follower.stop();
-    }
   }
 
   /** Drops the rebuild tables and checkpoint (abandon a rebuild). */

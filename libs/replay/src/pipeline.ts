@@ -1,0 +1,138 @@
+import { sql } from 'kysely';
+import type { JsMsg } from '@nats-io/jetstream';
+import { decodeValue, parseJson, peekType, type EventType, type StoredEvent } from '@fastgpu/contracts';
+import { lockCheckpoint, type AnyDatabase } from '@fastgpu/db';
+import { StreamFollower, type Bus, type Projection, type ProjectionContext } from '@fastgpu/messaging';
+
+/** Longest wait between retries of a rebuild batch that failed to apply. */
+export const REPLAY_RETRY_DELAY_MS_MAX = 30_000;
+/** Longest a bounded read of the stream may take before it is reported as stuck. */
+export const RANGE_READ_TIMEOUT_MS = 120_000;
+
+/**
+ * Decodes messages as the live runner does (JSON, envelope, known type, payload after
+ * upcasting), keeping the projection's types up to `toSequence`. Undecodable bodies are skipped
+ * here: the live runner has sent them to the dead-letter stream, and skipped them too.
+ */
+export function decodeMessages(messages: readonly JsMsg[], wanted: ReadonlySet<EventType>, toSequence = Number.MAX_SAFE_INTEGER): StoredEvent[] {
+  const events: StoredEvent[] = [];
+  for (const m of messages) {
+    if (m.seq > toSequence) break;
+    const parsed = parseJson(m.data);
+    if (!parsed.ok) continue;
+    const type = peekType(parsed.value);
+    if (type === undefined || !wanted.has(type as EventType)) continue;
+    const decoded = decodeValue(parsed.value);
+    if (decoded.ok) events.push({ sequence: m.seq, subject: m.subject, event: decoded.event });
+  }
+  return events;
+}
+
+/** Calls `onBatch` with consecutive messages of [fromSequence, toSequence] (the last batch may run past it). */
+export async function readRange(bus: Bus, fromSequence: number, toSequence: number, batchMax: number, onBatch: (messages: JsMsg[]) => Promise<void>): Promise<void> {
+  if (fromSequence > toSequence) return;
+  let reached!: () => void;
+  let failed!: (error: unknown) => void;
+  const done = new Promise<void>((resolve, reject) => {
+    reached = resolve;
+    failed = reject;
+  });
+  let finished = false;
+  const follower = new StreamFollower(bus, {
+    stream: bus.topology.streams.events,
+    fromSequence,
+    batchMax,
+    onBatch: async (messages) => {
+      if (finished) return;
+      try {
+        await onBatch(messages);
+        if (messages[messages.length - 1]!.seq >= toSequence) {
+          finished = true;
+          reached();
+        }
+      } catch (error) {
+        finished = true;
+        failed(error);
+      }
+    },
+  });
+  await follower.start();
+  const timeout = setTimeout(() => failed(new Error(`reading the stream did not reach sequence ${toSequence} within ${RANGE_READ_TIMEOUT_MS} ms`)), RANGE_READ_TIMEOUT_MS);
+  try {
+    await done;
+  } finally {
+    clearTimeout(timeout);
+    await follower.stop();
+  }
+}
+
+export interface PipelinedReplayOptions {
+  bus: Bus;
+  db: AnyDatabase;
+  projection: Projection;
+  checkpointName: string;
+  context: ProjectionContext;
+  fromSequence: number;
+  toSequence: number;
+  batchMax: number;
+  /** After each committed batch: its last sequence and how many events it applied. */
+  onApplied(lastSequence: number, eventsApplied: number): void;
+  /** After each failed attempt (the batch is retried with backoff); throwing gives up. */
+  onFailed(error: Error): void;
+}
+
+/**
+ * Replays [fromSequence, toSequence] into a projection, each batch in one transaction with its
+ * checkpoint (so a kill -9 resumes after the last commit), pipelined: the next batch is read
+ * and decoded while Postgres applies the current one, one batch in flight. A batch that fails
+ * is retried with backoff, never skipped. Returns the last applied sequence.
+ */
+export async function replayPipelined(options: PipelinedReplayOptions): Promise<number> {
+  const { db, projection, checkpointName, context, toSequence } = options;
+  let lastApplied = options.fromSequence - 1;
+  let applying: Promise<void> = Promise.resolve();
+  let gaveUp: unknown;
+
+  const applyBatch = async (events: StoredEvent[], lastSequence: number): Promise<void> => {
+    for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, REPLAY_RETRY_DELAY_MS_MAX)) {
+      try {
+        let applied = 0;
+        await db.transaction().execute(async (trx) => {
+          const checkpoint = await lockCheckpoint(trx, checkpointName);
+          const fresh = events.filter((e) => e.sequence > checkpoint);
+          if (fresh.length) await projection.apply(trx, fresh, context);
+          applied = fresh.length;
+          if (lastSequence > checkpoint) {
+            await trx
+              .updateTable('projection_checkpoints')
+              .set({ last_sequence: lastSequence, status: 'rebuilding', error: null, stalled_sequence: null, updated_at: sql`now()` })
+              .where('projection', '=', checkpointName)
+              .execute();
+          }
+        });
+        lastApplied = lastSequence;
+        options.onApplied(lastSequence, applied);
+        return;
+      } catch (error) {
+        options.onFailed(error as Error);
+        await new Promise((r) => setTimeout(r, delayMs));
+      }
+    }
+  };
+
+  await readRange(options.bus, options.fromSequence, toSequence, options.batchMax, async (messages) => {
+    const events = decodeMessages(messages, projection.types, toSequence);
+    const lastSequence = Math.min(messages[messages.length - 1]!.seq, toSequence);
+    await applying;
+    if (gaveUp) throw gaveUp;
+    applying = applyBatch(events, lastSequence).catch((error: unknown) => {
+      gaveUp = error;
+    });
+    // The last batch must be committed before the range counts as read.
+    if (lastSequence >= toSequence) await applying;
+    if (gaveUp) throw gaveUp;
+  });
+  await applying;
+  if (gaveUp) throw gaveUp;
+  return lastApplied;
+}
