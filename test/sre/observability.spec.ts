@@ -3,7 +3,8 @@
  * consumer's lag growing while it is stopped and falling to zero when it resumes; HTTP
  * requests become SERVER spans that continue the caller's `traceparent`, the events a handler
  * publishes carry that same trace, and their latency lands in the histogram under the route
- * template; log lines carry trace and span ids; the fleet fold counts queue depth.
+ * template; log lines carry trace and span ids; queue depth, GPUs, placements and GPU
+ * utilisation follow the live log and heartbeats.
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,7 +18,7 @@ import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from
 import { RUNTIME, publisherFor, type Runtime } from '@fastgpu/runtime';
 import { startTelemetry } from '@fastgpu/telemetry';
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
-import { JsonLogger, MetricsModule, evolveFleet, fleetFigures, initialFleetState } from '@fastgpu/observability';
+import { JsonLogger, MetricsModule, NestJsonLogger, evolveFleet, fleetFigures, initialFleetState } from '@fastgpu/observability';
 
 const exporter = new InMemorySpanExporter();
 const telemetry = startTelemetry({ serviceName: 'sre-observability-test', exporter });
@@ -120,6 +121,34 @@ describe('/metrics', () => {
   });
 });
 
+describe('fleet gauges from the live log and heartbeats', () => {
+  it('shows queue depth per tenant and model, GPUs, placements and GPU utilisation', async () => {
+    const publisher = new EventPublisher(env.bus.js, env.bus.topology, 'test');
+    const at = '2026-11-01T00:00:00.000Z';
+    const meta = (tenantId: string | null) => {
+      const id = newEventId();
+      return { id, time: at, tenantId, correlationId: id };
+    };
+    await publisher.publish(publisher.build('NodeRegistered', { nodeId: 'gauge-node', gpuModel: 'h100', gpuCount: 8, gpuMemoryGb: 80, labels: {}, agentEpoch: 1, registeredAt: at }, meta(null)));
+    for (const index of [0, 1, 2]) {
+      await publisher.publish(publisher.build('SubtaskCreated', { jobId: 'gauge-job', tenantId: 'acme', subtaskId: `gauge-job-${index}`, index, gpus: 2, gpuModels: ['h100'], runtimeMs: 1000 }, meta('acme')));
+    }
+    await publisher.publish(publisher.build('SubtaskPlaced', { jobId: 'gauge-job', tenantId: 'acme', projectId: 'p', subtaskId: 'gauge-job-0', attempt: 1, nodeId: 'gauge-node', gpuModel: 'h100', gpus: 2, gpuIndices: [0, 1], leaseEpoch: 1, capacityType: 'on-demand', runtimeMs: 1000, placedAt: at }, meta('acme')));
+    const beat = { nodeId: 'gauge-node', agentEpoch: 1, sentAt: new Date().toISOString(), running: [], gpus: [0, 1].map((index) => ({ index, utilizationPercent: index === 0 ? 75 : 0, memoryUsedMb: 0, temperatureC: 40, eccErrors: 0, xidErrors: 0 })) };
+    await eventually(async () => {
+      env.bus.nc.publish(env.bus.topology.subjects.heartbeat('gauge-node'), JSON.stringify(beat));
+      const text = await scrape();
+      return (
+        gauge(text, 'fastgpu_queue_depth', { tenant: 'acme', gpu_model: 'h100', kind: 'subtask' }) === 2 &&
+        gauge(text, 'fastgpu_gpus', { gpu_model: 'h100' }) === 8 &&
+        gauge(text, 'fastgpu_gpus_allocated', { gpu_model: 'h100' }) === 2 &&
+        gauge(text, 'fastgpu_gpu_utilization_ratio', { node: 'gauge-node', gpu_model: 'h100', gpu: '0' }) === 0.75 &&
+        (gauge(text, 'fastgpu_placements_total', {}) ?? 0) >= 1
+      );
+    }, { message: 'fleet gauges did not show the published state' });
+  });
+});
+
 describe('HTTP tracing', () => {
   it('continues the caller trace in a SERVER span, carries it into published events and records latency', async () => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -143,6 +172,20 @@ describe('HTTP tracing', () => {
 
     const text = await scrape();
     expect(gauge(text, 'fastgpu_http_request_duration_seconds_count', { route: '/probe/:tenantId', method: 'POST', status_code: '201' })).toBe(1);
+  });
+});
+
+describe('Nest logger', () => {
+  it('writes Nest log calls as JSON lines with the context', () => {
+    const lines: string[] = [];
+    const nest = new NestJsonLogger('svc', { sink: (l) => lines.push(l) });
+    nest.log('listening', 'NestApplication');
+    nest.error('boom', 'Error: boom\n    at x', 'Handler');
+    nest.debug('hidden');
+    const records = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records).toHaveLength(2);
+    expect(records[0]).toMatchObject({ level: 'info', service: 'svc', msg: 'listening', context: 'NestApplication' });
+    expect(records[1]).toMatchObject({ level: 'error', msg: 'boom', stack: 'Error: boom\n    at x' });
   });
 });
 
