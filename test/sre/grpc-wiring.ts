@@ -1,4 +1,4 @@
-import type { INestApplicationContext } from '@nestjs/common';
+
 import { tenantScope } from '@fastgpu/auth';
 import type { GrpcHandlers } from '../../libs/grpc/src';
 import { JobsService } from '../../apps/intake/src/jobs/jobs.service';
@@ -13,9 +13,10 @@ import { listInvoicesQuery } from '../../apps/billing/src/invoices/invoices.sche
 /**
  * The composition-root wiring of the gRPC ports to the services the HTTP controllers use
  * (intake's JobsService and LeasesService, billing's InvoicesService). The lead copies this into apps/fastgpu
- * next to `startGrpcServer(runtime, grpcHandlers(app), port)`; the tests use it as is.
+ * as `GrpcModule.forRoot({ port, handlers: grpcHandlers })` in the app's imports (or
+ * `startGrpcServer(runtime, grpcHandlers(app), port)`); the tests use it as is.
  */
-export function grpcHandlers(app: INestApplicationContext): GrpcHandlers {
+export function grpcHandlers(app: { get<T>(type: abstract new (...args: never[]) => T, options: { strict: false }): T }): GrpcHandlers {
   const jobs = app.get(JobsService, { strict: false });
   const handlers: GrpcHandlers = {
     jobs: {

@@ -1,5 +1,5 @@
 /**
- * Proves the gRPC gateway on real NATS and Postgres with a generic client that knows nothing
+ * Proves the gRPC gateway (GrpcModule in the Nest app's lifecycle) on real NATS and Postgres with a generic client that knows nothing
  * but the server address: it discovers the services by server reflection, builds its stubs
  * from the returned descriptors, submits a job (the same events as POST /v1/jobs, idempotent
  * by key, the caller's trace continued), watches it as a stream of its events until it
@@ -19,7 +19,7 @@ import { EventPublisher, lastSequence } from '@fastgpu/messaging';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
 import { startTelemetry } from '@fastgpu/telemetry';
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
-import { ErrorTrailers, startGrpcServer, type StartedGrpcServer } from '../../libs/grpc/src';
+import { ErrorTrailers, GrpcModule, GrpcServerHandle } from '../../libs/grpc/src';
 import { intakeService } from '../../apps/intake/src/intake.service';
 import { billingService } from '../../apps/billing/src/billing.service';
 import { grpcHandlers } from './grpc-wiring';
@@ -31,7 +31,6 @@ const ADMIN = 'test-admin-key-0123456789abcdef';
 let env: TestEnvironment;
 let runtime: OwnedRuntime;
 let started: StartedApp;
-let grpcServer: StartedGrpcServer;
 let acmeKey: string;
 let globexKey: string;
 type AnyClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
@@ -137,13 +136,12 @@ const jobRequest = { projectId: 'render', gpuModels: ['a100'], gpusPerSubtask: 2
 beforeAll(async () => {
   env = await createTestEnvironment({ adminKey: ADMIN });
   runtime = await createRuntime(env.config);
-  started = await startServices(runtime, [intakeService, billingService], { port: 0, logger: false });
+  started = await startServices(runtime, [intakeService, billingService, { name: 'intake', module: GrpcModule.forRoot({ port: 0, handlers: grpcHandlers }), consumesEvents: false }], { port: 0, logger: false });
   await http('/v1/tenants', { tenantId: 'acme', name: 'Acme' }, ADMIN);
   await http('/v1/tenants', { tenantId: 'globex', name: 'Globex' }, ADMIN);
   acmeKey = (await http('/v1/tenants/acme/api-keys', { role: 'tenant' }, ADMIN)).secret;
   globexKey = (await http('/v1/tenants/globex/api-keys', { role: 'tenant' }, ADMIN)).secret;
-  grpcServer = await startGrpcServer(runtime, grpcHandlers(started.app), 0);
-  const reflected = await reflectClients(`127.0.0.1:${grpcServer.port}`);
+  const reflected = await reflectClients(`127.0.0.1:${started.app.get(GrpcServerHandle).port}`);
   discovered = reflected.services;
   intake = reflected.client('fastgpu.intake.v1.IntakeService');
   billing = reflected.client('fastgpu.billing.v1.BillingService');
@@ -151,7 +149,6 @@ beforeAll(async () => {
 afterAll(async () => {
   intake?.close();
   billing?.close();
-  await grpcServer?.close();
   await started?.close();
   await runtime?.close();
   await env?.cleanup();

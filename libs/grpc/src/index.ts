@@ -2,3 +2,4 @@ export * from './errors';
 export * from './ports';
 export * from './watch';
 export * from './server';
+export * from './grpc.module';
