@@ -3,7 +3,8 @@
  * every 200 ms: a node whose heartbeats stop is declared lost in time (within the timeout plus one
  * loop tick of its last beat, far inside 30 s), naming its last heartbeat; after its work is
  * requeued elsewhere, the late report it sends when it comes back is rejected and the node is
- * told to stop that work; it is recovered; bad heartbeats are rejected and counted; a standby
+ * told to stop that work; it is recovered; bad heartbeats are rejected and counted; a GPU over a
+ * health threshold drains its node once, with the reason; a standby
  * that folds the same log publishes no second copy of any decision; readiness tells the truth.
  */
 import 'reflect-metadata';
@@ -139,6 +140,26 @@ describe('a node that stops beating', () => {
     expect(after.heartbeatsRejected - before.heartbeatsRejected).toBe(3);
     expect(after.heartbeatsRejectedByCode).toMatchObject({ 'unknown-node': 1, 'impossible-value': 1, 'future-time': 1 });
     expect(engine.monitor.liveness.nodes.has('ghost')).toBe(false);
+  });
+
+  it('drains a node automatically, with the reason, when a GPU counter crosses its threshold', async () => {
+    const sick: Heartbeat = {
+      nodeId: 'n2',
+      agentEpoch: engine.monitor.liveness.nodes.get('n2')!.agentEpoch,
+      sentAt: new Date().toISOString(),
+      gpus: [
+        { index: 0, utilizationPercent: 90, memoryUsedMb: 1_000, temperatureC: 70, eccErrors: 0, xidErrors: 0 },
+        { index: 1, utilizationPercent: 90, memoryUsedMb: 1_000, temperatureC: 70, eccErrors: 12, xidErrors: 0 },
+      ],
+      running: [],
+    };
+    await env.bus.js.publish(env.bus.topology.subjects.heartbeat('n2'), JSON.stringify(sick));
+    const drained = await log.waitFor('NodeDrained', (e) => e.data.nodeId === 'n2');
+    expect(drained.data).toMatchObject({ automatic: true, reason: 'gpu 1: 12 ECC errors (threshold 8)' });
+    await eventually(() => engine.monitor.liveness.nodes.get('n2')!.drained);
+    await env.bus.js.publish(env.bus.topology.subjects.heartbeat('n2'), JSON.stringify({ ...sick, sentAt: new Date().toISOString() }));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(log.all('NodeDrained', (e) => e.data.nodeId === 'n2')).toHaveLength(1);
   });
 
   it('a standby folding the same log republishes nothing, and when both see a node go silent the log gets one NodeLost', async () => {

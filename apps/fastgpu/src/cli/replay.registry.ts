@@ -1,5 +1,6 @@
 import type { ReplayableProjection } from '@fastgpu/replay';
 import { usageReplayable } from '../../../metering/src/usage/usage.replayable';
+import { slaReplayable } from '../../../reliability/src/sla/sla.replayable';
 
 /**
  * Projections `npm run replay -- <name>` can rebuild. Each service appends its own entry:
@@ -7,4 +8,5 @@ import { usageReplayable } from '../../../metering/src/usage/usage.replayable';
  */
 export const replayableProjections: Record<string, ReplayableProjection> = {
   usage: usageReplayable,
+  'reliability-sla': slaReplayable,
 };
