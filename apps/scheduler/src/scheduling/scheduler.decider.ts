@@ -45,6 +45,11 @@ interface ModelPool {
   buckets: number[][];
   /** GPUs of nodes that are not lost (fair-share denominator). */
   capacity: number;
+  /** Smallest size that found no free node this cycle; and the same for units ending after the reservation starts. */
+  minFailedGpus: number;
+  minFailedLongGpus: number;
+  /** Smallest size, per preemptor class, for which preemption found no node. */
+  preemptFailedGpus: [number, number, number];
 }
 
 interface CycleAllocation {
@@ -60,8 +65,14 @@ class Scratch {
   private readonly usage = new Map<string, Map<string, number>>();
   readonly victims = new Set<Allocation>();
   readonly placedInCycle = new Map<number, CycleAllocation[]>();
-  /** Smallest GPU count that found no free node, per model (free capacity only shrinks while placing). */
-  readonly minFailedGpus = new Map<string, number>();
+  /** Smallest gang size (per topology key, models, GPUs) that found no domain. */
+  readonly domainFailed = new Map<string, number>();
+  /**
+   * Preemptible GPUs per node: [0] held by preemptible standard-class work (victims of high),
+   * [1] held by the preemptible class (victims of high and standard); nodes with any, per model.
+   * Built on the first preemption attempt of a cycle.
+   */
+  private preemptibleIndex?: { byRank: [Int32Array, Int32Array]; nodesByModel: Map<string, NodeState[]> };
 
   constructor(
     private readonly state: SchedulerState,
@@ -74,7 +85,7 @@ class Scratch {
       this.free[node.ordinal] = node.freeGpus;
       let pool = this.pools.get(node.gpuModel);
       if (!pool) {
-        pool = { model: node.gpuModel, nodes: [], maxGpuCount: 0, buckets: [], capacity: 0 };
+        pool = { model: node.gpuModel, nodes: [], maxGpuCount: 0, buckets: [], capacity: 0, minFailedGpus: Infinity, minFailedLongGpus: Infinity, preemptFailedGpus: [Infinity, Infinity, Infinity] };
         this.pools.set(node.gpuModel, pool);
       }
       if (node.status === 'lost') continue;
@@ -155,7 +166,12 @@ class Scratch {
     this.setFree(allocation.node, this.free[allocation.node.ordinal]! + allocation.gpus);
     this.victims.add(allocation);
     this.addUsage(allocation.tenantId, allocation.gpuModel, -allocation.gpus);
-    this.minFailedGpus.clear();
+    for (const pool of this.pools.values()) {
+      pool.minFailedGpus = Infinity;
+      pool.minFailedLongGpus = Infinity;
+    }
+    this.domainFailed.clear();
+    this.countPreemptible(allocation, -1);
   }
 
   unevict(allocation: Allocation): void {
@@ -164,6 +180,62 @@ class Scratch {
     this.setFree(allocation.node, this.free[allocation.node.ordinal]! - allocation.gpus);
     this.victims.delete(allocation);
     this.addUsage(allocation.tenantId, allocation.gpuModel, allocation.gpus);
+    this.countPreemptible(allocation, 1);
+  }
+
+  private countPreemptible(allocation: Allocation, sign: 1 | -1): void {
+    if (!this.preemptibleIndex || !allocation.preemptible || allocation.classRank === 0) return;
+    this.preemptibleIndex.byRank[allocation.classRank - 1]![allocation.node.ordinal]! += sign * allocation.gpus;
+  }
+
+  /** Nodes of a model holding preemptible work, and how many GPUs a preemptor of `classRank` could free on a node. */
+  preemptible(model: string): NodeState[] {
+    if (!this.preemptibleIndex) {
+      const n = this.state.nodeList.length;
+      const index = { byRank: [new Int32Array(n), new Int32Array(n)] as [Int32Array, Int32Array], nodesByModel: new Map<string, NodeState[]>() };
+      for (const pool of this.pools.values()) {
+        const nodes: NodeState[] = [];
+        for (const node of pool.nodes) {
+          let any = false;
+          for (const a of node.allocations) {
+            if (!a.preemptible || a.classRank === 0 || this.victims.has(a)) continue;
+            index.byRank[a.classRank - 1]![node.ordinal]! += a.gpus;
+            any = true;
+          }
+          if (any) nodes.push(node);
+        }
+        index.nodesByModel.set(pool.model, nodes);
+      }
+      this.preemptibleIndex = index;
+    }
+    return this.preemptibleIndex.nodesByModel.get(model) ?? [];
+  }
+
+  private readonly domainIndex = new Map<string, Array<[string, NodeState[]]>>();
+
+  /** Ready nodes of a model grouped by a topology label (e.g. NVLink domain), by label value, ordinals ascending. */
+  domains(model: string, key: string): Array<[string, NodeState[]]> {
+    const cacheKey = `${model}\u0000${key}`;
+    let domains = this.domainIndex.get(cacheKey);
+    if (!domains) {
+      const byValue = new Map<string, NodeState[]>();
+      for (const node of this.pools.get(model)?.nodes ?? []) {
+        const value = node.labels[key];
+        if (value === undefined) continue;
+        const list = byValue.get(value) ?? [];
+        list.push(node);
+        byValue.set(value, list);
+      }
+      domains = [...byValue.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      this.domainIndex.set(cacheKey, domains);
+    }
+    return domains;
+  }
+
+  preemptibleGpus(ordinal: number, classRank: ClassRank): number {
+    const byRank = this.preemptibleIndex!.byRank;
+    // High preempts preemptible standard work and the preemptible class; standard only the latter.
+    return classRank === 0 ? byRank[0][ordinal]! + byRank[1][ordinal]! : classRank === 1 ? byRank[1][ordinal]! : 0;
   }
 
   usageOf(tenantId: string, model: string): number {
@@ -297,7 +369,10 @@ class Cycle {
   reservation?: Reservation & { extraByNode: Map<number, number>; label: string };
   private journal?: Array<() => void>;
   private readonly placementsMax: number;
-  private readonly preemptFailed = new Map<string, number>();
+  private readonly reclaimFailed = new Map<string, number>();
+  private reservationTried = false;
+  private readonly quotasInPolicy: boolean;
+  private lastQuotaReason?: string;
 
   constructor(
     private readonly state: SchedulerState,
@@ -307,6 +382,11 @@ class Cycle {
     this.scratch = new Scratch(state, this.nowMs);
     this.epoch = state.lastLeaseEpoch;
     this.placementsMax = command.placementsMax ?? PLACEMENTS_PER_CYCLE_MAX;
+    this.quotasInPolicy = Object.values(command.policy.tenants).some((t) => Object.keys(t.quotas).length > 0);
+  }
+
+  get explaining(): boolean {
+    return this.command.explain === true;
   }
 
   get full(): boolean {
@@ -444,7 +524,8 @@ class Cycle {
     const id = deriveId(allocation.eventId, 'preempted');
     const command: NodeCommand = {
       kind: 'StopSubtask',
-      commandId: deriveId(id, 'stop'),
+      // The command stream dedupes on its own: the event id serves as the command id.
+      commandId: id,
       subtaskId: subtask.subtaskId,
       attempt: allocation.attempt,
       leaseEpoch: allocation.leaseEpoch,
@@ -475,32 +556,42 @@ class Cycle {
 
   // ------------------------------------------------------------------------ placement
 
+  /** Whether a unit ends after the reservation's start (then it may use only GPUs the reservation leaves over). */
+  private endsAfterReservation(unit: Unit): boolean {
+    const reservation = this.reservation;
+    return reservation !== undefined && reservation.entryKey !== unit.key && this.nowMs + unit.runtimeMs > reservation.startAtMs;
+  }
+
   /** Best fit on free GPUs: the node of the first allowed model whose free count is the smallest that fits. */
-  private fitFree(unit: Unit, quotaReasons: string[]): Placement | undefined {
+  private fitFree(unit: Unit, quotaReasons: string[] | undefined): Placement | undefined {
     const { scratch } = this;
+    const long = this.endsAfterReservation(unit);
     for (const model of unit.gpuModels) {
       const pool = scratch.pools.get(model);
       if (!pool || pool.maxGpuCount < unit.gpus) continue;
-      const quota = quotaVerdict(scratch, this.command.policy, unit.tenantId, model, unit.gpus);
-      if (!quota.ok) {
-        quotaReasons.push(quota.reason);
-        continue;
+      if (this.quotasInPolicy) {
+        const quota = quotaVerdict(scratch, this.command.policy, unit.tenantId, model, unit.gpus);
+        if (!quota.ok) {
+          quotaReasons?.push(quota.reason);
+          continue;
+        }
       }
-      if ((scratch.minFailedGpus.get(model) ?? Number.POSITIVE_INFINITY) <= unit.gpus) continue;
+      // Free blocks only shrink while placing (until a preemption frees some): a size that failed fails again.
+      if (pool.minFailedGpus <= unit.gpus || (long && pool.minFailedLongGpus <= unit.gpus)) continue;
       let blockedByReservation = false;
       for (let f = unit.gpus; f <= pool.maxGpuCount; f++) {
         const bucket = pool.buckets[f]!;
         for (let i = bucket.length - 1; i >= 0; i--) {
           const ordinal = bucket[i]!;
-          if (!this.reservationAllows(ordinal, unit)) {
+          if (long && !this.reservationAllows(ordinal, unit)) {
             blockedByReservation = true;
             continue;
           }
-          const node = scratch.node(ordinal);
-          return { node, indices: [] };
+          return { node: scratch.node(ordinal), indices: [] };
         }
       }
-      if (!blockedByReservation) scratch.minFailedGpus.set(model, Math.min(unit.gpus, scratch.minFailedGpus.get(model) ?? Number.POSITIVE_INFINITY));
+      if (!blockedByReservation) pool.minFailedGpus = Math.min(pool.minFailedGpus, unit.gpus);
+      else pool.minFailedLongGpus = Math.min(pool.minFailedLongGpus, unit.gpus);
     }
     return undefined;
   }
@@ -566,22 +657,33 @@ class Cycle {
     for (const model of unit.gpuModels) {
       const pool = scratch.pools.get(model);
       if (!pool || pool.maxGpuCount < unit.gpus) continue;
-      const quota = quotaVerdict(scratch, policy, unit.tenantId, model, unit.gpus);
-      if (!quota.ok) continue;
-      // Reclaiming borrowed GPUs is for an owner within its nominal quota.
-      const reclaim = policy.tenants[unit.tenantId]?.quotas[model] !== undefined && !quota.borrowing;
+      let reclaim = false;
+      if (this.quotasInPolicy) {
+        const quota = quotaVerdict(scratch, policy, unit.tenantId, model, unit.gpus);
+        if (!quota.ok) continue;
+        // Reclaiming borrowed GPUs is for an owner within its nominal quota.
+        reclaim = policy.tenants[unit.tenantId]?.quotas[model] !== undefined && !quota.borrowing;
+      }
       if (unit.classRank === CLASS_RANK.preemptible && !reclaim) continue;
-      const failKey = `${model}|${unit.classRank}|${reclaim ? unit.tenantId : ''}`;
-      if ((this.preemptFailed.get(failKey) ?? Number.POSITIVE_INFINITY) <= unit.gpus) continue;
+      // Victims only become fewer within a cycle: a size that found none finds none again.
+      if (reclaim ? (this.reclaimFailed.get(`${model}|${unit.classRank}|${unit.tenantId}`) ?? Number.POSITIVE_INFINITY) <= unit.gpus : pool.preemptFailedGpus[unit.classRank] <= unit.gpus) continue;
       let best: { node: NodeState; victims: Allocation[]; cost: number } | undefined;
-      for (const node of pool.nodes) {
+      // Without quota reclaim, only nodes whose free plus preemptible GPUs reach the size can make room.
+      const candidates = reclaim ? pool.nodes : scratch.preemptible(model);
+      for (const node of candidates) {
         if (node.gpuCount < unit.gpus) continue;
+        if (!reclaim && scratch.free[node.ordinal]! + scratch.preemptibleGpus(node.ordinal, unit.classRank) < unit.gpus) continue;
         const option = this.victimsOn(node, unit, reclaim);
         if (!option || option.victims.length === 0) continue;
         if (!best || option.gpusFreed < best.cost || (option.gpusFreed === best.cost && option.victims.length < best.victims.length)) best = { node, victims: option.victims, cost: option.gpusFreed };
+        // Freeing exactly what is missing with one victim cannot be beaten.
+        if (best.cost === unit.gpus - scratch.free[best.node.ordinal]! && best.victims.length === 1) break;
       }
       if (!best) {
-        this.preemptFailed.set(failKey, Math.min(unit.gpus, this.preemptFailed.get(failKey) ?? Number.POSITIVE_INFINITY));
+        if (reclaim) {
+          const key = `${model}|${unit.classRank}|${unit.tenantId}`;
+          this.reclaimFailed.set(key, Math.min(unit.gpus, this.reclaimFailed.get(key) ?? Number.POSITIVE_INFINITY));
+        } else pool.preemptFailedGpus[unit.classRank] = Math.min(pool.preemptFailedGpus[unit.classRank], unit.gpus);
         continue;
       }
       for (const victim of best.victims) {
@@ -599,15 +701,16 @@ class Cycle {
   }
 
   /** Finds and takes GPUs for one unit: free best fit first, then preemption. */
-  private placeOne(unit: Unit, byJobId: string, allowPreemption: boolean): { placement?: Placement; waiting?: Waiting } {
-    const quotaReasons: string[] = [];
+  private placeOne(unit: Unit, byJobId: string, allowPreemption: boolean): { placement?: Placement; waiting?: Waiting['code'] } {
+    const quotaReasons: string[] | undefined = this.quotasInPolicy ? [] : undefined;
     let placement = this.fitFree(unit, quotaReasons);
     if (!placement && allowPreemption) placement = this.fitByPreemption(unit, byJobId);
     if (!placement) {
-      if (quotaReasons.length === unit.gpuModels.length && quotaReasons.length > 0) return { waiting: { code: 'quota', reason: quotaReasons.join('; ') } };
-      const reserved = this.reservation && this.reservation.entryKey !== unit.key ? this.reservation : undefined;
-      if (reserved && this.anyFreeFit(unit)) return { waiting: { code: 'reserved', reason: `GPUs that fit are reserved for ${reserved.label}, which starts at ${new Date(reserved.startAtMs).toISOString()}` } };
-      return { waiting: { code: 'capacity', reason: `no capacity: needs ${unit.gpus} GPUs on one node of ${unit.gpuModels.join(' / ')}; largest free block is ${this.largestFree(unit.gpuModels)}` } };
+      if (quotaReasons && quotaReasons.length === unit.gpuModels.length) {
+        this.lastQuotaReason = quotaReasons.join('; ');
+        return { waiting: 'quota' };
+      }
+      return { waiting: this.reservation && this.reservation.entryKey !== unit.key && this.anyFreeFit(unit) ? 'reserved' : 'capacity' };
     }
     const node = placement.node;
     this.consumeReservation(node.ordinal, unit);
@@ -621,6 +724,20 @@ class Cycle {
       });
     }
     return { placement };
+  }
+
+  /** The waiting reason for a code, written only when explanations are asked for. */
+  private describe(code: Waiting['code'], unit: Unit): Waiting {
+    switch (code) {
+      case 'quota':
+        return { code, reason: this.lastQuotaReason ?? 'quota' };
+      case 'reserved': {
+        const r = this.reservation!;
+        return { code, reason: `GPUs that fit are reserved for ${r.label}, which starts at ${new Date(r.startAtMs).toISOString()}` };
+      }
+      default:
+        return { code, reason: `no capacity: needs ${unit.gpus} GPUs on one node of ${unit.gpuModels.join(' / ')}; largest free block is ${this.largestFree(unit.gpuModels)}` };
+    }
   }
 
   private anyFreeFit(unit: Unit): boolean {
@@ -642,6 +759,22 @@ class Cycle {
     return largest;
   }
 
+  /**
+   * Nothing more can be placed in this class: no pool has a free GPU and none can make room by
+   * preemption for this class. The traversal stops (explanations still get a reason).
+   */
+  nothingFits(classRank: ClassRank): boolean {
+    if (this.quotasInPolicy) return false;
+    for (const pool of this.scratch.pools.values()) {
+      if (pool.nodes.length === 0) continue;
+      // A 1-GPU unit found no free GPU here even ignoring the reservation, or there is none at all.
+      if (pool.minFailedGpus > 1) for (let f = 1; f <= pool.maxGpuCount; f++) if (pool.buckets[f]!.length > 0) return false;
+      if (classRank === CLASS_RANK.preemptible) continue;
+      if (pool.preemptFailedGpus[classRank] > 1 && this.scratch.preemptible(pool.model).some((n) => this.scratch.preemptibleGpus(n.ordinal, classRank) > 0)) return false;
+    }
+    return true;
+  }
+
   private emitPlaced(job: JobState, subtask: SubtaskState, placement: Placement): void {
     const epoch = ++this.epoch;
     const id = deriveId(subtask.causeId, `placed/${subtask.attempt}`);
@@ -655,7 +788,7 @@ class Cycle {
       nodeId: node.nodeId,
       command: {
         kind: 'RunSubtask',
-        commandId: deriveId(id, 'run'),
+        commandId: id,
         jobId: job.jobId,
         tenantId: job.tenantId,
         subtaskId: subtask.subtaskId,
@@ -696,6 +829,12 @@ class Cycle {
     return { key: job.jobId, tenantId: job.tenantId, classRank: job.classRank, gpuModels: job.gpuModels, gpus: subtask.gpus, runtimeMs: subtask.runtimeMs };
   }
 
+  /** Records, for an entry not tried, that the fleet has no room left (explanations only). */
+  waitFull(entry: QueueEntry): void {
+    const key = entry.kind === 'job' ? entry.job.jobId : entry.lease.leaseId;
+    this.wait(key, { code: 'capacity', reason: 'no capacity: every allowed GPU is in use and nothing can be preempted for this class' });
+  }
+
   /** Tries an entry; true when something was placed. */
   attempt(entry: QueueEntry): boolean {
     if (entry.kind === 'lease') return this.attemptLease(entry.lease);
@@ -710,30 +849,61 @@ class Cycle {
     return job.gang ? this.attemptGang(job) : this.attemptJob(job);
   }
 
+  /**
+   * A quick "cannot place now": fewer free blocks of the size than needed (from the buckets, no
+   * node scan), and preemption already failed for this size and class (or is not allowed).
+   */
+  private hopeless(unit: Unit, count: number, allowPreemption: boolean): boolean {
+    if (this.quotasInPolicy) return false;
+    let slots = 0;
+    for (const model of unit.gpuModels) {
+      const pool = this.scratch.pools.get(model);
+      if (!pool || pool.maxGpuCount < unit.gpus) continue;
+      if (pool.minFailedGpus > unit.gpus) for (let f = unit.gpus; f <= pool.maxGpuCount; f++) slots += pool.buckets[f]!.length * Math.floor(f / unit.gpus);
+      if (slots >= count) return false;
+      if (allowPreemption && unit.classRank < CLASS_RANK.preemptible && pool.preemptFailedGpus[unit.classRank] > unit.gpus) return false;
+    }
+    return true;
+  }
+
   private attemptJob(job: JobState): boolean {
     let placed = 0;
-    let lastWaiting: Waiting | undefined;
+    let waiting: Waiting['code'] | undefined;
+    let unit: Unit | undefined;
+    const first = job.pending.find((s) => s.status === 'pending');
+    if (first) {
+      const probe = this.unitOf(job, first);
+      if (this.hopeless(probe, 1, job.classRank < CLASS_RANK.preemptible)) {
+        this.reserveFor(job.jobId, `job ${job.jobId}`, probe, 1);
+        if (this.explaining) this.wait(job.jobId, this.describe('capacity', probe));
+        return false;
+      }
+    }
     for (const subtask of job.pending) {
       if (subtask.status !== 'pending') continue;
       if (this.full) {
-        lastWaiting = { code: 'fairShare', reason: 'cycle budget reached; placed in the next cycle' };
+        waiting = 'fairShare';
         break;
       }
-      const unit = this.unitOf(job, subtask);
+      unit = this.unitOf(job, subtask);
       const result = this.placeOne(unit, job.jobId, job.classRank < CLASS_RANK.preemptible || this.reclaimPossible(unit));
       if (!result.placement) {
-        lastWaiting = result.waiting;
-        if (result.waiting?.code === 'capacity') this.reserveFor(job.jobId, `job ${job.jobId}`, unit, 1);
+        waiting = result.waiting;
+        if (waiting === 'capacity') this.reserveFor(job.jobId, `job ${job.jobId}`, unit, 1);
         break;
       }
       this.emitPlaced(job, subtask, result.placement);
       placed++;
     }
-    if (lastWaiting) this.wait(job.jobId, placed ? { ...lastWaiting, reason: `${placed} placed this cycle; rest: ${lastWaiting.reason}` } : lastWaiting);
+    if (waiting && unit && this.explaining) {
+      const described = waiting === 'fairShare' ? { code: waiting, reason: 'cycle budget reached; placed in the next cycle' } : this.describe(waiting, unit);
+      this.wait(job.jobId, placed ? { ...described, reason: `${placed} placed this cycle; rest: ${described.reason}` } : described);
+    }
     return placed > 0;
   }
 
   private reclaimPossible(unit: Unit): boolean {
+    if (!this.quotasInPolicy) return false;
     const quotas = this.command.policy.tenants[unit.tenantId]?.quotas;
     return quotas !== undefined && unit.gpuModels.some((m) => quotas[m] !== undefined);
   }
@@ -745,10 +915,15 @@ class Cycle {
       this.wait(job.jobId, { code: 'gang', reason: `gang incomplete: ${members.length} of ${open} members are queued` });
       return false;
     }
+    const unit = this.unitOf(job, members[0]!);
+    if (this.hopeless(unit, members.length, job.classRank < CLASS_RANK.preemptible)) {
+      this.wait(job.jobId, { code: 'gang', reason: `gang incomplete: fewer than ${members.length} free blocks of ${unit.gpus} ${unit.gpuModels.join(' / ')} GPUs, and none can be made by preemption` });
+      this.reserveFor(job.jobId, `gang ${job.jobId}`, unit, members.length);
+      return false;
+    }
     this.journal = [];
     let placedCount = 0;
     let failure: Waiting | undefined;
-    const unit = this.unitOf(job, members[0]!);
     if (job.gangTopologyKey) {
       const domain = this.chooseDomain(job, unit, members.length);
       if (!domain) failure = { code: 'gang', reason: `gang incomplete: no ${job.gangTopologyKey} domain has room for ${members.length} × ${unit.gpus} GPUs` };
@@ -764,9 +939,11 @@ class Cycle {
       }
     } else {
       for (const subtask of members) {
-        const result = this.placeOne(this.unitOf(job, subtask), job.jobId, job.classRank < CLASS_RANK.preemptible);
+        const memberUnit = this.unitOf(job, subtask);
+        const result = this.placeOne(memberUnit, job.jobId, job.classRank < CLASS_RANK.preemptible);
         if (!result.placement) {
-          failure = { code: 'gang', reason: `gang incomplete: only ${placedCount} of ${members.length} members fit (${result.waiting?.reason ?? 'no capacity'})` };
+          const why = this.explaining ? this.describe(result.waiting ?? 'capacity', memberUnit).reason : result.waiting;
+          failure = { code: 'gang', reason: `gang incomplete: only ${placedCount} of ${members.length} members fit (${why})` };
           break;
         }
         this.emitPlaced(job, subtask, result.placement);
@@ -787,38 +964,39 @@ class Cycle {
   /** The topology domain (label value) that fits the gang with the least free GPUs left over; members' nodes in order. */
   private chooseDomain(job: JobState, unit: Unit, count: number): NodeState[] | undefined {
     const key = job.gangTopologyKey!;
-    const domains = new Map<string, NodeState[]>();
-    for (const model of unit.gpuModels) {
-      const pool = this.scratch.pools.get(model);
-      if (!pool) continue;
-      if (!quotaVerdict(this.scratch, this.command.policy, unit.tenantId, model, unit.gpus * count).ok) continue;
-      for (const node of pool.nodes) {
-        const value = node.labels[key];
-        if (value === undefined || this.scratch.free[node.ordinal]! < unit.gpus || !this.reservationAllows(node.ordinal, unit)) continue;
-        const domainKey = `${model}\u0000${value}`;
-        const list = domains.get(domainKey) ?? [];
-        list.push(node);
-        domains.set(domainKey, list);
-      }
-    }
+    const failKey = `${key}|${unit.gpuModels.join(',')}|${count}`;
+    if ((this.scratch.domainFailed.get(failKey) ?? Number.POSITIVE_INFINITY) <= unit.gpus) return undefined;
+    const chosen = this.findDomain(key, unit, count);
+    if (!chosen) this.scratch.domainFailed.set(failKey, Math.min(unit.gpus, this.scratch.domainFailed.get(failKey) ?? Number.POSITIVE_INFINITY));
+    return chosen;
+  }
+
+  private findDomain(key: string, unit: Unit, count: number): NodeState[] | undefined {
+    const { scratch } = this;
+    const g = unit.gpus;
     let best: { nodes: NodeState[]; leftover: number; key: string } | undefined;
-    for (const [domainKey, nodes] of domains) {
-      const free = new Map(nodes.map((n) => [n, this.scratch.free[n.ordinal]!]));
-      const chosen: NodeState[] = [];
-      for (let i = 0; i < count; i++) {
-        let pick: NodeState | undefined;
-        for (const node of nodes) {
-          const f = free.get(node)!;
-          if (f >= unit.gpus && (!pick || f < free.get(pick)! || (f === free.get(pick)! && node.ordinal < pick.ordinal))) pick = node;
+    for (const model of unit.gpuModels) {
+      const pool = scratch.pools.get(model);
+      if (!pool || pool.maxGpuCount < g) continue;
+      if (this.quotasInPolicy && !quotaVerdict(scratch, this.command.policy, unit.tenantId, model, g * count).ok) continue;
+      for (const [value, nodes] of scratch.domains(model, key)) {
+        // Cheap test first: enough g-GPU slots in the domain at all?
+        let slots = 0;
+        for (const node of nodes) if (this.reservationAllows(node.ordinal, unit)) slots += Math.floor(scratch.free[node.ordinal]! / g);
+        if (slots < count) continue;
+        const free = nodes.map((n) => (this.reservationAllows(n.ordinal, unit) ? scratch.free[n.ordinal]! : 0));
+        const chosen: NodeState[] = [];
+        for (let i = 0; i < count; i++) {
+          let pick = -1;
+          for (let j = 0; j < nodes.length; j++) if (free[j]! >= g && (pick < 0 || free[j]! < free[pick]!)) pick = j;
+          free[pick]! -= g;
+          chosen.push(nodes[pick]!);
         }
-        if (!pick) break;
-        free.set(pick, free.get(pick)! - unit.gpus);
-        chosen.push(pick);
+        let leftover = 0;
+        for (const f of free) leftover += f;
+        const domainKey = `${model}\u0000${value}`;
+        if (!best || leftover < best.leftover || (leftover === best.leftover && domainKey < best.key)) best = { nodes: chosen, leftover, key: domainKey };
       }
-      if (chosen.length < count) continue;
-      let leftover = 0;
-      for (const f of free.values()) leftover += f;
-      if (!best || leftover < best.leftover || (leftover === best.leftover && domainKey < best.key)) best = { nodes: chosen, leftover, key: domainKey };
     }
     return best?.nodes;
   }
@@ -827,8 +1005,8 @@ class Cycle {
     const unit: Unit = { key: lease.leaseId, tenantId: lease.tenantId, classRank: lease.classRank, gpuModels: lease.gpuModels, gpus: lease.gpus, runtimeMs: Number.MAX_SAFE_INTEGER };
     const result = this.placeOne(unit, lease.leaseId, lease.classRank < CLASS_RANK.preemptible);
     if (!result.placement) {
-      if (result.waiting) this.wait(lease.leaseId, result.waiting);
-      if (result.waiting?.code === 'capacity') this.reserveFor(lease.leaseId, `lease ${lease.leaseId}`, unit, 1);
+      if (result.waiting && this.explaining) this.wait(lease.leaseId, this.describe(result.waiting, unit));
+      if (result.waiting === 'capacity') this.reserveFor(lease.leaseId, `lease ${lease.leaseId}`, unit, 1);
       return false;
     }
     const { node, indices } = result.placement;
@@ -864,54 +1042,68 @@ class Cycle {
    * those nodes only without delaying it.
    */
   private reserveFor(key: string, label: string, unit: Unit, count: number): void {
-    if (this.reservation) return;
+    // EASY backfill: one reservation per cycle, for the first entry blocked on capacity.
+    if (this.reservationTried) return;
+    this.reservationTried = true;
     const { scratch, nowMs } = this;
-    const ends: Array<{ t: number; ordinal: number; gpus: number }> = [];
-    const free = new Map<number, number>();
+    const g = unit.gpus;
+    // Each node contributes "slot times": the instants at which it can hold one more g-GPU member.
+    const times: number[] = [];
+    const nodes: Array<{ ordinal: number; free: number; ends: Array<[number, number]> }> = [];
+    let slotsNow = 0;
     for (const model of unit.gpuModels) {
       const pool = scratch.pools.get(model);
-      if (!pool || pool.maxGpuCount < unit.gpus) continue;
+      if (!pool || pool.maxGpuCount < g) continue;
       for (const node of pool.nodes) {
-        if (node.gpuCount < unit.gpus) continue;
-        free.set(node.ordinal, scratch.free[node.ordinal]!);
+        if (node.gpuCount < g) continue;
+        const free = scratch.free[node.ordinal]!;
+        let slots = Math.floor(free / g);
+        slotsNow += slots;
+        for (let i = 0; i < slots; i++) times.push(nowMs);
+        if (slots * g + g > node.gpuCount) {
+          if (slots > 0) nodes.push({ ordinal: node.ordinal, free, ends: [] });
+          continue;
+        }
+        const ends: Array<[number, number]> = [];
         for (const allocation of node.allocations) {
           if (scratch.victims.has(allocation)) continue;
           const t = expectedEndMs(allocation, nowMs);
-          if (Number.isFinite(t)) ends.push({ t, ordinal: node.ordinal, gpus: allocation.gpus });
+          if (Number.isFinite(t)) ends.push([t, allocation.gpus]);
         }
-        for (const placed of scratch.placedInCycle.get(node.ordinal) ?? []) ends.push({ t: placed.endMs, ordinal: node.ordinal, gpus: placed.gpus });
+        for (const placed of scratch.placedInCycle.get(node.ordinal) ?? []) ends.push([placed.endMs, placed.gpus]);
+        ends.sort((a, b) => a[0] - b[0]);
+        let f = free;
+        for (const [t, gpus] of ends) {
+          f += gpus;
+          while (slots < Math.floor(f / g)) {
+            times.push(t);
+            slots++;
+          }
+        }
+        if (slots > 0) nodes.push({ ordinal: node.ordinal, free, ends });
       }
     }
-    let slots = 0;
-    for (const f of free.values()) slots += Math.floor(f / unit.gpus);
-    if (slots >= count) return; // it fits on free GPUs (blocked by quota or fair share, not capacity)
-    ends.sort((a, b) => a.t - b.t || a.ordinal - b.ordinal);
-    let startAtMs: number | undefined;
-    for (const end of ends) {
-      const before = free.get(end.ordinal)!;
-      const after = before + end.gpus;
-      free.set(end.ordinal, after);
-      slots += Math.floor(after / unit.gpus) - Math.floor(before / unit.gpus);
-      if (slots >= count) {
-        startAtMs = end.t;
-        break;
-      }
+    // It fits on free GPUs now (blocked by quota or fair share, not capacity), or never by declared runtimes.
+    if (slotsNow >= count || times.length < count) return;
+    const sorted = Float64Array.from(times).sort();
+    const startAtMs = sorted[count - 1]!;
+    // Reserve the best-fit slots at that instant: nodes with the fewest free GPUs then, lowest ordinal first.
+    const candidates: Array<{ ordinal: number; freeAt: number }> = [];
+    for (const n of nodes) {
+      let freeAt = n.free;
+      for (const [t, gpus] of n.ends) if (t <= startAtMs) freeAt += gpus;
+      if (freeAt >= g) candidates.push({ ordinal: n.ordinal, freeAt });
     }
-    if (startAtMs === undefined) return;
-    // Free GPUs at startAtMs (recomputed exactly), then reserve the best-fit slots.
-    const freeAt = new Map<number, number>();
-    for (const [ordinal] of free) freeAt.set(ordinal, scratch.free[ordinal]!);
-    for (const end of ends) if (end.t <= startAtMs) freeAt.set(end.ordinal, freeAt.get(end.ordinal)! + end.gpus);
-    const candidates = [...freeAt.entries()].filter(([, f]) => f >= unit.gpus).sort((a, b) => a[1] - b[1] || a[0] - b[0]);
+    candidates.sort((a, b) => a.freeAt - b.freeAt || a.ordinal - b.ordinal);
     const gpusByNode = new Map<number, number>();
     const extraByNode = new Map<number, number>();
     let remaining = count;
-    for (const [ordinal, f] of candidates) {
+    for (const { ordinal, freeAt } of candidates) {
       if (remaining === 0) break;
-      const take = Math.min(remaining, Math.floor(f / unit.gpus));
+      const take = Math.min(remaining, Math.floor(freeAt / g));
       remaining -= take;
-      gpusByNode.set(ordinal, take * unit.gpus);
-      extraByNode.set(ordinal, f - take * unit.gpus);
+      gpusByNode.set(ordinal, take * g);
+      extraByNode.set(ordinal, freeAt - take * g);
     }
     this.reservation = { entryKey: key, startAtMs, gpusByNode, extraByNode, label };
   }
@@ -1024,11 +1216,17 @@ export function decide(state: SchedulerState, command: CycleCommand): CycleResul
         heap.push({ queue: undefined, tenantId, index: 0, share: dominantShare(cycle.scratch, policy, tenantId), extra: hypothetical });
       }
     }
+    let exhausted = false;
     while (heap.size && !cycle.full) {
       const cursor = heap.pop()!;
       const entry = nextEntry(cursor);
       if (!entry) continue;
-      if (cycle.attempt(entry)) cursor.share = dominantShare(cycle.scratch, policy, cursor.tenantId);
+      if (exhausted) {
+        // Nothing fits any more in this class: the rest only learns why (when asked).
+        if (!command.explain) break;
+        cycle.waitFull(entry);
+      } else if (cycle.attempt(entry)) cursor.share = dominantShare(cycle.scratch, policy, cursor.tenantId);
+      else exhausted = cycle.nothingFits(rank);
       heap.push(cursor);
     }
   }

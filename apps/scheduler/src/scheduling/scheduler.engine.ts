@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Subscription } from '@nats-io/transport-node';
 import type { JsMsg } from '@nats-io/jetstream';
-import { deriveId, decodeValue, parseJson, peekType, type DomainEvent, type NodeCommand } from '@fastgpu/contracts';
+import { decodeValue, parseJson, peekType, type DomainEvent, type NodeCommand } from '@fastgpu/contracts';
 import { EventPublisher, StreamFollower, isWrongLastSequence, lastSequence, PUBLISH_IN_FLIGHT_MAX, type Bus } from '@fastgpu/messaging';
 import { LeaderLease } from '../leadership/leader-lease';
 import { decide, explain, feasibility, PLACEMENTS_PER_CYCLE_MAX, type Explanation, type FeasibilityRequest } from './scheduler.decider';
@@ -296,7 +296,7 @@ export class SchedulerEngine {
         nodeId: allocation.node.nodeId,
         command: {
           kind: 'RunSubtask',
-          commandId: deriveId(allocation.eventId, 'run'),
+          commandId: allocation.eventId,
           jobId: subtask.job.jobId,
           tenantId: allocation.tenantId,
           subtaskId: subtask.subtaskId,
@@ -309,7 +309,7 @@ export class SchedulerEngine {
       });
     }
     for (const stop of this.state.recentStops) {
-      commands.push({ nodeId: stop.nodeId, command: { kind: 'StopSubtask', commandId: deriveId(stop.eventId, 'stop'), subtaskId: stop.subtaskId, attempt: stop.attempt, leaseEpoch: stop.leaseEpoch, reason: stop.reason, issuedAt: stop.time } });
+      commands.push({ nodeId: stop.nodeId, command: { kind: 'StopSubtask', commandId: stop.eventId, subtaskId: stop.subtaskId, attempt: stop.attempt, leaseEpoch: stop.leaseEpoch, reason: stop.reason, issuedAt: stop.time } });
     }
     await this.sendCommands(commands);
   }
