@@ -19,10 +19,9 @@ import { EventPublisher, lastSequence } from '@fastgpu/messaging';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
 import { startTelemetry } from '@fastgpu/telemetry';
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
-import { ErrorTrailers, GrpcModule, GrpcServerHandle } from '../../libs/grpc/src';
+import { ErrorTrailers } from '../../libs/grpc/src';
 import { intakeService } from '../../apps/intake/src/intake.service';
 import { billingService } from '../../apps/billing/src/billing.service';
-import { grpcHandlers } from './grpc-wiring';
 
 const exporter = new InMemorySpanExporter();
 const telemetry = startTelemetry({ serviceName: 'sre-grpc-test', exporter });
@@ -136,12 +135,13 @@ const jobRequest = { projectId: 'render', gpuModels: ['a100'], gpusPerSubtask: 2
 beforeAll(async () => {
   env = await createTestEnvironment({ adminKey: ADMIN });
   runtime = await createRuntime(env.config);
-  started = await startServices(runtime, [intakeService, billingService, { name: 'intake', module: GrpcModule.forRoot({ port: 0, handlers: grpcHandlers }), consumesEvents: false }], { port: 0, logger: false });
+  // intake and billing declare their gRPC ports; the platform serves them on one server.
+  started = await startServices(runtime, [intakeService, billingService], { port: 0, logger: false });
   await http('/v1/tenants', { tenantId: 'acme', name: 'Acme' }, ADMIN);
   await http('/v1/tenants', { tenantId: 'globex', name: 'Globex' }, ADMIN);
   acmeKey = (await http('/v1/tenants/acme/api-keys', { role: 'tenant' }, ADMIN)).secret;
   globexKey = (await http('/v1/tenants/globex/api-keys', { role: 'tenant' }, ADMIN)).secret;
-  const reflected = await reflectClients(`127.0.0.1:${started.app.get(GrpcServerHandle).port}`);
+  const reflected = await reflectClients(`127.0.0.1:${started.grpcPort}`);
   discovered = reflected.services;
   intake = reflected.client('fastgpu.intake.v1.IntakeService');
   billing = reflected.client('fastgpu.billing.v1.BillingService');

@@ -15,6 +15,8 @@ const configSchema = z.object({
   dataDir: z.string().default('.fastgpu'),
   httpPort: z.coerce.number().int().min(0).max(65535).default(8080),
   httpHost: z.string().default('127.0.0.1'),
+  /** gRPC listener of the services that serve gRPC (intake, billing); 0 picks a free port. */
+  grpcPort: z.coerce.number().int().min(0).max(65535).default(50051),
   /** Admin API key; generated and printed at start when not given. */
   adminKey: z.string().min(20).optional(),
   /** Multiplies simulated run times (0.001 = a declared hour runs in 3.6 s). */
@@ -35,6 +37,7 @@ const envNames: Record<keyof FastGpuConfig, string> = {
   dataDir: 'FASTGPU_DATA_DIR',
   httpPort: 'PORT',
   httpHost: 'HOST',
+  grpcPort: 'FASTGPU_GRPC_PORT',
   adminKey: 'FASTGPU_ADMIN_KEY',
   simulatorSpeed: 'FASTGPU_SIMULATOR_SPEED',
   simulatedNodes: 'FASTGPU_SIMULATED_NODES',

@@ -1,4 +1,5 @@
 import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { throwError, type Observable } from 'rxjs';
 
 /** Every HTTP error has one shape: `{ error: { code, message, field? } }`. */
 export interface ErrorBody {
@@ -26,7 +27,10 @@ export const unprocessable = (message: string, field?: string) => new ApiError(4
 @Catch()
 export class ApiErrorFilter implements ExceptionFilter {
   private readonly logger = new Logger('http');
-  catch(exception: unknown, host: ArgumentsHost): void {
+  catch(exception: unknown, host: ArgumentsHost): void | Observable<never> {
+    // Event handlers (RPC context) get the original error back, so the transport can nak it
+    // or dead-letter it with its real message.
+    if (host.getType() !== 'http') return throwError(() => exception);
     const reply = host.switchToHttp().getResponse<{ status(code: number): { send(body: unknown): void } }>();
     if (exception instanceof ApiError) {
       reply.status(exception.status).send(exception.body());

@@ -28,7 +28,7 @@ export async function sendToDeadLetters(js: JetStreamClient, topo: Topology, inp
       for (const value of input.headers.values(key)) h.append(key, value);
     }
   }
-  const count = (input.previousCount ?? 0) + 1;
+  const count = (input.previousCount ?? Number(input.headers?.get(Headers.deadLetterCount) || 0)) + 1;
   h.set(Headers.deadLetterReason, input.reason.slice(0, 1000).replace(/[\r\n]+/g, ' '));
   h.set(Headers.deadLetterSubject, input.originalSubject);
   h.set(Headers.deadLetterStream, input.originalStream);

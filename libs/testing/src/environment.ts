@@ -35,6 +35,7 @@ export async function createTestEnvironment(overrides: Partial<FastGpuConfig> = 
     databaseUrl: databaseUrl(dbName),
     subjectPrefix: `t${runId}${unique}`,
     httpPort: 0,
+    grpcPort: 0,
     ...overrides,
   });
   const bus = await connectBus({ natsUrl: config.natsUrl, subjectPrefix: config.subjectPrefix, name: `test-${unique}` });
