@@ -1,8 +1,9 @@
 import pg from 'pg';
 import { sql } from 'kysely';
 import { createDatabase, migrateToLatest } from '@fastgpu/db';
-import { money, sumMoney } from '@fastgpu/money';
-import { BillingStore, SEQUENCE_MAX } from '../apps/billing/src/ledger/billing.store';
+import { money, PriceTimeline, sumMoney } from '@fastgpu/money';
+import { BillingStore, SEQUENCE_MAX, type PieceRow } from '../apps/billing/src/ledger/billing.store';
+import { ratedPartRows } from '../apps/billing/src/ledger/billing.projection';
 import { InvoiceReader } from '../apps/billing/src/invoices/invoice.reader';
 
 /**
@@ -14,6 +15,8 @@ import { InvoiceReader } from '../apps/billing/src/invoices/invoice.reader';
  * fresh database on 127.0.0.1:5432 that it drops afterwards.
  */
 const RUNS = 3;
+/** Rows per generated insert batch. */
+const INSERT_BATCH_ROWS = 20_000;
 
 function flag(flags: string[], name: string, fallback: number): number {
   const hit = flags.find((f) => f.startsWith(`--${name}=`));
@@ -67,15 +70,33 @@ export default async function billingBench(flags: string[]): Promise<void> {
       ])
       .execute();
     await sql`INSERT INTO billing_invoices (invoice_id, tenant_id, period, status) SELECT 'inv-t' || i, 't' || i, '2026-10', 'draft' FROM generate_series(1, ${tenants}) AS i`.execute(db);
-    // Allocations of 30 s to 4 h starting between 1 and 30 October, 1–8 GPUs, every 50th interrupted.
+    // Allocations of 30 s to 4 h starting between 1 and 30 October, 1–8 GPUs, every 50th interrupted;
+    // each piece is rated into its parts by the ledger's own function, as the projection does on arrival.
+    const timeline = new PriceTimeline(await new BillingStore(db, (name) => name).priceVersions());
     const base = Date.UTC(2026, 9, 1, 5);
-    await sql`INSERT INTO billing_usage_pieces (event_id, piece, usage_id, tenant_id, service_period, invoice_id, gpu_model, capacity_type, gpus,
-        start_ms, end_ms, allocation_start_ms, allocation_end_ms, interrupted, sequence, assigned_sequence)
-      SELECT 'e' || i, 0, 'u' || i, 't' || (1 + i % ${tenants}), '2026-10', 'inv-t' || (1 + i % ${tenants}),
-        (ARRAY['a100', 'h100'])[1 + (i / 7) % 2], (ARRAY['on-demand', 'preemptible'])[1 + (i / 3) % 2], (ARRAY[1, 2, 4, 8])[1 + i % 4],
-        s, s + d, s, s + d, i % 50 = 0, i + 10, i + 10
-      FROM (SELECT i, ${base}::bigint + ((i::bigint * 7919) % (29 * 86400)) * 1000 AS s, ((i::bigint * 104729) % 14400 + 30) * 1000 + (i % 1000) AS d
-            FROM generate_series(1, ${rows}) AS i) AS g`.execute(db);
+    for (let first = 1; first <= rows; first += INSERT_BATCH_ROWS) {
+      const pieces: PieceRow[] = [];
+      for (let i = first; i < Math.min(first + INSERT_BATCH_ROWS, rows + 1); i++) {
+        const tenant = `t${1 + (i % tenants)}`;
+        const startMs = base + ((i * 7919) % (29 * 86_400)) * 1000;
+        const endMs = startMs + ((i * 104_729) % 14_400 + 30) * 1000 + (i % 1000);
+        pieces.push({
+          event_id: `e${i}`, piece: 0, usage_id: `u${i}`, tenant_id: tenant, service_period: '2026-10', invoice_id: `inv-${tenant}`,
+          gpu_model: Math.floor(i / 7) % 2 ? 'h100' : 'a100', capacity_type: Math.floor(i / 3) % 2 ? 'preemptible' : 'on-demand', gpus: [1, 2, 4, 8][i % 4]!,
+          start_ms: startMs, end_ms: endMs, allocation_start_ms: startMs, allocation_end_ms: endMs, interrupted: i % 50 === 0, sequence: i + 10, assigned_sequence: i + 10,
+        });
+      }
+      const parts = pieces.flatMap((p) => ratedPartRows(p, timeline));
+      const column = <T>(list: T[], key: keyof T) => list.map((r) => r[key]);
+      await sql`INSERT INTO billing_usage_pieces (event_id, piece, usage_id, tenant_id, service_period, invoice_id, gpu_model, capacity_type, gpus, start_ms, end_ms, allocation_start_ms, allocation_end_ms, interrupted, sequence, assigned_sequence)
+        SELECT * FROM unnest(${column(pieces, 'event_id')}::text[], ${column(pieces, 'piece')}::int[], ${column(pieces, 'usage_id')}::text[], ${column(pieces, 'tenant_id')}::text[], ${column(pieces, 'service_period')}::text[],
+          ${column(pieces, 'invoice_id')}::text[], ${column(pieces, 'gpu_model')}::text[], ${column(pieces, 'capacity_type')}::text[], ${column(pieces, 'gpus')}::int[], ${column(pieces, 'start_ms')}::bigint[], ${column(pieces, 'end_ms')}::bigint[],
+          ${column(pieces, 'allocation_start_ms')}::bigint[], ${column(pieces, 'allocation_end_ms')}::bigint[], ${column(pieces, 'interrupted')}::boolean[], ${column(pieces, 'sequence')}::bigint[], ${column(pieces, 'assigned_sequence')}::bigint[])`.execute(db);
+      await sql`INSERT INTO billing_rated_parts (event_id, piece, part, invoice_id, service_period, gpu_model, capacity_type, interrupted, price_book_id, version, start_ms, billed_gpu_ms)
+        SELECT * FROM unnest(${column(parts, 'event_id')}::text[], ${column(parts, 'piece')}::int[], ${column(parts, 'part')}::int[], ${column(parts, 'invoice_id')}::text[], ${column(parts, 'service_period')}::text[],
+          ${column(parts, 'gpu_model')}::text[], ${column(parts, 'capacity_type')}::text[], ${column(parts, 'interrupted')}::boolean[], ${column(parts, 'price_book_id')}::text[], ${column(parts, 'version')}::int[],
+          ${column(parts, 'start_ms')}::bigint[], ${column(parts, 'billed_gpu_ms')}::bigint[])`.execute(db);
+    }
     await sql`ANALYZE`.execute(db);
     console.log(`data: ${tenants.toLocaleString('en-US')} tenants, ${rows.toLocaleString('en-US')} usage rows, 2 price versions (a change on 15 October), loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 

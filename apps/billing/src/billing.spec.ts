@@ -317,6 +317,41 @@ describe('billing on the log', () => {
     expect((await call('GET', `/v1/invoices/${octAcme()}`, FINANCE)).buffer.equals(before.buffer)).toBe(true);
   });
 
+  it('rates a period in one pass exactly as invoice by invoice, also after a price version re-rates the drafts', async () => {
+    await publish('TenantCreated', { tenantId: 'initech', name: 'Initech GmbH', billingTimeZone: 'Europe/Berlin', currency: 'USD', createdAt: '2026-01-01T00:00:00.000Z' }, 'initech');
+    await usage('initech', '2026-10-31T22:30:00.000Z', '2026-10-31T23:00:20.000Z', { gpus: 4 }); // crosses into November in Berlin (UTC+1)
+    await usage('initech', '2026-10-14T23:59:00.000Z', '2026-10-15T00:00:30.500Z'); // crosses the price change, rounded up
+    await usage('initech', '2026-11-02T08:00:00.000Z', '2026-11-02T08:00:10.000Z', { interrupted: true }); // minimum, then credited
+    await usage('initech', '2026-11-03T08:00:00.000Z', '2026-11-03T09:00:00.000Z', { capacityType: 'reserved' }); // no price: per-piece fallback
+    await settle();
+    const reader = new InvoiceReader(new BillingStore(runtime.db, (n) => n), 'FGPU');
+    const compare = async () => {
+      const cutoff = await (await import('@fastgpu/messaging')).lastSequence(env.bus, env.bus.topology.streams.events);
+      for (const period of ['2026-10', '2026-11']) {
+        const bulk = await reader.periodDocuments(period, undefined, cutoff, 0);
+        const rows = await reader.rowsForPeriod(period);
+        expect(bulk.length).toBe(rows.length);
+        for (const [i, row] of rows.entries()) expect(invoiceJson(bulk[i]!)).toBe(invoiceJson(await reader.document(row, cutoff, 0)));
+      }
+      return reader.periodDocuments('2026-11', 'initech', cutoff, 0);
+    };
+    const [november] = await compare();
+    expect(november!.validationErrors).toHaveLength(1);
+    expect(november!.lines.map((l) => [l.kind, l.quantityGpuMs])).toEqual([
+      ['usage', 4 * 20_000 + 60_000],
+      ['interruption-credit', 60_000],
+    ]);
+    await priceBook({ priceBookId: 'standard', currency: 'USD', effectiveFrom: '2026-11-01T00:00:00.000Z', prices: [{ gpuModel: 'a100', capacityType: 'on-demand', pricePerGpuHour: '3.00' }, { gpuModel: 'a100', capacityType: 'reserved', pricePerGpuHour: '1.50' }] });
+    const [repriced] = await compare();
+    expect(repriced!.validationErrors).toEqual([]);
+    expect(repriced!.lines.map((l) => [l.kind, l.capacityType, l.priceBookVersion, l.amount])).toEqual([
+      ['usage', 'on-demand', 2, '0.06'], // 4 GPUs × 20 s of November before version 4 starts (UTC midnight)
+      ['usage', 'on-demand', 4, '0.05'], // the 10 s allocation billed at its 60 s minimum, at 3.00
+      ['usage', 'reserved', 4, '1.50'],
+      ['interruption-credit', 'on-demand', 4, '-0.05'],
+    ]);
+  });
+
   it('finalizes drafts automatically once the grace period after their period has passed, by command time', async () => {
     const globexOct = invoiceOf('globex', '2026-10');
     // Tokyo's October ends 2026-10-31T15:00Z; the default grace is 72 h.
@@ -348,8 +383,8 @@ describe('billing on the log', () => {
         expect(invoiceCsv(b)).toBe(invoiceCsv(a));
         expect((await invoicePdf(b)).equals(await invoicePdf(a))).toBe(true);
       }
-      for (const table of ['billing_usage_pieces', 'billing_sla_credits', 'billing_review_queue', 'billing_grant_usage']) {
-        const order = table === 'billing_usage_pieces' || table === 'billing_review_queue' ? 'event_id, piece' : table === 'billing_grant_usage' ? 'invoice_id, grant_id' : 'event_id';
+      for (const table of ['billing_usage_pieces', 'billing_rated_parts', 'billing_sla_credits', 'billing_review_queue', 'billing_grant_usage', 'billing_tenants', 'billing_price_books', 'billing_usage']) {
+        const order = { billing_usage_pieces: 'event_id, piece', billing_rated_parts: 'event_id, piece, part', billing_review_queue: 'event_id, piece', billing_grant_usage: 'invoice_id, grant_id' }[table] ?? 'event_id';
         const liveTable = (await sql.raw(`SELECT * FROM ${table} ORDER BY ${order}`).execute(runtime.db)).rows;
         const rebuiltTable = (await sql.raw(`SELECT * FROM ${table}_rebuild_test ORDER BY ${order}`).execute(runtime.db)).rows;
         expect(rebuiltTable, table).toEqual(liveTable);

@@ -35,7 +35,17 @@ export function formatMoney(amount: Money, currency: string): string {
 
 export const MS_PER_HOUR = 3_600_000;
 
+const parsedPrices = new Map<string, Money>();
+/** Bound on memoized price strings. */
+const PARSED_PRICES_MAX = 10_000;
+
 /** Exact (unrounded) amount for GPU-milliseconds at a price per GPU-hour. */
 export function amountForGpuMs(gpuMsTotal: number, pricePerGpuHour: string | Money): Money {
-  return new Money(gpuMsTotal).times(pricePerGpuHour).dividedBy(MS_PER_HOUR);
+  let price = typeof pricePerGpuHour === 'string' ? parsedPrices.get(pricePerGpuHour) : pricePerGpuHour;
+  if (!price) {
+    price = new Money(pricePerGpuHour);
+    if (parsedPrices.size >= PARSED_PRICES_MAX) parsedPrices.clear();
+    parsedPrices.set(pricePerGpuHour as string, price);
+  }
+  return new Money(gpuMsTotal).times(price).dividedBy(MS_PER_HOUR);
 }

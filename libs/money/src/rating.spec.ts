@@ -11,7 +11,10 @@ import {
   billedDurationMs,
   computeTotals,
   formatMoney,
+  gpuHours,
+  gpuHoursDisplay,
   money,
+  Money,
   periodBounds,
   periodOf,
   PriceTimeline,
@@ -155,6 +158,16 @@ describe('splits', () => {
     expect(amounts(lines)).toEqual(['1.00', '1.50']);
     expect(timeline.versionAt(change - 1)!.version).toBe(1);
     expect(timeline.versionAt(change)!.version).toBe(2);
+  });
+});
+
+describe('display of GPU-hours', () => {
+  it('shows six decimals, half up, exactly as the decimal division rounds', () => {
+    for (const ms of [0, 1, 3, 1800, 3_600_000, 80_000, 7_200_001, 123_456_789, 5_400_000_000_018]) {
+      expect(gpuHoursDisplay(ms)).toBe(gpuHours(ms).toDecimalPlaces(6, Money.ROUND_HALF_UP).toString());
+    }
+    expect(gpuHoursDisplay(1800)).toBe('0.0005');
+    expect(gpuHoursDisplay(-1800)).toBe('-0.0005');
   });
 });
 

@@ -61,6 +61,11 @@ export function billedDurationMs(durationMs: number, incrementMs: number, minimu
   return Math.max(rounded, minimumMs);
 }
 
+/** Locale-independent string order (UTF-16 code units): the same on every machine, and fast. */
+export function compareCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 function priceKey(gpuModel: string, capacityType: string): string {
   return `${gpuModel}\u0000${capacityType}`;
 }
@@ -94,7 +99,7 @@ export class PriceTimeline {
 
   constructor(versions: readonly PriceVersion[]) {
     this.versions = [...versions]
-      .sort((a, b) => a.effectiveFromMs - b.effectiveFromMs || a.version - b.version || a.priceBookId.localeCompare(b.priceBookId))
+      .sort((a, b) => a.effectiveFromMs - b.effectiveFromMs || a.version - b.version || compareCodeUnits(a.priceBookId, b.priceBookId))
       .map((version) => ({ version, byKey: new Map(version.prices.map((p) => [priceKey(p.gpuModel, p.capacityType), p])) }));
   }
 
@@ -198,8 +203,17 @@ export function scopeKey(servicePeriod: string, gpuModel: string, capacityType: 
   return `${servicePeriod}|${gpuModel}|${capacityType}`;
 }
 
-interface Part {
-  piece: UsagePiece;
+/**
+ * A stretch of one allocation under one price version, with the GPU-ms it bills (increments and
+ * minimum applied). Parts of one tier scope are placed into tiers in `startMs` order.
+ */
+export interface RatedPart {
+  usageId: string;
+  servicePeriod: string;
+  gpuModel: string;
+  capacityType: string;
+  interrupted: boolean;
+  adjustment: boolean;
   startMs: number;
   billedGpuMs: number;
   version: PriceVersion;
@@ -224,9 +238,10 @@ function tierLimitGpuMs(tier: PriceTier): number {
   return tier.upToGpuHours === null ? Number.POSITIVE_INFINITY : tier.upToGpuHours * GPU_MS_PER_HOUR;
 }
 
-/** Splits pieces at price-version changes and applies each allocation's increment and minimum. */
-function toParts(pieces: readonly UsagePiece[], timeline: PriceTimeline, errors: RatingError[]): Part[] {
-  const parts: Part[] = [];
+/** Splits pieces at price-version changes and applies each allocation's increment and minimum; a piece without a price is an error. */
+export function billedParts(pieces: readonly UsagePiece[], timeline: PriceTimeline): { parts: RatedPart[]; errors: RatingError[] } {
+  const parts: RatedPart[] = [];
+  const errors: RatingError[] = [];
   for (const piece of pieces) {
     assertInteger('gpus', piece.gpus);
     if (piece.endMs < piece.startMs || piece.startMs < piece.allocationStartMs || piece.endMs > piece.allocationEndMs) {
@@ -250,35 +265,52 @@ function toParts(pieces: readonly UsagePiece[], timeline: PriceTimeline, errors:
       if (billedMs === 0) continue;
       const billedGpuMs = piece.gpus * billedMs;
       assertInteger('billedGpuMs', billedGpuMs);
-      parts.push({ piece, startMs, billedGpuMs, version: found.version, price: found.price });
+      parts.push({
+        usageId: piece.usageId,
+        servicePeriod: piece.servicePeriod,
+        gpuModel: piece.gpuModel,
+        capacityType: piece.capacityType,
+        interrupted: piece.interrupted,
+        adjustment: piece.adjustment,
+        startMs,
+        billedGpuMs,
+        version: found.version,
+        price: found.price,
+      });
     }
   }
-  return parts;
+  errors.sort((a, b) => compareCodeUnits(a.usageId, b.usageId) || a.atMs - b.atMs);
+  return { parts, errors };
+}
+
+/** Rates usage pieces into lines: billedParts then rateParts. Usage without a price is reported, never billed as zero. */
+export function rateUsage(pieces: readonly UsagePiece[], timeline: PriceTimeline, currency: string, options: RatingOptions = {}): { lines: RatedLine[]; errors: RatingError[] } {
+  const { parts, errors } = billedParts(pieces, timeline);
+  return { lines: rateParts(parts, currency, options), errors };
 }
 
 /**
- * Rates usage pieces into lines. Lines with a missing price are left out and reported as errors
- * (never billed as zero); the caller keeps such an invoice in draft.
+ * Rates billed parts into lines: tiers per scope in time order, one exact sum per line, one
+ * rounding per line. The caller keeps an invoice with rating errors in draft.
  */
-export function rateUsage(pieces: readonly UsagePiece[], timeline: PriceTimeline, currency: string, options: RatingOptions = {}): { lines: RatedLine[]; errors: RatingError[] } {
-  const errors: RatingError[] = [];
-  const parts = toParts(pieces, timeline, errors);
+export function rateParts(parts: readonly RatedPart[], currency: string, options: RatingOptions = {}): RatedLine[] {
   for (const part of parts) {
     if (part.version.currency !== currency) throw new Error(`price book ${part.version.priceBookId} v${part.version.version} is in ${part.version.currency}, the invoice in ${currency}`);
   }
 
   // Group parts by tier scope; within a scope, place GPU time into tiers in time order.
-  const scopes = new Map<string, Part[]>();
+  const scopes = new Map<string, RatedPart[]>();
   for (const part of parts) {
-    const key = scopeKey(part.piece.servicePeriod, part.piece.gpuModel, part.piece.capacityType);
+    const key = scopeKey(part.servicePeriod, part.gpuModel, part.capacityType);
     let list = scopes.get(key);
     if (!list) scopes.set(key, (list = []));
     list.push(part);
   }
 
   const lines = new Map<string, LineAccumulator>();
-  const add = (kind: RatedLineKind, part: Part, tier: number | null, quantityGpuMs: number): void => {
-    const { piece, version } = part;
+  const add = (kind: RatedLineKind, part: RatedPart, tier: number | null, quantityGpuMs: number): void => {
+    const { version } = part;
+    const piece = part;
     const key = [kind, piece.servicePeriod, piece.gpuModel, piece.capacityType, version.priceBookId, version.version, tier ?? ''].join('\u0000');
     let acc = lines.get(key);
     if (!acc) {
@@ -300,15 +332,15 @@ export function rateUsage(pieces: readonly UsagePiece[], timeline: PriceTimeline
     }
     acc.quantityGpuMs += quantityGpuMs;
     assertInteger('line quantityGpuMs', acc.quantityGpuMs);
-    acc.usageIds.add(piece.usageId);
+    acc.usageIds.add(part.usageId);
   };
-  const addPart = (part: Part, tier: number | null, quantityGpuMs: number): void => {
-    add(part.piece.adjustment ? 'adjustment' : 'usage', part, tier, quantityGpuMs);
-    if (part.piece.interrupted) add('interruption-credit', part, tier, quantityGpuMs);
+  const addPart = (part: RatedPart, tier: number | null, quantityGpuMs: number): void => {
+    add(part.adjustment ? 'adjustment' : 'usage', part, tier, quantityGpuMs);
+    if (part.interrupted) add('interruption-credit', part, tier, quantityGpuMs);
   };
 
   for (const [key, scopeParts] of scopes) {
-    scopeParts.sort((a, b) => a.startMs - b.startMs || (a.piece.usageId < b.piece.usageId ? -1 : a.piece.usageId > b.piece.usageId ? 1 : 0));
+    scopeParts.sort((a, b) => a.startMs - b.startMs || (a.usageId < b.usageId ? -1 : a.usageId > b.usageId ? 1 : 0));
     const priorGpuMs = options.priorQuantityGpuMs?.get(key) ?? 0;
     const scopeTotalGpuMs = priorGpuMs + scopeParts.reduce((sum, p) => sum + p.billedGpuMs, 0);
     let cumulativeGpuMs = priorGpuMs;
@@ -338,8 +370,8 @@ export function rateUsage(pieces: readonly UsagePiece[], timeline: PriceTimeline
   }
 
   const rated: RatedLine[] = [...lines.values()].map((acc) => {
-    const sign = acc.line.kind === 'interruption-credit' ? -1 : 1;
-    const exactAmount = amountForGpuMs(acc.quantityGpuMs, acc.line.unitPricePerGpuHour).times(sign);
+    const exact = amountForGpuMs(acc.quantityGpuMs, acc.line.unitPricePerGpuHour);
+    const exactAmount = acc.line.kind === 'interruption-credit' ? exact.negated() : exact;
     return {
       ...acc.line,
       quantityGpuMs: acc.quantityGpuMs,
@@ -351,18 +383,31 @@ export function rateUsage(pieces: readonly UsagePiece[], timeline: PriceTimeline
   rated.sort(
     (a, b) =>
       KIND_ORDER[a.kind] - KIND_ORDER[b.kind] ||
-      a.servicePeriod.localeCompare(b.servicePeriod) ||
-      a.gpuModel.localeCompare(b.gpuModel) ||
-      a.capacityType.localeCompare(b.capacityType) ||
-      a.priceBookId.localeCompare(b.priceBookId) ||
+      compareCodeUnits(a.servicePeriod, b.servicePeriod) ||
+      compareCodeUnits(a.gpuModel, b.gpuModel) ||
+      compareCodeUnits(a.capacityType, b.capacityType) ||
+      compareCodeUnits(a.priceBookId, b.priceBookId) ||
       a.priceBookVersion - b.priceBookVersion ||
       (a.tier ?? 0) - (b.tier ?? 0),
   );
-  errors.sort((a, b) => a.usageId.localeCompare(b.usageId) || a.atMs - b.atMs);
-  return { lines: rated, errors };
+  return rated;
 }
 
 /** Billed GPU-hours of a quantity, exact, as a decimal. */
 export function gpuHours(quantityGpuMs: number): MoneyValue {
   return new Money(quantityGpuMs).dividedBy(GPU_MS_PER_HOUR);
+}
+
+/** GPU-hours of a quantity to six decimals (half up), for display; integer arithmetic, no trailing zeros. */
+export function gpuHoursDisplay(quantityGpuMs: number): string {
+  assertInteger('quantityGpuMs', quantityGpuMs);
+  if (quantityGpuMs < 0) return `-${gpuHoursDisplay(-quantityGpuMs)}`;
+  // micro-hours = ms / 3.6 = ms × 10 / 36, rounded half up.
+  const tenths = quantityGpuMs * 10;
+  assertInteger('quantityGpuMs × 10', tenths);
+  const whole = Math.floor(tenths / 36);
+  const microHours = (tenths - whole * 36) * 2 >= 36 ? whole + 1 : whole;
+  const hours = Math.floor(microHours / 1_000_000);
+  const fraction = String(microHours - hours * 1_000_000).padStart(6, '0').replace(/0+$/, '');
+  return fraction ? `${hours}.${fraction}` : String(hours);
 }

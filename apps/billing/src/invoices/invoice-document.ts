@@ -2,17 +2,19 @@ import { createHash } from 'node:crypto';
 import {
   computeTotals,
   formatMoney,
-  gpuHours,
+  compareCodeUnits,
+  gpuHoursDisplay,
   money,
-  Money,
   periodBounds,
   PriceTimeline,
+  rateParts,
   rateUsage,
   slaCreditAmount,
   sumMoney,
   type PrepaidGrant,
   type PriceVersion,
   type RatedLine,
+  type RatedPart,
   type TaxRate,
   type UsagePiece,
 } from '@fastgpu/money';
@@ -103,6 +105,8 @@ export interface InvoiceInputs {
   slaCredits: readonly SlaCreditInput[];
   taxRates: readonly TaxRate[];
   grants: readonly PrepaidGrant[];
+  /** Parts already billed by libs/money (a period run's aggregates); when given, `pieces` is not rated. */
+  preRated?: readonly RatedPart[];
   /** Instant at which taxes and grants are taken (the finalization time for a finalized invoice). */
   atMs: number;
 }
@@ -139,7 +143,9 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
   const currency = tenant.currency;
   const versions = inputs.priceVersions.filter((v) => v.currency === currency);
   const timeline = inputs.fixedVersion ? PriceTimeline.fixed(inputs.fixedVersion) : new PriceTimeline(versions);
-  const rated = rateUsage(inputs.pieces, timeline, currency, { priorQuantityGpuMs: inputs.priorQuantityGpuMs });
+  const rated = inputs.preRated
+    ? { lines: rateParts(inputs.preRated, currency, { priorQuantityGpuMs: inputs.priorQuantityGpuMs }), errors: [] }
+    : rateUsage(inputs.pieces, timeline, currency, { priorQuantityGpuMs: inputs.priorQuantityGpuMs });
 
   const lines: InvoiceLine[] = [];
   const evidence: string[][] = [];
@@ -155,7 +161,7 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
       priceBookVersion: r.priceBookVersion,
       tier: r.tier,
       quantityGpuMs: r.quantityGpuMs,
-      quantityGpuHours: gpuHours(r.quantityGpuMs).toDecimalPlaces(6, Money.ROUND_HALF_UP).toString(),
+      quantityGpuHours: gpuHoursDisplay(r.quantityGpuMs),
       unitPrice: r.unitPricePerGpuHour,
       amount: formatMoney(r.amount, currency),
       taxable: true,
@@ -166,7 +172,7 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
 
   // SLA credits: a percentage of the period's net charges, as their own lines, never more than is left.
   let running = sumMoney(rated.lines.map((l) => l.amount));
-  for (const credit of [...inputs.slaCredits].sort((a, b) => a.period.localeCompare(b.period) || a.creditId.localeCompare(b.creditId))) {
+  for (const credit of [...inputs.slaCredits].sort((a, b) => compareCodeUnits(a.period, b.period) || compareCodeUnits(a.creditId, b.creditId))) {
     const base = money(credit.finalizedBase).plus(sumMoney(rated.lines.filter((l) => l.servicePeriod === credit.period).map((l) => l.amount)));
     const amount = slaCreditAmount(base, credit.percent, currency, running);
     running = running.plus(amount);
@@ -199,7 +205,7 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
   );
   const usedVersions = new Map<string, { priceBookId: string; version: number }>();
   for (const r of rated.lines) usedVersions.set(`${r.priceBookId}\u0000${r.priceBookVersion}`, { priceBookId: r.priceBookId, version: r.priceBookVersion });
-  const priceBooks = [...usedVersions.values()].sort((a, b) => a.priceBookId.localeCompare(b.priceBookId) || a.version - b.version);
+  const priceBooks = [...usedVersions.values()].sort((a, b) => compareCodeUnits(a.priceBookId, b.priceBookId) || a.version - b.version);
   const bounds = periodBounds(inputs.period, tenant.billingTimeZone);
   const fallbackVersion = timeline.versionAt(bounds.endMs - 1)?.version ?? 1;
 

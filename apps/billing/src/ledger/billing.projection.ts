@@ -1,8 +1,8 @@
 import { nameId, type StoredEvent } from '@fastgpu/contracts';
 import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
-import { addPeriods, periodIndex, splitAtPeriods } from '@fastgpu/money';
+import { addPeriods, billedParts, periodIndex, PriceTimeline, splitAtPeriods, type UsagePiece } from '@fastgpu/money';
 import { buildInvoice, canonicalJson, documentSha256 } from '../invoices/invoice-document';
-import { BillingStore, type BillingTable, type InvoiceRow } from './billing.store';
+import { BillingStore, type BillingTable, type InvoiceRow, type PieceRow } from './billing.store';
 
 /**
  * The billing ledger: folds the domain stream into tenants, price versions, usage split into
@@ -22,6 +22,8 @@ export const BILLING_PROJECTION = 'billing-ledger';
 export const LATE_PERIODS_MAX = 2;
 /** Bound on the periods searched forward for a draft invoice. */
 const FORWARD_PERIODS_MAX = 24;
+/** Pieces re-rated per statement batch when a price version arrives. */
+const RERATE_BATCH_PIECES = 1000;
 
 export function invoiceIdFor(tenantId: string, period: string): string {
   return nameId('invoice', tenantId, period);
@@ -46,6 +48,45 @@ class LedgerWriter {
     readonly t: (name: BillingTable) => string,
   ) {
     this.store = new BillingStore(trx, t);
+  }
+
+  private timelines?: Map<string, PriceTimeline>;
+
+  /** Price timelines per currency, as of the events applied so far (cached for the batch). */
+  async timeline(currency: string): Promise<PriceTimeline> {
+    if (!this.timelines) {
+      const versions = await this.store.priceVersions();
+      this.timelines = new Map();
+      for (const c of new Set(versions.map((v) => v.currency))) this.timelines.set(c, new PriceTimeline(versions.filter((v) => v.currency === c)));
+    }
+    return this.timelines.get(currency) ?? new PriceTimeline([]);
+  }
+
+  /** Rates pieces with libs/money and stores their billed parts (rows without a price keep a null version). */
+  async writeParts(pieces: readonly PieceRow[], currency: string): Promise<void> {
+    if (pieces.length === 0) return;
+    const timeline = await this.timeline(currency);
+    const rows = pieces.flatMap((p) => ratedPartRows(p, timeline));
+    await this.trx.insertInto(this.t('billing_rated_parts')).values(rows).execute();
+  }
+
+  /** A new price version re-rates the pieces of draft invoices that it reaches. */
+  async rerateDrafts(currency: string, effectiveFromMs: number): Promise<void> {
+    this.timelines = undefined;
+    const pieces = (await this.trx
+      .selectFrom(`${this.t('billing_usage_pieces')} as p`)
+      .innerJoin(`${this.t('billing_invoices')} as i`, 'i.invoice_id', 'p.invoice_id')
+      .innerJoin(`${this.t('billing_tenants')} as t`, 't.tenant_id', 'p.tenant_id')
+      .selectAll('p')
+      .where('i.status', '=', 'draft')
+      .where('t.currency', '=', currency)
+      .where('p.allocation_end_ms', '>', effectiveFromMs)
+      .execute()) as PieceRow[];
+    for (let start = 0; start < pieces.length; start += RERATE_BATCH_PIECES) {
+      const batch = pieces.slice(start, start + RERATE_BATCH_PIECES);
+      for (const p of batch) await this.trx.deleteFrom(this.t('billing_rated_parts')).where('event_id', '=', p.event_id).where('piece', '=', p.piece).execute();
+      await this.writeParts(batch, currency);
+    }
   }
 
   /** The invoice that bills something of `servicePeriod` for a tenant, created as a draft when absent. */
@@ -85,9 +126,7 @@ class LedgerWriter {
           await this.review(u.event_id, index, 'usage', tenantId, u.usage_id, piece.period, target.review, u.sequence);
           continue;
         }
-        await this.trx
-          .insertInto(this.t('billing_usage_pieces'))
-          .values({
+        const pieceRow: PieceRow = {
             event_id: u.event_id,
             piece: index,
             usage_id: u.usage_id,
@@ -104,8 +143,9 @@ class LedgerWriter {
             interrupted: u.interrupted,
             sequence: u.sequence,
             assigned_sequence: Math.max(u.sequence, assignedSequence),
-          })
-          .execute();
+        };
+        await this.trx.insertInto(this.t('billing_usage_pieces')).values(pieceRow).execute();
+        await this.writeParts([pieceRow], tenant.currency);
       }
       await this.trx.updateTable(this.t('billing_usage')).set({ split: true }).where('event_id', '=', u.event_id).execute();
     }
@@ -126,7 +166,7 @@ class LedgerWriter {
       }
       case 'PriceBookPublished': {
         const d = event.data;
-        await this.trx
+        const inserted = await this.trx
           .insertInto(this.t('billing_price_books'))
           .values({
             price_book_id: d.priceBookId,
@@ -140,7 +180,8 @@ class LedgerWriter {
             sequence,
           })
           .onConflict((oc) => oc.doNothing())
-          .execute();
+          .executeTakeFirst();
+        if (Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0) await this.rerateDrafts(d.currency, Date.parse(d.effectiveFrom));
         return;
       }
       case 'UsageRecorded': {
@@ -268,6 +309,7 @@ class LedgerWriter {
       const target = await this.target(row.tenant_id, piece.service_period);
       if ('review' in target) {
         await this.trx.deleteFrom(this.t('billing_usage_pieces')).where('event_id', '=', piece.event_id).where('piece', '=', piece.piece).execute();
+        await this.trx.deleteFrom(this.t('billing_rated_parts')).where('event_id', '=', piece.event_id).where('piece', '=', piece.piece).execute();
         await this.review(piece.event_id, piece.piece, 'usage', row.tenant_id, piece.usage_id, piece.service_period, target.review, sequence);
         continue;
       }
@@ -277,6 +319,7 @@ class LedgerWriter {
         .where('event_id', '=', piece.event_id)
         .where('piece', '=', piece.piece)
         .execute();
+      await this.trx.updateTable(this.t('billing_rated_parts')).set({ invoice_id: target.invoiceId }).where('event_id', '=', piece.event_id).where('piece', '=', piece.piece).execute();
     }
     for (const credit of lateCredits) {
       const target = await this.target(row.tenant_id, credit.period);
@@ -288,6 +331,46 @@ class LedgerWriter {
       await this.trx.updateTable(this.t('billing_sla_credits')).set({ invoice_id: target.invoiceId, assigned_sequence: sequence }).where('event_id', '=', credit.event_id).execute();
     }
   }
+}
+
+export interface RatedPartRow {
+  event_id: string;
+  piece: number;
+  part: number;
+  invoice_id: string;
+  service_period: string;
+  gpu_model: string;
+  capacity_type: string;
+  interrupted: boolean;
+  price_book_id: string | null;
+  version: number | null;
+  start_ms: number;
+  billed_gpu_ms: number;
+}
+
+/** One piece rated by libs/money into the rows of `billing_rated_parts` (a part without a price keeps a null version). */
+export function ratedPartRows(p: PieceRow, timeline: PriceTimeline): RatedPartRow[] {
+  const piece: UsagePiece = {
+    usageId: p.usage_id,
+    gpus: p.gpus,
+    gpuModel: p.gpu_model,
+    capacityType: p.capacity_type,
+    startMs: p.start_ms,
+    endMs: p.end_ms,
+    allocationStartMs: p.allocation_start_ms,
+    allocationEndMs: p.allocation_end_ms,
+    interrupted: p.interrupted,
+    servicePeriod: p.service_period,
+    adjustment: false,
+  };
+  const { parts, errors } = billedParts([piece], timeline);
+  const common = { event_id: p.event_id, piece: p.piece, invoice_id: p.invoice_id!, service_period: p.service_period, gpu_model: p.gpu_model, capacity_type: p.capacity_type, interrupted: p.interrupted };
+  const rows: RatedPartRow[] = [];
+  for (const part of parts) rows.push({ ...common, part: rows.length, price_book_id: part.version.priceBookId, version: part.version.version, start_ms: part.startMs, billed_gpu_ms: part.billedGpuMs });
+  for (const error of errors) rows.push({ ...common, part: rows.length, price_book_id: null, version: null, start_ms: error.atMs, billed_gpu_ms: 0 });
+  // A piece always has a part 0, so counting parts 0 counts pieces.
+  if (rows.length === 0) rows.push({ ...common, part: 0, price_book_id: null, version: null, start_ms: p.start_ms, billed_gpu_ms: 0 });
+  return rows;
 }
 
 export function billingProjection(name = BILLING_PROJECTION): Projection {

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { money, sumMoney, scopeKey, type PrepaidGrant, type PriceTier, type PriceVersion, type RatePrice, type TaxRate, type TierMode, type UsagePiece } from '@fastgpu/money';
+import { money, sumMoney, scopeKey, type PrepaidGrant, type RatedPart, type PriceTier, type PriceVersion, type RatePrice, type TaxRate, type TierMode, type UsagePiece } from '@fastgpu/money';
 import type { InvoiceDocument, InvoiceInputs, SlaCreditInput, TenantInfo } from '../invoices/invoice-document';
 
 /**
@@ -16,6 +16,7 @@ export const BILLING_TABLES = [
   'billing_invoices',
   'billing_review_queue',
   'billing_grant_usage',
+  'billing_rated_parts',
 ] as const;
 export type BillingTable = (typeof BILLING_TABLES)[number];
 export const FINANCE_ACTIONS_TABLE = 'billing_finance_actions';
@@ -193,12 +194,63 @@ export class BillingStore {
     );
   }
 
+  /** Billed GPU-ms of rated parts summed per line key, grouped by invoice. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  private async partAggregates(filter: (query: any) => any): Promise<Map<string, AggregateRow[]>> {
+    const query = this.db
+      .selectFrom(this.table('billing_rated_parts'))
+      .select(['invoice_id', 'service_period', 'gpu_model', 'capacity_type', 'interrupted', 'price_book_id', 'version'])
+      .select((eb) => [eb.fn.sum<number>('billed_gpu_ms').as('billed_gpu_ms'), sql<number>`count(*) filter (where part = 0)`.as('pieces')]);
+    const rows = (await filter(query).groupBy(['invoice_id', 'service_period', 'gpu_model', 'capacity_type', 'interrupted', 'price_book_id', 'version']).execute()) as AggregateRow[];
+    return groupBy(rows, (r) => r.invoice_id);
+  }
+
+  /**
+   * A period run rates an invoice from its parts summed in SQL when that is exact: every part has a
+   * price and no price is tiered (tiers place parts in time order, so those invoices, like any with
+   * usage lacking a price, are rated from their pieces).
+   */
+  private async piecesOrAggregates(row: InvoiceRow, groups: readonly AggregateRow[], versions: ReadonlyMap<string, PriceVersion>, cutoff: number): Promise<{ pieces: PieceRow[]; preRated?: RatedPart[]; pieceCount?: number }> {
+    const preRated: RatedPart[] = [];
+    let pieceCount = 0;
+    for (const g of groups) {
+      const version = g.version === null ? undefined : versions.get(`${g.price_book_id}\u0000${g.version}`);
+      const price = version?.prices.find((p) => p.gpuModel === g.gpu_model && p.capacityType === g.capacity_type);
+      if (!version || !price || price.tiers) return { pieces: await this.pieces(row.invoice_id, cutoff) };
+      pieceCount += Number(g.pieces);
+      const billedGpuMs = Number(g.billed_gpu_ms);
+      if (billedGpuMs === 0) continue;
+      preRated.push({
+        usageId: '',
+        servicePeriod: g.service_period,
+        gpuModel: g.gpu_model,
+        capacityType: g.capacity_type,
+        interrupted: g.interrupted,
+        adjustment: g.service_period !== row.period,
+        startMs: version.effectiveFromMs,
+        billedGpuMs,
+        version,
+        price,
+      });
+    }
+    return { pieces: [], preRated, pieceCount };
+  }
+
   /**
    * The same inputs for many draft invoices at once (a period run): a fixed number of queries per
    * chunk of invoices instead of several per invoice. Yields in the order of `rows`.
    */
   async *inputsForMany(rows: readonly InvoiceRow[], options: Omit<InputOptions, 'finalization'>, chunkInvoices = RUN_CHUNK_INVOICES): AsyncGenerator<InvoiceInputs> {
     const priceVersions = await this.priceVersions(options.cutoff);
+    const versionsByKey = new Map(priceVersions.map((v) => [`${v.priceBookId}\u0000${v.version}`, v]));
+    // Many invoices: one scan of the period's parts beats an index probe per chunk.
+    const periods = [...new Set(rows.map((r) => r.period))];
+    const wholePeriod =
+      rows.length > chunkInvoices
+        ? await this.partAggregates((q) =>
+            q.where('invoice_id', 'in', this.db.selectFrom(this.table('billing_invoices')).select('invoice_id').where('period', 'in', periods).where('status', '=', 'draft')),
+          )
+        : undefined;
     for (let start = 0; start < rows.length; start += chunkInvoices) {
       const chunk = rows.slice(start, start + chunkInvoices);
       const invoiceIds = chunk.map((r) => r.invoice_id);
@@ -207,18 +259,7 @@ export class BillingStore {
       for (const t of await this.db.selectFrom(this.table('billing_tenants')).selectAll().where('tenant_id', 'in', tenantIds).execute()) {
         tenants.set(t.tenant_id, { tenantId: t.tenant_id, name: t.name, currency: t.currency, billingTimeZone: t.billing_time_zone });
       }
-      const pieces = groupBy(
-        (await this.db
-          .selectFrom(this.table('billing_usage_pieces'))
-          .select(['invoice_id', 'usage_id', 'service_period', 'gpu_model', 'capacity_type', 'gpus', 'start_ms', 'end_ms', 'allocation_start_ms', 'allocation_end_ms', 'interrupted'])
-          .where('invoice_id', 'in', invoiceIds)
-          .where('assigned_sequence', '<=', options.cutoff)
-          .orderBy('invoice_id')
-          .orderBy('sequence')
-          .orderBy('piece')
-          .execute()) as PieceRow[],
-        (p) => p.invoice_id!,
-      );
+      const aggregates = wholePeriod ?? (await this.partAggregates((q) => q.where('invoice_id', 'in', invoiceIds)));
       const credits = groupBy(
         (await this.db.selectFrom(this.table('billing_sla_credits')).selectAll().where('invoice_id', 'in', invoiceIds).where('assigned_sequence', '<=', options.cutoff).orderBy('sequence').execute()) as SlaCreditRow[],
         (c) => c.invoice_id!,
@@ -247,7 +288,7 @@ export class BillingStore {
           {
             row,
             tenant,
-            pieces: pieces.get(row.invoice_id) ?? [],
+            ...(await this.piecesOrAggregates(row, aggregates.get(row.invoice_id) ?? [], versionsByKey, options.cutoff)),
             finalized: (finalized.get(row.tenant_id) ?? []).map((r) => JSON.parse(r.document as string) as InvoiceDocument),
             slaCredits: credits.get(row.invoice_id) ?? [],
             priceVersions,
@@ -262,6 +303,19 @@ export class BillingStore {
 }
 
 /** Invoices loaded together by a period run. */
+export interface AggregateRow {
+  invoice_id: string;
+  service_period: string;
+  gpu_model: string;
+  capacity_type: string;
+  interrupted: boolean;
+  price_book_id: string | null;
+  version: number | null;
+  billed_gpu_ms: number | string;
+  pieces: number | string;
+}
+
+
 export const RUN_CHUNK_INVOICES = 500;
 
 export interface InputOptions {
@@ -290,6 +344,9 @@ export interface RawInvoiceData {
   row: InvoiceRow;
   tenant: TenantInfo;
   pieces: readonly PieceRow[];
+  /** Parts summed by a period run, instead of pieces (see piecesOrAggregates). */
+  preRated?: readonly RatedPart[];
+  pieceCount?: number;
   finalized: readonly InvoiceDocument[];
   slaCredits: readonly SlaCreditRow[];
   priceVersions: readonly PriceVersion[];
@@ -352,10 +409,11 @@ export function assembleInputs(raw: RawInvoiceData, options: InputOptions): Invo
     tenant: raw.tenant,
     period: row.period,
     // Each piece or credit accepted onto the invoice up to the cutoff is one revision.
-    revision: pieces.length + slaCredits.length,
+    revision: (raw.pieceCount ?? pieces.length) + slaCredits.length,
     cutoffSequence: options.cutoff,
     finalization: options.finalization,
     pieces,
+    ...(raw.preRated ? { preRated: raw.preRated } : {}),
     priceVersions: raw.priceVersions,
     priorQuantityGpuMs,
     slaCredits,
