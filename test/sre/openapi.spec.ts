@@ -3,11 +3,13 @@
  * served at /docs/openapi.json (and an HTML index at /docs), lists the real routes of every
  * service with their zod-derived schemas, uses one error shape, and validates against the
  * OpenAPI 3.1 document structure (checked with a JSON Schema 2020-12 validator, ajv) while
- * every embedded schema compiles as JSON Schema 2020-12. A wrong document fails here.
+ * every embedded schema compiles as JSON Schema 2020-12, and against the official OpenAPI 3.1
+ * schema (@seriousme/openapi-schema-validator). A wrong document fails here.
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import { Validator } from '@seriousme/openapi-schema-validator';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
 import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
 import { OpenApiModule, buildOpenApiDocument, openApiPath } from '../../libs/openapi/src';
@@ -126,6 +128,10 @@ describe('OpenAPI', () => {
     const doc = (await response.json()) as Doc;
     expect(validateDocument(doc)).toEqual([]);
     expect(doc.openapi).toBe('3.1.0');
+    // And against the official OpenAPI 3.1 JSON Schema (as published by the OpenAPI Initiative).
+    const official = await new Validator().validate(doc as never);
+    expect(official.errors ?? []).toEqual([]);
+    expect(official.valid).toBe(true);
 
     // The real routes are there, with zod-derived schemas and the route's auth.
     const submit = doc.paths['/v1/jobs']?.post as { requestBody: { content: { 'application/json': { schema: { properties: Record<string, unknown>; required: string[] } } } }; security: unknown[]; responses: Record<string, unknown> };
@@ -160,7 +166,7 @@ describe('OpenAPI', () => {
     expect(html).toContain('<code>/v1/jobs/{jobId}</code>');
   });
 
-  it('rejects what the validator should reject (the check is not vacuous)', () => {
+  it('rejects what the validator should reject (the check is not vacuous)', async () => {
     const broken = buildOpenApiDocument([{ method: 'get', path: '/v1/things/:id', controller: 'ThingsController', handler: 'get', successStatus: 200, authenticated: false }], { title: 't', version: '1' });
     expect(validateDocument(broken)).toEqual([]);
     const tampered = structuredClone(broken) as unknown as { paths: Record<string, { get: { parameters: unknown[]; responses: Record<string, unknown> } }> };
@@ -169,6 +175,9 @@ describe('OpenAPI', () => {
     const problems = validateDocument(tampered);
     expect(problems.some((p) => /description/.test(p))).toBe(true);
     expect(problems.some((p) => /do not match the template/.test(p))).toBe(true);
+    const noInfo = structuredClone(broken) as unknown as Record<string, unknown>;
+    delete noInfo.info;
+    return new Validator().validate(noInfo as never).then((result) => expect(result.valid).toBe(false));
     expect(openApiPath('v1/jobs/:jobId/')).toEqual({ path: '/v1/jobs/{jobId}', parameters: ['jobId'] });
   });
 });
