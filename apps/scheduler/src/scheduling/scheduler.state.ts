@@ -144,7 +144,9 @@ export interface TenantQueue {
   tenantId: string;
   classRank: ClassRank;
   entries: QueueEntry[];
-  /** Entries were appended out of order or left the queue: sort and compact before the next cycle. */
+  /** Entries were appended out of order: sort before the next cycle. */
+  unsorted: boolean;
+  /** Entries left the queue (placed, cancelled, released): compact before the next cycle. */
   dirty: boolean;
 }
 
@@ -207,7 +209,7 @@ function queueFor(state: SchedulerState, classRank: ClassRank, tenantId: string)
   const byTenant = state.queues[classRank];
   let queue = byTenant.get(tenantId);
   if (!queue) {
-    queue = { tenantId, classRank, entries: [], dirty: false };
+    queue = { tenantId, classRank, entries: [], unsorted: false, dirty: false };
     byTenant.set(tenantId, queue);
   }
   return queue;
@@ -227,16 +229,17 @@ export function compareEntries(a: QueueEntry, b: QueueEntry): number {
 function enqueue(state: SchedulerState, entry: QueueEntry, classRank: ClassRank, tenantId: string): void {
   const queue = queueFor(state, classRank, tenantId);
   const last = queue.entries[queue.entries.length - 1];
-  if (last && compareEntries(last, entry) > 0) queue.dirty = true;
+  if (last && compareEntries(last, entry) > 0) queue.unsorted = true;
   queue.entries.push(entry);
 }
 
 /** Sorts and compacts a tenant queue: drops entries with nothing left to place. */
 export function tidyQueue(queue: TenantQueue): void {
-  if (!queue.dirty) return;
-  queue.entries = queue.entries.filter(isQueued);
-  queue.entries.sort(compareEntries);
+  // Compaction keeps the order (O(n)); only out-of-order appends (priorities, requeues) need a sort.
+  if (queue.dirty) queue.entries = queue.entries.filter(isQueued);
+  if (queue.unsorted) queue.entries.sort(compareEntries);
   queue.dirty = false;
+  queue.unsorted = false;
 }
 
 export function isQueued(entry: QueueEntry): boolean {
