@@ -64,6 +64,8 @@ export class NodeMonitor {
   private ticking = false;
   private lastTickWallMs = 0;
   private lastError?: { message: string; atMs: number };
+  /** Set when a reader ends without being stopped: the loop can no longer see the fleet. */
+  private readerEnded?: string;
   private readonly heartbeatSubjectPrefix: string;
   private readonly stats: MonitorStats = {
     heartbeatsAccepted: 0,
@@ -102,6 +104,10 @@ export class NodeMonitor {
     this.heartbeatsCaughtUp = this.heartbeatTarget === 0;
     this.follower = new StreamFollower(this.bus, { stream: streams.events, fromSequence: 1, onBatch: (messages) => this.onDomainBatch(messages) });
     await this.follower.start();
+    void this.follower.done.then(
+      () => this.readerEnded ??= this.stopped ? undefined : 'the domain log reader ended',
+      (error: Error) => (this.readerEnded ??= `the domain log reader failed: ${error.message}`),
+    );
     // The last heartbeat of every node, then every new one: what liveness needs after a restart.
     const consumer = await this.bus.js.consumers.get(streams.heartbeats, { deliver_policy: DeliverPolicy.LastPerSubject, filter_subjects: subjects.heartbeatsAll });
     this.heartbeats = await consumer.consume({ max_messages: 1000 });
@@ -111,7 +117,10 @@ export class NodeMonitor {
         if (this.stopped) break;
         await this.onHeartbeatMessage(m).catch((error: Error) => this.fail(error));
       }
-    })();
+      if (!this.stopped) this.readerEnded ??= 'the heartbeat reader ended';
+    })().catch((error: Error) => {
+      this.readerEnded ??= `the heartbeat reader failed: ${error.message}`;
+    });
     this.lastTickWallMs = Date.now();
     this.timer = setInterval(() => void this.tick(), livenessTickMs(this.config));
   }
@@ -131,6 +140,7 @@ export class NodeMonitor {
         const tickMs = livenessTickMs(this.config);
         const sinceTickMs = Date.now() - this.lastTickWallMs;
         if (this.stopped) return { ok: false, detail: 'liveness loop stopped' };
+        if (this.readerEnded) return { ok: false, detail: this.readerEnded };
         if (!this.caughtUp) return { ok: false, detail: `reading the log: domain ${this.stats.domainSequence}/${this.domainTarget}, heartbeats ${this.stats.heartbeatSequence}/${this.heartbeatTarget}` };
         if (sinceTickMs > Math.max(5 * tickMs, 5_000)) return { ok: false, detail: `liveness loop stalled: last run ${sinceTickMs} ms ago` };
         if (this.outbox.size > OUTBOX_ENTRIES_MAX) return { ok: false, detail: `${this.outbox.size} decisions not yet published` };
