@@ -96,7 +96,8 @@ export class SimulatedNode {
     const command = parsed.data;
     if (command.kind === 'RunSubtask') {
       const key = `${command.subtaskId}#${command.attempt}`;
-      if (!this.running.has(key)) await this.run(command, key);
+      // Reports continue the trace the command carries (the job's trace).
+      if (!this.running.has(key)) await this.run(command, key, m.headers?.get('traceparent') || undefined);
     } else {
       const key = `${command.subtaskId}#${command.attempt}`;
       const current = this.running.get(key);
@@ -108,17 +109,17 @@ export class SimulatedNode {
     m.ack();
   }
 
-  private async run(command: Extract<NodeCommand, { kind: 'RunSubtask' }>, key: string): Promise<void> {
+  private async run(command: Extract<NodeCommand, { kind: 'RunSubtask' }>, key: string, traceparent?: string): Promise<void> {
     const report = { jobId: command.jobId, tenantId: command.tenantId, subtaskId: command.subtaskId, attempt: command.attempt, nodeId: this.spec.nodeId, leaseEpoch: command.leaseEpoch };
     const startedAt = this.now().toISOString();
-    await this.publisher.publish(this.publisher.build('SubtaskStarted', { ...report, startedAt }, { id: deriveId(command.commandId, 'started'), time: startedAt, tenantId: command.tenantId, correlationId: command.jobId }));
+    await this.publisher.publish(this.publisher.build('SubtaskStarted', { ...report, startedAt }, { id: deriveId(command.commandId, 'started'), time: startedAt, tenantId: command.tenantId, correlationId: command.jobId, traceparent }));
     const durationMs = Math.max(1, Math.round(command.runtimeMs * (this.options.speed ?? 1)));
     const timer = setTimeout(() => {
       this.running.delete(key);
       const finish = async () => {
         const endedAt = this.now().toISOString();
         const exitCode = this.options.exitCodeFor?.(command) ?? 0;
-        const meta = { id: deriveId(command.commandId, 'ended'), time: endedAt, tenantId: command.tenantId, correlationId: command.jobId };
+        const meta = { id: deriveId(command.commandId, 'ended'), time: endedAt, tenantId: command.tenantId, correlationId: command.jobId, traceparent };
         const event =
           exitCode === 0
             ? this.publisher.build('SubtaskCompleted', { ...report, exitCode: 0, endedAt }, meta)

@@ -39,7 +39,7 @@ export class EventPublisher {
 
   /** Builds an envelope for `type` on the subject the catalogue assigns it. */
   build<T extends EventType>(type: T, data: EventData<T>, meta: Omit<EventMeta, 'source'> & { source?: string }): DomainEvent<T> {
-    return makeEvent(type, data, { traceparent: currentTraceparent(), ...meta, source: meta.source ?? this.source }, subjectFor(this.topology, type, data));
+    return makeEvent(type, data, { ...meta, traceparent: meta.traceparent ?? currentTraceparent(), source: meta.source ?? this.source }, subjectFor(this.topology, type, data));
   }
 
   async publish(event: DomainEvent, options: PublishOptions = {}): Promise<Published> {
