@@ -2,6 +2,7 @@ import { deriveId, type NodeCommand } from '@fastgpu/contracts';
 import {
   CLASS_NAMES,
   CLASS_RANK,
+  hasAwaiting,
   isQueued,
   compareEntries,
   tidyQueue,
@@ -1107,11 +1108,6 @@ class Cycle {
     }
     this.reservation = { entryKey: key, startAtMs, gpusByNode, extraByNode, label };
   }
-}
-
-function hasAwaiting(job: JobState): boolean {
-  for (const s of job.subtasks) if (s && (s.status === 'awaitingRequeue' || s.status === 'awaitingAbandon')) return true;
-  return false;
 }
 
 // ---------------------------------------------------------------------------- traversal

@@ -305,7 +305,7 @@ function currentAllocation(state: SchedulerState, subtaskId: string, jobId: stri
   return allocation;
 }
 
-function hasAwaiting(job: JobState): boolean {
+export function hasAwaiting(job: JobState): boolean {
   for (const s of job.subtasks) if (s && (s.status === 'awaitingRequeue' || s.status === 'awaitingAbandon')) return true;
   return false;
 }
