@@ -26,7 +26,7 @@ let env: TestEnvironment;
 let history: History;
 
 function liveProjection(): UsageProjection {
-  return new UsageProjection({ publisher: history.publisher, streamTimes: streamTimesFrom(env.bus.jsm, env.bus.topology.streams.events) });
+  return new UsageProjection({ publisher: history.publisher, streamTimes: streamTimesFrom(env.bus) });
 }
 
 async function usageRecordedIds(): Promise<string[]> {

@@ -17,7 +17,7 @@ export class ExternalEventsController {
   private readonly ingest: ExternalIngest;
 
   constructor(@Inject(RUNTIME) private readonly runtime: Runtime) {
-    this.ingest = new ExternalIngest(runtime.db, publisherFor(runtime, 'metering'));
+    this.ingest = new ExternalIngest(runtime.db, publisherFor(runtime, 'metering'), runtime.bus.nc);
   }
 
   @Post()

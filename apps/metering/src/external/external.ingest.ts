@@ -1,13 +1,18 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import { z } from 'zod';
-import { validateEventData, type DomainEvent } from '@fastgpu/contracts';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { DomainEvent } from '@fastgpu/contracts';
 import type { AnyDatabase } from '@fastgpu/db';
 import type { EventPublisher } from '@fastgpu/messaging';
+import { publishBatch } from './ack-counting-publisher';
 import { DEFAULT_LATENESS_HORIZON, type LatenessHorizon } from '../usage/usage.fold';
 
 /** Events one `POST /v1/events` request may carry. */
 export const EXTERNAL_EVENTS_PER_REQUEST_MAX = 1000;
+
+/** Events published per acknowledged batch. */
+const PUBLISH_BATCH_MAX = 1000;
 
 export const externalEventTypes = ['ExternalAllocationStarted', 'ExternalAllocationStopped'] as const;
 type ExternalType = (typeof externalEventTypes)[number];
@@ -81,6 +86,7 @@ export class ExternalIngest {
   constructor(
     private readonly db: AnyDatabase,
     private readonly publisher: EventPublisher,
+    private readonly nc: NatsConnection,
     private readonly horizon: LatenessHorizon = DEFAULT_LATENESS_HORIZON,
   ) {}
 
@@ -92,25 +98,27 @@ export class ExternalIngest {
     const ce = parsed.data;
     if (ce.tenantid !== undefined && ce.tenantid !== tenantId) return reject('tenantid: does not match the API key');
     if (ce.data.tenantId !== undefined && ce.data.tenantId !== tenantId) return reject('data.tenantId: does not match the API key');
-    let data;
+    let event: DomainEvent<ExternalType>;
+    const atField = ce.type === 'ExternalAllocationStarted' ? 'startedAt' : 'stoppedAt';
+    const atValue = ce.data[atField];
+    const atMs = typeof atValue === 'string' ? Date.parse(atValue) : Number.NaN;
     try {
-      data = validateEventData(ce.type, { ...ce.data, tenantId });
+      // build() validates the payload against the catalogue (one validation per event).
+      event = this.publisher.build<ExternalType>(ce.type, { ...ce.data, tenantId } as never, {
+        id: ce.id,
+        source: ce.source,
+        time: ce.time ? new Date(Date.parse(ce.time)).toISOString() : typeof atValue === 'string' ? atValue : new Date(nowMs).toISOString(),
+        tenantId,
+        correlationId: ce.id,
+        ...(ce.traceparent ? { traceparent: ce.traceparent } : {}),
+      });
     } catch (error) {
       return reject((error as Error).message);
     }
-    const atMs = Date.parse('startedAt' in data ? data.startedAt : data.stoppedAt);
-    const field = 'startedAt' in data ? 'data.startedAt' : 'data.stoppedAt';
+    const field = `data.${atField}`;
     if (atMs < nowMs - this.horizon.backMs) return reject(`${field}: older than the lateness horizon (${this.horizon.backMs / 86_400_000} days before receipt)`);
     if (atMs > nowMs + this.horizon.aheadMs) return reject(`${field}: more than ${this.horizon.aheadMs / 60_000} minutes ahead of receipt`);
-    const time = ce.time ? new Date(Date.parse(ce.time)).toISOString() : new Date(atMs).toISOString();
-    const event: DomainEvent<ExternalType> = this.publisher.build<ExternalType>(ce.type, data, {
-      id: ce.id,
-      source: ce.source,
-      time,
-      tenantId,
-      correlationId: ce.id,
-      ...(ce.traceparent ? { traceparent: ce.traceparent } : {}),
-    });
+    const { data, time } = event;
     const hash = createHash('sha256').update(canonicalJson({ type: ce.type, source: ce.source, time, subject: ce.subject ?? null, data })).digest('hex');
     return { index, event, hash };
   }
@@ -177,7 +185,7 @@ export class ExternalIngest {
         if (results[i]?.status === 'duplicate') results[i] = { ...results[i]!, status: 'rejected', reason: 'not applied: the request has a conflicting id' };
       }
     } else if (toPublish.length) {
-      await this.publisher.publishAll(toPublish.map((c) => c.event));
+      for (let i = 0; i < toPublish.length; i += PUBLISH_BATCH_MAX) await publishBatch(this.nc, toPublish.slice(i, i + PUBLISH_BATCH_MAX).map((c) => c.event));
     }
     const count = (status: IngestStatus) => results.filter((r) => r.status === status).length;
     return { results, accepted: count('accepted'), duplicates: count('duplicate'), rejected: count('rejected'), conflicts };

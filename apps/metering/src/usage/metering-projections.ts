@@ -28,7 +28,7 @@ export class MeteringProjections implements OnModuleInit, OnApplicationBootstrap
     this.host = new ProjectionHost(runtime);
     this.usage = new UsageProjection({
       publisher: publisherFor(runtime, 'metering'),
-      streamTimes: streamTimesFrom(runtime.bus.jsm, runtime.bus.topology.streams.events),
+      streamTimes: streamTimesFrom(runtime.bus),
     });
     this.host.add(this.usage);
   }

@@ -1,6 +1,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import { deriveId, type DomainEvent, type StoredEvent } from '@fastgpu/contracts';
-import type { EventPublisher, Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
+import { DeliverPolicy } from '@nats-io/jetstream';
+import type { Bus, EventPublisher, Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
 import { DEFAULT_LATENESS_HORIZON, foldUsage, keysOf, usageEventTypes, type Allocation, type AllocationKind, type Closure, type EndReason, type HourlyUsage, type LatenessHorizon } from './usage.fold';
 
 /** The projection's tables, rebuilt together (libs/replay copies each as `<name>_rebuild`). */
@@ -13,8 +14,9 @@ export const USAGE_PROJECTION = 'usage';
  * gateway checks at receipt and publishes moments later.
  */
 const STREAM_TIME_GRACE_MS = 10 * 60_000;
-/** Stream-time look-ups in flight at once. */
-const STREAM_TIME_LOOKUPS_IN_FLIGHT_MAX = 256;
+/** Messages buffered while reading stream times of a batch's external events. */
+const STREAM_TIME_READ_BUFFER_MAX = 5000;
+const STREAM_TIME_READ_TIMEOUT_MS = 30_000;
 
 export interface UsageProjectionDeps {
   /** Publishes UsageRecorded (live only). */
@@ -63,59 +65,66 @@ function fromRow(r: Row): Allocation {
   };
 }
 
-/** Columns of metering_allocations with their Postgres types, in one place for the bulk upsert. */
-const allocationColumns: Array<[string, string, (a: Allocation) => unknown]> = [
-  ['allocation_key', 'text', (a) => a.key],
-  ['kind', 'text', (a) => a.kind],
-  ['tenant_id', 'text', (a) => a.tenantId],
-  ['project_id', 'text', (a) => a.projectId],
-  ['job_id', 'text', (a) => a.jobId],
-  ['subtask_id', 'text', (a) => a.subtaskId],
-  ['attempt', 'int4', (a) => a.attempt],
-  ['lease_id', 'text', (a) => a.leaseId],
-  ['allocation_id', 'text', (a) => a.allocationId],
-  ['node_id', 'text', (a) => a.nodeId],
-  ['gpu_model', 'text', (a) => a.gpuModel],
-  ['gpus', 'int4', (a) => a.gpus],
-  ['capacity_type', 'text', (a) => a.capacityType],
-  ['lease_epoch', 'int4', (a) => a.leaseEpoch],
-  ['placed_event_id', 'text', (a) => a.placedEventId],
-  ['placed_sequence', 'int8', (a) => a.placedSequence],
-  ['start_ms', 'int8', (a) => a.startMs],
-  ['start_epoch', 'int4', (a) => a.startEpoch],
-  ['start_event_id', 'text', (a) => a.startEventId],
-  ['start_sequence', 'int8', (a) => a.startSequence],
-  ['end_ms', 'int8', (a) => a.endMs],
-  ['end_epoch', 'int4', (a) => a.endEpoch],
-  ['end_event_id', 'text', (a) => a.endEventId],
-  ['end_sequence', 'int8', (a) => a.endSequence],
-  ['end_reason', 'text', (a) => a.endReason],
-  ['interrupted', 'bool', (a) => a.interrupted],
-  ['stale_reports', 'int4', (a) => a.staleReports],
-  ['closed_event_id', 'text', (a) => a.closedEventId],
-  ['closed_sequence', 'int8', (a) => a.closedSequence],
-  ['gpu_ms', 'int8', (a) => a.gpuMs],
+/** Columns of metering_allocations, in one place for the bulk writes. */
+const allocationColumns: Array<[string, (a: Allocation) => unknown]> = [
+  ['allocation_key', (a) => a.key],
+  ['kind', (a) => a.kind],
+  ['tenant_id', (a) => a.tenantId],
+  ['project_id', (a) => a.projectId],
+  ['job_id', (a) => a.jobId],
+  ['subtask_id', (a) => a.subtaskId],
+  ['attempt', (a) => a.attempt],
+  ['lease_id', (a) => a.leaseId],
+  ['allocation_id', (a) => a.allocationId],
+  ['node_id', (a) => a.nodeId],
+  ['gpu_model', (a) => a.gpuModel],
+  ['gpus', (a) => a.gpus],
+  ['capacity_type', (a) => a.capacityType],
+  ['lease_epoch', (a) => a.leaseEpoch],
+  ['placed_event_id', (a) => a.placedEventId],
+  ['placed_sequence', (a) => a.placedSequence],
+  ['start_ms', (a) => a.startMs],
+  ['start_epoch', (a) => a.startEpoch],
+  ['start_event_id', (a) => a.startEventId],
+  ['start_sequence', (a) => a.startSequence],
+  ['end_ms', (a) => a.endMs],
+  ['end_epoch', (a) => a.endEpoch],
+  ['end_event_id', (a) => a.endEventId],
+  ['end_sequence', (a) => a.endSequence],
+  ['end_reason', (a) => a.endReason],
+  ['interrupted', (a) => a.interrupted],
+  ['stale_reports', (a) => a.staleReports],
+  ['closed_event_id', (a) => a.closedEventId],
+  ['closed_sequence', (a) => a.closedSequence],
+  ['gpu_ms', (a) => a.gpuMs],
 ];
 
-const hourlyColumns: Array<[string, string, (h: HourlyUsage) => unknown]> = [
-  ['tenant_id', 'text', (h) => h.tenantId],
-  ['project_id', 'text', (h) => h.projectId],
-  ['job_id', 'text', (h) => h.jobId],
-  ['subtask_id', 'text', (h) => h.subtaskId],
-  ['attempt', 'int4', (h) => h.attempt],
-  ['lease_id', 'text', (h) => h.leaseId],
-  ['allocation_id', 'text', (h) => h.allocationId],
-  ['gpu_model', 'text', (h) => h.gpuModel],
-  ['capacity_type', 'text', (h) => h.capacityType],
-  ['hour_start', 'timestamptz', (h) => new Date(h.hourStartMs).toISOString()],
-  ['gpu_ms', 'int8', (h) => h.gpuMs],
-  ['interrupted_gpu_ms', 'int8', (h) => h.interruptedGpuMs],
+const hourlyColumns: Array<[string, (h: HourlyUsage) => unknown]> = [
+  ['tenant_id', (h) => h.tenantId],
+  ['project_id', (h) => h.projectId],
+  ['job_id', (h) => h.jobId],
+  ['subtask_id', (h) => h.subtaskId],
+  ['attempt', (h) => h.attempt],
+  ['lease_id', (h) => h.leaseId],
+  ['allocation_id', (h) => h.allocationId],
+  ['gpu_model', (h) => h.gpuModel],
+  ['capacity_type', (h) => h.capacityType],
+  ['hour_start', (h) => new Date(h.hourStartMs).toISOString()],
+  ['gpu_ms', (h) => h.gpuMs],
+  ['interrupted_gpu_ms', (h) => h.interruptedGpuMs],
 ];
 
-/** `SELECT * FROM unnest($1::text[], $2::int8[], …)`: one statement, one parameter per column. */
-function unnestRows<T>(columns: Array<[string, string, (row: T) => unknown]>, rows: readonly T[]): RawBuilder<unknown> {
-  const arrays = columns.map(([, type, get]) => sql`${rows.map(get)}::${sql.raw(type)}[]`);
-  return sql`SELECT * FROM unnest(${sql.join(arrays)}) AS r(${sql.join(columns.map(([name]) => sql.ref(name)))})`;
+/**
+ * Rows as one JSON parameter expanded by Postgres (`json_populate_recordset` over the table's
+ * row type): one statement per batch, and far cheaper to serialise than one array per column.
+ */
+function jsonRows<T>(tableName: string, columns: ReadonlyArray<[string, (row: T) => unknown]>, rows: readonly T[]): RawBuilder<unknown> {
+  const objects = rows.map((row) => {
+    const object: Record<string, unknown> = {};
+    for (const [name, get] of columns) object[name] = get(row);
+    return object;
+  });
+  return sql`SELECT * FROM json_populate_recordset(NULL::${sql.table(tableName)}, ${JSON.stringify(objects)}::json)`;
 }
 
 /** The UsageRecorded event of a closed allocation: id derived from the closing event and the allocation. */
@@ -204,22 +213,22 @@ export class UsageProjection implements Projection {
     // Rows the batch created are inserted; rows it loaded are updated (no speculative upserts).
     const created = changed.filter((a) => !loaded.has(a.key));
     const updated = changed.filter((a) => loaded.has(a.key));
-    const allocationList = sql.join(allocationColumns.map(([name]) => sql.ref(name)));
+    const allocationTable = context.table('metering_allocations');
     if (created.length) {
-      await sql`INSERT INTO ${table('metering_allocations')} (${allocationList}) ${unnestRows(allocationColumns, created)}`.execute(trx);
+      await sql`INSERT INTO ${table('metering_allocations')} ${jsonRows(allocationTable, allocationColumns, created)}`.execute(trx);
     }
     if (updated.length) {
       const assignments = allocationColumns.slice(1).map(([name]) => sql`${sql.ref(name)} = r.${sql.ref(name)}`);
       await sql`
         UPDATE ${table('metering_allocations')} AS t SET ${sql.join(assignments)}
-        FROM (${unnestRows(allocationColumns, updated)}) AS r
+        FROM (${jsonRows(allocationTable, allocationColumns, updated)}) AS r
         WHERE t.allocation_key = r.allocation_key`.execute(trx);
     }
     // Each hourly key belongs to one allocation, which closes once: a plain insert, and a
     // duplicate key (an invariant broken) stalls the projection instead of counting twice.
     const hours = out.closures.flatMap((closure) => closure.hours);
     if (hours.length) {
-      await sql`INSERT INTO ${table('metering_usage_hourly')} (${sql.join(hourlyColumns.map(([name]) => sql.ref(name)))}) ${unnestRows(hourlyColumns, hours)}`.execute(trx);
+      await sql`INSERT INTO ${table('metering_usage_hourly')} ${jsonRows(context.table('metering_usage_hourly'), hourlyColumns, hours)}`.execute(trx);
     }
     if (out.jobObservations.length) {
       const o = out.jobObservations;
@@ -252,17 +261,33 @@ export class UsageProjection implements Projection {
   }
 }
 
-/** Stream times from JetStream (`STREAM.MSG.GET`), a bounded number in flight. */
-export function streamTimesFrom(jsm: { streams: { getMessage(stream: string, query: { seq: number }): Promise<{ time: Date } | null> } }, stream: string) {
+/**
+ * When the log stored the external events at these sequences: one filtered ordered consumer
+ * over the batch's range (external subjects only) reads their stream timestamps.
+ */
+export function streamTimesFrom(bus: Bus) {
   return async (sequences: number[]): Promise<Map<number, number>> => {
     const times = new Map<number, number>();
-    for (let i = 0; i < sequences.length; i += STREAM_TIME_LOOKUPS_IN_FLIGHT_MAX) {
-      const slice = sequences.slice(i, i + STREAM_TIME_LOOKUPS_IN_FLIGHT_MAX);
-      const messages = await Promise.all(slice.map((seq) => jsm.streams.getMessage(stream, { seq })));
-      messages.forEach((m, j) => {
-        if (m) times.set(slice[j]!, m.time.getTime());
-      });
+    if (!sequences.length) return times;
+    const first = Math.min(...sequences);
+    const last = Math.max(...sequences);
+    const consumer = await bus.js.consumers.get(bus.topology.streams.events, {
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: first,
+      filter_subjects: `${bus.topology.prefix}.evt.external.>`,
+    });
+    const messages = await consumer.consume({ max_messages: Math.min(STREAM_TIME_READ_BUFFER_MAX, sequences.length + 1) });
+    const timeout = setTimeout(() => void messages.close(), STREAM_TIME_READ_TIMEOUT_MS);
+    try {
+      for await (const m of messages) {
+        times.set(m.seq, Number(m.timestampNanos / 1_000_000n));
+        if (m.seq >= last || m.info.pending === 0) break;
+      }
+    } finally {
+      clearTimeout(timeout);
+      await messages.close().catch(() => undefined);
     }
+    for (const seq of sequences) if (!times.has(seq)) throw new Error(`no stream time for external event at sequence ${seq}`);
     return times;
   };
 }

@@ -5,5 +5,5 @@ import { streamTimesFrom, USAGE_PROJECTION, UsageProjection, usageTables } from 
 export const usageReplayable: ReplayableProjection = {
   name: USAGE_PROJECTION,
   tables: usageTables,
-  create: ({ bus }) => new UsageProjection({ streamTimes: streamTimesFrom(bus.jsm, bus.topology.streams.events) }),
+  create: ({ bus }) => new UsageProjection({ streamTimes: streamTimesFrom(bus) }),
 };

@@ -1,0 +1,285 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInbox } from '@nats-io/transport-node';
+import { DeliverPolicy } from '@nats-io/jetstream';
+import { hashSecret } from '@fastgpu/auth';
+import { loadConfig } from '@fastgpu/config';
+import { topology, type Topology } from '@fastgpu/contracts';
+import { createDatabase, migrateToLatest } from '@fastgpu/db';
+import { connectBus, deleteTopology, EventPublisher, lastSequence, type Bus } from '@fastgpu/messaging';
+import { createRuntime, startServices } from '@fastgpu/platform';
+import { databaseUrl, testServices, withAdminClient } from '@fastgpu/testing';
+import { meteringService } from '../apps/metering/src/metering.service';
+import { publishBatch } from '../apps/metering/src/external/ack-counting-publisher';
+
+/**
+ * `npm run bench -- metering [--10m] [--events=N] [--ingest=N]`
+ *
+ * 1. Generates N job events (default 1,000,000; 10,000,000 with --10m) into a unique stream
+ *    prefix: per job JobSubmitted, SubtaskCreated/Placed/Started/Completed per sub-task (some
+ *    preempted and retried), JobCompleted, many jobs interleaved as on a busy cluster.
+ * 2. Measures the raw rate of an ordered consumer reading that stream (JSON-parsing each body).
+ * 3. Replays the whole stream into Postgres exactly as `npm run replay -- usage` does (a fresh
+ *    database on 127.0.0.1:5432, dropped afterwards), and prints both rates, their ratio
+ *    (target ≥ 0.5) and peak memory, sampled as the replay goes.
+ * 4. Measures external ingestion: events accepted per second through `POST /v1/events` in
+ *    batches of 500 against raw JetStream publishing of the same events in the same run
+ *    (target ≥ 20,000/s).
+ * Streams and the database are removed at the end, also when a step fails.
+ */
+
+/** Publishes awaiting their PubAck at once while generating. */
+const GENERATE_IN_FLIGHT_MAX = 4000;
+/** Jobs running at once in the generated history (their events interleave). */
+const CONCURRENT_JOBS = 400;
+const INGEST_BATCH = 500;
+const INGEST_CONCURRENCY = 8;
+const HOUR = 3_600_000;
+
+function flagValue(flags: string[], name: string): number | undefined {
+  const flag = flags.find((f) => f.startsWith(`--${name}=`));
+  return flag ? Number(flag.split('=')[1]!.replace(/_/g, '')) : undefined;
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+let idCounter = 0;
+const idPrefix = randomBytes(4).toString('hex');
+function nextId(timeMs: number): string {
+  const counter = (idCounter++).toString(16).padStart(12, '0');
+  const t = timeMs.toString(16).padStart(12, '0');
+  return `${t.slice(0, 8)}-${t.slice(8, 12)}-7${idPrefix.slice(0, 3)}-8${idPrefix.slice(3, 6)}-${counter}`;
+}
+
+/** A job's events, generated lazily so memory stays flat whatever N is. */
+function* jobEvents(topo: Topology, jobIndex: number, random: () => number): Generator<{ subject: string; body: string }> {
+  const tenantId = `t${jobIndex % 97}`;
+  const projectId = `p${jobIndex % 13}`;
+  const jobId = `j${jobIndex}`;
+  const subtasks = 1 + Math.floor(random() * 6);
+  const gpus = [1, 2, 4, 8][Math.floor(random() * 4)]!;
+  const model = ['H100', 'A100', 'L40S'][jobIndex % 3]!;
+  const capacityType = ['on-demand', 'preemptible', 'reserved'][jobIndex % 3]!;
+  const submittedMs = Date.UTC(2026, 0, 1) + jobIndex * 7_000;
+  const envelope = (type: string, subject: string, data: object, timeMs: number) => {
+    const id = nextId(timeMs);
+    return { subject, body: JSON.stringify({ specversion: '1.0', id, source: 'bench', type, subject, time: new Date(timeMs).toISOString(), tenantid: tenantId, correlationid: jobId, schemaversion: 1, data }) };
+  };
+  const iso = (ms: number) => new Date(ms).toISOString();
+  yield envelope('JobSubmitted', topo.subjects.job(jobId), { jobId, tenantId, projectId, gpuModels: [model], gpusPerSubtask: gpus, subtaskCount: subtasks, runtimeMs: HOUR, priorityClass: 'standard', priority: 10, preemptible: false, gang: false, capacityType, dependsOn: [], submittedAt: iso(submittedMs) }, submittedMs);
+  let gpuMsObserved = 0;
+  for (let s = 0; s < subtasks; s++) {
+    const subtaskId = `${jobId}s${s}`;
+    yield envelope('SubtaskCreated', topo.subjects.job(jobId), { jobId, tenantId, subtaskId, index: s, gpus, gpuModels: [model], runtimeMs: HOUR }, submittedMs);
+    const attempts = random() < 0.05 ? 2 : 1;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      const nodeId = `n${(jobIndex * 7 + s) % 512}`;
+      const leaseEpoch = attempt;
+      const placedMs = submittedMs + attempt * 60_000 + s * 1000;
+      const startMs = placedMs + 1500 + Math.floor(random() * 1000);
+      const runMs = 20 * 60_000 + Math.floor(random() * 3 * HOUR);
+      const report = { jobId, tenantId, subtaskId, attempt, nodeId, leaseEpoch };
+      yield envelope('SubtaskPlaced', topo.subjects.schedulerNode(nodeId), { ...report, projectId, gpuModel: model, gpus, gpuIndices: [0], capacityType, runtimeMs: HOUR, placedAt: iso(placedMs) }, placedMs);
+      yield envelope('SubtaskStarted', topo.subjects.agentNode(nodeId), { ...report, startedAt: iso(startMs) }, startMs);
+      if (attempt < attempts) {
+        const preemptedMs = startMs + Math.floor(runMs / 3);
+        gpuMsObserved += gpus * (preemptedMs - startMs);
+        yield envelope('SubtaskPreempted', topo.subjects.schedulerNode(nodeId), { jobId, tenantId, subtaskId, attempt, nodeId, leaseEpoch, reason: 'bench', preemptedAt: iso(preemptedMs) }, preemptedMs);
+      } else {
+        gpuMsObserved += gpus * runMs;
+        yield envelope('SubtaskCompleted', topo.subjects.agentNode(nodeId), { ...report, exitCode: 0, endedAt: iso(startMs + runMs) }, startMs + runMs);
+      }
+    }
+  }
+  yield envelope('JobCompleted', topo.subjects.schedulerJob(jobId), { jobId, tenantId, projectId, outcome: 'succeeded', subtasksSucceeded: subtasks, subtasksFailed: 0, subtasksCancelled: 0, gpuMsObserved, completedAt: iso(submittedMs + 4 * HOUR) }, submittedMs + 4 * HOUR);
+}
+
+/** N events from CONCURRENT_JOBS interleaved jobs, lazily. */
+function* history(topo: Topology, total: number): Generator<{ subject: string; body: string }> {
+  let seed = 42;
+  const random = () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return seed / 2_147_483_648;
+  };
+  let nextJob = 0;
+  const active: Array<Generator<{ subject: string; body: string }>> = [];
+  for (let i = 0; i < CONCURRENT_JOBS; i++) active.push(jobEvents(topo, nextJob++, random));
+  for (let emitted = 0, slot = 0; emitted < total; slot = (slot + 1) % CONCURRENT_JOBS) {
+    const step = active[slot]!.next();
+    if (step.done) {
+      active[slot] = jobEvents(topo, nextJob++, random);
+      continue;
+    }
+    emitted++;
+    yield step.value;
+  }
+}
+
+/** Publishes with a reply inbox counting PubAcks (bounded in flight): the fastest JetStream path. */
+export async function generate(bus: Bus, total: number): Promise<{ seconds: number; bytes: number }> {
+  const encoder = new TextEncoder();
+  const inbox = createInbox();
+  let acked = 0;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const sub = bus.nc.subscribe(`${inbox}.*`, {
+    callback: (_err, msg) => {
+      acked++;
+      if (msg.data.length > 0 && msg.data[2] === 0x65 /* {"error" */) failure ??= new Error(`publish failed: ${msg.string()}`);
+      wake?.();
+    },
+  });
+  const started = performance.now();
+  let sent = 0;
+  let bytes = 0;
+  for (const { subject, body } of history(bus.topology, total)) {
+    while (sent - acked >= GENERATE_IN_FLIGHT_MAX) await new Promise<void>((resolve) => (wake = resolve));
+    if (failure) throw failure;
+    const data = encoder.encode(body);
+    bytes += data.length;
+    bus.nc.publish(subject, data, { reply: `${inbox}.${sent}` });
+    sent++;
+    if (sent % 200_000 === 0) process.stdout.write(`  generated ${fmt(sent)}\r`);
+  }
+  while (acked < sent) await new Promise<void>((resolve) => (wake = resolve));
+  sub.unsubscribe();
+  if (failure) throw failure;
+  return { seconds: (performance.now() - started) / 1000, bytes };
+}
+
+async function runReplayChild(natsUrl: string, prefix: string, url: string, target: number): Promise<{ sequence: number; seconds: number; peakRssMb: number; rssAt: string[] }> {
+  const tsx = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../node_modules/.bin/tsx');
+  const child = spawn(tsx, [path.join(path.dirname(fileURLToPath(import.meta.url)), 'metering-replay.child.ts'), natsUrl, prefix, url, String(target)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`replay process exited with ${code}`);
+  return JSON.parse(output.trim().split('\n').pop()!) as { sequence: number; seconds: number; peakRssMb: number; rssAt: string[] };
+}
+
+async function rawRead(bus: Bus, last: number): Promise<number> {
+  const consumer = await bus.js.consumers.get(bus.topology.streams.events, { deliver_policy: DeliverPolicy.All });
+  const messages = await consumer.consume({ max_messages: 5000 });
+  const started = performance.now();
+  let count = 0;
+  for await (const m of messages) {
+    JSON.parse(new TextDecoder().decode(m.data));
+    count++;
+    if (m.seq >= last) break;
+  }
+  await messages.close();
+  return count / ((performance.now() - started) / 1000);
+}
+
+async function ingest(config: ReturnType<typeof loadConfig>, count: number): Promise<{ httpRate: number; rawRate: number; accepted: number }> {
+  const runtime = await createRuntime(config, { migrate: false });
+  const app = await startServices(runtime, [meteringService], { port: 0, logger: false });
+  try {
+    const secret = `fgk_bench_${randomBytes(16).toString('hex')}`;
+    await runtime.db.insertInto('api_keys').values({ key_id: 'bench', tenant_id: 'bench-tenant', role: 'tenant', secret_hash: hashSecret(secret), issued_at: new Date().toISOString() }).execute();
+    const now = Date.now();
+    const eventsFor = (prefix: string) =>
+      Array.from({ length: count }, (_, i) => {
+        const allocationId = `${prefix}-${Math.floor(i / 2)}`;
+        return i % 2 === 0
+          ? { specversion: '1.0', id: `${prefix}-${i}`, source: 'urn:bench', type: 'ExternalAllocationStarted', data: { allocationId, projectId: 'p', gpuModel: 'L4', gpus: 1, capacityType: 'on-demand', startedAt: new Date(now - HOUR + i).toISOString() } }
+          : { specversion: '1.0', id: `${prefix}-${i}`, source: 'urn:bench', type: 'ExternalAllocationStopped', data: { allocationId, stoppedAt: new Date(now - HOUR / 2 + i).toISOString() } };
+      });
+
+    // Baseline: the same events as envelopes, published straight to JetStream with msg ids.
+    const publisher = new EventPublisher(runtime.bus.js, runtime.bus.topology, 'bench');
+    const envelopes = eventsFor('raw').map((e) =>
+      publisher.build(e.type as 'ExternalAllocationStarted', { ...(e.data as Record<string, unknown>), tenantId: 'bench-raw' } as never, { id: e.id, time: new Date(now).toISOString(), tenantId: 'bench-raw', correlationId: e.id }),
+    );
+    let started = performance.now();
+    for (let i = 0; i < envelopes.length; i += 1000) await publishBatch(runtime.bus.nc, envelopes.slice(i, i + 1000));
+    const rawRate = count / ((performance.now() - started) / 1000);
+
+    const events = eventsFor('http');
+    const batches: unknown[][] = [];
+    for (let i = 0; i < events.length; i += INGEST_BATCH) batches.push(events.slice(i, i + INGEST_BATCH));
+    let accepted = 0;
+    let next = 0;
+    started = performance.now();
+    await Promise.all(
+      Array.from({ length: INGEST_CONCURRENCY }, async () => {
+        while (next < batches.length) {
+          const batch = batches[next++]!;
+          const response = await fetch(`${app.url}/v1/events`, { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/cloudevents-batch+json' }, body: JSON.stringify(batch) });
+          const body = (await response.json()) as { accepted: number };
+          if (response.status !== 200) throw new Error(`POST /v1/events answered ${response.status}: ${JSON.stringify(body).slice(0, 300)}`);
+          accepted += body.accepted;
+        }
+      }),
+    );
+    const httpRate = accepted / ((performance.now() - started) / 1000);
+    return { httpRate, rawRate, accepted };
+  } finally {
+    await app.close();
+    await runtime.close();
+  }
+}
+
+export default async function run(flags: string[]): Promise<void> {
+  const total = flagValue(flags, 'events') ?? (flags.includes('--10m') ? 10_000_000 : 1_000_000);
+  const ingestCount = flagValue(flags, 'ingest') ?? 100_000;
+  const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
+  const prefix = `benchm${runId}`;
+  const dbName = `fastgpu_bench_metering_${runId}`;
+  const natsUrl = testServices.natsUrl;
+  console.log(`metering benchmark: ${fmt(total)} job events, prefix ${prefix}, database ${dbName}`);
+
+  await withAdminClient((c) => c.query(`CREATE DATABASE ${dbName}`));
+  const database = createDatabase({ databaseUrl: databaseUrl(dbName), poolSize: 4 });
+  let bus: Bus | undefined;
+  const ingestTopology = topology(`${prefix}i`);
+  try {
+    await migrateToLatest(database.db);
+    bus = await connectBus({ natsUrl, subjectPrefix: prefix, name: 'bench-metering' });
+
+    const generated = await generate(bus, total);
+    const last = await lastSequence(bus, bus.topology.streams.events);
+    console.log(`generated ${fmt(last)} events (${fmt(generated.bytes / last)} bytes each on average) in ${generated.seconds.toFixed(1)} s: ${fmt(last / generated.seconds)}/s`);
+
+    const rawRate = await rawRead(bus, last);
+    console.log(`raw ordered-consumer read (JSON parse): ${fmt(rawRate)} events/s`);
+
+    // The replay runs in its own process, as `npm run replay -- usage` does, so its peak memory is its own.
+    const replay = await runReplayChild(natsUrl, prefix, databaseUrl(dbName), last);
+    const replayRate = last / replay.seconds;
+    const [totals] = await database.db
+      .selectFrom('metering_usage_hourly_rebuild')
+      .select((eb) => [eb.fn.countAll().as('rows'), eb.fn.sum('gpu_ms').as('gpu_ms')])
+      .execute();
+    console.log(`replay into Postgres (npm run replay -- usage): ${fmt(replay.sequence)} events in ${replay.seconds.toFixed(1)} s: ${fmt(replayRate)} events/s`);
+    console.log(`  hourly rows ${fmt(Number(totals!.rows))}, GPU-ms ${String(totals!.gpu_ms)}`);
+    console.log(`  replay/raw ratio: ${(replayRate / rawRate).toFixed(2)} (target >= 0.5)`);
+    console.log(`  peak RSS of the replay process: ${fmt(replay.peakRssMb)} MB (rss at ${replay.rssAt.join(', ')})`);
+
+    const config = loadConfig({ natsUrl, subjectPrefix: ingestTopology.prefix, databaseUrl: databaseUrl(dbName), httpPort: 0, adminKey: `bench-admin-${randomBytes(12).toString('hex')}` });
+    const ingested = await ingest(config, ingestCount);
+    console.log(`external ingestion: POST /v1/events (batches of ${INGEST_BATCH}, ${INGEST_CONCURRENCY} concurrent): ${fmt(ingested.httpRate)} events/s accepted (${fmt(ingested.accepted)})`);
+    console.log(`  raw JetStream publish of the same events (msg id, acked batches of 1,000): ${fmt(ingested.rawRate)} events/s; ratio ${(ingested.httpRate / ingested.rawRate).toFixed(2)} (target >= 20,000 events/s)`);
+    console.log(`
+| figure | value |
+| --- | --- |
+| events | ${fmt(last)} |
+| raw ordered read | ${fmt(rawRate)} events/s |
+| replay into Postgres | ${fmt(replayRate)} events/s |
+| ratio | ${(replayRate / rawRate).toFixed(2)} |
+| peak RSS (replay process) | ${fmt(replay.peakRssMb)} MB |
+| POST /v1/events | ${fmt(ingested.httpRate)} events/s |
+| raw JetStream publish | ${fmt(ingested.rawRate)} events/s |`);
+  } finally {
+    if (bus) {
+      await deleteTopology(bus.jsm, bus.topology).catch(() => undefined);
+      await deleteTopology(bus.jsm, ingestTopology).catch(() => undefined);
+      await bus.close();
+    }
+    await database.close();
+    await withAdminClient((c) => c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`));
+    console.log('cleaned up: streams and database dropped');
+  }
+}
