@@ -4,6 +4,7 @@ import { readCheckpoint, type AnyDatabase } from '@fastgpu/db';
 import type { EventPublisher } from '@fastgpu/messaging';
 import type { ReliabilityConfig } from '../reliability.config';
 import { currentSloStates } from '../slo/slo-states';
+import type { SloState } from '../slo/slo';
 import { SLA_PROJECTION } from './sla.projection';
 import {
   breaches,
@@ -60,10 +61,11 @@ export class SlaService {
    */
   async reports(period: string, tenantId: string | null, nowMs: number): Promise<ServedReport[]> {
     const tenants = tenantId ? [tenantId] : await this.tenantsWithActivity(period);
+    const sloCache = new Map<number, Promise<SloState[]>>();
     const out: ServedReport[] = [];
     for (const tenant of tenants) {
       const snapshot = await this.db.selectFrom('reliability_sla_report_snapshots').select('report_json').where('tenant_id', '=', tenant).where('period', '=', period).executeTakeFirst();
-      const report = snapshot ? (JSON.parse(snapshot.report_json as string) as SlaReport) : await this.build(tenant, period, nowMs, false);
+      const report = snapshot ? (JSON.parse(snapshot.report_json as string) as SlaReport) : await this.build(tenant, period, nowMs, false, sloCache);
       out.push({ ...report, credits: await this.credits(tenant, period) });
     }
     return out;
@@ -83,18 +85,28 @@ export class SlaService {
     }));
   }
 
+  /**
+   * The platform's SLO states at a report's end, computed once per instant however many tenant
+   * reports carry them (they are the same for every tenant).
+   */
+  private slosAt(asOfMs: number, cache: Map<number, Promise<SloState[]>>): Promise<SloState[]> {
+    let states = cache.get(asOfMs);
+    if (!states) cache.set(asOfMs, (states = currentSloStates(this.db, this.config, asOfMs)));
+    return states;
+  }
+
   /** Builds one report from the read model as it stands, with the checkpoint it was read at. */
-  async build(tenantId: string, period: string, nowMs: number, final: boolean): Promise<SlaReport> {
+  async build(tenantId: string, period: string, nowMs: number, final: boolean, sloCache = new Map<number, Promise<SloState[]>>()): Promise<SlaReport> {
     const { endMs } = periodBounds(period);
     const asOfMs = final ? endMs : Math.min(nowMs, endMs);
     const facts = await this.db
       .transaction()
       .setIsolationLevel('repeatable read')
       .execute((trx) => this.loadFacts(trx, tenantId, period, asOfMs, final));
-    return buildSlaReport(facts, this.policy());
+    return buildSlaReport({ ...facts, slos: await this.slosAt(asOfMs, sloCache) }, this.policy());
   }
 
-  private async loadFacts(db: Db, tenantId: string, period: string, asOfMs: number, final: boolean): Promise<SlaFacts> {
+  private async loadFacts(db: Db, tenantId: string, period: string, asOfMs: number, final: boolean): Promise<Omit<SlaFacts, 'slos'>> {
     const { startMs } = periodBounds(period);
     const endMs = asOfMs;
     const checkpoint = await readCheckpoint(db as AnyDatabase, SLA_PROJECTION);
@@ -205,7 +217,6 @@ export class SlaService {
       queueWait: { count: Number(w.count), p50: w.p50 === null ? null : Number(w.p50), p95: w.p95 === null ? null : Number(w.p95), p99: w.p99 === null ? null : Number(w.p99) },
       apiRequests: { total: Number(api.rows[0]?.total ?? 0), errors: Number(api.rows[0]?.errors ?? 0) },
       nodes,
-      slos: await currentSloStates(db as AnyDatabase, this.config, asOfMs),
     };
   }
 
@@ -219,9 +230,10 @@ export class SlaService {
     const { endMs } = periodBounds(period);
     if (nowMs < endMs) throw new Error(`period ${period} has not ended yet`);
     const tenants = tenantIds ?? (await this.tenantsWithActivity(period));
+    const sloCache = new Map<number, Promise<SloState[]>>();
     const closed: Array<{ tenantId: string; report: SlaReport; credits: string[] }> = [];
     for (const tenantId of tenants) {
-      const built = await this.build(tenantId, period, nowMs, true);
+      const built = await this.build(tenantId, period, nowMs, true, sloCache);
       await this.db
         .insertInto('reliability_sla_report_snapshots')
         .values({ tenant_id: tenantId, period, window_end_sequence: built.windowEndSequence, report_hash: built.hash, report_json: JSON.stringify(built) })
