@@ -119,6 +119,10 @@ describe('scheduler engine on NATS', () => {
     expect(await ask('feasibility', { gpuModels: ['a100'], gpusPerSubtask: 16, subtaskCount: 1 })).toMatchObject({ feasible: false, field: 'gpusPerSubtask' });
     expect(await ask('feasibility', { gpuModels: ['tpu'], gpusPerSubtask: 1, subtaskCount: 1 })).toMatchObject({ feasible: false, reason: expect.stringMatching(/unknown GPU model tpu/) });
     expect(await ask('feasibility', { gpuModels: ['a100'], gpusPerSubtask: 8, subtaskCount: 1 })).toEqual({ feasible: true });
+    // A dependency published a moment ago is found (the answer waits for the fold); a ghost is not.
+    await job('just-now', { gpus: 1 });
+    expect(await ask('feasibility', { gpuModels: ['a100'], gpusPerSubtask: 1, subtaskCount: 1, dependsOn: [{ jobId: 'just-now', condition: 'afterAny' }] })).toEqual({ feasible: true });
+    expect(await ask('feasibility', { gpuModels: ['a100'], gpusPerSubtask: 1, subtaskCount: 1, dependsOn: [{ jobId: 'ghost', condition: 'afterAny' }] })).toMatchObject({ feasible: false, field: 'dependsOn' });
     await job('j2', { gpus: 8 });
     await eventually(() => leader.state.jobs.has('j2'));
     expect(await eventually(async () => {

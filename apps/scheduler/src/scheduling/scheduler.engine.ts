@@ -45,6 +45,8 @@ export interface EngineStatus {
 
 /** Explanations computed off the leader path are reused this long at the same log position. */
 const EXPLANATION_CACHE_MS = 1000;
+/** How long a feasibility answer may wait for the fold to reach a just-submitted dependency. */
+const DEPENDENCY_CATCH_UP_MS = 500;
 const encoder = new TextEncoder();
 
 export class SchedulerEngine {
@@ -347,20 +349,25 @@ export class SchedulerEngine {
     const { nc, topology } = this.options.bus;
     const reply = (handler: (body: unknown) => unknown) => (error: Error | null, msg: { data: Uint8Array; respond(data: Uint8Array): boolean }) => {
       if (error) return;
-      let answer: unknown;
-      try {
-        answer = handler(JSON.parse(new TextDecoder().decode(msg.data)));
-      } catch (e) {
-        answer = { error: (e as Error).message };
-      }
-      msg.respond(encoder.encode(JSON.stringify(answer)));
+      const answer = async (): Promise<unknown> => {
+        try {
+          return await handler(JSON.parse(new TextDecoder().decode(msg.data)));
+        } catch (e) {
+          return { error: (e as Error).message };
+        }
+      };
+      void answer().then((body) => msg.respond(encoder.encode(JSON.stringify(body))));
     };
     this.subscriptions.push(
       nc.subscribe(topology.subjects.service('scheduler', 'feasibility'), {
         queue: 'scheduler',
-        callback: reply((body) => {
+        callback: reply(async (body) => {
           // Until the fleet is folded, no verdict is better than a wrong rejection.
           if (!this.caughtUp) return { feasible: true, reason: 'scheduler is still reading the log' };
+          const verdict = this.feasibility(body as FeasibilityRequest);
+          if (verdict.feasible || verdict.field !== 'dependsOn') return verdict;
+          // A dependency submitted a moment ago may not be folded yet: read up to the tail, then judge.
+          await this.waitForSequence(await lastSequence(this.options.bus, this.options.bus.topology.streams.events), DEPENDENCY_CATCH_UP_MS);
           return this.feasibility(body as FeasibilityRequest);
         }),
       }),
