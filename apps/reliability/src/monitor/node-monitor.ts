@@ -165,7 +165,6 @@ export class NodeMonitor {
       const decoded = decodeValue(parsed.value);
       if (!decoded.ok) continue;
       this.apply(decoded.event, m.time.getTime());
-      if (!this.domainCaughtUp && (m.seq >= this.domainTarget || m.info.pending === 0)) this.domainCaughtUp = true;
     }
     const last = messages[messages.length - 1];
     if (!this.domainCaughtUp && last && (last.seq >= this.domainTarget || last.info.pending === 0)) this.domainCaughtUp = true;
@@ -178,11 +177,8 @@ export class NodeMonitor {
   }
 
   private apply(event: DomainEvent, receivedAtMs: number): void {
-    const settledEntry = this.outbox.get(event.id);
-    if (settledEntry) {
-      this.outbox.delete(event.id);
-      this.settled.set(event.id, Date.now());
-    }
+    // One of our decisions reached the log (published by us or by a standby deciding the same): settled.
+    if (this.outbox.delete(event.id)) this.settled.set(event.id, Date.now());
     if (livenessEventTypes.has(event.type as never)) evolveLiveness(this.liveness, event, receivedAtMs);
     if (isNodeReport(event)) this.enqueue(decideReport(this.fencing, event, receivedAtMs));
     else if (fencingEventTypes.has(event.type as never)) evolveFencing(this.fencing, event);
