@@ -21,9 +21,9 @@ import { ReliabilityModule } from '../src/reliability.module';
 import { LogTail } from './log-tail';
 
 const HEARTBEAT_MS = 200;
-// 5 missed beats of 200 ms: short enough for a test of seconds, long enough that a busy CI
-// machine's event-loop stalls do not make a healthy node look dead.
-const MISSED = 5;
+// 10 missed beats of 200 ms (2 s): short enough for a test of seconds, long enough that event-loop
+// stalls on a busy CI machine (two cores, test files in parallel) do not make a healthy node look dead.
+const MISSED = 10;
 
 let env: TestEnvironment;
 let runtime: OwnedRuntime;

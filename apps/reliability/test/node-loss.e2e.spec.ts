@@ -22,7 +22,9 @@ import { LogTail } from './log-tail';
 
 const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
 const HEARTBEAT_MS = 200;
-const MISSED = 5;
+// 10 missed beats of 200 ms (2 s): short enough for a test of seconds, long enough that event-loop
+// stalls on a busy CI machine (two cores, test files in parallel) do not make a healthy node look dead.
+const MISSED = 10;
 
 let env: TestEnvironment;
 let runtime: OwnedRuntime;
