@@ -9,6 +9,8 @@ export interface StoredEvent<T extends EventType = EventType> {
   sequence: number;
   subject: string;
   event: DomainEvent<T>;
+  /** When the stream stored the message (server time): bounds how far a node's clock may be trusted. */
+  receivedAtMs?: number;
 }
 
 export type DecodeResult = { ok: true; event: DomainEvent } | { ok: false; reason: string };

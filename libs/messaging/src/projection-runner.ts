@@ -146,7 +146,7 @@ export class ProjectionRunner {
         if (type !== undefined && !wanted.has(type as EventType)) continue;
         const decoded = decodeValue(parsed.value);
         if (decoded.ok) {
-          events.push({ sequence: m.seq, subject: m.subject, event: decoded.event });
+          events.push({ sequence: m.seq, subject: m.subject, event: decoded.event, receivedAtMs: m.time.getTime() });
           continue;
         }
         await this.deadLetter(m, decoded.reason);
