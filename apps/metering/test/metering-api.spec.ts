@@ -186,6 +186,10 @@ describe('usage API', () => {
     expect((await call('GET', '/v1/usage?from=2026-10-02&to=2026-10-01', keys.acme)).status).toBe(422);
     expect((await call('GET', '/v1/usage?from=2026-10-01T00:00:00&to=2026-10-02', keys.acme)).body.error.field).toBe('from');
     expect((await call('GET', '/v1/usage?from=2020-01-01&to=2026-10-02&window=hour', keys.acme)).status).toBe(422);
+    // Without a range: the current day in the zone (the service clock says 2026-10-24).
+    const today = await call('GET', '/v1/usage?window=hour&tz=Europe/Berlin', keys.acme);
+    expect(today.status).toBe(200);
+    expect([today.body.from, today.body.to, today.body.windowCount]).toEqual(['2026-10-23T22:00:00.000Z', '2026-10-24T22:00:00.000Z', 24]);
   });
 });
 

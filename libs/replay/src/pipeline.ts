@@ -6,8 +6,8 @@ import { StreamFollower, type Bus, type Projection, type ProjectionContext } fro
 
 /** Longest wait between retries of a rebuild batch that failed to apply. */
 export const REPLAY_RETRY_DELAY_MS_MAX = 30_000;
-/** Longest a bounded read of the stream may take before it is reported as stuck. */
-export const RANGE_READ_TIMEOUT_MS = 120_000;
+/** Longest the alignment read may go without a message before it is reported as stuck. */
+export const ALIGN_READ_IDLE_TIMEOUT_MS = 60_000;
 
 /**
  * Decodes messages as the live runner does (JSON, envelope, known type, payload after
@@ -28,8 +28,11 @@ export function decodeMessages(messages: readonly JsMsg[], wanted: ReadonlySet<E
   return events;
 }
 
-/** Calls `onBatch` with consecutive messages of [fromSequence, toSequence] (the last batch may run past it). */
-export async function readRange(bus: Bus, fromSequence: number, toSequence: number, batchMax: number, onBatch: (messages: JsMsg[]) => Promise<void>): Promise<void> {
+/**
+ * Calls `onBatch` with consecutive messages of [fromSequence, toSequence] (the last batch may
+ * run past it). With `idleTimeoutMs`, fails when no batch arrives for that long.
+ */
+export async function readRange(bus: Bus, fromSequence: number, toSequence: number, batchMax: number, onBatch: (messages: JsMsg[]) => Promise<void>, idleTimeoutMs?: number): Promise<void> {
   if (fromSequence > toSequence) return;
   let reached!: () => void;
   let failed!: (error: unknown) => void;
@@ -38,14 +41,22 @@ export async function readRange(bus: Bus, fromSequence: number, toSequence: numb
     failed = reject;
   });
   let finished = false;
+  let timeout: NodeJS.Timeout | undefined;
+  const arm = () => {
+    if (idleTimeoutMs === undefined) return;
+    clearTimeout(timeout);
+    timeout = setTimeout(() => failed(new Error(`reading the stream toward sequence ${toSequence}: nothing for ${idleTimeoutMs} ms`)), idleTimeoutMs);
+  };
   const follower = new StreamFollower(bus, {
     stream: bus.topology.streams.events,
     fromSequence,
     batchMax,
     onBatch: async (messages) => {
       if (finished) return;
+      clearTimeout(timeout);
       try {
         await onBatch(messages);
+        arm();
         if (messages[messages.length - 1]!.seq >= toSequence) {
           finished = true;
           reached();
@@ -57,7 +68,7 @@ export async function readRange(bus: Bus, fromSequence: number, toSequence: numb
     },
   });
   await follower.start();
-  const timeout = setTimeout(() => failed(new Error(`reading the stream did not reach sequence ${toSequence} within ${RANGE_READ_TIMEOUT_MS} ms`)), RANGE_READ_TIMEOUT_MS);
+  arm();
   try {
     await done;
   } finally {

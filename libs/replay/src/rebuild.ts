@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { lockCheckpoint, readCheckpoint, type AnyDatabase } from '@fastgpu/db';
 import { lastSequence, type Bus, type Projection, type ProjectionContext, type ProjectionTransaction } from '@fastgpu/messaging';
 import { diffTables, type TableDiff } from './diff';
-import { decodeMessages, readRange, replayPipelined } from './pipeline';
+import { ALIGN_READ_IDLE_TIMEOUT_MS, decodeMessages, readRange, replayPipelined } from './pipeline';
 
 /**
  * Rebuilds any projection from sequence 1 into suffixed copies of its tables while the live one
@@ -248,7 +248,7 @@ export class Rebuild {
     await readRange(this.bus, fromSequence, toSequence, this.options.batchMax ?? REBUILD_BATCH_MESSAGES_MAX, async (messages) => {
       const events = decodeMessages(messages, this.projection.types, toSequence);
       if (events.length) await this.projection.apply(trx, events, this.context());
-    });
+    }, ALIGN_READ_IDLE_TIMEOUT_MS);
   }
 
   /** Drops the rebuild tables and checkpoint (abandon a rebuild). */

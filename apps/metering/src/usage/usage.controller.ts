@@ -8,8 +8,10 @@ import { UsageQueries, usageDimensionNames, type UsageDimension } from './usage.
 
 const bound = z.string().min(4).max(40);
 export const usageQuerySchema = z.object({
-  from: bound,
-  to: bound,
+  /** Default: the start of the current day (month for `window=month`) in `tz`. */
+  from: bound.optional(),
+  /** Default: the end of the window `from` defaults to. */
+  to: bound.optional(),
   window: z.enum(['hour', 'day', 'month']).default('day'),
   tz: z.string().min(1).max(64).refine(isTimeZone, 'unknown IANA time zone').default('UTC'),
   groupBy: z
@@ -53,7 +55,7 @@ export function parseBound(value: string, timeZone: string, field: string): numb
 export class UsageController {
   private readonly queries: UsageQueries;
 
-  constructor(@Inject(RUNTIME) runtime: Runtime) {
+  constructor(@Inject(RUNTIME) private readonly runtime: Runtime) {
     this.queries = new UsageQueries(runtime.db);
   }
 
@@ -66,8 +68,10 @@ export class UsageController {
   })
   async usage(@CurrentPrincipal() principal: Principal, @Query() raw: unknown) {
     const query = parseInput(usageQuerySchema, raw, 'query');
-    const fromMs = parseBound(query.from, query.tz, 'from');
-    const toMs = parseBound(query.to, query.tz, 'to');
+    // Without a range: the current day (or month) in the zone, from the service clock.
+    const current = windowContaining(this.runtime.clock.now().getTime(), query.window === 'month' ? 'month' : 'day', query.tz);
+    const fromMs = query.from ? parseBound(query.from, query.tz, 'from') : current.startMs;
+    const toMs = query.to ? parseBound(query.to, query.tz, 'to') : query.from ? windowContaining(fromMs, query.window === 'month' ? 'month' : 'day', query.tz).endMs : current.endMs;
     if (toMs <= fromMs) throw new ApiError(422, 'unprocessable', 'to: must be after from', 'to');
     const tenantId = tenantScope(principal, query.tenantId);
     let result;
