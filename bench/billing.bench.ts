@@ -43,7 +43,7 @@ function median(values: number[]): number {
 export default async function billingBench(flags: string[]): Promise<void> {
   const tenants = flag(flags, 'tenants', 10_000);
   const rows = flag(flags, 'rows', 1_000_000);
-  const dbName = `fastgpu_bench_billing_${process.pid}`;
+  const dbName = `fgbilling_bench_${process.pid}`;
   const url = new URL(process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
   url.pathname = `/${dbName}`;
   await admin((c) => c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`));

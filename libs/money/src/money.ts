@@ -49,3 +49,41 @@ export function amountForGpuMs(gpuMsTotal: number, pricePerGpuHour: string | Mon
   }
   return new Money(gpuMsTotal).times(price).dividedBy(MS_PER_HOUR);
 }
+
+interface ScaledPrice {
+  /** The price as an integer of 10^-scale units. */
+  units: bigint;
+  scale: number;
+}
+const scaledPrices = new Map<string, ScaledPrice>();
+
+function scaledPrice(pricePerGpuHour: string): ScaledPrice {
+  let scaled = scaledPrices.get(pricePerGpuHour);
+  if (!scaled) {
+    const m = /^(\d+)(?:\.(\d+))?$/.exec(pricePerGpuHour);
+    if (!m) throw new Error(`price "${pricePerGpuHour}" is not a non-negative decimal string`);
+    const fraction = m[2] ?? '';
+    scaled = { units: BigInt(`${m[1]}${fraction}`), scale: fraction.length };
+    if (scaledPrices.size >= PARSED_PRICES_MAX) scaledPrices.clear();
+    scaledPrices.set(pricePerGpuHour, scaled);
+  }
+  return scaled;
+}
+
+/**
+ * `roundToMinor(amountForGpuMs(gpuMs, price), currency)`, computed exactly in integers: the amount
+ * is gpuMs × units / (10^scale × 3 600 000); rounded to the minor unit, half away from zero. Same
+ * rule, same result (a property test holds them equal); used where lines are rated in bulk.
+ */
+export function roundedAmountForGpuMs(gpuMsTotal: number, pricePerGpuHour: string, currency: string): Money {
+  if (!Number.isSafeInteger(gpuMsTotal)) throw new Error(`gpuMs must be a safe integer, got ${gpuMsTotal}`);
+  const digits = minorUnits(currency);
+  const { units, scale } = scaledPrice(pricePerGpuHour);
+  const negative = gpuMsTotal < 0;
+  const numerator = BigInt(negative ? -gpuMsTotal : gpuMsTotal) * units * 10n ** BigInt(digits);
+  const denominator = 10n ** BigInt(scale) * BigInt(MS_PER_HOUR);
+  const minor = (2n * numerator + denominator) / (2n * denominator);
+  const text = minor.toString().padStart(digits + 1, '0');
+  const whole = digits ? `${text.slice(0, -digits)}.${text.slice(-digits)}` : text;
+  return new Money(negative && minor !== 0n ? `-${whole}` : whole);
+}

@@ -10,8 +10,11 @@ import {
   applyPrepaidGrants,
   billedDurationMs,
   computeTotals,
+  amountForGpuMs,
   formatMoney,
   gpuHours,
+  roundedAmountForGpuMs,
+  roundToMinor,
   gpuHoursDisplay,
   money,
   Money,
@@ -158,6 +161,23 @@ describe('splits', () => {
     expect(amounts(lines)).toEqual(['1.00', '1.50']);
     expect(timeline.versionAt(change - 1)!.version).toBe(1);
     expect(timeline.versionAt(change)!.version).toBe(2);
+  });
+});
+
+describe('line rounding in integers', () => {
+  it('equals rounding the exact decimal amount once, half away from zero, for every currency and sign', () => {
+    let seed = 7;
+    const next = () => (seed = (seed * 48_271) % 2_147_483_647);
+    const prices = ['0', '0.018', '2.123456789123', '3.6', '0.0000001', '15', '1.2345', '4499.99', '0.005'];
+    for (let i = 0; i < 3000; i++) {
+      const gpuMs = (next() % 50_000_000) * (i % 2 ? -1 : 1);
+      const price = prices[i % prices.length]!;
+      for (const currency of ['USD', 'JPY', 'KWD']) {
+        expect(roundedAmountForGpuMs(gpuMs, price, currency).eq(roundToMinor(amountForGpuMs(gpuMs, price), currency))).toBe(true);
+      }
+    }
+    expect(roundedAmountForGpuMs(1_000_000, '0.018', 'USD').toString()).toBe('0.01');
+    expect(roundedAmountForGpuMs(-1_000_000, '0.018', 'USD').toString()).toBe('-0.01');
   });
 });
 

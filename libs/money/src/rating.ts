@@ -1,5 +1,5 @@
 import { assertInteger } from './gpu-time';
-import { amountForGpuMs, Money, roundToMinor, type Money as MoneyValue } from './money';
+import { amountForGpuMs, Money, roundedAmountForGpuMs, type Money as MoneyValue } from './money';
 
 /**
  * Rating, written once: usage pieces × an effective-dated price timeline → invoice lines.
@@ -370,13 +370,15 @@ export function rateParts(parts: readonly RatedPart[], currency: string, options
   }
 
   const rated: RatedLine[] = [...lines.values()].map((acc) => {
-    const exact = amountForGpuMs(acc.quantityGpuMs, acc.line.unitPricePerGpuHour);
-    const exactAmount = acc.line.kind === 'interruption-credit' ? exact.negated() : exact;
+    const signedGpuMs = acc.line.kind === 'interruption-credit' ? -acc.quantityGpuMs : acc.quantityGpuMs;
     return {
       ...acc.line,
       quantityGpuMs: acc.quantityGpuMs,
-      exactAmount,
-      amount: roundToMinor(exactAmount, currency),
+      // The exact sum is only read for explanations; computing it lazily keeps bulk rating cheap.
+      get exactAmount(): MoneyValue {
+        return amountForGpuMs(signedGpuMs, acc.line.unitPricePerGpuHour);
+      },
+      amount: roundedAmountForGpuMs(signedGpuMs, acc.line.unitPricePerGpuHour, currency),
       usageIds: [...acc.usageIds].sort(),
     };
   });

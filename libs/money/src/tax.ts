@@ -1,4 +1,4 @@
-import { Money, roundToMinor, type Money as MoneyValue } from './money';
+import { minorUnits, Money, roundToMinor, type Money as MoneyValue } from './money';
 
 /**
  * Invoice totals, written once: subtotal = sum of the rounded lines; tax per rate on the taxable
@@ -105,8 +105,9 @@ export function slaCreditAmount(baseAmount: MoneyValue, percent: number, currenc
  * sum and must not be negative (callers cap credits before).
  */
 export function computeTotals(lines: readonly TotalsLine[], taxRates: readonly TaxRate[], grants: readonly PrepaidGrant[], atMs: number, currency: string): InvoiceTotals {
+  const digits = minorUnits(currency);
   for (const line of lines) {
-    if (!roundToMinor(line.amount, currency).eq(line.amount)) throw new Error(`line amount ${line.amount.toString()} is not rounded to ${currency}`);
+    if (line.amount.decimalPlaces() > digits) throw new Error(`line amount ${line.amount.toString()} is not rounded to ${currency}`);
   }
   const subtotal = sumMoney(lines.map((l) => l.amount));
   if (subtotal.isNegative()) throw new Error(`subtotal ${subtotal.toString()} is negative: credits must be capped`);

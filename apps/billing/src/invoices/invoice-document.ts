@@ -15,6 +15,7 @@ import {
   type PriceVersion,
   type RatedLine,
   type RatedPart,
+  type Money as MoneyValue,
   type TaxRate,
   type UsagePiece,
 } from '@fastgpu/money';
@@ -138,16 +139,26 @@ function describe(line: RatedLine): string {
   }
 }
 
+/** A period run hands every invoice the same versions array: build its timeline once per currency. */
+const timelines = new WeakMap<readonly PriceVersion[], Map<string, PriceTimeline>>();
+function timelineFor(versions: readonly PriceVersion[], currency: string): PriceTimeline {
+  let byCurrency = timelines.get(versions);
+  if (!byCurrency) timelines.set(versions, (byCurrency = new Map()));
+  let timeline = byCurrency.get(currency);
+  if (!timeline) byCurrency.set(currency, (timeline = new PriceTimeline(versions.filter((v) => v.currency === currency))));
+  return timeline;
+}
+
 export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
   const { tenant } = inputs;
   const currency = tenant.currency;
-  const versions = inputs.priceVersions.filter((v) => v.currency === currency);
-  const timeline = inputs.fixedVersion ? PriceTimeline.fixed(inputs.fixedVersion) : new PriceTimeline(versions);
+  const timeline = inputs.fixedVersion ? PriceTimeline.fixed(inputs.fixedVersion) : timelineFor(inputs.priceVersions, currency);
   const rated = inputs.preRated
     ? { lines: rateParts(inputs.preRated, currency, { priorQuantityGpuMs: inputs.priorQuantityGpuMs }), errors: [] }
     : rateUsage(inputs.pieces, timeline, currency, { priorQuantityGpuMs: inputs.priorQuantityGpuMs });
 
   const lines: InvoiceLine[] = [];
+  const lineAmounts: MoneyValue[] = [];
   const evidence: string[][] = [];
   for (const r of rated.lines) {
     lines.push({
@@ -167,11 +178,12 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
       taxable: true,
       reference: null,
     });
+    lineAmounts.push(r.amount);
     evidence.push(r.usageIds);
   }
 
   // SLA credits: a percentage of the period's net charges, as their own lines, never more than is left.
-  let running = sumMoney(rated.lines.map((l) => l.amount));
+  let running = inputs.slaCredits.length ? sumMoney(rated.lines.map((l) => l.amount)) : money('0');
   for (const credit of [...inputs.slaCredits].sort((a, b) => compareCodeUnits(a.period, b.period) || compareCodeUnits(a.creditId, b.creditId))) {
     const base = money(credit.finalizedBase).plus(sumMoney(rated.lines.filter((l) => l.servicePeriod === credit.period).map((l) => l.amount)));
     const amount = slaCreditAmount(base, credit.percent, currency, running);
@@ -193,11 +205,12 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
       taxable: true,
       reference: credit.creditId,
     });
+    lineAmounts.push(amount);
     evidence.push([]);
   }
 
   const totals = computeTotals(
-    lines.map((l) => ({ amount: money(l.amount), taxable: l.taxable })),
+    lines.map((l, i) => ({ amount: lineAmounts[i]!, taxable: l.taxable })),
     inputs.taxRates,
     inputs.grants,
     inputs.atMs,

@@ -316,7 +316,7 @@ export interface AggregateRow {
 }
 
 
-export const RUN_CHUNK_INVOICES = 500;
+export const RUN_CHUNK_INVOICES = 5000;
 
 export interface InputOptions {
   cutoff: number;
