@@ -26,6 +26,8 @@ const SEGMENT_CACHE_ENTRIES_MAX = 2000;
 export const CALENDAR_RANGE_MS_MAX = 200 * 366 * DAY_MS;
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
+/** Bound on cached formatters (one per zone in use). */
+const FORMATTERS_MAX = 1000;
 
 function formatter(timeZone: string): Intl.DateTimeFormat {
   let f = formatters.get(timeZone);
@@ -41,6 +43,7 @@ function formatter(timeZone: string): Intl.DateTimeFormat {
       minute: 'numeric',
       second: 'numeric',
     });
+    if (formatters.size >= FORMATTERS_MAX) formatters.clear();
     formatters.set(timeZone, f);
   }
   return f;
