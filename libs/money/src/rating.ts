@@ -185,6 +185,44 @@ export interface RatedLine {
   usageIds: string[];
 }
 
+/** A rated line; its exact (unrounded) amount is computed only when read, which keeps bulk rating cheap. */
+class Line implements RatedLine {
+  readonly kind: RatedLineKind;
+  readonly servicePeriod: string;
+  readonly gpuModel: string;
+  readonly capacityType: string;
+  readonly priceBookId: string;
+  readonly priceBookVersion: number;
+  readonly tier: number | null;
+  readonly unitPricePerGpuHour: string;
+  readonly amount: MoneyValue;
+
+  constructor(
+    head: Omit<RatedLine, 'exactAmount' | 'amount' | 'usageIds' | 'quantityGpuMs'>,
+    readonly quantityGpuMs: number,
+    currency: string,
+    readonly usageIds: string[],
+  ) {
+    this.kind = head.kind;
+    this.servicePeriod = head.servicePeriod;
+    this.gpuModel = head.gpuModel;
+    this.capacityType = head.capacityType;
+    this.priceBookId = head.priceBookId;
+    this.priceBookVersion = head.priceBookVersion;
+    this.tier = head.tier;
+    this.unitPricePerGpuHour = head.unitPricePerGpuHour;
+    this.amount = roundedAmountForGpuMs(this.signedGpuMs, this.unitPricePerGpuHour, currency);
+  }
+
+  private get signedGpuMs(): number {
+    return this.kind === 'interruption-credit' ? -this.quantityGpuMs : this.quantityGpuMs;
+  }
+
+  get exactAmount(): MoneyValue {
+    return amountForGpuMs(this.signedGpuMs, this.unitPricePerGpuHour);
+  }
+}
+
 export interface RatingError {
   usageId: string;
   gpuModel: string;
@@ -369,19 +407,7 @@ export function rateParts(parts: readonly RatedPart[], currency: string, options
     }
   }
 
-  const rated: RatedLine[] = [...lines.values()].map((acc) => {
-    const signedGpuMs = acc.line.kind === 'interruption-credit' ? -acc.quantityGpuMs : acc.quantityGpuMs;
-    return {
-      ...acc.line,
-      quantityGpuMs: acc.quantityGpuMs,
-      // The exact sum is only read for explanations; computing it lazily keeps bulk rating cheap.
-      get exactAmount(): MoneyValue {
-        return amountForGpuMs(signedGpuMs, acc.line.unitPricePerGpuHour);
-      },
-      amount: roundedAmountForGpuMs(signedGpuMs, acc.line.unitPricePerGpuHour, currency),
-      usageIds: [...acc.usageIds].sort(),
-    };
-  });
+  const rated: RatedLine[] = [...lines.values()].map((acc) => new Line(acc.line, acc.quantityGpuMs, currency, [...acc.usageIds].sort()));
   rated.sort(
     (a, b) =>
       KIND_ORDER[a.kind] - KIND_ORDER[b.kind] ||
