@@ -75,10 +75,7 @@ class Scratch {
    */
   private preemptibleIndex?: { byRank: [Int32Array, Int32Array]; nodesByModel: Map<string, NodeState[]> };
 
-  constructor(
-    private readonly state: SchedulerState,
-    readonly nowMs: number,
-  ) {
+  constructor(private readonly state: SchedulerState) {
     const nodes = state.nodeList;
     this.free = new Int32Array(nodes.length);
     this.position = new Int32Array(nodes.length).fill(-1);
@@ -380,7 +377,7 @@ class Cycle {
     private readonly command: CycleCommand,
   ) {
     this.nowMs = ms(command.now);
-    this.scratch = new Scratch(state, this.nowMs);
+    this.scratch = new Scratch(state);
     this.epoch = state.lastLeaseEpoch;
     this.placementsMax = command.placementsMax ?? PLACEMENTS_PER_CYCLE_MAX;
     this.quotasInPolicy = Object.values(command.policy.tenants).some((t) => Object.keys(t.quotas).length > 0);

@@ -64,6 +64,9 @@ export class SchedulerEngine {
   private waiters: Array<{ sequence: number; resolve: () => void }> = [];
   private loop?: Promise<void>;
   private wasLeader = false;
+  /** Commands of unstarted placements are resent once after each change of leadership. */
+  private commandsResent = false;
+  private leaseTickInFlight = false;
   private lastExplained?: { sequence: number; atMs: number; waiting: Map<string, Waiting>; reservation?: Reservation };
   private readonly stats = { cycles: 0, placements: 0, preemptions: 0, conflicts: 0, lastCycleMs: 0 };
 
@@ -102,16 +105,22 @@ export class SchedulerEngine {
     this.serve();
     const ttl = this.options.leaseTtlMs ?? 3000;
     const leadershipTick = () => {
-      this.leader.tick().then(
-        (leading) => {
-          if (leading !== this.wasLeader) {
-            this.wasLeader = leading;
-            this.commandsResent = false;
-            this.poke();
-          }
-        },
-        (error: Error) => this.options.onError?.(error),
-      );
+      // One tick at a time: two overlapping renewals would race each other on the lease subject.
+      if (this.leaseTickInFlight) return;
+      this.leaseTickInFlight = true;
+      this.leader
+        .tick()
+        .then(
+          (leading) => {
+            if (leading !== this.wasLeader) {
+              this.wasLeader = leading;
+              this.commandsResent = false;
+              this.poke();
+            }
+          },
+          (error: Error) => this.options.onError?.(error),
+        )
+        .finally(() => (this.leaseTickInFlight = false));
     };
     leadershipTick();
     this.timers.push(setInterval(leadershipTick, Math.max(50, Math.floor(ttl / 3))));
@@ -181,8 +190,6 @@ export class SchedulerEngine {
     this.wake = undefined;
     wake?.();
   }
-
-  private commandsResent = false;
 
   private async run(): Promise<void> {
     while (this.running) {
