@@ -283,6 +283,19 @@ describe('cancellation, dependencies, retries, node loss', () => {
     expect(ofType(log.cycle(at(100)), 'JobCompleted')[0]!.data.outcome).toBe('failed');
   });
 
+  it('places again on a recovered node, and requeues what a restarted agent was running', () => {
+    const log = new SchedulerLog().node('n1').job({ jobId: 'j', gpus: 8 });
+    log.cycle(at(1));
+    log.append('NodeLost', { nodeId: 'n1', lastHeartbeatAt: at(2), detectedAt: at(3), reason: 'silent' });
+    expect(types(log.cycle(at(4)))).toEqual(['SubtaskRequeued']);
+    expect(log.when(at(5)).decisions).toEqual([]);
+    log.append('NodeRecovered', { nodeId: 'n1', agentEpoch: 1, recoveredAt: at(6) });
+    expect(placements(log.cycle(at(7)))).toEqual([['j-0', 'n1']]);
+    log.append('NodeRegistered', { nodeId: 'n1', gpuModel: 'a100', gpuCount: 8, gpuMemoryGb: 80, labels: {}, agentEpoch: 2, registeredAt: at(8) });
+    const requeued = ofType(log.cycle(at(9)), 'SubtaskRequeued')[0]!;
+    expect(requeued.data).toMatchObject({ subtaskId: 'j-0', previousAttempt: 2, reason: expect.stringMatching(/agent restarted/) });
+  });
+
   it('ignores reports that carry a stale epoch', () => {
     const log = new SchedulerLog().node('n1').job({ jobId: 'j' });
     const placed = ofType(log.cycle(at(1)), 'SubtaskPlaced')[0]!;
