@@ -133,6 +133,12 @@ export const SubtaskPreempted = z.object({
   leaseEpoch: positiveInt,
   reason: z.string().max(500),
   preemptedByJobId: id.optional(),
+  /**
+   * Who caused the stop: `platform` (preemption by us, gang restart: credited back as an
+   * interruption) or `user` (the tenant cancelled the job: not credited). Additive, optional
+   * field: absent means `platform` (events written before it existed were all platform stops).
+   */
+  fault: faultSchema.optional(),
   preemptedAt: instant,
 });
 export const SubtaskRequeued = z.object({

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
 
 /** A new UUIDv7 (time-ordered). Only the imperative shell calls this; deciders receive ids. */
@@ -17,12 +17,13 @@ export function newEntityId(): string {
  * retried handler publishes the same `Nats-Msg-Id` and the bus drops the duplicate.
  */
 export function deriveId(causeId: string, discriminator: string): string {
-  const hash = createHash('sha256').update(causeId).update('\u0000').update(discriminator).digest();
-  const bytes = Buffer.alloc(16);
-  const causeHex = causeId.replace(/-/g, '');
-  const timestampHex = /^[0-9a-f]{32}$/i.test(causeHex) && causeHex[12] === '7' ? causeHex.slice(0, 12) : hash.subarray(16, 22).toString('hex');
-  Buffer.from(timestampHex, 'hex').copy(bytes, 0);
-  hash.copy(bytes, 6, 0, 10);
+  // One-shot hash: deriveId sits on the scheduler's hot path (one per decision).
+  const digest = hash('sha256', `${causeId}\u0000${discriminator}`, 'buffer') as unknown as Buffer;
+  const bytes = Buffer.allocUnsafe(16);
+  const causeTime = causeId.length === 36 && causeId[14] === '7' ? causeId.slice(0, 8) + causeId.slice(9, 13) : '';
+  if (causeTime && /^[0-9a-f]{12}$/i.test(causeTime)) bytes.write(causeTime, 0, 'hex');
+  else digest.copy(bytes, 0, 16, 22);
+  digest.copy(bytes, 6, 0, 10);
   bytes[6] = (bytes[6]! & 0x0f) | 0x70; // version 7
   bytes[8] = (bytes[8]! & 0x3f) | 0x80; // RFC 4122 variant
   const hex = bytes.toString('hex');

@@ -180,7 +180,7 @@ describe('preemption', () => {
     const result = log.cycle(at(2));
     expect(types(result)).toEqual(['SubtaskPreempted', 'SubtaskPlaced']);
     const preempted = ofType(result, 'SubtaskPreempted')[0]!;
-    expect(preempted.data).toMatchObject({ subtaskId: 'spot-0', preemptedByJobId: 'urgent', reason: expect.stringMatching(/high urgent needs 4 a100 GPUs/) });
+    expect(preempted.data).toMatchObject({ subtaskId: 'spot-0', preemptedByJobId: 'urgent', fault: 'platform', reason: expect.stringMatching(/high urgent needs 4 a100 GPUs/) });
     expect(preempted.command).toMatchObject({ kind: 'StopSubtask', subtaskId: 'spot-0' });
     const requeue = log.cycle(at(3));
     expect(ofType(requeue, 'SubtaskRequeued')[0]!.data).toMatchObject({ subtaskId: 'spot-0', previousAttempt: 1 });
@@ -219,6 +219,8 @@ describe('cancellation, dependencies, retries, node loss', () => {
     const stop = log.cycle(at(3));
     expect(types(stop)).toEqual(['SubtaskPreempted', 'SubtaskPreempted']);
     expect(ofType(stop, 'SubtaskPreempted').every((d) => d.command?.kind === 'StopSubtask' && /cancelled: user asked/.test(d.data.reason))).toBe(true);
+    // The tenant's own cancel is not a platform interruption: it must not be credited back.
+    expect(ofType(stop, 'SubtaskPreempted').map((d) => d.data.fault)).toEqual(['user', 'user']);
     const done = log.cycle(at(4));
     expect(ofType(done, 'JobCompleted')[0]!.data).toMatchObject({ outcome: 'cancelled', subtasksSucceeded: 0, subtasksCancelled: 4 });
     expect(log.state.jobs.has('j')).toBe(false);

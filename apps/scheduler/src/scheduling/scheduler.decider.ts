@@ -441,7 +441,9 @@ class Cycle {
   private reviewJob(job: JobState): void {
     const stopReason = job.cancelReason !== undefined ? `cancelled: ${job.cancelReason}` : job.doomedReason;
     if (stopReason !== undefined) {
-      for (const subtask of job.subtasks) if (subtask?.allocation && !this.scratch.victims.has(subtask.allocation)) this.preempt(subtask.allocation, stopReason);
+      // A tenant's own cancellation is not a platform interruption: it is never credited back.
+      const fault = job.cancelReason !== undefined ? 'user' : 'platform';
+      for (const subtask of job.subtasks) if (subtask?.allocation && !this.scratch.victims.has(subtask.allocation)) this.preempt(subtask.allocation, stopReason, undefined, fault);
       if (job.runningCount === 0 && !hasAwaiting(job)) this.complete(job, job.cancelReason !== undefined ? 'cancelled' : 'failed', stopReason);
       return;
     }
@@ -501,7 +503,7 @@ class Cycle {
   }
 
   /** Stops a running allocation: SubtaskPreempted (or LeaseReleased) then a StopSubtask command. */
-  private preempt(allocation: Allocation, reason: string, byJobId?: string): void {
+  private preempt(allocation: Allocation, reason: string, byJobId?: string, fault: 'user' | 'platform' = 'platform'): void {
     if (this.scratch.victims.has(allocation)) return;
     const undoLength = this.decisions.length;
     this.scratch.evict(allocation);
@@ -547,6 +549,7 @@ class Cycle {
         leaseEpoch: allocation.leaseEpoch,
         reason: reason.slice(0, 500),
         ...(byJobId ? { preemptedByJobId: byJobId } : {}),
+        fault,
         preemptedAt: this.command.now,
       },
     });
