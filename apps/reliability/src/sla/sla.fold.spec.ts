@@ -2,7 +2,8 @@
  * Proves the SLA read model's rules on a batch, without a database: a node loss ends the open
  * attempts on it at the last heartbeat and marks them interrupted; the next placement resumes the
  * work and records the wait; a stale report from the lost node changes nothing; a preemption on a
- * drained node counts as a drain; SLI minutes count good and total starts.
+ * drained node counts as a drain; a stop the tenant caused (cancel) is no interruption; SLI
+ * minutes count good and total starts.
  */
 import { describe, expect, it } from 'vitest';
 import type { DomainEvent, StoredEvent } from '@fastgpu/contracts';
@@ -72,5 +73,18 @@ describe('SLA fold', () => {
       options,
     );
     expect(rows.attempts.get(attemptKey('s', 1))).toMatchObject({ end_kind: 'preempted', interruption_cause: 'drained', interrupted_at_ms: Date.parse('2026-10-01T00:11:00.000Z') });
+  });
+
+  it("does not count a tenant's own cancellation as an interruption", () => {
+    const rows = emptyRows();
+    foldSla(
+      rows,
+      stored([
+        placed(1, 'n1', '2026-10-01T00:00:00.000Z'),
+        event('SubtaskPreempted', { jobId: 'j', tenantId: 'acme', subtaskId: 's', attempt: 1, nodeId: 'n1', leaseEpoch: 1, reason: 'cancelled: user asked', fault: 'user', preemptedAt: '2026-10-01T00:05:00.000Z' }),
+      ]),
+      options,
+    );
+    expect(rows.attempts.get(attemptKey('s', 1))).toMatchObject({ end_kind: 'cancelled', ended_at_ms: Date.parse('2026-10-01T00:05:00.000Z'), interruption_cause: null, interrupted_at_ms: null });
   });
 });

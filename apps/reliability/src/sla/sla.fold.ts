@@ -270,6 +270,12 @@ export function foldSla(rows: SlaRows, events: readonly StoredEvent[], options: 
         const d = event.data;
         const row = rows.attempts.get(attemptKey(d.subtaskId, d.attempt));
         if (!row || row.lease_epoch !== d.leaseEpoch || row.ended_at_ms !== null) return;
+        if (d.fault === 'user') {
+          // The tenant cancelled: the work ends here, and it is no interruption of ours.
+          Object.assign(row, { ended_at_ms: Math.max(row.placed_at_ms, ms(d.preemptedAt)), end_kind: 'cancelled' });
+          touchAttempt(row);
+          return;
+        }
         // A preemption while the node is drained for health is a drain, not a priority decision.
         const drained = [...rows.incidents.values()].some((i) => i.node_id === d.nodeId && i.kind === 'drained' && i.ended_at_ms === null);
         endAttempt(row, ms(d.preemptedAt), 'preempted', drained ? InterruptionCause.drained : InterruptionCause.preempted, `preempted: ${d.reason}`);
