@@ -79,7 +79,7 @@ async function applyOne(trx: ProjectionTransaction, stored: StoredEvent, ctx: Pr
     }
     case 'SubtaskPreempted': {
       const d = event.data;
-      await trx.updateTable(subtasks).set({ state: 'preempted', ended_at: new Date(d.preemptedAt), reason: d.reason }).where('subtask_id', '=', d.subtaskId).where('lease_epoch', '=', d.leaseEpoch).execute();
+      await trx.updateTable(subtasks).set({ state: d.fault === 'user' ? 'cancelled' : 'preempted', ended_at: new Date(d.preemptedAt), reason: d.reason }).where('subtask_id', '=', d.subtaskId).where('lease_epoch', '=', d.leaseEpoch).execute();
       return;
     }
     case 'SubtaskRequeued': {
