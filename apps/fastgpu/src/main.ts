@@ -21,6 +21,9 @@ try {
   const demo = await seedDemo(runtime, started.url, adminKey);
   const fleet = await startSimulatedFleet(runtime.bus, config.simulatedNodes, { speed: config.simulatorSpeed, heartbeatIntervalMs: config.heartbeatIntervalMs });
 
+  const now = runtime.clock.now();
+  const month = now.toISOString().slice(0, 7);
+  const nextMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1)).toISOString().slice(0, 7);
   console.log(`
 FastGPU is running at ${started.url}
   database : ${config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `PGlite in ${config.dataDir}/pglite`}
@@ -35,8 +38,10 @@ Try:
   curl -s -X POST ${started.url}/v1/jobs -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \\
        -H 'Idempotency-Key: demo-1' -d '{"projectId":"demo","gpuModels":["a100"],"gpusPerSubtask":2,"subtaskCount":2,"runtimeSeconds":20}'
   curl -s ${started.url}/v1/jobs/<jobId> -H "Authorization: Bearer $KEY"
-  curl -s "${started.url}/v1/usage?window=hour" -H "Authorization: Bearer $KEY"
+  curl -s "${started.url}/v1/usage?from=${month}&to=${nextMonth}&window=hour" -H "Authorization: Bearer $KEY"
   curl -s ${started.url}/v1/invoices -H "Authorization: Bearer $KEY"
+  curl -s "${started.url}/v1/sla-reports?period=${month}" -H "Authorization: Bearer $KEY"
+  OpenAPI: ${started.url}/docs   metrics: ${started.url}/metrics${started.grpcPort ? `   gRPC: 127.0.0.1:${started.grpcPort} (reflection)` : ''}
 `);
 
   const shutdown = async () => {
