@@ -118,7 +118,7 @@ function* history(topo: Topology, total: number): Generator<{ subject: string; b
 }
 
 /** Publishes with a reply inbox counting PubAcks (bounded in flight): the fastest JetStream path. */
-export async function generate(bus: Bus, total: number): Promise<{ seconds: number; bytes: number }> {
+async function generate(bus: Bus, total: number): Promise<{ seconds: number; bytes: number }> {
   const encoder = new TextEncoder();
   const inbox = createInbox();
   let acked = 0;

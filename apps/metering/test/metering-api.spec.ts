@@ -108,6 +108,7 @@ describe('external usage ingestion', () => {
       { ...started('other-1', 'alloc-9', NOW), data: { ...started('x', 'y', NOW).data, tenantId: 'globex' } },
       { ...started('bad-1', 'alloc-9', NOW), data: { allocationId: 'alloc-9' } },
       started('ok-1', 'alloc-3', NOW - 35 * DAY_MS + 60_000),
+      started('many-1', 'alloc-9', NOW, 20_000),
     ]);
     expect(response.status).toBe(200);
     const reasons = Object.fromEntries(response.body.results.map((r: { id: string; status: string; reason?: string }) => [r.id, `${r.status}: ${r.reason ?? ''}`]));
@@ -116,6 +117,7 @@ describe('external usage ingestion', () => {
     expect(reasons['other-1']).toMatch(/rejected: data.tenantId: does not match the API key/);
     expect(reasons['bad-1']).toMatch(/rejected: invalid ExternalAllocationStarted data/);
     expect(reasons['ok-1']).toBe('accepted: ');
+    expect(reasons['many-1']).toMatch(/rejected: data.gpus: at most 10000/);
     const allRejected = await call('POST', '/v1/events', keys.acme, started('late-2', 'alloc-9', NOW - 40 * DAY_MS));
     expect(allRejected.status).toBe(422);
     expect((await call('POST', '/v1/events', undefined, batch)).status).toBe(401);

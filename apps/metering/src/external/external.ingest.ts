@@ -6,7 +6,7 @@ import type { DomainEvent } from '@fastgpu/contracts';
 import type { AnyDatabase } from '@fastgpu/db';
 import type { EventPublisher } from '@fastgpu/messaging';
 import { publishBatch } from './ack-counting-publisher';
-import { DEFAULT_LATENESS_HORIZON, type LatenessHorizon } from '../usage/usage.fold';
+import { DEFAULT_LATENESS_HORIZON, EXTERNAL_ALLOCATION_GPUS_MAX, type LatenessHorizon } from '../usage/usage.fold';
 
 /** Events one `POST /v1/events` request may carry. */
 export const EXTERNAL_EVENTS_PER_REQUEST_MAX = 1000;
@@ -115,6 +115,7 @@ export class ExternalIngest {
     } catch (error) {
       return reject((error as Error).message);
     }
+    if (event.type === 'ExternalAllocationStarted' && event.data.gpus > EXTERNAL_ALLOCATION_GPUS_MAX) return reject(`data.gpus: at most ${EXTERNAL_ALLOCATION_GPUS_MAX}`);
     const field = `data.${atField}`;
     if (atMs < nowMs - this.horizon.backMs) return reject(`${field}: older than the lateness horizon (${this.horizon.backMs / 86_400_000} days before receipt)`);
     if (atMs > nowMs + this.horizon.aheadMs) return reject(`${field}: more than ${this.horizon.aheadMs / 60_000} minutes ahead of receipt`);

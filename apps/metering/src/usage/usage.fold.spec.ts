@@ -118,12 +118,13 @@ describe('usage fold: interval arithmetic', () => {
     const extStart = stored('ExternalAllocationStarted', { allocationId: 'x1', tenantId: 'acme', projectId: 'p1', gpuModel: 'L4', gpus: 1, capacityType: 'preemptible', startedAt: iso(T0) });
     const extStop = stored('ExternalAllocationStopped', { allocationId: 'x1', tenantId: 'acme', stoppedAt: iso(T0 + 1000) });
     const tooOld = stored('ExternalAllocationStarted', { allocationId: 'x2', tenantId: 'acme', projectId: 'p1', gpuModel: 'L4', gpus: 1, capacityType: 'preemptible', startedAt: iso(T0 - 40 * DAY_MS) });
-    const times = new Map([extStart, extStop, tooOld].map((e) => [e.sequence, T0 + 2000]));
-    const { out } = fold([granted, staleRelease, released, extStop, extStart, tooOld], new Map(), times);
+    const tooMany = stored('ExternalAllocationStarted', { allocationId: 'x3', tenantId: 'acme', projectId: 'p1', gpuModel: 'L4', gpus: 2 ** 31, capacityType: 'preemptible', startedAt: iso(T0) });
+    const times = new Map([extStart, extStop, tooOld, tooMany].map((e) => [e.sequence, T0 + 2000]));
+    const { out } = fold([granted, staleRelease, released, extStop, extStart, tooOld, tooMany], new Map(), times);
     expect(out.closures.map((c) => [c.allocation.key, c.allocation.gpuMs])).toEqual([
       ['l:L1', 2 * HOUR_MS],
       ['x:acme:x1', 1000],
     ]);
-    expect(out.rejections.map((r) => r.reason)).toEqual([expect.stringMatching(/before receipt/)]);
+    expect(out.rejections.map((r) => r.reason)).toEqual([expect.stringMatching(/before receipt/), expect.stringMatching(/gpus 2147483648 is more than 10000/)]);
   });
 });

@@ -46,6 +46,11 @@ export interface LatenessHorizon {
   aheadMs: number;
 }
 export const DEFAULT_LATENESS_HORIZON: LatenessHorizon = { backMs: 35 * DAY_MS, aheadMs: 5 * 60_000 };
+/**
+ * GPUs one external allocation may claim. Producers outside FastGPU must not be able to stall
+ * metering for everyone with a count whose GPU-ms overflow: 10,000 GPUs stay exact for 28 years.
+ */
+export const EXTERNAL_ALLOCATION_GPUS_MAX = 10_000;
 
 export interface Allocation {
   key: string;
@@ -439,6 +444,7 @@ function externalRejection(stored: StoredEvent, atMs: number, receivedMs: number
   const subjectTenant = stored.subject.split('.').pop();
   if (!stored.subject.includes('.evt.external.tenant.') || subjectTenant !== tenantId) return `tenantId ${tenantId} does not match the subject ${stored.subject}`;
   if (event.tenantid !== null && event.tenantid !== tenantId) return `tenantId ${tenantId} does not match the envelope tenant ${event.tenantid}`;
+  if (event.type === 'ExternalAllocationStarted' && event.data.gpus > EXTERNAL_ALLOCATION_GPUS_MAX) return `gpus ${event.data.gpus} is more than ${EXTERNAL_ALLOCATION_GPUS_MAX}`;
   if (receivedMs === undefined) return undefined;
   if (atMs < receivedMs - horizon.backMs) return `producer time ${new Date(atMs).toISOString()} is more than ${horizon.backMs} ms before receipt`;
   if (atMs > receivedMs + horizon.aheadMs) return `producer time ${new Date(atMs).toISOString()} is more than ${horizon.aheadMs} ms after receipt`;
