@@ -229,6 +229,8 @@ export class Rebuild {
   }
 
   private async swapInTransaction(trx: ProjectionTransaction, sequence: number): Promise<void> {
+    // A projection may relax durability for its rebuild batches; the swap itself must be durable.
+    await sql`SET LOCAL synchronous_commit TO on`.execute(trx);
     for (const table of this.replayable.tables) {
       const previous = `${table}${PREVIOUS_SUFFIX}`;
       await sql.raw(`DROP TABLE IF EXISTS ${quoteIdent(previous)}`).execute(trx);
