@@ -32,7 +32,7 @@ export function formatProgress(p: RebuildProgress): string {
 }
 
 /** `replay <projection> …` over a registry of replayable projections. */
-export async function runReplayCommand(args: string[], registry: Readonly<Record<string, ReplayableProjection>>, ctx: { bus: Bus; db: AnyDatabase; io: ReplayIo }): Promise<number> {
+export async function runReplayCommand(args: string[], registry: Readonly<Record<string, ReplayableProjection>>, ctx: { bus: Bus; db: AnyDatabase; io: ReplayIo; alignWaitIntervalMs?: number }): Promise<number> {
   const name = args.find((a) => !a.startsWith('-'));
   const flags = new Set(args.filter((a) => a.startsWith('-')));
   const known = new Set(['--swap', '--diff-only', '--restart', '--discard']);
@@ -62,8 +62,12 @@ export async function runReplayCommand(args: string[], registry: Readonly<Record
     ctx.io.err(prepared.fresh ? `${name}: rebuilding from sequence 1 into ${replayable.tables.map((t) => `${t}_rebuild`).join(', ')}` : `${name}: resuming the rebuild after sequence ${prepared.resumedFrom}`);
     await rebuild.catchUp();
   }
-  const result = await rebuild.alignAndCompare({ swap: flags.has('--swap') });
-  ctx.io.out(`${name}: compared at sequence ${result.sequence}: ${result.equal ? 'identical' : 'DIFFERENT'}`);
+  const result = await rebuild.alignAndCompare({ swap: flags.has('--swap'), ...(ctx.alignWaitIntervalMs !== undefined ? { waitIntervalMs: ctx.alignWaitIntervalMs } : {}) });
+  ctx.io.out(
+    result.aligned
+      ? `${name}: compared at sequence ${result.sequence}: ${result.equal ? 'identical' : 'DIFFERENT'}`
+      : `${name}: the live projection stands at sequence ${result.liveSequence}, behind the rebuild at ${result.sequence} (stopped or stalled): compared unaligned`,
+  );
   ctx.io.out(formatDiff(result.diffs));
   if (result.swapped) ctx.io.out(`${name}: swapped; the previous tables are kept as <table>_previous`);
   return result.equal || result.swapped ? 0 : 1;

@@ -66,7 +66,11 @@ export interface RebuildOptions {
 }
 
 export interface AlignedResult {
+  /** The rebuild's sequence when compared (and the live checkpoint after a swap). */
   sequence: number;
+  /** The live checkpoint when compared: equal to `sequence` unless the live projection stood still behind. */
+  liveSequence: number;
+  aligned: boolean;
   diffs: TableDiff[];
   equal: boolean;
   swapped: boolean;
@@ -203,6 +207,7 @@ export class Rebuild {
    * every table row by row and, when asked, swaps them, all in one transaction.
    */
   async alignAndCompare(options: { swap?: boolean; waitIntervalMs?: number } = {}): Promise<AlignedResult> {
+    let liveBefore: number | undefined;
     for (let attempt = 1; attempt <= ALIGN_ATTEMPTS_MAX; attempt++) {
       const live = Number((await readCheckpoint(this.db, this.replayable.name))?.last_sequence ?? 0);
       const rebuilt = Number((await readCheckpoint(this.db, this.checkpointName))?.last_sequence ?? 0);
@@ -210,22 +215,27 @@ export class Rebuild {
         await this.catchUp(live);
         continue;
       }
+      liveBefore ??= live;
+      // The live projection stayed behind the rebuild the whole time (stopped, or stalled on the
+      // event the rebuild was made to get past): compare as things are; a swap moves the live
+      // checkpoint forward to the rebuild's.
+      const standingStill = attempt === ALIGN_ATTEMPTS_MAX && live === liveBefore;
       const result = await this.db.transaction().execute(async (trx) => {
         const liveLocked = await lockCheckpoint(trx, this.replayable.name);
         const rebuiltLocked = await lockCheckpoint(trx, this.checkpointName);
-        // The live projection is behind the rebuild: let it catch up and try again.
-        if (rebuiltLocked > liveLocked) return undefined;
+        if (rebuiltLocked > liveLocked && !standingStill) return undefined;
         if (rebuiltLocked < liveLocked) await this.applyRange(trx, rebuiltLocked + 1, liveLocked);
-        await trx.updateTable('projection_checkpoints').set({ last_sequence: liveLocked, status: 'rebuilding', updated_at: sql`now()` }).where('projection', '=', this.checkpointName).execute();
+        const sequence = Math.max(liveLocked, rebuiltLocked);
+        await trx.updateTable('projection_checkpoints').set({ last_sequence: sequence, status: 'rebuilding', updated_at: sql`now()` }).where('projection', '=', this.checkpointName).execute();
         const diffs = await diffTables(trx, this.replayable.tables.map((table) => ({ live: table, rebuilt: this.rebuildTable(table), ignoreColumns: this.replayable.ignoreColumns?.[table] ?? [] })));
-        const equal = diffs.every((d) => d.onlyLive === 0 && d.onlyRebuilt === 0);
-        if (options.swap) await this.swapInTransaction(trx, liveLocked);
-        return { sequence: liveLocked, diffs, equal, swapped: options.swap === true };
+        const equal = liveLocked === sequence && diffs.every((d) => d.onlyLive === 0 && d.onlyRebuilt === 0);
+        if (options.swap) await this.swapInTransaction(trx, sequence);
+        return { sequence, liveSequence: liveLocked, aligned: liveLocked === sequence, diffs, equal, swapped: options.swap === true };
       });
       if (result) return result;
       await new Promise((r) => setTimeout(r, options.waitIntervalMs ?? 500));
     }
-    throw new Error(`could not align ${this.replayable.name} with its rebuild after ${ALIGN_ATTEMPTS_MAX} attempts (is the live projection running and healthy?)`);
+    throw new Error(`could not align ${this.replayable.name} with its rebuild after ${ALIGN_ATTEMPTS_MAX} attempts`);
   }
 
   private async swapInTransaction(trx: ProjectionTransaction, sequence: number): Promise<void> {
