@@ -26,7 +26,9 @@ function formatNumber(n: number): string {
 }
 
 export function formatProgress(p: RebuildProgress): string {
-  const percent = p.targetSequence ? ((100 * p.sequence) / p.targetSequence).toFixed(1) : '100.0';
+  // Tenths of a percent, in integers (progress display only).
+  const tenths = p.targetSequence ? Math.floor((1000 * p.sequence) / p.targetSequence) : 1000;
+  const percent = `${Math.floor(tenths / 10)}.${tenths % 10}`;
   const eta = p.etaSeconds === null ? 'ETA ?' : `ETA ${p.etaSeconds}s`;
   return `${p.projection}: ${formatNumber(p.sequence)} / ${formatNumber(p.targetSequence)} (${percent}%) ${formatNumber(p.eventsPerSecond)} events/s ${eta} [${p.status}${p.error ? `: ${p.error}` : ''}]`;
 }

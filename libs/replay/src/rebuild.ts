@@ -156,7 +156,7 @@ export class Rebuild {
         sequence,
         targetSequence: target,
         eventsApplied,
-        eventsPerSecond: Math.round(rate),
+        eventsPerSecond: Math.floor(rate),
         etaSeconds: remaining === 0 ? 0 : rate > 0 ? Math.ceil(remaining / rate) : null,
         elapsedMs: now - startedAt,
         status,
