@@ -279,15 +279,24 @@ export const ExternalAllocationStarted = z.object({
 export const ExternalAllocationStopped = z.object({ allocationId: id, tenantId: id, stoppedAt: instant });
 
 // ---------------------------------------------------------------- billing
+const decimalString = z.string().regex(/^\d+(\.\d+)?$/);
+export const priceTierSchema = z.object({
+  /** Upper bound of the tier in GPU-hours per billing period; null = unbounded (the last tier). */
+  upToGpuHours: z.number().int().positive().nullable(),
+  pricePerGpuHour: decimalString,
+});
 export const priceSchema = z.object({
   gpuModel,
   capacityType: capacityTypeSchema,
-  /** Decimal string, price per GPU-hour in the book's currency. */
-  pricePerGpuHour: z.string().regex(/^\d+(\.\d+)?$/),
+  /** Decimal string, price per GPU-hour in the book's currency (the flat price, or the first tier's). */
+  pricePerGpuHour: decimalString,
   /** Billing increment per allocation, default 1000 ms (per second, rounded up). */
   incrementMs: positiveInt.default(1000),
   /** Minimum billed duration per allocation, default 60 s. */
   minimumMs: nonNegativeInt.default(60_000),
+  /** Tiers reset every billing period: graduated prices each tier's part, volume prices all at the reached tier. */
+  tierMode: z.enum(['graduated', 'volume']).optional(),
+  tiers: z.array(priceTierSchema).min(1).max(32).optional(),
 });
 export const PriceBookPublished = z.object({
   priceBookId: id,
@@ -311,6 +320,29 @@ export const InvoiceFinalized = z.object({
   actor: id,
   reason: z.string().max(500),
   finalizedAt: instant,
+});
+
+/** Finance actions: audited (actor and reason), each an event on the invoice's or tenant's subject. */
+const audit = { actor: id, reason: z.string().min(1).max(500) };
+export const InvoicePaid = z.object({ invoiceId: id, tenantId: id, amount: decimalString, currency: z.string().length(3), paymentReference: z.string().max(200).optional(), paidAt: instant, ...audit });
+export const InvoiceVoided = z.object({ invoiceId: id, tenantId: id, number: z.string().max(64), voidedAt: instant, ...audit });
+export const CreditNoteIssued = z.object({ creditNoteId: id, invoiceId: id, tenantId: id, number: z.string().max(64), amount: decimalString, currency: z.string().length(3), issuedAt: instant, ...audit });
+export const CreditGranted = z.object({
+  grantId: id,
+  tenantId: id,
+  amount: decimalString,
+  currency: z.string().length(3),
+  /** Higher is used first. */
+  priority: z.number().int().min(0).max(1000),
+  expiresAt: instant.nullable(),
+  grantedAt: instant,
+  ...audit,
+});
+export const TaxRatesSet = z.object({
+  tenantId: id,
+  rates: z.array(z.object({ name: z.string().min(1).max(64), rate: z.string().regex(/^(0(\.\d+)?|1(\.0+)?)$/) })).max(8),
+  effectiveAt: instant,
+  ...audit,
 });
 
 /** Every event type with its current schema version and payload schema. */
@@ -345,6 +377,11 @@ export const eventCatalogue = {
   ExternalAllocationStopped: { version: 1, schema: ExternalAllocationStopped },
   PriceBookPublished: { version: 1, schema: PriceBookPublished },
   InvoiceFinalized: { version: 1, schema: InvoiceFinalized },
+  InvoicePaid: { version: 1, schema: InvoicePaid },
+  InvoiceVoided: { version: 1, schema: InvoiceVoided },
+  CreditNoteIssued: { version: 1, schema: CreditNoteIssued },
+  CreditGranted: { version: 1, schema: CreditGranted },
+  TaxRatesSet: { version: 1, schema: TaxRatesSet },
 } as const;
 
 export type EventType = keyof typeof eventCatalogue;

@@ -31,6 +31,7 @@ export interface Topology {
     external(tenantId: string): string;
     priceBook(priceBookId: string): string;
     invoice(invoiceId: string): string;
+    billingTenant(tenantId: string): string;
   };
 }
 
@@ -69,6 +70,7 @@ export function topology(prefix: string): Topology {
       external: (tenantId) => `${evt}.external.tenant.${tenantId}`,
       priceBook: (priceBookId) => `${evt}.billing.pricebook.${priceBookId}`,
       invoice: (invoiceId) => `${evt}.billing.invoice.${invoiceId}`,
+      billingTenant: (tenantId) => `${evt}.billing.tenant.${tenantId}`,
     },
   };
 }
@@ -126,7 +128,13 @@ export function subjectFor<T extends EventType>(topo: Topology, type: T, data: E
     case 'PriceBookPublished':
       return s.priceBook(key('priceBookId'));
     case 'InvoiceFinalized':
+    case 'InvoicePaid':
+    case 'InvoiceVoided':
+    case 'CreditNoteIssued':
       return s.invoice(key('invoiceId'));
+    case 'CreditGranted':
+    case 'TaxRatesSet':
+      return s.billingTenant(key('tenantId'));
     default: {
       const unreachable: never = t;
       throw new Error(`no subject for event type ${String(unreachable)}`);
