@@ -26,6 +26,8 @@ const rebuild = new Rebuild(bus, database.db, usageReplayable, {
   },
 });
 await rebuild.prepare({ restart: true });
+// The process before the first event: Node, tsx's transpiler, the libraries, the connections.
+rssAt.push(`start: ${Math.round(process.memoryUsage().rss / MB)} MB`);
 const started = performance.now();
 const sequence = await rebuild.catchUp(target);
 const seconds = (performance.now() - started) / 1000;
