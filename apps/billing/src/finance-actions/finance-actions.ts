@@ -1,105 +1,56 @@
-import { z } from 'zod';
 import { sql } from 'kysely';
-import { FINANCE_ACTIONS_TABLE, type Db } from '../ledger/billing.store';
+import type { EventData } from '@fastgpu/contracts';
+import type { BillingStore } from '../ledger/billing.store';
 
 /**
- * LOCAL MODULE, pending catalogue events. Finance actions that the event catalogue does not have
- * yet (paid, void, credit notes, prepaid credit grants, tax rates) are kept here as an
- * append-only, audited log in Postgres (`billing_finance_actions`): each entry has its actor,
- * reason and time, and is never updated or deleted. These schemas are the proposed catalogue
- * entries; when the lead adds them to libs/contracts, the same payloads move onto the bus and
- * this table becomes a projection of them. Until then this log is a source of truth of its own
- * (not rebuilt from the stream); invoice finalization itself is the catalogue's InvoiceFinalized.
+ * Finance actions are catalogue events (libs/contracts): `InvoicePaid`, `InvoiceVoided`,
+ * `CreditNoteIssued` on the invoice's subject, `CreditGranted` and `TaxRatesSet` on the billing
+ * tenant subject, each audited with its actor (API key id) and reason. The billing ledger folds
+ * them into `billing_finance_actions` (see finance-actions.projection.ts), a projection table like
+ * the others: a rebuild from the log re-creates it. This module reads it, always through the
+ * store's table names, so the same reads work on live and rebuilt tables.
  */
-const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
-const instant = z.iso.datetime({ offset: false });
-const decimal = z.string().regex(/^\d+(\.\d+)?$/);
-const audit = { actor: id, reason: z.string().min(1).max(500) };
-
-export const InvoicePaid = z.object({ invoiceId: id, tenantId: id, amount: decimal, currency: z.string().length(3), paymentReference: z.string().max(200).optional(), paidAt: instant, ...audit });
-export const InvoiceVoided = z.object({ invoiceId: id, tenantId: id, number: z.string().max(64), voidedAt: instant, ...audit });
-export const CreditNoteIssued = z.object({
-  creditNoteId: id,
-  invoiceId: id,
-  tenantId: id,
-  number: z.string().max(64),
-  amount: decimal,
-  currency: z.string().length(3),
-  issuedAt: instant,
-  ...audit,
-});
-export const CreditGranted = z.object({
-  grantId: id,
-  tenantId: id,
-  amount: decimal,
-  currency: z.string().length(3),
-  /** Higher is used first. */
-  priority: z.number().int().min(0).max(1000),
-  expiresAt: instant.nullable(),
-  grantedAt: instant,
-  ...audit,
-});
-export const TaxRatesSet = z.object({
-  tenantId: id,
-  rates: z.array(z.object({ name: z.string().min(1).max(64), rate: z.string().regex(/^(0(\.\d+)?|1(\.0+)?)$/) })).max(8),
-  effectiveAt: instant,
-  ...audit,
-});
-
-export const financeActionSchemas = { InvoicePaid, InvoiceVoided, CreditNoteIssued, CreditGranted, TaxRatesSet } as const;
-export type FinanceActionKind = keyof typeof financeActionSchemas;
-export type FinanceAction<K extends FinanceActionKind = FinanceActionKind> = z.infer<(typeof financeActionSchemas)[K]>;
+export const FINANCE_ACTION_TYPES = ['InvoicePaid', 'InvoiceVoided', 'CreditNoteIssued', 'CreditGranted', 'TaxRatesSet'] as const;
+export type FinanceActionKind = (typeof FINANCE_ACTION_TYPES)[number];
+export type FinanceAction<K extends FinanceActionKind = FinanceActionKind> = EventData<K>;
 
 export interface FinanceActionRow {
+  event_id: string;
   action_id: string;
-  position: number;
+  sequence: number;
   kind: FinanceActionKind;
   tenant_id: string;
   invoice_id: string | null;
   actor: string;
   reason: string;
   at_ms: number;
+  issuer: string | null;
   number_sequence: number | null;
   payload: Record<string, unknown>;
 }
 
-/** Appends one validated action. The action id is the client's idempotency id: a retry records nothing new. */
-export async function recordFinanceAction<K extends FinanceActionKind>(
-  db: Db,
-  kind: K,
-  actionId: string,
-  payload: FinanceAction<K>,
-  options: { invoiceId?: string; atMs: number; numberSequence?: number },
-): Promise<boolean> {
-  const data = financeActionSchemas[kind].parse(payload);
-  const result = await db
-    .insertInto(FINANCE_ACTIONS_TABLE)
-    .values({
-      action_id: actionId,
-      kind,
-      tenant_id: data.tenantId,
-      invoice_id: options.invoiceId ?? null,
-      actor: data.actor,
-      reason: data.reason,
-      at_ms: options.atMs,
-      number_sequence: options.numberSequence ?? null,
-      payload: JSON.stringify(data),
-    })
-    .onConflict((oc) => oc.column('action_id').doNothing())
+/** The actions recorded against one invoice, in log order. */
+export async function actionsForInvoice(store: BillingStore, invoiceId: string): Promise<FinanceActionRow[]> {
+  return (await store.db.selectFrom(store.table('billing_finance_actions')).selectAll().where('invoice_id', '=', invoiceId).orderBy('sequence').execute()) as FinanceActionRow[];
+}
+
+export async function financeAction(store: BillingStore, eventId: string): Promise<FinanceActionRow | undefined> {
+  return (await store.db.selectFrom(store.table('billing_finance_actions')).selectAll().where('event_id', '=', eventId).executeTakeFirst()) as FinanceActionRow | undefined;
+}
+
+/** Last credit-note number taken by an issuer (credit notes are numbered gapless per issuer). */
+export async function lastCreditNoteSequence(store: BillingStore, issuer: string): Promise<number> {
+  const row = await store.db
+    .selectFrom(store.table('billing_finance_actions'))
+    .select(sql<number | null>`max(number_sequence)`.as('last'))
+    .where('kind', '=', 'CreditNoteIssued')
+    .where('issuer', '=', issuer)
     .executeTakeFirst();
-  return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
-}
-
-export async function actionsForInvoice(db: Db, invoiceId: string): Promise<FinanceActionRow[]> {
-  return (await db.selectFrom(FINANCE_ACTIONS_TABLE).selectAll().where('invoice_id', '=', invoiceId).orderBy('position').execute()) as FinanceActionRow[];
-}
-
-export async function lastCreditNoteSequence(db: Db): Promise<number> {
-  const row = await db.selectFrom(FINANCE_ACTIONS_TABLE).select(sql<number | null>`max(number_sequence)`.as('last')).where('kind', '=', 'CreditNoteIssued').executeTakeFirst();
   return Number(row?.last ?? 0);
 }
 
-/** Serializes writers of gapless numbers (credit notes) inside one transaction. */
-export async function lockCreditNoteNumbers(db: Db): Promise<void> {
-  await sql`SELECT pg_advisory_xact_lock(hashtext('fastgpu.billing.credit-notes'))`.execute(db);
+/** `CN-<issuer>-<sequence>` → its parts. */
+export function parseCreditNoteNumber(number: string): { issuer: string; sequence: number } | null {
+  const m = /^CN-(.+)-(\d{6,})$/.exec(number);
+  return m ? { issuer: m[1]!, sequence: Number(m[2]) } : null;
 }

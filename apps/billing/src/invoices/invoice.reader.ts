@@ -55,7 +55,7 @@ export class InvoiceReader {
 
   async view(row: InvoiceRow, draftCutoff: number, nowMs: number): Promise<InvoiceView> {
     const document = await this.document(row, draftCutoff, nowMs);
-    const actions = await actionsForInvoice(this.store.db, row.invoice_id);
+    const actions = await actionsForInvoice(this.store, row.invoice_id);
     const settlement = actions.some((a) => a.kind === 'InvoiceVoided') ? 'void' : actions.some((a) => a.kind === 'InvoicePaid') ? 'paid' : null;
     const credited = creditedTotal(actions.filter((a) => a.kind === 'CreditNoteIssued').map((a) => String(a.payload.amount)));
     return { row, document, actions, settlement, credited };

@@ -48,7 +48,8 @@ export const publishPriceBookRequest = z
           .object({
             gpuModel: z.string().min(1).max(64),
             capacityType: z.enum(['on-demand', 'preemptible', 'reserved']),
-            pricePerGpuHour: z.string().regex(/^\d+(\.\d+)?$/, 'must be a decimal string'),
+            /** Optional for a tiered price: it is the first tier's. */
+            pricePerGpuHour: z.string().regex(/^\d+(\.\d+)?$/, 'must be a decimal string').optional(),
             incrementMs: z.number().int().positive().default(1000),
             minimumMs: z.number().int().nonnegative().default(60_000),
             tierMode: z.enum(['graduated', 'volume']).optional(),

@@ -1,14 +1,13 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { sql } from 'kysely';
-import { nameId, newEntityId } from '@fastgpu/contracts';
+import { nameId, newEntityId, type DomainEvent } from '@fastgpu/contracts';
 import { isWrongLastSequence, type EventPublisher } from '@fastgpu/messaging';
 import { formatMoney, money, Money, periodIndex, type PriceVersion } from '@fastgpu/money';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
 import { BillingLedger } from '../ledger/billing.ledger';
 import { formatInvoiceNumber } from '../ledger/billing.projection';
-import { BillingStore } from '../ledger/billing.store';
-import { lastCreditNoteSequence, lockCreditNoteNumbers, recordFinanceAction, type FinanceAction } from '../finance-actions/finance-actions';
+import { financeAction, lastCreditNoteSequence, type FinanceAction, type FinanceActionKind } from '../finance-actions/finance-actions';
 import { buildInvoice, documentSha256, type InvoiceDocument, type InvoiceLine } from './invoice-document';
 import { BillingRejection, decideCreditNote, decideFinalize, decidePay, decideVoid } from './invoice.decider';
 import { factsOf, InvoiceReader, statusOf, type InvoiceView } from './invoice.reader';
@@ -33,10 +32,12 @@ export interface WhatIfLine {
 }
 
 /**
- * The billing shell: loads invoices, decides with the pure decider, then publishes
- * (`InvoiceFinalized`) or records a finance action, and waits for the ledger to apply its own
- * event before answering (read-your-writes). Finalizations are serialized: invoice numbers are
- * taken in order and the ledger checks they stay gapless.
+ * The billing shell: loads invoices, decides with the pure decider, then publishes the event
+ * (`InvoiceFinalized` or a finance action: `InvoicePaid`, `InvoiceVoided`, `CreditNoteIssued`,
+ * `CreditGranted`, `TaxRatesSet`) and waits for the ledger to apply it before answering
+ * (read-your-writes). Actions on an invoice are published with the invoice subject's expected
+ * last sequence, so a decision taken on a stale state answers 409. Finalizations and credit notes
+ * are serialized: their numbers are taken in order and the ledger checks they stay gapless.
  */
 @Injectable()
 export class InvoicesService implements OnModuleInit, OnModuleDestroy {
@@ -181,97 +182,157 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
     return { finalized, skipped };
   }
 
+  /** Sequence of the last event on a subject (0 when none): the state a decision is taken against. */
+  private async lastSubjectSequence(subject: string): Promise<number> {
+    const bus = this.runtime.bus;
+    try {
+      const message = await bus.jsm.streams.getMessage(bus.topology.streams.events, { last_by_subj: subject });
+      return message?.seq ?? 0;
+    } catch (error) {
+      if (/no message found|not found/i.test((error as Error).message)) return 0;
+      throw error;
+    }
+  }
+
+  /**
+   * Publishes a finance action and waits for the ledger to apply it (read-your-writes). With
+   * `expectedLastSubjectSequence`, the action only lands if nothing else happened on its subject
+   * since the state it was decided against; otherwise it answers 409 and changes nothing.
+   */
+  private async publishAction<K extends FinanceActionKind>(kind: K, eventId: string, data: FinanceAction<K>, time: string, expectedLastSubjectSequence?: number): Promise<number> {
+    const event = this.publisher.build(kind, data, { id: eventId, time, tenantId: data.tenantId, correlationId: eventId });
+    let published;
+    try {
+      published = await this.publisher.publish(event as DomainEvent, expectedLastSubjectSequence === undefined ? {} : { expectedLastSubjectSequence });
+    } catch (error) {
+      if (isWrongLastSequence(error)) throw new BillingRejection(409, 'invoice_changed', 'the invoice changed concurrently (another finance action landed first); nothing was recorded, read it again and retry');
+      throw error;
+    }
+    await this.ledger.waitFor(published.sequence);
+    return published.sequence;
+  }
+
+  /**
+   * The invoice as of everything on its subject (finalization and earlier finance actions), and
+   * that subject's last sequence, to publish the next action against.
+   */
+  private async invoiceState(invoiceId: string): Promise<{ view: InvoiceView; subjectSequence: number }> {
+    const subjectSequence = await this.lastSubjectSequence(this.runtime.bus.topology.subjects.invoice(invoiceId));
+    await this.ledger.waitFor(subjectSequence);
+    return { view: await this.view(invoiceId, null), subjectSequence };
+  }
+
+  /** An action id: from the client's Idempotency-Key (a retry finds the same id), else `fallback`. */
+  private actionId(kind: FinanceActionKind, scope: string, key: string | undefined, fallback: () => string): string {
+    return key ? nameId(kind, scope, key) : fallback();
+  }
+
   async pay(invoiceId: string, who: Actor, input: { paymentReference?: string; actionId?: string }): Promise<InvoiceView> {
-    const view = await this.view(invoiceId, null);
+    // One payment per invoice: without a key the id is the invoice's, so a re-sent publish is a duplicate.
+    const eventId = this.actionId('InvoicePaid', invoiceId, input.actionId, () => nameId('InvoicePaid', invoiceId));
+    const { view, subjectSequence } = await this.invoiceState(invoiceId);
+    if (input.actionId && (await financeAction(this.ledger.store(), eventId))) return view;
     decidePay(factsOf(view));
-    const at = this.runtime.clock.now();
-    const payload: FinanceAction<'InvoicePaid'> = {
+    const at = this.runtime.clock.now().toISOString();
+    const data: FinanceAction<'InvoicePaid'> = {
       invoiceId,
       tenantId: view.row.tenant_id,
       amount: view.document.amountDue,
       currency: view.document.currency,
       ...(input.paymentReference ? { paymentReference: input.paymentReference } : {}),
-      paidAt: at.toISOString(),
+      paidAt: at,
       ...who,
     };
-    await this.settle('InvoicePaid', input.actionId ?? newEntityId(), payload, invoiceId, at.getTime());
+    await this.publishAction('InvoicePaid', eventId, data, at, subjectSequence);
     return this.view(invoiceId, null);
   }
 
   async void(invoiceId: string, who: Actor, input: { actionId?: string }): Promise<InvoiceView> {
-    const view = await this.view(invoiceId, null);
+    const eventId = this.actionId('InvoiceVoided', invoiceId, input.actionId, () => nameId('InvoiceVoided', invoiceId));
+    const { view, subjectSequence } = await this.invoiceState(invoiceId);
+    if (input.actionId && (await financeAction(this.ledger.store(), eventId))) return view;
     decideVoid(factsOf(view));
-    const at = this.runtime.clock.now();
-    await this.settle('InvoiceVoided', input.actionId ?? newEntityId(), { invoiceId, tenantId: view.row.tenant_id, number: view.row.number!, voidedAt: at.toISOString(), ...who }, invoiceId, at.getTime());
+    const at = this.runtime.clock.now().toISOString();
+    await this.publishAction('InvoiceVoided', eventId, { invoiceId, tenantId: view.row.tenant_id, number: view.row.number!, voidedAt: at, ...who }, at, subjectSequence);
     return this.view(invoiceId, null);
   }
 
-  private async settle<K extends 'InvoicePaid' | 'InvoiceVoided'>(kind: K, actionId: string, payload: FinanceAction<K>, invoiceId: string, atMs: number): Promise<void> {
-    try {
-      await recordFinanceAction(this.runtime.db, kind, actionId, payload, { invoiceId, atMs });
-    } catch (error) {
-      // The partial unique index allows one settlement per invoice: a concurrent pay/void lost.
-      if (/billing_finance_actions_settlement|duplicate key/.test((error as Error).message)) throw new BillingRejection(409, 'invoice_settled', 'the invoice was paid or voided concurrently');
-      throw error;
+  /**
+   * A credit note: decided against the invoice's subject (never more than is left to credit, never
+   * on a void invoice) and numbered gapless per issuer, one at a time (with finalizations).
+   */
+  async creditNote(invoiceId: string, who: Actor, input: { amount: string; actionId?: string }): Promise<FinanceAction<'CreditNoteIssued'>> {
+    const creditNoteId = this.actionId('CreditNoteIssued', invoiceId, input.actionId, newEntityId);
+    return this.serialized(() =>
+      this.withIssuerLock(async () => {
+        const { view, subjectSequence } = await this.invoiceState(invoiceId);
+        // Every credit note applied so far (on any invoice), for the next number.
+        await this.ledger.catchUp();
+        const store = this.ledger.store();
+        const existing = input.actionId ? await financeAction(store, creditNoteId) : undefined;
+        if (existing) return existing.payload as FinanceAction<'CreditNoteIssued'>;
+        const currency = view.document.currency;
+        const amount = money(input.amount);
+        if (!amount.eq(money(formatMoney(amount, currency)))) throw new BillingRejection(422, 'amount_precision', `amount must have at most the ${currency} minor digits`, 'amount');
+        decideCreditNote(factsOf(view), input.amount);
+        const issuer = view.row.issuer!;
+        const at = this.runtime.clock.now().toISOString();
+        const data: FinanceAction<'CreditNoteIssued'> = {
+          creditNoteId,
+          invoiceId,
+          tenantId: view.row.tenant_id,
+          number: `CN-${formatInvoiceNumber(issuer, (await lastCreditNoteSequence(store, issuer)) + 1)}`,
+          amount: formatMoney(amount, currency),
+          currency,
+          issuedAt: at,
+          ...who,
+        };
+        await this.publishAction('CreditNoteIssued', creditNoteId, data, at, subjectSequence);
+        return data;
+      }),
+    );
+  }
+
+  async grantCredit(input: { tenantId: string; amount: string; priority: number; expiresAt: string | null; actionId?: string } & Actor): Promise<FinanceAction<'CreditGranted'>> {
+    const grantId = this.actionId('CreditGranted', input.tenantId, input.actionId, newEntityId);
+    const store = this.ledger.store();
+    if (input.actionId) {
+      const existing = await financeAction(store, grantId);
+      if (existing) return existing.payload as FinanceAction<'CreditGranted'>;
     }
-  }
-
-  async creditNote(invoiceId: string, who: Actor, input: { amount: string; actionId?: string }) {
-    const at = this.runtime.clock.now();
-    const actionId = input.actionId ?? newEntityId();
-    return this.runtime.db.transaction().execute(async (trx) => {
-      await lockCreditNoteNumbers(trx);
-      const reader = new InvoiceReader(new BillingStore(trx, (name) => name), this.options.issuer);
-      const row = await reader.store.invoice(invoiceId);
-      if (!row) throw new InvoiceNotFound(invoiceId);
-      const view = await reader.view(row, this.ledger.runner.lastSequence, at.getTime());
-      const currency = view.document.currency;
-      const amount = money(input.amount);
-      if (!amount.eq(money(formatMoney(amount, currency)))) throw new BillingRejection(422, 'amount_precision', `amount must have at most the ${currency} minor digits`, 'amount');
-      decideCreditNote(factsOf(view), input.amount);
-      const sequence = (await lastCreditNoteSequence(trx)) + 1;
-      const payload: FinanceAction<'CreditNoteIssued'> = {
-        creditNoteId: actionId,
-        invoiceId,
-        tenantId: row.tenant_id,
-        number: `CN-${formatInvoiceNumber(this.options.issuer, sequence)}`,
-        amount: formatMoney(amount, currency),
-        currency,
-        issuedAt: at.toISOString(),
-        ...who,
-      };
-      await recordFinanceAction(trx, 'CreditNoteIssued', actionId, payload, { invoiceId, atMs: at.getTime(), numberSequence: sequence });
-      return payload;
-    });
-  }
-
-  async grantCredit(input: { tenantId: string; amount: string; priority: number; expiresAt: string | null; actionId?: string } & Actor) {
-    const tenant = await this.ledger.store().tenant(input.tenantId);
+    const tenant = await store.tenant(input.tenantId);
     if (!tenant) throw new BillingRejection(422, 'unknown_tenant', `tenant ${input.tenantId} is unknown to billing`, 'tenantId');
-    const at = this.runtime.clock.now();
-    const grantId = input.actionId ?? newEntityId();
-    const payload: FinanceAction<'CreditGranted'> = {
+    const amount = money(input.amount);
+    if (!amount.eq(money(formatMoney(amount, tenant.currency)))) throw new BillingRejection(422, 'amount_precision', `amount must have at most the ${tenant.currency} minor digits`, 'amount');
+    const at = this.runtime.clock.now().toISOString();
+    const data: FinanceAction<'CreditGranted'> = {
       grantId,
       tenantId: input.tenantId,
-      amount: formatMoney(money(input.amount), tenant.currency),
+      amount: formatMoney(amount, tenant.currency),
       currency: tenant.currency,
       priority: input.priority,
       expiresAt: input.expiresAt,
-      grantedAt: at.toISOString(),
+      grantedAt: at,
       actor: input.actor,
       reason: input.reason,
     };
-    await recordFinanceAction(this.runtime.db, 'CreditGranted', grantId, payload, { atMs: at.getTime() });
-    return payload;
+    await this.publishAction('CreditGranted', grantId, data, at);
+    return data;
   }
 
-  async setTaxRates(input: { tenantId: string; rates: Array<{ name: string; rate: string }>; actionId?: string } & Actor) {
-    const tenant = await this.ledger.store().tenant(input.tenantId);
+  async setTaxRates(input: { tenantId: string; rates: Array<{ name: string; rate: string }>; actionId?: string } & Actor): Promise<FinanceAction<'TaxRatesSet'>> {
+    const eventId = this.actionId('TaxRatesSet', input.tenantId, input.actionId, newEntityId);
+    const store = this.ledger.store();
+    if (input.actionId) {
+      const existing = await financeAction(store, eventId);
+      if (existing) return existing.payload as FinanceAction<'TaxRatesSet'>;
+    }
+    const tenant = await store.tenant(input.tenantId);
     if (!tenant) throw new BillingRejection(422, 'unknown_tenant', `tenant ${input.tenantId} is unknown to billing`, 'tenantId');
-    const at = this.runtime.clock.now();
-    const payload: FinanceAction<'TaxRatesSet'> = { tenantId: input.tenantId, rates: input.rates, effectiveAt: at.toISOString(), actor: input.actor, reason: input.reason };
-    await recordFinanceAction(this.runtime.db, 'TaxRatesSet', input.actionId ?? newEntityId(), payload, { atMs: at.getTime() });
-    return payload;
+    const at = this.runtime.clock.now().toISOString();
+    const data: FinanceAction<'TaxRatesSet'> = { tenantId: input.tenantId, rates: input.rates, effectiveAt: at, actor: input.actor, reason: input.reason };
+    await this.publishAction('TaxRatesSet', eventId, data, at);
+    return data;
   }
 
   /** The usage records and event sequences behind one line of an invoice. */

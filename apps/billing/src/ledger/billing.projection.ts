@@ -2,6 +2,8 @@ import { nameId, type StoredEvent } from '@fastgpu/contracts';
 import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
 import { addPeriods, billedParts, periodIndex, PriceTimeline, splitAtPeriods, type UsagePiece } from '@fastgpu/money';
 import { buildInvoice, canonicalJson, documentSha256 } from '../invoices/invoice-document';
+import { FINANCE_ACTION_TYPES, type FinanceActionKind } from '../finance-actions/finance-actions';
+import { applyFinanceAction } from '../finance-actions/finance-actions.projection';
 import { BillingStore, type BillingTable, type InvoiceRow, type PieceRow } from './billing.store';
 
 /**
@@ -17,6 +19,9 @@ import { BillingStore, type BillingTable, type InvoiceRow, type PieceRow } from 
  * `InvoiceFinalized` freezes an invoice: pieces put on it after the event's cutoff move on as late
  * usage, the document is rebuilt from exactly what the cutoff covers, and its SHA-256 must equal
  * the event's. A mismatch throws, and the runner stalls there rather than skip money.
+ *
+ * Finance actions (paid, void, credit notes, prepaid grants, tax rates) are folded into
+ * `billing_finance_actions` by finance-actions.projection.ts, checked against the log's state.
  */
 export const BILLING_PROJECTION = 'billing-ledger';
 export const LATE_PERIODS_MAX = 2;
@@ -248,6 +253,13 @@ class LedgerWriter {
       case 'InvoiceFinalized':
         await this.finalize(stored as StoredEvent<'InvoiceFinalized'>, issuerCheck);
         return;
+      case 'InvoicePaid':
+      case 'InvoiceVoided':
+      case 'CreditNoteIssued':
+      case 'CreditGranted':
+      case 'TaxRatesSet':
+        await applyFinanceAction(this.trx, this.t, this.store, stored as StoredEvent<FinanceActionKind>);
+        return;
       default:
         return;
     }
@@ -376,7 +388,7 @@ export function ratedPartRows(p: PieceRow, timeline: PriceTimeline): RatedPartRo
 export function billingProjection(name = BILLING_PROJECTION): Projection {
   return {
     name,
-    types: new Set(['TenantCreated', 'PriceBookPublished', 'UsageRecorded', 'SlaCreditIssued', 'InvoiceFinalized']),
+    types: new Set(['TenantCreated', 'PriceBookPublished', 'UsageRecorded', 'SlaCreditIssued', 'InvoiceFinalized', ...FINANCE_ACTION_TYPES]),
     async apply(trx: ProjectionTransaction, events: StoredEvent[], context: ProjectionContext): Promise<void> {
       const writer = new LedgerWriter(trx, (table) => context.table(table));
       for (const stored of events) await writer.apply(stored, true);

@@ -4,8 +4,8 @@ import type { InvoiceDocument, InvoiceInputs, SlaCreditInput, TenantInfo } from 
 
 /**
  * Reads and writes of billing's tables, always through `table(name)`, so that a rebuild runs the
- * same code into fresh suffixed tables. The finance action log is not a projection table: it is
- * read under its own name in live and rebuild runs alike.
+ * same code into fresh suffixed tables, finance actions included (they are folded from their
+ * catalogue events like everything else).
  */
 export const BILLING_TABLES = [
   'billing_tenants',
@@ -17,9 +17,9 @@ export const BILLING_TABLES = [
   'billing_review_queue',
   'billing_grant_usage',
   'billing_rated_parts',
+  'billing_finance_actions',
 ] as const;
 export type BillingTable = (typeof BILLING_TABLES)[number];
-export const FINANCE_ACTIONS_TABLE = 'billing_finance_actions';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Db = Kysely<any> | Transaction<any>;
@@ -138,23 +138,36 @@ export class BillingStore {
     return used;
   }
 
-  /** Tax rates in force for a tenant at an instant (the latest TaxRatesSet at or before it). */
-  async taxRates(tenantId: string, atMs: number): Promise<TaxRate[]> {
+  /**
+   * Tax rates in force for a tenant at an instant: the latest TaxRatesSet at or before it, among
+   * those in the log up to `maxSequence` (an invoice's cutoff), so a document depends on the log
+   * up to its cutoff only.
+   */
+  async taxRates(tenantId: string, atMs: number, maxSequence = SEQUENCE_MAX): Promise<TaxRate[]> {
     const row = await this.db
-      .selectFrom(FINANCE_ACTIONS_TABLE)
+      .selectFrom(this.table('billing_finance_actions'))
       .select(['payload'])
       .where('tenant_id', '=', tenantId)
       .where('kind', '=', 'TaxRatesSet')
       .where('at_ms', '<=', atMs)
+      .where('sequence', '<=', maxSequence)
       .orderBy('at_ms', 'desc')
-      .orderBy('position', 'desc')
+      .orderBy('sequence', 'desc')
       .executeTakeFirst();
     return row ? ((row.payload as { rates: TaxRate[] }).rates ?? []) : [];
   }
 
-  async grants(tenantId: string, currency: string, maxFinalizedSequence = SEQUENCE_MAX): Promise<PrepaidGrant[]> {
-    const rows = await this.db.selectFrom(FINANCE_ACTIONS_TABLE).select(['payload', 'at_ms']).where('tenant_id', '=', tenantId).where('kind', '=', 'CreditGranted').orderBy('position').execute();
-    const used = await this.grantUsage(tenantId, maxFinalizedSequence);
+  /** Prepaid grants in the log up to `maxSequence`, less what invoices finalized up to it used. */
+  async grants(tenantId: string, currency: string, maxSequence = SEQUENCE_MAX): Promise<PrepaidGrant[]> {
+    const rows = await this.db
+      .selectFrom(this.table('billing_finance_actions'))
+      .select(['payload', 'at_ms'])
+      .where('tenant_id', '=', tenantId)
+      .where('kind', '=', 'CreditGranted')
+      .where('sequence', '<=', maxSequence)
+      .orderBy('sequence')
+      .execute();
+    const used = await this.grantUsage(tenantId, maxSequence);
     return rows
       .map((r) => r.payload as { grantId: string; amount: string; currency: string; priority: number; expiresAt: string | null })
       .filter((g) => g.currency === currency)
@@ -187,7 +200,7 @@ export class BillingStore {
         finalized: await this.finalizedDocuments(row.tenant_id, options.cutoff),
         slaCredits: (await this.slaCredits(row.invoice_id, options.cutoff)) as SlaCreditRow[],
         priceVersions: await this.priceVersions(options.cutoff),
-        taxRates: await this.taxRates(row.tenant_id, options.atMs),
+        taxRates: await this.taxRates(row.tenant_id, options.atMs, options.cutoff),
         grants: await this.grants(row.tenant_id, tenant.currency, options.cutoff),
       },
       options,
@@ -275,11 +288,29 @@ export class BillingStore {
           .execute(),
         (r) => r.tenant_id as string,
       );
-      const taxRows = await this.db.selectFrom(FINANCE_ACTIONS_TABLE).select(['tenant_id', 'payload']).where('tenant_id', 'in', tenantIds).where('kind', '=', 'TaxRatesSet').where('at_ms', '<=', options.atMs).orderBy('at_ms').orderBy('position').execute();
+      const taxRows = await this.db
+        .selectFrom(this.table('billing_finance_actions'))
+        .select(['tenant_id', 'payload'])
+        .where('tenant_id', 'in', tenantIds)
+        .where('kind', '=', 'TaxRatesSet')
+        .where('at_ms', '<=', options.atMs)
+        .where('sequence', '<=', options.cutoff)
+        .orderBy('at_ms')
+        .orderBy('sequence')
+        .execute();
       const taxRates = new Map<string, TaxRate[]>();
       for (const r of taxRows) taxRates.set(r.tenant_id, (r.payload as { rates: TaxRate[] }).rates ?? []);
       const hasGrants = new Set(
-        (await this.db.selectFrom(FINANCE_ACTIONS_TABLE).select('tenant_id').distinct().where('tenant_id', 'in', tenantIds).where('kind', '=', 'CreditGranted').execute()).map((r) => r.tenant_id as string),
+        (
+          await this.db
+            .selectFrom(this.table('billing_finance_actions'))
+            .select('tenant_id')
+            .distinct()
+            .where('tenant_id', 'in', tenantIds)
+            .where('kind', '=', 'CreditGranted')
+            .where('sequence', '<=', options.cutoff)
+            .execute()
+        ).map((r) => r.tenant_id as string),
       );
       for (const row of chunk) {
         const tenant = tenants.get(row.tenant_id);

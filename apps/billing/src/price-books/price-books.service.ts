@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { nameId, type EventData } from '@fastgpu/contracts';
 import { isWrongLastSequence, type EventPublisher } from '@fastgpu/messaging';
-import { minorUnits, validateTiers, type PriceTier } from '@fastgpu/money';
+import { minorUnits, money, validateTiers, type PriceTier } from '@fastgpu/money';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BillingLedger } from '../ledger/billing.ledger';
 import { BillingRejection } from '../invoices/invoice.decider';
@@ -11,8 +11,10 @@ export interface PublishPriceBook {
   version?: number;
   currency: string;
   effectiveFrom: string;
-  prices: Array<EventData<'PriceBookPublished'>['prices'][number] & { tierMode?: 'graduated' | 'volume'; tiers?: PriceTier[] }>;
+  prices: Array<Omit<EventData<'PriceBookPublished'>['prices'][number], 'pricePerGpuHour'> & { pricePerGpuHour?: string; tierMode?: 'graduated' | 'volume'; tiers?: PriceTier[] }>;
 }
+
+type EventPrice = EventData<'PriceBookPublished'>['prices'][number];
 
 /**
  * Price books: effective-dated, immutable versions published as `PriceBookPublished`. A version
@@ -52,17 +54,12 @@ export class PriceBooksService {
       throw new BillingRejection(422, 'unsupported_currency', `currency ${input.currency} is not supported`, 'currency');
     }
     const seen = new Set<string>();
+    const prices: EventPrice[] = [];
     for (const [i, p] of input.prices.entries()) {
       const key = `${p.gpuModel}|${p.capacityType}`;
       if (seen.has(key)) throw new BillingRejection(422, 'duplicate_price', `${p.gpuModel} ${p.capacityType} is priced twice`, `prices.${i}`);
       seen.add(key);
-      if (p.tiers) {
-        try {
-          validateTiers(p.tiers);
-        } catch (error) {
-          throw new BillingRejection(422, 'invalid_tiers', (error as Error).message, `prices.${i}.tiers`);
-        }
-      }
+      prices.push(eventPrice(p, i));
     }
     await this.ledger.catchUp();
     const subject = this.runtime.bus.topology.subjects.priceBook(input.priceBookId);
@@ -78,14 +75,9 @@ export class PriceBooksService {
     const eventId = nameId('PriceBookPublished', input.priceBookId, String(version));
     const event = this.publisher.build(
       'PriceBookPublished',
-      { priceBookId: input.priceBookId, version, currency: input.currency, effectiveFrom: input.effectiveFrom, prices: input.prices, publishedBy: actor, publishedAt: now },
+      { priceBookId: input.priceBookId, version, currency: input.currency, effectiveFrom: input.effectiveFrom, prices, publishedBy: actor, publishedAt: now },
       { id: eventId, time: now, tenantId: null, correlationId: eventId },
     );
-    const kept = event.data.prices as Array<{ tiers?: unknown }>;
-    if (input.prices.some((p, i) => p.tiers && !kept[i]?.tiers)) {
-      // The catalogue's price schema has no tiers yet: refuse rather than silently bill the flat price.
-      throw new BillingRejection(422, 'tiers_not_in_catalogue', 'tiered prices need PriceBookPublished.prices[].tiers in the event catalogue (requested); publish flat prices for now', 'prices');
-    }
     try {
       const published = await this.publisher.publish(event, { expectedLastSubjectSequence: lastSubjectSequence });
       await this.ledger.waitFor(published.sequence);
@@ -95,4 +87,29 @@ export class PriceBooksService {
       throw error;
     }
   }
+}
+
+/**
+ * One requested price as the event carries it. A tiered price names its mode explicitly
+ * (graduated when omitted) and its `pricePerGpuHour` is the first tier's (filled in when omitted,
+ * refused when it says otherwise); a mode without tiers is refused rather than ignored.
+ */
+export function eventPrice(p: PublishPriceBook['prices'][number], index: number): EventPrice {
+  const field = `prices.${index}`;
+  const { tiers, tierMode, pricePerGpuHour, ...rest } = p;
+  if (!tiers) {
+    if (tierMode) throw new BillingRejection(422, 'tier_mode_without_tiers', `tierMode ${tierMode} needs tiers`, `${field}.tiers`);
+    if (pricePerGpuHour === undefined) throw new BillingRejection(422, 'price_missing', 'a price without tiers needs pricePerGpuHour', `${field}.pricePerGpuHour`);
+    return { ...rest, pricePerGpuHour };
+  }
+  try {
+    validateTiers(tiers);
+  } catch (error) {
+    throw new BillingRejection(422, 'invalid_tiers', (error as Error).message, `${field}.tiers`);
+  }
+  const first = tiers[0]!.pricePerGpuHour;
+  if (pricePerGpuHour !== undefined && !money(pricePerGpuHour).eq(money(first))) {
+    throw new BillingRejection(422, 'price_not_first_tier', `pricePerGpuHour of a tiered price is its first tier's (${first}); omit it or make them equal`, `${field}.pricePerGpuHour`);
+  }
+  return { ...rest, pricePerGpuHour: pricePerGpuHour ?? first, tierMode: tierMode ?? 'graduated', tiers: tiers.map((t) => ({ upToGpuHours: t.upToGpuHours, pricePerGpuHour: t.pricePerGpuHour })) };
 }
