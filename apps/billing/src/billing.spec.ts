@@ -4,9 +4,13 @@
  * price, finalization (gapless number, SHA-256 of the canonical JSON, InvoiceFinalized on the
  * bus), late usage before finalization (revision grows) and after (adjustment line on the next
  * invoice, or the review queue when too old), interruption and SLA credits, tax and prepaid
- * credit, pay / void / credit note rules with 409/422 that change nothing, tenant isolation,
+ * credit, pay / void / credit note rules with 409/422 that change nothing, finance actions as
+ * audited events on the bus (actor and reason; Idempotency-Key retries record nothing new; a
+ * concurrent pay and void land one, the other 409; an event the log's state forbids goes to review),
+ * graduated and volume price tiers published through the API, tenant isolation,
  * evidence per line, what-if rating, and a full rebuild from the log into fresh tables that gives
- * byte-identical JSON, CSV and PDF for every finalized invoice.
+ * byte-identical JSON, CSV and PDF for every finalized invoice (paid, void and credited ones
+ * included) and the same finance actions.
  */
 import 'reflect-metadata';
 import { execFile } from 'node:child_process';
@@ -23,7 +27,7 @@ import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
 import { createBillingService } from './billing.service';
 import { invoiceIdFor } from './ledger/billing.projection';
 import { dropRebuildTables, rebuildLedger } from './ledger/billing.rebuild';
-import { InvoiceReader } from './invoices/invoice.reader';
+import { InvoiceReader, statusOf } from './invoices/invoice.reader';
 import { BillingStore } from './ledger/billing.store';
 import { invoiceCsv, invoiceJson, invoicePdf } from './invoices/invoice-exports';
 import type { InvoiceDocument } from './invoices/invoice-document';
@@ -39,10 +43,10 @@ let runtime: OwnedRuntime;
 let started: StartedApp;
 let publisher: EventPublisher;
 
-async function call(method: string, path: string, key: string, body?: unknown, accept = 'application/json') {
+async function call(method: string, path: string, key: string, body?: unknown, accept = 'application/json', headers: Record<string, string> = {}) {
   const response = await fetch(`${started.url}${path}`, {
     method,
-    headers: { authorization: `Bearer ${key}`, accept, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: { authorization: `Bearer ${key}`, accept, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
     body: body !== undefined ? JSON.stringify(body) : undefined,
   });
   const buffer = Buffer.from(await response.arrayBuffer());
@@ -56,7 +60,7 @@ async function call(method: string, path: string, key: string, body?: unknown, a
   return { status: response.status, headers: response.headers, buffer, text, json };
 }
 
-async function publish<T extends 'TenantCreated' | 'UsageRecorded' | 'SlaCreditIssued'>(type: T, data: EventData<T>, tenantId: string): Promise<number> {
+async function publish<T extends 'TenantCreated' | 'UsageRecorded' | 'SlaCreditIssued' | 'CreditNoteIssued'>(type: T, data: EventData<T>, tenantId: string): Promise<number> {
   const id = newEventId();
   const event = publisher.build(type, data, { id, time: '2026-11-01T00:00:00.000Z', tenantId, correlationId: id }) as DomainEvent;
   const published = await publisher.publish(event);
@@ -249,12 +253,22 @@ describe('billing on the log', () => {
     const tooMuch = await call('POST', `/v1/invoices/${oct}/credit-notes`, FINANCE, { amount: '25.27', reason: 'overbilled' });
     expect(tooMuch.status).toBe(422);
     expect(tooMuch.json.error.code).toBe('credit_exceeds_invoice');
-    const note = await call('POST', `/v1/invoices/${oct}/credit-notes`, FINANCE, { amount: '1.25', reason: 'overbilled GPU hour' });
+    const note = await call('POST', `/v1/invoices/${oct}/credit-notes`, FINANCE, { amount: '1.25', reason: 'overbilled GPU hour' }, 'application/json', { 'idempotency-key': 'cn-retry-1' });
     expect(note.status, note.text).toBe(201);
     expect(note.json).toMatchObject({ number: 'CN-FGPU-000001', amount: '1.25' });
+    const retried = await call('POST', `/v1/invoices/${oct}/credit-notes`, FINANCE, { amount: '1.25', reason: 'overbilled GPU hour' }, 'application/json', { 'idempotency-key': 'cn-retry-1' });
+    expect(retried.status, retried.text).toBe(201);
+    expect(retried.json).toEqual(note.json); // the same credit note, recorded once
+    const lastOnInvoice = async () => (await env.bus.jsm.streams.getMessage(env.bus.topology.streams.events, { last_by_subj: env.bus.topology.subjects.invoice(oct) }))!.json<{ id: string; type: string; data: Record<string, unknown> }>();
+    const noteEvent = await lastOnInvoice();
+    expect(noteEvent.type).toBe('CreditNoteIssued');
+    expect(noteEvent.data).toMatchObject({ creditNoteId: note.json.creditNoteId, number: 'CN-FGPU-000001', amount: '1.25', actor: 'key-finance-platform', reason: 'overbilled GPU hour' });
     expect((await call('POST', `/v1/invoices/${oct}/credit-notes`, FINANCE, { amount: '24.02', reason: 'more' })).status).toBe(422);
     expect((await call('POST', `/v1/invoices/${oct}/pay`, ACME, { reason: 'tenants cannot' })).status).toBe(403);
-    expect((await call('POST', `/v1/invoices/${oct}/pay`, FINANCE, { reason: 'wire received', paymentReference: 'WIRE-1' })).status).toBe(200);
+    const paid = await call('POST', `/v1/invoices/${oct}/pay`, FINANCE, { reason: 'wire received', paymentReference: 'WIRE-1' });
+    expect(paid.status, paid.text).toBe(200);
+    expect(paid.json.status).toBe('paid'); // read-your-writes: the ledger applied the event before the answer
+    expect((await lastOnInvoice()).data).toMatchObject({ amount: '20.26', paymentReference: 'WIRE-1', actor: 'key-finance-platform', reason: 'wire received' });
     expect((await call('POST', `/v1/invoices/${oct}/pay`, FINANCE, { reason: 'twice' })).status).toBe(409);
     const voided = await call('POST', `/v1/invoices/${oct}/void`, FINANCE, { reason: 'mistake' });
     expect(voided.status).toBe(409);
@@ -270,6 +284,14 @@ describe('billing on the log', () => {
     const v = await call('POST', `/v1/invoices/${sep}/void`, FINANCE, { reason: 'duplicate' });
     expect(v.status).toBe(200);
     expect(v.json).toMatchObject({ status: 'void', number: 'FGPU-000004' });
+
+    // A credit note the log's state forbids (on a void invoice), published by someone else, is not applied: it goes to review.
+    await publish('CreditNoteIssued', { creditNoteId: 'cn-foreign', invoiceId: sep, tenantId: 'globex', number: 'CN-FGPU-000002', amount: '10', currency: 'JPY', issuedAt: '2026-11-05T00:00:00.000Z', actor: 'someone', reason: 'not allowed' }, 'globex');
+    await settle();
+    const sepStatus = await call('GET', `/v1/invoices/${sep}/status`, FINANCE);
+    expect(sepStatus.json).toMatchObject({ status: 'void', credited: '0', creditNotes: [] });
+    const review = await call('GET', '/v1/billing/review-queue?tenantId=globex', FINANCE);
+    expect(review.json.items).toContainEqual(expect.objectContaining({ kind: 'finance-action', referenceId: sep, reason: expect.stringMatching(/CreditNoteIssued not applied: a void invoice cannot be credited/) }));
   });
 
   it('shows tenants only their own invoices, with evidence per line, and exports CSV and PDF from the same document', async () => {
@@ -367,6 +389,73 @@ describe('billing on the log', () => {
     expect(future.status).toBe(422);
   });
 
+  it('lets only one of a concurrent pay and void land on an invoice, the other answering 409', async () => {
+    const globexOct = invoiceOf('globex', '2026-10');
+    const [pay, voided] = await Promise.all([
+      call('POST', `/v1/invoices/${globexOct}/pay`, FINANCE, { reason: 'settled' }),
+      call('POST', `/v1/invoices/${globexOct}/void`, FINANCE, { reason: 'cancelled' }),
+    ]);
+    expect([pay.status, voided.status].sort()).toEqual([200, 409]);
+    const winner = pay.status === 200 ? 'paid' : 'void';
+    const status = await call('GET', `/v1/invoices/${globexOct}/status`, FINANCE);
+    expect(status.json.status).toBe(winner);
+    expect(status.json.actions).toHaveLength(1);
+  });
+
+  it('accepts graduated and volume price tiers through POST /v1/price-books and rates them per period on the invoice', async () => {
+    const tiers = (low: string, high: string) => [
+      { upToGpuHours: 10, pricePerGpuHour: low },
+      { upToGpuHours: null, pricePerGpuHour: high },
+    ];
+    const body = (prices: object[]) => ({ priceBookId: 'europe', currency: 'EUR', effectiveFrom: '2026-01-01T00:00:00.000Z', prices });
+    const refused = async (prices: object[], code: string) => {
+      const r = await call('POST', '/v1/price-books', FINANCE, body(prices));
+      expect(r.status, r.text).toBe(422);
+      expect(r.json.error.code).toBe(code);
+    };
+    await refused([{ gpuModel: 'a100', capacityType: 'on-demand', pricePerGpuHour: '2.00', tierMode: 'volume' }], 'tier_mode_without_tiers');
+    await refused([{ gpuModel: 'a100', capacityType: 'on-demand', tierMode: 'graduated', tiers: [{ upToGpuHours: 10, pricePerGpuHour: '2' }, { upToGpuHours: 5, pricePerGpuHour: '1' }, { upToGpuHours: null, pricePerGpuHour: '1' }] }], 'invalid_tiers');
+    await refused([{ gpuModel: 'a100', capacityType: 'on-demand', pricePerGpuHour: '9.99', tierMode: 'graduated', tiers: tiers('2.00', '1.50') }], 'price_not_first_tier');
+    await priceBook(
+      body([
+        { gpuModel: 'a100', capacityType: 'on-demand', tierMode: 'graduated', tiers: tiers('2.00', '1.50') },
+        { gpuModel: 'a100', capacityType: 'reserved', pricePerGpuHour: '1.00', tierMode: 'volume', tiers: tiers('1.00', '0.80') },
+      ]),
+    );
+    const books = await call('GET', '/v1/price-books', ACME);
+    const europe = books.json.priceBooks.find((b: { priceBookId: string }) => b.priceBookId === 'europe');
+    expect(europe.prices[0]).toMatchObject({ pricePerGpuHour: '2.00', tierMode: 'graduated', tiers: tiers('2.00', '1.50') });
+
+    await publish('TenantCreated', { tenantId: 'umbrella', name: 'Umbrella BV', billingTimeZone: 'UTC', currency: 'EUR', createdAt: '2026-01-01T00:00:00.000Z' }, 'umbrella');
+    await usage('umbrella', '2026-10-02T00:00:00.000Z', '2026-10-02T08:00:00.000Z'); // 8 h on-demand
+    await usage('umbrella', '2026-10-03T00:00:00.000Z', '2026-10-03T04:00:00.000Z'); // 4 h more: 2 h into tier 2
+    await usage('umbrella', '2026-10-04T00:00:00.000Z', '2026-10-04T06:00:00.000Z', { capacityType: 'reserved' });
+    await usage('umbrella', '2026-10-05T00:00:00.000Z', '2026-10-05T06:00:00.000Z', { capacityType: 'reserved' }); // 12 h in all: every hour at tier 2
+    await usage('umbrella', '2026-11-02T00:00:00.000Z', '2026-11-02T03:00:00.000Z'); // November: tiers reset
+    await settle();
+    const october = await doc(invoiceOf('umbrella', '2026-10'));
+    expect(october.validationErrors).toEqual([]);
+    expect(october.lines.map((l) => [l.kind, l.capacityType, l.tier, l.quantityGpuMs! / 3_600_000, l.unitPrice, l.amount])).toEqual([
+      ['usage', 'on-demand', 1, 10, '2.00', '20.00'],
+      ['usage', 'on-demand', 2, 2, '1.50', '3.00'],
+      ['usage', 'reserved', 2, 12, '0.80', '9.60'],
+    ]);
+    expect(october.subtotal).toBe('32.60');
+    const november = await doc(invoiceOf('umbrella', '2026-11'));
+    expect(november.lines.map((l) => [l.tier, l.amount])).toEqual([[1, '6.00']]);
+    // A period run rates tiered invoices exactly as invoice by invoice does.
+    const reader = new InvoiceReader(new BillingStore(runtime.db, (n) => n), 'FGPU');
+    const cutoff = await (await import('@fastgpu/messaging')).lastSequence(env.bus, env.bus.topology.streams.events);
+    const [bulk] = await reader.periodDocuments('2026-10', 'umbrella', cutoff, 0);
+    expect(invoiceJson(bulk!)).toBe(invoiceJson(await reader.document((await reader.rowsForPeriod('2026-10', 'umbrella'))[0]!, cutoff, 0)));
+
+    const finalized = await call('POST', `/v1/invoices/${invoiceOf('umbrella', '2026-10')}/finalize`, FINANCE, { reason: 'month end' });
+    expect(finalized.status, finalized.text).toBe(200);
+    expect(finalized.json).toMatchObject({ number: 'FGPU-000006', total: '32.60' });
+    const note = await call('POST', `/v1/invoices/${invoiceOf('umbrella', '2026-10')}/credit-notes`, FINANCE, { amount: '3.00', reason: 'tier 2 hours waived' });
+    expect(note.json).toMatchObject({ number: 'CN-FGPU-000002', amount: '3.00', currency: 'EUR' });
+  });
+
   it('rebuilds the ledger from the log into fresh tables with byte-identical JSON, CSV and PDF of every finalized invoice', async () => {
     const live = new InvoiceReader(new BillingStore(runtime.db, (n) => n), 'FGPU');
     const { store } = await rebuildLedger(env.bus, runtime.db, '_rebuild_test', 30_000);
@@ -374,17 +463,34 @@ describe('billing on the log', () => {
       const rebuilt = new InvoiceReader(store, 'FGPU');
       const liveRows = (await runtime.db.selectFrom('billing_invoices').selectAll().where('status', '=', 'finalized').orderBy('invoice_id').execute()) as never[];
       const rebuiltRows = (await runtime.db.selectFrom('billing_invoices_rebuild_test').selectAll().where('status', '=', 'finalized').orderBy('invoice_id').execute()) as never[];
-      expect(liveRows.length).toBe(5);
+      expect(liveRows.length).toBe(6);
       expect(rebuiltRows).toEqual(liveRows);
+      const statuses = new Set<string>();
       for (const row of liveRows) {
         const a = await live.document(row, 0, 0);
         const b = await rebuilt.document(row, 0, 0);
         expect(invoiceJson(b)).toBe(invoiceJson(a));
         expect(invoiceCsv(b)).toBe(invoiceCsv(a));
         expect((await invoicePdf(b)).equals(await invoicePdf(a))).toBe(true);
+        // Payments, voids and credit notes come back from the log too.
+        const [liveView, rebuiltView] = [await live.view(row, 0, 0), await rebuilt.view(row, 0, 0)];
+        expect([statusOf(rebuiltView), rebuiltView.credited, rebuiltView.actions]).toEqual([statusOf(liveView), liveView.credited, liveView.actions]);
+        statuses.add(statusOf(liveView));
+        if (money(liveView.credited).gt(0)) statuses.add('credited');
       }
-      for (const table of ['billing_usage_pieces', 'billing_rated_parts', 'billing_sla_credits', 'billing_review_queue', 'billing_grant_usage', 'billing_tenants', 'billing_price_books', 'billing_usage']) {
-        const order = { billing_usage_pieces: 'event_id, piece', billing_rated_parts: 'event_id, piece, part', billing_review_queue: 'event_id, piece', billing_grant_usage: 'invoice_id, grant_id' }[table] ?? 'event_id';
+      for (const wanted of ['paid', 'void', 'credited']) expect(statuses.has(wanted), wanted).toBe(true);
+      const concurrent = await live.view((await live.store.invoice(invoiceOf('globex', '2026-10')))!, 0, 0);
+      const pay = statusOf(concurrent) === 'paid' ? 1 : 0; // which of the concurrent pay and void landed
+      const actions = (await sql.raw('SELECT kind, count(*)::int AS n FROM billing_finance_actions GROUP BY kind ORDER BY kind').execute(runtime.db)).rows;
+      expect(actions).toEqual([
+        { kind: 'CreditGranted', n: 1 },
+        { kind: 'CreditNoteIssued', n: 2 },
+        { kind: 'InvoicePaid', n: 1 + pay },
+        { kind: 'InvoiceVoided', n: 2 - pay },
+        { kind: 'TaxRatesSet', n: 1 },
+      ]);
+      for (const table of ['billing_usage_pieces', 'billing_rated_parts', 'billing_sla_credits', 'billing_review_queue', 'billing_grant_usage', 'billing_tenants', 'billing_price_books', 'billing_usage', 'billing_finance_actions']) {
+        const order = { billing_usage_pieces: 'event_id, piece', billing_rated_parts: 'event_id, piece, part', billing_review_queue: 'event_id, piece', billing_grant_usage: 'invoice_id, grant_id', billing_finance_actions: 'sequence' }[table] ?? 'event_id';
         const liveTable = (await sql.raw(`SELECT * FROM ${table} ORDER BY ${order}`).execute(runtime.db)).rows;
         const rebuiltTable = (await sql.raw(`SELECT * FROM ${table}_rebuild_test ORDER BY ${order}`).execute(runtime.db)).rows;
         expect(rebuiltTable, table).toEqual(liveTable);
@@ -403,7 +509,7 @@ describe('billing on the log', () => {
     expect(exported.stdout).toBe(api.text);
     expect(exported.stdout).toContain('FGPU-000001');
     const verified = await run(['verify']);
-    expect(verified.stdout).toMatch(/5 finalized invoice\(s\) rebuilt from \d+ events: 0 difference\(s\)/);
+    expect(verified.stdout).toMatch(/6 finalized invoice\(s\) rebuilt from \d+ events: 0 difference\(s\)/);
   });
 });
 
