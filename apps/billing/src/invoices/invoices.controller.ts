@@ -79,13 +79,13 @@ export class InvoicesController {
   }
 
   @Get(':invoiceId/status')
-  @ApiDoc({ summary: 'Status, totals, credit notes and the audited finance actions of an invoice', errors: { 404: 'no such invoice for this caller' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'Status, totals, credit notes and the audited finance actions of an invoice (each an event on the bus)', errors: { 404: 'no such invoice for this caller' }, tags: ['billing'] })
   async status(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string) {
     const view = await answer(() => this.invoices.view(invoiceId, principal.tenantId));
     return {
       ...summary(view),
       creditNotes: view.actions.filter((a) => a.kind === 'CreditNoteIssued').map((a) => a.payload),
-      actions: view.actions.map((a) => ({ kind: a.kind, actor: a.actor, reason: a.reason, at: new Date(a.at_ms).toISOString() })),
+      actions: view.actions.map((a) => ({ kind: a.kind, actor: a.actor, reason: a.reason, at: new Date(a.at_ms).toISOString(), eventId: a.event_id, eventSequence: a.sequence })),
     };
   }
 
@@ -127,7 +127,7 @@ export class InvoicesController {
   @Post(':invoiceId/pay')
   @HttpCode(200)
   @Roles('finance')
-  @ApiDoc({ summary: 'Record payment of a finalized invoice', body: payRequest, errors: { 409: 'draft, already paid or void' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'Record payment of a finalized invoice', body: payRequest, errors: { 409: 'draft, already paid or void, or the invoice changed concurrently' }, tags: ['billing'] })
   async pay(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const b = parseInput(payRequest, body);
     return answer(async () => summary(await this.invoices.pay(invoiceId, { actor: principal.keyId, reason: b.reason }, { paymentReference: b.paymentReference, actionId: key })));
@@ -136,7 +136,7 @@ export class InvoicesController {
   @Post(':invoiceId/void')
   @HttpCode(200)
   @Roles('finance')
-  @ApiDoc({ summary: 'Void a finalized, unpaid invoice (it keeps its number)', body: voidRequest, errors: { 409: 'draft, paid or already void' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'Void a finalized, unpaid invoice (it keeps its number)', body: voidRequest, errors: { 409: 'draft, paid or already void, or the invoice changed concurrently' }, tags: ['billing'] })
   async void(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const b = parseInput(voidRequest, body);
     return answer(async () => summary(await this.invoices.void(invoiceId, { actor: principal.keyId, reason: b.reason }, { actionId: key })));
