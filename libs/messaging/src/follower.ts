@@ -14,7 +14,7 @@ export interface FollowOptions {
   batchMax?: number;
   /**
    * Called with consecutive messages in stream order. The next batch is not read until the
-   * promise settles (backpressure). A batch is closed when full or when nothing more is pending.
+   * promise settles (backpressure). A batch is closed when full or when nothing more is buffered.
    */
   onBatch(messages: JsMsg[]): Promise<void>;
 }
@@ -50,7 +50,10 @@ export class StreamFollower {
     for await (const m of messages) {
       if (this.stopped) break;
       batch.push(m);
-      if (batch.length >= batchMax || m.info.pending === 0) {
+      // Close the batch when it is full or when nothing more is buffered client-side. While a
+      // batch is being applied new messages queue up, so under load batches grow by themselves
+      // (one transaction for many events) and when idle a lone message goes through at once.
+      if (batch.length >= batchMax || messages.getPending() === 0) {
         const full = batch;
         batch = [];
         await this.options.onBatch(full);

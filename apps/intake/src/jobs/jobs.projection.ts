@@ -25,29 +25,31 @@ const types: EventType[] = [
   'JobCompleted',
 ];
 
-async function applyOne(trx: ProjectionTransaction, stored: StoredEvent, ctx: ProjectionContext): Promise<void> {
+/** Rows inserted in one statement per batch: submissions are the bulk of the traffic. */
+interface PendingInserts {
+  jobs: Array<Record<string, unknown>>;
+  subtasks: Array<Record<string, unknown>>;
+}
+
+async function flushInserts(trx: ProjectionTransaction, pending: PendingInserts, ctx: ProjectionContext): Promise<void> {
+  if (pending.jobs.length) {
+    await trx.insertInto(ctx.table('jobs')).values(pending.jobs).onConflict((oc) => oc.column('job_id').doNothing()).execute();
+    pending.jobs = [];
+  }
+  if (pending.subtasks.length) {
+    await trx.insertInto(ctx.table('subtasks')).values(pending.subtasks).onConflict((oc) => oc.column('subtask_id').doNothing()).execute();
+    pending.subtasks = [];
+  }
+}
+
+/** Largest multi-row insert (Postgres allows 65,535 parameters; a subtask row has 7). */
+const INSERT_ROWS_MAX = 5000;
+
+async function applyUpdate(trx: ProjectionTransaction, stored: StoredEvent, ctx: ProjectionContext): Promise<void> {
   const jobs = ctx.table('jobs');
   const subtasks = ctx.table('subtasks');
   const { event, sequence } = stored;
   switch (event.type) {
-    case 'JobSubmitted': {
-      const d = event.data;
-      await trx
-        .insertInto(jobs)
-        .values({ job_id: d.jobId, tenant_id: d.tenantId, project_id: d.projectId, name: d.name ?? null, spec: JSON.stringify(d), state: 'pending', submitted_at: new Date(d.submittedAt), last_sequence: sequence })
-        .onConflict((oc) => oc.column('job_id').doNothing())
-        .execute();
-      return;
-    }
-    case 'SubtaskCreated': {
-      const d = event.data;
-      await trx
-        .insertInto(subtasks)
-        .values({ subtask_id: d.subtaskId, job_id: d.jobId, tenant_id: d.tenantId, index: d.index, gpus: d.gpus, runtime_ms: d.runtimeMs, state: 'pending' })
-        .onConflict((oc) => oc.column('subtask_id').doNothing())
-        .execute();
-      return;
-    }
     case 'SubtaskPlaced': {
       const d = event.data;
       await trx
@@ -116,7 +118,24 @@ export const jobsProjection: Projection = {
   name: 'intake-jobs',
   types: new Set(types),
   async apply(trx, events, ctx) {
-    for (const stored of events) await applyOne(trx, stored, ctx);
+    // Inserts are gathered and written before the next update, so order is kept: a sub-task
+    // created and placed in the same batch is inserted before its placement is applied.
+    const pending: PendingInserts = { jobs: [], subtasks: [] };
+    for (const stored of events) {
+      const { event, sequence } = stored;
+      if (event.type === 'JobSubmitted') {
+        const d = event.data;
+        pending.jobs.push({ job_id: d.jobId, tenant_id: d.tenantId, project_id: d.projectId, name: d.name ?? null, spec: JSON.stringify(d), state: 'pending', submitted_at: new Date(d.submittedAt), last_sequence: sequence });
+      } else if (event.type === 'SubtaskCreated') {
+        const d = event.data;
+        pending.subtasks.push({ subtask_id: d.subtaskId, job_id: d.jobId, tenant_id: d.tenantId, index: d.index, gpus: d.gpus, runtime_ms: d.runtimeMs, state: 'pending' });
+      } else {
+        await flushInserts(trx, pending, ctx);
+        await applyUpdate(trx, stored, ctx);
+      }
+      if (pending.jobs.length + pending.subtasks.length >= INSERT_ROWS_MAX) await flushInserts(trx, pending, ctx);
+    }
+    await flushInserts(trx, pending, ctx);
   },
 };
 

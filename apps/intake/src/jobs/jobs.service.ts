@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { deriveId, nameId, newEntityId, type DomainEvent, type EventData } from '@fastgpu/contracts';
 import type { Principal } from '@fastgpu/auth';
 import { ApiError, conflict, notFound, unprocessable } from '@fastgpu/http';
-import type { EventPublisher } from '@fastgpu/messaging';
+import { lastSequence, type EventPublisher } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { IntakeProjections } from '../shared/intake-projections';
 import { divideJob, DivisionError } from './job-division';
@@ -12,6 +12,14 @@ import type { JobView, SubmitJobRequest } from './jobs.schema';
 /** How long intake waits for the scheduler's feasibility answer before accepting anyway. */
 const FEASIBILITY_TIMEOUT_MS = 1000;
 const EXPLAIN_TIMEOUT_MS = 300;
+const FEASIBILITY_CACHE_MS = 2000;
+const FEASIBILITY_CACHE_ENTRIES_MAX = 10_000;
+
+interface FeasibilityAnswer {
+  feasible?: boolean;
+  reason?: string;
+  field?: string;
+}
 /** How long a submission waits for the read model, so a GET right after a POST finds the job. */
 const READ_MODEL_WAIT_MS = 3000;
 
@@ -37,6 +45,7 @@ const iso = (value: Date | string | null | undefined): string | null => (value ?
 @Injectable()
 export class JobsService {
   private readonly publisher: EventPublisher;
+  private readonly feasibility = new Map<string, { expiresAtMs: number; answer: Promise<FeasibilityAnswer> }>();
 
   constructor(
     @Inject(RUNTIME) private readonly runtime: Runtime,
@@ -117,26 +126,68 @@ export class JobsService {
       );
     }
     const acks = await this.publisher.publishAll(events);
-    const lastSequence = Math.max(...acks.map((a) => a.sequence));
-    await this.projections.waitFor('intake-jobs', lastSequence, READ_MODEL_WAIT_MS);
-    const job = await this.get(principal, jobId, { explain: false });
+    if (!created) {
+      // A retry answers with the job as it is now (it may have run since).
+      await this.projections.waitFor('intake-jobs', Math.max(...acks.map((a) => a.sequence)), READ_MODEL_WAIT_MS);
+      return { job: await this.get(principal, jobId, { explain: false }), created };
+    }
+    // A new job is exactly what its events say; the read model catches up on its own, and a GET
+    // that does not find it yet waits for it (see get), so the POST does not wait here.
+    const job: JobView = {
+      jobId,
+      tenantId,
+      projectId: submitted.projectId,
+      name: submitted.name ?? null,
+      state: 'pending',
+      reason: null,
+      submittedAt,
+      completedAt: null,
+      gpuMsObserved: null,
+      spec: submitted,
+      subtasks: planned.map((p) => ({ subtaskId: `${jobId}-${p.index}`, index: p.index, gpus: p.gpus, runtimeMs: p.runtimeMs, state: 'pending', attempt: 0, nodeId: null, gpuModel: null, placedAt: null, startedAt: null, endedAt: null, exitCode: null, reason: null })),
+    };
     return { job, created };
   }
 
-  /** Asks the scheduler whether any node could ever run this job; no answer means accept. */
+  /** Read-your-writes for a job id not in the read model yet: wait until it has caught up with the log. */
+  private async catchUp(): Promise<void> {
+    const last = await lastSequence(this.runtime.bus, this.runtime.bus.topology.streams.events);
+    await this.projections.waitFor('intake-jobs', last, READ_MODEL_WAIT_MS);
+  }
+
+  /**
+   * Asks the scheduler whether any node could ever run this job; no answer means accept.
+   * Feasibility depends only on the job's shape and the fleet, which changes slowly, so answers
+   * are kept per shape for FEASIBILITY_CACHE_MS (a burst of like jobs asks once).
+   */
   private async checkFeasible(job: EventData<'JobSubmitted'>): Promise<void> {
-    let reply;
-    try {
-      reply = await this.runtime.bus.nc.request(this.runtime.bus.topology.subjects.service('scheduler', 'feasibility'), JSON.stringify(job), { timeout: FEASIBILITY_TIMEOUT_MS });
-    } catch {
-      return;
+    const shape = `${job.gpuModels.join(',')}|${job.gpusPerSubtask}|${job.gang ? job.subtaskCount : 0}|${job.gangTopologyKey ?? ''}|${job.priorityClass}`;
+    const nowMs = Date.now();
+    let cached = this.feasibility.get(shape);
+    if (!cached || cached.expiresAtMs <= nowMs) {
+      cached = { expiresAtMs: nowMs + FEASIBILITY_CACHE_MS, answer: this.askFeasibility(job) };
+      if (this.feasibility.size >= FEASIBILITY_CACHE_ENTRIES_MAX) this.feasibility.clear();
+      this.feasibility.set(shape, cached);
     }
-    const answer = reply.json<{ feasible?: boolean; reason?: string; field?: string }>();
+    const answer = await cached.answer;
     if (answer.feasible === false) throw unprocessable(answer.reason ?? 'no node could ever run this job', answer.field ?? 'gpuModels');
   }
 
+  private async askFeasibility(job: EventData<'JobSubmitted'>): Promise<FeasibilityAnswer> {
+    try {
+      const reply = await this.runtime.bus.nc.request(this.runtime.bus.topology.subjects.service('scheduler', 'feasibility'), JSON.stringify(job), { timeout: FEASIBILITY_TIMEOUT_MS });
+      return reply.json<FeasibilityAnswer>();
+    } catch {
+      return { feasible: true };
+    }
+  }
+
   async get(principal: Principal, jobId: string, options: { explain?: boolean } = {}): Promise<JobView> {
-    const row = await this.runtime.db.selectFrom('jobs').selectAll().where('job_id', '=', jobId).executeTakeFirst();
+    let row = await this.runtime.db.selectFrom('jobs').selectAll().where('job_id', '=', jobId).executeTakeFirst();
+    if (!row) {
+      await this.catchUp();
+      row = await this.runtime.db.selectFrom('jobs').selectAll().where('job_id', '=', jobId).executeTakeFirst();
+    }
     // Another tenant's job answers exactly like a missing one.
     if (!row || (principal.tenantId !== null && row.tenant_id !== principal.tenantId)) throw notFound(`job ${jobId}`);
     const subtasks = await this.runtime.db.selectFrom('subtasks').selectAll().where('job_id', '=', jobId).orderBy('index').execute();

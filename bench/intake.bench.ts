@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { cpus, loadavg } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { loadConfig } from '@fastgpu/config';
+import { connectBus, deleteTopology, EventPublisher } from '@fastgpu/messaging';
+import { createRuntime, startServices } from '@fastgpu/platform';
+import { deriveId, newEntityId } from '@fastgpu/contracts';
+import pg from 'pg';
+import { intakeService } from '../apps/intake/src/intake.service';
+
+/**
+ * `npm run bench -- intake [--jobs=N] [--clients=C]`: job submissions accepted per second
+ * through `POST /v1/jobs` (validation, auth, task division, idempotency key, JetStream publish
+ * with msg-id, read-your-writes on the jobs read model) from concurrent HTTP clients on
+ * keep-alive connections, with latency percentiles. The baseline, measured in the same run, is
+ * publishing the same events straight to JetStream (1,000 in flight): the ratio says what the
+ * HTTP edge and the read model cost on top of the log. Needs PostgreSQL and NATS on loopback;
+ * uses a fresh database and its own streams, dropped at the end.
+ */
+const ADMIN = `bench-admin-${randomBytes(8).toString('hex')}`;
+
+function flag(flags: string[], name: string, fallback: number): number {
+  const found = flags.find((f) => f.startsWith(`--${name}=`));
+  return found ? Number(found.split('=')[1]) : fallback;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+/** The load generator runs in its own thread so the server keeps the main thread. */
+const loadWorker = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { url, key, jobs, clients } = workerData;
+const body = JSON.stringify({ projectId: 'bench', gpuModels: ['a100'], gpusPerSubtask: 1, subtaskCount: 1, runtimeSeconds: 60 });
+let next = 0; const latencies = []; let failures = 0;
+async function client(c) {
+  for (;;) {
+    const i = next++;
+    if (i >= jobs) return;
+    const t0 = performance.now();
+    const r = await fetch(url + '/v1/jobs', { method: 'POST', headers: { authorization: 'Bearer ' + key, 'content-type': 'application/json', 'idempotency-key': 'bench-' + i }, body });
+    await r.arrayBuffer();
+    if (r.status !== 202) failures++;
+    latencies.push(performance.now() - t0);
+  }
+}
+(async () => {
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: clients }, (_, c) => client(c)));
+  parentPort.postMessage({ seconds: (performance.now() - t0) / 1000, latencies, failures });
+})();
+`;
+
+export default async function run(flags: string[]): Promise<void> {
+  const jobs = flag(flags, 'jobs', 10_000);
+  const clients = flag(flags, 'clients', 64);
+  const unique = randomBytes(4).toString('hex');
+  const dbName = `fgintake_bench_${unique}`;
+  const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  const config = loadConfig({ databaseUrl: `postgres://postgres@127.0.0.1:5432/${dbName}`, subjectPrefix: `bench${unique}`, adminKey: ADMIN, httpPort: 0, grpcPort: 0 });
+  const runtime = await createRuntime(config);
+  const started = await startServices(runtime, [intakeService], { port: 0, logger: false });
+  try {
+    // Baseline: the same events (JobSubmitted + SubtaskCreated per job) straight to JetStream.
+    const baselineBus = await connectBus({ natsUrl: config.natsUrl, subjectPrefix: `bench${unique}b` });
+    const publisher = new EventPublisher(baselineBus.js, baselineBus.topology, 'bench');
+    const now = new Date().toISOString();
+    const events = [];
+    for (let i = 0; i < jobs; i++) {
+      const jobId = newEntityId();
+      const meta = (d: string) => ({ id: deriveId(jobId, d), time: now, tenantId: 'bench', correlationId: jobId });
+      events.push(
+        publisher.build('JobSubmitted', { jobId, tenantId: 'bench', projectId: 'bench', gpuModels: ['a100'], gpusPerSubtask: 1, subtaskCount: 1, runtimeMs: 60_000, priorityClass: 'standard', priority: 0, preemptible: false, gang: false, capacityType: 'on-demand', dependsOn: [], submittedAt: now }, meta('JobSubmitted')),
+        publisher.build('SubtaskCreated', { jobId, tenantId: 'bench', subtaskId: `${jobId}-0`, index: 0, gpus: 1, gpuModels: ['a100'], runtimeMs: 60_000 }, meta('SubtaskCreated:0')),
+      );
+    }
+    const b0 = performance.now();
+    await publisher.publishAll(events);
+    const baselineSeconds = (performance.now() - b0) / 1000;
+    await deleteTopology(baselineBus.jsm, baselineBus.topology);
+    await baselineBus.close();
+
+    const tenant = await fetch(`${started.url}/v1/tenants`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ tenantId: 'bench', name: 'Bench' }) });
+    if (tenant.status !== 201) throw new Error(`tenant: ${tenant.status}`);
+    const key = (await (await fetch(`${started.url}/v1/tenants/bench/api-keys`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: '{}' })).json()) as { secret: string };
+
+    const result = await new Promise<{ seconds: number; latencies: number[]; failures: number }>((resolve, reject) => {
+      const worker = new Worker(loadWorker, { eval: true, workerData: { url: started.url, key: key.secret, jobs, clients } });
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    const latencies = result.latencies.sort((a, b) => a - b);
+    const jobsPerSecond = jobs / result.seconds;
+    const baselineJobsPerSecond = jobs / baselineSeconds;
+    const stored = await runtime.db.selectFrom('jobs').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    console.log(`jobs submitted          ${jobs} from ${clients} concurrent HTTP clients (${result.failures} not accepted, ${stored.n} in the read model)`);
+    console.log(`POST /v1/jobs           ${jobsPerSecond.toFixed(0)} jobs/s   p50 ${percentile(latencies, 50).toFixed(1)} ms   p99 ${percentile(latencies, 99).toFixed(1)} ms   max ${latencies.at(-1)?.toFixed(1)} ms`);
+    console.log(`baseline: raw JetStream ${baselineJobsPerSecond.toFixed(0)} jobs/s (2 events each, 1,000 in flight)`);
+    console.log(`ratio (HTTP / raw)      ${(jobsPerSecond / baselineJobsPerSecond).toFixed(3)}   target: ≥ 2,000 jobs/s accepted through HTTP`);
+    console.log(`machine load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores (figures scale with what else runs)`);
+    console.log(`peak RSS                ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
+  } finally {
+    await started.close();
+    await deleteTopology(runtime.bus.jsm, runtime.bus.topology).catch(() => undefined);
+    await runtime.close();
+    await admin.query(`DROP DATABASE IF EXISTS ${dbName}`).catch(async () => {
+      await new Promise((r) => setTimeout(r, 500));
+      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    });
+    await admin.end();
+  }
+}
