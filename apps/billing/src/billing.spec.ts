@@ -510,6 +510,9 @@ describe('billing on the log', () => {
     expect(exported.stdout).toContain('FGPU-000001');
     const verified = await run(['verify']);
     expect(verified.stdout).toMatch(/6 finalized invoice\(s\) rebuilt from \d+ events: 0 difference\(s\)/);
+    expect(verified.stdout).toMatch(/^same FGPU-000001 [0-9a-f]{64} paid credited 1\.25$/m);
+    expect(verified.stdout).toMatch(/^same FGPU-000004 [0-9a-f]{64} void$/m);
+    expect(verified.stdout).toMatch(/^same finance actions: 7 live, 7 rebuilt$/m);
   });
 });
 

@@ -5,11 +5,12 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '@fastgpu/config';
 import { createDatabase, migrateToLatest, readCheckpoint } from '@fastgpu/db';
 import { connectBus } from '@fastgpu/messaging';
+import { money } from '@fastgpu/money';
 import { billingOptions } from '../billing.config';
 import { BILLING_PROJECTION } from '../ledger/billing.projection';
 import { dropRebuildTables, rebuildLedger } from '../ledger/billing.rebuild';
 import { BillingStore } from '../ledger/billing.store';
-import { InvoiceReader } from '../invoices/invoice.reader';
+import { InvoiceReader, statusOf } from '../invoices/invoice.reader';
 import { canonicalJson } from '../invoices/invoice-document';
 import { invoiceCsv, invoiceJson, invoicePdf, periodCsv } from '../invoices/invoice-exports';
 
@@ -20,7 +21,9 @@ import { invoiceCsv, invoiceJson, invoicePdf, periodCsv } from '../invoices/invo
  *       stdout (or --out), PDF writes one file per invoice into --out (default invoices-<period>/).
  *   verify
  *       rebuilds the ledger from the log (NATS_URL) into fresh tables and checks every finalized
- *       invoice comes back byte-identical in JSON, CSV and PDF; exits 1 on any difference.
+ *       invoice comes back byte-identical in JSON, CSV and PDF with the same finance actions
+ *       (payments, voids, credit notes), and the same number of finance actions in all; exits 1 on
+ *       any difference.
  */
 const USAGE = 'usage: npm run invoices -- export --period YYYY-MM --format csv|json|pdf [--tenant ID] [--out PATH]\n       npm run invoices -- verify';
 
@@ -74,10 +77,21 @@ async function verify(): Promise<boolean> {
       }
       const a = await live.document(row as never, 0, 0);
       const b = await rebuilt.document(other, 0, 0);
-      const same = invoiceJson(a) === invoiceJson(b) && invoiceCsv(a) === invoiceCsv(b) && (await invoicePdf(a)).equals(await invoicePdf(b));
+      // Payments, voids and credit notes are events too: the rebuilt ones must be the live ones (up to the rebuild's end).
+      const liveActions = (await live.view(row as never, 0, 0)).actions.filter((action) => action.sequence <= lastSequence);
+      const rebuiltView = await rebuilt.view(other, 0, 0);
+      const same =
+        invoiceJson(a) === invoiceJson(b) &&
+        invoiceCsv(a) === invoiceCsv(b) &&
+        (await invoicePdf(a)).equals(await invoicePdf(b)) &&
+        JSON.stringify(liveActions) === JSON.stringify(rebuiltView.actions);
       if (!same) differences++;
-      console.log(`${same ? 'same' : 'DIFFERENT'} ${row.number} ${row.sha256}`);
+      console.log(`${same ? 'same' : 'DIFFERENT'} ${row.number} ${row.sha256} ${statusOf(rebuiltView)}${money(rebuiltView.credited).gt(0) ? ` credited ${rebuiltView.credited}` : ''}`);
     }
+    const countActions = async (table: string) => Number((await handle.db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).where('sequence', '<=', lastSequence).executeTakeFirstOrThrow()).n);
+    const [liveCount, rebuiltCount] = [await countActions('billing_finance_actions'), await countActions(`billing_finance_actions${suffix}`)];
+    if (liveCount !== rebuiltCount) differences++;
+    console.log(`${liveCount === rebuiltCount ? 'same' : 'DIFFERENT'} finance actions: ${liveCount} live, ${rebuiltCount} rebuilt`);
     console.log(`${rows.length} finalized invoice(s) rebuilt from ${lastSequence} events: ${differences} difference(s)`);
     return differences === 0;
   } finally {
