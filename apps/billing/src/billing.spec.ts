@@ -6,7 +6,8 @@
  * invoice, or the review queue when too old), interruption and SLA credits, tax and prepaid
  * credit, pay / void / credit note rules with 409/422 that change nothing, finance actions as
  * audited events on the bus (actor and reason; Idempotency-Key retries record nothing new; a
- * concurrent pay and void land one, the other 409; an event the log's state forbids goes to review),
+ * concurrent pay and void land one, the other 409; an event the log's state forbids goes to review;
+ * a void returns the prepaid credit the invoice used),
  * graduated and volume price tiers published through the API, tenant isolation,
  * evidence per line, what-if rating, and a full rebuild from the log into fresh tables that gives
  * byte-identical JSON, CSV and PDF for every finalized invoice (paid, void and credited ones
@@ -449,11 +450,23 @@ describe('billing on the log', () => {
     const [bulk] = await reader.periodDocuments('2026-10', 'umbrella', cutoff, 0);
     expect(invoiceJson(bulk!)).toBe(invoiceJson(await reader.document((await reader.rowsForPeriod('2026-10', 'umbrella'))[0]!, cutoff, 0)));
 
+    expect((await call('POST', '/v1/billing/credit-grants', FINANCE, { tenantId: 'umbrella', amount: '10.00', reason: 'launch credit' })).status).toBe(201);
     const finalized = await call('POST', `/v1/invoices/${invoiceOf('umbrella', '2026-10')}/finalize`, FINANCE, { reason: 'month end' });
     expect(finalized.status, finalized.text).toBe(200);
-    expect(finalized.json).toMatchObject({ number: 'FGPU-000006', total: '32.60' });
+    expect(finalized.json).toMatchObject({ number: 'FGPU-000006', total: '32.60', amountDue: '22.60' });
     const note = await call('POST', `/v1/invoices/${invoiceOf('umbrella', '2026-10')}/credit-notes`, FINANCE, { amount: '3.00', reason: 'tier 2 hours waived' });
     expect(note.json).toMatchObject({ number: 'CN-FGPU-000002', amount: '3.00', currency: 'EUR' });
+  });
+
+  it('returns the prepaid credit a voided invoice used to the tenant', async () => {
+    const november = () => doc(invoiceOf('umbrella', '2026-11'));
+    expect((await november()).amountDue).toBe('6.00'); // the 10.00 grant went to October
+    const voided = await call('POST', `/v1/invoices/${invoiceOf('umbrella', '2026-10')}/void`, FINANCE, { reason: 'issued to the wrong entity' });
+    expect(voided.status, voided.text).toBe(200);
+    const after = await november();
+    expect(after.prepaidCredits.map((p) => p.amount)).toEqual(['6.00']);
+    expect(after.amountDue).toBe('0.00');
+    expect((await doc(invoiceOf('umbrella', '2026-10'))).amountDue).toBe('22.60'); // the void invoice keeps its document
   });
 
   it('rebuilds the ledger from the log into fresh tables with byte-identical JSON, CSV and PDF of every finalized invoice', async () => {
@@ -483,10 +496,10 @@ describe('billing on the log', () => {
       const pay = statusOf(concurrent) === 'paid' ? 1 : 0; // which of the concurrent pay and void landed
       const actions = (await sql.raw('SELECT kind, count(*)::int AS n FROM billing_finance_actions GROUP BY kind ORDER BY kind').execute(runtime.db)).rows;
       expect(actions).toEqual([
-        { kind: 'CreditGranted', n: 1 },
+        { kind: 'CreditGranted', n: 2 },
         { kind: 'CreditNoteIssued', n: 2 },
         { kind: 'InvoicePaid', n: 1 + pay },
-        { kind: 'InvoiceVoided', n: 2 - pay },
+        { kind: 'InvoiceVoided', n: 3 - pay },
         { kind: 'TaxRatesSet', n: 1 },
       ]);
       for (const table of ['billing_usage_pieces', 'billing_rated_parts', 'billing_sla_credits', 'billing_review_queue', 'billing_grant_usage', 'billing_tenants', 'billing_price_books', 'billing_usage', 'billing_finance_actions']) {
@@ -512,7 +525,7 @@ describe('billing on the log', () => {
     expect(verified.stdout).toMatch(/6 finalized invoice\(s\) rebuilt from \d+ events: 0 difference\(s\)/);
     expect(verified.stdout).toMatch(/^same FGPU-000001 [0-9a-f]{64} paid credited 1\.25$/m);
     expect(verified.stdout).toMatch(/^same FGPU-000004 [0-9a-f]{64} void$/m);
-    expect(verified.stdout).toMatch(/^same finance actions: 7 live, 7 rebuilt$/m);
+    expect(verified.stdout).toMatch(/^same finance actions: 9 live, 9 rebuilt$/m);
   });
 });
 

@@ -11,7 +11,8 @@ import { actionsForInvoice, lastCreditNoteSequence, parseCreditNoteNumber, type 
  * log gives at that event, so every rebuild keeps exactly the same actions. An action the log's
  * state forbids (a second settlement, a credit beyond the invoice, a credit-note number out of
  * order, an action on an unknown or draft invoice) is not recorded: it goes to the review queue
- * with its reason, and the first action stands, as for a second InvoiceFinalized.
+ * with its reason, and the first action stands, as for a second InvoiceFinalized. A void returns
+ * the prepaid credit the invoice used (`billing_grant_usage.released_sequence`).
  */
 type FinanceStored = StoredEvent<FinanceActionKind>;
 
@@ -113,4 +114,8 @@ export async function applyFinanceAction(trx: ProjectionTransaction, t: (name: B
     .insertInto(t('billing_finance_actions'))
     .values({ ...row, payload: JSON.stringify(row.payload) })
     .execute();
+  // A void returns the prepaid credit the invoice used, from this event on.
+  if (row.kind === 'InvoiceVoided') {
+    await trx.updateTable(t('billing_grant_usage')).set({ released_sequence: row.sequence }).where('invoice_id', '=', row.invoice_id).where('released_sequence', 'is', null).execute();
+  }
 }

@@ -131,8 +131,15 @@ export class BillingStore {
     return rows.map((r) => JSON.parse(r.document as string) as InvoiceDocument);
   }
 
+  /** Prepaid credit used by invoices finalized up to a sequence, less what voids up to it returned. */
   async grantUsage(tenantId: string, maxFinalizedSequence = SEQUENCE_MAX): Promise<Map<string, string>> {
-    const rows = await this.db.selectFrom(this.table('billing_grant_usage')).select(['grant_id', 'amount']).where('tenant_id', '=', tenantId).where('finalized_sequence', '<=', maxFinalizedSequence).execute();
+    const rows = await this.db
+      .selectFrom(this.table('billing_grant_usage'))
+      .select(['grant_id', 'amount'])
+      .where('tenant_id', '=', tenantId)
+      .where('finalized_sequence', '<=', maxFinalizedSequence)
+      .where((eb) => eb.or([eb('released_sequence', 'is', null), eb('released_sequence', '>', maxFinalizedSequence)]))
+      .execute();
     const used = new Map<string, string>();
     for (const r of rows) used.set(r.grant_id, money(used.get(r.grant_id) ?? '0').plus(r.amount).toString());
     return used;
