@@ -2,7 +2,8 @@
  * Proves the usage fold's interval arithmetic, pure: GPU-ms split exactly at UTC hours (and so
  * at day and month boundaries), zero and one-millisecond and year-long allocations, out-of-order
  * pairs equal to ordered ones, stale lease epochs ignored, duplicates applied once, preemption and
- * node loss ending at the preemption time and the last heartbeat, and the external horizon.
+ * node loss ending at the preemption time and the last heartbeat (a cancel is no interruption),
+ * and the external horizon.
  */
 import { describe, expect, it } from 'vitest';
 import { makeEvent, subjectFor, topology, type DomainEvent, type EventData, type EventType, type StoredEvent } from '@fastgpu/contracts';
@@ -98,6 +99,13 @@ describe('usage fold: interval arithmetic', () => {
     const { out } = fold([placed(), started(T0), preempted, completed(T0 + HOUR_MS)]);
     expect(out.closures[0]!.allocation).toMatchObject({ gpuMs: 8 * 60_000, interrupted: true, endReason: 'preempted' });
     expect(hoursOf(out)).toEqual([['2026-01-31T22:00:00.000Z', 8 * 60_000, 8 * 60_000]]);
+  });
+
+  it("ends a sub-task stopped by the tenant's cancel at that time, not interrupted (never credited back)", () => {
+    const cancelled = stored('SubtaskPreempted', { jobId: 'job1', tenantId: 'acme', subtaskId: 'st1', attempt: 1, nodeId: 'n1', leaseEpoch: 1, reason: 'cancelled: user asked', fault: 'user', preemptedAt: iso(T0 + 60_000) });
+    const { out } = fold([placed(), started(T0), cancelled]);
+    expect(out.closures[0]!.allocation).toMatchObject({ gpuMs: 8 * 60_000, interrupted: false, endReason: 'preempted' });
+    expect(hoursOf(out)).toEqual([['2026-01-31T22:00:00.000Z', 8 * 60_000, 0]]);
   });
 
   it('ends every not-ended allocation on a lost node at its last heartbeat, once', () => {

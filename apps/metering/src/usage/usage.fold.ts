@@ -337,7 +337,8 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
         const d = event.data;
         const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
         identifyReport(a, d);
-        setEnd(a, stored, instantMs(d.preemptedAt), d.leaseEpoch, 'preempted', true);
+        // Preemption by us is an interruption (credited back); a stop the tenant caused (cancel) is not.
+        setEnd(a, stored, instantMs(d.preemptedAt), d.leaseEpoch, 'preempted', d.fault !== 'user');
         break;
       }
       case 'NodeLost': {
