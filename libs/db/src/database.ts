@@ -45,6 +45,10 @@ export function createDatabase(options: DatabaseOptions): DatabaseHandle {
         }) as typeof pg.types.getTypeParser,
       },
     });
+    // An idle pooled connection the server ends (restart, admin command) emits 'error' on the
+    // pool; without a listener that would crash the process. The pool drops that client and the
+    // next query opens a new one, so it is reported, not fatal.
+    pool.on('error', (error) => console.warn(`postgres: idle connection closed by the server: ${error.message}`));
     const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) }); // eslint-disable-line @typescript-eslint/no-explicit-any
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
