@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
-import type { JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { decodeValue, parseJson, peekType, type EventType, type StoredEvent } from '@fastgpu/contracts';
 import { lockCheckpoint, type AnyDatabase } from '@fastgpu/db';
-import { StreamFollower, type Bus, type Projection, type ProjectionContext } from '@fastgpu/messaging';
+import { type Bus, type Projection, type ProjectionContext } from '@fastgpu/messaging';
 
 /** Longest wait between retries of a rebuild batch that failed to apply. */
 export const REPLAY_RETRY_DELAY_MS_MAX = 30_000;
@@ -28,53 +28,54 @@ export function decodeMessages(messages: readonly JsMsg[], wanted: ReadonlySet<E
   return events;
 }
 
+/** Messages a range read buffers client-side at once. */
+export const RANGE_READ_BUFFER_MESSAGES_MAX = 5000;
+
 /**
- * Calls `onBatch` with consecutive messages of [fromSequence, toSequence] (the last batch may
- * run past it). With `idleTimeoutMs`, fails when no batch arrives for that long.
+ * Calls `onBatch` with consecutive messages of [fromSequence, toSequence] read by an ordered
+ * consumer, and returns once the batch holding `toSequence` is handled. A batch closes when full,
+ * when the server has nothing more pending, or at `toSequence`: a bounded read never waits for
+ * messages that will not come. With `idleTimeoutMs`, fails when no batch completes for that long.
  */
 export async function readRange(bus: Bus, fromSequence: number, toSequence: number, batchMax: number, onBatch: (messages: JsMsg[]) => Promise<void>, idleTimeoutMs?: number): Promise<void> {
   if (fromSequence > toSequence) return;
-  let reached!: () => void;
-  let failed!: (error: unknown) => void;
-  const done = new Promise<void>((resolve, reject) => {
-    reached = resolve;
-    failed = reject;
+  const consumer = await bus.js.consumers.get(bus.topology.streams.events, {
+    ...(fromSequence > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSequence } : { deliver_policy: DeliverPolicy.All }),
   });
-  let finished = false;
+  const messages = await consumer.consume({ max_messages: RANGE_READ_BUFFER_MESSAGES_MAX });
+  let timedOut = false;
   let timeout: NodeJS.Timeout | undefined;
   const arm = () => {
     if (idleTimeoutMs === undefined) return;
     clearTimeout(timeout);
-    timeout = setTimeout(() => failed(new Error(`reading the stream toward sequence ${toSequence}: nothing for ${idleTimeoutMs} ms`)), idleTimeoutMs);
+    timeout = setTimeout(() => {
+      timedOut = true;
+      void messages.close();
+    }, idleTimeoutMs);
   };
-  const follower = new StreamFollower(bus, {
-    stream: bus.topology.streams.events,
-    fromSequence,
-    batchMax,
-    onBatch: async (messages) => {
-      if (finished) return;
-      clearTimeout(timeout);
-      try {
-        await onBatch(messages);
-        arm();
-        if (messages[messages.length - 1]!.seq >= toSequence) {
-          finished = true;
-          reached();
-        }
-      } catch (error) {
-        finished = true;
-        failed(error);
-      }
-    },
-  });
-  await follower.start();
+  let reached = false;
   arm();
   try {
-    await done;
+    let batch: JsMsg[] = [];
+    for await (const m of messages) {
+      batch.push(m);
+      if (batch.length >= batchMax || m.seq >= toSequence || m.info.pending === 0) {
+        const full = batch;
+        batch = [];
+        clearTimeout(timeout);
+        await onBatch(full);
+        arm();
+        if (m.seq >= toSequence) {
+          reached = true;
+          break;
+        }
+      }
+    }
   } finally {
     clearTimeout(timeout);
-    await follower.stop();
+    await messages.close().catch(() => undefined);
   }
+  if (!reached) throw new Error(timedOut ? `reading the stream toward sequence ${toSequence}: nothing for ${idleTimeoutMs} ms` : `the stream ended before sequence ${toSequence}`);
 }
 
 export interface PipelinedReplayOptions {

@@ -157,7 +157,7 @@ export class Rebuild {
         targetSequence: target,
         eventsApplied,
         eventsPerSecond: Math.floor(rate),
-        etaSeconds: remaining === 0 ? 0 : rate > 0 ? Math.ceil(remaining / rate) : null,
+        etaSeconds: remaining === 0 ? 0 : rate >= 1 ? Math.ceil(remaining / rate) : null,
         elapsedMs: now - startedAt,
         status,
         ...(error ? { error } : {}),
