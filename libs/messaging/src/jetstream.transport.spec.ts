@@ -124,4 +124,29 @@ describe('ProjectionRunner', () => {
     expect(rows.map((r) => r.tenant_id)).toEqual(['acme', 'flaky', 'dup', 'after-garbage', 'p1', 'p2']);
     expect(restarted.health.status).toBe('stopped');
   });
+
+  it('applies a lone live event at once and batches a burst into few transactions', async () => {
+    const db = env.database.db;
+    await sql`CREATE TABLE burst (tenant_id text PRIMARY KEY)`.execute(db);
+    let batches = 0;
+    const projection: Projection = {
+      name: 'burst',
+      types: new Set(['TenantCreated']),
+      async apply(trx, events) {
+        await trx.insertInto('burst').values(events.map((e) => ({ tenant_id: (e.event as DomainEvent<'TenantCreated'>).data.tenantId }))).onConflict((oc) => oc.doNothing()).execute();
+      },
+    };
+    const runner = new ProjectionRunner(env.bus, db, projection, { onProgress: () => batches++ });
+    await runner.start();
+    // The tail: one event and nothing after it must not wait for a next one.
+    const lone = await publisher.publish(tenantCreated('lone'));
+    expect(await runner.waitFor(lone.sequence, 3000)).toBe(true);
+    const before = batches;
+    const acks = await publisher.publishAll(Array.from({ length: 300 }, (_, i) => tenantCreated(`burst-${i}`)));
+    expect(await runner.waitFor(Math.max(...acks.map((a) => a.sequence)), 10_000)).toBe(true);
+    await runner.stop();
+    expect((await db.selectFrom('burst').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n).toBe(301 + 6);
+    // 300 events arriving together are applied in far fewer transactions than events.
+    expect(batches - before).toBeLessThan(100);
+  });
 });
