@@ -5,13 +5,16 @@
  * sub-task onto the other node within 30 s of the last heartbeat and the job completes there; the
  * stopped node's late report is rejected and it is told to stop; metering ends the interrupted
  * allocation at the last heartbeat and bills the late report nowhere (no GPU-millisecond twice);
- * the tenant's SLA report shows the interruption and the time to requeue.
+ * the tenant's SLA report shows the interruption and the time to requeue; the draft invoice
+ * bills both attempts once and credits the interrupted time back as its own line.
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deriveId, NodeCommand } from '@fastgpu/contracts';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
+import { amountForGpuMs, formatMoney, roundToMinor } from '@fastgpu/money';
+import { createBillingService } from '../../billing/src/billing.service';
 import { intakeService } from '../../intake/src/intake.service';
 import { meteringService } from '../../metering/src/metering.service';
 import { SimulatedNode } from '../../node-simulator/src/simulated-node';
@@ -22,6 +25,8 @@ import { LogTail } from './log-tail';
 
 const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
 const HEARTBEAT_MS = 200;
+/** 36 000 per GPU-hour is 0.01 per GPU-ms: every amount below is exact in cents. */
+const PRICE_PER_GPU_HOUR = '36000';
 // 10 missed beats of 200 ms (2 s): short enough for a test of seconds, long enough that event-loop
 // stalls on a busy CI machine (two cores, test files in parallel) do not make a healthy node look dead.
 const MISSED = 10;
@@ -47,7 +52,7 @@ beforeAll(async () => {
   runtime = await createRuntime(env.config);
   started = await startServices(
     runtime,
-    [intakeService, schedulerService, meteringService, { name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }), consumesEvents: false }],
+    [intakeService, schedulerService, meteringService, createBillingService(), { name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }), consumesEvents: false }],
     { port: 0, logger: false },
   );
   log = new LogTail(env.bus);
@@ -71,6 +76,13 @@ describe('a node lost in the middle of a job', () => {
   it('is requeued elsewhere in time, its late report rejected, billed to its last heartbeat, and reported', async () => {
     expect((await api('POST', '/v1/tenants', ADMIN_KEY, { tenantId: 'acme', name: 'Acme', billingTimeZone: 'UTC', currency: 'USD' })).status).toBe(201);
     const key = (await api('POST', '/v1/tenants/acme/api-keys', ADMIN_KEY, { label: 'test' })).body as { secret: string };
+    const priceBook = await api('POST', '/v1/price-books', ADMIN_KEY, {
+      priceBookId: 'list',
+      currency: 'USD',
+      effectiveFrom: '2026-01-01T00:00:00.000Z',
+      prices: [{ gpuModel: 'a100', capacityType: 'on-demand', pricePerGpuHour: PRICE_PER_GPU_HOUR, incrementMs: 1, minimumMs: 0 }],
+    });
+    expect(priceBook.status).toBe(201);
     const submitted = await api('POST', '/v1/jobs', key.secret, { projectId: 'proj', gpuModels: ['a100'], gpusPerSubtask: 2, subtaskCount: 1, runtimeSeconds: 3 });
     expect(submitted.status).toBe(202);
     const { jobId } = submitted.body as { jobId: string };
@@ -128,5 +140,23 @@ describe('a node lost in the middle of a job', () => {
     expect(report.requeueAfterNodeLoss).toMatchObject({ count: 1, withinTarget: 1, maxMs: requeueMs });
     expect(report.interruptions.items).toEqual([expect.objectContaining({ cause: 'node-lost', nodeId: first.data.nodeId, interruptedAt: lost.data.lastHeartbeatAt, unavailableGpuMs: 2 * requeueMs })]);
     expect(report.jobs).toMatchObject({ succeeded: 1, failedPlatform: 0 });
+
+    // Billing: both attempts billed once, and the interrupted attempt credited back on its own line.
+    const attempt1GpuMs = attempt1.reduce((sum, u) => sum + u.data.gpuMs, 0);
+    const attempt2GpuMs = usage.filter((u) => u.data.attempt === 2).reduce((sum, u) => sum + u.data.gpuMs, 0);
+    const money = (gpuMs: number) => formatMoney(roundToMinor(amountForGpuMs(gpuMs, PRICE_PER_GPU_HOUR), 'USD'), 'USD');
+    type Line = { kind: string; quantityGpuMs: number | null; amount: string };
+    const invoice = await eventually(async () => {
+      const list = (await api('GET', '/v1/invoices', key.secret)).body as { invoices: Array<{ invoiceId: string }> };
+      const id = list.invoices[0]?.invoiceId;
+      if (!id) return undefined;
+      const doc = (await api('GET', `/v1/invoices/${id}`, key.secret)).body as { lines: Line[]; total: string };
+      const usageGpuMs = doc.lines.filter((l) => l.kind === 'usage').reduce((sum, l) => sum + (l.quantityGpuMs ?? 0), 0);
+      return usageGpuMs === attempt1GpuMs + attempt2GpuMs && doc.lines.some((l) => l.kind === 'interruption-credit') ? doc : undefined;
+    }, { timeoutMs: 30_000, message: 'no invoice with both attempts and the interruption credit' });
+    const credit = invoice.lines.filter((l) => l.kind === 'interruption-credit');
+    expect(credit.map((l) => l.quantityGpuMs)).toEqual([attempt1GpuMs]);
+    expect(credit[0]!.amount).toBe(`-${money(attempt1GpuMs)}`);
+    expect(invoice.total).toBe(money(attempt2GpuMs));
   });
 });
