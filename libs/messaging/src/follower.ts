@@ -46,26 +46,20 @@ export class StreamFollower {
 
   private async run(messages: ConsumerMessages): Promise<void> {
     const batchMax = this.options.batchMax ?? READ_BATCH_MESSAGES_MAX;
-    const iterator = messages[Symbol.asyncIterator]();
     let batch: JsMsg[] = [];
-    let next = iterator.next();
-    for (;;) {
-      const result = await next;
-      if (result.done || this.stopped) break;
-      batch.push(result.value);
-      next = iterator.next();
-      // Close the batch when it is full, or when no further message is ready right now (the
-      // next one does not arrive before the event loop turns). While a batch is applied, new
-      // messages queue up, so under load batches grow by themselves (one transaction for many
-      // events); when idle, a lone message goes through at once. Counters of pending messages
-      // are not used: neither the server's (0 for every live message) nor the iterator's
-      // (it can stay above 0 after the last buffered message) says this reliably.
-      if (batch.length < batchMax && (await readyNow(next))) continue;
-      const full = batch;
-      batch = [];
-      await this.options.onBatch(full);
+    for await (const m of messages) {
+      if (this.stopped) break;
+      batch.push(m);
+      // Close the batch when it is full or when nothing more is buffered client-side. While a
+      // batch is being applied new messages queue up, so under load batches grow by themselves
+      // (one transaction for many events) and when idle a lone message goes through at once.
+      // The server's pending count is not used: it is 0 for every live message.
+      if (batch.length >= batchMax || messages.getPending() === 0 || m.info.pending === 0 && messages.getPending() <= 1) {
+        const full = batch;
+        batch = [];
+        await this.options.onBatch(full);
+      }
     }
-    if (batch.length && !this.stopped) await this.options.onBatch(batch);
   }
 
   /** Resolves when the follower stopped (after stop()). */
@@ -86,19 +80,3 @@ export async function lastSequence(bus: Bus, stream: string): Promise<number> {
   return info.state.last_seq;
 }
 
-/** True when `pending` settles before the event loop turns (the value is already buffered). */
-function readyNow(pending: Promise<unknown>): Promise<boolean> {
-  return new Promise((resolve) => {
-    const timer = setImmediate(() => resolve(false));
-    pending.then(
-      () => {
-        clearImmediate(timer);
-        resolve(true);
-      },
-      () => {
-        clearImmediate(timer);
-        resolve(true);
-      },
-    );
-  });
-}
