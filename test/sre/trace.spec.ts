@@ -62,6 +62,10 @@ describe('tracing', () => {
     const placed = await lastOn(env.bus.topology.subjects.schedulerNode(fleet[0]!.spec.nodeId));
     expect(placed?.type).toBe('SubtaskPlaced');
     expect(placed?.traceparent).toContain(traceId);
+    // The command carried the trace to the node, whose report continues it.
+    const reported = await lastOn(env.bus.topology.subjects.agentNode(fleet[0]!.spec.nodeId));
+    expect(reported?.type).toBe('SubtaskCompleted');
+    expect(reported?.traceparent).toContain(traceId);
 
     const spans = await eventually(() => {
       const inTrace = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);

@@ -1,3 +1,4 @@
+import { headers as natsHeaders } from '@nats-io/transport-node';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Subscription } from '@nats-io/transport-node';
@@ -253,7 +254,7 @@ export class SchedulerEngine {
     }
     let maxSequence = 0;
     let conflicts = 0;
-    const commands: Array<{ nodeId: string; command: NodeCommand }> = [];
+    const commands: Array<{ nodeId: string; command: NodeCommand; traceparent?: string }> = [];
     const runChain = async (nodeId: string, chain: Decision[]) => {
       let expected = this.state.nodes.get(nodeId)?.schedulerSubjectSequence ?? 0;
       for (const d of chain) {
@@ -265,7 +266,8 @@ export class SchedulerEngine {
           }
           expected = ack.sequence;
           if (ack.sequence > maxSequence) maxSequence = ack.sequence;
-          if (d.command) commands.push({ nodeId, command: d.command });
+          // The command carries the job's trace, so the node's reports continue it.
+          if (d.command) commands.push({ nodeId, command: d.command, traceparent: this.state.jobs.get(d.correlationId)?.traceparent });
         } catch (error) {
           if (!isWrongLastSequence(error)) throw error;
           conflicts++;
@@ -285,10 +287,15 @@ export class SchedulerEngine {
     return { maxSequence, conflicts };
   }
 
-  private async sendCommands(commands: Array<{ nodeId: string; command: NodeCommand }>): Promise<void> {
+  private async sendCommands(commands: Array<{ nodeId: string; command: NodeCommand; traceparent?: string }>): Promise<void> {
     const { js, topology } = this.options.bus;
+    const send = ({ nodeId, command, traceparent }: { nodeId: string; command: NodeCommand; traceparent?: string }) => {
+      const headers = natsHeaders();
+      if (traceparent) headers.set('traceparent', traceparent);
+      return js.publish(topology.subjects.command(nodeId), encoder.encode(JSON.stringify(command)), { msgID: command.commandId, headers });
+    };
     for (let i = 0; i < commands.length; i += PUBLISH_IN_FLIGHT_MAX) {
-      await Promise.all(commands.slice(i, i + PUBLISH_IN_FLIGHT_MAX).map(({ nodeId, command }) => js.publish(topology.subjects.command(nodeId), encoder.encode(JSON.stringify(command)), { msgID: command.commandId })));
+      await Promise.all(commands.slice(i, i + PUBLISH_IN_FLIGHT_MAX).map(send));
     }
   }
 
