@@ -58,6 +58,8 @@ describe('tracing', () => {
     const lastOn = async <T extends DomainEvent>(subject: string) => (await env.bus.jsm.streams.getMessage(env.bus.topology.streams.events, { last_by_subj: subject }))?.json<T>();
     const usage = await eventually(() => lastOn<DomainEvent<'UsageRecorded'>>(env.bus.topology.subjects.usage('acme')), { timeoutMs: 30_000, message: 'no UsageRecorded for the job' });
     expect(usage.data.jobId).toBe(job.jobId);
+    // Usage continues the job's trace, so billing's handling of it is in the same trace.
+    expect(usage.traceparent).toContain(traceId);
 
     const placed = await lastOn(env.bus.topology.subjects.schedulerNode(fleet[0]!.spec.nodeId));
     expect(placed?.type).toBe('SubtaskPlaced');

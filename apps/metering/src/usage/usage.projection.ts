@@ -156,6 +156,8 @@ export function usageRecordedFor(publisher: EventPublisher, closure: Closure): D
       tenantId: a.tenantId,
       correlationId: closure.closingEvent.correlationid,
       causationId: closure.closingEvent.id,
+      // Usage continues the trace of the event that closed it (the job's), through to billing.
+      ...(closure.closingEvent.traceparent ? { traceparent: closure.closingEvent.traceparent } : {}),
     },
   );
 }
