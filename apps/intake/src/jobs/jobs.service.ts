@@ -37,6 +37,22 @@ function canonicalJson(value: unknown): string {
 
 const iso = (value: Date | string | null | undefined): string | null => (value ? new Date(value).toISOString() : null);
 
+/** A `jobs` read-model row as the API shows it (without spec and sub-tasks). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function jobSummary(row: any): Omit<JobView, 'subtasks' | 'spec'> {
+  return {
+    jobId: row.job_id,
+    tenantId: row.tenant_id,
+    projectId: row.project_id,
+    name: row.name,
+    state: row.state,
+    reason: row.outcome_reason,
+    submittedAt: iso(row.submitted_at)!,
+    completedAt: iso(row.completed_at),
+    gpuMsObserved: row.gpu_ms_observed,
+  };
+}
+
 /**
  * Job submission: validate, divide into sub-tasks, append JobSubmitted + SubtaskCreated to the
  * log. The same Idempotency-Key (per tenant) always names the same job: its id and event ids
@@ -192,15 +208,7 @@ export class JobsService {
     if (!row || (principal.tenantId !== null && row.tenant_id !== principal.tenantId)) throw notFound(`job ${jobId}`);
     const subtasks = await this.runtime.db.selectFrom('subtasks').selectAll().where('job_id', '=', jobId).orderBy('index').execute();
     const view: JobView = {
-      jobId: row.job_id,
-      tenantId: row.tenant_id,
-      projectId: row.project_id,
-      name: row.name,
-      state: row.state,
-      reason: row.outcome_reason,
-      submittedAt: iso(row.submitted_at)!,
-      completedAt: iso(row.completed_at),
-      gpuMsObserved: row.gpu_ms_observed,
+      ...jobSummary(row),
       spec: typeof row.spec === 'string' ? JSON.parse(row.spec) : row.spec,
       subtasks: subtasks.map((s) => ({
         subtaskId: s.subtask_id,
@@ -239,18 +247,7 @@ export class JobsService {
     let q = this.runtime.db.selectFrom('jobs').selectAll().orderBy('submitted_at', 'desc').limit(query.limit);
     if (tenantId) q = q.where('tenant_id', '=', tenantId);
     if (query.state) q = q.where('state', '=', query.state);
-    const rows = await q.execute();
-    return rows.map((row) => ({
-      jobId: row.job_id,
-      tenantId: row.tenant_id,
-      projectId: row.project_id,
-      name: row.name,
-      state: row.state,
-      reason: row.outcome_reason,
-      submittedAt: iso(row.submitted_at)!,
-      completedAt: iso(row.completed_at),
-      gpuMsObserved: row.gpu_ms_observed,
-    }));
+    return (await q.execute()).map(jobSummary);
   }
 
   async cancel(principal: Principal, jobId: string, reason: string): Promise<JobView> {
