@@ -1,6 +1,7 @@
 import type { ReplayableProjection } from '@fastgpu/replay';
 import { usageReplayable } from '../../../metering/src/usage/usage.replayable';
 import { slaReplayable } from '../../../reliability/src/sla/sla.replayable';
+import { directoryReplayable, jobsReplayable } from '../../../intake/src/intake.replayable';
 
 /**
  * Projections `npm run replay -- <name>` can rebuild. Each service appends its own entry:
@@ -9,4 +10,6 @@ import { slaReplayable } from '../../../reliability/src/sla/sla.replayable';
 export const replayableProjections: Record<string, ReplayableProjection> = {
   usage: usageReplayable,
   'reliability-sla': slaReplayable,
+  'intake-jobs': jobsReplayable,
+  'intake-directory': directoryReplayable,
 };

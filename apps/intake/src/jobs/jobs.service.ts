@@ -244,6 +244,8 @@ export class JobsService {
 
   async list(principal: Principal, query: { state?: string; limit: number; tenantId?: string }): Promise<Array<Omit<JobView, 'subtasks' | 'spec'>>> {
     const tenantId = principal.tenantId ?? query.tenantId;
+    // A list right after a submission includes it: the read model first catches up with the log.
+    await this.catchUp();
     let q = this.runtime.db.selectFrom('jobs').selectAll().orderBy('submitted_at', 'desc').limit(query.limit);
     if (tenantId) q = q.where('tenant_id', '=', tenantId);
     if (query.state) q = q.where('state', '=', query.state);
