@@ -2,6 +2,7 @@ import type { ReplayableProjection } from '@fastgpu/replay';
 import { usageReplayable } from '../../../metering/src/usage/usage.replayable';
 import { slaReplayable } from '../../../reliability/src/sla/sla.replayable';
 import { directoryReplayable, jobsReplayable } from '../../../intake/src/intake.replayable';
+import { billingReplayable } from '../../../billing/src/billing.replayable';
 
 /**
  * Projections `npm run replay -- <name>` can rebuild. Each service appends its own entry:
@@ -12,4 +13,5 @@ export const replayableProjections: Record<string, ReplayableProjection> = {
   'reliability-sla': slaReplayable,
   'intake-jobs': jobsReplayable,
   'intake-directory': directoryReplayable,
+  'billing-ledger': billingReplayable,
 };
