@@ -21,7 +21,7 @@ let fleet: SimulatedNode[];
 async function call(method: string, path: string, key: string, body?: unknown) {
   const response = await fetch(`${app.url}${path}`, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();
-  return { status: response.status, body: (text ? JSON.parse(text) : undefined) as any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  return { status: response.status, body: (text ? JSON.parse(text) : undefined) };  
 }
 
 beforeAll(async () => {
