@@ -23,7 +23,7 @@ export function decodeMessages(messages: readonly JsMsg[], wanted: ReadonlySet<E
     const type = peekType(parsed.value);
     if (type === undefined || !wanted.has(type as EventType)) continue;
     const decoded = decodeValue(parsed.value);
-    if (decoded.ok) events.push({ sequence: m.seq, subject: m.subject, event: decoded.event });
+    if (decoded.ok) events.push({ sequence: m.seq, subject: m.subject, event: decoded.event, receivedAtMs: m.time.getTime() });
   }
   return events;
 }

@@ -3,12 +3,12 @@
  * at day and month boundaries), zero and one-millisecond and year-long allocations, out-of-order
  * pairs equal to ordered ones, stale lease epochs ignored, duplicates applied once, preemption and
  * node loss ending at the preemption time and the last heartbeat (a cancel is no interruption),
- * and the external horizon.
+ * node clocks clamped into the lease, and the external horizon.
  */
 import { describe, expect, it } from 'vitest';
 import { makeEvent, subjectFor, topology, type DomainEvent, type EventData, type EventType, type StoredEvent } from '@fastgpu/contracts';
 import { HOUR_MS, DAY_MS } from '@fastgpu/money';
-import { foldUsage, subtaskKey, type Allocation } from './usage.fold';
+import { foldUsage, NODE_CLOCK_SKEW_MS_MAX, subtaskKey, type Allocation } from './usage.fold';
 
 const topo = topology('unit');
 let counter = 0;
@@ -50,14 +50,14 @@ describe('usage fold: interval arithmetic', () => {
     const zero = fold([placed('z'), started(T0, 'z'), completed(T0, 'z')]).out;
     expect(zero.closures[0]!.allocation.gpuMs).toBe(0);
     expect(zero.closures[0]!.hours).toEqual([]);
-    const one = fold([placed('o'), started(HOUR_MS * 1000 - 1, 'o'), completed(HOUR_MS * 1000, 'o')]).out;
+    const one = fold([placed('o', 1, 1, 8, { placedAt: iso(HOUR_MS * 1000 - 2) }), started(HOUR_MS * 1000 - 1, 'o'), completed(HOUR_MS * 1000, 'o')]).out;
     expect(hoursOf(one)).toEqual([[iso(HOUR_MS * 999), 8, 0]]);
   });
 
   it('handles the maximum durations: a year-long 1,024-GPU allocation stays exact integer milliseconds', () => {
     const start = Date.UTC(2025, 0, 1);
     const end = Date.UTC(2026, 0, 1);
-    const { out } = fold([placed('y', 1, 1, 1024), started(start, 'y'), completed(end, 'y')]);
+    const { out } = fold([placed('y', 1, 1, 1024, { placedAt: iso(start) }), started(start, 'y'), completed(end, 'y')]);
     const hours = out.closures[0]!.hours;
     expect(hours).toHaveLength(365 * 24);
     expect(hours.reduce((sum, h) => sum + h.gpuMs, 0)).toBe(1024 * 365 * DAY_MS);
@@ -99,6 +99,16 @@ describe('usage fold: interval arithmetic', () => {
     const { out } = fold([placed(), started(T0), preempted, completed(T0 + HOUR_MS)]);
     expect(out.closures[0]!.allocation).toMatchObject({ gpuMs: 8 * 60_000, interrupted: true, endReason: 'preempted' });
     expect(hoursOf(out)).toEqual([['2026-01-31T22:00:00.000Z', 8 * 60_000, 8 * 60_000]]);
+  });
+
+  it("clamps a node's reported times into the lease: not before placement, not past receipt plus skew", () => {
+    const early = started(T0 - 60_000); // the node's clock claims a start a minute before its placement (T0 − 1 s)
+    const late = { ...completed(T0 + 60_000), receivedAtMs: T0 + 5_000 }; // stored at T0 + 5 s, claiming an end at T0 + 60 s
+    const a = fold([placed(), early, late]).out.closures[0]!.allocation;
+    expect([a.startMs, a.endMs]).toEqual([T0 - 1000, T0 + 5_000 + NODE_CLOCK_SKEW_MS_MAX]);
+    expect(a.gpuMs).toBe(8 * (5_000 + NODE_CLOCK_SKEW_MS_MAX + 1000));
+    const honest = fold([placed('st2'), started(T0, 'st2'), { ...completed(T0 + 10_000, 'st2'), receivedAtMs: T0 + 10_001 }]).out.closures[0]!.allocation;
+    expect([honest.startMs, honest.endMs, honest.gpuMs]).toEqual([T0, T0 + 10_000, 8 * 10_000]);
   });
 
   it("ends a sub-task stopped by the tenant's cancel at that time, not interrupted (never credited back)", () => {

@@ -69,6 +69,8 @@ export interface Allocation {
   leaseEpoch: number | null;
   placedEventId: string | null;
   placedSequence: number | null;
+  /** When the placement (or lease grant) happened: a node's reports cannot start before it. */
+  placedMs: number | null;
   startMs: number | null;
   startEpoch: number | null;
   startEventId: string | null;
@@ -189,6 +191,7 @@ export function emptyAllocation(key: string, kind: AllocationKind): Allocation {
     leaseEpoch: null,
     placedEventId: null,
     placedSequence: null,
+    placedMs: null,
     startMs: null,
     startEpoch: null,
     startEventId: null,
@@ -207,6 +210,20 @@ export function emptyAllocation(key: string, kind: AllocationKind): Allocation {
 }
 
 const instantMs = (iso: string) => Date.parse(iso);
+
+/** How far ahead of the stream's receive time a node's clock is trusted. */
+export const NODE_CLOCK_SKEW_MS_MAX = 5_000;
+
+/**
+ * Node agents' clocks are not trusted beyond a bounded skew: a reported time is clamped into the
+ * lease — not before the placement, not after the stream stored the report plus the skew.
+ */
+export function clampToLease(allocation: Pick<Allocation, 'placedMs'>, stored: Pick<StoredEvent, 'receivedAtMs'>, reportedMs: number): number {
+  let ms = reportedMs;
+  if (stored.receivedAtMs !== undefined) ms = Math.min(ms, stored.receivedAtMs + NODE_CLOCK_SKEW_MS_MAX);
+  if (allocation.placedMs !== null) ms = Math.max(ms, allocation.placedMs);
+  return ms;
+}
 
 /** GPU-ms of an interval split at UTC hours; an end before the start counts as zero length. */
 export function hourlyPieces(allocation: Allocation): { totalGpuMs: number; hours: HourlyUsage[] } {
@@ -296,6 +313,11 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
     Object.assign(allocation, placement);
     allocation.placedEventId = stored.event.id;
     allocation.placedSequence = stored.sequence;
+    // Reports applied before their placement (out of order) are clamped now, as if in order.
+    if (allocation.placedMs !== null) {
+      if (allocation.startMs !== null && allocation.startMs < allocation.placedMs) allocation.startMs = allocation.placedMs;
+      if (allocation.endMs !== null && allocation.endMs < allocation.placedMs && allocation.endReason !== 'node-lost') allocation.endMs = allocation.placedMs;
+    }
     return true;
   };
 
@@ -307,7 +329,7 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
       case 'SubtaskPlaced': {
         const d = event.data;
         const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
-        if (place(a, stored, { tenantId: d.tenantId, projectId: d.projectId, jobId: d.jobId, subtaskId: d.subtaskId, attempt: d.attempt, nodeId: d.nodeId, gpuModel: d.gpuModel, gpus: d.gpus, capacityType: d.capacityType, leaseEpoch: d.leaseEpoch })) {
+        if (place(a, stored, { tenantId: d.tenantId, projectId: d.projectId, jobId: d.jobId, subtaskId: d.subtaskId, attempt: d.attempt, nodeId: d.nodeId, gpuModel: d.gpuModel, gpus: d.gpus, capacityType: d.capacityType, leaseEpoch: d.leaseEpoch, placedMs: instantMs(d.placedAt) })) {
           touch(a, stored);
         }
         break;
@@ -316,21 +338,21 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
         const d = event.data;
         const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
         identifyReport(a, d);
-        setStart(a, stored, instantMs(d.startedAt), d.leaseEpoch);
+        setStart(a, stored, clampToLease(a, stored, instantMs(d.startedAt)), d.leaseEpoch);
         break;
       }
       case 'SubtaskCompleted': {
         const d = event.data;
         const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
         identifyReport(a, d);
-        setEnd(a, stored, instantMs(d.endedAt), d.leaseEpoch, 'completed', false);
+        setEnd(a, stored, clampToLease(a, stored, instantMs(d.endedAt)), d.leaseEpoch, 'completed', false);
         break;
       }
       case 'SubtaskFailed': {
         const d = event.data;
         const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
         identifyReport(a, d);
-        setEnd(a, stored, instantMs(d.endedAt), d.leaseEpoch, 'failed', d.fault === 'platform');
+        setEnd(a, stored, clampToLease(a, stored, instantMs(d.endedAt)), d.leaseEpoch, 'failed', d.fault === 'platform');
         break;
       }
       case 'SubtaskPreempted': {
@@ -354,7 +376,7 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
       case 'LeaseGranted': {
         const d = event.data;
         const a = get(leaseKey(d.leaseId), 'lease');
-        if (place(a, stored, { tenantId: d.tenantId, projectId: d.projectId, leaseId: d.leaseId, nodeId: d.nodeId, gpuModel: d.gpuModel, gpus: d.gpus, capacityType: d.capacityType, leaseEpoch: d.leaseEpoch })) {
+        if (place(a, stored, { tenantId: d.tenantId, projectId: d.projectId, leaseId: d.leaseId, nodeId: d.nodeId, gpuModel: d.gpuModel, gpus: d.gpus, capacityType: d.capacityType, leaseEpoch: d.leaseEpoch, placedMs: instantMs(d.grantedAt) })) {
           touch(a, stored);
           setStart(a, stored, instantMs(d.grantedAt), d.leaseEpoch);
         }
