@@ -1,5 +1,5 @@
 import type { DomainEvent, StoredEvent } from '@fastgpu/contracts';
-import { judgeReport } from '../fencing/fencing.decider';
+import { clampToLease, judgeReport } from '../fencing/fencing.decider';
 
 /**
  * The SLA read model's rules as a pure fold over a batch of events. The shell loads every row
@@ -16,6 +16,8 @@ export type InterruptionCause = (typeof InterruptionCause)[keyof typeof Interrup
 export interface SlaFoldOptions {
   jobStartLatencyThresholdMs: number;
   meteringFreshnessThresholdMs: number;
+  /** How far past the stream's receive time a node's reported time is trusted (default 5 s). */
+  clockSkewMs?: number;
 }
 
 export interface JobRow {
@@ -189,10 +191,15 @@ export function foldSla(rows: SlaRows, events: readonly StoredEvent[], options: 
     }
   };
 
-  for (const { event, sequence } of events) apply(event, sequence);
+  for (const { event, sequence, receivedAtMs } of events) apply(event, sequence, receivedAtMs);
   return changes;
 
-  function apply(event: DomainEvent, sequence: number): void {
+  /** A node's reported time, clamped into the lease: not before placement, not past receipt + skew. */
+  function reported(iso: string, placedAtMs: number, receivedAtMs: number | undefined): number {
+    return clampToLease(ms(iso), placedAtMs, receivedAtMs ?? Number.POSITIVE_INFINITY, options.clockSkewMs ?? 5_000);
+  }
+
+  function apply(event: DomainEvent, sequence: number, receivedAtMs?: number): void {
     switch (event.type) {
       case 'JobSubmitted': {
         const d = event.data;
@@ -252,13 +259,13 @@ export function foldSla(rows: SlaRows, events: readonly StoredEvent[], options: 
         if (!row || !judgeReport(placement, d).ok) return; // stale: rejected by the liveness loop, never counted
         if (event.type === 'SubtaskStarted') {
           if (row.started_at_ms === null) {
-            row.started_at_ms = Math.max(row.placed_at_ms, ms(event.data.startedAt));
+            row.started_at_ms = reported(event.data.startedAt, row.placed_at_ms, receivedAtMs);
             touchAttempt(row);
           }
           return;
         }
         if (row.ended_at_ms !== null) return;
-        const endedAtMs = Math.max(row.placed_at_ms, ms(event.data.endedAt));
+        const endedAtMs = reported(event.data.endedAt, row.placed_at_ms, receivedAtMs);
         row.ended_at_ms = endedAtMs;
         if (event.type === 'SubtaskCompleted') row.end_kind = 'completed';
         else if (event.data.fault === 'platform') Object.assign(row, { end_kind: 'failed-platform', interruption_cause: InterruptionCause.platformFailure, interrupted_at_ms: endedAtMs });
