@@ -5,3 +5,4 @@ export * from './dead-letters';
 export * from './follower';
 export * from './projection-runner';
 export * from './jetstream.transport';
+export * from './sequence-waiters';

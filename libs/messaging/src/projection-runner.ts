@@ -6,6 +6,7 @@ import { advanceCheckpoint, lockCheckpoint, markStalled, readCheckpoint, type An
 import type { Bus } from './bus';
 import { sendToDeadLetters } from './dead-letters';
 import { StreamFollower } from './follower';
+import { SequenceWaiters } from './sequence-waiters';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type ProjectionTransaction = Transaction<any>;
@@ -56,7 +57,7 @@ export interface ProjectionRunnerOptions {
  */
 export class ProjectionRunner {
   private follower?: StreamFollower;
-  private waiters: Array<{ sequence: number; resolve: () => void }> = [];
+  private readonly waiters = new SequenceWaiters();
   private state: ProjectionHealth;
   private stopped = false;
   private eventsApplied = 0;
@@ -101,21 +102,7 @@ export class ProjectionRunner {
 
   /** Resolves once every event up to `sequence` is applied (read-your-writes for APIs). */
   waitFor(sequence: number, timeoutMs = 5000): Promise<boolean> {
-    if (this.state.lastSequence >= sequence) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        resolve(false);
-      }, timeoutMs);
-      const waiter = {
-        sequence,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve(true);
-        },
-      };
-      this.waiters.push(waiter);
-    });
+    return this.waiters.waitFor(sequence, this.state.lastSequence, timeoutMs);
   }
 
   private async applyWithRetry(messages: JsMsg[]): Promise<void> {
@@ -169,11 +156,7 @@ export class ProjectionRunner {
     }
     this.state = { projection: this.checkpointName, status: 'running', lastSequence: lastSeq };
     this.options.onProgress?.(lastSeq, this.eventsApplied);
-    if (this.waiters.length) {
-      const ready = this.waiters.filter((w) => w.sequence <= lastSeq);
-      this.waiters = this.waiters.filter((w) => w.sequence > lastSeq);
-      for (const w of ready) w.resolve();
-    }
+    this.waiters.advance(lastSeq);
   }
 
   private async deadLetter(m: JsMsg, reason: string): Promise<void> {

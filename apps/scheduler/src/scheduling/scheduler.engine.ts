@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Subscription } from '@nats-io/transport-node';
 import type { JsMsg } from '@nats-io/jetstream';
 import { decodeValue, parseJson, peekType, type DomainEvent, type NodeCommand } from '@fastgpu/contracts';
-import { EventPublisher, StreamFollower, isWrongLastSequence, lastSequence, PUBLISH_IN_FLIGHT_MAX, type Bus } from '@fastgpu/messaging';
+import { EventPublisher, SequenceWaiters, StreamFollower, isWrongLastSequence, lastSequence, PUBLISH_IN_FLIGHT_MAX, type Bus } from '@fastgpu/messaging';
 import { LeaderLease } from '../leadership/leader-lease';
 import { decide, explain, feasibility, PLACEMENTS_PER_CYCLE_MAX, type Explanation, type FeasibilityRequest } from './scheduler.decider';
 import { evolve, initialState, type SchedulerState } from './scheduler.state';
@@ -62,7 +62,7 @@ export class SchedulerEngine {
   private caughtUpAt = Number.POSITIVE_INFINITY;
   private wake?: () => void;
   private dirty = true;
-  private waiters: Array<{ sequence: number; resolve: () => void }> = [];
+  private readonly waiters = new SequenceWaiters();
   private loop?: Promise<void>;
   private wasLeader = false;
   /** Commands of unstarted placements are resent once after each change of leadership. */
@@ -143,21 +143,7 @@ export class SchedulerEngine {
 
   /** Resolves once the fold has applied every event up to `sequence`. */
   waitForSequence(sequence: number, timeoutMs = 10_000): Promise<boolean> {
-    if (this.state.lastSequence >= sequence) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        resolve(false);
-      }, timeoutMs);
-      const waiter = {
-        sequence,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve(true);
-        },
-      };
-      this.waiters.push(waiter);
-    });
+    return this.waiters.waitFor(sequence, this.state.lastSequence, timeoutMs);
   }
 
   // -------------------------------------------------------------------------- the fold
@@ -175,12 +161,7 @@ export class SchedulerEngine {
         this.state.lastSequence = m.seq;
       }
     }
-    const last = this.state.lastSequence;
-    if (this.waiters.length) {
-      const ready = this.waiters.filter((w) => w.sequence <= last);
-      this.waiters = this.waiters.filter((w) => w.sequence > last);
-      for (const w of ready) w.resolve();
-    }
+    this.waiters.advance(this.state.lastSequence);
     if (this.dirty) this.poke();
   }
 
