@@ -76,6 +76,21 @@ describe('intake', () => {
     expect(conflicting.body.error.field).toBe('Idempotency-Key');
   });
 
+  it('gives concurrent submissions with one Idempotency-Key one job, and many keys many jobs', async () => {
+    const key = await tenantWithKey('burst-co');
+    // Sent together, these land in one batch of key claims: the same key twice must still be one job.
+    const same = await Promise.all([1, 2, 3].map(() => call('POST', '/v1/jobs', key, job, { 'idempotency-key': 'burst' })));
+    expect(new Set(same.map((r) => r.body.jobId)).size).toBe(1);
+    expect(same.map((r) => r.status).sort()).toEqual([200, 200, 202]);
+    const clash = await Promise.all([call('POST', '/v1/jobs', key, job, { 'idempotency-key': 'clash' }), call('POST', '/v1/jobs', key, { ...job, subtaskCount: 5 }, { 'idempotency-key': 'clash' })]);
+    expect(clash.map((r) => r.status).sort()).toEqual([202, 409]);
+    const many = await Promise.all(Array.from({ length: 20 }, (_, i) => call('POST', '/v1/jobs', key, job, { 'idempotency-key': `many-${i}` })));
+    expect(many.every((r) => r.status === 202)).toBe(true);
+    expect(new Set(many.map((r) => r.body.jobId)).size).toBe(20);
+    const listed = await call('GET', '/v1/jobs?limit=100', key);
+    expect(listed.body.jobs).toHaveLength(22);
+  });
+
   it('rejects bad input with the field and reason, publishing nothing', async () => {
     const key = await tenantWithKey('bad-input');
     const before = await lastSequence(env.bus, env.bus.topology.streams.events);

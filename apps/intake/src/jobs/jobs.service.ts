@@ -3,8 +3,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { deriveId, nameId, newEntityId, type DomainEvent, type EventData } from '@fastgpu/contracts';
 import type { Principal } from '@fastgpu/auth';
 import { ApiError, conflict, notFound, unprocessable } from '@fastgpu/http';
-import { lastSequence, type EventPublisher } from '@fastgpu/messaging';
-import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
+import { lastSequence, type EventPublisher, type Published } from '@fastgpu/messaging';
+import { publisherFor, RUNTIME, TickBatcher, type Runtime } from '@fastgpu/runtime';
 import { IntakeProjections } from '../shared/intake-projections';
 import { divideJob, DivisionError } from './job-division';
 import type { JobView, SubmitJobRequest } from './jobs.schema';
@@ -37,6 +37,14 @@ function canonicalJson(value: unknown): string {
 
 const iso = (value: Date | string | null | undefined): string | null => (value ? new Date(value).toISOString() : null);
 
+interface KeyClaim {
+  tenantId: string;
+  key: string;
+  requestHash: string;
+  jobId: string;
+  createdAt: Date;
+}
+
 /** A `jobs` read-model row as the API shows it (without spec and sub-tasks). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function jobSummary(row: any): Omit<JobView, 'subtasks' | 'spec'> {
@@ -62,6 +70,10 @@ function jobSummary(row: any): Omit<JobView, 'subtasks' | 'spec'> {
 export class JobsService {
   private readonly publisher: EventPublisher;
   private readonly feasibility = new Map<string, { expiresAtMs: number; answer: Promise<FeasibilityAnswer> }>();
+  /** The submissions of one event-loop turn claim their Idempotency-Keys in one INSERT. */
+  private readonly keyClaims = new TickBatcher<KeyClaim, boolean>((claims) => this.claimKeys(claims));
+  /** ...and publish their events together, so the bus gets one socket write for all of them. */
+  private readonly publishes = new TickBatcher<DomainEvent[], Published[]>((groups) => groups.map((events) => this.publisher.publishAll(events)));
 
   constructor(
     @Inject(RUNTIME) private readonly runtime: Runtime,
@@ -93,13 +105,8 @@ export class JobsService {
     if (idempotencyKey !== undefined) {
       if (!/^[\x21-\x7e]{1,256}$/.test(idempotencyKey)) throw new ApiError(400, 'invalid_request', 'Idempotency-Key must be 1-256 visible ASCII characters', 'Idempotency-Key');
       jobId = nameId(tenantId, 'job', idempotencyKey);
-      const inserted = await this.runtime.db
-        .insertInto('idempotency_keys')
-        .values({ tenant_id: tenantId, key: idempotencyKey, request_hash: requestHash, job_id: jobId, created_at: new Date(submittedAt) })
-        .onConflict((oc) => oc.columns(['tenant_id', 'key']).doNothing())
-        .returning('job_id')
-        .executeTakeFirst();
-      if (!inserted) {
+      const claimed = await this.keyClaims.add({ tenantId, key: idempotencyKey, requestHash, jobId, createdAt: new Date(submittedAt) });
+      if (!claimed) {
         const existing = await this.runtime.db.selectFrom('idempotency_keys').selectAll().where('tenant_id', '=', tenantId).where('key', '=', idempotencyKey).executeTakeFirstOrThrow();
         if (existing.request_hash !== requestHash) throw conflict('Idempotency-Key was already used with a different request body', 'Idempotency-Key');
         created = false;
@@ -141,7 +148,7 @@ export class JobsService {
         ),
       );
     }
-    const acks = await this.publisher.publishAll(events);
+    const acks = await this.publishes.add(events);
     if (!created) {
       // A retry answers with the job as it is now (it may have run since).
       await this.projections.waitFor('intake-jobs', Math.max(...acks.map((a) => a.sequence)), READ_MODEL_WAIT_MS);
@@ -163,6 +170,30 @@ export class JobsService {
       subtasks: planned.map((p) => ({ subtaskId: `${jobId}-${p.index}`, index: p.index, gpus: p.gpus, runtimeMs: p.runtimeMs, state: 'pending', attempt: 0, nodeId: null, gpuModel: null, placedAt: null, startedAt: null, endedAt: null, exitCode: null, reason: null })),
     };
     return { job, created };
+  }
+
+  /**
+   * One multi-row INSERT for a batch of key claims: true for each claim that inserted its key,
+   * false when the key was already there (a retry, or an earlier claim in this same batch).
+   */
+  private claimKeys(claims: readonly KeyClaim[]): Array<Promise<boolean>> {
+    const firstOfKey = new Map<string, number>();
+    claims.forEach((claim, i) => {
+      const name = `${claim.tenantId}\u0000${claim.key}`;
+      if (!firstOfKey.has(name)) firstOfKey.set(name, i);
+    });
+    const rows = [...firstOfKey.values()].map((i) => claims[i]!);
+    const inserted = this.runtime.db
+      .insertInto('idempotency_keys')
+      .values(rows.map((c) => ({ tenant_id: c.tenantId, key: c.key, request_hash: c.requestHash, job_id: c.jobId, created_at: c.createdAt })))
+      .onConflict((oc) => oc.columns(['tenant_id', 'key']).doNothing())
+      .returning(['tenant_id', 'key'])
+      .execute()
+      .then((returned) => new Set(returned.map((r) => `${r.tenant_id}\u0000${r.key}`)));
+    return claims.map((claim, i) => {
+      const name = `${claim.tenantId}\u0000${claim.key}`;
+      return firstOfKey.get(name) === i ? inserted.then((names) => names.has(name)) : inserted.then(() => false);
+    });
   }
 
   /** Read-your-writes for a job id not in the read model yet: wait until it has caught up with the log. */
