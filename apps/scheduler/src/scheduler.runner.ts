@@ -5,9 +5,10 @@ import { defaultPolicy, schedulerPolicySchema, type SchedulerPolicy } from './sc
 
 /**
  * Scheduler settings from the environment: FASTGPU_SCHEDULER_POLICY (JSON: tenant weights and
- * per-model quotas) and FASTGPU_SCHEDULER_LEASE_TTL_MS (leader lease, default 3000).
+ * per-model quotas; recorded in the log as the first SchedulingPolicySet when the log has none,
+ * after which `PUT /v1/scheduling-policy` changes it) and FASTGPU_SCHEDULER_LEASE_TTL_MS (leader lease, default 3000).
  */
-export function schedulerSettings(env: NodeJS.ProcessEnv = process.env): { policy: SchedulerPolicy; leaseTtlMs: number } {
+export function schedulerSettings(env: NodeJS.ProcessEnv = process.env): { policy: SchedulerPolicy; policyFromConfig: boolean; leaseTtlMs: number } {
   let policy = defaultPolicy;
   if (env.FASTGPU_SCHEDULER_POLICY) {
     const parsed = schedulerPolicySchema.safeParse(JSON.parse(env.FASTGPU_SCHEDULER_POLICY));
@@ -16,7 +17,7 @@ export function schedulerSettings(env: NodeJS.ProcessEnv = process.env): { polic
   }
   const leaseTtlMs = Number(env.FASTGPU_SCHEDULER_LEASE_TTL_MS ?? 3000);
   if (!Number.isInteger(leaseTtlMs) || leaseTtlMs < 300) throw new Error('invalid configuration FASTGPU_SCHEDULER_LEASE_TTL_MS: an integer ≥ 300');
-  return { policy, leaseTtlMs };
+  return { policy, policyFromConfig: env.FASTGPU_SCHEDULER_POLICY !== undefined, leaseTtlMs };
 }
 
 /** Runs the scheduler engine for the life of the service and reports it in readiness. */
@@ -27,7 +28,7 @@ export class SchedulerRunner implements OnApplicationBootstrap, OnApplicationShu
 
   constructor(@Inject(RUNTIME) runtime: Runtime) {
     const settings = schedulerSettings();
-    this.engine = new SchedulerEngine({ bus: runtime.bus, clock: runtime.clock, policy: settings.policy, leaseTtlMs: settings.leaseTtlMs, onError: (error) => this.logger.error(error.message) });
+    this.engine = new SchedulerEngine({ bus: runtime.bus, clock: runtime.clock, policy: settings.policy, recordPolicy: settings.policyFromConfig, leaseTtlMs: settings.leaseTtlMs, onError: (error) => this.logger.error(error.message) });
     runtime.health.register('scheduler', {
       check: () => {
         const status = this.engine.status();

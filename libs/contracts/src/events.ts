@@ -225,6 +225,27 @@ export const NodeLost = z.object({ nodeId: id, lastHeartbeatAt: instant, detecte
 export const NodeRecovered = z.object({ nodeId: id, agentEpoch: positiveInt, recoveredAt: instant });
 export const NodeDrained = z.object({ nodeId: id, reason: z.string().max(500), drainedAt: instant, automatic: z.boolean() });
 export const NodeUndrained = z.object({ nodeId: id, undrainedAt: instant });
+
+// ---------------------------------------------------------------- scheduler: policy
+/**
+ * The scheduling policy in force from this event on (the whole policy, not a patch): a
+ * fair-share weight per tenant and, per GPU model, a nominal quota in GPUs with an optional
+ * borrowing limit. Decisions depend on it, so it is in the log: the same log gives the same
+ * decisions whatever the configuration of the process replaying it.
+ */
+export const schedulingPolicy = z.object({
+  defaultWeight: z.number().positive(),
+  /** Whether a tenant may use idle GPUs beyond its nominal quota (taken back by preemption when the owner needs them). */
+  borrowing: z.boolean(),
+  tenants: z.record(
+    id,
+    z.object({
+      weight: z.number().positive().optional(),
+      quotas: z.record(gpuModel, z.object({ nominal: nonNegativeInt, borrowingLimit: nonNegativeInt.optional() })),
+    }),
+  ),
+});
+export const SchedulingPolicySet = z.object({ policy: schedulingPolicy, setAt: instant, actor: id, reason: z.string().min(1).max(500) });
 export const ReportRejected = z.object({
   nodeId: id,
   subtaskId: id.optional(),
@@ -370,6 +391,7 @@ export const eventCatalogue = {
   NodeRecovered: { version: 1, schema: NodeRecovered },
   NodeDrained: { version: 1, schema: NodeDrained },
   NodeUndrained: { version: 1, schema: NodeUndrained },
+  SchedulingPolicySet: { version: 1, schema: SchedulingPolicySet },
   ReportRejected: { version: 1, schema: ReportRejected },
   SlaCreditIssued: { version: 1, schema: SlaCreditIssued },
   UsageRecorded: { version: 1, schema: UsageRecorded },

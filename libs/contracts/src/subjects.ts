@@ -24,6 +24,8 @@ export interface Topology {
     lease(leaseId: string): string;
     schedulerNode(nodeId: string): string;
     schedulerJob(jobId: string): string;
+    /** The one scheduling policy aggregate. */
+    schedulingPolicy(): string;
     agentNode(nodeId: string): string;
     reliabilityNode(nodeId: string): string;
     reliabilityTenant(tenantId: string): string;
@@ -63,6 +65,7 @@ export function topology(prefix: string): Topology {
       lease: (leaseId) => `${evt}.intake.lease.${leaseId}`,
       schedulerNode: (nodeId) => `${evt}.scheduler.node.${nodeId}`,
       schedulerJob: (jobId) => `${evt}.scheduler.job.${jobId}`,
+      schedulingPolicy: () => `${evt}.scheduler.policy.current`,
       agentNode: (nodeId) => `${evt}.agent.node.${nodeId}`,
       reliabilityNode: (nodeId) => `${evt}.reliability.node.${nodeId}`,
       reliabilityTenant: (tenantId) => `${evt}.reliability.tenant.${tenantId}`,
@@ -112,6 +115,8 @@ export function subjectFor<T extends EventType>(topo: Topology, type: T, data: E
     case 'SubtaskCompleted':
     case 'SubtaskFailed':
       return s.agentNode(key('nodeId'));
+    case 'SchedulingPolicySet':
+      return s.schedulingPolicy();
     case 'NodeLost':
     case 'NodeRecovered':
     case 'NodeDrained':

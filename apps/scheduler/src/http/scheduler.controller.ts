@@ -1,13 +1,15 @@
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
 import Decimal from 'decimal.js';
 import { idSchema, newEventId, priorityClassSchema } from '@fastgpu/contracts';
 import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
-import { ApiDoc, ApiError, notFound, parseInput, unprocessable } from '@fastgpu/http';
+import { ApiDoc, ApiError, conflict, notFound, parseInput, unprocessable } from '@fastgpu/http';
+import { isWrongLastSequence } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { capacityPlan, CapacityPlanError } from '../capacity/capacity-plan';
 import { freeByModel, fragmentation } from '../scheduling/scheduler.decider';
 import { SchedulerRunner } from '../scheduler.runner';
+import { schedulerPolicySchema } from '../scheduling/scheduler.types';
 
 /** The dry-run body: the same job fields as POST /v1/jobs. */
 export const dryRunRequest = z.object({
@@ -30,6 +32,8 @@ export const capacityPlanQuery = z.object({
   load: z.string().max(40).default('1'),
   efficiency: z.string().max(40).default('1'),
 });
+
+export const setPolicyRequest = z.object({ policy: schedulerPolicySchema, reason: z.string().min(1).max(500) });
 
 const drainRequest = z.object({ reason: z.string().min(1).max(500).default('drained by an operator') });
 
@@ -125,6 +129,40 @@ export class SchedulerController {
   @ApiDoc({ summary: 'Undrain a node: it takes new placements again', errors: { 404: 'unknown node' }, tags: ['scheduler'] })
   async undrain(@Param('nodeId') nodeId: string) {
     return this.setDrain(nodeId, false);
+  }
+
+  @Get('scheduling-policy')
+  @Roles('sre', 'finance')
+  @ApiDoc({ summary: 'The scheduling policy in force (tenant weights, per-model quotas, borrowing): from the log, or the configured one until the log sets one', tags: ['scheduler'] })
+  policy() {
+    const recorded = this.scheduler.engine.state.policy;
+    return { policy: this.scheduler.engine.policy, source: recorded ? 'log' : 'config', sequence: recorded?.sequence ?? null, setAt: recorded?.setAt ?? null, actor: recorded?.actor ?? null };
+  }
+
+  @Put('scheduling-policy')
+  @Roles('sre')
+  @ApiDoc({
+    summary: 'Replace the scheduling policy: recorded as a SchedulingPolicySet event (with actor and reason) that every later decision uses',
+    body: setPolicyRequest,
+    errors: { 400: 'malformed policy', 422: 'a value out of range (with its field)', 409: 'the policy changed meanwhile: read it again' },
+    tags: ['scheduler'],
+  })
+  async setPolicy(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
+    const { policy, reason } = parseInput(setPolicyRequest, body);
+    const publisher = publisherFor(this.runtime, 'scheduler');
+    const id = newEventId();
+    const time = this.runtime.clock.now().toISOString();
+    const event = publisher.build('SchedulingPolicySet', { policy, setAt: time, actor: principal.keyId, reason }, { id, time, tenantId: null, correlationId: id });
+    let sequence: number;
+    try {
+      // Optimistic concurrency: the policy subject holds only policies, so its last sequence is the one folded here.
+      ({ sequence } = await publisher.publish(event, { expectedLastSubjectSequence: this.scheduler.engine.state.policy?.sequence ?? 0 }));
+    } catch (error) {
+      if (isWrongLastSequence(error)) throw conflict('the scheduling policy changed meanwhile: read it again and retry', 'policy');
+      throw error;
+    }
+    await this.scheduler.engine.waitForSequence(sequence, 3000);
+    return this.policy();
   }
 
   @Get('scheduler/status')

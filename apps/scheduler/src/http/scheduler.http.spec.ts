@@ -2,7 +2,9 @@
  * Proves the scheduler's HTTP routes through Fastify on real NATS and Postgres: the literal colon
  * in POST /v1/jobs:dry-run routes (and places nothing), the capacity plan computes
  * ceil(R / (T · L · η)) with what is free now, and node drain/undrain publish events that stop
- * and resume placement on the node; tenants may not drain.
+ * and resume placement on the node; tenants may not drain. The scheduling policy is set through
+ * PUT /v1/scheduling-policy as an event that decisions then use, and a new scheduler folding the
+ * same log has the same policy whatever it was configured with.
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +15,8 @@ import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
 import { schedulerService } from '../scheduler.service';
 import { SchedulerRunner } from '../scheduler.runner';
+import { SchedulerEngine } from '../scheduling/scheduler.engine';
+import { defaultPolicy } from '../scheduling/scheduler.types';
 
 const ADMIN = 'test-admin-key-0123456789abcdef';
 const TENANT = 'acme-key-000000000000000000';
@@ -75,5 +79,32 @@ describe('scheduler HTTP', () => {
     expect(dry.body).toMatchObject({ wouldPlace: false, code: 'capacity' });
     expect((await call('POST', '/v1/nodes/n1/undrain', ADMIN)).body).toMatchObject({ status: 'ready' });
     expect((await call('POST', '/v1/nodes/ghost/drain', ADMIN, {})).status).toBe(404);
+  });
+
+  it('sets the scheduling policy as an event (operators only) that decisions use and a rebuild keeps', async () => {
+    const before = await call('GET', '/v1/scheduling-policy', ADMIN);
+    expect(before).toMatchObject({ status: 200, body: { source: 'config', sequence: null, policy: defaultPolicy } });
+    const policy = { borrowing: false, tenants: { acme: { weight: 2, quotas: { a100: { nominal: 2 } } } } };
+    expect((await call('PUT', '/v1/scheduling-policy', TENANT, { policy, reason: 'mine' })).status).toBe(403);
+    const bad = await call('PUT', '/v1/scheduling-policy', ADMIN, { policy: { tenants: { acme: { quotas: { a100: { nominal: -1 } } } } }, reason: 'typo' });
+    expect(bad.status).toBe(422);
+    expect((bad.body.error as { field: string }).field).toMatch(/nominal/);
+    const set = await call('PUT', '/v1/scheduling-policy', ADMIN, { policy, reason: 'acme buys 2 reserved A100s' });
+    expect(set).toMatchObject({ status: 200, body: { source: 'log', actor: 'admin', policy: { defaultWeight: 1, borrowing: false, tenants: { acme: { weight: 2, quotas: { a100: { nominal: 2 } } } } } } });
+    // The quota now binds: 4 A100s for acme wait for quota although 8 are free.
+    const dry = await call('POST', '/v1/jobs:dry-run', TENANT, { gpuModels: ['a100'], gpusPerSubtask: 4, subtaskCount: 1, runtimeSeconds: 60 });
+    expect(dry.body).toMatchObject({ wouldPlace: false, code: 'quota' });
+    // Another scheduler configured with the default policy folds the same log into the same policy.
+    const fresh = new SchedulerEngine({ bus: env.bus, policy: defaultPolicy, clock: { now: () => new Date() }, instanceId: 'policy-check', leaseTtlMs: 600, idleCycleMs: 200 });
+    await fresh.start();
+    try {
+      await eventually(() => fresh.caughtUp && fresh.state.lastSequence >= (set.body.sequence as number));
+      expect(fresh.policy).toEqual(set.body.policy);
+    } finally {
+      await fresh.stop();
+    }
+    const reset = await call('PUT', '/v1/scheduling-policy', ADMIN, { policy: {}, reason: 'back to defaults' });
+    expect(reset.body).toMatchObject({ source: 'log', policy: defaultPolicy });
+    expect(reset.body.sequence).toBeGreaterThan(set.body.sequence as number);
   });
 });

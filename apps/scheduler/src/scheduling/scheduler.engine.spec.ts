@@ -3,7 +3,9 @@
  * command; it answers feasibility and explain requests; a restarted scheduler rebuilds the same
  * state from the log and decides the same; preemption and gangs go through the bus whole; a
  * standby takes over when the leader dies; and two schedulers that both believe they lead
- * still never assign a GPU twice (optimistic concurrency on node subjects + derived ids).
+ * still never assign a GPU twice (optimistic concurrency on node subjects + derived ids). A
+ * policy from configuration is recorded in the log once, and the log's policy wins over any
+ * later instance's configuration.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEvent, nameId, type DomainEvent, type EventData, type NodeCommand, type StoredEvent } from '@fastgpu/contracts';
@@ -215,5 +217,24 @@ describe('scheduler engine on NATS', () => {
     const event = publisher.build('NodeRegistered', { nodeId: 'n1', gpuModel: 'a100', gpuCount: 8, gpuMemoryGb: 80, labels: {}, agentEpoch: 1, registeredAt: new Date().toISOString() }, { id, time: new Date().toISOString(), tenantId: null, correlationId: id });
     const error = await publisher.publish(event, { expectedLastSubjectSequence: 0 }).catch((e: unknown) => e);
     expect(isWrongLastSequence(error)).toBe(true);
+  });
+
+  it('records a configured policy in the log once; a later instance configured otherwise uses the log', async () => {
+    await stopAll();
+    const configured = { defaultWeight: 1, borrowing: true, tenants: { 'policy-co': { weight: 3, quotas: {} } } };
+    const first = new SchedulerEngine({ bus: env.bus, policy: configured, recordPolicy: true, clock, instanceId: 'policy-a', leaseTtlMs: 600, idleCycleMs: 200 });
+    engines.push(first);
+    await first.start();
+    await eventually(() => first.state.policy !== undefined, { timeoutMs: 10_000 });
+    expect(first.state.policy).toMatchObject({ actor: 'config', policy: configured });
+    await stopAll();
+    const other = { defaultWeight: 5, borrowing: false, tenants: {} };
+    const second = new SchedulerEngine({ bus: env.bus, policy: other, recordPolicy: true, clock, instanceId: 'policy-b', leaseTtlMs: 600, idleCycleMs: 200 });
+    engines.push(second);
+    await second.start();
+    await eventually(() => second.caughtUp && second.leader.isLeader, { timeoutMs: 10_000 });
+    await new Promise((r) => setTimeout(r, 400));
+    expect(second.policy).toEqual(configured);
+    expect(ofType(await readLog(), 'SchedulingPolicySet')).toHaveLength(1);
   });
 });

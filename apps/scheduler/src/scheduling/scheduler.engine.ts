@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Subscription } from '@nats-io/transport-node';
 import type { JsMsg } from '@nats-io/jetstream';
-import { decodeValue, parseJson, peekType, type DomainEvent, type NodeCommand } from '@fastgpu/contracts';
+import { decodeValue, newEventId, parseJson, peekType, type DomainEvent, type NodeCommand } from '@fastgpu/contracts';
 import { EventPublisher, SequenceWaiters, StreamFollower, isWrongLastSequence, lastSequence, PUBLISH_IN_FLIGHT_MAX, type Bus } from '@fastgpu/messaging';
 import { LeaderLease } from '../leadership/leader-lease';
 import { decide, explain, feasibility, PLACEMENTS_PER_CYCLE_MAX, type Explanation, type FeasibilityRequest } from './scheduler.decider';
@@ -20,7 +20,13 @@ import { schedulerEventTypeSet, type CycleResult, type Decision, type Hypothetic
  */
 export interface SchedulerEngineOptions {
   bus: Bus;
+  /** The policy until the log sets one (SchedulingPolicySet); the log's always wins. */
   policy: SchedulerPolicy;
+  /**
+   * Record `policy` in the log when this instance leads and the log holds none yet (set when
+   * the policy came from configuration), so decisions never depend on a process's settings.
+   */
+  recordPolicy?: boolean;
   clock: { now(): Date };
   instanceId?: string;
   leaseTtlMs?: number;
@@ -67,6 +73,7 @@ export class SchedulerEngine {
   private wasLeader = false;
   /** Commands of unstarted placements are resent once after each change of leadership. */
   private commandsResent = false;
+  private policyRecorded = false;
   private leaseTickInFlight = false;
   private lastExplained?: { sequence: number; atMs: number; waiting: Map<string, Waiting>; reservation?: Reservation };
   private readonly stats = { cycles: 0, placements: 0, preemptions: 0, conflicts: 0, lastCycleMs: 0 };
@@ -193,9 +200,10 @@ export class SchedulerEngine {
       await this.resendCommands();
       this.commandsResent = true;
     }
+    if (this.options.recordPolicy && !this.policyRecorded) await this.recordConfiguredPolicy();
     const started = performance.now();
     const now = this.options.clock.now().toISOString();
-    const result = decide(this.state, { now, policy: this.options.policy, explain: true });
+    const result = decide(this.state, { now, policy: this.policy, explain: true });
     this.lastExplained = { sequence: this.state.lastSequence, atMs: Date.now(), waiting: result.waiting, reservation: result.reservation };
     this.stats.lastCycleMs = performance.now() - started;
     this.stats.cycles++;
@@ -209,6 +217,32 @@ export class SchedulerEngine {
     // Decide next on a state that includes what was just written (the fold reads it back).
     if (maxSequence > 0) await this.waitForSequence(maxSequence);
     if (result.placements >= PLACEMENTS_PER_CYCLE_MAX || conflicts > 0) this.dirty = true;
+  }
+
+  /** The policy decisions use: the log's, or the configured one until the log sets one. */
+  get policy(): SchedulerPolicy {
+    return this.state.policy?.policy ?? this.options.policy;
+  }
+
+  /**
+   * Writes the configured policy as the first SchedulingPolicySet. Expected subject sequence 0:
+   * when the log already has a policy (set through the API, or by another instance) it stays.
+   */
+  private async recordConfiguredPolicy(): Promise<void> {
+    if (this.state.policy) {
+      this.policyRecorded = true;
+      return;
+    }
+    const now = this.options.clock.now().toISOString();
+    const id = newEventId();
+    const event = this.publisher.build('SchedulingPolicySet', { policy: this.options.policy, setAt: now, actor: 'config', reason: 'FASTGPU_SCHEDULER_POLICY at scheduler start' }, { id, time: now, tenantId: null, correlationId: id });
+    try {
+      const ack = await this.publisher.publish(event, { expectedLastSubjectSequence: 0 });
+      await this.waitForSequence(ack.sequence);
+    } catch (error) {
+      if (!isWrongLastSequence(error)) throw error;
+    }
+    this.policyRecorded = true;
   }
 
   private envelope(d: Decision, now: string): DomainEvent {
@@ -317,7 +351,7 @@ export class SchedulerEngine {
   private explanations(): { waiting: Map<string, Waiting>; reservation?: Reservation } {
     const cached = this.lastExplained;
     if (cached && (cached.sequence === this.state.lastSequence || Date.now() - cached.atMs < EXPLANATION_CACHE_MS)) return cached;
-    const result = decide(this.state, { now: this.options.clock.now().toISOString(), policy: this.options.policy, explain: true });
+    const result = decide(this.state, { now: this.options.clock.now().toISOString(), policy: this.policy, explain: true });
     this.lastExplained = { sequence: this.state.lastSequence, atMs: Date.now(), waiting: result.waiting, reservation: result.reservation };
     return this.lastExplained;
   }
@@ -335,7 +369,7 @@ export class SchedulerEngine {
   dryRun(job: HypotheticalJob): NonNullable<CycleResult['hypothetical']> & { feasible: boolean; reason?: string } {
     const verdict = this.feasibility(job);
     if (!verdict.feasible) return { feasible: false, reason: verdict.reason, placed: [], preempted: [] };
-    const result = decide(this.state, { now: this.options.clock.now().toISOString(), policy: this.options.policy, explain: true, hypothetical: job, placementsMax: Number.MAX_SAFE_INTEGER });
+    const result = decide(this.state, { now: this.options.clock.now().toISOString(), policy: this.policy, explain: true, hypothetical: job, placementsMax: Number.MAX_SAFE_INTEGER });
     return { feasible: true, ...result.hypothetical! };
   }
 

@@ -1,4 +1,4 @@
-import type { DependencyCondition, SchedulerEvent } from './scheduler.types';
+import type { DependencyCondition, SchedulerEvent, SchedulerPolicy } from './scheduler.types';
 import type { StoredEvent } from '@fastgpu/contracts';
 
 /**
@@ -177,6 +177,8 @@ export interface SchedulerState {
   unstarted: Set<Allocation>;
   /** Recent stops (preemptions, cancellations), resent after a takeover. Bounded. */
   recentStops: Array<{ nodeId: string; subtaskId: string; attempt: number; leaseEpoch: number; reason: string; eventId: string; time: string }>;
+  /** The scheduling policy the log last set (undefined until it sets one), with its sequence. */
+  policy?: { policy: SchedulerPolicy; sequence: number; setAt: string; actor: string };
 }
 
 export const RECENT_STOPS_MAX = 10_000;
@@ -475,6 +477,10 @@ export function evolve(state: SchedulerState, stored: StoredEvent): SchedulerSta
     case 'NodeDrained': {
       const node = state.nodes.get(e.data.nodeId);
       if (node && node.status !== 'lost') node.status = 'drained';
+      return state;
+    }
+    case 'SchedulingPolicySet': {
+      state.policy = { policy: e.data.policy, sequence, setAt: e.data.setAt, actor: e.data.actor };
       return state;
     }
     case 'NodeUndrained': {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { DomainEvent, EventData, NodeCommand } from '@fastgpu/contracts';
+import { idSchema, type DomainEvent, type EventData, type NodeCommand } from '@fastgpu/contracts';
 
 /** Event types the scheduler folds; every other type only moves its sequence. */
 export const schedulerEventTypes = [
@@ -8,6 +8,7 @@ export const schedulerEventTypes = [
   'NodeRecovered',
   'NodeDrained',
   'NodeUndrained',
+  'SchedulingPolicySet',
   'JobSubmitted',
   'SubtaskCreated',
   'JobCancelRequested',
@@ -33,7 +34,10 @@ export type DependencyCondition = 'afterSuccess' | 'afterAny';
 /**
  * Per-tenant scheduling policy: a fair-share weight and, per GPU model, a nominal quota (GPUs)
  * with an optional borrowing limit. Tenants without a quota for a model are not limited on it.
- * It is configuration (FASTGPU_SCHEDULER_POLICY), passed into every decision as part of the command.
+ * It is in the log (`SchedulingPolicySet`, set through `PUT /v1/scheduling-policy`) and folded
+ * into the state; the engine passes it into every decision as part of the command. Until the log
+ * holds one, FASTGPU_SCHEDULER_POLICY (or the default) applies, and the leader records it.
+ * This is the input schema (defaults filled in); the event's schema is `schedulingPolicy`.
  */
 export const schedulerPolicySchema = z.object({
   defaultWeight: z.number().positive().default(1),
@@ -41,10 +45,10 @@ export const schedulerPolicySchema = z.object({
   borrowing: z.boolean().default(true),
   tenants: z
     .record(
-      z.string(),
+      idSchema,
       z.object({
         weight: z.number().positive().optional(),
-        quotas: z.record(z.string(), z.object({ nominal: z.number().int().nonnegative(), borrowingLimit: z.number().int().nonnegative().optional() })).default({}),
+        quotas: z.record(z.string().min(1).max(64), z.object({ nominal: z.number().int().nonnegative(), borrowingLimit: z.number().int().nonnegative().optional() })).default({}),
       }),
     )
     .default({}),
