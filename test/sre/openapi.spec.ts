@@ -138,6 +138,9 @@ describe('OpenAPI', () => {
     expect(submit.requestBody.content['application/json'].schema.required).toEqual(expect.arrayContaining(['projectId', 'gpuModels', 'gpusPerSubtask', 'runtimeSeconds']));
     expect(submit.security).toEqual([{ apiKey: [] }]);
     expect(Object.keys(submit.responses)).toEqual(expect.arrayContaining(['400', '401', '422']));
+    // Statuses the handler sets at run time are documented as it answers them, not as Nest's default 201.
+    expect(Object.keys(submit.responses)).toEqual(expect.arrayContaining(['200', '202']));
+    expect(submit.responses['201']).toBeUndefined();
     const getJob = doc.paths['/v1/jobs/{jobId}']?.get as { parameters: Array<{ name: string; in: string }> };
     expect(getJob.parameters).toContainEqual(expect.objectContaining({ name: 'jobId', in: 'path', required: true }));
     expect(doc.paths['/healthz']?.get).toBeDefined();

@@ -12,6 +12,11 @@ export interface ApiDocMetadata {
   response?: z.ZodType;
   /** Status codes besides 200 that the route answers, with a reason. */
   errors?: Record<number, string>;
+  /**
+   * Success statuses, with when each is answered, for a route that sets its status at run time
+   * (`reply.status(...)`), where Nest's metadata knows only the default.
+   */
+  success?: Record<number, string>;
   tags?: string[];
 }
 export const API_DOC = 'fastgpu:api-doc';

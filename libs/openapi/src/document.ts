@@ -100,12 +100,9 @@ export function buildOpenApiDocument(routes: RouteDescriptor[], info: OpenApiInf
         parameters.push({ name, in: 'query', required: required.has(name), schema });
       }
     }
-    const responses: Record<string, unknown> = {
-      [String(route.successStatus)]: {
-        description: doc?.summary ?? 'OK',
-        ...(doc?.response ? { content: { 'application/json': { schema: toJsonSchema(doc.response, 'output') } } } : {}),
-      },
-    };
+    const responses: Record<string, unknown> = {};
+    const content = doc?.response ? { content: { 'application/json': { schema: toJsonSchema(doc.response, 'output') } } } : {};
+    for (const [status, description] of Object.entries(doc?.success ?? { [route.successStatus]: doc?.summary ?? 'OK' })) responses[status] = { description, ...content };
     const errorStatuses = new Set<number>([...(route.authenticated ? [401, 403] : []), ...(doc?.body || doc?.query ? [400, 422] : []), ...(pathParams.length ? [404] : []), 500]);
     for (const status of Object.keys(doc?.errors ?? {})) errorStatuses.add(Number(status));
     for (const status of [...errorStatuses].sort()) {

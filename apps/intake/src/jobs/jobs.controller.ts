@@ -17,6 +17,7 @@ export class JobsController {
     summary: 'Submit a job: divided into sub-tasks and queued. A retry with the same Idempotency-Key returns the same job.',
     body: submitJobRequest,
     response: jobView,
+    success: { 202: 'accepted: a new job, queued', 200: 'a retry with the same Idempotency-Key: the job as it is now' },
     errors: { 400: 'malformed field', 409: 'Idempotency-Key reused with another body', 422: 'job no node could run, or invalid combination' },
     tags: ['jobs'],
   })

@@ -18,6 +18,7 @@ export class LeasesController {
     body: requestLeaseBody,
     query: requestLeaseQuery,
     response: leaseView,
+    success: { 201: 'granted (within waitMs): node and GPU indices included', 202: 'requested, not granted yet: poll GET /v1/leases/{id}' },
     errors: { 400: 'malformed field', 422: 'no node could ever hold it' },
     tags: ['leases'],
   })
