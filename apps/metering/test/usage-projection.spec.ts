@@ -4,7 +4,9 @@
  * applied once, forever; a batch that fails after publishing is retried without double usage or
  * a second UsageRecorded; a process killed right after a commit (and one killed inside a rebuild
  * batch) resumes from its checkpoint with nothing repeated; a rebuild equals the live projection
- * row for row, swaps in one transaction, and the live runner goes on writing the new tables.
+ * row for row (with every live index, though the rebuild builds some only at its end), swaps in
+ * one transaction, and the live runner goes on writing the new tables; free text (quotes,
+ * backslashes, braces, "NULL") survives the bulk writes verbatim.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -49,6 +51,14 @@ async function usageRecordedIds(): Promise<string[]> {
 async function jobGpuMs(jobId: string): Promise<number> {
   const row = await env.database.db.selectFrom('metering_usage_hourly').select(sql<number>`coalesce(sum(gpu_ms), 0)::int8`.as('total')).where('job_id', '=', jobId).executeTakeFirstOrThrow();
   return Number(row.total);
+}
+
+const awkwardModel = 'H100 "SXM5" \\ {80GB},NULL';
+
+/** A table's index definitions without index and table names: what must match after a rebuild. */
+async function indexShapes(table: string): Promise<string[]> {
+  const { rows } = await sql<{ indexdef: string }>`SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = ${table}`.execute(env.database.db);
+  return rows.map((r) => r.indexdef.replace(/^CREATE (UNIQUE )?INDEX \S+ ON \S+ /, '$1')).sort();
 }
 
 async function runChild(mode: 'live' | 'rebuild'): Promise<number | null> {
@@ -170,9 +180,13 @@ describe('usage projection on NATS and Postgres', () => {
       history.event('LeaseReleased', { leaseId: 'L1', tenantId: 'acme', nodeId: 'n3', leaseEpoch: 1, reason: 'released', releasedAt: new Date(T + 5 * HOUR_MS).toISOString() }),
       history.event('SubtaskPreempted', { jobId: 'j4', tenantId: 'acme', subtaskId: 's6', attempt: 1, nodeId: 'n9', leaseEpoch: 1, reason: 'high class', preemptedAt: new Date(T + 90_000).toISOString() }),
       history.event('JobCompleted', { jobId: 'j1', tenantId: 'acme', projectId: 'p1', outcome: 'succeeded', subtasksSucceeded: 2, subtasksFailed: 0, subtasksCancelled: 0, gpuMsObserved: 4 * 2 * HOUR_MS + 2 * 60_000, completedAt: new Date(T + 2 * HOUR_MS).toISOString() }),
+      // Free text the bulk writes must carry verbatim (they send Postgres array literals).
+      ...history.subtask({ jobId: 'j9', subtaskId: 's13', gpuModel: awkwardModel, startMs: T, endMs: T + 3000 }),
     ];
     const last = await history.publish(...extra);
     expect(await runner.waitFor(last, 15_000)).toBe(true);
+    const awkward = await env.database.db.selectFrom('metering_usage_hourly').select(['gpu_model', 'gpu_ms']).where('job_id', '=', 'j9').execute();
+    expect(awkward).toEqual([{ gpu_model: awkwardModel, gpu_ms: 4 * 3000 }]);
 
     expect(await runChild('rebuild')).toBeNull();
     const interrupted = await env.database.db.selectFrom('projection_checkpoints').select('last_sequence').where('projection', '=', 'usage@rebuild').executeTakeFirstOrThrow();
@@ -187,6 +201,8 @@ describe('usage projection on NATS and Postgres', () => {
     const caughtUp = await rebuild.catchUp();
     expect(caughtUp).toBeGreaterThanOrEqual(last);
     expect(progress[progress.length - 1]).toBe(caughtUp);
+    // Indexes left off during the catch-up (usageReplayable.deferIndex) are built by its end.
+    for (const table of usageReplayable.tables) expect(await indexShapes(`${table}_rebuild`)).toEqual(await indexShapes(table));
 
     // More history arrives while the rebuild waits: alignment applies it under the live lock.
     const more = history.subtask({ jobId: 'j7', subtaskId: 's11', startMs: T, endMs: T + 4000 });

@@ -27,6 +27,40 @@ export interface ReplayableProjection {
   ignoreColumns?: Readonly<Record<string, readonly string[]>>;
   /** A projection instance for rebuilding (it runs with `live: false`). */
   create(deps: { bus: Bus; db: AnyDatabase }): Projection;
+  /**
+   * Indexes the projection never reads while it replays (e.g. a wide primary key that only
+   * queries use): left off the rebuild tables during the catch-up and built once at its end,
+   * one sorted bulk build instead of a row-by-row update per write. Called per live index with
+   * its shape, e.g. `UNIQUE USING btree (tenant_id, hour_start)` or `USING btree (node_id) WHERE
+   * (end_ms IS NULL)`. A unique index built at the end checks the same uniqueness (the build
+   * fails instead of the batch), and the compared and swapped tables carry every live index.
+   */
+  deferIndex?(table: string, shape: string): boolean;
+}
+
+interface IndexInfo {
+  indexName: string;
+  /** `[UNIQUE ]USING <method> (<columns>)[ WHERE …]`: the definition without its names. */
+  shape: string;
+  /** The constraint backing the index (primary key, unique), if any. */
+  constraintName: string | null;
+  constraintDefinition: string | null;
+}
+
+/** Indexes of a table with their shape (definition without index or table name). */
+async function indexesOf(db: AnyDatabase | ProjectionTransaction, table: string): Promise<IndexInfo[]> {
+  const { rows } = await sql<{ index_name: string; definition: string; constraint_name: string | null; constraint_definition: string | null }>`
+    SELECT i.indexrelid::regclass::text AS index_name, pg_get_indexdef(i.indexrelid) AS definition,
+      c.conname AS constraint_name, pg_get_constraintdef(c.oid) AS constraint_definition
+    FROM pg_index i
+    LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')
+    WHERE i.indrelid = to_regclass(${table})
+    ORDER BY i.indexrelid`.execute(db);
+  return rows.map((r) => {
+    const match = /^CREATE (UNIQUE )?INDEX \S+ ON \S+ (USING .*)$/.exec(r.definition);
+    if (!match) throw new Error(`unexpected index definition on ${table}: ${r.definition}`);
+    return { indexName: r.index_name, shape: `${match[1] ?? ''}${match[2]!}`, constraintName: r.constraint_name, constraintDefinition: r.constraint_definition };
+  });
 }
 
 export const REBUILD_SUFFIX = '_rebuild';
@@ -118,13 +152,45 @@ export class Rebuild {
     }
     await this.db.transaction().execute(async (trx) => {
       for (const table of this.replayable.tables) {
-        await sql.raw(`DROP TABLE IF EXISTS ${quoteIdent(this.rebuildTable(table))}`).execute(trx);
-        await sql.raw(`CREATE TABLE ${quoteIdent(this.rebuildTable(table))} (LIKE ${quoteIdent(table)} INCLUDING ALL)`).execute(trx);
+        const rebuilt = quoteIdent(this.rebuildTable(table));
+        await sql.raw(`DROP TABLE IF EXISTS ${rebuilt}`).execute(trx);
+        await sql.raw(`CREATE TABLE ${rebuilt} (LIKE ${quoteIdent(table)} INCLUDING ALL)`).execute(trx);
+        if (!this.replayable.deferIndex) continue;
+        for (const index of await indexesOf(trx, this.rebuildTable(table))) {
+          if (!this.replayable.deferIndex(table, index.shape)) continue;
+          if (index.constraintName) await sql.raw(`ALTER TABLE ${rebuilt} DROP CONSTRAINT ${quoteIdent(index.constraintName)}`).execute(trx);
+          else await sql.raw(`DROP INDEX ${quoteIdent(index.indexName)}`).execute(trx);
+        }
       }
       await trx.deleteFrom('projection_checkpoints').where('projection', '=', this.checkpointName).execute();
       await trx.insertInto('projection_checkpoints').values({ projection: this.checkpointName, last_sequence: 0, status: 'rebuilding' }).execute();
     });
     return { resumedFrom: 0, fresh: true };
+  }
+
+  /**
+   * Builds the indexes the catch-up deferred: every index of a live table that its rebuild table
+   * lacks (by shape), so the rebuild is compared and swapped with the live table's indexes.
+   * Idempotent; one transaction, so a kill -9 during a build leaves the rebuild as it was.
+   */
+  async buildDeferredIndexes(): Promise<number> {
+    if (!this.replayable.deferIndex) return 0;
+    let built = 0;
+    await this.db.transaction().execute(async (trx) => {
+      // A sorted bulk build in memory rather than on disk where the server allows it.
+      await sql`SET LOCAL maintenance_work_mem TO '256MB'`.execute(trx);
+      for (const table of this.replayable.tables) {
+        const have = new Set((await indexesOf(trx, this.rebuildTable(table))).map((i) => i.shape));
+        const rebuilt = quoteIdent(this.rebuildTable(table));
+        for (const index of await indexesOf(trx, table)) {
+          if (have.has(index.shape)) continue;
+          if (index.constraintDefinition) await sql.raw(`ALTER TABLE ${rebuilt} ADD ${index.constraintDefinition}`).execute(trx);
+          else await sql.raw(`CREATE ${index.shape.startsWith('UNIQUE ') ? 'UNIQUE INDEX' : 'INDEX'} ON ${rebuilt} ${index.shape.replace(/^UNIQUE /, '')}`).execute(trx);
+          built++;
+        }
+      }
+    });
+    return built;
   }
 
   private async tableExists(table: string): Promise<boolean> {
@@ -164,6 +230,7 @@ export class Rebuild {
       });
     };
     if (sequence >= target) {
+      await this.buildDeferredIndexes();
       report('caught-up');
       return sequence;
     }
@@ -198,6 +265,8 @@ export class Rebuild {
     } finally {
       clearInterval(timer);
     }
+    report('building-indexes');
+    await this.buildDeferredIndexes();
     report('caught-up');
     return sequence;
   }
@@ -208,6 +277,8 @@ export class Rebuild {
    */
   async alignAndCompare(options: { swap?: boolean; waitIntervalMs?: number } = {}): Promise<AlignedResult> {
     let liveBefore: number | undefined;
+    // A rebuild resumed with --diff-only may not have them yet.
+    await this.buildDeferredIndexes();
     for (let attempt = 1; attempt <= ALIGN_ATTEMPTS_MAX; attempt++) {
       const live = Number((await readCheckpoint(this.db, this.replayable.name))?.last_sequence ?? 0);
       const rebuilt = Number((await readCheckpoint(this.db, this.checkpointName))?.last_sequence ?? 0);

@@ -66,68 +66,99 @@ function fromRow(r: Row): Allocation {
   };
 }
 
-/** Columns of metering_allocations, in one place for the bulk writes. */
-const allocationColumns: Array<[string, (a: Allocation) => unknown]> = [
-  ['allocation_key', (a) => a.key],
-  ['kind', (a) => a.kind],
-  ['tenant_id', (a) => a.tenantId],
-  ['project_id', (a) => a.projectId],
-  ['job_id', (a) => a.jobId],
-  ['subtask_id', (a) => a.subtaskId],
-  ['attempt', (a) => a.attempt],
-  ['lease_id', (a) => a.leaseId],
-  ['allocation_id', (a) => a.allocationId],
-  ['node_id', (a) => a.nodeId],
-  ['gpu_model', (a) => a.gpuModel],
-  ['gpus', (a) => a.gpus],
-  ['capacity_type', (a) => a.capacityType],
-  ['lease_epoch', (a) => a.leaseEpoch],
-  ['placed_event_id', (a) => a.placedEventId],
-  ['placed_sequence', (a) => a.placedSequence],
-  ['placed_ms', (a) => a.placedMs],
-  ['start_ms', (a) => a.startMs],
-  ['start_epoch', (a) => a.startEpoch],
-  ['start_event_id', (a) => a.startEventId],
-  ['start_sequence', (a) => a.startSequence],
-  ['end_ms', (a) => a.endMs],
-  ['end_epoch', (a) => a.endEpoch],
-  ['end_event_id', (a) => a.endEventId],
-  ['end_sequence', (a) => a.endSequence],
-  ['end_reason', (a) => a.endReason],
-  ['interrupted', (a) => a.interrupted],
-  ['stale_reports', (a) => a.staleReports],
-  ['closed_event_id', (a) => a.closedEventId],
-  ['closed_sequence', (a) => a.closedSequence],
-  ['gpu_ms', (a) => a.gpuMs],
-];
-
-const hourlyColumns: Array<[string, (h: HourlyUsage) => unknown]> = [
-  ['tenant_id', (h) => h.tenantId],
-  ['project_id', (h) => h.projectId],
-  ['job_id', (h) => h.jobId],
-  ['subtask_id', (h) => h.subtaskId],
-  ['attempt', (h) => h.attempt],
-  ['lease_id', (h) => h.leaseId],
-  ['allocation_id', (h) => h.allocationId],
-  ['gpu_model', (h) => h.gpuModel],
-  ['capacity_type', (h) => h.capacityType],
-  ['hour_start', (h) => new Date(h.hourStartMs).toISOString()],
-  ['gpu_ms', (h) => h.gpuMs],
-  ['interrupted_gpu_ms', (h) => h.interruptedGpuMs],
-];
-
 /**
- * Rows as one JSON parameter expanded by Postgres (`json_populate_recordset` over the table's
- * row type): one statement per batch, and far cheaper to serialise than one array per column.
+ * Bulk writes as one Postgres array literal per column, expanded by `unnest`: one statement per
+ * batch, built with plain string concatenation (no per-row objects), and parsed by Postgres in
+ * C. Much cheaper on both sides than one JSON object per row, which mattered for replay speed.
  */
-function jsonRows<T>(tableName: string, columns: ReadonlyArray<[string, (row: T) => unknown]>, rows: readonly T[]): RawBuilder<unknown> {
-  const objects = rows.map((row) => {
-    const object: Record<string, unknown> = {};
-    for (const [name, get] of columns) object[name] = get(row);
-    return object;
-  });
-  return sql`SELECT * FROM json_populate_recordset(NULL::${sql.table(tableName)}, ${JSON.stringify(objects)}::json)`;
+type PgArrayType = 'text' | 'int4' | 'int8' | 'bool';
+interface Column<T> {
+  name: string;
+  type: PgArrayType;
+  get(row: T): string | number | boolean | null;
 }
+
+/** A text element of an array literal: always quoted, so NULL, empty strings and braces are data. */
+function quoteElement(value: string): string {
+  return /["\\]/.test(value) ? `"${value.replace(/["\\]/g, '\\$&')}"` : `"${value}"`;
+}
+
+/** Postgres array literal of one column: `{"a",NULL,"b"}`, `{1,NULL,3}`, `{t,f}`. */
+export function arrayLiteral<T>(column: Column<T>, rows: readonly T[]): string {
+  let literal = '{';
+  for (let i = 0; i < rows.length; i++) {
+    if (i > 0) literal += ',';
+    const value = column.get(rows[i]!);
+    if (value === null || value === undefined) literal += 'NULL';
+    else if (column.type === 'text') literal += quoteElement(value as string);
+    else if (column.type === 'bool') literal += value ? 't' : 'f';
+    else {
+      // Integers only: a fraction or a number past 2^53 would not round-trip exactly.
+      if (!Number.isSafeInteger(value)) throw new Error(`${column.name}: ${String(value)} is not a safe integer`);
+      literal += String(value);
+    }
+  }
+  return `${literal}}`;
+}
+
+/** `unnest($1::text[], $2::int8[], …) AS r(col, …)` over the rows, one array per column. */
+function unnestRows<T>(columns: ReadonlyArray<Column<T>>, rows: readonly T[]): RawBuilder<unknown> {
+  const arrays = columns.map((c) => sql`${arrayLiteral(c, rows)}::${sql.raw(c.type)}[]`);
+  return sql`unnest(${sql.join(arrays)}) AS r(${sql.join(columns.map((c) => sql.ref(c.name)))})`;
+}
+
+const columnNames = <T>(columns: ReadonlyArray<Column<T>>) => sql.join(columns.map((c) => sql.ref(c.name)));
+
+/** Columns of metering_allocations, in one place for the bulk writes. */
+const allocationColumns: ReadonlyArray<Column<Allocation>> = [
+  { name: 'allocation_key', type: 'text', get: (a) => a.key },
+  { name: 'kind', type: 'text', get: (a) => a.kind },
+  { name: 'tenant_id', type: 'text', get: (a) => a.tenantId },
+  { name: 'project_id', type: 'text', get: (a) => a.projectId },
+  { name: 'job_id', type: 'text', get: (a) => a.jobId },
+  { name: 'subtask_id', type: 'text', get: (a) => a.subtaskId },
+  { name: 'attempt', type: 'int4', get: (a) => a.attempt },
+  { name: 'lease_id', type: 'text', get: (a) => a.leaseId },
+  { name: 'allocation_id', type: 'text', get: (a) => a.allocationId },
+  { name: 'node_id', type: 'text', get: (a) => a.nodeId },
+  { name: 'gpu_model', type: 'text', get: (a) => a.gpuModel },
+  { name: 'gpus', type: 'int4', get: (a) => a.gpus },
+  { name: 'capacity_type', type: 'text', get: (a) => a.capacityType },
+  { name: 'lease_epoch', type: 'int4', get: (a) => a.leaseEpoch },
+  { name: 'placed_event_id', type: 'text', get: (a) => a.placedEventId },
+  { name: 'placed_sequence', type: 'int8', get: (a) => a.placedSequence },
+  { name: 'placed_ms', type: 'int8', get: (a) => a.placedMs },
+  { name: 'start_ms', type: 'int8', get: (a) => a.startMs },
+  { name: 'start_epoch', type: 'int4', get: (a) => a.startEpoch },
+  { name: 'start_event_id', type: 'text', get: (a) => a.startEventId },
+  { name: 'start_sequence', type: 'int8', get: (a) => a.startSequence },
+  { name: 'end_ms', type: 'int8', get: (a) => a.endMs },
+  { name: 'end_epoch', type: 'int4', get: (a) => a.endEpoch },
+  { name: 'end_event_id', type: 'text', get: (a) => a.endEventId },
+  { name: 'end_sequence', type: 'int8', get: (a) => a.endSequence },
+  { name: 'end_reason', type: 'text', get: (a) => a.endReason },
+  { name: 'interrupted', type: 'bool', get: (a) => a.interrupted },
+  { name: 'stale_reports', type: 'int4', get: (a) => a.staleReports },
+  { name: 'closed_event_id', type: 'text', get: (a) => a.closedEventId },
+  { name: 'closed_sequence', type: 'int8', get: (a) => a.closedSequence },
+  { name: 'gpu_ms', type: 'int8', get: (a) => a.gpuMs },
+];
+
+const hourlyColumns: ReadonlyArray<Column<HourlyUsage>> = [
+  { name: 'tenant_id', type: 'text', get: (h) => h.tenantId },
+  { name: 'project_id', type: 'text', get: (h) => h.projectId },
+  { name: 'job_id', type: 'text', get: (h) => h.jobId },
+  { name: 'subtask_id', type: 'text', get: (h) => h.subtaskId },
+  { name: 'attempt', type: 'int4', get: (h) => h.attempt },
+  { name: 'lease_id', type: 'text', get: (h) => h.leaseId },
+  { name: 'allocation_id', type: 'text', get: (h) => h.allocationId },
+  { name: 'gpu_model', type: 'text', get: (h) => h.gpuModel },
+  { name: 'capacity_type', type: 'text', get: (h) => h.capacityType },
+  // Epoch ms, turned into timestamptz exactly by the statement (hour starts are whole seconds).
+  { name: 'hour_start', type: 'int8', get: (h) => h.hourStartMs },
+  { name: 'gpu_ms', type: 'int8', get: (h) => h.gpuMs },
+  { name: 'interrupted_gpu_ms', type: 'int8', get: (h) => h.interruptedGpuMs },
+];
 
 /** The UsageRecorded event of a closed allocation: id derived from the closing event and the allocation. */
 export function usageRecordedFor(publisher: EventPublisher, closure: Closure): DomainEvent<'UsageRecorded'> {
@@ -217,22 +248,22 @@ export class UsageProjection implements Projection {
     // Rows the batch created are inserted; rows it loaded are updated (no speculative upserts).
     const created = changed.filter((a) => !loaded.has(a.key));
     const updated = changed.filter((a) => loaded.has(a.key));
-    const allocationTable = context.table('metering_allocations');
     if (created.length) {
-      await sql`INSERT INTO ${table('metering_allocations')} ${jsonRows(allocationTable, allocationColumns, created)}`.execute(trx);
+      await sql`INSERT INTO ${table('metering_allocations')} (${columnNames(allocationColumns)}) SELECT * FROM ${unnestRows(allocationColumns, created)}`.execute(trx);
     }
     if (updated.length) {
-      const assignments = allocationColumns.slice(1).map(([name]) => sql`${sql.ref(name)} = r.${sql.ref(name)}`);
+      const assignments = allocationColumns.slice(1).map(({ name }) => sql`${sql.ref(name)} = r.${sql.ref(name)}`);
       await sql`
         UPDATE ${table('metering_allocations')} AS t SET ${sql.join(assignments)}
-        FROM (${jsonRows(allocationTable, allocationColumns, updated)}) AS r
+        FROM ${unnestRows(allocationColumns, updated)}
         WHERE t.allocation_key = r.allocation_key`.execute(trx);
     }
     // Each hourly key belongs to one allocation, which closes once: a plain insert, and a
     // duplicate key (an invariant broken) stalls the projection instead of counting twice.
     const hours = out.closures.flatMap((closure) => closure.hours);
     if (hours.length) {
-      await sql`INSERT INTO ${table('metering_usage_hourly')} ${jsonRows(context.table('metering_usage_hourly'), hourlyColumns, hours)}`.execute(trx);
+      const names = hourlyColumns.map(({ name }) => (name === 'hour_start' ? sql`to_timestamp(r.hour_start / 1000)` : sql`r.${sql.ref(name)}`));
+      await sql`INSERT INTO ${table('metering_usage_hourly')} (${columnNames(hourlyColumns)}) SELECT ${sql.join(names)} FROM ${unnestRows(hourlyColumns, hours)}`.execute(trx);
     }
     if (out.jobObservations.length) {
       const o = out.jobObservations;
