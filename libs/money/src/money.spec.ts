@@ -1,6 +1,6 @@
-/** Proves the shared money and GPU-time rules: exact splits, multiply-before-divide, half-up rounding. */
+/** Proves the shared money and GPU-time rules: exact splits, multiply-before-divide, half-up rounding, and that the minor-unit (integer) forms used in bulk give what the decimal forms give. */
 import { describe, expect, it } from 'vitest';
-import { amountForGpuMs, formatMoney, gpuMs, HOUR_MS, money, roundToMinor, splitAt, splitAtHours } from './index';
+import { amountForGpuMs, fixedUnits, formatMinor, formatMoney, fromMinor, gpuMs, HOUR_MS, money, roundToMinor, splitAt, splitAtHours, taxesFor, toMinor } from './index';
 
 describe('GPU time', () => {
   it('splits a half-open interval exactly at hour boundaries', () => {
@@ -39,5 +39,38 @@ describe('money', () => {
   });
   it('refuses float inputs', () => {
     expect(() => money(0.1)).toThrow(/decimal string/);
+  });
+});
+
+describe('minor units', () => {
+  it('formats minor units exactly as formatMoney formats the same amount', () => {
+    const cases: Array<[string, string]> = [['0', 'USD'], ['0.01', 'USD'], ['-0.01', 'USD'], ['-12.30', 'USD'], ['1234567.89', 'USD'], ['7', 'JPY'], ['-7', 'JPY'], ['0.001', 'KWD'], ['-1.005', 'KWD']];
+    for (const [amount, currency] of cases) {
+      const minor = toMinor(money(amount), currency);
+      expect(formatMinor(minor, currency)).toBe(formatMoney(money(amount), currency));
+      expect(fromMinor(minor, currency).eq(amount)).toBe(true);
+    }
+    expect(() => toMinor(money('0.005'), 'USD')).toThrow(/not rounded/);
+  });
+  it('taxes in integers as roundToMinor(base × rate) does, ties away from zero', () => {
+    // A seeded generator: the same cases on every run.
+    let seed = 7;
+    const next = (bound: number) => (seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648) % bound;
+    for (let i = 0; i < 2000; i++) {
+      const currency = ['USD', 'JPY', 'KWD'][next(3)]!;
+      const base = fromMinor(BigInt(next(100_000_000)), currency);
+      const rate = `0.${String(next(1_000_000)).padStart(1 + next(6), '0')}`;
+      const [tax] = taxesFor(base, [{ name: 'T', rate }], currency);
+      expect(tax!.amount.eq(roundToMinor(base.times(rate), currency)), `${base.toString()} × ${rate} ${currency}`).toBe(true);
+    }
+    // 0.125 exactly: a tie, rounded up; a negative base is taxed as zero.
+    expect(taxesFor(money('1.25'), [{ name: 'VAT', rate: '0.1' }], 'USD')[0]!.amount.toString()).toBe('0.13');
+    expect(taxesFor(money('-5'), [{ name: 'VAT', rate: '0.2' }], 'USD')[0]!.amount.isZero()).toBe(true);
+  });
+  it('reads fixed-point strings as exact integers at a scale', () => {
+    expect(fixedUnits('-12.3', 3)).toBe(-12_300n);
+    expect(fixedUnits('7', 2)).toBe(700n);
+    expect(() => fixedUnits('0.001', 2)).toThrow(/fraction digits/);
+    expect(() => fixedUnits('1e3', 2)).toThrow(/fixed-point/);
   });
 });

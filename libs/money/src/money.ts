@@ -71,19 +71,72 @@ function scaledPrice(pricePerGpuHour: string): ScaledPrice {
 }
 
 /**
- * `roundToMinor(amountForGpuMs(gpuMs, price), currency)`, computed exactly in integers: the amount
- * is gpuMs × units / (10^scale × 3 600 000); rounded to the minor unit, half away from zero. Same
- * rule, same result (a property test holds them equal); used where lines are rated in bulk.
+ * `roundToMinor(amountForGpuMs(gpuMs, price), currency)` in minor units (cents), computed exactly in
+ * integers: the amount is gpuMs × units / (10^scale × 3 600 000); rounded to the minor unit, half
+ * away from zero. Same rule, same result (a property test holds them equal); used where lines are
+ * rated in bulk.
  */
-export function roundedAmountForGpuMs(gpuMsTotal: number, pricePerGpuHour: string, currency: string): Money {
+export function roundedMinorForGpuMs(gpuMsTotal: number, pricePerGpuHour: string, currency: string): bigint {
   if (!Number.isSafeInteger(gpuMsTotal)) throw new Error(`gpuMs must be a safe integer, got ${gpuMsTotal}`);
   const digits = minorUnits(currency);
   const { units, scale } = scaledPrice(pricePerGpuHour);
   const negative = gpuMsTotal < 0;
-  const numerator = BigInt(negative ? -gpuMsTotal : gpuMsTotal) * units * 10n ** BigInt(digits);
-  const denominator = 10n ** BigInt(scale) * BigInt(MS_PER_HOUR);
+  const numerator = BigInt(negative ? -gpuMsTotal : gpuMsTotal) * units * POWERS_OF_TEN[digits]!;
+  const denominator = (POWERS_OF_TEN[scale] ?? 10n ** BigInt(scale)) * MS_PER_HOUR_BIG;
   const minor = (2n * numerator + denominator) / (2n * denominator);
-  const text = minor.toString().padStart(digits + 1, '0');
+  return negative ? -minor : minor;
+}
+
+/** The same as `roundedMinorForGpuMs`, as a decimal. */
+export function roundedAmountForGpuMs(gpuMsTotal: number, pricePerGpuHour: string, currency: string): Money {
+  return new Money(formatMinor(roundedMinorForGpuMs(gpuMsTotal, pricePerGpuHour, currency), currency));
+}
+
+const MS_PER_HOUR_BIG = BigInt(MS_PER_HOUR);
+/** 10^0 … 10^40: scales of prices and minor units. */
+const POWERS_OF_TEN: readonly bigint[] = Array.from({ length: 41 }, (_, i) => 10n ** BigInt(i));
+
+/**
+ * Minor units as the fixed-point string `formatMoney` gives for the same amount: exactly the
+ * currency's minor digits, a leading "-" for negative amounts only (zero is "0.00").
+ */
+export function formatMinor(minor: bigint, currency: string): string {
+  const digits = minorUnits(currency);
+  const negative = minor < 0n;
+  const text = (negative ? -minor : minor).toString().padStart(digits + 1, '0');
   const whole = digits ? `${text.slice(0, -digits)}.${text.slice(-digits)}` : text;
-  return new Money(negative && minor !== 0n ? `-${whole}` : whole);
+  return negative ? `-${whole}` : whole;
+}
+
+/** A decimal as minor units; it must hold no more than the currency's minor digits. */
+export function toMinor(amount: Money, currency: string): bigint {
+  const digits = minorUnits(currency);
+  if (amount.decimalPlaces() > digits) throw new Error(`amount ${amount.toString()} is not rounded to ${currency}`);
+  return BigInt(amount.times(POWERS_OF_TEN[digits]!.toString()).toFixed(0));
+}
+
+/** Minor units as a decimal. */
+export function fromMinor(minor: bigint, currency: string): Money {
+  return new Money(formatMinor(minor, currency));
+}
+
+const FIXED_PATTERN = /^(-?)(\d+)(?:\.(\d+))?$/;
+
+/**
+ * An exact fixed-point decimal string ("-12.345") as integer units of 10^-scale, for checks on
+ * documents without decimal arithmetic. A string with more fraction digits than `scale` is an error.
+ */
+export function fixedUnits(text: string, scale: number): bigint {
+  const m = FIXED_PATTERN.exec(text);
+  if (!m) throw new Error(`"${text}" is not a fixed-point decimal`);
+  const fraction = m[3] ?? '';
+  if (fraction.length > scale) throw new Error(`"${text}" has more than ${scale} fraction digits`);
+  const units = BigInt(m[2]! + fraction.padEnd(scale, '0'));
+  return m[1] ? -units : units;
+}
+
+/** Fraction digits of a fixed-point decimal string. */
+export function fractionDigits(text: string): number {
+  const dot = text.indexOf('.');
+  return dot < 0 ? 0 : text.length - dot - 1;
 }

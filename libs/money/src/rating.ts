@@ -1,5 +1,5 @@
 import { assertInteger } from './gpu-time';
-import { amountForGpuMs, Money, roundedAmountForGpuMs, type Money as MoneyValue } from './money';
+import { amountForGpuMs, fromMinor, Money, roundedMinorForGpuMs, type Money as MoneyValue } from './money';
 
 /**
  * Rating, written once: usage pieces × an effective-dated price timeline → invoice lines.
@@ -182,10 +182,12 @@ export interface RatedLine {
   exactAmount: MoneyValue;
   /** exactAmount rounded once to the currency's minor unit. */
   amount: MoneyValue;
+  /** `amount` in minor units (cents): exact integers for bulk totals. */
+  amountMinor: bigint;
   usageIds: string[];
 }
 
-/** A rated line; its exact (unrounded) amount is computed only when read, which keeps bulk rating cheap. */
+/** A rated line; its exact (unrounded) amount and its decimal amount are computed only when read, which keeps bulk rating cheap. */
 class Line implements RatedLine {
   readonly kind: RatedLineKind;
   readonly servicePeriod: string;
@@ -195,12 +197,13 @@ class Line implements RatedLine {
   readonly priceBookVersion: number;
   readonly tier: number | null;
   readonly unitPricePerGpuHour: string;
-  readonly amount: MoneyValue;
+  readonly amountMinor: bigint;
+  private decimalAmount?: MoneyValue;
 
   constructor(
-    head: Omit<RatedLine, 'exactAmount' | 'amount' | 'usageIds' | 'quantityGpuMs'>,
+    head: LineHead,
     readonly quantityGpuMs: number,
-    currency: string,
+    private readonly currency: string,
     readonly usageIds: string[],
   ) {
     this.kind = head.kind;
@@ -211,17 +214,23 @@ class Line implements RatedLine {
     this.priceBookVersion = head.priceBookVersion;
     this.tier = head.tier;
     this.unitPricePerGpuHour = head.unitPricePerGpuHour;
-    this.amount = roundedAmountForGpuMs(this.signedGpuMs, this.unitPricePerGpuHour, currency);
+    this.amountMinor = roundedMinorForGpuMs(this.signedGpuMs, this.unitPricePerGpuHour, currency);
   }
 
   private get signedGpuMs(): number {
     return this.kind === 'interruption-credit' ? -this.quantityGpuMs : this.quantityGpuMs;
   }
 
+  get amount(): MoneyValue {
+    return (this.decimalAmount ??= fromMinor(this.amountMinor, this.currency));
+  }
+
   get exactAmount(): MoneyValue {
     return amountForGpuMs(this.signedGpuMs, this.unitPricePerGpuHour);
   }
 }
+
+type LineHead = Omit<RatedLine, 'exactAmount' | 'amount' | 'amountMinor' | 'usageIds' | 'quantityGpuMs'>;
 
 export interface RatingError {
   usageId: string;
@@ -259,7 +268,7 @@ export interface RatedPart {
 }
 
 interface LineAccumulator {
-  line: Omit<RatedLine, 'exactAmount' | 'amount' | 'usageIds' | 'quantityGpuMs'>;
+  line: LineHead;
   quantityGpuMs: number;
   usageIds: Set<string>;
 }
@@ -336,9 +345,11 @@ export function rateParts(parts: readonly RatedPart[], currency: string, options
     if (part.version.currency !== currency) throw new Error(`price book ${part.version.priceBookId} v${part.version.version} is in ${part.version.currency}, the invoice in ${currency}`);
   }
 
+  // Untiered prices: a line's quantity is a plain sum, whatever the order (a period run's common case).
+  const tiered = parts.some((p) => p.price.tiers !== undefined && p.price.tiers.length > 0);
   // Group parts by tier scope; within a scope, place GPU time into tiers in time order.
   const scopes = new Map<string, RatedPart[]>();
-  for (const part of parts) {
+  for (const part of tiered ? parts : []) {
     const key = scopeKey(part.servicePeriod, part.gpuModel, part.capacityType);
     let list = scopes.get(key);
     if (!list) scopes.set(key, (list = []));
@@ -349,7 +360,7 @@ export function rateParts(parts: readonly RatedPart[], currency: string, options
   const add = (kind: RatedLineKind, part: RatedPart, tier: number | null, quantityGpuMs: number): void => {
     const { version } = part;
     const piece = part;
-    const key = [kind, piece.servicePeriod, piece.gpuModel, piece.capacityType, version.priceBookId, version.version, tier ?? ''].join('\u0000');
+    const key = `${kind}\u0000${piece.servicePeriod}\u0000${piece.gpuModel}\u0000${piece.capacityType}\u0000${version.priceBookId}\u0000${version.version}\u0000${tier ?? ''}`;
     let acc = lines.get(key);
     if (!acc) {
       acc = {
@@ -377,7 +388,8 @@ export function rateParts(parts: readonly RatedPart[], currency: string, options
     if (part.interrupted) add('interruption-credit', part, tier, quantityGpuMs);
   };
 
-  for (const [key, scopeParts] of scopes) {
+  if (!tiered) for (const part of parts) addPart(part, null, part.billedGpuMs);
+  for (const [key, scopeParts] of tiered ? scopes : []) {
     scopeParts.sort((a, b) => a.startMs - b.startMs || (a.usageId < b.usageId ? -1 : a.usageId > b.usageId ? 1 : 0));
     const priorGpuMs = options.priorQuantityGpuMs?.get(key) ?? 0;
     const scopeTotalGpuMs = priorGpuMs + scopeParts.reduce((sum, p) => sum + p.billedGpuMs, 0);

@@ -1,4 +1,4 @@
-import { minorUnits, Money, roundToMinor, type Money as MoneyValue } from './money';
+import { formatMinor, formatMoney, fromMinor, minorUnits, Money, roundToMinor, toMinor, type Money as MoneyValue } from './money';
 
 /**
  * Invoice totals, written once: subtotal = sum of the rounded lines; tax per rate on the taxable
@@ -17,6 +17,8 @@ export interface TaxAmount {
   rate: string;
   taxableAmount: MoneyValue;
   amount: MoneyValue;
+  /** `amount` in minor units. */
+  amountMinor: bigint;
 }
 
 export interface PrepaidGrant {
@@ -35,8 +37,10 @@ export interface PrepaidApplication {
   amount: MoneyValue;
 }
 
+/** A rounded line: its amount as a decimal, or in minor units (bulk runs), or both (then equal). */
 export interface TotalsLine {
-  amount: MoneyValue;
+  amount?: MoneyValue;
+  amountMinor?: bigint;
   taxable: boolean;
 }
 
@@ -47,6 +51,8 @@ export interface InvoiceTotals {
   total: MoneyValue;
   prepaid: PrepaidApplication[];
   amountDue: MoneyValue;
+  /** The same totals as fixed-point strings with the currency's minor digits (what documents show). */
+  formatted: { subtotal: string; total: string; amountDue: string };
 }
 
 const ZERO = new Money(0);
@@ -58,16 +64,38 @@ export function sumMoney(values: Iterable<MoneyValue>): MoneyValue {
 }
 
 export function validateTaxRate(rate: string): void {
-  if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(rate)) throw new Error(`tax rate "${rate}" must be a decimal fraction between 0 and 1`);
+  if (!TAX_RATE_PATTERN.test(rate)) throw new Error(`tax rate "${rate}" must be a decimal fraction between 0 and 1`);
 }
 
-/** Tax per rate on the taxable subtotal, each rounded once. A negative base is taxed as zero. */
-export function taxesFor(taxableSubtotal: MoneyValue, rates: readonly TaxRate[], currency: string): TaxAmount[] {
-  const base = Money.max(taxableSubtotal, ZERO);
+const TAX_RATE_PATTERN = /^(0(\.\d+)?|1(\.0+)?)$/;
+/** Rates with more fraction digits than this are taxed with decimal.js (a product past its 40 digits). */
+const TAX_RATE_INTEGER_DIGITS_MAX = 24;
+
+/**
+ * Tax of one rate on a rounded, non-negative base, in minor units: base × rate rounded once, half
+ * away from zero — `roundToMinor(base × rate)` computed exactly in integers.
+ */
+function taxMinor(baseMinor: bigint, rate: string, currency: string): bigint {
+  validateTaxRate(rate);
+  const fraction = rate.split('.')[1] ?? '';
+  if (fraction.length > TAX_RATE_INTEGER_DIGITS_MAX) return toMinor(roundToMinor(fromMinor(baseMinor, currency).times(rate), currency), currency);
+  const units = BigInt(rate.replace('.', ''));
+  const denominator = 10n ** BigInt(fraction.length);
+  return (2n * baseMinor * units + denominator) / (2n * denominator);
+}
+
+function taxesForMinor(taxableMinor: bigint, rates: readonly TaxRate[], currency: string): TaxAmount[] {
+  const baseMinor = taxableMinor > 0n ? taxableMinor : 0n;
+  const base = fromMinor(baseMinor, currency);
   return rates.map((r) => {
-    validateTaxRate(r.rate);
-    return { name: r.name, rate: r.rate, taxableAmount: base, amount: roundToMinor(base.times(r.rate), currency) };
+    const amountMinor = taxMinor(baseMinor, r.rate, currency);
+    return { name: r.name, rate: r.rate, taxableAmount: base, amount: fromMinor(amountMinor, currency), amountMinor };
   });
+}
+
+/** Tax per rate on the taxable subtotal (rounded to the minor unit), each rounded once. A negative base is taxed as zero. */
+export function taxesFor(taxableSubtotal: MoneyValue, rates: readonly TaxRate[], currency: string): TaxAmount[] {
+  return taxesForMinor(toMinor(taxableSubtotal, currency), rates, currency);
 }
 
 /** Order in which grants are used: priority (high first), soonest expiry, oldest grant, id. */
@@ -102,22 +130,38 @@ export function slaCreditAmount(baseAmount: MoneyValue, percent: number, currenc
 
 /**
  * Totals of rounded lines. Lines are expected already rounded (each once); the subtotal is their
- * sum and must not be negative (callers cap credits before).
+ * sum and must not be negative (callers cap credits before). Summed in minor units (exact integers);
+ * prepaid grants are applied with decimal.js.
  */
 export function computeTotals(lines: readonly TotalsLine[], taxRates: readonly TaxRate[], grants: readonly PrepaidGrant[], atMs: number, currency: string): InvoiceTotals {
-  const digits = minorUnits(currency);
+  minorUnits(currency);
+  let subtotalMinor = 0n;
+  let taxableMinor = 0n;
   for (const line of lines) {
-    if (line.amount.decimalPlaces() > digits) throw new Error(`line amount ${line.amount.toString()} is not rounded to ${currency}`);
+    const minor = line.amountMinor ?? toMinor(line.amount!, currency);
+    if (line.amountMinor !== undefined && line.amount !== undefined && !line.amount.eq(fromMinor(minor, currency))) throw new Error(`line amount ${line.amount.toString()} ≠ ${minor} minor units`);
+    subtotalMinor += minor;
+    if (line.taxable) taxableMinor += minor;
   }
-  const subtotal = sumMoney(lines.map((l) => l.amount));
-  if (subtotal.isNegative()) throw new Error(`subtotal ${subtotal.toString()} is negative: credits must be capped`);
-  const taxableSubtotal = sumMoney(lines.filter((l) => l.taxable).map((l) => l.amount));
-  const taxes = taxesFor(taxableSubtotal, taxRates, currency);
-  const total = subtotal.plus(sumMoney(taxes.map((t) => t.amount)));
-  const prepaid = applyPrepaidGrants(total, grants, atMs);
-  const amountDue = total.minus(sumMoney(prepaid.map((p) => p.amount)));
+  if (subtotalMinor < 0n) throw new Error(`subtotal ${formatMinor(subtotalMinor, currency)} is negative: credits must be capped`);
+  const taxes = taxesForMinor(taxableMinor, taxRates, currency);
+  let totalMinor = subtotalMinor;
+  for (const t of taxes) totalMinor += t.amountMinor;
+  const total = fromMinor(totalMinor, currency);
+  const prepaid = grants.length ? applyPrepaidGrants(total, grants, atMs) : [];
+  const amountDue = prepaid.length ? total.minus(sumMoney(prepaid.map((p) => p.amount))) : total;
   if (amountDue.isNegative()) throw new Error('amount due went negative');
-  return { subtotal, taxableSubtotal, taxes, total, prepaid, amountDue };
+  return {
+    subtotal: fromMinor(subtotalMinor, currency),
+    taxableSubtotal: fromMinor(taxableMinor, currency),
+    taxes,
+    total,
+    prepaid,
+    amountDue,
+    formatted: {
+      subtotal: formatMinor(subtotalMinor, currency),
+      total: formatMinor(totalMinor, currency),
+      amountDue: prepaid.length ? formatMoney(amountDue, currency) : formatMinor(totalMinor, currency),
+    },
+  };
 }
-
-

@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
 import {
   computeTotals,
+  fixedUnits,
+  formatMinor,
   formatMoney,
+  fractionDigits,
   compareCodeUnits,
   gpuHoursDisplay,
   money,
@@ -11,11 +14,11 @@ import {
   rateUsage,
   slaCreditAmount,
   sumMoney,
+  toMinor,
   type PrepaidGrant,
   type PriceVersion,
   type RatedLine,
   type RatedPart,
-  type Money as MoneyValue,
   type TaxRate,
   type UsagePiece,
 } from '@fastgpu/money';
@@ -158,7 +161,7 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
     : rateUsage(inputs.pieces, timeline, currency, { priorQuantityGpuMs: inputs.priorQuantityGpuMs });
 
   const lines: InvoiceLine[] = [];
-  const lineAmounts: MoneyValue[] = [];
+  const lineAmountsMinor: bigint[] = [];
   const evidence: string[][] = [];
   for (const r of rated.lines) {
     lines.push({
@@ -174,11 +177,11 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
       quantityGpuMs: r.quantityGpuMs,
       quantityGpuHours: gpuHoursDisplay(r.quantityGpuMs),
       unitPrice: r.unitPricePerGpuHour,
-      amount: formatMoney(r.amount, currency),
+      amount: formatMinor(r.amountMinor, currency),
       taxable: true,
       reference: null,
     });
-    lineAmounts.push(r.amount);
+    lineAmountsMinor.push(r.amountMinor);
     evidence.push(r.usageIds);
   }
 
@@ -205,12 +208,12 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
       taxable: true,
       reference: credit.creditId,
     });
-    lineAmounts.push(amount);
+    lineAmountsMinor.push(toMinor(amount, currency));
     evidence.push([]);
   }
 
   const totals = computeTotals(
-    lines.map((l, i) => ({ amount: lineAmounts[i]!, taxable: l.taxable })),
+    lines.map((l, i) => ({ amountMinor: lineAmountsMinor[i]!, taxable: l.taxable })),
     inputs.taxRates,
     inputs.grants,
     inputs.atMs,
@@ -238,25 +241,36 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
     finalizedAt: inputs.finalization?.finalizedAt ?? null,
     priceBooks,
     lines,
-    subtotal: formatMoney(totals.subtotal, currency),
-    taxes: totals.taxes.map((t) => ({ name: t.name, rate: t.rate, taxableAmount: formatMoney(t.taxableAmount, currency), amount: formatMoney(t.amount, currency) })),
-    total: formatMoney(totals.total, currency),
+    subtotal: totals.formatted.subtotal,
+    taxes: totals.taxes.map((t) => ({ name: t.name, rate: t.rate, taxableAmount: formatMoney(t.taxableAmount, currency), amount: formatMinor(t.amountMinor, currency) })),
+    total: totals.formatted.total,
     prepaidCredits: totals.prepaid.map((p) => ({ grantId: p.grantId, amount: formatMoney(p.amount, currency) })),
-    amountDue: formatMoney(totals.amountDue, currency),
+    amountDue: totals.formatted.amountDue,
     validationErrors: rated.errors.map((e) => ({ usageId: e.usageId, message: e.message })),
   };
   assertDocument(document);
   return { document, evidence, priceBookVersion: priceBooks.reduce((max, p) => Math.max(max, p.version), 0) || fallbackVersion };
 }
 
-/** Invariants checked on every document written or read back: the exports' sums hold exactly. */
+/**
+ * Invariants checked on every document written or read back: the exports' sums hold exactly.
+ * Amounts are fixed-point strings, checked as exact integers at their finest scale.
+ */
 export function assertDocument(doc: InvoiceDocument): void {
-  const subtotal = sumMoney(doc.lines.map((l) => money(l.amount)));
-  if (!subtotal.eq(doc.subtotal)) throw new Error(`invoice ${doc.invoiceId}: lines sum to ${subtotal.toString()}, subtotal is ${doc.subtotal}`);
-  const total = money(doc.subtotal).plus(sumMoney(doc.taxes.map((t) => money(t.amount))));
-  if (!total.eq(doc.total)) throw new Error(`invoice ${doc.invoiceId}: subtotal + taxes = ${total.toString()}, total is ${doc.total}`);
-  const due = money(doc.total).minus(sumMoney(doc.prepaidCredits.map((p) => money(p.amount))));
-  if (!due.eq(doc.amountDue) || due.isNegative()) throw new Error(`invoice ${doc.invoiceId}: amount due ${doc.amountDue} does not follow from the total`);
+  let scale = Math.max(fractionDigits(doc.subtotal), fractionDigits(doc.total), fractionDigits(doc.amountDue));
+  for (const l of doc.lines) scale = Math.max(scale, fractionDigits(l.amount));
+  for (const t of doc.taxes) scale = Math.max(scale, fractionDigits(t.amount));
+  for (const p of doc.prepaidCredits) scale = Math.max(scale, fractionDigits(p.amount));
+  const units = (text: string) => fixedUnits(text, scale);
+  let subtotal = 0n;
+  for (const l of doc.lines) subtotal += units(l.amount);
+  if (subtotal !== units(doc.subtotal)) throw new Error(`invoice ${doc.invoiceId}: lines sum to ${subtotal} × 10^-${scale}, subtotal is ${doc.subtotal}`);
+  let total = subtotal;
+  for (const t of doc.taxes) total += units(t.amount);
+  if (total !== units(doc.total)) throw new Error(`invoice ${doc.invoiceId}: subtotal + taxes = ${total} × 10^-${scale}, total is ${doc.total}`);
+  let due = total;
+  for (const p of doc.prepaidCredits) due -= units(p.amount);
+  if (due !== units(doc.amountDue) || due < 0n) throw new Error(`invoice ${doc.invoiceId}: amount due ${doc.amountDue} does not follow from the total`);
 }
 
 /** Canonical JSON: object keys sorted, no whitespace; the document holds only strings, integers, booleans and null. */
