@@ -11,7 +11,8 @@
  * graduated and volume price tiers published through the API, tenant isolation,
  * evidence per line, what-if rating, and a full rebuild from the log into fresh tables that gives
  * byte-identical JSON, CSV and PDF for every finalized invoice (paid, void and credited ones
- * included) and the same finance actions.
+ * included) and the same finance actions; an SLA credit larger than its invoice carried forward
+ * to the next invoices as their own lines, rebuilt to the same bytes.
  */
 import 'reflect-metadata';
 import { execFile } from 'node:child_process';
@@ -526,6 +527,51 @@ describe('billing on the log', () => {
     expect(verified.stdout).toMatch(/^same FGPU-000001 [0-9a-f]{64} paid credited 1\.25$/m);
     expect(verified.stdout).toMatch(/^same FGPU-000004 [0-9a-f]{64} void$/m);
     expect(verified.stdout).toMatch(/^same finance actions: 9 live, 9 rebuilt$/m);
+  });
+
+  it('carries an SLA credit larger than its invoice to the next invoices, as their own lines, and rebuilds them byte for byte', async () => {
+    const globex = (period: string) => invoiceOf('globex', period);
+    const kinds = (d: InvoiceDocument) => d.lines.map((l) => [l.kind, l.servicePeriod, l.amount, l.reference]);
+    // October took 58 ¥ of the 88 ¥ credit (see above): 30 ¥ are carried forward.
+    const october = await doc(globex('2026-10'));
+    expect(october.creditsCarriedForward).toEqual([{ reference: 'sla-1', servicePeriod: '2026-09', originInvoiceId: globex('2026-10'), originNumber: 'FGPU-000005', amount: '30' }]);
+    await usage('globex', '2026-11-10T00:00:00.000Z', '2026-11-10T00:03:00.000Z'); // 3 min at 350 ¥/h = 17.5 → 18 ¥
+    await settle();
+    const novemberDraft = await doc(globex('2026-11'));
+    expect(kinds(novemberDraft)).toEqual([
+      ['usage', '2026-11', '18', null],
+      ['carried-credit', '2026-09', '-18', 'sla-1'],
+    ]);
+    expect(novemberDraft.lines[1]!.description).toBe('SLA credit for 2026-09 carried forward from invoice FGPU-000005 (sla-1)');
+    expect([novemberDraft.subtotal, novemberDraft.amountDue]).toEqual(['0', '0']);
+    const finalized = await call('POST', `/v1/invoices/${globex('2026-11')}/finalize`, FINANCE, { reason: 'month end' });
+    expect(finalized.status, finalized.text).toBe(200);
+    expect(finalized.json.creditsCarriedForward).toEqual([{ reference: 'sla-1', servicePeriod: '2026-09', originInvoiceId: globex('2026-10'), originNumber: 'FGPU-000005', amount: '12' }]);
+    await usage('globex', '2026-12-10T00:00:00.000Z', '2026-12-10T01:00:00.000Z'); // 350 ¥
+    await settle();
+    const december = await doc(globex('2026-12'));
+    expect(kinds(december)).toEqual([
+      ['usage', '2026-12', '350', null],
+      ['carried-credit', '2026-09', '-12', 'sla-1'],
+    ]);
+    expect([december.subtotal, december.amountDue, december.creditsCarriedForward]).toEqual(['338', '338', undefined]);
+
+    // Rebuilt from the log alone: the same bytes for the invoices that carried and took the credit, and the same draft.
+    const live = new InvoiceReader(new BillingStore(runtime.db, (n) => n), 'FGPU');
+    const { store } = await rebuildLedger(env.bus, runtime.db, '_carry_test', 30_000);
+    try {
+      const rebuilt = new InvoiceReader(store, 'FGPU');
+      for (const id of [globex('2026-10'), globex('2026-11')]) {
+        const [a, b] = [await live.document((await live.store.invoice(id))!, 0, 0), await rebuilt.document((await rebuilt.store.invoice(id))!, 0, 0)];
+        expect(invoiceJson(b)).toBe(invoiceJson(a));
+        expect(invoiceCsv(b)).toBe(invoiceCsv(a));
+        expect((await invoicePdf(b)).equals(await invoicePdf(a))).toBe(true);
+      }
+      const draft = async (reader: InvoiceReader) => invoiceJson(await reader.document((await reader.store.invoice(globex('2026-12')))!, Number.MAX_SAFE_INTEGER, 0));
+      expect(await draft(rebuilt)).toBe(await draft(live));
+    } finally {
+      await dropRebuildTables(runtime.db, '_carry_test');
+    }
   });
 });
 

@@ -24,6 +24,8 @@ import {
   rateUsage,
   scopeKey,
   slaCreditAmount,
+  slaCreditSplit,
+  carriedCreditSplit,
   splitAtPeriods,
   taxesFor,
   type PriceVersion,
@@ -292,5 +294,22 @@ describe('totals, tax and credits', () => {
     expect(slaCreditAmount(money('0.02'), 50, 'USD', money('100')).toString()).toBe('-0.01');
     expect(slaCreditAmount(money('100'), 50, 'USD', money('20')).toString()).toBe('-20');
     expect(slaCreditAmount(money('100'), 50, 'USD', money('-5')).isZero()).toBe(true);
+  });
+  it('carries the part of an SLA credit an invoice cannot take, to the minor unit', () => {
+    const split = (base: string, percent: number, currency: string, cap: string) => {
+      const { applied, carried } = slaCreditSplit(money(base), percent, currency, money(cap));
+      return [formatMoney(applied, currency), formatMoney(carried, currency)];
+    };
+    expect(split('100', 50, 'USD', '20')).toEqual(['-20.00', '30.00']);
+    expect(split('350', 25, 'JPY', '58')).toEqual(['-58', '30']); // 87.5 → 88, of which 58 on this invoice
+    expect(split('10.005', 10, 'KWD', '0.4')).toEqual(['-0.400', '0.601']); // 1.0005 → 1.001
+    expect(split('100', 50, 'USD', '0')).toEqual(['0.00', '50.00']);
+    expect(split('100', 10, 'USD', '500')).toEqual(['-10.00', '0.00']);
+    // A carried credit is taken as far as the next invoice charges, the rest carried on.
+    const carried = (remaining: string, cap: string) => Object.values(carriedCreditSplit(money(remaining), money(cap))).map((m) => m.toString());
+    expect(carried('30', '12.34')).toEqual(['-12.34', '17.66']);
+    expect(carried('17.66', '100')).toEqual(['-17.66', '0']);
+    expect(carried('5', '-3')).toEqual(['0', '5']);
+    expect(() => carriedCreditSplit(money('-1'), money('5'))).toThrow(/cannot be negative/);
   });
 });

@@ -4,7 +4,8 @@ import { formatMinor, formatMoney, fromMinor, minorUnits, Money, roundToMinor, t
  * Invoice totals, written once: subtotal = sum of the rounded lines; tax per rate on the taxable
  * subtotal, rounded once per rate; prepaid credit grants applied by priority; SLA credits as a
  * percentage of a period's charges. An amount due is never negative, and no credit takes more
- * than there is to credit.
+ * than there is to credit: what an invoice cannot take of an SLA credit carries forward to the
+ * tenant's next invoices.
  */
 export interface TaxRate {
   name: string;
@@ -123,9 +124,34 @@ export function applyPrepaidGrants(amount: MoneyValue, grants: readonly PrepaidG
 
 /** An SLA credit: `percent` of a base amount, rounded once, as a negative amount; never more than `capAmount`. */
 export function slaCreditAmount(baseAmount: MoneyValue, percent: number, currency: string, capAmount: MoneyValue): MoneyValue {
+  return slaCreditSplit(baseAmount, percent, currency, capAmount).applied;
+}
+
+export interface CreditSplit {
+  /** What this invoice credits: zero or negative, never more than the cap. */
+  applied: MoneyValue;
+  /** What is left of the credit for the tenant's next invoices: zero or positive. */
+  carried: MoneyValue;
+}
+
+/**
+ * An SLA credit, `percent` of a base amount rounded once, split into what an invoice that still
+ * charges `capAmount` can take (applied, negative) and the rest, carried forward (positive).
+ */
+export function slaCreditSplit(baseAmount: MoneyValue, percent: number, currency: string, capAmount: MoneyValue): CreditSplit {
   if (!Number.isInteger(percent) || percent < 0 || percent > 100) throw new Error(`credit percent must be an integer 0..100, got ${percent}`);
   const credit = roundToMinor(Money.max(baseAmount, ZERO).times(percent).dividedBy(100), currency);
-  return Money.min(credit, Money.max(capAmount, ZERO)).negated();
+  return carriedCreditSplit(credit, capAmount);
+}
+
+/**
+ * A credit carried forward from an earlier invoice (`remaining`, positive, already rounded) on an
+ * invoice that still charges `capAmount`: the invoice takes as much as it can, the rest carries on.
+ */
+export function carriedCreditSplit(remaining: MoneyValue, capAmount: MoneyValue): CreditSplit {
+  if (remaining.isNegative()) throw new Error(`a credit cannot be negative, got ${remaining.toString()}`);
+  const applied = Money.min(remaining, Money.max(capAmount, ZERO));
+  return { applied: applied.negated(), carried: remaining.minus(applied) };
 }
 
 /**

@@ -12,7 +12,8 @@ import {
   PriceTimeline,
   rateParts,
   rateUsage,
-  slaCreditAmount,
+  carriedCreditSplit,
+  slaCreditSplit,
   sumMoney,
   toMinor,
   type PrepaidGrant,
@@ -31,7 +32,7 @@ import {
  */
 export const DOCUMENT_SCHEMA = 'fastgpu.invoice/1';
 
-export type LineKind = RatedLine['kind'] | 'sla-credit';
+export type LineKind = RatedLine['kind'] | 'sla-credit' | 'carried-credit';
 
 export interface InvoiceLine {
   line: number;
@@ -73,6 +74,25 @@ export interface InvoiceDocument {
   prepaidCredits: Array<{ grantId: string; amount: string }>;
   amountDue: string;
   validationErrors: Array<{ usageId: string; message: string }>;
+  /**
+   * Credits the tenant is still owed after this invoice (an SLA credit larger than what an invoice
+   * charged), carried to its next invoices. Absent when there are none, so documents without
+   * carried credits keep the bytes they had before this field existed.
+   */
+  creditsCarriedForward?: CarriedCredit[];
+}
+
+/** A credit, or what is left of it, carried forward to the tenant's next invoice. */
+export interface CarriedCredit {
+  /** The SLA credit id. */
+  reference: string;
+  /** The period the credit is for. */
+  servicePeriod: string;
+  /** The invoice the credit was first issued on (and its number, once finalized). */
+  originInvoiceId: string;
+  originNumber: string | null;
+  /** What is left of the credit, positive, in the currency's minor digits. */
+  amount: string;
 }
 
 export interface TenantInfo {
@@ -107,6 +127,8 @@ export interface InvoiceInputs {
   fixedVersion?: PriceVersion;
   priorQuantityGpuMs: ReadonlyMap<string, number>;
   slaCredits: readonly SlaCreditInput[];
+  /** Credits carried forward to this invoice from the tenant's earlier finalized invoices. */
+  carriedCredits?: readonly CarriedCredit[];
   taxRates: readonly TaxRate[];
   grants: readonly PrepaidGrant[];
   /** Parts already billed by libs/money (a period run's aggregates); when given, `pieces` is not rated. */
@@ -185,12 +207,19 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
     evidence.push(r.usageIds);
   }
 
-  // SLA credits: a percentage of the period's net charges, as their own lines, never more than is left.
-  let running = inputs.slaCredits.length ? sumMoney(rated.lines.map((l) => l.amount)) : money('0');
+  // SLA credits: a percentage of the period's net charges, as their own lines, never more than is
+  // left; the rest carries forward. Then credits carried from earlier invoices, oldest first, as far
+  // as this invoice still charges.
+  const carriedIn = inputs.carriedCredits ?? [];
+  let running = inputs.slaCredits.length || carriedIn.length ? sumMoney(rated.lines.map((l) => l.amount)) : money('0');
+  const carriedForward: CarriedCredit[] = [];
   for (const credit of [...inputs.slaCredits].sort((a, b) => compareCodeUnits(a.period, b.period) || compareCodeUnits(a.creditId, b.creditId))) {
     const base = money(credit.finalizedBase).plus(sumMoney(rated.lines.filter((l) => l.servicePeriod === credit.period).map((l) => l.amount)));
-    const amount = slaCreditAmount(base, credit.percent, currency, running);
+    const { applied: amount, carried } = slaCreditSplit(base, credit.percent, currency, running);
     running = running.plus(amount);
+    if (carried.gt(0)) {
+      carriedForward.push({ reference: credit.creditId, servicePeriod: credit.period, originInvoiceId: inputs.invoiceId, originNumber: inputs.finalization?.number ?? null, amount: formatMoney(carried, currency) });
+    }
     lines.push({
       line: lines.length + 1,
       kind: 'sla-credit',
@@ -209,6 +238,31 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
       reference: credit.creditId,
     });
     lineAmountsMinor.push(toMinor(amount, currency));
+    evidence.push([]);
+  }
+  for (const credit of [...carriedIn].sort((a, b) => compareCodeUnits(a.servicePeriod, b.servicePeriod) || compareCodeUnits(a.reference, b.reference))) {
+    const { applied, carried } = carriedCreditSplit(money(credit.amount), running);
+    if (carried.gt(0)) carriedForward.push({ ...credit, amount: formatMoney(carried, currency) });
+    if (applied.isZero()) continue;
+    running = running.plus(applied);
+    lines.push({
+      line: lines.length + 1,
+      kind: 'carried-credit',
+      description: `SLA credit for ${credit.servicePeriod} carried forward from invoice ${credit.originNumber ?? credit.originInvoiceId} (${credit.reference})`,
+      servicePeriod: credit.servicePeriod,
+      gpuModel: null,
+      capacityType: null,
+      priceBookId: null,
+      priceBookVersion: null,
+      tier: null,
+      quantityGpuMs: null,
+      quantityGpuHours: null,
+      unitPrice: null,
+      amount: formatMoney(applied, currency),
+      taxable: true,
+      reference: credit.reference,
+    });
+    lineAmountsMinor.push(toMinor(applied, currency));
     evidence.push([]);
   }
 
@@ -247,6 +301,7 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
     prepaidCredits: totals.prepaid.map((p) => ({ grantId: p.grantId, amount: formatMoney(p.amount, currency) })),
     amountDue: totals.formatted.amountDue,
     validationErrors: rated.errors.map((e) => ({ usageId: e.usageId, message: e.message })),
+    ...(carriedForward.length ? { creditsCarriedForward: carriedForward } : {}),
   };
   assertDocument(document);
   return { document, evidence, priceBookVersion: priceBooks.reduce((max, p) => Math.max(max, p.version), 0) || fallbackVersion };

@@ -4,7 +4,8 @@ import { canonicalJson, documentSha256, type InvoiceDocument } from './invoice-d
 /**
  * Exports of one invoice document (and of a whole period), all rendered from the same document:
  * canonical JSON, CSV with fixed-point decimal strings whose rows add up exactly (lines → subtotal,
- * subtotal + taxes → total, total + prepaid credits → amount due), and a PDF whose creation date
+ * subtotal + taxes → total, total + prepaid credits → amount due; credits carried forward to the
+ * next invoice follow, outside the sums), and a PDF whose creation date
  * and metadata come from the invoice, so the same document always gives the same bytes.
  */
 export const CSV_HEADER = [
@@ -51,6 +52,8 @@ export function invoiceCsvRows(doc: InvoiceDocument): string[] {
   summary('total', 'Total (subtotal + taxes)', doc.total);
   for (const p of doc.prepaidCredits) summary('prepaid-credit', `Prepaid credit ${p.grantId}`, negate(p.amount));
   summary('amount-due', 'Amount due (total − prepaid credits)', doc.amountDue);
+  // Not part of the sums: what the tenant is still owed, carried to its next invoice.
+  for (const c of doc.creditsCarriedForward ?? []) summary('credit-carried-forward', `SLA credit ${c.reference} for ${c.servicePeriod} (from ${c.originNumber ?? c.originInvoiceId}) carried forward to the next invoice`, c.amount);
   return rows.map((r) => r.map(csvField).join(','));
 }
 
@@ -161,6 +164,10 @@ export function invoicePdf(doc: InvoiceDocument): Promise<Buffer> {
     pdf.font(bold ? 'Helvetica-Bold' : 'Helvetica').fontSize(10);
     pdf.text(label, 260, y, { width: 210, align: 'right' }).text(amount, COLUMNS.amount - 10, y, { width: COLUMNS.right - COLUMNS.amount + 10, align: 'right' });
     y += 14;
+  }
+  for (const c of doc.creditsCarriedForward ?? []) {
+    pdf.font('Helvetica').fontSize(9).text(`SLA credit for ${c.servicePeriod} (${c.reference}) carried forward to your next invoice: ${c.amount} ${doc.currency}`, PAGE_MARGIN, y + 4, { width: COLUMNS.right - PAGE_MARGIN });
+    y = pdf.y;
   }
   if (doc.validationErrors.length) {
     y += 10;

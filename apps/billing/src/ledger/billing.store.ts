@@ -1,6 +1,6 @@
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
-import { money, sumMoney, scopeKey, type PrepaidGrant, type RatedPart, type PriceTier, type PriceVersion, type RatePrice, type TaxRate, type TierMode, type UsagePiece } from '@fastgpu/money';
-import type { InvoiceDocument, InvoiceInputs, SlaCreditInput, TenantInfo } from '../invoices/invoice-document';
+import { money, periodIndex, sumMoney, scopeKey, type PrepaidGrant, type RatedPart, type PriceTier, type PriceVersion, type RatePrice, type TaxRate, type TierMode, type UsagePiece } from '@fastgpu/money';
+import type { CarriedCredit, InvoiceDocument, InvoiceInputs, SlaCreditInput, TenantInfo } from '../invoices/invoice-document';
 
 /**
  * Reads and writes of billing's tables, always through `table(name)`, so that a rebuild runs the
@@ -473,6 +473,15 @@ export function assembleInputs(raw: RawInvoiceData, options: InputOptions): Invo
       finalizedBase.set(line.servicePeriod, sumMoney([finalizedBase.get(line.servicePeriod) ?? money('0'), money(line.amount)]));
     }
   }
+  // Credits carried forward: each finalized document (in finalization order) lists what is left of
+  // every credit it held; a carried-credit line means it took some. Open to invoices of later periods.
+  const carried = new Map<string, { credit: CarriedCredit; holderPeriod: string }>();
+  for (const doc of raw.finalized) {
+    if (doc.invoiceId === row.invoice_id) continue;
+    for (const line of doc.lines) if (line.kind === 'carried-credit' && line.reference !== null) carried.delete(line.reference);
+    for (const credit of doc.creditsCarriedForward ?? []) carried.set(credit.reference, { credit, holderPeriod: doc.period });
+  }
+  const carriedCredits = [...carried.values()].filter((c) => periodIndex(c.holderPeriod) < periodIndex(row.period)).map((c) => c.credit);
   const slaCredits: SlaCreditInput[] = raw.slaCredits.map((c) => ({
     creditId: c.credit_id,
     period: c.period,
@@ -496,6 +505,7 @@ export function assembleInputs(raw: RawInvoiceData, options: InputOptions): Invo
     priceVersions: raw.priceVersions,
     priorQuantityGpuMs,
     slaCredits,
+    ...(carriedCredits.length ? { carriedCredits } : {}),
     taxRates: raw.taxRates,
     grants: raw.grants,
     atMs: options.atMs,
