@@ -61,17 +61,34 @@ function describe(error: z.ZodError): string {
     .join('; ');
 }
 
-/** JSON with sorted keys, so the same content always hashes the same. */
+/**
+ * JSON with sorted keys, so the same content always hashes the same. Receipts store hashes of
+ * this exact text: any rewrite must produce it byte for byte (tested against the first version).
+ * Plain loops and concatenation: it runs once per ingested event.
+ */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += `${i > 0 ? ',' : ''}${canonicalJson(value[i]) ?? ''}`;
+    return `${out}]`;
   }
-  return JSON.stringify(value);
+  const object = value as Record<string, unknown>;
+  // Default sort: UTF-16 code units, the order `<` gives.
+  const keys = Object.keys(object).sort();
+  let out = '{';
+  let first = true;
+  for (const key of keys) {
+    const item = object[key];
+    if (item === undefined) continue;
+    out += `${first ? '' : ','}${JSON.stringify(key)}:${canonicalJson(item)}`;
+    first = false;
+  }
+  return `${out}}`;
 }
+
+const idOf = (value: unknown): string | null => (typeof value === 'object' && value !== null && typeof (value as { id?: unknown }).id === 'string' ? (value as { id: string }).id : null);
+const rejected = (raw: unknown, index: number, reason: string): IngestResult => ({ id: idOf(raw), index, status: 'rejected', reason });
 
 class ConflictRollback extends Error {}
 
@@ -91,13 +108,11 @@ export class ExternalIngest {
   ) {}
 
   validate(raw: unknown, index: number, tenantId: string, nowMs: number): Candidate | IngestResult {
-    const idOf = (value: unknown) => (typeof value === 'object' && value !== null && typeof (value as { id?: unknown }).id === 'string' ? (value as { id: string }).id : null);
-    const reject = (reason: string): IngestResult => ({ id: idOf(raw), index, status: 'rejected', reason });
     const parsed = externalCloudEventSchema.safeParse(raw);
-    if (!parsed.success) return reject(describe(parsed.error));
+    if (!parsed.success) return rejected(raw, index, describe(parsed.error));
     const ce = parsed.data;
-    if (ce.tenantid !== undefined && ce.tenantid !== tenantId) return reject('tenantid: does not match the API key');
-    if (ce.data.tenantId !== undefined && ce.data.tenantId !== tenantId) return reject('data.tenantId: does not match the API key');
+    if (ce.tenantid !== undefined && ce.tenantid !== tenantId) return rejected(raw, index, 'tenantid: does not match the API key');
+    if (ce.data.tenantId !== undefined && ce.data.tenantId !== tenantId) return rejected(raw, index, 'data.tenantId: does not match the API key');
     let event: DomainEvent<ExternalType>;
     const atField = ce.type === 'ExternalAllocationStarted' ? 'startedAt' : 'stoppedAt';
     const atValue = ce.data[atField];
@@ -113,12 +128,12 @@ export class ExternalIngest {
         ...(ce.traceparent ? { traceparent: ce.traceparent } : {}),
       });
     } catch (error) {
-      return reject((error as Error).message);
+      return rejected(raw, index, (error as Error).message);
     }
-    if (event.type === 'ExternalAllocationStarted' && event.data.gpus > EXTERNAL_ALLOCATION_GPUS_MAX) return reject(`data.gpus: at most ${EXTERNAL_ALLOCATION_GPUS_MAX}`);
+    if (event.type === 'ExternalAllocationStarted' && event.data.gpus > EXTERNAL_ALLOCATION_GPUS_MAX) return rejected(raw, index, `data.gpus: at most ${EXTERNAL_ALLOCATION_GPUS_MAX}`);
     const field = `data.${atField}`;
-    if (atMs < nowMs - this.horizon.backMs) return reject(`${field}: older than the lateness horizon (${this.horizon.backMs / 86_400_000} days before receipt)`);
-    if (atMs > nowMs + this.horizon.aheadMs) return reject(`${field}: more than ${this.horizon.aheadMs / 60_000} minutes ahead of receipt`);
+    if (atMs < nowMs - this.horizon.backMs) return rejected(raw, index, `${field}: older than the lateness horizon (${this.horizon.backMs / 86_400_000} days before receipt)`);
+    if (atMs > nowMs + this.horizon.aheadMs) return rejected(raw, index, `${field}: more than ${this.horizon.aheadMs / 60_000} minutes ahead of receipt`);
     const { data, time } = event;
     const hash = createHash('sha256').update(canonicalJson({ type: ce.type, source: ce.source, time, subject: ce.subject ?? null, data })).digest('hex');
     return { index, event, hash };

@@ -213,13 +213,19 @@ export class UsageProjection implements Projection {
     const lostNodes = new Set<string>();
     const nodeLostIds: string[] = [];
     const externalSequences: number[] = [];
-    for (const { event, sequence } of events) {
+    const streamTimeMs = new Map<number, number>();
+    for (const { event, sequence, receivedAtMs } of events) {
       for (const key of keysOf(event)) keys.add(key);
       if (event.type === 'NodeLost') {
         lostNodes.add(event.data.nodeId);
         nodeLostIds.push(event.id);
       }
-      if (event.type === 'ExternalAllocationStarted' || event.type === 'ExternalAllocationStopped') externalSequences.push(sequence);
+      if (event.type === 'ExternalAllocationStarted' || event.type === 'ExternalAllocationStopped') {
+        // The runner and the replay pass the stream time each message was stored at; read it
+        // from the log (one consumer per batch) only for events that come without it.
+        if (receivedAtMs !== undefined) streamTimeMs.set(sequence, receivedAtMs);
+        else externalSequences.push(sequence);
+      }
     }
 
     if (!context.live) {
@@ -239,7 +245,7 @@ export class UsageProjection implements Projection {
       const { rows } = await sql<{ event_id: string }>`SELECT event_id FROM ${table('metering_applied_events')} WHERE event_id = ANY(${nodeLostIds}::text[])`.execute(trx);
       for (const row of rows) appliedNodeLost.add(row.event_id);
     }
-    const streamTimeMs = externalSequences.length && this.deps.streamTimes ? await this.deps.streamTimes(externalSequences) : new Map<number, number>();
+    if (externalSequences.length && this.deps.streamTimes) for (const [sequence, ms] of await this.deps.streamTimes(externalSequences)) streamTimeMs.set(sequence, ms);
     const horizon = this.deps.horizon ?? DEFAULT_LATENESS_HORIZON;
 
     const out = foldUsage(events, { allocations, appliedNodeLost, streamTimeMs, horizon: { backMs: horizon.backMs + STREAM_TIME_GRACE_MS, aheadMs: horizon.aheadMs } });
