@@ -12,7 +12,8 @@
  * evidence per line, what-if rating, and a full rebuild from the log into fresh tables that gives
  * byte-identical JSON, CSV and PDF for every finalized invoice (paid, void and credited ones
  * included) and the same finance actions; an SLA credit larger than its invoice carried forward
- * to the next invoices as their own lines, rebuilt to the same bytes.
+ * to the next invoices as their own lines, rebuilt to the same bytes; future-dated tax rates
+ * (each period taxed at the rates in force when it ends).
  */
 import 'reflect-metadata';
 import { execFile } from 'node:child_process';
@@ -571,6 +572,37 @@ describe('billing on the log', () => {
       expect(await draft(rebuilt)).toBe(await draft(live));
     } finally {
       await dropRebuildTables(runtime.db, '_carry_test');
+    }
+  });
+
+  it('taxes each period at the rates in force when it ends, future-dated rates included', async () => {
+    const globex = (period: string) => invoiceOf('globex', period);
+    const setRates = (body: object) => call('POST', '/v1/billing/tax-rates', FINANCE, { tenantId: 'globex', reason: 'consumption tax', ...body });
+    const bad = await setRates({ rates: [{ name: 'JCT', rate: '0.1' }], effectiveFrom: 'next month' });
+    expect(bad.status).toBe(422);
+    expect(bad.json.error.field).toBe('effectiveFrom');
+    // From December in Tokyo (midnight JST = 15:00 UTC the day before), and a change from January.
+    expect((await setRates({ rates: [{ name: 'JCT', rate: '0.1' }], effectiveFrom: '2026-11-30T15:00:00.000Z' })).status).toBe(201);
+    const later = await setRates({ rates: [{ name: 'JCT', rate: '0.08' }], effectiveFrom: '2026-12-31T15:00:00.000Z' });
+    expect(later.status, later.text).toBe(201);
+    expect(later.json).toMatchObject({ effectiveFrom: '2026-12-31T15:00:00.000Z' });
+    await usage('globex', '2027-01-05T00:00:00.000Z', '2027-01-05T01:00:00.000Z'); // 350 ¥ in January
+    await settle();
+    const december = await doc(globex('2026-12'));
+    expect([december.subtotal, december.taxes, december.total]).toEqual(['338', [{ name: 'JCT', rate: '0.1', taxableAmount: '338', amount: '34' }], '372']); // 33.8 → 34
+    const january = await doc(globex('2027-01'));
+    // January's draft is offered the 12 ¥ still carried too (whichever draft is finalized first takes it): 350 − 12 = 338.
+    expect([january.subtotal, january.taxes, january.total]).toEqual(['338', [{ name: 'JCT', rate: '0.08', taxableAmount: '338', amount: '27' }], '365']); // 27.04 → 27
+    // November ended before either rate took effect, and is finalized: unchanged, untaxed.
+    expect((await doc(globex('2026-11'))).taxes).toEqual([]);
+    // The same from a rebuild of the log.
+    const { store } = await rebuildLedger(env.bus, runtime.db, '_tax_test', 30_000);
+    try {
+      const [live, rebuilt] = [new InvoiceReader(new BillingStore(runtime.db, (n) => n), 'FGPU'), new InvoiceReader(store, 'FGPU')];
+      const draft = async (reader: InvoiceReader, id: string) => invoiceJson(await reader.document((await reader.store.invoice(id))!, Number.MAX_SAFE_INTEGER, Date.now()));
+      for (const id of [globex('2026-12'), globex('2027-01')]) expect(await draft(rebuilt, id)).toBe(await draft(live, id));
+    } finally {
+      await dropRebuildTables(runtime.db, '_tax_test');
     }
   });
 });

@@ -362,7 +362,13 @@ export const CreditGranted = z.object({
 export const TaxRatesSet = z.object({
   tenantId: id,
   rates: z.array(z.object({ name: z.string().min(1).max(64), rate: z.string().regex(/^(0(\.\d+)?|1(\.0+)?)$/) })).max(8),
+  /** When the rates were set. Without `effectiveFrom`, they apply to invoices finalized from then on. */
   effectiveAt: instant,
+  /**
+   * Optional: the instant the rates take effect (may be in the future). An invoice is taxed at the
+   * rates in force at the end of its billing period (the last instant of the period).
+   */
+  effectiveFrom: instant.optional(),
   ...audit,
 });
 

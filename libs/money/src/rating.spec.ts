@@ -26,6 +26,7 @@ import {
   slaCreditAmount,
   slaCreditSplit,
   carriedCreditSplit,
+  taxRatesInForce,
   splitAtPeriods,
   taxesFor,
   type PriceVersion,
@@ -294,6 +295,22 @@ describe('totals, tax and credits', () => {
     expect(slaCreditAmount(money('0.02'), 50, 'USD', money('100')).toString()).toBe('-0.01');
     expect(slaCreditAmount(money('100'), 50, 'USD', money('20')).toString()).toBe('-20');
     expect(slaCreditAmount(money('100'), 50, 'USD', money('-5')).isZero()).toBe(true);
+  });
+  it('taxes a period at the rates in force at its end; undated rates apply from when they were set, as before', () => {
+    const END = Date.UTC(2026, 11, 1);
+    const set = (rate: string, setAtMs: number, effectiveFromMs: number | null, sequence: number) => ({ rates: [{ name: 'VAT', rate }], setAtMs, effectiveFromMs, sequence });
+    const rate = (sets: ReturnType<typeof set>[], atMs = END + 3 * 86_400_000) => taxRatesInForce(sets, { periodEndMs: END, atMs }).map((r) => r.rate);
+    // Undated (the only kind before effective dates): the latest set at or before the invoice's time.
+    expect(rate([set('0.1', END - 10, null, 1), set('0.2', END + 10, null, 2)])).toEqual(['0.2']);
+    expect(rate([set('0.1', END - 10, null, 1), set('0.2', END + 10, null, 2)], END)).toEqual(['0.1']);
+    // Dated: in force when it takes effect before the period ends, whenever the invoice is taxed.
+    expect(rate([set('0.1', END - 10, null, 1), set('0.2', END - 20, END, 2)])).toEqual(['0.1']); // takes effect as the next period starts
+    expect(rate([set('0.1', END - 10, null, 1), set('0.2', END - 20, END - 1, 2)])).toEqual(['0.2']); // in force at the last instant
+    expect(rate([set('0.2', END + 99, END - 86_400_000, 2)])).toEqual(['0.2']); // set after the period, back-dated into it
+    // The one taking effect last wins; at the same instant, the later in the log.
+    expect(rate([set('0.1', 0, END - 100, 1), set('0.2', 0, END - 200, 2)])).toEqual(['0.1']);
+    expect(rate([set('0.1', 0, END - 100, 2), set('0.2', 0, END - 100, 1)])).toEqual(['0.1']);
+    expect(rate([])).toEqual([]);
   });
   it('carries the part of an SLA credit an invoice cannot take, to the minor unit', () => {
     const split = (base: string, percent: number, currency: string, cap: string) => {

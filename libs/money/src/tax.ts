@@ -99,6 +99,36 @@ export function taxesFor(taxableSubtotal: MoneyValue, rates: readonly TaxRate[],
   return taxesForMinor(toMinor(taxableSubtotal, currency), rates, currency);
 }
 
+/** One `TaxRatesSet` of a tenant, as billing reads it from the log. */
+export interface TaxRateSet {
+  rates: readonly TaxRate[];
+  /** When the rates were set (`effectiveAt`). */
+  setAtMs: number;
+  /** When they take effect (`effectiveFrom`), or null for a set without a date. */
+  effectiveFromMs: number | null;
+  /** Position in the log (stream sequence): the later of two sets taking effect at once wins. */
+  sequence: number;
+}
+
+/**
+ * The tax rates of an invoice, written once. A set with an effective date applies to a billing
+ * period when it takes effect before the period ends, so the period is taxed at the rates in force
+ * at its last instant (the supply is complete when the period ends). A set without a date applies,
+ * as before dates existed, to invoices taxed at or after it was set (`atMs`: the finalization time,
+ * or now for a draft), so invoices finalized under that rule rebuild to the same bytes. Among the
+ * sets that apply, the one taking effect last wins (then the later in the log); none → no tax.
+ */
+export function taxRatesInForce(sets: readonly TaxRateSet[], invoice: { periodEndMs: number; atMs: number }): TaxRate[] {
+  let chosen: { effectiveMs: number; sequence: number; rates: readonly TaxRate[] } | undefined;
+  for (const set of sets) {
+    const applies = set.effectiveFromMs === null ? set.setAtMs <= invoice.atMs : set.effectiveFromMs < invoice.periodEndMs;
+    if (!applies) continue;
+    const effectiveMs = set.effectiveFromMs ?? set.setAtMs;
+    if (!chosen || effectiveMs > chosen.effectiveMs || (effectiveMs === chosen.effectiveMs && set.sequence > chosen.sequence)) chosen = { effectiveMs, sequence: set.sequence, rates: set.rates };
+  }
+  return chosen ? [...chosen.rates] : [];
+}
+
 /** Order in which grants are used: priority (high first), soonest expiry, oldest grant, id. */
 export function grantOrder(a: PrepaidGrant, b: PrepaidGrant): number {
   const expiryA = a.expiresAtMs ?? Number.MAX_SAFE_INTEGER;

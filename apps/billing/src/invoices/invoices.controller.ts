@@ -178,7 +178,7 @@ export class BillingAdminController {
 
   @Post('tax-rates')
   @HttpCode(201)
-  @ApiDoc({ summary: "Set a tenant's tax rates (in force from now on)", body: taxRatesRequest, tags: ['billing'] })
+  @ApiDoc({ summary: "Set a tenant's tax rates: from `effectiveFrom` (periods ending after it; may be in the future), or for invoices finalized from now on", body: taxRatesRequest, tags: ['billing'] })
   async taxRates(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const b = parseInput(taxRatesRequest, body);
     return answer(() => this.invoices.setTaxRates({ ...b, actor: principal.keyId, actionId: key }));

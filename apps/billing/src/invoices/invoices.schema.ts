@@ -31,6 +31,8 @@ export const taxRatesRequest = z
   .object({
     tenantId: id,
     rates: z.array(z.object({ name: z.string().min(1).max(64), rate: z.string().regex(/^(0(\.\d+)?|1(\.0+)?)$/, 'must be a decimal fraction between 0 and 1') }).strict()).max(8),
+    /** When the rates take effect (may be in the future): periods ending after it are taxed at them. Omitted: for invoices finalized from now on. */
+    effectiveFrom: z.iso.datetime({ offset: false }).optional(),
     reason,
   })
   .strict();

@@ -320,7 +320,7 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
     return data;
   }
 
-  async setTaxRates(input: { tenantId: string; rates: Array<{ name: string; rate: string }>; actionId?: string } & Actor): Promise<FinanceAction<'TaxRatesSet'>> {
+  async setTaxRates(input: { tenantId: string; rates: Array<{ name: string; rate: string }>; effectiveFrom?: string; actionId?: string } & Actor): Promise<FinanceAction<'TaxRatesSet'>> {
     const eventId = this.actionId('TaxRatesSet', input.tenantId, input.actionId, newEntityId);
     const store = this.ledger.store();
     if (input.actionId) {
@@ -330,7 +330,14 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
     const tenant = await store.tenant(input.tenantId);
     if (!tenant) throw new BillingRejection(422, 'unknown_tenant', `tenant ${input.tenantId} is unknown to billing`, 'tenantId');
     const at = this.runtime.clock.now().toISOString();
-    const data: FinanceAction<'TaxRatesSet'> = { tenantId: input.tenantId, rates: input.rates, effectiveAt: at, actor: input.actor, reason: input.reason };
+    const data: FinanceAction<'TaxRatesSet'> = {
+      tenantId: input.tenantId,
+      rates: input.rates,
+      effectiveAt: at,
+      ...(input.effectiveFrom ? { effectiveFrom: new Date(input.effectiveFrom).toISOString() } : {}),
+      actor: input.actor,
+      reason: input.reason,
+    };
     await this.publishAction('TaxRatesSet', eventId, data, at);
     return data;
   }

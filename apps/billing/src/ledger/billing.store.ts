@@ -1,5 +1,5 @@
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
-import { money, periodIndex, sumMoney, scopeKey, type PrepaidGrant, type RatedPart, type PriceTier, type PriceVersion, type RatePrice, type TaxRate, type TierMode, type UsagePiece } from '@fastgpu/money';
+import { money, periodBounds, periodIndex, sumMoney, scopeKey, taxRatesInForce, type TaxRateSet, type PrepaidGrant, type RatedPart, type PriceTier, type PriceVersion, type RatePrice, type TaxRate, type TierMode, type UsagePiece } from '@fastgpu/money';
 import type { CarriedCredit, InvoiceDocument, InvoiceInputs, SlaCreditInput, TenantInfo } from '../invoices/invoice-document';
 
 /**
@@ -146,22 +146,28 @@ export class BillingStore {
   }
 
   /**
-   * Tax rates in force for a tenant at an instant: the latest TaxRatesSet at or before it, among
-   * those in the log up to `maxSequence` (an invoice's cutoff), so a document depends on the log
-   * up to its cutoff only.
+   * Every TaxRatesSet of some tenants among the events in the log up to `maxSequence` (an invoice's
+   * cutoff), so a document depends on the log up to its cutoff only; `taxRatesInForce` picks an
+   * invoice's rates among them.
    */
-  async taxRates(tenantId: string, atMs: number, maxSequence = SEQUENCE_MAX): Promise<TaxRate[]> {
-    const row = await this.db
+  async taxRateSets(tenantIds: readonly string[], maxSequence = SEQUENCE_MAX): Promise<Map<string, TaxRateSet[]>> {
+    const sets = new Map<string, TaxRateSet[]>();
+    if (tenantIds.length === 0) return sets;
+    const rows = await this.db
       .selectFrom(this.table('billing_finance_actions'))
-      .select(['payload'])
-      .where('tenant_id', '=', tenantId)
+      .select(['tenant_id', 'payload', 'at_ms', 'sequence'])
+      .where('tenant_id', 'in', tenantIds)
       .where('kind', '=', 'TaxRatesSet')
-      .where('at_ms', '<=', atMs)
       .where('sequence', '<=', maxSequence)
-      .orderBy('at_ms', 'desc')
-      .orderBy('sequence', 'desc')
-      .executeTakeFirst();
-    return row ? ((row.payload as { rates: TaxRate[] }).rates ?? []) : [];
+      .orderBy('sequence')
+      .execute();
+    for (const r of rows) {
+      const payload = r.payload as { rates?: TaxRate[]; effectiveFrom?: string };
+      let list = sets.get(r.tenant_id);
+      if (!list) sets.set(r.tenant_id, (list = []));
+      list.push({ rates: payload.rates ?? [], setAtMs: Number(r.at_ms), effectiveFromMs: payload.effectiveFrom ? Date.parse(payload.effectiveFrom) : null, sequence: Number(r.sequence) });
+    }
+    return sets;
   }
 
   /** Prepaid grants in the log up to `maxSequence`, less what invoices finalized up to it used. */
@@ -207,7 +213,7 @@ export class BillingStore {
         finalized: await this.finalizedDocuments(row.tenant_id, options.cutoff),
         slaCredits: (await this.slaCredits(row.invoice_id, options.cutoff)) as SlaCreditRow[],
         priceVersions: await this.priceVersions(options.cutoff),
-        taxRates: await this.taxRates(row.tenant_id, options.atMs, options.cutoff),
+        taxRates: taxRatesInForce((await this.taxRateSets([row.tenant_id], options.cutoff)).get(row.tenant_id) ?? [], { periodEndMs: periodBounds(row.period, tenant.billingTimeZone).endMs, atMs: options.atMs }),
         grants: await this.grants(row.tenant_id, tenant.currency, options.cutoff),
       },
       options,
@@ -289,7 +295,7 @@ export class BillingStore {
   private async chunkData(chunk: readonly InvoiceRow[], options: Omit<InputOptions, 'finalization'>) {
     const invoiceIds = chunk.map((r) => r.invoice_id);
     const tenantIds = [...new Set(chunk.map((r) => r.tenant_id))];
-    const [tenantRows, creditRows, finalizedRows, taxRows, grantRows] = await Promise.all([
+    const [tenantRows, creditRows, finalizedRows, taxRateSets, grantRows] = await Promise.all([
       this.db.selectFrom(this.table('billing_tenants')).select(['tenant_id', 'name', 'currency', 'billing_time_zone']).where('tenant_id', 'in', tenantIds).execute(),
       this.db.selectFrom(this.table('billing_sla_credits')).selectAll().where('invoice_id', 'in', invoiceIds).where('assigned_sequence', '<=', options.cutoff).orderBy('sequence').execute(),
       this.db
@@ -300,16 +306,7 @@ export class BillingStore {
         .where('finalized_sequence', '<=', options.cutoff)
         .orderBy('finalized_sequence')
         .execute(),
-      this.db
-        .selectFrom(this.table('billing_finance_actions'))
-        .select(['tenant_id', 'payload'])
-        .where('tenant_id', 'in', tenantIds)
-        .where('kind', '=', 'TaxRatesSet')
-        .where('at_ms', '<=', options.atMs)
-        .where('sequence', '<=', options.cutoff)
-        .orderBy('at_ms')
-        .orderBy('sequence')
-        .execute(),
+      this.taxRateSets(tenantIds, options.cutoff),
       this.db
         .selectFrom(this.table('billing_finance_actions'))
         .select('tenant_id')
@@ -321,13 +318,11 @@ export class BillingStore {
     ]);
     const tenants = new Map<string, TenantInfo>();
     for (const t of tenantRows) tenants.set(t.tenant_id, { tenantId: t.tenant_id, name: t.name, currency: t.currency, billingTimeZone: t.billing_time_zone });
-    const taxRates = new Map<string, TaxRate[]>();
-    for (const r of taxRows) taxRates.set(r.tenant_id, (r.payload as { rates: TaxRate[] }).rates ?? []);
     return {
       tenants,
       credits: groupBy(creditRows as SlaCreditRow[], (c) => c.invoice_id!),
       finalized: groupBy(finalizedRows, (r) => r.tenant_id as string),
-      taxRates,
+      taxRateSets,
       hasGrants: new Set(grantRows.map((r) => r.tenant_id as string)),
     };
   }
@@ -376,7 +371,7 @@ export class BillingStore {
             finalized: (data.finalized.get(row.tenant_id) ?? []).map((r) => JSON.parse(r.document as string) as InvoiceDocument),
             slaCredits: data.credits.get(row.invoice_id) ?? [],
             priceVersions,
-            taxRates: data.taxRates.get(row.tenant_id) ?? [],
+            taxRates: taxRatesInForce(data.taxRateSets.get(row.tenant_id) ?? [], { periodEndMs: periodBounds(row.period, tenant.billingTimeZone).endMs, atMs: options.atMs }),
             grants: data.hasGrants.has(row.tenant_id) ? await this.grants(row.tenant_id, tenant.currency, options.cutoff) : [],
           },
           { ...options, finalization: null },
