@@ -2,6 +2,8 @@
  * Proves the simulated node speaks the node protocol on real NATS: it registers, runs a
  * RunSubtask command for runtime × speed and reports start and completion with the command's
  * attempt and lease epoch, sends heartbeats listing its work, and stops work on StopSubtask.
+ * A lease's GPUs are held from AttachLease until a DetachLease of the same epoch (an older
+ * epoch's detach changes nothing).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEvent, Heartbeat, type DomainEvent, type NodeCommand } from '@fastgpu/contracts';
@@ -69,5 +71,27 @@ describe('simulated node', () => {
     expect(beat.gpus[3]!.utilizationPercent).toBeGreaterThan(0);
     await command({ kind: 'StopSubtask', commandId: 'c3', subtaskId: 'j2-0', attempt: 1, leaseEpoch: 9, reason: 'preempted', issuedAt: new Date().toISOString() });
     await eventually(() => node.runningSubtasks.length === 0);
+  });
+
+  it('holds a lease from AttachLease to DetachLease of the same epoch, busy in its heartbeats', async () => {
+    const issuedAt = new Date().toISOString();
+    await command({ kind: 'AttachLease', commandId: 'a1', leaseId: 'L1', tenantId: 't1', leaseEpoch: 11, gpuIndices: [4, 5], issuedAt });
+    await eventually(() => node.attachedLeases.has('L1'));
+    expect(node.attachedLeases.get('L1')).toEqual([4, 5]);
+    const beat = await eventually(async () => {
+      const hbConsumer = await env.bus.js.consumers.get(env.bus.topology.streams.heartbeats, { opt_start_time: new Date().toISOString(), deliver_policy: 'by_start_time' as never });
+      const m = await hbConsumer.next({ expires: 1000 });
+      return m ? Heartbeat.parse(m.json()) : undefined;
+    });
+    expect(beat.gpus.filter((g) => g.utilizationPercent > 0).map((g) => g.index)).toEqual([4, 5]);
+    // A detach from an older epoch (a lease that was re-granted since) leaves the lease attached.
+    await command({ kind: 'DetachLease', commandId: 'd0', leaseId: 'L1', leaseEpoch: 10, reason: 'stale', issuedAt });
+    // Commands are handled in order: once L2 is attached, the stale detach has been handled.
+    await command({ kind: 'AttachLease', commandId: 'a2', leaseId: 'L2', tenantId: 't1', leaseEpoch: 12, gpuIndices: [6], issuedAt });
+    await eventually(() => node.attachedLeases.has('L2'));
+    expect(node.attachedLeases.get('L1')).toEqual([4, 5]);
+    await command({ kind: 'DetachLease', commandId: 'd1', leaseId: 'L1', leaseEpoch: 11, reason: 'released by the tenant', issuedAt });
+    await eventually(() => !node.attachedLeases.has('L1'));
+    expect([...node.attachedLeases.keys()]).toEqual(['L2']);
   });
 });

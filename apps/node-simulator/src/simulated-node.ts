@@ -32,6 +32,8 @@ interface Running {
 export class SimulatedNode {
   private readonly publisher: EventPublisher;
   private readonly running = new Map<string, Running>();
+  /** GPUs handed to a tenant by a lease (AttachLease) until DetachLease. */
+  private readonly leases = new Map<string, Extract<NodeCommand, { kind: 'AttachLease' }>>();
   private heartbeatTimer?: NodeJS.Timeout;
   private heartbeatsPaused = false;
   private messages?: ConsumerMessages;
@@ -53,6 +55,11 @@ export class SimulatedNode {
 
   get runningSubtasks(): string[] {
     return [...this.running.keys()];
+  }
+
+  /** Leases attached to this node: lease id → GPU indices. */
+  get attachedLeases(): Map<string, number[]> {
+    return new Map([...this.leases].map(([leaseId, lease]) => [leaseId, lease.gpuIndices]));
   }
 
   /** Registers (a new agent epoch), starts heartbeats and the command consumer. */
@@ -94,16 +101,31 @@ export class SimulatedNode {
       return;
     }
     const command = parsed.data;
-    if (command.kind === 'RunSubtask') {
-      const key = `${command.subtaskId}#${command.attempt}`;
-      // Reports continue the trace the command carries (the job's trace).
-      if (!this.running.has(key)) await this.run(command, key, m.headers?.get('traceparent') || undefined);
-    } else {
-      const key = `${command.subtaskId}#${command.attempt}`;
-      const current = this.running.get(key);
-      if (current && current.command.leaseEpoch === command.leaseEpoch) {
-        clearTimeout(current.timer);
-        this.running.delete(key);
+    switch (command.kind) {
+      case 'RunSubtask': {
+        const key = `${command.subtaskId}#${command.attempt}`;
+        // Reports continue the trace the command carries (the job's trace).
+        if (!this.running.has(key)) await this.run(command, key, m.headers?.get('traceparent') || undefined);
+        break;
+      }
+      case 'StopSubtask': {
+        const key = `${command.subtaskId}#${command.attempt}`;
+        const current = this.running.get(key);
+        if (current && current.command.leaseEpoch === command.leaseEpoch) {
+          clearTimeout(current.timer);
+          this.running.delete(key);
+        }
+        break;
+      }
+      case 'AttachLease': {
+        // A repeat (same or older epoch) changes nothing; a newer grant replaces it.
+        const current = this.leases.get(command.leaseId);
+        if (!current || current.leaseEpoch < command.leaseEpoch) this.leases.set(command.leaseId, command);
+        break;
+      }
+      case 'DetachLease': {
+        if (this.leases.get(command.leaseId)?.leaseEpoch === command.leaseEpoch) this.leases.delete(command.leaseId);
+        break;
       }
     }
     m.ack();
@@ -144,7 +166,7 @@ export class SimulatedNode {
 
   async sendHeartbeat(): Promise<void> {
     if (this.heartbeatsPaused) return;
-    const busyGpus = new Set([...this.running.values()].flatMap((r) => r.command.gpuIndices));
+    const busyGpus = new Set([...[...this.running.values()].map((r) => r.command), ...this.leases.values()].flatMap((c) => c.gpuIndices));
     const beat: Heartbeat = {
       nodeId: this.spec.nodeId,
       agentEpoch: this.agentEpoch,
@@ -191,6 +213,7 @@ export class SimulatedNode {
     this.heartbeatTimer = undefined;
     for (const r of this.running.values()) clearTimeout(r.timer);
     this.running.clear();
+    this.leases.clear();
     await this.messages?.close().catch(() => undefined);
     await this.loop?.catch(() => undefined);
   }

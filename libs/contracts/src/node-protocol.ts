@@ -29,7 +29,26 @@ export const StopSubtaskCommand = z.object({
   reason: z.string().max(500),
   issuedAt: instant,
 });
-export const NodeCommand = z.discriminatedUnion('kind', [RunSubtaskCommand, StopSubtaskCommand]);
+/** A lease was granted on this node: its GPUs are the tenant's until DetachLease (no work is run for it). */
+export const AttachLeaseCommand = z.object({
+  kind: z.literal('AttachLease'),
+  commandId: id,
+  leaseId: id,
+  tenantId: id,
+  leaseEpoch: z.number().int().positive(),
+  gpuIndices: z.array(z.number().int().nonnegative()),
+  issuedAt: instant,
+});
+/** The lease ended (released, preempted, or its node lost): the node takes its GPUs back. */
+export const DetachLeaseCommand = z.object({
+  kind: z.literal('DetachLease'),
+  commandId: id,
+  leaseId: id,
+  leaseEpoch: z.number().int().positive(),
+  reason: z.string().max(500),
+  issuedAt: instant,
+});
+export const NodeCommand = z.discriminatedUnion('kind', [RunSubtaskCommand, StopSubtaskCommand, AttachLeaseCommand, DetachLeaseCommand]);
 export type NodeCommand = z.infer<typeof NodeCommand>;
 
 export const GpuSample = z.object({

@@ -337,10 +337,17 @@ describe('leases', () => {
     const log = new SchedulerLog().node('n1', 'a100', 8);
     log.append('LeaseRequested', { leaseId: 'L1', tenantId: 'acme', projectId: 'p1', gpuModels: ['a100'], gpus: 4, capacityType: 'on-demand', priorityClass: 'standard', requestedAt: at(1) });
     const granted = log.cycle(at(2));
-    expect(ofType(granted, 'LeaseGranted')[0]!.data).toMatchObject({ leaseId: 'L1', nodeId: 'n1', gpus: 4, gpuIndices: [0, 1, 2, 3] });
+    const grant = ofType(granted, 'LeaseGranted')[0]!;
+    expect(grant.data).toMatchObject({ leaseId: 'L1', nodeId: 'n1', gpus: 4, gpuIndices: [0, 1, 2, 3] });
+    // The node is told: its GPUs are the tenant's from the grant (same epoch, command id = event id).
+    expect(grant.command).toEqual({ kind: 'AttachLease', commandId: grant.id, leaseId: 'L1', tenantId: 'acme', leaseEpoch: grant.data.leaseEpoch, gpuIndices: [0, 1, 2, 3], issuedAt: at(2) });
     log.append('LeaseReleaseRequested', { leaseId: 'L1', tenantId: 'acme', requestedAt: at(3) });
     const released = log.cycle(at(4));
-    expect(ofType(released, 'LeaseReleased')[0]!.data).toMatchObject({ leaseId: 'L1', nodeId: 'n1', reason: 'released by the tenant' });
+    const release = ofType(released, 'LeaseReleased')[0]!;
+    expect(release.data).toMatchObject({ leaseId: 'L1', nodeId: 'n1', reason: 'released by the tenant' });
+    expect(release.command).toEqual({ kind: 'DetachLease', commandId: release.id, leaseId: 'L1', leaseEpoch: grant.data.leaseEpoch, reason: 'released by the tenant', issuedAt: at(4) });
+    // A takeover resends the detach with the same id: it is remembered with the recent stops.
+    expect(log.state.recentStops.at(-1)).toEqual({ nodeId: 'n1', command: release.command });
     expect(log.state.nodes.get('n1')?.freeGpus).toBe(8);
 
     log.append('LeaseRequested', { leaseId: 'L2', tenantId: 'acme', projectId: 'p1', gpuModels: ['h100'], gpus: 4, capacityType: 'on-demand', priorityClass: 'standard', requestedAt: at(5) });

@@ -498,6 +498,7 @@ class Cycle {
       correlationId: lease.leaseId,
       tenantId: lease.tenantId,
       nodeId: allocation.node.nodeId,
+      command: { kind: 'DetachLease', commandId: id, leaseId: lease.leaseId, leaseEpoch: allocation.leaseEpoch, reason: reason.slice(0, 500), issuedAt: this.command.now },
       data: { leaseId: lease.leaseId, tenantId: lease.tenantId, nodeId: allocation.node.nodeId, leaseEpoch: allocation.leaseEpoch, reason: reason.slice(0, 500), releasedAt: this.command.now },
     });
   }
@@ -1020,6 +1021,7 @@ class Cycle {
       correlationId: lease.leaseId,
       tenantId: lease.tenantId,
       nodeId: node.nodeId,
+      command: { kind: 'AttachLease', commandId: id, leaseId: lease.leaseId, tenantId: lease.tenantId, leaseEpoch: epoch, gpuIndices: indices, issuedAt: this.command.now },
       data: {
         leaseId: lease.leaseId,
         tenantId: lease.tenantId,

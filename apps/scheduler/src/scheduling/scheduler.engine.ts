@@ -315,8 +315,9 @@ export class SchedulerEngine {
   }
 
   /**
-   * After taking over: a placement or stop whose command may never have left the old leader is
-   * sent again, with the same command id (the commands stream and the agent drop repeats).
+   * After taking over: a placement, lease grant or stop whose command may never have left the
+   * old leader is sent again, with the same command id (the commands stream and the agent drop
+   * repeats).
    */
   private async resendCommands(): Promise<void> {
     const commands: Array<{ nodeId: string; command: NodeCommand }> = [];
@@ -339,9 +340,15 @@ export class SchedulerEngine {
         },
       });
     }
-    for (const stop of this.state.recentStops) {
-      commands.push({ nodeId: stop.nodeId, command: { kind: 'StopSubtask', commandId: stop.eventId, subtaskId: stop.subtaskId, attempt: stop.attempt, leaseEpoch: stop.leaseEpoch, reason: stop.reason, issuedAt: stop.time } });
+    for (const lease of this.state.leases.values()) {
+      const allocation = lease.allocation;
+      if (lease.status !== 'granted' || !allocation) continue;
+      commands.push({
+        nodeId: allocation.node.nodeId,
+        command: { kind: 'AttachLease', commandId: allocation.eventId, leaseId: lease.leaseId, tenantId: lease.tenantId, leaseEpoch: allocation.leaseEpoch, gpuIndices: allocation.gpuIndices, issuedAt: new Date(allocation.placedAtMs).toISOString() },
+      });
     }
+    for (const stop of this.state.recentStops) commands.push(stop);
     await this.sendCommands(commands);
   }
 

@@ -1,5 +1,5 @@
 import type { DependencyCondition, SchedulerEvent, SchedulerPolicy } from './scheduler.types';
-import type { StoredEvent } from '@fastgpu/contracts';
+import type { NodeCommand, StoredEvent } from '@fastgpu/contracts';
 
 /**
  * The scheduler's state, folded from the domain stream: the fleet (nodes, GPU models, which
@@ -175,8 +175,8 @@ export interface SchedulerState {
   dependents: Map<string, JobState[]>;
   /** Placed but not yet reported started: commands to resend after a takeover. */
   unstarted: Set<Allocation>;
-  /** Recent stops (preemptions, cancellations), resent after a takeover. Bounded. */
-  recentStops: Array<{ nodeId: string; subtaskId: string; attempt: number; leaseEpoch: number; reason: string; eventId: string; time: string }>;
+  /** Recent stops (preemptions, cancellations, lease releases) as their node commands, resent after a takeover. Bounded. */
+  recentStops: Array<{ nodeId: string; command: Extract<NodeCommand, { kind: 'StopSubtask' | 'DetachLease' }> }>;
   /** The scheduling policy the log last set (undefined until it sets one), with its sequence. */
   policy?: { policy: SchedulerPolicy; sequence: number; setAt: string; actor: string };
 }
@@ -647,7 +647,7 @@ export function evolve(state: SchedulerState, stored: StoredEvent): SchedulerSta
       const node = state.nodes.get(d.nodeId);
       if (node) node.schedulerSubjectSequence = sequence;
       const allocation = currentAllocation(state, d.subtaskId, d.jobId, d.attempt, d.leaseEpoch);
-      rememberStop(state, { nodeId: d.nodeId, subtaskId: d.subtaskId, attempt: d.attempt, leaseEpoch: d.leaseEpoch, reason: d.reason, eventId: e.id, time: d.preemptedAt });
+      rememberStop(state, { nodeId: d.nodeId, command: { kind: 'StopSubtask', commandId: e.id, subtaskId: d.subtaskId, attempt: d.attempt, leaseEpoch: d.leaseEpoch, reason: d.reason, issuedAt: d.preemptedAt } });
       if (!allocation?.subtask) return state;
       observe(allocation, ms(d.preemptedAt));
       release(state, allocation);
@@ -758,6 +758,7 @@ export function evolve(state: SchedulerState, stored: StoredEvent): SchedulerSta
       if (lease.allocation) release(state, lease.allocation);
       lease.allocation = undefined;
       lease.status = 'released';
+      rememberStop(state, { nodeId: d.nodeId, command: { kind: 'DetachLease', commandId: e.id, leaseId: d.leaseId, leaseEpoch: d.leaseEpoch, reason: d.reason, issuedAt: d.releasedAt } });
       state.attentionLeases.delete(lease);
       state.leases.delete(d.leaseId);
       return state;
