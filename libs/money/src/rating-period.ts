@@ -1,64 +1,27 @@
+import { isTimeZone, offsetAt } from './calendar';
+
 /**
  * Monthly billing periods ("YYYY-MM") in a tenant's billing time zone. Instants stay UTC epoch
  * milliseconds; the time zone only moves where a period starts and ends (local midnight of the
- * first day of the month). Written once here, used by billing and its tests.
+ * first day of the month). Zone offsets come from calendar.ts (one Intl reading of a zone for the
+ * whole repo); the period rule is written once here, used by billing and its tests.
+ *
+ * A period starts at `wall − offset`, the offset settled by two fixed-point steps. Where a DST
+ * change falls at local midnight on the 1st (America/Asuncion, America/Havana, and Newfoundland's
+ * 00:01 changes before 2011: 18 of 419 zones × 2000–2040 months), that instant differs by the
+ * DST hour from the start of calendar.ts's month window (the first instant of the local month).
+ * Invoices already finalized were split by this rule, so it stays; moving to the window start is
+ * a money change for those tenants (see docs/billing.md).
  */
 const PERIOD_PATTERN = /^(\d{4})-(\d{2})$/;
 
-const formatters = new Map<string, Intl.DateTimeFormat>();
-/** Bound on cached time-zone formatters (one per zone in use). */
-const FORMATTERS_MAX = 1000;
-
-function formatter(timeZone: string): Intl.DateTimeFormat {
-  let f = formatters.get(timeZone);
-  if (!f) {
-    f = new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: '2-digit',
-      day: '2-digit',
-      hour: '2-digit',
-      minute: '2-digit',
-      second: '2-digit',
-    });
-    if (formatters.size >= FORMATTERS_MAX) formatters.clear();
-    formatters.set(timeZone, f);
-  }
-  return f;
-}
-
 export function isValidTimeZone(timeZone: string): boolean {
-  try {
-    formatter(timeZone);
-    return true;
-  } catch {
-    return false;
-  }
+  return isTimeZone(timeZone);
 }
 
-interface LocalParts {
-  year: number;
-  month: number;
-  day: number;
-  hour: number;
-  minute: number;
-  second: number;
-}
-
-function localParts(instantMs: number, timeZone: string): LocalParts {
-  const parts: Record<string, number> = {};
-  for (const p of formatter(timeZone).formatToParts(new Date(instantMs))) {
-    if (p.type !== 'literal') parts[p.type] = Number(p.value);
-  }
-  return { year: parts.year!, month: parts.month!, day: parts.day!, hour: parts.hour!, minute: parts.minute!, second: parts.second! };
-}
-
-/** Offset of the zone's wall clock from UTC at an instant, in ms (local − UTC), to the second. */
+/** Offset of the zone's wall clock from UTC at an instant, in ms (local − UTC), to the second: calendar.ts's `offsetAt`. */
 export function zoneOffsetMs(instantMs: number, timeZone: string): number {
-  const p = localParts(instantMs, timeZone);
-  const wholeSecondMs = instantMs - (((instantMs % 1000) + 1000) % 1000);
-  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - wholeSecondMs;
+  return offsetAt(timeZone, instantMs);
 }
 
 /** The UTC instant of local midnight starting day 1 of `month` (1–12) in the zone. */
@@ -96,10 +59,10 @@ export function addPeriods(period: string, months: number): string {
   return periodFromIndex(periodIndex(period) + months);
 }
 
-/** The billing period containing an instant, in the zone. */
+/** The billing period containing an instant, in the zone: the month of its local wall-clock date. */
 export function periodOf(instantMs: number, timeZone: string): string {
-  const p = localParts(instantMs, timeZone);
-  return formatPeriod(p.year, p.month);
+  const wall = new Date(instantMs + offsetAt(timeZone, instantMs));
+  return formatPeriod(wall.getUTCFullYear(), wall.getUTCMonth() + 1);
 }
 
 const boundsCache = new Map<string, { startMs: number; endMs: number }>();
@@ -128,6 +91,10 @@ export function splitAtPeriods(startMs: number, endMs: number, timeZone: string)
   const pieces: Array<{ period: string; startMs: number; endMs: number }> = [];
   let cursor = startMs;
   let period = periodOf(startMs, timeZone);
+  // Where DST springs forward at local midnight on the 1st, an instant can still be in the old
+  // month by its local date but past the end of that period's bounds (see above): it belongs to the
+  // next period, or its piece would run backwards (the ledger would stall on it).
+  if (startMs > periodBounds(period, timeZone).endMs) period = addPeriods(period, 1);
   for (let i = 0; cursor < endMs; i++) {
     if (i >= SPLIT_PERIODS_MAX) throw new Error(`interval spans more than ${SPLIT_PERIODS_MAX} billing periods`);
     const bounds = periodBounds(period, timeZone);

@@ -19,6 +19,8 @@ import {
   money,
   Money,
   periodBounds,
+  offsetAt,
+  windowContaining,
   periodOf,
   PriceTimeline,
   rateUsage,
@@ -136,6 +138,24 @@ describe('splits', () => {
     ]);
     expect(splitAtPeriods(start, end, 'UTC')).toEqual([{ period: '2026-11', startMs: start, endMs: end }]);
     expect(periodOf(Date.UTC(2026, 9, 31, 23), 'Asia/Tokyo')).toBe('2026-11');
+  });
+  it('takes zone offsets from calendar.ts: periods start where its month windows do, except where DST changes at local midnight on the 1st', () => {
+    const windowStart = (period: string, zone: string) => {
+      const [year, month] = period.split('-').map(Number) as [number, number];
+      const midMonth = Date.UTC(year, month - 1, 15);
+      return windowContaining(midMonth - offsetAt(zone, midMonth), 'month', zone).startMs;
+    };
+    for (const zone of ['UTC', 'America/New_York', 'Europe/Berlin', 'Asia/Tokyo', 'Asia/Kolkata', 'Australia/Lord_Howe', 'America/Santiago']) {
+      for (const period of ['2026-01', '2026-03', '2026-04', '2026-10', '2026-11']) expect(periodBounds(period, zone).startMs, `${zone} ${period}`).toBe(windowStart(period, zone));
+    }
+    // Asunción sprang forward at 00:00 on 1 October 2023: no local midnight that day. The period rule
+    // (kept: invoices were finalized under it) starts October an hour before the first October instant.
+    expect(periodBounds('2023-10', 'America/Asuncion').startMs).toBe(Date.UTC(2023, 9, 1, 3));
+    expect(windowStart('2023-10', 'America/Asuncion')).toBe(Date.UTC(2023, 9, 1, 4));
+    expect(periodOf(Date.UTC(2023, 9, 1, 3, 30), 'America/Asuncion')).toBe('2023-09');
+    // Usage starting in that hour is split by the period bounds, never into a piece that runs backwards.
+    expect(splitAtPeriods(Date.UTC(2023, 9, 1, 3, 30), Date.UTC(2023, 9, 1, 5), 'America/Asuncion')).toEqual([{ period: '2023-10', startMs: Date.UTC(2023, 9, 1, 3, 30), endMs: Date.UTC(2023, 9, 1, 5) }]);
+    expect(splitAtPeriods(Date.UTC(2009, 10, 1, 2, 45), Date.UTC(2009, 10, 1, 4), 'America/St_Johns')).toEqual([{ period: '2009-11', startMs: Date.UTC(2009, 10, 1, 2, 45), endMs: Date.UTC(2009, 10, 1, 4) }]);
   });
   it('bills each side of a month boundary on its own period, with the rounding on the side where the allocation ends', () => {
     const timeline = new PriceTimeline([book(1, 'USD', 0, [price('a100', '3.60')])]);
