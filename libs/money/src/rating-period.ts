@@ -65,21 +65,21 @@ export function periodOf(instantMs: number, timeZone: string): string {
   return formatPeriod(wall.getUTCFullYear(), wall.getUTCMonth() + 1);
 }
 
-const boundsCache = new Map<string, { startMs: number; endMs: number }>();
+const boundsCache = new Map<string, Readonly<{ startMs: number; endMs: number }>>();
 /** Bound on memoized period bounds (zones × periods in use). */
 const BOUNDS_CACHE_MAX = 100_000;
 
-/** [startMs, endMs) of a billing period in the zone (memoized: zone rules do not change while we run). */
-export function periodBounds(period: string, timeZone: string): { startMs: number; endMs: number } {
+/** [startMs, endMs) of a billing period in the zone (memoized and frozen: zone rules do not change while we run). */
+export function periodBounds(period: string, timeZone: string): Readonly<{ startMs: number; endMs: number }> {
   const key = `${period}\u0000${timeZone}`;
   const cached = boundsCache.get(key);
-  if (cached) return { ...cached };
+  if (cached) return cached;
   const { year, month } = parsePeriod(period);
   const next = parsePeriod(addPeriods(period, 1));
-  const bounds = { startMs: monthStartMs(year, month, timeZone), endMs: monthStartMs(next.year, next.month, timeZone) };
+  const bounds = Object.freeze({ startMs: monthStartMs(year, month, timeZone), endMs: monthStartMs(next.year, next.month, timeZone) });
   if (boundsCache.size >= BOUNDS_CACHE_MAX) boundsCache.clear();
   boundsCache.set(key, bounds);
-  return { ...bounds };
+  return bounds;
 }
 
 /** Bound on billing periods one allocation may span when split (100 years). */

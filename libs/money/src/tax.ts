@@ -86,6 +86,7 @@ function taxMinor(baseMinor: bigint, rate: string, currency: string): bigint {
 }
 
 function taxesForMinor(taxableMinor: bigint, rates: readonly TaxRate[], currency: string): TaxAmount[] {
+  if (rates.length === 0) return [];
   const baseMinor = taxableMinor > 0n ? taxableMinor : 0n;
   const base = fromMinor(baseMinor, currency);
   return rates.map((r) => {
@@ -203,21 +204,29 @@ export function computeTotals(lines: readonly TotalsLine[], taxRates: readonly T
   const taxes = taxesForMinor(taxableMinor, taxRates, currency);
   let totalMinor = subtotalMinor;
   for (const t of taxes) totalMinor += t.amountMinor;
-  const total = fromMinor(totalMinor, currency);
-  const prepaid = grants.length ? applyPrepaidGrants(total, grants, atMs) : [];
-  const amountDue = prepaid.length ? total.minus(sumMoney(prepaid.map((p) => p.amount))) : total;
-  if (amountDue.isNegative()) throw new Error('amount due went negative');
+  const prepaid = grants.length ? applyPrepaidGrants(fromMinor(totalMinor, currency), grants, atMs) : [];
+  const amountDue = prepaid.length ? fromMinor(totalMinor, currency).minus(sumMoney(prepaid.map((p) => p.amount))) : undefined;
+  if (amountDue?.isNegative()) throw new Error('amount due went negative');
+  // Decimals only when read: a period run uses the formatted minor units.
   return {
-    subtotal: fromMinor(subtotalMinor, currency),
-    taxableSubtotal: fromMinor(taxableMinor, currency),
+    get subtotal() {
+      return fromMinor(subtotalMinor, currency);
+    },
+    get taxableSubtotal() {
+      return fromMinor(taxableMinor, currency);
+    },
     taxes,
-    total,
+    get total() {
+      return fromMinor(totalMinor, currency);
+    },
     prepaid,
-    amountDue,
+    get amountDue() {
+      return amountDue ?? fromMinor(totalMinor, currency);
+    },
     formatted: {
       subtotal: formatMinor(subtotalMinor, currency),
       total: formatMinor(totalMinor, currency),
-      amountDue: prepaid.length ? formatMoney(amountDue, currency) : formatMinor(totalMinor, currency),
+      amountDue: amountDue ? formatMoney(amountDue, currency) : formatMinor(totalMinor, currency),
     },
   };
 }

@@ -1,5 +1,5 @@
 import { periodBounds } from '@fastgpu/money';
-import { BillingStore, type InvoiceRow } from '../ledger/billing.store';
+import { BillingStore, RUN_CHUNK_INVOICES, type InvoiceRow } from '../ledger/billing.store';
 import { actionsForInvoice, type FinanceActionRow } from '../finance-actions/finance-actions';
 import { assertDocument, buildInvoice, documentSha256, type BuiltInvoice, type InvoiceDocument } from './invoice-document';
 import { creditedTotal, type InvoiceFacts } from './invoice.decider';
@@ -72,12 +72,12 @@ export class InvoiceReader {
    * Every invoice of a period as documents, in tenant order: finalized ones as frozen, drafts rated
    * together in one pass (a fixed number of queries per chunk of invoices).
    */
-  async periodDocuments(period: string, tenantId: string | undefined, draftCutoff: number, nowMs: number): Promise<InvoiceDocument[]> {
+  async periodDocuments(period: string, tenantId: string | undefined, draftCutoff: number, nowMs: number, chunkInvoices = RUN_CHUNK_INVOICES): Promise<InvoiceDocument[]> {
     const rows = await this.rowsForPeriod(period, tenantId);
     const drafts = rows.filter((r) => r.status === 'draft');
     const built = new Map<string, InvoiceDocument>();
-    for await (const inputs of this.store.inputsForMany(drafts, { cutoff: draftCutoff, atMs: nowMs, issuer: this.issuer })) {
-      built.set(inputs.invoiceId, buildInvoice(inputs).document);
+    for await (const batch of this.store.inputsForMany(drafts, { cutoff: draftCutoff, atMs: nowMs, issuer: this.issuer }, chunkInvoices)) {
+      for (const inputs of batch) built.set(inputs.invoiceId, buildInvoice(inputs).document);
     }
     const docs: InvoiceDocument[] = [];
     for (const row of rows) docs.push(row.status === 'draft' ? built.get(row.invoice_id)! : await this.document(row, draftCutoff, nowMs));

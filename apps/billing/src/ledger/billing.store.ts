@@ -156,7 +156,7 @@ export class BillingStore {
     const rows = await this.db
       .selectFrom(this.table('billing_finance_actions'))
       .select(['tenant_id', 'payload', 'at_ms', 'sequence'])
-      .where('tenant_id', 'in', tenantIds)
+      .where(sql<boolean>`tenant_id = ANY(${tenantIds}::text[])`)
       .where('kind', '=', 'TaxRatesSet')
       .where('sequence', '<=', maxSequence)
       .orderBy('sequence')
@@ -234,7 +234,7 @@ export class BillingStore {
    * `random_page_cost` (4) prices index pages as spinning-disk seeks; 1.1 is the usual value for
    * SSDs. The settings are scoped to this transaction.
    */
-  private async partAggregates(invoiceFilter: RawBuilder<unknown>): Promise<Map<string, string>> {
+  private async partAggregates(invoiceFilter: RawBuilder<unknown>, range?: { first: string; last: string }): Promise<Map<string, string>> {
     const run = async (db: Db) => {
       const parts = sql.table(this.table('billing_rated_parts'));
       const result = await sql<{ invoice_id: string; groups: string }>`
@@ -242,7 +242,7 @@ export class BillingStore {
         FROM (
           SELECT invoice_id, service_period, gpu_model, capacity_type, coalesce(price_book_id, '') AS price_book_id, coalesce(version::text, '') AS version,
             sum(billed_gpu_ms) AS billed_gpu_ms, coalesce(sum(billed_gpu_ms) FILTER (WHERE interrupted), 0) AS interrupted_gpu_ms, count(*) FILTER (WHERE part = 0) AS pieces
-          FROM ${parts} WHERE invoice_id IN (${invoiceFilter})
+          FROM ${parts} WHERE invoice_id IN (${invoiceFilter}) ${range ? sql`AND invoice_id >= ${range.first} AND invoice_id <= ${range.last}` : sql``}
           GROUP BY invoice_id, service_period, gpu_model, capacity_type, price_book_id, version
         ) AS line_groups
         GROUP BY invoice_id`.execute(db);
@@ -291,17 +291,24 @@ export class BillingStore {
     return { pieces: [], preRated, pieceCount };
   }
 
+  /** Rows in the database's order of their invoice ids (its collation, as the line index is ordered). */
+  private async inIdOrder(rows: readonly InvoiceRow[]): Promise<InvoiceRow[]> {
+    const byId = new Map(rows.map((r) => [r.invoice_id, r]));
+    const ordered = await sql<{ id: string }>`SELECT id FROM unnest(${[...byId.keys()]}::text[]) AS ids(id) ORDER BY id`.execute(this.db);
+    return ordered.rows.map((r) => byId.get(r.id)!);
+  }
+
   /** What a chunk of a period run needs besides usage: tenants, credits, finalized documents, tax rates, grants. */
   private async chunkData(chunk: readonly InvoiceRow[], options: Omit<InputOptions, 'finalization'>) {
     const invoiceIds = chunk.map((r) => r.invoice_id);
     const tenantIds = [...new Set(chunk.map((r) => r.tenant_id))];
     const [tenantRows, creditRows, finalizedRows, taxRateSets, grantRows] = await Promise.all([
-      this.db.selectFrom(this.table('billing_tenants')).select(['tenant_id', 'name', 'currency', 'billing_time_zone']).where('tenant_id', 'in', tenantIds).execute(),
-      this.db.selectFrom(this.table('billing_sla_credits')).selectAll().where('invoice_id', 'in', invoiceIds).where('assigned_sequence', '<=', options.cutoff).orderBy('sequence').execute(),
+      this.db.selectFrom(this.table('billing_tenants')).select(['tenant_id', 'name', 'currency', 'billing_time_zone']).where(sql<boolean>`tenant_id = ANY(${tenantIds}::text[])`).execute(),
+      this.db.selectFrom(this.table('billing_sla_credits')).selectAll().where(sql<boolean>`invoice_id = ANY(${invoiceIds}::text[])`).where('assigned_sequence', '<=', options.cutoff).orderBy('sequence').execute(),
       this.db
         .selectFrom(this.table('billing_invoices'))
         .select(['tenant_id', 'document'])
-        .where('tenant_id', 'in', tenantIds)
+        .where(sql<boolean>`tenant_id = ANY(${tenantIds}::text[])`)
         .where('status', '=', 'finalized')
         .where('finalized_sequence', '<=', options.cutoff)
         .orderBy('finalized_sequence')
@@ -311,7 +318,7 @@ export class BillingStore {
         .selectFrom(this.table('billing_finance_actions'))
         .select('tenant_id')
         .distinct()
-        .where('tenant_id', 'in', tenantIds)
+        .where(sql<boolean>`tenant_id = ANY(${tenantIds}::text[])`)
         .where('kind', '=', 'CreditGranted')
         .where('sequence', '<=', options.cutoff)
         .execute(),
@@ -329,41 +336,45 @@ export class BillingStore {
 
   /**
    * The same inputs for many draft invoices at once (a period run): a fixed number of queries per
-   * chunk of invoices instead of several per invoice, the next chunk's loaded while this one is
-   * rated. Yields in the order of `rows`.
+   * chunk of invoices instead of several per invoice. Many invoices (more than a chunk) are taken
+   * in the database's order of their ids, so a chunk's parts are one range of the line index:
+   * Postgres sums the next chunk while this one is rated. Yields the inputs of one chunk at a time,
+   * in that order.
    */
-  async *inputsForMany(rows: readonly InvoiceRow[], options: Omit<InputOptions, 'finalization'>, chunkInvoices = RUN_CHUNK_INVOICES): AsyncGenerator<InvoiceInputs> {
+  async *inputsForMany(rows: readonly InvoiceRow[], options: Omit<InputOptions, 'finalization'>, chunkInvoices = RUN_CHUNK_INVOICES): AsyncGenerator<InvoiceInputs[]> {
     const priceVersions = await this.priceVersions(options.cutoff);
     const prices = new Map<string, { version: PriceVersion; price: RatePrice }>();
     for (const version of priceVersions) {
       for (const price of version.prices) prices.set([version.priceBookId, version.version, price.gpuModel, price.capacityType].join(FIELD_SEPARATOR), { version, price });
     }
+    const bulk = rows.length > chunkInvoices;
+    const ordered = bulk ? await this.inIdOrder(rows) : rows;
     const chunks: InvoiceRow[][] = [];
-    for (let start = 0; start < rows.length; start += chunkInvoices) chunks.push(rows.slice(start, start + chunkInvoices));
-    // Many invoices: one scan of the period's parts beats an index probe per chunk; it runs while
-    // the first chunk's other rows load.
+    for (let start = 0; start < ordered.length; start += chunkInvoices) chunks.push(ordered.slice(start, start + chunkInvoices));
     const periods = [...new Set(rows.map((r) => r.period))];
-    const wholePeriod =
-      rows.length > chunkInvoices
-        ? this.partAggregates(sql`SELECT invoice_id FROM ${sql.table(this.table('billing_invoices'))} WHERE period IN (${sql.join(periods)}) AND status = 'draft'`)
-        : undefined;
-    // Loads started ahead are awaited below; marking them handled keeps a failure from being reported twice.
-    void wholePeriod?.catch(() => undefined);
+    const drafts = sql`SELECT invoice_id FROM ${sql.table(this.table('billing_invoices'))} WHERE period IN (${sql.join(periods)}) AND status = 'draft'`;
     const load = (index: number) => {
-      const promise = index < chunks.length ? this.chunkData(chunks[index]!, options) : undefined;
-      void promise?.catch(() => undefined);
-      return promise;
+      if (index >= chunks.length) return undefined;
+      const chunk = chunks[index]!;
+      const loading = Promise.all([
+        bulk ? this.partAggregates(drafts, { first: chunk[0]!.invoice_id, last: chunk[chunk.length - 1]!.invoice_id }) : this.partAggregates(sql.join(chunk.map((r) => r.invoice_id))),
+        this.chunkData(chunk, options),
+      ]);
+      // Awaited below; marking it handled keeps a failure from being reported twice.
+      void loading.catch(() => undefined);
+      return loading;
     };
-    let next = load(0);
+    // Chunks in flight: Postgres sums the next ranges while this chunk is rated.
+    const pending = Array.from({ length: RUN_CHUNKS_IN_FLIGHT }, (_, index) => load(index));
     for (const [index, chunk] of chunks.entries()) {
-      const aggregates = (await wholePeriod) ?? (await this.partAggregates(sql.join(chunk.map((r) => r.invoice_id))));
-      const data = await next!;
-      next = load(index + 1);
+      const [aggregates, data] = (await pending.shift())!;
+      pending.push(load(index + RUN_CHUNKS_IN_FLIGHT));
+      const batch: InvoiceInputs[] = [];
       for (const row of chunk) {
         const tenant = data.tenants.get(row.tenant_id);
         if (!tenant) throw new Error(`invoice ${row.invoice_id}: tenant ${row.tenant_id} is unknown to billing`);
         const usage = this.partsFromAggregates(row, aggregates.get(row.invoice_id), prices) ?? { pieces: await this.pieces(row.invoice_id, options.cutoff) };
-        yield assembleInputs(
+        batch.push(assembleInputs(
           {
             row,
             tenant,
@@ -375,8 +386,9 @@ export class BillingStore {
             grants: data.hasGrants.has(row.tenant_id) ? await this.grants(row.tenant_id, tenant.currency, options.cutoff) : [],
           },
           { ...options, finalization: null },
-        );
+        ));
       }
+      yield batch;
     }
   }
 }
@@ -386,7 +398,10 @@ export const AGGREGATE_FIELDS = ['price_book_id', 'version', 'gpu_model', 'capac
 const FIELD_SEPARATOR = '\u001f';
 const GROUP_SEPARATOR = '\u001e';
 
-export const RUN_CHUNK_INVOICES = 5000;
+/** Invoices per chunk of a period run (four chunks for 10,000 invoices: Postgres sums one while the run rates another). */
+export const RUN_CHUNK_INVOICES = 2500;
+/** Chunks loaded ahead of the one being rated (bench, 10,000 invoices: 1 → 775 ms, 2 → 625 ms, 3 → 660 ms). */
+export const RUN_CHUNKS_IN_FLIGHT = 2;
 /** Work memory of a period run's parts aggregate (sorts of its groups stay in memory). */
 export const PART_AGGREGATE_WORK_MEM = '64MB';
 /** Planner cost of a random page read for the parts aggregate: SSD storage, not spinning disks. */
