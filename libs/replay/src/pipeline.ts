@@ -10,34 +10,56 @@ export const REPLAY_RETRY_DELAY_MS_MAX = 30_000;
 export const ALIGN_READ_IDLE_TIMEOUT_MS = 60_000;
 
 /**
- * Decodes messages as the live runner does (JSON, envelope, known type, payload after
- * upcasting), keeping the projection's types up to `toSequence`. Undecodable bodies are skipped
- * here: the live runner has sent them to the dead-letter stream, and skipped them too.
+ * Decodes a message as the live runner does (JSON, envelope, known type, payload after
+ * upcasting) when it is of a type the projection wants. Undecodable bodies give undefined: the
+ * live runner has sent them to the dead-letter stream, and skipped them too.
  */
+export function decodeMessage(m: JsMsg, wanted: ReadonlySet<EventType>): StoredEvent | undefined {
+  const parsed = parseJson(m.data);
+  if (!parsed.ok) return undefined;
+  const type = peekType(parsed.value);
+  if (type === undefined || !wanted.has(type as EventType)) return undefined;
+  const decoded = decodeValue(parsed.value);
+  if (!decoded.ok) return undefined;
+  const info = m.info;
+  // The stream's receive time in ms, as `m.time` computes it, without a Date per message.
+  return { sequence: info.streamSequence, subject: m.subject, event: decoded.event, receivedAtMs: Math.floor(info.timestampNanos / 1_000_000) };
+}
+
+/** `decodeMessage` over messages up to `toSequence`. */
 export function decodeMessages(messages: readonly JsMsg[], wanted: ReadonlySet<EventType>, toSequence = Number.MAX_SAFE_INTEGER): StoredEvent[] {
   const events: StoredEvent[] = [];
   for (const m of messages) {
     if (m.seq > toSequence) break;
-    const parsed = parseJson(m.data);
-    if (!parsed.ok) continue;
-    const type = peekType(parsed.value);
-    if (type === undefined || !wanted.has(type as EventType)) continue;
-    const decoded = decodeValue(parsed.value);
-    if (decoded.ok) events.push({ sequence: m.seq, subject: m.subject, event: decoded.event, receivedAtMs: m.time.getTime() });
+    const event = decodeMessage(m, wanted);
+    if (event) events.push(event);
   }
   return events;
 }
 
-/** Messages a range read buffers client-side at once. */
-export const RANGE_READ_BUFFER_MESSAGES_MAX = 5000;
+/**
+ * Messages a range read buffers client-side at once (the pull size). Small: buffered messages
+ * that wait for the batch in flight live long enough to be promoted by the garbage collector;
+ * 1,000 instead of 5,000 cut the replay's scavenge time by about a third.
+ */
+export const RANGE_READ_BUFFER_MESSAGES_MAX = 1000;
 
 /**
- * Calls `onBatch` with consecutive messages of [fromSequence, toSequence] read by an ordered
- * consumer, and returns once the batch holding `toSequence` is handled. A batch closes when full,
- * when the server has nothing more pending, or at `toSequence`: a bounded read never waits for
- * messages that will not come. With `idleTimeoutMs`, fails when no batch completes for that long.
+ * Reads [fromSequence, toSequence] with an ordered consumer, handing each message to `onMessage`
+ * as it arrives and calling `onBatchEnd` after every `batchMax` messages, when the server has
+ * nothing more pending, and at `toSequence` (a bounded read never waits for messages that will not
+ * come); returns once the batch holding `toSequence` is handled. With `idleTimeoutMs`, fails when
+ * no batch completes for that long.
  */
-export async function readRange(bus: Bus, fromSequence: number, toSequence: number, batchMax: number, onBatch: (messages: JsMsg[]) => Promise<void>, idleTimeoutMs?: number): Promise<void> {
+export async function readRangeEach(
+  bus: Bus,
+  fromSequence: number,
+  toSequence: number,
+  batchMax: number,
+  onMessage: (m: JsMsg) => void,
+  onBatchEnd: (lastSequence: number) => Promise<void>,
+  idleTimeoutMs?: number,
+): Promise<void> {
   if (fromSequence > toSequence) return;
   const consumer = await bus.js.consumers.get(bus.topology.streams.events, {
     ...(fromSequence > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSequence } : { deliver_policy: DeliverPolicy.All }),
@@ -56,16 +78,17 @@ export async function readRange(bus: Bus, fromSequence: number, toSequence: numb
   let reached = false;
   arm();
   try {
-    let batch: JsMsg[] = [];
+    let inBatch = 0;
     for await (const m of messages) {
-      batch.push(m);
-      if (batch.length >= batchMax || m.seq >= toSequence || m.info.pending === 0) {
-        const full = batch;
-        batch = [];
+      const { streamSequence, pending } = m.info;
+      onMessage(m);
+      inBatch++;
+      if (inBatch >= batchMax || streamSequence >= toSequence || pending === 0) {
+        inBatch = 0;
         clearTimeout(timeout);
-        await onBatch(full);
+        await onBatchEnd(Math.min(streamSequence, toSequence));
         arm();
-        if (m.seq >= toSequence) {
+        if (streamSequence >= toSequence) {
           reached = true;
           break;
         }
@@ -76,6 +99,24 @@ export async function readRange(bus: Bus, fromSequence: number, toSequence: numb
     await messages.close().catch(() => undefined);
   }
   if (!reached) throw new Error(timedOut ? `reading the stream toward sequence ${toSequence}: nothing for ${idleTimeoutMs} ms` : `the stream ended before sequence ${toSequence}`);
+}
+
+/** `readRangeEach` with each batch's messages collected for `onBatch`. */
+export async function readRange(bus: Bus, fromSequence: number, toSequence: number, batchMax: number, onBatch: (messages: JsMsg[]) => Promise<void>, idleTimeoutMs?: number): Promise<void> {
+  let batch: JsMsg[] = [];
+  await readRangeEach(
+    bus,
+    fromSequence,
+    toSequence,
+    batchMax,
+    (m) => batch.push(m),
+    async () => {
+      const full = batch;
+      batch = [];
+      await onBatch(full);
+    },
+    idleTimeoutMs,
+  );
 }
 
 export interface PipelinedReplayOptions {
@@ -132,21 +173,33 @@ export async function replayPipelined(options: PipelinedReplayOptions): Promise<
     }
   };
 
-  await readRange(options.bus, options.fromSequence, toSequence, options.batchMax, async (messages) => {
-    const events = decodeMessages(messages, projection.types, toSequence);
-    const lastSequence = Math.min(messages[messages.length - 1]!.seq, toSequence);
-    // Only the decoded events wait for the batch in flight: drop the raw messages now, so fewer
-    // objects survive into the old generation (garbage collection was the replay's largest cost).
-    messages.length = 0;
-    await applying;
-    if (gaveUp) throw gaveUp;
-    applying = applyBatch(events, lastSequence).catch((error: unknown) => {
-      gaveUp = error;
-    });
-    // The last batch must be committed before the range counts as read.
-    if (lastSequence >= toSequence) await applying;
-    if (gaveUp) throw gaveUp;
-  });
+  // Each message is decoded as it arrives and dropped: only the compact decoded events wait for
+  // the batch in flight, so far fewer objects live long enough to be promoted to the old
+  // generation (garbage collection was the replay's largest cost).
+  let events: StoredEvent[] = [];
+  await readRangeEach(
+    options.bus,
+    options.fromSequence,
+    toSequence,
+    options.batchMax,
+    (m) => {
+      if (m.info.streamSequence > toSequence) return;
+      const event = decodeMessage(m, projection.types);
+      if (event) events.push(event);
+    },
+    async (lastSequence) => {
+      const batch = events;
+      events = [];
+      await applying;
+      if (gaveUp) throw gaveUp;
+      applying = applyBatch(batch, lastSequence).catch((error: unknown) => {
+        gaveUp = error;
+      });
+      // The last batch must be committed before the range counts as read.
+      if (lastSequence >= toSequence) await applying;
+      if (gaveUp) throw gaveUp;
+    },
+  );
   await applying;
   if (gaveUp) throw gaveUp;
   return lastApplied;
