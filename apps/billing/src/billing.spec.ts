@@ -552,6 +552,11 @@ describe('billing on the log', () => {
     ]);
     expect(novemberDraft.lines[1]!.description).toBe('SLA credit for 2026-09 carried forward from invoice FGPU-000005 (sla-1)');
     expect([novemberDraft.subtotal, novemberDraft.amountDue]).toEqual(['0', '0']);
+    // Its evidence is the SlaCreditIssued it carries, with that event's sequence.
+    const evidence = await call('GET', `/v1/invoices/${globex('2026-11')}/lines/2/evidence`, FINANCE);
+    expect(evidence.status, evidence.text).toBe(200);
+    expect(evidence.json.slaCredits).toMatchObject([{ creditId: 'sla-1', period: '2026-09', percent: 25 }]);
+    expect(evidence.json.eventSequences).toEqual([evidence.json.slaCredits[0].eventSequence]);
     const finalized = await call('POST', `/v1/invoices/${globex('2026-11')}/finalize`, FINANCE, { reason: 'month end' });
     expect(finalized.status, finalized.text).toBe(200);
     expect(finalized.json.creditsCarriedForward).toEqual([{ reference: 'sla-1', servicePeriod: '2026-09', originInvoiceId: globex('2026-10'), originNumber: 'FGPU-000005', amount: '12' }]);

@@ -355,7 +355,8 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
     const pieces = usageIds.length
       ? await this.runtime.db.selectFrom('billing_usage_pieces').selectAll().where('invoice_id', '=', invoiceId).where('usage_id', 'in', usageIds).orderBy('sequence').orderBy('piece').execute()
       : [];
-    const credits = line.kind === 'sla-credit' && line.reference ? await this.runtime.db.selectFrom('billing_sla_credits').selectAll().where('credit_id', '=', line.reference).execute() : [];
+    // An SLA credit line, or one carrying an earlier invoice's SLA credit forward: the SlaCreditIssued behind it.
+    const credits = (line.kind === 'sla-credit' || line.kind === 'carried-credit') && line.reference ? await this.runtime.db.selectFrom('billing_sla_credits').selectAll().where('credit_id', '=', line.reference).execute() : [];
     const sequences = new Set<number>();
     for (const u of usage) {
       sequences.add(u.sequence);
