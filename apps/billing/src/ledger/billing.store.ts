@@ -374,19 +374,17 @@ export class BillingStore {
         const tenant = data.tenants.get(row.tenant_id);
         if (!tenant) throw new Error(`invoice ${row.invoice_id}: tenant ${row.tenant_id} is unknown to billing`);
         const usage = this.partsFromAggregates(row, aggregates.get(row.invoice_id), prices) ?? { pieces: await this.pieces(row.invoice_id, options.cutoff) };
-        batch.push(assembleInputs(
-          {
-            row,
-            tenant,
-            ...usage,
-            finalized: (data.finalized.get(row.tenant_id) ?? []).map((r) => JSON.parse(r.document as string) as InvoiceDocument),
-            slaCredits: data.credits.get(row.invoice_id) ?? [],
-            priceVersions,
-            taxRates: taxRatesInForce(data.taxRateSets.get(row.tenant_id) ?? [], { periodEndMs: periodBounds(row.period, tenant.billingTimeZone).endMs, atMs: options.atMs }),
-            grants: data.hasGrants.has(row.tenant_id) ? await this.grants(row.tenant_id, tenant.currency, options.cutoff) : [],
-          },
-          { ...options, finalization: null },
-        ));
+        const raw: RawInvoiceData = {
+          row,
+          tenant,
+          ...usage,
+          finalized: (data.finalized.get(row.tenant_id) ?? []).map((r) => JSON.parse(r.document as string) as InvoiceDocument),
+          slaCredits: data.credits.get(row.invoice_id) ?? [],
+          priceVersions,
+          taxRates: taxRatesInForce(data.taxRateSets.get(row.tenant_id) ?? [], { periodEndMs: periodBounds(row.period, tenant.billingTimeZone).endMs, atMs: options.atMs }),
+          grants: data.hasGrants.has(row.tenant_id) ? await this.grants(row.tenant_id, tenant.currency, options.cutoff) : [],
+        };
+        batch.push(assembleInputs(raw, { ...options, finalization: null }));
       }
       yield batch;
     }
