@@ -61,6 +61,8 @@ function describe(error: z.ZodError): string {
     .join('; ');
 }
 
+const isJsonPrimitive = (value: unknown): boolean => value === null || value === undefined || typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean';
+
 /**
  * JSON with sorted keys, so the same content always hashes the same. Receipts store hashes of
  * this exact text: any rewrite must produce it byte for byte (tested against the first version).
@@ -76,6 +78,9 @@ export function canonicalJson(value: unknown): string {
   const object = value as Record<string, unknown>;
   // Default sort: UTF-16 code units, the order `<` gives.
   const keys = Object.keys(object).sort();
+  // A flat object (every value a primitive, as event payloads mostly are): JSON.stringify with the
+  // sorted keys as its key list writes exactly this text (undefined members left out), natively.
+  if (keys.every((key) => isJsonPrimitive(object[key]))) return JSON.stringify(object, keys);
   let out = '{';
   let first = true;
   for (const key of keys) {

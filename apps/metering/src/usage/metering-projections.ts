@@ -28,6 +28,7 @@ export class MeteringProjections implements OnModuleInit, OnApplicationBootstrap
     this.host = new ProjectionHost(runtime);
     this.usage = new UsageProjection({
       publisher: publisherFor(runtime, 'metering'),
+      nc: runtime.bus.nc,
       streamTimes: streamTimesFrom(runtime.bus),
     });
     this.host.add(this.usage);

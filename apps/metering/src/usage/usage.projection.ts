@@ -1,7 +1,9 @@
 import { sql, type RawBuilder } from 'kysely';
 import { deriveId, type DomainEvent, type StoredEvent } from '@fastgpu/contracts';
 import { DeliverPolicy } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Bus, EventPublisher, Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
+import { publishBatch } from '../external/ack-counting-publisher';
 import { DEFAULT_LATENESS_HORIZON, foldUsage, keysOf, usageEventTypes, type Allocation, type AllocationKind, type Closure, type EndReason, type HourlyUsage, type LatenessHorizon } from './usage.fold';
 
 /** The projection's tables, rebuilt together (libs/replay copies each as `<name>_rebuild`). */
@@ -17,10 +19,17 @@ const STREAM_TIME_GRACE_MS = 10 * 60_000;
 /** Messages buffered while reading stream times of a batch's external events. */
 const STREAM_TIME_READ_BUFFER_MAX = 5000;
 const STREAM_TIME_READ_TIMEOUT_MS = 30_000;
+/** UsageRecorded events awaiting their PubAcks at once. */
+const USAGE_PUBLISH_BATCH_MAX = 1000;
 
 export interface UsageProjectionDeps {
   /** Publishes UsageRecorded (live only). */
   publisher?: EventPublisher;
+  /**
+   * With a connection, a batch's UsageRecorded events go out as one pipelined publish counting
+   * PubAcks (same ids, headers and checks) instead of a request per event.
+   */
+  nc?: NatsConnection;
   /** When the log stored the messages at these sequences (epoch ms). */
   streamTimes?(sequences: number[]): Promise<Map<number, number>>;
   horizon?: LatenessHorizon;
@@ -297,7 +306,12 @@ export class UsageProjection implements Projection {
     }
     if (context.live && this.deps.publisher && out.closures.length) {
       // Before the commit: a crash after publishing repeats the batch, which republishes the same ids.
-      await this.deps.publisher.publishAll(out.closures.map((closure) => usageRecordedFor(this.deps.publisher!, closure)));
+      const usage = out.closures.map((closure) => usageRecordedFor(this.deps.publisher!, closure));
+      if (this.deps.nc) {
+        for (let start = 0; start < usage.length; start += USAGE_PUBLISH_BATCH_MAX) await publishBatch(this.deps.nc, usage.slice(start, start + USAGE_PUBLISH_BATCH_MAX));
+      } else {
+        await this.deps.publisher.publishAll(usage);
+      }
     }
   }
 }
