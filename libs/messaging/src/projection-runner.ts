@@ -16,6 +16,12 @@ export interface ProjectionContext {
   live: boolean;
   /** Table name for a logical table in this projection's table set (rebuilds use suffixed copies). */
   table(name: string): string;
+  /**
+   * True when this process created the tables empty and is their only writer (a rebuild from
+   * sequence 1 in one run): a projection may then trust its memory of which rows it wrote, e.g.
+   * to skip looking up keys it never wrote. Absent or false: it must read the tables.
+   */
+  ownsTables?: boolean;
 }
 
 /**

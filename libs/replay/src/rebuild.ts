@@ -118,6 +118,8 @@ function quoteIdent(name: string): string {
 export class Rebuild {
   readonly checkpointName: string;
   private readonly projection: Projection;
+  /** This process created the rebuild tables empty (not a resumed rebuild): see ProjectionContext.ownsTables. */
+  private ownsTables = false;
 
   constructor(
     private readonly bus: Bus,
@@ -135,7 +137,7 @@ export class Rebuild {
   }
 
   private context(): ProjectionContext {
-    return { live: false, table: (name) => `${name}${REBUILD_SUFFIX}` };
+    return { live: false, table: (name) => `${name}${REBUILD_SUFFIX}`, ownsTables: this.ownsTables };
   }
 
   /**
@@ -148,6 +150,7 @@ export class Rebuild {
       for (const table of this.replayable.tables) {
         if (!(await this.tableExists(this.rebuildTable(table)))) throw new Error(`rebuild table ${this.rebuildTable(table)} is missing: run again with --restart`);
       }
+      this.ownsTables = false;
       return { resumedFrom: Number(existing.last_sequence), fresh: false };
     }
     await this.db.transaction().execute(async (trx) => {
@@ -165,6 +168,7 @@ export class Rebuild {
       await trx.deleteFrom('projection_checkpoints').where('projection', '=', this.checkpointName).execute();
       await trx.insertInto('projection_checkpoints').values({ projection: this.checkpointName, last_sequence: 0, status: 'rebuilding' }).execute();
     });
+    this.ownsTables = true;
     return { resumedFrom: 0, fresh: true };
   }
 

@@ -4,6 +4,7 @@ import { DeliverPolicy } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Bus, EventPublisher, Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
 import { publishBatch } from '../external/ack-counting-publisher';
+import { KeyFilter } from './key-filter';
 import { DEFAULT_LATENESS_HORIZON, foldUsage, keysOf, usageEventTypes, type Allocation, type AllocationKind, type Closure, type EndReason, type HourlyUsage, type LatenessHorizon } from './usage.fold';
 
 /** The projection's tables, rebuilt together (libs/replay copies each as `<name>_rebuild`). */
@@ -214,7 +215,19 @@ export class UsageProjection implements Projection {
   readonly name = USAGE_PROJECTION;
   readonly types = new Set(usageEventTypes);
 
+  /** Allocation keys written per table, for tables this process owns (context.ownsTables). */
+  private readonly written = new Map<string, KeyFilter>();
+
   constructor(private readonly deps: UsageProjectionDeps = {}) {}
+
+  private writtenKeys(tableName: string): KeyFilter {
+    let filter = this.written.get(tableName);
+    if (!filter) {
+      filter = new KeyFilter();
+      this.written.set(tableName, filter);
+    }
+    return filter;
+  }
 
   async apply(trx: ProjectionTransaction, events: StoredEvent[], context: ProjectionContext): Promise<void> {
     const table = (name: (typeof usageTables)[number]) => sql.table(context.table(name));
@@ -243,9 +256,13 @@ export class UsageProjection implements Projection {
       await sql`SET LOCAL synchronous_commit TO off`.execute(trx);
     }
     const allocations = new Map<string, Allocation>();
-    if (keys.size || lostNodes.size) {
+    // Tables this process filled from empty: keys it never wrote cannot be there, so only the
+    // others are looked up (most keys of a batch are new allocations).
+    const written = context.ownsTables ? this.writtenKeys(context.table('metering_allocations')) : undefined;
+    const lookUp = written ? [...keys].filter((key) => written.mightContain(key)) : [...keys];
+    if (lookUp.length || lostNodes.size) {
       const byNode = lostNodes.size ? sql`OR (node_id = ANY(${[...lostNodes]}::text[]) AND end_ms IS NULL)` : sql``;
-      const { rows } = await sql<Row>`SELECT * FROM ${table('metering_allocations')} WHERE allocation_key = ANY(${[...keys]}::text[]) ${byNode}`.execute(trx);
+      const { rows } = await sql<Row>`SELECT * FROM ${table('metering_allocations')} WHERE allocation_key = ANY(${lookUp}::text[]) ${byNode}`.execute(trx);
       for (const row of rows) allocations.set(row.allocation_key as string, fromRow(row));
     }
     const loaded = new Set(allocations.keys());
@@ -263,6 +280,8 @@ export class UsageProjection implements Projection {
     // Rows the batch created are inserted; rows it loaded are updated (no speculative upserts).
     const created = changed.filter((a) => !loaded.has(a.key));
     const updated = changed.filter((a) => loaded.has(a.key));
+    // Remembered before the insert: if the batch rolls back, a key remembered in vain only costs a look-up.
+    if (written) for (const a of created) written.add(a.key);
     if (created.length) {
       await sql`INSERT INTO ${table('metering_allocations')} (${columnNames(allocationColumns)}) SELECT * FROM ${unnestRows(allocationColumns, created)}`.execute(trx);
     }
