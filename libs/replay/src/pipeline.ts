@@ -44,6 +44,9 @@ export function decodeMessages(messages: readonly JsMsg[], wanted: ReadonlySet<E
  */
 export const RANGE_READ_BUFFER_MESSAGES_MAX = 1000;
 
+/** Messages read between two chances for I/O callbacks to run (see readRangeEach). */
+export const READ_YIELD_EVERY_MESSAGES = 100;
+
 /**
  * Reads [fromSequence, toSequence] with an ordered consumer, handing each message to `onMessage`
  * as it arrives and calling `onBatchEnd` after every `batchMax` messages, when the server has
@@ -83,6 +86,11 @@ export async function readRangeEach(
       const { streamSequence, pending } = m.info;
       onMessage(m);
       inBatch++;
+      // Buffered messages are handed over in one chain of microtasks, which keeps I/O callbacks
+      // waiting: yield now and then so the database's answers for the batch in flight are taken
+      // (and its next statement sent) while this one is read. Without it each of a batch's
+      // statements waited for a slice of reading, and the replay waited for its batches.
+      if (inBatch % READ_YIELD_EVERY_MESSAGES === 0) await new Promise((resolve) => setImmediate(resolve));
       if (inBatch >= batchMax || streamSequence >= toSequence || pending === 0) {
         inBatch = 0;
         clearTimeout(timeout);
