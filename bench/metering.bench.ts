@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInbox } from '@nats-io/transport-node';
 import { DeliverPolicy } from '@nats-io/jetstream';
-import { build } from 'esbuild';
+import { compile } from '../scripts/compile.mjs';
 import { hashSecret } from '@fastgpu/auth';
 import { loadConfig } from '@fastgpu/config';
 import { topology, type Topology } from '@fastgpu/contracts';
@@ -153,43 +153,13 @@ export async function generate(bus: Bus, total: number): Promise<{ seconds: numb
 }
 
 const benchFolder = path.dirname(fileURLToPath(import.meta.url));
-const repositoryRoot = path.resolve(benchFolder, '..');
 
 /**
- * Compiles the replay process ahead of time, as a deployment would, instead of running it under
- * tsx (whose on-the-fly compiler held ~80 MB of the old 206 MB start): one ESM file bundling our
- * TypeScript, packages left to node_modules. Our libs are marked free of import side effects so
- * unused modules of a barrel (the Nest transport, telemetry, the replay CLI) are left out: the
- * process loads what the replay runs, nothing else. Written under node_modules/.cache so the
- * packages resolve from the repository.
+ * The replay process runs compiled ahead of time, as `npm run replay` runs it (scripts/compile.mjs):
+ * the tsx compiler held ~80 MB of the old 206 MB start.
  */
-export async function bundleReplayChild(): Promise<string> {
-  const outfile = path.join(repositoryRoot, 'node_modules/.cache/fastgpu-bench/metering-replay.child.mjs');
-  await build({
-    entryPoints: [path.join(benchFolder, 'metering-replay.child.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    tsconfig: path.join(repositoryRoot, 'tsconfig.json'),
-    logLevel: 'warning',
-    plugins: [
-      {
-        name: 'side-effect-free-libs',
-        setup(plugin) {
-          plugin.onResolve({ filter: /^@fastgpu\/|^\.\.?\// }, async (args) => {
-            if ((args.pluginData as { resolving?: boolean } | undefined)?.resolving) return undefined;
-            const resolved = await plugin.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: { resolving: true } });
-            if (resolved.errors.length) return { errors: resolved.errors };
-            return resolved.path.startsWith(path.join(repositoryRoot, 'libs') + path.sep) ? { ...resolved, sideEffects: false } : resolved;
-          });
-        },
-      },
-    ],
-  });
-  return outfile;
+export function bundleReplayChild(): Promise<string> {
+  return compile(path.join(benchFolder, 'metering-replay.child.ts'));
 }
 
 async function runReplayChild(script: string, natsUrl: string, prefix: string, url: string, target: number): Promise<{ sequence: number; seconds: number; peakRssMb: number; rssAt: string[] }> {
