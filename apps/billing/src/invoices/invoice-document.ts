@@ -16,6 +16,7 @@ import {
   slaCreditSplit,
   sumMoney,
   toMinor,
+  type Money,
   type PrepaidGrant,
   type PriceVersion,
   type RatedLine,
@@ -212,6 +213,12 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
   // as this invoice still charges.
   const carriedIn = inputs.carriedCredits ?? [];
   let running = inputs.slaCredits.length || carriedIn.length ? sumMoney(rated.lines.map((l) => l.amount)) : money('0');
+  /** A credit line (its amount negative or zero); its evidence is its reference, not usage. */
+  const pushCreditLine = (kind: 'sla-credit' | 'carried-credit', description: string, servicePeriod: string, amount: Money, reference: string) => {
+    lines.push({ line: lines.length + 1, kind, description, servicePeriod, gpuModel: null, capacityType: null, priceBookId: null, priceBookVersion: null, tier: null, quantityGpuMs: null, quantityGpuHours: null, unitPrice: null, amount: formatMoney(amount, currency), taxable: true, reference });
+    lineAmountsMinor.push(toMinor(amount, currency));
+    evidence.push([]);
+  };
   const carriedForward: CarriedCredit[] = [];
   for (const credit of [...inputs.slaCredits].sort((a, b) => compareCodeUnits(a.period, b.period) || compareCodeUnits(a.creditId, b.creditId))) {
     const base = money(credit.finalizedBase).plus(sumMoney(rated.lines.filter((l) => l.servicePeriod === credit.period).map((l) => l.amount)));
@@ -220,50 +227,14 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
     if (carried.gt(0)) {
       carriedForward.push({ reference: credit.creditId, servicePeriod: credit.period, originInvoiceId: inputs.invoiceId, originNumber: inputs.finalization?.number ?? null, amount: formatMoney(carried, currency) });
     }
-    lines.push({
-      line: lines.length + 1,
-      kind: 'sla-credit',
-      description: `SLA credit for ${credit.period}: ${credit.metric} ${credit.measured} below ${credit.target} (${credit.percent}%)`,
-      servicePeriod: credit.period,
-      gpuModel: null,
-      capacityType: null,
-      priceBookId: null,
-      priceBookVersion: null,
-      tier: null,
-      quantityGpuMs: null,
-      quantityGpuHours: null,
-      unitPrice: null,
-      amount: formatMoney(amount, currency),
-      taxable: true,
-      reference: credit.creditId,
-    });
-    lineAmountsMinor.push(toMinor(amount, currency));
-    evidence.push([]);
+    pushCreditLine('sla-credit', `SLA credit for ${credit.period}: ${credit.metric} ${credit.measured} below ${credit.target} (${credit.percent}%)`, credit.period, amount, credit.creditId);
   }
   for (const credit of [...carriedIn].sort((a, b) => compareCodeUnits(a.servicePeriod, b.servicePeriod) || compareCodeUnits(a.reference, b.reference))) {
     const { applied, carried } = carriedCreditSplit(money(credit.amount), running);
     if (carried.gt(0)) carriedForward.push({ ...credit, amount: formatMoney(carried, currency) });
     if (applied.isZero()) continue;
     running = running.plus(applied);
-    lines.push({
-      line: lines.length + 1,
-      kind: 'carried-credit',
-      description: `SLA credit for ${credit.servicePeriod} carried forward from invoice ${credit.originNumber ?? credit.originInvoiceId} (${credit.reference})`,
-      servicePeriod: credit.servicePeriod,
-      gpuModel: null,
-      capacityType: null,
-      priceBookId: null,
-      priceBookVersion: null,
-      tier: null,
-      quantityGpuMs: null,
-      quantityGpuHours: null,
-      unitPrice: null,
-      amount: formatMoney(applied, currency),
-      taxable: true,
-      reference: credit.reference,
-    });
-    lineAmountsMinor.push(toMinor(applied, currency));
-    evidence.push([]);
+    pushCreditLine('carried-credit', `SLA credit for ${credit.servicePeriod} carried forward from invoice ${credit.originNumber ?? credit.originInvoiceId} (${credit.reference})`, credit.servicePeriod, applied, credit.reference);
   }
 
   const totals = computeTotals(

@@ -1,10 +1,10 @@
 import { nameId, type StoredEvent } from '@fastgpu/contracts';
 import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
-import { addPeriods, billedParts, periodIndex, PriceTimeline, splitAtPeriods, type UsagePiece } from '@fastgpu/money';
+import { addPeriods, billedParts, periodIndex, PriceTimeline, splitAtPeriods } from '@fastgpu/money';
 import { buildInvoice, canonicalJson, documentSha256 } from '../invoices/invoice-document';
 import { FINANCE_ACTION_TYPES, type FinanceActionKind } from '../finance-actions/finance-actions';
 import { applyFinanceAction } from '../finance-actions/finance-actions.projection';
-import { BillingStore, type BillingTable, type InvoiceRow, type PieceRow } from './billing.store';
+import { BillingStore, usagePieceOf, type BillingTable, type InvoiceRow, type PieceRow } from './billing.store';
 
 /**
  * The billing ledger: folds the domain stream into tenants, price versions, usage split into
@@ -362,19 +362,7 @@ export interface RatedPartRow {
 
 /** One piece rated by libs/money into the rows of `billing_rated_parts` (a part without a price keeps a null version). */
 export function ratedPartRows(p: PieceRow, timeline: PriceTimeline): RatedPartRow[] {
-  const piece: UsagePiece = {
-    usageId: p.usage_id,
-    gpus: p.gpus,
-    gpuModel: p.gpu_model,
-    capacityType: p.capacity_type,
-    startMs: p.start_ms,
-    endMs: p.end_ms,
-    allocationStartMs: p.allocation_start_ms,
-    allocationEndMs: p.allocation_end_ms,
-    interrupted: p.interrupted,
-    servicePeriod: p.service_period,
-    adjustment: false,
-  };
+  const piece = usagePieceOf(p, false);
   const { parts, errors } = billedParts([piece], timeline);
   const common = { event_id: p.event_id, piece: p.piece, invoice_id: p.invoice_id!, service_period: p.service_period, gpu_model: p.gpu_model, capacity_type: p.capacity_type, interrupted: p.interrupted };
   const rows: RatedPartRow[] = [];

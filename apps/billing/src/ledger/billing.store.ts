@@ -452,10 +452,9 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
   return groups;
 }
 
-/** Pure: raw rows of one invoice → the inputs of `buildInvoice`. */
-export function assembleInputs(raw: RawInvoiceData, options: InputOptions): InvoiceInputs {
-  const { row } = raw;
-  const pieces: UsagePiece[] = raw.pieces.map((p) => ({
+/** A stored piece as libs/money rates it; `adjustment` marks late usage of an earlier period. */
+export function usagePieceOf(p: PieceRow, adjustment: boolean): UsagePiece {
+  return {
     usageId: p.usage_id,
     gpus: p.gpus,
     gpuModel: p.gpu_model,
@@ -466,8 +465,14 @@ export function assembleInputs(raw: RawInvoiceData, options: InputOptions): Invo
     allocationEndMs: p.allocation_end_ms,
     interrupted: p.interrupted,
     servicePeriod: p.service_period,
-    adjustment: p.service_period !== row.period,
-  }));
+    adjustment,
+  };
+}
+
+/** Pure: raw rows of one invoice → the inputs of `buildInvoice`. */
+export function assembleInputs(raw: RawInvoiceData, options: InputOptions): InvoiceInputs {
+  const { row } = raw;
+  const pieces: UsagePiece[] = raw.pieces.map((p) => usagePieceOf(p, p.service_period !== row.period));
   const priorQuantityGpuMs = new Map<string, number>();
   const finalizedBase = new Map<string, ReturnType<typeof money>>();
   for (const doc of raw.finalized) {
