@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { idSchema, type DomainEvent, type EventData, type NodeCommand } from '@fastgpu/contracts';
+import { idSchema, schedulingPolicy, type DomainEvent, type EventData, type NodeCommand } from '@fastgpu/contracts';
 
 /** Event types the scheduler folds; every other type only moves its sequence. */
 export const schedulerEventTypes = [
@@ -39,19 +39,11 @@ export type DependencyCondition = 'afterSuccess' | 'afterAny';
  * holds one, FASTGPU_SCHEDULER_POLICY (or the default) applies, and the leader records it.
  * This is the input schema (defaults filled in); the event's schema is `schedulingPolicy`.
  */
+const tenantPolicy = schedulingPolicy.shape.tenants.valueType;
 export const schedulerPolicySchema = z.object({
-  defaultWeight: z.number().positive().default(1),
-  /** Whether a tenant may use idle GPUs beyond its nominal quota (taken back by preemption when the owner needs them). */
-  borrowing: z.boolean().default(true),
-  tenants: z
-    .record(
-      idSchema,
-      z.object({
-        weight: z.number().positive().optional(),
-        quotas: z.record(z.string().min(1).max(64), z.object({ nominal: z.number().int().nonnegative(), borrowingLimit: z.number().int().nonnegative().optional() })).default({}),
-      }),
-    )
-    .default({}),
+  defaultWeight: schedulingPolicy.shape.defaultWeight.default(1),
+  borrowing: schedulingPolicy.shape.borrowing.default(true),
+  tenants: z.record(idSchema, tenantPolicy.extend({ quotas: tenantPolicy.shape.quotas.default({}) })).default({}),
 });
 export type SchedulerPolicy = z.infer<typeof schedulerPolicySchema>;
 export const defaultPolicy: SchedulerPolicy = { defaultWeight: 1, borrowing: true, tenants: {} };
