@@ -1,0 +1,471 @@
+/**
+ * Proves that the compiled validators give zod's verdicts: for the envelope and every type in the
+ * event catalogue, over deterministic valid values generated from the zod definitions and many
+ * mutations of them (fields removed, null, wrong types, strings at length bounds in ASCII and in
+ * astral code points, regex violators, bad and edge ISO date-times, numbers at and past their
+ * bounds, NaN/Infinity, unknown keys, arrays at their bounds, enum outsiders, odd objects), the
+ * compiled validator accepts exactly when zod's safeParse does, and then its output is
+ * deep-equal to zod's with the same key order (stripped keys, filled defaults, fresh default
+ * copies). It also proves that compileSchema refuses features it does not reproduce (refine,
+ * transform, union, …), and that decodeValue / validateEventData, which now use the compiled
+ * path, return exactly what the zod-only decoder returns (same events, same dead-letter reasons).
+ */
+import assert from 'node:assert/strict';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { decodeValue, decodeValueWithZod, validateEventData } from './codec';
+import { compileSchema, UnsupportedSchemaError, type CompiledValidator } from './compiled-schema';
+import { envelopeSchema } from './envelope';
+import { eventCatalogue, eventTypes, type EventType } from './events';
+
+type Def = { type: string; [key: string]: unknown };
+type Schema = { _zod: { def: Def; optin?: string; optout?: string; values?: Set<unknown>; traits: Set<string> } };
+type CheckDef = { check?: string; [key: string]: unknown };
+
+const asSchema = (schema: unknown) => schema as Schema;
+
+/** Deterministic PRNG (mulberry32) so every run walks the same corpus. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+type Rng = () => number;
+const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)]!;
+const between = (rng: Rng, low: number, high: number) => low + Math.floor(rng() * (high - low + 1));
+
+const validInstants = ['2026-11-01T00:00:00.000Z', '2024-02-29T23:59:59.999Z', '2026-01-01T00:00:00Z', '2026-12-31T23:59:59.5Z', '2000-02-29T12:00:00.123456Z'];
+const edgeInstants = [
+  '2026-02-29T00:00:00Z',
+  '2024-02-29T00:00:00Z',
+  '1900-02-29T00:00:00Z',
+  '2000-02-29T00:00:00Z',
+  '2026-04-31T00:00:00Z',
+  '2026-01-01T00:00:00.123Z',
+  '2026-01-01T00:00:00.1234567890Z',
+  '2026-01-01T00:00:00.Z',
+  '2026-01-01T00:00:00+01:00',
+  '2026-01-01T00:00:00+00:00',
+  '2026-01-01T00:00:00-05:30',
+  '2026-01-01T00:00:00',
+  '2026-01-01T00:00Z',
+  '2026-01-01',
+  '2026-13-01T00:00:00Z',
+  '2026-00-10T00:00:00Z',
+  '2026-01-01T24:00:00Z',
+  '2026-01-01T23:60:00Z',
+  '2026-01-01T00:00:60Z',
+  '2026-01-01t00:00:00z',
+  '2026-01-01 00:00:00Z',
+  ' 2026-01-01T00:00:00Z',
+  '2026-01-01T00:00:00Z ',
+  '2026-01-01T00:00:00Z\n',
+  '+02026-01-01T00:00:00Z',
+  '0000-01-01T00:00:00Z',
+  '9999-12-31T23:59:59.999Z',
+];
+
+/** Samplers for the regexes the catalogue uses; an unknown regex fails the test so its sampler gets written. */
+const idAlphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-';
+function regexSample(pattern: RegExp, rng: Rng, low: number, high: number): string {
+  switch (pattern.source) {
+    case '^[A-Za-z0-9_-]+$': {
+      const length = between(rng, Math.max(low, 1), Math.min(high, Math.max(low, 1) + 24));
+      return Array.from({ length }, () => pick(rng, [...idAlphabet])).join('');
+    }
+    case '^\\d{4}-\\d{2}$':
+      return pick(rng, ['2026-11', '1999-01', '0000-99']);
+    case '^\\d+(\\.\\d+)?$':
+      return pick(rng, ['0', '12', '12.5', '0.000001', '1000000.25']);
+    case '^(0(\\.\\d+)?|1(\\.0+)?)$':
+      return pick(rng, ['0', '0.2', '0.19', '1', '1.000']);
+    default:
+      throw new Error(`no sampler for regex ${pattern.source}: add one to compiled-schema.spec.ts`);
+  }
+}
+const regexViolators = ['a.b', 'a b', '', 'ä', '😀', 'A\n', '1.', '.5', '2026-1', '-', '1.0.0', '01', '2'];
+
+interface StringBounds {
+  low: number;
+  high: number;
+  exact?: number;
+  pattern?: RegExp;
+  datetime: boolean;
+}
+function stringBounds(schema: Schema): StringBounds {
+  const def = schema._zod.def;
+  const checks = [...(schema._zod.traits.has('$ZodCheck') ? [def] : []), ...((def.checks as Schema[] | undefined) ?? []).map((check) => check._zod.def as CheckDef)];
+  const bounds: StringBounds = { low: 0, high: 40, datetime: false };
+  for (const check of checks) {
+    if (check.check === 'min_length') bounds.low = Number(check.minimum);
+    if (check.check === 'max_length') bounds.high = Number(check.maximum);
+    if (check.check === 'length_equals') bounds.exact = Number(check.length);
+    if (check.check === 'string_format' && check.format === 'datetime') bounds.datetime = true;
+    else if (check.check === 'string_format') bounds.pattern = check.pattern as RegExp;
+  }
+  return bounds;
+}
+function numberBounds(schema: Schema): { low: number; high: number; integer: boolean; values: number[] } {
+  const bounds = { low: -1000, high: 1000, integer: false, values: [] as number[] };
+  const def = schema._zod.def;
+  const checks = [...(schema._zod.traits.has('$ZodCheck') ? [def] : []), ...((def.checks as Schema[] | undefined) ?? []).map((c) => c._zod.def as CheckDef)];
+  for (const check of checks) {
+    if (check.check === 'number_format') bounds.integer = true;
+    const value = Number(check.value);
+    if (check.check === 'greater_than') {
+      bounds.low = check.inclusive ? value : value + 1;
+      bounds.values.push(value - 1, value, value + 1, value - 0.5, value + 0.5);
+    }
+    if (check.check === 'less_than') {
+      bounds.high = check.inclusive ? value : value - 1;
+      bounds.values.push(value - 1, value, value + 1, value - 0.5, value + 0.5);
+    }
+  }
+  return bounds;
+}
+
+const astral = '😀';
+function text(rng: Rng, length: number): string {
+  // Some strings in astral code points (two UTF-16 units each): zod counts code points.
+  const alphabet = rng() < 0.3 ? [astral, 'é', 'a'] : ['a', 'b', 'Z', ' ', '.'];
+  return Array.from({ length }, () => pick(rng, alphabet)).join('');
+}
+
+/** A valid value for `schema`, walking its zod definition. */
+function sample(schema: Schema, rng: Rng): unknown {
+  const def = schema._zod.def;
+  switch (def.type) {
+    case 'string': {
+      const bounds = stringBounds(schema);
+      if (bounds.datetime) return pick(rng, validInstants);
+      if (bounds.pattern) return regexSample(bounds.pattern, rng, bounds.low, bounds.high);
+      if (bounds.exact !== undefined) return text(rng, bounds.exact);
+      return text(rng, between(rng, bounds.low, Math.min(bounds.high, bounds.low + 12)));
+    }
+    case 'number': {
+      const bounds = numberBounds(schema);
+      const value = Math.min(between(rng, bounds.low, Math.min(bounds.high, bounds.low + 5000)), bounds.high);
+      return bounds.integer || value + 0.25 > bounds.high ? value : value + 0.25;
+    }
+    case 'boolean':
+      return rng() < 0.5;
+    case 'enum':
+    case 'literal':
+      return pick(rng, [...schema._zod.values!]);
+    case 'unknown':
+      return pick(rng, [{ a: 1, b: [true, null] }, 'text', 42, null, [1, 2]]);
+    case 'optional':
+      return rng() < 0.3 ? undefined : sample(def.innerType as Schema, rng);
+    case 'nullable':
+      return rng() < 0.2 ? null : sample(def.innerType as Schema, rng);
+    case 'default':
+      return rng() < 0.4 ? undefined : sample(def.innerType as Schema, rng);
+    case 'array': {
+      const bounds = stringBounds(schema);
+      const length = bounds.exact ?? between(rng, bounds.low, Math.min(bounds.high, bounds.low + 3));
+      return Array.from({ length }, () => sample(def.element as Schema, rng));
+    }
+    case 'record': {
+      const out: Record<string, unknown> = {};
+      for (let i = between(rng, 0, 3); i > 0; i--) out[sample(def.keyType as Schema, rng) as string] = sample(def.valueType as Schema, rng);
+      return out;
+    }
+    case 'object': {
+      const out: Record<string, unknown> = {};
+      const shape = def.shape as Record<string, Schema>;
+      for (const key of Object.keys(shape)) {
+        const value = sample(shape[key]!, rng);
+        // An optional or defaulted field is mostly left out rather than set to undefined.
+        if (value === undefined && rng() < 0.8) continue;
+        out[key] = value;
+      }
+      return out;
+    }
+    default:
+      throw new Error(`no sampler for zod type ${def.type}`);
+  }
+}
+
+const genericVariants = (): unknown[] => [undefined, null, true, false, 0, 1, -1, 1.5, NaN, Infinity, '', 'x', [], {}, [1], { a: 1 }, new Date(0), Object.create(null)];
+const numberVariants = [0, -0, 1, -1, 1.5, -1.5, 2, 100, 1000, 1001, NaN, Infinity, -Infinity, 2 ** 53 - 1, 2 ** 53, -(2 ** 53) + 1, -(2 ** 53), 1e308, Number.MAX_VALUE, Number.MIN_VALUE, '1', '0'];
+
+/** Alternative values at one node: valid ones near the bounds and invalid ones of every kind. */
+function variants(schema: Schema, rng: Rng): unknown[] {
+  const def = schema._zod.def;
+  const out = genericVariants();
+  switch (def.type) {
+    case 'string': {
+      const bounds = stringBounds(schema);
+      const lengths = [bounds.low, bounds.high, ...(bounds.exact !== undefined ? [bounds.exact] : [])].flatMap((n) => [n - 1, n, n + 1]).filter((n) => n >= 0);
+      for (const n of lengths) out.push('a'.repeat(n), astral.repeat(n), `${astral.repeat(Math.max(n - 1, 0))}a`, 'é'.repeat(n));
+      if (bounds.pattern) out.push(...regexViolators, ...Array.from({ length: 4 }, () => regexSample(bounds.pattern!, rng, bounds.low, bounds.high)));
+      if (bounds.pattern?.source === '^[A-Za-z0-9_-]+$') out.push('A'.repeat(bounds.high), 'A'.repeat(bounds.high + 1), `${'A'.repeat(bounds.high)}.`);
+      if (bounds.datetime) out.push(...validInstants, ...edgeInstants);
+      return out;
+    }
+    case 'number':
+      return [...out, ...numberVariants, ...numberBounds(schema).values];
+    case 'enum':
+    case 'literal': {
+      const values = [...schema._zod.values!];
+      return [...out, ...values, ...values.map((v) => (typeof v === 'string' ? v.toUpperCase() : v)), ...values.map((v) => (typeof v === 'string' ? ` ${v}` : typeof v === 'number' ? -v : !v)), 'outsider', 'application/xml', '1.0 ', 1.0];
+    }
+    case 'array': {
+      const bounds = stringBounds(schema);
+      const lengths = [bounds.low, Math.min(bounds.high, 70), ...(bounds.exact !== undefined ? [bounds.exact] : [])].flatMap((n) => [n - 1, n, n + 1]).filter((n) => n >= 0);
+      for (const n of lengths) out.push(Array.from({ length: n }, () => sample(def.element as Schema, rng)));
+      out.push(new Array(2), [undefined]);
+      return out;
+    }
+    case 'record': {
+      const valid = sample(schema, rng) as Record<string, unknown>;
+      out.push({ ...valid, 'a.b': sample(def.valueType as Schema, rng) }, { ...valid, '': sample(def.valueType as Schema, rng) }, { ...valid, ['k'.repeat(129)]: sample(def.valueType as Schema, rng) });
+      out.push({ ...valid, [Symbol('s')]: sample(def.valueType as Schema, rng) }, JSON.parse('{"__proto__": {"x": 1}, "7": 1}'), { 12: sample(def.valueType as Schema, rng), b: sample(def.valueType as Schema, rng) });
+      out.push(Object.assign(Object.create({ inherited: 'x' }) as object, valid), [valid]);
+      return out;
+    }
+    default:
+      return out;
+  }
+}
+
+/** Whole-value mutants of `value` (a valid value of `schema`): every node replaced by its variants, object keys removed, added, reordered. */
+function mutants(schema: Schema, value: unknown, rng: Rng, limit = 4000): unknown[] {
+  const out: unknown[] = [];
+  const walk = (node: Schema, current: unknown, rebuild: (replacement: unknown) => unknown) => {
+    if (out.length >= limit) return;
+    for (const variant of variants(node, rng)) out.push(rebuild(variant));
+    const def = node._zod.def;
+    if (def.type === 'optional' || def.type === 'nullable' || def.type === 'default') {
+      if (current !== undefined && current !== null) walk(def.innerType as Schema, current, rebuild);
+      return;
+    }
+    if (def.type === 'object' && typeof current === 'object' && current !== null) {
+      const object = current as Record<string, unknown>;
+      const shape = def.shape as Record<string, Schema>;
+      const without = (key: string) => Object.fromEntries(Object.entries(object).filter(([k]) => k !== key));
+      out.push(rebuild(Object.fromEntries(Object.entries(object).reverse())));
+      out.push(rebuild({ ...object, extra: 'unknown key', nested: { deep: 1 } }));
+      out.push(rebuild({ extra: 1, ...object }));
+      out.push(rebuild(JSON.parse(`{"__proto__": {"polluted": true}, ${JSON.stringify(object).slice(1)}`)));
+      out.push(rebuild(Object.create(object)));
+      for (const key of Object.keys(shape)) {
+        out.push(rebuild(without(key)), rebuild({ ...object, [key]: undefined }));
+        const child = object[key] === undefined ? sample(shape[key]!, rng) : object[key];
+        walk(shape[key]!, child, (replacement) => rebuild({ ...object, [key]: replacement }));
+      }
+      return;
+    }
+    if (def.type === 'array' && Array.isArray(current) && current.length > 0) {
+      walk(def.element as Schema, current[0], (replacement) => rebuild([replacement, ...current.slice(1)]));
+      return;
+    }
+    if (def.type === 'record' && typeof current === 'object' && current !== null) {
+      const record = current as Record<string, unknown>;
+      const key = Object.keys(record)[0];
+      if (key === undefined) return;
+      walk(def.valueType as Schema, record[key], (replacement) => rebuild({ ...record, [key]: replacement }));
+      for (const badKey of variants(def.keyType as Schema, rng).filter((k): k is string => typeof k === 'string')) out.push(rebuild({ ...record, [badKey]: record[key] }));
+    }
+  };
+  walk(schema, value, (replacement) => replacement);
+  return out;
+}
+
+/** Keys in order at every depth, including keys whose value is undefined (JSON.stringify drops those). */
+function keyOrder(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(keyOrder);
+  if (typeof value === 'object' && value !== null) return Object.entries(value).map(([k, v]) => [k, keyOrder(v)]);
+  return typeof value;
+}
+
+interface Tally {
+  accepted: number;
+  rejected: number;
+  disagreements: string[];
+}
+function describeValue(value: unknown): string {
+  try {
+    return JSON.stringify(value, (_, v) => (v === undefined ? '<undefined>' : typeof v === 'number' && !Number.isFinite(v) ? String(v) : v)).slice(0, 300);
+  } catch {
+    return String(value);
+  }
+}
+function compare(label: string, schema: z.ZodType, compiled: CompiledValidator, value: unknown, tally: Tally): void {
+  const expected = schema.safeParse(value);
+  const actual = compiled(value);
+  if (actual.ok !== expected.success) {
+    tally.disagreements.push(`${label}: zod ${expected.success ? 'accepts' : 'rejects'}, compiled ${actual.ok ? 'accepts' : 'rejects'} ${describeValue(value)}`);
+    return;
+  }
+  if (!actual.ok || !expected.success) {
+    tally.rejected++;
+    return;
+  }
+  tally.accepted++;
+  try {
+    assert.deepStrictEqual(actual.data, expected.data);
+    assert.equal(JSON.stringify(actual.data), JSON.stringify(expected.data));
+    assert.deepStrictEqual(keyOrder(actual.data), keyOrder(expected.data));
+  } catch (error) {
+    tally.disagreements.push(`${label}: outputs differ for ${describeValue(value)}: ${(error as Error).message.slice(0, 400)}`);
+  }
+}
+
+/** Every supported feature with bounds the catalogue does not use (min above 1 in code points, float bounds, optional defaults, nullable defaults, exact-length arrays). */
+const synthetic = z.object({
+  short: z.string().min(3).max(5),
+  exact: z.string().length(2),
+  float: z.number().min(-2.5).max(10.25),
+  integer: z.int(),
+  positive: z.number().positive().lt(100),
+  negative: z.number().negative().int(),
+  flags: z.boolean().optional(),
+  keyed: z.record(z.string().min(2).max(4), z.number().int().optional()),
+  maybe: z.string().max(3).optional().nullable(),
+  nested: z.object({ a: z.string().max(2).default('ab'), b: z.array(z.number().int()).length(2).optional() }).default({ a: 'zz' }),
+  optionalDefault: z.number().int().default(7).optional(),
+  nullableDefault: z.string().min(2).default('dd').nullable(),
+  choices: z.literal(['a', 1, true, null]),
+  anything: z.unknown().optional(),
+  pairs: z.array(z.object({ k: z.enum(['x', 'y']), v: z.string().regex(/^[A-Za-z0-9_-]+$/).min(2) })).min(2).max(3),
+  stamp: z.iso.datetime({ offset: false }).nullable(),
+});
+
+const schemasUnderTest: [string, z.ZodType][] = [['envelope', envelopeSchema], ['synthetic (all supported features)', synthetic], ...eventTypes.map((type): [string, z.ZodType] => [type, eventCatalogue[type].schema])];
+
+describe('compileSchema agrees with zod', () => {
+  it.each(schemasUnderTest)('%s: same verdicts and outputs over generated values and their mutants', (name, schema) => {
+    const compiled = compileSchema(schema);
+    const rng = random(name.length * 7919 + name.charCodeAt(0));
+    const tally: Tally = { accepted: 0, rejected: 0, disagreements: [] };
+    const samples = Array.from({ length: 60 }, () => sample(asSchema(schema), rng));
+    for (const value of samples) compare(name, schema, compiled, value, tally);
+    // every generated sample is valid: the generator itself is checked against zod
+    expect(tally.rejected, `${name}: generator made invalid samples: ${describeValue(samples.find((value) => !schema.safeParse(value).success))}`).toBe(0);
+    for (const value of samples.slice(0, 3)) {
+      for (const mutant of mutants(asSchema(schema), value, rng)) compare(name, schema, compiled, mutant, tally);
+    }
+    expect(tally.disagreements.slice(0, 10)).toEqual([]);
+    // the corpus exercised both verdicts
+    expect(tally.accepted).toBeGreaterThan(60);
+    expect(tally.rejected).toBeGreaterThan(100);
+  });
+
+  it('fills each default with a fresh copy, as zod does', () => {
+    const compiled = compileSchema(eventCatalogue.JobSubmitted.schema);
+    const data = sample(asSchema(eventCatalogue.JobSubmitted.schema), random(1)) as Record<string, unknown>;
+    delete data.dependsOn;
+    const first = compiled(data);
+    const second = compiled(data);
+    assert(first.ok && second.ok);
+    expect((first.data as { dependsOn: unknown }).dependsOn).toEqual([]);
+    expect((first.data as { dependsOn: unknown }).dependsOn).not.toBe((second.data as { dependsOn: unknown }).dependsOn);
+    ((first.data as { dependsOn: unknown[] }).dependsOn).push('mutated');
+    expect(compiled(data)).toEqual({ ok: true, data: { ...(second.data as object) } });
+  });
+
+  it('returns new objects and arrays, never the input ones, while unknown data passes by reference as in zod', () => {
+    const rng = random(2);
+    const placed = sample(asSchema(eventCatalogue.SubtaskPlaced.schema), rng) as { gpuIndices: number[] };
+    const out = compileSchema(eventCatalogue.SubtaskPlaced.schema)(placed);
+    assert(out.ok);
+    expect(out.data).not.toBe(placed);
+    expect((out.data as typeof placed).gpuIndices).not.toBe(placed.gpuIndices);
+    const envelope = { ...(sample(asSchema(envelopeSchema), rng) as object), data: placed };
+    const decoded = compileSchema(envelopeSchema)(envelope);
+    assert(decoded.ok);
+    expect((decoded.data as { data: unknown }).data).toBe(envelopeSchema.parse(envelope).data);
+  });
+});
+
+describe('compileSchema refuses what it does not reproduce', () => {
+  const cases: [string, z.ZodType, RegExp][] = [
+    ['refine', z.object({ a: z.string().refine((s) => s.length > 2) }), /refine.*at a/],
+    ['refine on an object', z.object({ a: z.string() }).refine(() => true), /refine/],
+    ['superRefine', z.number().superRefine(() => undefined), /refine/],
+    ['transform', z.object({ a: z.string().transform((s) => s.length) }), /"pipe".*at a/],
+    ['union', z.object({ a: z.array(z.union([z.string(), z.number()])) }), /"union".*at a\[\]/],
+    ['discriminated union', z.discriminatedUnion('k', [z.object({ k: z.literal('a') }), z.object({ k: z.literal('b') })]), /"union"/],
+    ['pipe', z.string().pipe(z.string()), /"pipe"/],
+    ['coerce', z.coerce.number(), /coerce/],
+    ['strictObject', z.strictObject({ a: z.string() }), /strictObject/],
+    ['looseObject', z.looseObject({ a: z.string() }), /looseObject/],
+    ['trim (overwrite check)', z.string().trim(), /overwrite/],
+    ['email format', z.email(), /email|format/],
+    ['multipleOf', z.number().multipleOf(2), /multiple_of/],
+    ['enum record key', z.record(z.enum(['a', 'b']), z.string()), /record key type/],
+    ['intersection', z.intersection(z.object({ a: z.string() }), z.object({ b: z.string() })), /"intersection"/],
+    ['catch', z.string().catch('x'), /"catch"/],
+    ['nullish of refine', z.string().refine(() => true).nullish(), /refine/],
+  ];
+  it.each(cases)('%s', (_name, schema, message) => {
+    expect(() => compileSchema(schema)).toThrow(UnsupportedSchemaError);
+    expect(() => compileSchema(schema)).toThrow(message);
+  });
+});
+
+/** A valid envelope of `type` around valid generated data. */
+function envelopeOf(type: EventType, data: unknown, rng: Rng): Record<string, unknown> {
+  const base = sample(asSchema(envelopeSchema), rng) as Record<string, unknown>;
+  return { ...base, type, schemaversion: eventCatalogue[type].version, data };
+}
+
+describe('decodeValue (compiled path) returns exactly what the zod-only decoder returns', () => {
+  it('over valid envelopes, envelope mutants and data mutants of every type', () => {
+    const rng = random(42);
+    const corpus: unknown[] = [];
+    for (const type of eventTypes) {
+      const schema = asSchema(eventCatalogue[type].schema);
+      for (let i = 0; i < 10; i++) corpus.push(envelopeOf(type, sample(schema, rng), rng));
+      const valid = envelopeOf(type, sample(schema, rng), rng);
+      corpus.push(...mutants(asSchema(envelopeSchema), valid, rng, 300));
+      corpus.push(...mutants(schema, valid.data, rng, 300).map((data) => ({ ...valid, data })));
+      corpus.push({ ...valid, schemaversion: eventCatalogue[type].version + 1 }, { ...valid, schemaversion: 0 }, { ...valid, type: `${type}X` });
+    }
+    corpus.push(null, 'text', 42, [], {});
+    let accepted = 0;
+    const disagreements: string[] = [];
+    for (const raw of corpus) {
+      const expected = decodeValueWithZod(raw);
+      const actual = decodeValue(raw);
+      if (actual.ok) accepted++;
+      try {
+        assert.deepStrictEqual(actual, expected);
+        assert.equal(JSON.stringify(actual), JSON.stringify(expected));
+        assert.deepStrictEqual(keyOrder(actual), keyOrder(expected));
+      } catch (error) {
+        disagreements.push(`${describeValue(raw)}: ${(error as Error).message.slice(0, 400)}`);
+      }
+    }
+    expect(disagreements.slice(0, 10)).toEqual([]);
+    expect(accepted).toBeGreaterThan(eventTypes.length * 10);
+    expect(corpus.length - accepted).toBeGreaterThan(eventTypes.length * 100);
+  });
+
+  it('validateEventData returns zod data or throws zod’s message', () => {
+    const rng = random(7);
+    let thrown = 0;
+    for (const type of eventTypes) {
+      const schema = eventCatalogue[type].schema;
+      const valid = sample(asSchema(schema), rng);
+      for (const data of [valid, ...mutants(asSchema(schema), valid, rng, 150)]) {
+        const expected = schema.safeParse(data);
+        if (expected.success) {
+          expect(validateEventData(type, data)).toStrictEqual(expected.data);
+        } else {
+          const reason = decodeValueWithZod(envelopeOf(type, data, rng));
+          expect(reason.ok).toBe(false);
+          expect(() => validateEventData(type, data)).toThrow(new Error((reason as { reason: string }).reason));
+          thrown++;
+        }
+      }
+    }
+    expect(thrown).toBeGreaterThan(eventTypes.length * 50);
+  });
+});
