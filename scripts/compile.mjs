@@ -8,6 +8,7 @@
 //   node [node flags] scripts/compile.mjs <entry.ts> [args...]   compiles, then runs it with args
 /* global process */
 import { build } from 'esbuild';
+import { copyFile, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -43,6 +44,14 @@ export async function compile(entry) {
       },
     ],
   });
+  // Worker threads are started from files next to the module that starts them
+  // (`new URL('./x.worker.mjs', import.meta.url)`): plain JavaScript, copied beside the bundle.
+  await mkdir(path.dirname(outfile), { recursive: true });
+  for (const lib of await readdir(libs)) {
+    const source = path.join(libs, lib, 'src');
+    const files = await readdir(source).catch(() => []);
+    for (const file of files.filter((f) => f.endsWith('.worker.mjs'))) await copyFile(path.join(source, file), path.join(path.dirname(outfile), file));
+  }
   return outfile;
 }
 

@@ -9,6 +9,8 @@ export interface Bus {
   js: JetStreamClient;
   jsm: JetStreamManager;
   topology: Topology;
+  /** The server URL(s) it connected with: for helpers that open their own connection (the replay's reader thread). */
+  natsUrl: string;
   close(): Promise<void>;
 }
 
@@ -38,6 +40,7 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
     js,
     jsm,
     topology: topo,
+    natsUrl: options.natsUrl,
     close: async () => {
       if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
     },

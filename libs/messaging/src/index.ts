@@ -6,3 +6,4 @@ export * from './follower';
 export * from './projection-runner';
 export * from './jetstream.transport';
 export * from './sequence-waiters';
+export * from './message-decoding';

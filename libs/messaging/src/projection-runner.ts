@@ -1,12 +1,13 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { Transaction } from 'kysely';
-import { decodeValue, parseJson, peekType, type EventType, type StoredEvent } from '@fastgpu/contracts';
+import type { EventType, StoredEvent } from '@fastgpu/contracts';
 import { recordEventSpan } from '@fastgpu/telemetry';
 import { advanceCheckpoint, lockCheckpoint, markStalled, readCheckpoint, type AnyDatabase } from '@fastgpu/db';
 import type { Bus } from './bus';
 import { sendToDeadLetters } from './dead-letters';
 import { StreamFollower } from './follower';
 import { SequenceWaiters } from './sequence-waiters';
+import { headerType, judgeMessage } from './message-decoding';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type ProjectionTransaction = Transaction<any>;
@@ -133,19 +134,9 @@ export class ProjectionRunner {
     const events: StoredEvent[] = [];
     const wanted = this.projection.types;
     for (const m of messages) {
-      const parsed = parseJson(m.data);
-      if (parsed.ok) {
-        const type = peekType(parsed.value);
-        if (type !== undefined && !wanted.has(type as EventType)) continue;
-        const decoded = decodeValue(parsed.value);
-        if (decoded.ok) {
-          events.push({ sequence: m.seq, subject: m.subject, event: decoded.event, receivedAtMs: m.time.getTime() });
-          continue;
-        }
-        await this.deadLetter(m, decoded.reason);
-      } else {
-        await this.deadLetter(m, parsed.reason);
-      }
+      const verdict = judgeMessage(m.data, headerType(m.headers), wanted);
+      if (verdict.kind === 'event') events.push({ sequence: m.seq, subject: m.subject, event: verdict.event, receivedAtMs: m.time.getTime() });
+      else if (verdict.kind === 'reject') await this.deadLetter(m, verdict.reason);
     }
     const lastSeq = messages[messages.length - 1]!.seq;
     const suffix = this.options.tableSuffix ?? '';

@@ -1,8 +1,9 @@
 import { sql } from 'kysely';
 import { DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
-import { decodeValue, parseJson, peekType, type EventType, type StoredEvent } from '@fastgpu/contracts';
+import type { EventType, StoredEvent } from '@fastgpu/contracts';
 import { lockCheckpoint, type AnyDatabase } from '@fastgpu/db';
-import { type Bus, type Projection, type ProjectionContext } from '@fastgpu/messaging';
+import { headerType, judgeMessage, type Bus, type Projection, type ProjectionContext } from '@fastgpu/messaging';
+import { decodeRawBatch, readRangeOnThread } from './threaded-reader';
 
 /** Longest wait between retries of a rebuild batch that failed to apply. */
 export const REPLAY_RETRY_DELAY_MS_MAX = 30_000;
@@ -10,20 +11,17 @@ export const REPLAY_RETRY_DELAY_MS_MAX = 30_000;
 export const ALIGN_READ_IDLE_TIMEOUT_MS = 60_000;
 
 /**
- * Decodes a message as the live runner does (JSON, envelope, known type, payload after
- * upcasting) when it is of a type the projection wants. Undecodable bodies give undefined: the
- * live runner has sent them to the dead-letter stream, and skipped them too.
+ * Decodes a message as the live runner does (libs/messaging `judgeMessage`: type header, JSON,
+ * envelope, known type, payload after upcasting) when it is of a type the projection wants.
+ * Skipped and rejected messages give undefined: the live runner has sent the rejected ones to the
+ * dead-letter stream, and passed them too.
  */
 export function decodeMessage(m: JsMsg, wanted: ReadonlySet<EventType>): StoredEvent | undefined {
-  const parsed = parseJson(m.data);
-  if (!parsed.ok) return undefined;
-  const type = peekType(parsed.value);
-  if (type === undefined || !wanted.has(type as EventType)) return undefined;
-  const decoded = decodeValue(parsed.value);
-  if (!decoded.ok) return undefined;
+  const verdict = judgeMessage(m.data, headerType(m.headers), wanted);
+  if (verdict.kind !== 'event') return undefined;
   const info = m.info;
   // The stream's receive time in ms, as `m.time` computes it, without a Date per message.
-  return { sequence: info.streamSequence, subject: m.subject, event: decoded.event, receivedAtMs: Math.floor(info.timestampNanos / 1_000_000) };
+  return { sequence: info.streamSequence, subject: m.subject, event: verdict.event, receivedAtMs: Math.floor(info.timestampNanos / 1_000_000) };
 }
 
 /** `decodeMessage` over messages up to `toSequence`. */
@@ -145,7 +143,7 @@ export interface PipelinedReplayOptions {
 /**
  * Replays [fromSequence, toSequence] into a projection, each batch in one transaction with its
  * checkpoint (so a kill -9 resumes after the last commit), pipelined: the next batch is read
- * and decoded while Postgres applies the current one, one batch in flight. A batch that fails
+ * (on a worker thread) and decoded while Postgres applies the current one, one batch in flight. A batch that fails
  * is retried with backoff, never skipped. Returns the last applied sequence.
  */
 export async function replayPipelined(options: PipelinedReplayOptions): Promise<number> {
@@ -181,33 +179,28 @@ export async function replayPipelined(options: PipelinedReplayOptions): Promise<
     }
   };
 
-  // Each message is decoded as it arrives and dropped: only the compact decoded events wait for
-  // the batch in flight, so far fewer objects live long enough to be promoted to the old
-  // generation (garbage collection was the replay's largest cost).
-  let events: StoredEvent[] = [];
-  await readRangeEach(
-    options.bus,
-    options.fromSequence,
+  // The reader thread reads ahead (a few batches at most) while this thread decodes the previous
+  // batch and Postgres applies the one before: three stages at once, one batch in flight each.
+  await readRangeOnThread({
+    bus: options.bus,
+    fromSequence: options.fromSequence,
     toSequence,
-    options.batchMax,
-    (m) => {
-      if (m.info.streamSequence > toSequence) return;
-      const event = decodeMessage(m, projection.types);
-      if (event) events.push(event);
-    },
-    async (lastSequence) => {
-      const batch = events;
-      events = [];
+    batchMax: options.batchMax,
+    pullMax: RANGE_READ_BUFFER_MESSAGES_MAX,
+    wanted: projection.types,
+    onBatch: async (batch, release) => {
+      const events = await decodeRawBatch(batch, projection.types);
+      release();
       await applying;
       if (gaveUp) throw gaveUp;
-      applying = applyBatch(batch, lastSequence).catch((error: unknown) => {
+      applying = applyBatch(events, batch.lastSequence).catch((error: unknown) => {
         gaveUp = error;
       });
       // The last batch must be committed before the range counts as read.
-      if (lastSequence >= toSequence) await applying;
+      if (batch.lastSequence >= toSequence) await applying;
       if (gaveUp) throw gaveUp;
     },
-  );
+  });
   await applying;
   if (gaveUp) throw gaveUp;
   return lastApplied;

@@ -1,0 +1,32 @@
+import { decodeValue, Headers, parseJson, peekType, type DomainEvent } from '@fastgpu/contracts';
+
+/** What a consumer reading some event types does with one message. */
+export type MessageVerdict = { kind: 'skip' } | { kind: 'event'; event: DomainEvent } | { kind: 'reject'; reason: string };
+
+const SKIP: MessageVerdict = { kind: 'skip' };
+
+/** The event type a message's `Ce-Type` header names (every FastGPU publisher sets it), if any. */
+export function headerType(headers: { get(name: string): string } | undefined): string | undefined {
+  const value = headers?.get(Headers.eventType);
+  return value ? value : undefined;
+}
+
+/**
+ * The one rule by which projections (live runner and replay alike, so both fold the same events)
+ * judge a message, cheapest test first:
+ * - its `Ce-Type` header names a type the consumer does not read: skipped, the body unread;
+ * - the body is not JSON: rejected (dead-letter);
+ * - the header names a type and the body another: rejected;
+ * - the body's type is not read by the consumer: skipped;
+ * - the envelope or payload is invalid: rejected; otherwise the decoded event.
+ */
+export function judgeMessage(data: Uint8Array, type: string | undefined, wanted: ReadonlySet<string>): MessageVerdict {
+  if (type !== undefined && !wanted.has(type)) return SKIP;
+  const parsed = parseJson(data);
+  if (!parsed.ok) return { kind: 'reject', reason: parsed.reason };
+  const bodyType = peekType(parsed.value);
+  if (type !== undefined && bodyType !== type) return { kind: 'reject', reason: `the ${Headers.eventType} header names ${type} but the body's type is ${bodyType === undefined ? 'missing' : `"${bodyType}"`}` };
+  if (bodyType !== undefined && !wanted.has(bodyType)) return SKIP;
+  const decoded = decodeValue(parsed.value);
+  return decoded.ok ? { kind: 'event', event: decoded.event } : { kind: 'reject', reason: decoded.reason };
+}

@@ -1,0 +1,116 @@
+/**
+ * Proves the replay's reader thread on real NATS: it hands over every message of a range in
+ * order, in batches, leaving out exactly those whose type header names a type the projection does
+ * not read — the header as the NATS client parses it, also when a foreign client wrote it oddly
+ * (no space, padding, other case) — and what the main thread decodes from its batches equals what
+ * the live runner's rule gives on the same messages. A range past the stream's end fails after the
+ * idle timeout instead of waiting forever.
+ */
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeEvent, type EventType, type StoredEvent } from '@fastgpu/contracts';
+import { EventPublisher, lastSequence } from '@fastgpu/messaging';
+import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
+import { decodeMessages, readRange } from './pipeline';
+import { decodeRawBatch, readRangeOnThread, type RawBatch } from './threaded-reader';
+
+let env: TestEnvironment;
+const wanted = new Set<EventType>(['SubtaskStarted', 'SubtaskCompleted']);
+
+/** Publishes through a bare socket with a header block written by hand, as another client might. */
+async function publishRaw(url: string, subject: string, headerLines: string[], body: string): Promise<void> {
+  const { hostname, port } = new URL(url);
+  const socket = net.connect(Number(port), hostname);
+  const header = `NATS/1.0\r\n${headerLines.map((l) => `${l}\r\n`).join('')}\r\n`;
+  const headerBytes = Buffer.byteLength(header);
+  const totalBytes = headerBytes + Buffer.byteLength(body);
+  await new Promise<void>((resolve, reject) => {
+    let seen = '';
+    socket.on('error', reject);
+    socket.on('data', (chunk) => {
+      seen += chunk.toString();
+      if (seen.includes('PONG')) resolve();
+      if (seen.includes('-ERR')) reject(new Error(seen));
+    });
+    socket.write(`CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":false}\r\nHPUB ${subject} ${headerBytes} ${totalBytes}\r\n${header}${body}\r\nPING\r\n`);
+  });
+  socket.destroy();
+}
+
+beforeAll(async () => {
+  env = await createTestEnvironment();
+});
+
+afterAll(async () => {
+  await env?.cleanup();
+});
+
+describe('readRangeOnThread', () => {
+  it('hands over the range in order, leaves out unread header types, and decodes as the live rule does', async () => {
+    const publisher = new EventPublisher(env.bus.js, env.bus.topology, 'reader-test');
+    const meta = (id: string) => ({ id, time: '2026-03-01T00:00:00.000Z', tenantId: 'acme', correlationId: 'j1' });
+    const report = { jobId: 'j1', tenantId: 'acme', subtaskId: 'j1s0', attempt: 1, nodeId: 'n1', leaseEpoch: 1 };
+    const startedEvent = publisher.build('SubtaskStarted', { ...report, startedAt: '2026-03-01T00:00:00.000Z' }, meta('e-started'));
+    const completed = (id: string) => publisher.build('SubtaskCompleted', { ...report, exitCode: 0, endedAt: '2026-03-01T01:00:00.000Z' }, meta(id));
+    const subject = env.bus.topology.subjects.agentNode('n1');
+    const url = env.config.natsUrl;
+
+    await publisher.publish(startedEvent);
+    await publisher.publish(publisher.build('NodeRegistered', { nodeId: 'n1', gpuModel: 'H100', gpuCount: 8, gpuMemoryGb: 80, labels: {}, agentEpoch: 1, registeredAt: '2026-03-01T00:00:00.000Z' }, meta('e-node')));
+    // Written by hand: no space after the colon (the client reads SubtaskCompleted: kept).
+    await publishRaw(url, subject, ['Ce-Type:SubtaskCompleted'], new TextDecoder().decode(encodeEvent(completed('e-raw-1'))));
+    // Padded value of an unread type (the client trims it: left out, its broken body unread).
+    await publishRaw(url, subject, ['Nats-Msg-Id: x2', 'Ce-Type:   NodeRegistered  '], '{broken');
+    // Another case of the name is another header for the client: kept, the body decides (rejected).
+    await publishRaw(url, subject, ['ce-type: NodeRegistered'], '{broken');
+    // A padded wanted type whose body disagrees: kept (as the client reads it), rejected when decoded.
+    await publishRaw(url, subject, ['Ce-Type:  SubtaskStarted '], new TextDecoder().decode(encodeEvent(completed('e-raw-2'))));
+    // No headers at all, a valid wanted body: kept.
+    await env.bus.js.publish(subject, encodeEvent(completed('e-raw-3')));
+    const last = await lastSequence(env.bus, env.bus.topology.streams.events);
+    expect(last).toBe(7);
+
+    const batches: RawBatch[] = [];
+    const threadEvents: StoredEvent[] = [];
+    await readRangeOnThread({
+      bus: env.bus,
+      fromSequence: 1,
+      toSequence: last,
+      batchMax: 3,
+      pullMax: 2,
+      wanted,
+      onBatch: async (batch, release) => {
+        batches.push(batch);
+        threadEvents.push(...(await decodeRawBatch(batch, wanted)));
+        release();
+      },
+    });
+    expect(batches.map((b) => b.lastSequence)).toEqual([3, 6, 7]);
+    const kept = batches.flatMap((b) => Array.from({ length: b.count }, (_, i) => ({ sequence: b.meta[i * 4], type: b.types[i] })));
+    expect(kept).toEqual([
+      { sequence: 1, type: 'SubtaskStarted' },
+      { sequence: 3, type: 'SubtaskCompleted' },
+      { sequence: 5, type: '' },
+      { sequence: 6, type: 'SubtaskStarted' },
+      { sequence: 7, type: '' },
+    ]);
+    expect(threadEvents.map((e) => [e.sequence, e.event.id])).toEqual([
+      [1, 'e-started'],
+      [3, 'e-raw-1'],
+      [7, 'e-raw-3'],
+    ]);
+
+    // The same messages read on this thread and judged one by one, as the live runner does.
+    const liveRule: StoredEvent[] = [];
+    await readRange(env.bus, 1, last, 100, async (messages) => void liveRule.push(...decodeMessages(messages, wanted)));
+    expect(threadEvents).toEqual(liveRule);
+    for (const event of threadEvents) expect(event.receivedAtMs).toBeGreaterThan(Date.UTC(2026, 0, 1));
+    expect(threadEvents.every((e) => e.subject === subject)).toBe(true);
+  });
+
+  it('fails after the idle timeout when the range runs past the end of the stream', async () => {
+    const last = await lastSequence(env.bus, env.bus.topology.streams.events);
+    const read = readRangeOnThread({ bus: env.bus, fromSequence: 1, toSequence: last + 5, batchMax: 100, pullMax: 100, wanted, idleTimeoutMs: 300, onBatch: async (_batch, release) => release() });
+    await expect(read).rejects.toThrow(/nothing for 300 ms/);
+  });
+});

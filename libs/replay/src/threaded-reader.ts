@@ -1,0 +1,125 @@
+import { Worker } from 'node:worker_threads';
+import { Headers, type EventType, type StoredEvent } from '@fastgpu/contracts';
+import { judgeMessage, type Bus } from '@fastgpu/messaging';
+
+/**
+ * A batch of raw messages read by the reader thread (stream-reader.worker.mjs): bodies packed in
+ * one buffer, four numbers per message in `meta` (sequence, stream time ms, body start, end).
+ */
+export interface RawBatch {
+  /** The last stream sequence the batch covers (messages the thread left out included). */
+  lastSequence: number;
+  count: number;
+  bodies: Uint8Array;
+  meta: Float64Array;
+  subjects: string[];
+  /** Each message's type header ('' when it has none). */
+  types: string[];
+}
+
+/** Batches the reader thread may read ahead of the one being decoded: bounds memory. */
+export const READER_BATCHES_AHEAD = 3;
+/** Young generation of the reader thread's heap. */
+export const READER_YOUNG_GENERATION_MB = 8;
+/** Messages decoded between two chances for I/O callbacks (the batch in flight's database answers) to run. */
+export const DECODE_YIELD_EVERY_MESSAGES = 250;
+
+const readerUrl = new URL('./stream-reader.worker.mjs', import.meta.url);
+
+export interface ThreadedReadOptions {
+  bus: Bus;
+  fromSequence: number;
+  toSequence: number;
+  batchMax: number;
+  /** Messages the reader's consumer pulls at once. */
+  pullMax: number;
+  /** Messages whose type header names another type are left out by the reader thread. */
+  wanted: ReadonlySet<EventType>;
+  idleTimeoutMs?: number;
+  /**
+   * Called with each batch in stream order; call `release` once its bodies are decoded, which
+   * lets the reader send one more batch. Resolves before the next batch is handed over.
+   */
+  onBatch(batch: RawBatch, release: () => void): Promise<void>;
+}
+
+/**
+ * Reads [fromSequence, toSequence] of the events stream on a worker thread, so the NATS client's
+ * protocol work runs beside the caller's decoding, folding and writing instead of between them.
+ * Returns once the batch holding `toSequence` is handled; fails when the reader does.
+ */
+export async function readRangeOnThread(options: ThreadedReadOptions): Promise<void> {
+  const { bus, fromSequence, toSequence } = options;
+  if (fromSequence > toSequence) return;
+  const worker = new Worker(readerUrl, {
+    // The reader's garbage is short-lived message wrappers: a small young generation is enough,
+    // whatever semi-space the process was started with (it would apply to every thread's heap).
+    resourceLimits: { maxYoungGenerationSizeMb: READER_YOUNG_GENERATION_MB },
+    workerData: {
+      natsUrl: bus.natsUrl,
+      stream: bus.topology.streams.events,
+      fromSequence,
+      toSequence,
+      batchMax: options.batchMax,
+      pullMax: options.pullMax,
+      typeHeader: Headers.eventType,
+      wantedTypes: [...options.wanted],
+      idleTimeoutMs: options.idleTimeoutMs,
+      batchesAhead: READER_BATCHES_AHEAD,
+    },
+  });
+  const queue: RawBatch[] = [];
+  let ended = false;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  worker.on('message', (message: { kind: 'batch'; lastSequence: number; count: number; bodies: ArrayBuffer; meta: ArrayBuffer; subjects: string[]; types: string[] } | { kind: 'end' } | { kind: 'error'; message: string }) => {
+    if (message.kind === 'batch') {
+      queue.push({ lastSequence: message.lastSequence, count: message.count, bodies: new Uint8Array(message.bodies), meta: new Float64Array(message.meta), subjects: message.subjects, types: message.types });
+    } else if (message.kind === 'end') {
+      ended = true;
+    } else {
+      failure ??= new Error(message.message);
+    }
+    wake?.();
+  });
+  worker.on('error', (error) => {
+    failure ??= error;
+    wake?.();
+  });
+  worker.on('exit', (code) => {
+    if (!ended) failure ??= new Error(`the stream reader thread stopped (exit code ${code}) before sequence ${toSequence}`);
+    wake?.();
+  });
+  try {
+    for (;;) {
+      while (queue.length === 0 && failure === undefined && !ended) await new Promise<void>((resolve) => (wake = resolve));
+      const batch = queue.shift();
+      if (batch) {
+        await options.onBatch(batch, () => worker.postMessage({ kind: 'credit' }));
+        if (batch.lastSequence >= toSequence) return;
+        continue;
+      }
+      if (failure) throw failure;
+      throw new Error(`the stream reader ended before sequence ${toSequence}`);
+    }
+  } finally {
+    worker.postMessage({ kind: 'stop' });
+    await worker.terminate();
+  }
+}
+
+/**
+ * Decodes a raw batch by the live runner's rule (`judgeMessage`), yielding to I/O now and then so
+ * the batch in flight keeps talking to the database.
+ */
+export async function decodeRawBatch(batch: RawBatch, wanted: ReadonlySet<EventType>): Promise<StoredEvent[]> {
+  const events: StoredEvent[] = [];
+  const { bodies, meta, subjects, types } = batch;
+  for (let i = 0; i < batch.count; i++) {
+    if (i > 0 && i % DECODE_YIELD_EVERY_MESSAGES === 0) await new Promise((resolve) => setImmediate(resolve));
+    const at = i * 4;
+    const verdict = judgeMessage(bodies.subarray(meta[at + 2], meta[at + 3]), types[i] || undefined, wanted);
+    if (verdict.kind === 'event') events.push({ sequence: meta[at]!, subject: subjects[i]!, event: verdict.event, receivedAtMs: meta[at + 1]! });
+  }
+  return events;
+}
