@@ -111,10 +111,14 @@ export function arrayLiteral<T>(column: Column<T>, rows: readonly T[]): string {
   return `${literal}}`;
 }
 
-/** `unnest($1::text[], $2::int8[], …) AS r(col, …)` over the rows, one array per column. */
+/**
+ * `(SELECT unnest($1::text[]) AS col, unnest($2::int8[]) AS col2, …) AS r` over the rows, one array
+ * per column. Set-returning functions in the select list run in step (arrays of one length) and
+ * stream their rows; `FROM unnest(…)` would first copy every row into a tuple store.
+ */
 function unnestRows<T>(columns: ReadonlyArray<Column<T>>, rows: readonly T[]): RawBuilder<unknown> {
-  const arrays = columns.map((c) => sql`${arrayLiteral(c, rows)}::${sql.raw(c.type)}[]`);
-  return sql`unnest(${sql.join(arrays)}) AS r(${sql.join(columns.map((c) => sql.ref(c.name)))})`;
+  const arrays = columns.map((c) => sql`unnest(${arrayLiteral(c, rows)}::${sql.raw(c.type)}[]) AS ${sql.ref(c.name)}`);
+  return sql`(SELECT ${sql.join(arrays)}) AS r`;
 }
 
 const columnNames = <T>(columns: ReadonlyArray<Column<T>>) => sql.join(columns.map((c) => sql.ref(c.name)));
