@@ -1,5 +1,5 @@
 import { createInbox, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
-import { encodeEvent, Headers, type DomainEvent } from '@fastgpu/contracts';
+import { Headers, type DomainEvent } from '@fastgpu/contracts';
 
 /** Longest wait for the PubAcks of one batch. */
 export const BATCH_ACK_TIMEOUT_MS = 10_000;
@@ -12,6 +12,15 @@ interface PubAckBody {
 export interface BatchPublishResult {
   stored: number;
   duplicates: number;
+}
+
+/**
+ * The bytes `encodeEvent` writes (UTF-8 of the event's JSON, lone surrogates as U+FFFD), through
+ * Buffer.from: small buffers are cut from a shared pool, about half the cost of TextEncoder per
+ * event (tested equal to encodeEvent).
+ */
+export function eventBytes(event: DomainEvent): Uint8Array {
+  return Buffer.from(JSON.stringify(event), 'utf8');
 }
 
 /**
@@ -54,13 +63,14 @@ export async function publishBatch(nc: NatsConnection, events: readonly DomainEv
       },
     });
     events.forEach((event, index) => {
+      // A fresh header set: append writes what set would (set first deletes, scanning the keys).
       const h = natsHeaders();
-      h.set(Headers.messageId, event.id);
-      h.set(Headers.eventType, event.type);
-      h.set(Headers.schemaVersion, String(event.schemaversion));
-      if (event.tenantid) h.set(Headers.tenantId, event.tenantid);
-      if (event.traceparent) h.set(Headers.traceparent, event.traceparent);
-      nc.publish(event.subject, encodeEvent(event), { reply: `${inbox}.${index}`, headers: h });
+      h.append(Headers.messageId, event.id);
+      h.append(Headers.eventType, event.type);
+      h.append(Headers.schemaVersion, String(event.schemaversion));
+      if (event.tenantid) h.append(Headers.tenantId, event.tenantid);
+      if (event.traceparent) h.append(Headers.traceparent, event.traceparent);
+      nc.publish(event.subject, eventBytes(event), { reply: `${inbox}.${index}`, headers: h });
     });
   });
 }
