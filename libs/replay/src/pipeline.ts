@@ -3,7 +3,7 @@ import { DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import type { EventType, StoredEvent } from '@fastgpu/contracts';
 import { lockCheckpoint, type AnyDatabase } from '@fastgpu/db';
 import { headerType, judgeMessage, type Bus, type Projection, type ProjectionContext } from '@fastgpu/messaging';
-import { decodeRawBatch, readRangeOnThread } from './threaded-reader';
+import { decodeRawBatch, READER_PULL_MESSAGES_MAX, readRangeOnThread } from './threaded-reader';
 
 /** Longest wait between retries of a rebuild batch that failed to apply. */
 export const REPLAY_RETRY_DELAY_MS_MAX = 30_000;
@@ -186,7 +186,7 @@ export async function replayPipelined(options: PipelinedReplayOptions): Promise<
     fromSequence: options.fromSequence,
     toSequence,
     batchMax: options.batchMax,
-    pullMax: RANGE_READ_BUFFER_MESSAGES_MAX,
+    pullMax: READER_PULL_MESSAGES_MAX,
     wanted: projection.types,
     onBatch: async (batch, release) => {
       const events = await decodeRawBatch(batch, projection.types);

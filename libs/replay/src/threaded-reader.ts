@@ -19,6 +19,12 @@ export interface RawBatch {
 
 /** Batches the reader thread may read ahead of the one being decoded: bounds memory. */
 export const READER_BATCHES_AHEAD = 3;
+/**
+ * Messages the reader thread's consumer pulls at once. Larger than the main-thread reads': the
+ * thread holds nothing else, and fewer pull requests cost nats-server less (~0.8 s of its CPU
+ * per 1M events at 5,000 instead of 1,000).
+ */
+export const READER_PULL_MESSAGES_MAX = 5000;
 /** Young generation of the reader thread's heap. */
 export const READER_YOUNG_GENERATION_MB = 8;
 /** Messages decoded between two chances for I/O callbacks (the batch in flight's database answers) to run. */
