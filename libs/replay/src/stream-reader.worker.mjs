@@ -55,69 +55,6 @@ function typeOf(m) {
   return '';
 }
 
-const DOT = 46;
-const replyPrefix = new TextEncoder().encode('$JS.ACK.');
-/** What deliveryOf read: set per message and read right after (no allocation per message). */
-const delivery = { sequence: 0, timeMs: 0, pending: 0 };
-const tokenEnds = new Int32Array(4);
-
-/** A token of the reply subject as an integer below 2^53 (stream sequence, pending). */
-function tokenInteger(raw, from, to) {
-  let value = 0;
-  for (let i = from; i < to; i++) value = value * 10 + (raw[i] - 48);
-  return value;
-}
-
-/**
- * Stream sequence, stream time (ms) and pending count of a message, as `m.info` gives them
- * (streamSequence, Math.floor(timestampNanos / 1e6) with timestampNanos = parseInt(token), pending),
- * read from the raw reply subject "$JS.ACK[.<domain>.<account>].<stream>.<consumer>.<delivered>.
- * <stream seq>.<consumer seq>.<ns>.<pending>[.<token>]" without splitting it into strings: the
- * client's parser for it was this thread's largest cost after the protocol itself.
- */
-function deliveryOf(m) {
-  const raw = m.msg?._msg?.reply;
-  if (!(raw instanceof Uint8Array) || raw.length < replyPrefix.length) return deliveryFromInfo(m);
-  for (let i = 0; i < replyPrefix.length; i++) if (raw[i] !== replyPrefix[i]) return deliveryFromInfo(m);
-  let dots = 0;
-  for (let i = 0; i < raw.length; i++) if (raw[i] === DOT) dots++;
-  // 9 tokens (old form) put the stream sequence at token 5; 11 or 12 tokens at token 7.
-  const sequenceToken = dots === 8 ? 5 : dots === 10 || dots === 11 ? 7 : -1;
-  if (sequenceToken < 0) return deliveryFromInfo(m);
-  // The ends of the tokens stream seq, consumer seq, ns and pending (in that order).
-  const ends = tokenEnds;
-  let token = 0;
-  let found = 0;
-  for (let i = 0; i <= raw.length && found < 4; i++) {
-    if (i === raw.length || raw[i] === DOT) {
-      const index = token - sequenceToken;
-      if (index >= 0 && index <= 3) {
-        ends[index] = i;
-        found++;
-      }
-      token++;
-    }
-  }
-  const sequenceEnd = ends[0];
-  const timeStart = ends[1] + 1;
-  const timeEnd = ends[2];
-  const pendingEnd = ends[3];
-  let sequenceStart = sequenceEnd - 1;
-  while (sequenceStart >= 0 && raw[sequenceStart] !== DOT) sequenceStart--;
-  delivery.sequence = tokenInteger(raw, sequenceStart + 1, sequenceEnd);
-  delivery.timeMs = Math.floor(parseInt(latin1.decode(raw.subarray(timeStart, timeEnd)), 10) / 1_000_000);
-  delivery.pending = tokenInteger(raw, timeEnd + 1, pendingEnd);
-  return delivery;
-}
-
-function deliveryFromInfo(m) {
-  const info = m.info;
-  delivery.sequence = info.streamSequence;
-  delivery.timeMs = Math.floor(info.timestampNanos / 1_000_000);
-  delivery.pending = info.pending;
-  return delivery;
-}
-
 let credits = batchesAhead;
 let wakeCredit;
 let stopped = false;
@@ -195,12 +132,14 @@ async function run() {
     let reached = false;
     for await (const m of messages) {
       if (stopped) break;
-      const { sequence, timeMs, pending } = deliveryOf(m);
+      // The client has parsed the delivery info already (the ordered consumer checks it).
+      const info = m.info;
+      const sequence = info.streamSequence;
       if (sequence > toSequence) break;
       const type = typeOf(m);
-      if (type === '' || wanted.has(type)) batch.add(sequence, timeMs, m.subject, type, m.data);
+      if (type === '' || wanted.has(type)) batch.add(sequence, Math.floor(info.timestampNanos / 1_000_000), m.subject, type, m.data);
       inBatch++;
-      if (inBatch >= batchMax || sequence >= toSequence || pending === 0) {
+      if (inBatch >= batchMax || sequence >= toSequence || info.pending === 0) {
         clearTimeout(timeout);
         await send(batch, sequence);
         batch = new BatchBuilder();
