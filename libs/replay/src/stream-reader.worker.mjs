@@ -12,47 +12,68 @@
 // workerData: { natsUrl, stream, fromSequence, toSequence, batchMax, pullMax, typeHeader,
 //               wantedTypes: string[], idleTimeoutMs?: number, batchesAhead: number }
 // to main:    { kind: 'batch', lastSequence, count, bodies: ArrayBuffer, meta: ArrayBuffer,
-//               subjects: string[], types: string[] }  (meta: per message sequence,
-//               stream time ms, body start, body end, as float64)
+//               subjects: string[] }  (meta: per message sequence, stream time ms, body
+//               start, body end, type index into wantedTypes or -1 for none, as float64)
 //             { kind: 'end' } | { kind: 'error', message }
 // from main:  { kind: 'credit' } (one more batch may be sent) | { kind: 'stop' }
-/* global process, TextEncoder, TextDecoder, setTimeout, clearTimeout */
+/* global process, TextEncoder, setTimeout, clearTimeout */
 import { parentPort, workerData } from 'node:worker_threads';
 import { connect } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 
 const { natsUrl, stream, fromSequence, toSequence, batchMax, pullMax, typeHeader, wantedTypes, idleTimeoutMs, batchesAhead } = workerData;
-const wanted = new Set(wantedTypes);
 
 const typeMarker = new TextEncoder().encode(`\r\n${typeHeader}:`);
-const latin1 = new TextDecoder('latin1');
+/** The wanted type names as bytes, by length, with their index in wantedTypes. */
+const wantedByLength = new Map();
+wantedTypes.forEach((name, index) => {
+  const bytes = new TextEncoder().encode(name);
+  wantedByLength.set(bytes.length, [...(wantedByLength.get(bytes.length) ?? []), { bytes, index }]);
+});
+/** typeOf: the message has no type header. */
+const NO_TYPE = -1;
+/** typeOf: the type header names a type the projection does not read. */
+const UNREAD_TYPE = -2;
+
+function typeIndexOf(name) {
+  if (!name) return NO_TYPE;
+  const index = wantedTypes.indexOf(name);
+  return index >= 0 ? index : UNREAD_TYPE;
+}
 
 /**
- * The type header of a message as `m.headers.get(typeHeader)` gives it, read straight from the raw
- * header block ("NATS/1.0\r\nName: value\r\n…") when the client exposes it: decoding every
- * header into a map cost this thread more than the bodies it let the main thread skip. Anything
- * but the plain form `Ce-Type: <letters and digits>` is left to the client's own parser.
+ * The type header of a message as `m.headers.get(typeHeader)` gives it, as an index into
+ * wantedTypes (or NO_TYPE, UNREAD_TYPE), read straight from the raw header block
+ * ("NATS/1.0\r\nName: value\r\n…") when the client exposes it and compared as bytes: decoding
+ * every header into a map (or even the value into a string) cost this thread more than the
+ * bodies it let the main thread skip. Anything but the plain form `Ce-Type: <letters and
+ * digits>` is left to the client's own parser.
  */
 function typeOf(m) {
   const raw = m.msg?._rdata;
   const end = m.msg?._msg?.hdr;
-  if (!(raw instanceof Uint8Array) || typeof end !== 'number') return m.headers?.get(typeHeader) ?? '';
-  if (end < 0) return '';
+  if (!(raw instanceof Uint8Array) || typeof end !== 'number') return typeIndexOf(m.headers?.get(typeHeader));
+  if (end < 0) return NO_TYPE;
   const first = typeMarker[0];
   search: for (let i = 0; i + typeMarker.length <= end; i++) {
     if (raw[i] !== first) continue;
     for (let k = 1; k < typeMarker.length; k++) if (raw[i + k] !== typeMarker[k]) continue search;
     const from = i + typeMarker.length + 1;
-    if (raw[from - 1] !== 32) return m.headers?.get(typeHeader) ?? '';
+    if (raw[from - 1] !== 32) return typeIndexOf(m.headers?.get(typeHeader));
     let to = from;
     for (; to < end && raw[to] !== 13; to++) {
       const c = raw[to];
       const plain = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-      if (!plain) return m.headers?.get(typeHeader) ?? '';
+      if (!plain) return typeIndexOf(m.headers?.get(typeHeader));
     }
-    return to > from ? latin1.decode(raw.subarray(from, to)) : (m.headers?.get(typeHeader) ?? '');
+    if (to === from) return typeIndexOf(m.headers?.get(typeHeader));
+    candidates: for (const { bytes, index } of wantedByLength.get(to - from) ?? []) {
+      for (let k = 0; k < bytes.length; k++) if (raw[from + k] !== bytes[k]) continue candidates;
+      return index;
+    }
+    return UNREAD_TYPE;
   }
-  return '';
+  return NO_TYPE;
 }
 
 let credits = batchesAhead;
@@ -70,15 +91,17 @@ parentPort.on('message', (message) => {
   }
 });
 
-/** Accumulates one batch: bodies appended into a growing buffer, four numbers per message. */
+/** Numbers per message in a batch's meta: sequence, stream time ms, body start, body end, type index. */
+const META_STRIDE = 5;
+
+/** Accumulates one batch: bodies appended into a growing buffer, META_STRIDE numbers per message. */
 class BatchBuilder {
   constructor() {
     this.bodies = new Uint8Array(batchMax * 512);
     this.used = 0;
-    this.meta = new Float64Array(batchMax * 4);
+    this.meta = new Float64Array(batchMax * META_STRIDE);
     this.count = 0;
     this.subjects = [];
-    this.types = [];
   }
 
   add(sequence, timeMs, subject, type, data) {
@@ -88,14 +111,14 @@ class BatchBuilder {
       this.bodies = grown;
     }
     this.bodies.set(data, this.used);
-    const at = this.count * 4;
+    const at = this.count * META_STRIDE;
     this.meta[at] = sequence;
     this.meta[at + 1] = timeMs;
     this.meta[at + 2] = this.used;
     this.meta[at + 3] = this.used + data.length;
+    this.meta[at + 4] = type;
     this.used += data.length;
     this.subjects.push(subject);
-    this.types.push(type);
     this.count++;
   }
 }
@@ -106,8 +129,8 @@ async function send(batch, lastSequence) {
   credits--;
   // Only the used parts travel; both buffers are transferred, not cloned.
   const bodies = batch.bodies.slice(0, batch.used).buffer;
-  const meta = batch.meta.slice(0, batch.count * 4).buffer;
-  parentPort.postMessage({ kind: 'batch', lastSequence, count: batch.count, bodies, meta, subjects: batch.subjects, types: batch.types }, [bodies, meta]);
+  const meta = batch.meta.slice(0, batch.count * META_STRIDE).buffer;
+  parentPort.postMessage({ kind: 'batch', lastSequence, count: batch.count, bodies, meta, subjects: batch.subjects }, [bodies, meta]);
 }
 
 async function run() {
@@ -137,7 +160,7 @@ async function run() {
       const sequence = info.streamSequence;
       if (sequence > toSequence) break;
       const type = typeOf(m);
-      if (type === '' || wanted.has(type)) batch.add(sequence, Math.floor(info.timestampNanos / 1_000_000), m.subject, type, m.data);
+      if (type !== UNREAD_TYPE) batch.add(sequence, Math.floor(info.timestampNanos / 1_000_000), m.subject, type, m.data);
       inBatch++;
       if (inBatch >= batchMax || sequence >= toSequence || info.pending === 0) {
         clearTimeout(timeout);

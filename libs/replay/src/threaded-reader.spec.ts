@@ -12,7 +12,7 @@ import { encodeEvent, type EventType, type StoredEvent } from '@fastgpu/contract
 import { EventPublisher, lastSequence } from '@fastgpu/messaging';
 import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
 import { decodeMessages, readRange } from './pipeline';
-import { decodeRawBatch, readRangeOnThread, type RawBatch } from './threaded-reader';
+import { decodeRawBatch, readRangeOnThread, sequenceAt, typeAt, type RawBatch } from './threaded-reader';
 
 let env: TestEnvironment;
 const wanted = new Set<EventType>(['SubtaskStarted', 'SubtaskCompleted']);
@@ -86,13 +86,13 @@ describe('readRangeOnThread', () => {
       },
     });
     expect(batches.map((b) => b.lastSequence)).toEqual([3, 6, 7]);
-    const kept = batches.flatMap((b) => Array.from({ length: b.count }, (_, i) => ({ sequence: b.meta[i * 4], type: b.types[i] })));
+    const kept = batches.flatMap((b) => Array.from({ length: b.count }, (_, i) => ({ sequence: sequenceAt(b, i), type: typeAt(b, i) })));
     expect(kept).toEqual([
       { sequence: 1, type: 'SubtaskStarted' },
       { sequence: 3, type: 'SubtaskCompleted' },
-      { sequence: 5, type: '' },
+      { sequence: 5, type: undefined },
       { sequence: 6, type: 'SubtaskStarted' },
-      { sequence: 7, type: '' },
+      { sequence: 7, type: undefined },
     ]);
     expect(threadEvents.map((e) => [e.sequence, e.event.id])).toEqual([
       [1, 'e-started'],

@@ -2,9 +2,13 @@ import { Worker } from 'node:worker_threads';
 import { Headers, type EventType, type StoredEvent } from '@fastgpu/contracts';
 import { judgeMessage, type Bus } from '@fastgpu/messaging';
 
+/** Numbers per message in RawBatch.meta (stream-reader.worker.mjs writes them). */
+export const META_STRIDE = 5;
+
 /**
  * A batch of raw messages read by the reader thread (stream-reader.worker.mjs): bodies packed in
- * one buffer, four numbers per message in `meta` (sequence, stream time ms, body start, end).
+ * one buffer, META_STRIDE numbers per message in `meta`: sequence, stream time ms, body start,
+ * body end, and the type header as an index into `types` (-1: no header).
  */
 export interface RawBatch {
   /** The last stream sequence the batch covers (messages the thread left out included). */
@@ -13,8 +17,19 @@ export interface RawBatch {
   bodies: Uint8Array;
   meta: Float64Array;
   subjects: string[];
-  /** Each message's type header ('' when it has none). */
-  types: string[];
+  /** The types the reader was asked to keep: what the type indexes in `meta` refer to. */
+  types: readonly string[];
+}
+
+/** The type header of the `index`-th message of a batch, if it has one. */
+export function typeAt(batch: RawBatch, index: number): string | undefined {
+  const at = batch.meta[index * META_STRIDE + 4]!;
+  return at >= 0 ? batch.types[at] : undefined;
+}
+
+/** The stream sequence of the `index`-th message of a batch. */
+export function sequenceAt(batch: RawBatch, index: number): number {
+  return batch.meta[index * META_STRIDE]!;
 }
 
 /** Batches the reader thread may read ahead of the one being decoded: bounds memory. */
@@ -57,6 +72,7 @@ export interface ThreadedReadOptions {
 export async function readRangeOnThread(options: ThreadedReadOptions): Promise<void> {
   const { bus, fromSequence, toSequence } = options;
   if (fromSequence > toSequence) return;
+  const types = [...options.wanted];
   const worker = new Worker(readerUrl, {
     // The reader's garbage is short-lived message wrappers: a small young generation is enough,
     // whatever semi-space the process was started with (it would apply to every thread's heap).
@@ -69,7 +85,7 @@ export async function readRangeOnThread(options: ThreadedReadOptions): Promise<v
       batchMax: options.batchMax,
       pullMax: options.pullMax,
       typeHeader: Headers.eventType,
-      wantedTypes: [...options.wanted],
+      wantedTypes: types,
       idleTimeoutMs: options.idleTimeoutMs,
       batchesAhead: READER_BATCHES_AHEAD,
     },
@@ -78,9 +94,9 @@ export async function readRangeOnThread(options: ThreadedReadOptions): Promise<v
   let ended = false;
   let failure: Error | undefined;
   let wake: (() => void) | undefined;
-  worker.on('message', (message: { kind: 'batch'; lastSequence: number; count: number; bodies: ArrayBuffer; meta: ArrayBuffer; subjects: string[]; types: string[] } | { kind: 'end' } | { kind: 'error'; message: string }) => {
+  worker.on('message', (message: { kind: 'batch'; lastSequence: number; count: number; bodies: ArrayBuffer; meta: ArrayBuffer; subjects: string[] } | { kind: 'end' } | { kind: 'error'; message: string }) => {
     if (message.kind === 'batch') {
-      queue.push({ lastSequence: message.lastSequence, count: message.count, bodies: new Uint8Array(message.bodies), meta: new Float64Array(message.meta), subjects: message.subjects, types: message.types });
+      queue.push({ lastSequence: message.lastSequence, count: message.count, bodies: new Uint8Array(message.bodies), meta: new Float64Array(message.meta), subjects: message.subjects, types });
     } else if (message.kind === 'end') {
       ended = true;
     } else {
@@ -120,11 +136,11 @@ export async function readRangeOnThread(options: ThreadedReadOptions): Promise<v
  */
 export async function decodeRawBatch(batch: RawBatch, wanted: ReadonlySet<EventType>): Promise<StoredEvent[]> {
   const events: StoredEvent[] = [];
-  const { bodies, meta, subjects, types } = batch;
+  const { bodies, meta, subjects } = batch;
   for (let i = 0; i < batch.count; i++) {
     if (i > 0 && i % DECODE_YIELD_EVERY_MESSAGES === 0) await new Promise((resolve) => setImmediate(resolve));
-    const at = i * 4;
-    const verdict = judgeMessage(bodies.subarray(meta[at + 2], meta[at + 3]), types[i] || undefined, wanted);
+    const at = i * META_STRIDE;
+    const verdict = judgeMessage(bodies.subarray(meta[at + 2], meta[at + 3]), typeAt(batch, i), wanted);
     if (verdict.kind === 'event') events.push({ sequence: meta[at]!, subject: subjects[i]!, event: verdict.event, receivedAtMs: meta[at + 1]! });
   }
   return events;
