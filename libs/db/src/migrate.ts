@@ -1,29 +1,21 @@
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
+import { fileURLToPath } from 'node:url';
+import { Migrator, type Migration } from 'kysely/migration';
+import { migrations as allMigrations } from '../../../migrations/index';
 import type { AnyDatabase } from './database';
 
+/** Where the migration files live (migrations/index.ts lists each of them; a test checks both agree). */
 export const migrationsFolder = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../migrations');
 
-/** Loads every `migrations/*.ts` file, ordered by name. Migrations are never edited after they land. */
-class FolderMigrationProvider implements MigrationProvider {
-  constructor(private readonly folder: string) {}
-  async getMigrations(): Promise<Record<string, Migration>> {
-    const files = (await fs.readdir(this.folder)).filter((f) => /^\d+_.+\.ts$/.test(f) && !f.endsWith('.d.ts')).sort();
-    const migrations: Record<string, Migration> = {};
-    for (const file of files) {
-      const module = (await import(pathToFileURL(path.join(this.folder, file)).href)) as Migration;
-      migrations[file.replace(/\.ts$/, '')] = module;
-    }
-    return migrations;
-  }
-}
-
-export async function migrateToLatest(db: AnyDatabase, folder = migrationsFolder): Promise<string[]> {
+/**
+ * Applies every migration not yet applied, in name order. The migrations come from the static
+ * list in migrations/index.ts (not a folder read with dynamic imports), so a compiled bundle
+ * carries them and runs without a TypeScript loader. Migrations are never edited after they land.
+ */
+export async function migrateToLatest(db: AnyDatabase, migrations: Readonly<Record<string, Migration>> = allMigrations): Promise<string[]> {
   // Services add migrations independently (each has its own number block), so order is by name but
   // a late-landing lower number still applies.
-  const migrator = new Migrator({ db, provider: new FolderMigrationProvider(folder), allowUnorderedMigrations: true });
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => ({ ...migrations }) }, allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
