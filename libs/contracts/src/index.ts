@@ -5,3 +5,4 @@ export * from './subjects';
 export * from './codec';
 export * from './upcasters';
 export * from './node-protocol';
+export * from './compiled-schema';

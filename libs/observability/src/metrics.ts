@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Subscription } from '@nats-io/transport-node';
 import { decodeValue, Heartbeat, parseJson, peekType, type EventType } from '@fastgpu/contracts';
-import { StreamFollower } from '@fastgpu/messaging';
+import { headerType, StreamFollower } from '@fastgpu/messaging';
 import type { Runtime } from '@fastgpu/runtime';
 import { evolveFleet, fleetFigures, initialFleetState, type FleetState } from './fleet.fold';
 
@@ -80,6 +80,14 @@ export class FastGpuMetrics {
     const { bus } = this.runtime;
     this.follower = new StreamFollower(bus, { stream: bus.topology.streams.events, fromSequence: 1, onBatch: async (messages) => {
       for (const m of messages) {
+        // Every FastGPU publisher names the type in a header: count without parsing the body
+        // unless the fleet fold needs it (bodies of other producers are parsed).
+        const named = headerType(m.headers);
+        if (named !== undefined && !FLEET_TYPES.has(named)) {
+          this.eventsPublished.inc({ type: named });
+          if (PLACEMENT_TYPES.has(named)) this.placements.inc();
+          continue;
+        }
         const parsed = parseJson(m.data);
         if (!parsed.ok) continue;
         const type = peekType(parsed.value);

@@ -2,9 +2,7 @@ import { hash as digest } from 'node:crypto';
 import { sql } from 'kysely';
 import { z } from 'zod';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { makeEvent, subjectFor, type DomainEvent } from '@fastgpu/contracts';
-// Not exported from @fastgpu/contracts' index (yet): the compiled fast path codec.ts uses.
-import { compiledReject, compileRaw } from '../../../../libs/contracts/src/compiled-schema';
+import { compiledReject, compileRaw, makeEvent, subjectFor, type DomainEvent } from '@fastgpu/contracts';
 import type { AnyDatabase } from '@fastgpu/db';
 import type { EventPublisher } from '@fastgpu/messaging';
 import { currentTraceparent } from '@fastgpu/telemetry';
