@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { Kysely, PGliteDialect, PostgresDialect, type DatabaseConnection, type Dialect, type Driver, type TransactionSettings } from 'kysely';
 import pg from 'pg';
 import { PGlite } from '@electric-sql/pglite';
+import { enableCopy, markCopyCapable } from './copy';
 
 /**
  * One database handle for every service: kysely on `pg` when DATABASE_URL is set, else on
@@ -49,7 +50,10 @@ export function createDatabase(options: DatabaseOptions): DatabaseHandle {
     // pool; without a listener that would crash the process. The pool drops that client and the
     // next query opens a new one, so it is reported, not fatal.
     pool.on('error', (error) => console.warn(`postgres: idle connection closed by the server: ${error.message}`));
+    // Every client understands the COPY marker of copy.ts (bulk inserts inside kysely transactions).
+    pool.on('connect', (client) => enableCopy(client));
     const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) }); // eslint-disable-line @typescript-eslint/no-explicit-any
+    markCopyCapable(db);
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
   const dataDir = options.dataDir ?? 'memory://';

@@ -23,6 +23,11 @@ export interface ProjectionContext {
    * to skip looking up keys it never wrote. Absent or false: it must read the tables.
    */
   ownsTables?: boolean;
+  /**
+   * True when the transaction can bulk-insert with COPY (libs/db `copyRows`; the `pg` driver):
+   * a rebuild sets it. A projection writes the same rows either way.
+   */
+  bulkCopy?: boolean;
 }
 
 /**

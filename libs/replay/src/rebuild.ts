@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { lockCheckpoint, readCheckpoint, type AnyDatabase } from '@fastgpu/db';
+import { lockCheckpoint, readCheckpoint, supportsCopy, type AnyDatabase } from '@fastgpu/db';
 import { lastSequence, type Bus, type Projection, type ProjectionContext, type ProjectionTransaction } from '@fastgpu/messaging';
 import { diffTables, type TableDiff } from './diff';
 import { ALIGN_READ_IDLE_TIMEOUT_MS, decodeMessages, readRange, replayPipelined } from './pipeline';
@@ -137,7 +137,7 @@ export class Rebuild {
   }
 
   private context(): ProjectionContext {
-    return { live: false, table: (name) => `${name}${REBUILD_SUFFIX}`, ownsTables: this.ownsTables };
+    return { live: false, table: (name) => `${name}${REBUILD_SUFFIX}`, ownsTables: this.ownsTables, bulkCopy: supportsCopy(this.db) };
   }
 
   /**

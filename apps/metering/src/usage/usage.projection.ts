@@ -3,6 +3,7 @@ import { deriveId, type DomainEvent, type StoredEvent } from '@fastgpu/contracts
 import { DeliverPolicy } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Bus, EventPublisher, Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
+import { COPY_NULL, copyRows, copyText } from '@fastgpu/db';
 import { publishBatch } from '../external/ack-counting-publisher';
 import { KeyFilter } from './key-filter';
 import { DEFAULT_LATENESS_HORIZON, foldUsage, keysOf, usageEventTypes, type Allocation, type AllocationKind, type Closure, type EndReason, type HourlyUsage, type LatenessHorizon } from './usage.fold';
@@ -123,6 +124,27 @@ function unnestRows<T>(columns: ReadonlyArray<Column<T>>, rows: readonly T[]): R
 
 const columnNames = <T>(columns: ReadonlyArray<Column<T>>) => sql.join(columns.map((c) => sql.ref(c.name)));
 
+/** The rows in COPY text format (libs/db copyRows): one line per row, tab-separated, \N for NULL. */
+export function copyPayload<T>(columns: ReadonlyArray<Column<T>>, rows: readonly T[]): string {
+  let payload = '';
+  for (const row of rows) {
+    for (let c = 0; c < columns.length; c++) {
+      const column = columns[c]!;
+      const value = column.get(row);
+      if (c > 0) payload += '\t';
+      if (value === null || value === undefined) payload += COPY_NULL;
+      else if (column.type === 'text') payload += copyText(value as string);
+      else if (column.type === 'bool') payload += value ? 't' : 'f';
+      else {
+        if (!Number.isSafeInteger(value)) throw new Error(`${column.name}: ${String(value)} is not a safe integer`);
+        payload += String(value);
+      }
+    }
+    payload += '\n';
+  }
+  return payload;
+}
+
 /** Columns of metering_allocations, in one place for the bulk writes. */
 const allocationColumns: ReadonlyArray<Column<Allocation>> = [
   { name: 'allocation_key', type: 'text', get: (a) => a.key },
@@ -173,6 +195,11 @@ const hourlyColumns: ReadonlyArray<Column<HourlyUsage>> = [
   { name: 'gpu_ms', type: 'int8', get: (h) => h.gpuMs },
   { name: 'interrupted_gpu_ms', type: 'int8', get: (h) => h.interruptedGpuMs },
 ];
+
+/** The hourly columns for COPY: the hour as an ISO instant (the INSERT path converts epoch ms in SQL). */
+const hourlyCopyColumns: ReadonlyArray<Column<HourlyUsage>> = hourlyColumns.map((c) =>
+  c.name === 'hour_start' ? { name: c.name, type: 'text', get: (h: HourlyUsage) => new Date(h.hourStartMs).toISOString() } : c,
+);
 
 /** The UsageRecorded event of a closed allocation: id derived from the closing event and the allocation. */
 export function usageRecordedFor(publisher: EventPublisher, closure: Closure): DomainEvent<'UsageRecorded'> {
@@ -286,7 +313,9 @@ export class UsageProjection implements Projection {
     const updated = changed.filter((a) => loaded.has(a.key));
     // Remembered before the insert: if the batch rolls back, a key remembered in vain only costs a look-up.
     if (written) for (const a of created) written.add(a.key);
-    if (created.length) {
+    if (created.length && context.bulkCopy) {
+      await copyRows(trx, context.table('metering_allocations'), allocationColumns.map((c) => c.name), copyPayload(allocationColumns, created));
+    } else if (created.length) {
       await sql`INSERT INTO ${table('metering_allocations')} (${columnNames(allocationColumns)}) SELECT * FROM ${unnestRows(allocationColumns, created)}`.execute(trx);
     }
     if (updated.length) {
@@ -299,7 +328,9 @@ export class UsageProjection implements Projection {
     // Each hourly key belongs to one allocation, which closes once: a plain insert, and a
     // duplicate key (an invariant broken) stalls the projection instead of counting twice.
     const hours = out.closures.flatMap((closure) => closure.hours);
-    if (hours.length) {
+    if (hours.length && context.bulkCopy) {
+      await copyRows(trx, context.table('metering_usage_hourly'), hourlyCopyColumns.map((c) => c.name), copyPayload(hourlyCopyColumns, hours));
+    } else if (hours.length) {
       const names = hourlyColumns.map(({ name }) => (name === 'hour_start' ? sql`to_timestamp(r.hour_start / 1000)` : sql`r.${sql.ref(name)}`));
       await sql`INSERT INTO ${table('metering_usage_hourly')} (${columnNames(hourlyColumns)}) SELECT ${sql.join(names)} FROM ${unnestRows(hourlyColumns, hours)}`.execute(trx);
     }
