@@ -2,7 +2,8 @@ import { sql } from 'kysely';
 import { lockCheckpoint, readCheckpoint, supportsCopy, type AnyDatabase } from '@fastgpu/db';
 import { lastSequence, type Bus, type Projection, type ProjectionContext, type ProjectionTransaction } from '@fastgpu/messaging';
 import { diffTables, type TableDiff } from './diff';
-import { ALIGN_READ_IDLE_TIMEOUT_MS, decodeMessages, readRange, replayPipelined } from './pipeline';
+import { ALIGN_READ_IDLE_TIMEOUT_MS, replayPipelined } from './pipeline';
+import { decodeRawBatch, READER_PULL_MESSAGES_MAX, readRangeOnThread } from './threaded-reader';
 
 /**
  * Rebuilds any projection from sequence 1 into suffixed copies of its tables while the live one
@@ -332,10 +333,20 @@ export class Rebuild {
 
   /** Reads [fromSequence, toSequence] of the stream and applies it to the rebuild tables in `trx`. */
   private async applyRange(trx: ProjectionTransaction, fromSequence: number, toSequence: number): Promise<void> {
-    await readRange(this.bus, fromSequence, toSequence, this.options.batchMax ?? REBUILD_BATCH_MESSAGES_MAX, async (messages) => {
-      const events = decodeMessages(messages, this.projection.types, toSequence);
-      if (events.length) await this.projection.apply(trx, events, this.context());
-    }, ALIGN_READ_IDLE_TIMEOUT_MS);
+    await readRangeOnThread({
+      bus: this.bus,
+      fromSequence,
+      toSequence,
+      batchMax: this.options.batchMax ?? REBUILD_BATCH_MESSAGES_MAX,
+      pullMax: READER_PULL_MESSAGES_MAX,
+      wanted: this.projection.types,
+      idleTimeoutMs: ALIGN_READ_IDLE_TIMEOUT_MS,
+      onBatch: async (batch, release) => {
+        const events = await decodeRawBatch(batch, this.projection.types);
+        release();
+        if (events.length) await this.projection.apply(trx, events, this.context());
+      },
+    });
   }
 
   /** Drops the rebuild tables and checkpoint (abandon a rebuild). */

@@ -9,9 +9,9 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeEvent, type EventType, type StoredEvent } from '@fastgpu/contracts';
-import { EventPublisher, lastSequence } from '@fastgpu/messaging';
+import { DeliverPolicy } from '@nats-io/jetstream';
+import { EventPublisher, headerType, judgeMessage, lastSequence } from '@fastgpu/messaging';
 import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
-import { decodeMessages, readRange } from './pipeline';
 import { decodeRawBatch, readRangeOnThread, sequenceAt, typeAt, type RawBatch } from './threaded-reader';
 
 let env: TestEnvironment;
@@ -100,9 +100,17 @@ describe('readRangeOnThread', () => {
       [7, 'e-raw-3'],
     ]);
 
-    // The same messages read on this thread and judged one by one, as the live runner does.
+    // The same messages read on this thread and judged one by one, as the live runner does
+    // (ProjectionRunner: judgeMessage on the client's header map, m.time as the stream time).
     const liveRule: StoredEvent[] = [];
-    await readRange(env.bus, 1, last, 100, async (messages) => void liveRule.push(...decodeMessages(messages, wanted)));
+    const consumer = await env.bus.js.consumers.get(env.bus.topology.streams.events, { deliver_policy: DeliverPolicy.All });
+    const messages = await consumer.consume({ max_messages: 100 });
+    for await (const m of messages) {
+      const verdict = judgeMessage(m.data, headerType(m.headers), wanted);
+      if (verdict.kind === 'event') liveRule.push({ sequence: m.seq, subject: m.subject, event: verdict.event, receivedAtMs: m.time.getTime() });
+      if (m.seq >= last) break;
+    }
+    await messages.close();
     expect(threadEvents).toEqual(liveRule);
     for (const event of threadEvents) expect(event.receivedAtMs).toBeGreaterThan(Date.UTC(2026, 0, 1));
     expect(threadEvents.every((e) => e.subject === subject)).toBe(true);
