@@ -94,20 +94,31 @@ function quoteElement(value: string): string {
   return /["\\]/.test(value) ? `"${value.replace(/["\\]/g, '\\$&')}"` : `"${value}"`;
 }
 
+/** How a bulk format writes NULL and text; booleans and integers are written alike by both. */
+interface ValueSyntax {
+  null: string;
+  text(value: string): string;
+}
+
+const arrayElement: ValueSyntax = { null: 'NULL', text: quoteElement };
+const copyField: ValueSyntax = { null: COPY_NULL, text: copyText };
+
+/** One value of a column in a bulk format (array literal element or COPY field). */
+function formatValue<T>(column: Column<T>, value: string | number | boolean | null | undefined, syntax: ValueSyntax): string {
+  if (value === null || value === undefined) return syntax.null;
+  if (column.type === 'text') return syntax.text(value as string);
+  if (column.type === 'bool') return value ? 't' : 'f';
+  // Integers only: a fraction or a number past 2^53 would not round-trip exactly.
+  if (!Number.isSafeInteger(value)) throw new Error(`${column.name}: ${String(value)} is not a safe integer`);
+  return String(value);
+}
+
 /** Postgres array literal of one column: `{"a",NULL,"b"}`, `{1,NULL,3}`, `{t,f}`. */
 export function arrayLiteral<T>(column: Column<T>, rows: readonly T[]): string {
   let literal = '{';
   for (let i = 0; i < rows.length; i++) {
     if (i > 0) literal += ',';
-    const value = column.get(rows[i]!);
-    if (value === null || value === undefined) literal += 'NULL';
-    else if (column.type === 'text') literal += quoteElement(value as string);
-    else if (column.type === 'bool') literal += value ? 't' : 'f';
-    else {
-      // Integers only: a fraction or a number past 2^53 would not round-trip exactly.
-      if (!Number.isSafeInteger(value)) throw new Error(`${column.name}: ${String(value)} is not a safe integer`);
-      literal += String(value);
-    }
+    literal += formatValue(column, column.get(rows[i]!), arrayElement);
   }
   return `${literal}}`;
 }
@@ -129,16 +140,8 @@ export function copyPayload<T>(columns: ReadonlyArray<Column<T>>, rows: readonly
   let payload = '';
   for (const row of rows) {
     for (let c = 0; c < columns.length; c++) {
-      const column = columns[c]!;
-      const value = column.get(row);
       if (c > 0) payload += '\t';
-      if (value === null || value === undefined) payload += COPY_NULL;
-      else if (column.type === 'text') payload += copyText(value as string);
-      else if (column.type === 'bool') payload += value ? 't' : 'f';
-      else {
-        if (!Number.isSafeInteger(value)) throw new Error(`${column.name}: ${String(value)} is not a safe integer`);
-        payload += String(value);
-      }
+      payload += formatValue(columns[c]!, columns[c]!.get(row), copyField);
     }
     payload += '\n';
   }
