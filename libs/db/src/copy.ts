@@ -61,7 +61,8 @@ export function copyText(value: string): string {
 /** COPY text format's NULL. */
 export const COPY_NULL = '\\N';
 
-function quoteIdent(name: string): string {
+/** A table or column name as a quoted identifier; anything but a plain name is refused. */
+export function quoteIdent(name: string): string {
   if (!/^[a-z_][a-z0-9_]*$/i.test(name)) throw new Error(`invalid identifier ${name}`);
   return `"${name}"`;
 }

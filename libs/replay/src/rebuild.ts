@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { lockCheckpoint, readCheckpoint, supportsCopy, type AnyDatabase } from '@fastgpu/db';
+import { lockCheckpoint, quoteIdent, readCheckpoint, supportsCopy, type AnyDatabase } from '@fastgpu/db';
 import { lastSequence, type Bus, type Projection, type ProjectionContext, type ProjectionTransaction } from '@fastgpu/messaging';
 import { diffTables, type TableDiff } from './diff';
 import { ALIGN_READ_IDLE_TIMEOUT_MS, replayPipelined } from './pipeline';
@@ -109,11 +109,6 @@ export interface AlignedResult {
   diffs: TableDiff[];
   equal: boolean;
   swapped: boolean;
-}
-
-function quoteIdent(name: string): string {
-  if (!/^[a-z_][a-z0-9_]*$/i.test(name)) throw new Error(`invalid table name ${name}`);
-  return `"${name}"`;
 }
 
 export class Rebuild {
