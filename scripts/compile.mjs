@@ -45,12 +45,13 @@ export async function compile(entry) {
     ],
   });
   // Worker threads are started from files next to the module that starts them
-  // (`new URL('./x.worker.mjs', import.meta.url)`): plain JavaScript, copied beside the bundle.
+  // (`new URL('./x.worker.mjs', import.meta.url)`): plain JavaScript, copied beside the bundle
+  // with the plain-JavaScript modules they import (every .mjs of a lib's src).
   await mkdir(path.dirname(outfile), { recursive: true });
   for (const lib of await readdir(libs)) {
     const source = path.join(libs, lib, 'src');
     const files = await readdir(source).catch(() => []);
-    for (const file of files.filter((f) => f.endsWith('.worker.mjs'))) await copyFile(path.join(source, file), path.join(path.dirname(outfile), file));
+    for (const file of files.filter((f) => f.endsWith('.mjs'))) await copyFile(path.join(source, file), path.join(path.dirname(outfile), file));
   }
   return outfile;
 }

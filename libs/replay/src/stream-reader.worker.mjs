@@ -1,13 +1,13 @@
 // The replay's stream reader, on a worker thread: reads [fromSequence, toSequence] of the events
-// stream with an ordered consumer and hands the main thread batches of raw message bodies, packed
+// stream through an ephemeral pull consumer and hands the main thread batches of raw message bodies, packed
 // into one transferred ArrayBuffer (no copy, no per-message object crossing threads). The main
 // thread decodes, folds and writes; this thread pays the NATS client's protocol parsing.
 //
 // Messages whose type header names a type the projection does not read are left out here (only
 // their sequence counts): the same rule the live runner applies (libs/messaging message-decoding).
 //
-// Plain JavaScript with npm imports only, so it runs the same under tsx, vitest and a compiled
-// bundle (scripts/compile.mjs copies it next to the bundle).
+// Plain JavaScript with npm imports (and stream-reader.frames.mjs) only, so it runs the same under
+// tsx, vitest and a compiled bundle (scripts/compile.mjs copies both next to the bundle).
 //
 // workerData: { natsUrl, stream, fromSequence, toSequence, batchMax, pullMax, typeHeader,
 //               wantedTypes: string[], idleTimeoutMs?: number, batchesAhead: number }
@@ -16,70 +16,19 @@
 //               start, body end, type index into wantedTypes or -1 for none, as float64)
 //             { kind: 'end' } | { kind: 'error', message }
 // from main:  { kind: 'credit' } (one more batch may be sent) | { kind: 'stop' }
-/* global process, TextEncoder, setTimeout, clearTimeout */
+/* global process, setTimeout, clearTimeout */
 import { parentPort, workerData } from 'node:worker_threads';
-import { connect } from '@nats-io/transport-node';
-import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import { connect, createInbox } from '@nats-io/transport-node';
+import { AckPolicy, DeliverPolicy, jetstreamManager } from '@nats-io/jetstream';
+import { delivery, readDelivery, typeReader, UNREAD_TYPE } from './stream-reader.frames.mjs';
 
 const { natsUrl, stream, fromSequence, toSequence, batchMax, pullMax, typeHeader, wantedTypes, idleTimeoutMs, batchesAhead } = workerData;
 
-const typeMarker = new TextEncoder().encode(`\r\n${typeHeader}:`);
-/** The wanted type names as bytes, by length, with their index in wantedTypes. */
-const wantedByLength = new Map();
-wantedTypes.forEach((name, index) => {
-  const bytes = new TextEncoder().encode(name);
-  wantedByLength.set(bytes.length, [...(wantedByLength.get(bytes.length) ?? []), { bytes, index }]);
-});
-/** typeOf: the message has no type header. */
-const NO_TYPE = -1;
-/** typeOf: the type header names a type the projection does not read. */
-const UNREAD_TYPE = -2;
-
-function typeIndexOf(name) {
-  if (!name) return NO_TYPE;
-  const index = wantedTypes.indexOf(name);
-  return index >= 0 ? index : UNREAD_TYPE;
-}
-
-/**
- * The type header of a message as `m.headers.get(typeHeader)` gives it, as an index into
- * wantedTypes (or NO_TYPE, UNREAD_TYPE), read straight from the raw header block
- * ("NATS/1.0\r\nName: value\r\n…") when the client exposes it and compared as bytes: decoding
- * every header into a map (or even the value into a string) cost this thread more than the
- * bodies it let the main thread skip. Anything but the plain form `Ce-Type: <letters and
- * digits>` is left to the client's own parser.
- */
-function typeOf(m) {
-  const raw = m.msg?._rdata;
-  const end = m.msg?._msg?.hdr;
-  if (!(raw instanceof Uint8Array) || typeof end !== 'number') return typeIndexOf(m.headers?.get(typeHeader));
-  if (end < 0) return NO_TYPE;
-  const first = typeMarker[0];
-  search: for (let i = 0; i + typeMarker.length <= end; i++) {
-    if (raw[i] !== first) continue;
-    for (let k = 1; k < typeMarker.length; k++) if (raw[i + k] !== typeMarker[k]) continue search;
-    const from = i + typeMarker.length + 1;
-    if (raw[from - 1] !== 32) return typeIndexOf(m.headers?.get(typeHeader));
-    let to = from;
-    for (; to < end && raw[to] !== 13; to++) {
-      const c = raw[to];
-      const plain = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-      if (!plain) return typeIndexOf(m.headers?.get(typeHeader));
-    }
-    if (to === from) return typeIndexOf(m.headers?.get(typeHeader));
-    candidates: for (const { bytes, index } of wantedByLength.get(to - from) ?? []) {
-      for (let k = 0; k < bytes.length; k++) if (raw[from + k] !== bytes[k]) continue candidates;
-      return index;
-    }
-    return UNREAD_TYPE;
-  }
-  return NO_TYPE;
-}
+const typeOf = typeReader(typeHeader, wantedTypes);
 
 let credits = batchesAhead;
 let wakeCredit;
 let stopped = false;
-let messages;
 parentPort.on('message', (message) => {
   if (message.kind === 'credit') {
     credits++;
@@ -87,7 +36,6 @@ parentPort.on('message', (message) => {
   } else if (message.kind === 'stop') {
     stopped = true;
     wakeCredit?.();
-    void messages?.close();
   }
 });
 
@@ -133,55 +81,135 @@ async function send(batch, lastSequence) {
   parentPort.postMessage({ kind: 'batch', lastSequence, count: batch.count, bodies, meta, subjects: batch.subjects }, [bodies, meta]);
 }
 
+/** Nanoseconds, as JetStream's API takes durations. */
+const nanos = (ms) => ms * 1_000_000;
+/** How long one pull request waits on the server for messages before it expires (a 408 status comes back). */
+const PULL_EXPIRES_MS = 30_000;
+/** The consumer is removed by the server this long after the reader is gone (if it could not delete it). */
+const CONSUMER_INACTIVE_MS = 60_000;
+
+/**
+ * Reads the range through an ephemeral pull consumer (no acks) on a plain subscription: pull
+ * requests are published by hand, two at a time, and each delivery's sequence and time are read
+ * off its reply subject. The JetStream client's consumer iterator, which wraps and parses every
+ * message, cost this thread about as much as the protocol parsing itself.
+ */
 async function run() {
   const nc = await connect({ servers: natsUrl, name: 'fastgpu-replay-reader', noAsyncTraces: true });
-  let timedOut = false;
+  const jsm = await jetstreamManager(nc, { timeout: 10_000 });
+  let consumerName;
   let timeout;
   try {
-    const js = jetstream(nc, { timeout: 10_000 });
-    const consumer = await js.consumers.get(stream, fromSequence > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSequence } : { deliver_policy: DeliverPolicy.All });
-    messages = await consumer.consume({ max_messages: pullMax });
-    const arm = () => {
-      if (idleTimeoutMs === undefined) return;
-      clearTimeout(timeout);
-      timeout = setTimeout(() => {
-        timedOut = true;
-        void messages.close();
-      }, idleTimeoutMs);
+    const info = await jsm.consumers.add(stream, {
+      ack_policy: AckPolicy.None,
+      deliver_policy: fromSequence > 1 ? DeliverPolicy.StartSequence : DeliverPolicy.All,
+      ...(fromSequence > 1 ? { opt_start_seq: fromSequence } : {}),
+      inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
+      mem_storage: true,
+      num_replicas: 1,
+    });
+    consumerName = info.name;
+    const inbox = createInbox();
+    const pullSubject = `$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumerName}`;
+    const pullRequest = JSON.stringify({ batch: pullMax, expires: nanos(PULL_EXPIRES_MS) });
+    /** Messages asked for and not yet received. */
+    let requested = 0;
+    const pull = () => {
+      requested += pullMax;
+      nc.publish(pullSubject, pullRequest, { reply: inbox });
     };
-    arm();
-    let batch = new BatchBuilder();
-    let inBatch = 0;
-    let reached = false;
-    for await (const m of messages) {
-      if (stopped) break;
-      // The client has parsed the delivery info already (the ordered consumer checks it).
-      const info = m.info;
-      const sequence = info.streamSequence;
-      if (sequence > toSequence) break;
-      const type = typeOf(m);
-      if (type !== UNREAD_TYPE) batch.add(sequence, Math.floor(info.timestampNanos / 1_000_000), m.subject, type, m.data);
-      inBatch++;
-      if (inBatch >= batchMax || sequence >= toSequence || info.pending === 0) {
+
+    const finished = new Promise((resolve, reject) => {
+      const ready = [];
+      let batch = new BatchBuilder();
+      let inBatch = 0;
+      let expected = 1;
+      let sending = false;
+      let done = false;
+      const fail = (error) => {
+        if (done) return;
+        done = true;
+        reject(error);
+      };
+      const arm = () => {
+        if (idleTimeoutMs === undefined) return;
         clearTimeout(timeout);
-        await send(batch, sequence);
-        batch = new BatchBuilder();
-        inBatch = 0;
-        arm();
-        if (sequence >= toSequence) {
-          reached = true;
-          break;
+        timeout = setTimeout(() => fail(new Error(`reading the stream toward sequence ${toSequence}: nothing for ${idleTimeoutMs} ms`)), idleTimeoutMs);
+      };
+      /** Hands ready batches over as credits allow; pulls more only while the main thread keeps up. */
+      const flush = async () => {
+        if (sending) return;
+        sending = true;
+        try {
+          while (ready.length && !stopped && !done) {
+            const [next, lastSequence] = ready.shift();
+            await send(next, lastSequence);
+            if (lastSequence >= toSequence) {
+              done = true;
+              resolve();
+              return;
+            }
+            arm();
+            if (requested < pullMax && ready.length === 0) pull();
+          }
+          if (stopped && !done) {
+            done = true;
+            resolve();
+          }
+        } catch (error) {
+          fail(error);
+        } finally {
+          sending = false;
         }
-      }
-    }
-    if (stopped) return;
-    if (!reached) throw new Error(timedOut ? `reading the stream toward sequence ${toSequence}: nothing for ${idleTimeoutMs} ms` : `the stream ended before sequence ${toSequence}`);
-    parentPort.postMessage({ kind: 'end' });
+      };
+      nc.subscribe(inbox, {
+        callback: (error, m) => {
+          if (done) return;
+          if (error) return fail(error);
+          if (!readDelivery(m)) {
+            // A status: 408 (the pull expired unanswered) or 409 (a request limit) ask for a new pull;
+            // 100 (heartbeat) needs nothing; anything else ends the read.
+            const code = m.headers?.code ?? 0;
+            if (code === 408 || code === 409) {
+              requested = 0;
+              if (!ready.length) pull();
+              return;
+            }
+            if (code === 100) return;
+            return fail(new Error(`reading the stream toward sequence ${toSequence}: unexpected status ${code} ${m.headers?.description ?? ''} from the server`));
+          }
+          requested--;
+          if (delivery.consumerSequence !== expected) {
+            return fail(new Error(`reading the stream: delivery ${delivery.consumerSequence} arrived where ${expected} was due (a message was lost on the way)`));
+          }
+          expected++;
+          const sequence = delivery.streamSequence;
+          if (sequence > toSequence) return;
+          const type = typeOf(m);
+          if (type !== UNREAD_TYPE) batch.add(sequence, delivery.timeMs, m.subject, type, m.data);
+          inBatch++;
+          if (inBatch >= batchMax || sequence >= toSequence || delivery.pending === 0) {
+            ready.push([batch, sequence]);
+            batch = new BatchBuilder();
+            inBatch = 0;
+            void flush();
+          }
+          // The second pull goes out when the first is half received: the server never waits for us.
+          if (requested <= pullMax / 2 && ready.length === 0 && !sending) pull();
+        },
+      });
+      arm();
+      pull();
+      pull();
+    });
+    await finished;
   } finally {
     clearTimeout(timeout);
-    await messages?.close().catch(() => undefined);
+    if (consumerName) await jsm.consumers.delete(stream, consumerName).catch(() => undefined);
     await nc.close().catch(() => undefined);
   }
+  // After the clean-up: the main thread waits for this before it ends the thread.
+  if (!stopped) parentPort.postMessage({ kind: 'end' });
 }
 
 run().catch((error) => {

@@ -116,6 +116,30 @@ describe('readRangeOnThread', () => {
     expect(threadEvents.every((e) => e.subject === subject)).toBe(true);
   });
 
+  it('resumes from a sequence in the middle, across several pulls, and leaves no consumer behind', async () => {
+    const last = await lastSequence(env.bus, env.bus.topology.streams.events);
+    const stream = env.bus.topology.streams.events;
+    const consumersBefore = (await env.bus.jsm.streams.info(stream)).state.consumer_count;
+    const sequences: number[] = [];
+    const lastSequences: number[] = [];
+    await readRangeOnThread({
+      bus: env.bus,
+      fromSequence: 2,
+      toSequence: last - 1,
+      batchMax: 2,
+      pullMax: 1,
+      wanted,
+      onBatch: async (batch, release) => {
+        lastSequences.push(batch.lastSequence);
+        for (let i = 0; i < batch.count; i++) sequences.push(sequenceAt(batch, i));
+        release();
+      },
+    });
+    expect(lastSequences).toEqual([3, 5, 6]);
+    expect(sequences).toEqual([3, 5, 6]);
+    expect((await env.bus.jsm.streams.info(stream)).state.consumer_count).toBe(consumersBefore);
+  });
+
   it('fails after the idle timeout when the range runs past the end of the stream', async () => {
     const last = await lastSequence(env.bus, env.bus.topology.streams.events);
     const read = readRangeOnThread({ bus: env.bus, fromSequence: 1, toSequence: last + 5, batchMax: 100, pullMax: 100, wanted, idleTimeoutMs: 300, onBatch: async (_batch, release) => release() });

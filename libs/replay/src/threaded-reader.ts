@@ -42,6 +42,8 @@ export const READER_BATCHES_AHEAD = 3;
 export const READER_PULL_MESSAGES_MAX = 5000;
 /** Young generation of the reader thread's heap. */
 export const READER_YOUNG_GENERATION_MB = 8;
+/** Longest wait, after the last batch, for the reader thread to delete its consumer and report the end. */
+export const READER_CLEANUP_WAIT_MS = 5_000;
 /** Messages decoded between two chances for I/O callbacks (the batch in flight's database answers) to run. */
 export const DECODE_YIELD_EVERY_MESSAGES = 250;
 
@@ -108,7 +110,9 @@ export async function readRangeOnThread(options: ThreadedReadOptions): Promise<v
     failure ??= error;
     wake?.();
   });
+  let exited = false;
   worker.on('exit', (code) => {
+    exited = true;
     if (!ended) failure ??= new Error(`the stream reader thread stopped (exit code ${code}) before sequence ${toSequence}`);
     wake?.();
   });
@@ -118,7 +122,18 @@ export async function readRangeOnThread(options: ThreadedReadOptions): Promise<v
       const batch = queue.shift();
       if (batch) {
         await options.onBatch(batch, () => worker.postMessage({ kind: 'credit' }));
-        if (batch.lastSequence >= toSequence) return;
+        if (batch.lastSequence >= toSequence) {
+          // The thread deletes its consumer before it reports the end; a slow server only delays
+          // that (the consumer also expires on its own).
+          let waited = false;
+          const givenUp = setTimeout(() => {
+            waited = true;
+            wake?.();
+          }, READER_CLEANUP_WAIT_MS);
+          while (!ended && failure === undefined && !exited && !waited) await new Promise<void>((resolve) => (wake = resolve));
+          clearTimeout(givenUp);
+          return;
+        }
         continue;
       }
       if (failure) throw failure;
