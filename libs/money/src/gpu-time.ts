@@ -66,3 +66,30 @@ export function splitAtHours(startMs: number, endMs: number): Array<Piece & { ho
   }
   return pieces;
 }
+
+const digitAt = (s: string, i: number): number => {
+  const d = s.charCodeAt(i) - 48;
+  return d >= 0 && d <= 9 ? d : NaN;
+};
+
+/**
+ * Epoch milliseconds of an RFC 3339 instant: exactly `Date.parse(iso)`. The form every publisher
+ * writes, `YYYY-MM-DDTHH:MM:SS.sssZ` (toISOString's), is read digit by digit, several times
+ * cheaper than Date.parse, which the replay called about three times per event; any other form
+ * (days past the 28th, hour 24, years before 100) goes to Date.parse itself.
+ */
+export function instantMs(iso: string): number {
+  if (iso.length !== 24 || iso.charCodeAt(4) !== 45 || iso.charCodeAt(7) !== 45 || iso.charCodeAt(10) !== 84 || iso.charCodeAt(13) !== 58 || iso.charCodeAt(16) !== 58 || iso.charCodeAt(19) !== 46 || iso.charCodeAt(23) !== 90) {
+    return Date.parse(iso);
+  }
+  const year = digitAt(iso, 0) * 1000 + digitAt(iso, 1) * 100 + digitAt(iso, 2) * 10 + digitAt(iso, 3);
+  const month = digitAt(iso, 5) * 10 + digitAt(iso, 6);
+  const day = digitAt(iso, 8) * 10 + digitAt(iso, 9);
+  const hour = digitAt(iso, 11) * 10 + digitAt(iso, 12);
+  const minute = digitAt(iso, 14) * 10 + digitAt(iso, 15);
+  const second = digitAt(iso, 17) * 10 + digitAt(iso, 18);
+  const milli = digitAt(iso, 20) * 100 + digitAt(iso, 21) * 10 + digitAt(iso, 22);
+  // NaN (a non-digit) fails every comparison and falls through too; Date.UTC reads years 0-99 as 19xx.
+  if (!(year >= 100 && month >= 1 && month <= 12 && day >= 1 && day <= 28 && hour <= 23 && minute <= 59 && second <= 59 && milli >= 0)) return Date.parse(iso);
+  return Date.UTC(year, month - 1, day, hour, minute, second, milli);
+}

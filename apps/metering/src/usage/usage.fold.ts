@@ -1,5 +1,5 @@
 import type { CapacityType, DomainEvent, EventType, StoredEvent } from '@fastgpu/contracts';
-import { DAY_MS, gpuMs, HOUR_MS, splitAtHours } from '@fastgpu/money';
+import { DAY_MS, gpuMs, HOUR_MS, instantMs, splitAtHours } from '@fastgpu/money';
 
 /**
  * The usage fold, pure: allocation intervals from event times only. No clock, no I/O.
@@ -208,8 +208,6 @@ export function emptyAllocation(key: string, kind: AllocationKind): Allocation {
     gpuMs: null,
   };
 }
-
-const instantMs = (iso: string) => Date.parse(iso);
 
 /** How far ahead of the stream's receive time a node's clock is trusted. */
 export const NODE_CLOCK_SKEW_MS_MAX = 5_000;

@@ -199,9 +199,24 @@ const hourlyColumns: ReadonlyArray<Column<HourlyUsage>> = [
   { name: 'interrupted_gpu_ms', type: 'int8', get: (h) => h.interruptedGpuMs },
 ];
 
+/** Hour starts already written as text: a batch's rows fall in a few hundred hours. */
+const hourTexts = new Map<number, string>();
+const HOUR_TEXTS_MAX = 10_000;
+
+/** An hour start as COPY reads a timestamptz: the ISO instant, made once per hour. */
+function hourText(hourStartMs: number): string {
+  let text = hourTexts.get(hourStartMs);
+  if (text === undefined) {
+    if (hourTexts.size >= HOUR_TEXTS_MAX) hourTexts.clear();
+    text = new Date(hourStartMs).toISOString();
+    hourTexts.set(hourStartMs, text);
+  }
+  return text;
+}
+
 /** The hourly columns for COPY: the hour as an ISO instant (the INSERT path converts epoch ms in SQL). */
 const hourlyCopyColumns: ReadonlyArray<Column<HourlyUsage>> = hourlyColumns.map((c) =>
-  c.name === 'hour_start' ? { name: c.name, type: 'text', get: (h: HourlyUsage) => new Date(h.hourStartMs).toISOString() } : c,
+  c.name === 'hour_start' ? { name: c.name, type: 'text', get: (h: HourlyUsage) => hourText(h.hourStartMs) } : c,
 );
 
 /** The UsageRecorded event of a closed allocation: id derived from the closing event and the allocation. */
