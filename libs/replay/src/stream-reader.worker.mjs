@@ -10,19 +10,20 @@
 // tsx, vitest and a compiled bundle (scripts/compile.mjs copies both next to the bundle).
 //
 // workerData: { natsUrl, stream, fromSequence, toSequence, batchMax, pullMax, typeHeader,
-//               wantedTypes: string[], idleTimeoutMs?: number, batchesAhead: number }
+//               wantedTypes: string[], idleTimeoutMs?: number, batchesAhead: number,
+//               pullExpiresMs?: number }
 // to main:    { kind: 'batch', lastSequence, count, bodies: ArrayBuffer, meta: ArrayBuffer,
 //               subjects: string[] }  (meta: per message sequence, stream time ms, body
 //               start, body end, type index into wantedTypes or -1 for none, as float64)
 //             { kind: 'end' } | { kind: 'error', message }
 // from main:  { kind: 'credit' } (one more batch may be sent) | { kind: 'stop' }
-/* global process, setTimeout, clearTimeout */
+/* global process, setTimeout, clearTimeout, setInterval, clearInterval */
 import { parentPort, workerData } from 'node:worker_threads';
 import { connect, createInbox } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { delivery, readDelivery, typeReader, UNREAD_TYPE } from './stream-reader.frames.mjs';
 
-const { natsUrl, stream, fromSequence, toSequence, batchMax, pullMax, typeHeader, wantedTypes, idleTimeoutMs, batchesAhead } = workerData;
+const { natsUrl, stream, fromSequence, toSequence, batchMax, pullMax, typeHeader, wantedTypes, idleTimeoutMs, batchesAhead, pullExpiresMs } = workerData;
 
 const typeOf = typeReader(typeHeader, wantedTypes);
 
@@ -84,59 +85,132 @@ async function send(batch, lastSequence) {
 /** Nanoseconds, as JetStream's API takes durations. */
 const nanos = (ms) => ms * 1_000_000;
 /** How long one pull request waits on the server for messages before it expires (a 408 status comes back). */
-const PULL_EXPIRES_MS = 30_000;
-/** The consumer is removed by the server this long after the reader is gone (if it could not delete it). */
-const CONSUMER_INACTIVE_MS = 60_000;
+const PULL_EXPIRES_MS = pullExpiresMs ?? 30_000;
+/**
+ * A pull outstanding with nothing at all back for this long (the server answers every pull before
+ * it expires, with messages or a status) means the consumer or the connection is gone (nats-server
+ * 2.9 says nothing to the pulls of a deleted consumer): the read goes on with a new consumer from
+ * the next sequence.
+ */
+const PULL_SILENCE_MS = PULL_EXPIRES_MS + Math.min(PULL_EXPIRES_MS, 10_000);
+/** The server removes a consumer this long after it last had a pull waiting (a reader that died). */
+const CONSUMER_INACTIVE_MS = 5 * 60_000;
+/** Pause before a new consumer after the server refused a pull. */
+const RESET_DELAY_MS = 250;
 
 /**
  * Reads the range through an ephemeral pull consumer (no acks) on a plain subscription: pull
- * requests are published by hand, two at a time, and each delivery's sequence and time are read
+ * requests are published by hand, two outstanding, and each delivery's sequence and time are read
  * off its reply subject. The JetStream client's consumer iterator, which wraps and parses every
  * message, cost this thread about as much as the protocol parsing itself.
+ *
+ * Like nats.js's ordered consumer it never skips: a gap in the delivery sequence, a deleted
+ * consumer, a refused pull or a pull the server never answers (a reconnect) all end that consumer
+ * and start a new one at the sequence after the last one received, on a new inbox (late messages
+ * of the old one are not read).
  */
 async function run() {
   const nc = await connect({ servers: natsUrl, name: 'fastgpu-replay-reader', noAsyncTraces: true });
   const jsm = await jetstreamManager(nc, { timeout: 10_000 });
-  let consumerName;
-  let timeout;
+  /** The consumer in use: its name, inbox subscription, and what its deliveries are checked against. */
+  let current;
+  let idleTimer;
+  let silenceTimer;
+  let resetTimer;
   try {
-    const info = await jsm.consumers.add(stream, {
-      ack_policy: AckPolicy.None,
-      deliver_policy: fromSequence > 1 ? DeliverPolicy.StartSequence : DeliverPolicy.All,
-      ...(fromSequence > 1 ? { opt_start_seq: fromSequence } : {}),
-      inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
-      mem_storage: true,
-      num_replicas: 1,
-    });
-    consumerName = info.name;
-    const inbox = createInbox();
-    const pullSubject = `$JS.API.CONSUMER.MSG.NEXT.${stream}.${consumerName}`;
-    const pullRequest = JSON.stringify({ batch: pullMax, expires: nanos(PULL_EXPIRES_MS) });
-    /** Messages asked for and not yet received. */
-    let requested = 0;
-    const pull = () => {
-      requested += pullMax;
-      nc.publish(pullSubject, pullRequest, { reply: inbox });
-    };
-
-    const finished = new Promise((resolve, reject) => {
+    await new Promise((resolve, reject) => {
       const ready = [];
       let batch = new BatchBuilder();
       let inBatch = 0;
-      let expected = 1;
+      /** The last stream sequence received (whether kept or left out). */
+      let lastReceived = fromSequence - 1;
       let sending = false;
       let done = false;
-      const fail = (error) => {
+      let resetting = false;
+      const finish = (error) => {
         if (done) return;
         done = true;
-        reject(error);
+        if (error) reject(error);
+        else resolve();
       };
-      const arm = () => {
+      const armIdle = () => {
         if (idleTimeoutMs === undefined) return;
-        clearTimeout(timeout);
-        timeout = setTimeout(() => fail(new Error(`reading the stream toward sequence ${toSequence}: nothing for ${idleTimeoutMs} ms`)), idleTimeoutMs);
+        clearTimeout(idleTimer);
+        idleTimer = setTimeout(() => finish(new Error(`reading the stream toward sequence ${toSequence}: nothing for ${idleTimeoutMs} ms`)), idleTimeoutMs);
       };
-      /** Hands ready batches over as credits allow; pulls more only while the main thread keeps up. */
+      /**
+       * Watches the consumer while it owes us messages: a count of answers (messages and statuses)
+       * checked a few times per PULL_SILENCE_MS, not a timer per message.
+       */
+      let heard = 0;
+      let heardAtCheck = 0;
+      let silentChecks = 0;
+      const SILENCE_CHECKS = 4;
+      silenceTimer = setInterval(() => {
+        const owed = current !== undefined && !resetting && current.requested > 0 && ready.length === 0 && !sending;
+        silentChecks = owed && heard === heardAtCheck ? silentChecks + 1 : 0;
+        heardAtCheck = heard;
+        if (silentChecks >= SILENCE_CHECKS) {
+          silentChecks = 0;
+          reset('no answer to a pull');
+        }
+      }, PULL_SILENCE_MS / SILENCE_CHECKS);
+      const pull = () => {
+        if (!current || done) return;
+        current.requested += pullMax;
+        nc.publish(current.pullSubject, current.pullRequest, { reply: current.inbox });
+      };
+      /** Pulls more while nothing waits for the main thread: two pulls' worth outstanding at most. */
+      const pullIfRoom = () => {
+        if (current && !resetting && !ready.length && current.requested <= pullMax / 2) pull();
+      };
+
+      const startConsumer = async () => {
+        const from = lastReceived + 1;
+        const info = await jsm.consumers.add(stream, {
+          ack_policy: AckPolicy.None,
+          deliver_policy: from > 1 ? DeliverPolicy.StartSequence : DeliverPolicy.All,
+          ...(from > 1 ? { opt_start_seq: from } : {}),
+          inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
+          mem_storage: true,
+          num_replicas: 1,
+        });
+        const inbox = createInbox();
+        const consumer = {
+          name: info.name,
+          inbox,
+          pullSubject: `$JS.API.CONSUMER.MSG.NEXT.${stream}.${info.name}`,
+          pullRequest: JSON.stringify({ batch: pullMax, expires: nanos(PULL_EXPIRES_MS) }),
+          /** Messages asked for and not yet received. */
+          requested: 0,
+          expected: 1,
+        };
+        consumer.subscription = nc.subscribe(inbox, { callback: (error, m) => onMessage(consumer, error, m) });
+        current = consumer;
+        pull();
+        pull();
+      };
+      const dropConsumer = (consumer) => {
+        consumer.subscription.unsubscribe();
+        void jsm.consumers.delete(stream, consumer.name).catch(() => undefined);
+      };
+      /** Ends the current consumer and goes on with a new one after the last sequence received. */
+      const reset = (why) => {
+        if (done || resetting) return;
+        resetting = true;
+        if (current) dropConsumer(current);
+        current = undefined;
+        clearTimeout(resetTimer);
+        resetTimer = setTimeout(() => {
+          startConsumer()
+            .then(() => {
+              resetting = false;
+            })
+            .catch((error) => finish(new Error(`reading the stream after ${why}: ${error instanceof Error ? error.message : String(error)}`)));
+        }, RESET_DELAY_MS);
+      };
+
+      /** Hands ready batches over as credits allow; pulls more only once the main thread keeps up. */
       const flush = async () => {
         if (sending) return;
         sending = true;
@@ -144,68 +218,65 @@ async function run() {
           while (ready.length && !stopped && !done) {
             const [next, lastSequence] = ready.shift();
             await send(next, lastSequence);
-            if (lastSequence >= toSequence) {
-              done = true;
-              resolve();
-              return;
-            }
-            arm();
-            if (requested < pullMax && ready.length === 0) pull();
+            if (lastSequence >= toSequence) return finish();
+            armIdle();
+            pullIfRoom();
           }
-          if (stopped && !done) {
-            done = true;
-            resolve();
-          }
+          if (stopped) finish();
         } catch (error) {
-          fail(error);
+          finish(error);
         } finally {
           sending = false;
         }
       };
-      nc.subscribe(inbox, {
-        callback: (error, m) => {
-          if (done) return;
-          if (error) return fail(error);
-          if (!readDelivery(m)) {
-            // A status: 408 (the pull expired unanswered) or 409 (a request limit) ask for a new pull;
-            // 100 (heartbeat) needs nothing; anything else ends the read.
-            const code = m.headers?.code ?? 0;
-            if (code === 408 || code === 409) {
-              requested = 0;
-              if (!ready.length) pull();
-              return;
-            }
-            if (code === 100) return;
-            return fail(new Error(`reading the stream toward sequence ${toSequence}: unexpected status ${code} ${m.headers?.description ?? ''} from the server`));
+
+      const onMessage = (consumer, error, m) => {
+        if (done || consumer !== current) return;
+        if (error) return finish(error);
+        heard++;
+        if (!readDelivery(m)) {
+          // A status. 408: a pull expired unanswered (or partly answered); 404: nothing to pull
+          // yet; 100: a heartbeat. 409 (consumer deleted, request limits), 503 (no responders,
+          // JetStream unavailable) and anything else: a new consumer, as the ordered consumer does.
+          const code = m.headers?.code ?? 0;
+          if (code === 100) return;
+          if (code === 408 || code === 404) {
+            consumer.requested = 0;
+            return pullIfRoom();
           }
-          requested--;
-          if (delivery.consumerSequence !== expected) {
-            return fail(new Error(`reading the stream: delivery ${delivery.consumerSequence} arrived where ${expected} was due (a message was lost on the way)`));
-          }
-          expected++;
-          const sequence = delivery.streamSequence;
-          if (sequence > toSequence) return;
-          const type = typeOf(m);
-          if (type !== UNREAD_TYPE) batch.add(sequence, delivery.timeMs, m.subject, type, m.data);
-          inBatch++;
-          if (inBatch >= batchMax || sequence >= toSequence || delivery.pending === 0) {
-            ready.push([batch, sequence]);
-            batch = new BatchBuilder();
-            inBatch = 0;
-            void flush();
-          }
-          // The second pull goes out when the first is half received: the server never waits for us.
-          if (requested <= pullMax / 2 && ready.length === 0 && !sending) pull();
-        },
-      });
-      arm();
-      pull();
-      pull();
+          return reset(`status ${code} ${m.headers?.description ?? ''}`.trim());
+        }
+        consumer.requested--;
+        if (delivery.consumerSequence !== consumer.expected) return reset(`delivery ${delivery.consumerSequence} where ${consumer.expected} was due`);
+        consumer.expected++;
+        const sequence = delivery.streamSequence;
+        if (sequence <= lastReceived) return;
+        lastReceived = sequence;
+        if (sequence > toSequence) return;
+        const type = typeOf(m);
+        if (type !== UNREAD_TYPE) batch.add(sequence, delivery.timeMs, m.subject, type, m.data);
+        inBatch++;
+        if (inBatch >= batchMax || sequence >= toSequence || delivery.pending === 0) {
+          ready.push([batch, sequence]);
+          batch = new BatchBuilder();
+          inBatch = 0;
+          void flush();
+        }
+        // The next pull goes out when the outstanding ones are half received: the server never waits for us.
+        if (!sending) pullIfRoom();
+      };
+
+      armIdle();
+      startConsumer().catch(finish);
     });
-    await finished;
   } finally {
-    clearTimeout(timeout);
-    if (consumerName) await jsm.consumers.delete(stream, consumerName).catch(() => undefined);
+    clearTimeout(idleTimer);
+    clearInterval(silenceTimer);
+    clearTimeout(resetTimer);
+    if (current) {
+      current.subscription.unsubscribe();
+      await jsm.consumers.delete(stream, current.name).catch(() => undefined);
+    }
     await nc.close().catch(() => undefined);
   }
   // After the clean-up: the main thread waits for this before it ends the thread.

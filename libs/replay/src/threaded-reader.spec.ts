@@ -140,6 +140,42 @@ describe('readRangeOnThread', () => {
     expect((await env.bus.jsm.streams.info(stream)).state.consumer_count).toBe(consumersBefore);
   });
 
+  it('goes on with a new consumer when its consumer is deleted mid-read, skipping and repeating nothing', async () => {
+    const last = await lastSequence(env.bus, env.bus.topology.streams.events);
+    const stream = env.bus.topology.streams.events;
+    const names = async () => {
+      const found: string[] = [];
+      for await (const c of env.bus.jsm.consumers.list(stream)) found.push(c.name);
+      return found;
+    };
+    const before = new Set(await names());
+    const sequences: number[] = [];
+    let deleted = 0;
+    await readRangeOnThread({
+      bus: env.bus,
+      fromSequence: 1,
+      toSequence: last,
+      batchMax: 1,
+      pullMax: 1,
+      wanted,
+      idleTimeoutMs: 15_000,
+      pullExpiresMs: 300,
+      onBatch: async (batch, release) => {
+        for (let i = 0; i < batch.count; i++) sequences.push(sequenceAt(batch, i));
+        if (batch.lastSequence === 2) {
+          for (const name of await names()) {
+            if (before.has(name)) continue;
+            await env.bus.jsm.consumers.delete(stream, name);
+            deleted++;
+          }
+        }
+        release();
+      },
+    });
+    expect(deleted).toBe(1);
+    expect(sequences).toEqual([1, 3, 5, 6, 7]);
+  });
+
   it('fails after the idle timeout when the range runs past the end of the stream', async () => {
     const last = await lastSequence(env.bus, env.bus.topology.streams.events);
     const read = readRangeOnThread({ bus: env.bus, fromSequence: 1, toSequence: last + 5, batchMax: 100, pullMax: 100, wanted, idleTimeoutMs: 300, onBatch: async (_batch, release) => release() });

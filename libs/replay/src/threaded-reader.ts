@@ -59,6 +59,8 @@ export interface ThreadedReadOptions {
   /** Messages whose type header names another type are left out by the reader thread. */
   wanted: ReadonlySet<EventType>;
   idleTimeoutMs?: number;
+  /** How long each pull waits on the server (default 30 s); a consumer silent past it is replaced. */
+  pullExpiresMs?: number;
   /**
    * Called with each batch in stream order; call `release` once its bodies are decoded, which
    * lets the reader send one more batch. Resolves before the next batch is handed over.
@@ -89,6 +91,7 @@ export async function readRangeOnThread(options: ThreadedReadOptions): Promise<v
       typeHeader: Headers.eventType,
       wantedTypes: types,
       idleTimeoutMs: options.idleTimeoutMs,
+      pullExpiresMs: options.pullExpiresMs,
       batchesAhead: READER_BATCHES_AHEAD,
     },
   });
