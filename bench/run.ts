@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { readdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -20,9 +21,12 @@ if (files.length === 0) {
   console.error(`no benchmark matches ${names.join(', ')}`);
   process.exit(1);
 }
+/** The machine's load average (1, 5, 15 min): what else the cores were doing around a run. */
+const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 for (const file of files) {
-  console.log(`\n=== ${file.replace(/\.bench\.ts$/, '')}`);
+  console.log(`\n=== ${file.replace(/\.bench\.ts$/, '')} (load average ${load()})`);
   const module = (await import(pathToFileURL(path.join(folder, file)).href)) as { default: (flags: string[]) => Promise<void> };
   await module.default(flags);
+  console.log(`(load average after the run: ${load()})`);
 }
 process.exit(0);
