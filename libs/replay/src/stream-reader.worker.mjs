@@ -16,7 +16,8 @@
 //               subjects: string[] }  (meta: per message sequence, stream time ms, body
 //               start, body end, type index into wantedTypes or -1 for none, as float64)
 //             { kind: 'end' } | { kind: 'error', message }
-// from main:  { kind: 'credit' } (one more batch may be sent) | { kind: 'stop' }
+// from main:  { kind: 'credit', bodies?, meta? } (one more batch may be sent; the decoded batch's
+//             buffers, transferred back for reuse) | { kind: 'stop' }
 /* global process, setTimeout, clearTimeout, setInterval, clearInterval */
 import { parentPort, workerData } from 'node:worker_threads';
 import { connect, createInbox } from '@nats-io/transport-node';
@@ -28,11 +29,14 @@ const { natsUrl, stream, fromSequence, toSequence, batchMax, pullMax, typeHeader
 const typeOf = typeReader(typeHeader, wantedTypes);
 
 let credits = batchesAhead;
+/** Buffers of batches the main thread has decoded, handed back for the next batches. */
+const spare = [];
 let wakeCredit;
 let stopped = false;
 parentPort.on('message', (message) => {
   if (message.kind === 'credit') {
     credits++;
+    if (message.bodies && message.meta) spare.push({ bodies: new Uint8Array(message.bodies), meta: new Float64Array(message.meta) });
     wakeCredit?.();
   } else if (message.kind === 'stop') {
     stopped = true;
@@ -46,9 +50,12 @@ const META_STRIDE = 5;
 /** Accumulates one batch: bodies appended into a growing buffer, META_STRIDE numbers per message. */
 class BatchBuilder {
   constructor() {
-    this.bodies = new Uint8Array(batchMax * 512);
+    // A batch's buffers go to the main thread and come back once it is decoded: a few pairs
+    // circulate instead of new megabytes per batch (external memory that also hastens V8's GC).
+    const reused = spare.pop();
+    this.bodies = reused?.bodies ?? new Uint8Array(batchMax * 512);
     this.used = 0;
-    this.meta = new Float64Array(batchMax * META_STRIDE);
+    this.meta = reused && reused.meta.length >= batchMax * META_STRIDE ? reused.meta : new Float64Array(batchMax * META_STRIDE);
     this.count = 0;
     this.subjects = [];
   }
@@ -76,9 +83,10 @@ async function send(batch, lastSequence) {
   while (credits <= 0 && !stopped) await new Promise((resolve) => (wakeCredit = resolve));
   if (stopped) return;
   credits--;
-  // Only the used parts travel; both buffers are transferred, not cloned.
-  const bodies = batch.bodies.slice(0, batch.used).buffer;
-  const meta = batch.meta.slice(0, batch.count * META_STRIDE).buffer;
+  // Both buffers are transferred whole, not copied: the main thread reads `count` entries of
+  // meta, and bodies only at the offsets meta gives.
+  const bodies = batch.bodies.buffer;
+  const meta = batch.meta.buffer;
   parentPort.postMessage({ kind: 'batch', lastSequence, count: batch.count, bodies, meta, subjects: batch.subjects }, [bodies, meta]);
 }
 

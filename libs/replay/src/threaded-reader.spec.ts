@@ -12,7 +12,7 @@ import { encodeEvent, type EventType, type StoredEvent } from '@fastgpu/contract
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { EventPublisher, headerType, judgeMessage, lastSequence } from '@fastgpu/messaging';
 import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
-import { decodeRawBatch, readRangeOnThread, sequenceAt, typeAt, type RawBatch } from './threaded-reader';
+import { decodeRawBatch, readRangeOnThread, sequenceAt, typeAt } from './threaded-reader';
 
 let env: TestEnvironment;
 const wanted = new Set<EventType>(['SubtaskStarted', 'SubtaskCompleted']);
@@ -70,7 +70,8 @@ describe('readRangeOnThread', () => {
     const last = await lastSequence(env.bus, env.bus.topology.streams.events);
     expect(last).toBe(7);
 
-    const batches: RawBatch[] = [];
+    const lastSequences: number[] = [];
+    const kept: Array<{ sequence: number; type: string | undefined }> = [];
     const threadEvents: StoredEvent[] = [];
     await readRangeOnThread({
       bus: env.bus,
@@ -80,13 +81,13 @@ describe('readRangeOnThread', () => {
       pullMax: 2,
       wanted,
       onBatch: async (batch, release) => {
-        batches.push(batch);
+        lastSequences.push(batch.lastSequence);
+        for (let i = 0; i < batch.count; i++) kept.push({ sequence: sequenceAt(batch, i), type: typeAt(batch, i) });
         threadEvents.push(...(await decodeRawBatch(batch, wanted)));
         release();
       },
     });
-    expect(batches.map((b) => b.lastSequence)).toEqual([3, 6, 7]);
-    const kept = batches.flatMap((b) => Array.from({ length: b.count }, (_, i) => ({ sequence: sequenceAt(b, i), type: typeAt(b, i) })));
+    expect(lastSequences).toEqual([3, 6, 7]);
     expect(kept).toEqual([
       { sequence: 1, type: 'SubtaskStarted' },
       { sequence: 3, type: 'SubtaskCompleted' },
@@ -174,6 +175,43 @@ describe('readRangeOnThread', () => {
     });
     expect(deleted).toBe(1);
     expect(sequences).toEqual([1, 3, 5, 6, 7]);
+  });
+
+  it('reuses the buffers handed back: every batch decodes to exactly what was published, whatever the body sizes', async () => {
+    const publisher = new EventPublisher(env.bus.js, env.bus.topology, 'reader-test');
+    const from = (await lastSequence(env.bus, env.bus.topology.streams.events)) + 1;
+    const published: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const id = `e-reuse-${i}`;
+      const meta = { id, time: '2026-03-01T00:00:00.000Z', tenantId: 'acme', correlationId: 'j1' };
+      // Bodies of many lengths, long after short: stale bytes of a reused buffer would show.
+      const nodeId = `n${'x'.repeat((i * 37) % 120)}`;
+      if (i % 4 === 3) {
+        await publisher.publish(publisher.build('NodeRegistered', { nodeId, gpuModel: 'H100', gpuCount: 8, gpuMemoryGb: 80, labels: {}, agentEpoch: 1, registeredAt: '2026-03-01T00:00:00.000Z' }, meta));
+        continue;
+      }
+      await publisher.publish(publisher.build('SubtaskStarted', { jobId: 'j1', tenantId: 'acme', subtaskId: `s${i}`, attempt: 1, nodeId, leaseEpoch: 1, startedAt: '2026-03-01T00:00:00.000Z' }, meta));
+      published.push(id);
+    }
+    const to = await lastSequence(env.bus, env.bus.topology.streams.events);
+    const decoded: string[] = [];
+    const detachedAfterRelease: boolean[] = [];
+    await readRangeOnThread({
+      bus: env.bus,
+      fromSequence: from,
+      toSequence: to,
+      batchMax: 7,
+      pullMax: 16,
+      wanted,
+      onBatch: async (batch, release) => {
+        decoded.push(...(await decodeRawBatch(batch, wanted)).map((e) => e.event.id));
+        release();
+        detachedAfterRelease.push(batch.bodies.byteLength === 0 && batch.meta.length === 0);
+      },
+    });
+    expect(decoded).toEqual(published);
+    expect(detachedAfterRelease.length).toBeGreaterThan(40);
+    expect(detachedAfterRelease.every(Boolean)).toBe(true);
   });
 
   it('fails after the idle timeout when the range runs past the end of the stream', async () => {

@@ -62,8 +62,9 @@ export interface ThreadedReadOptions {
   /** How long each pull waits on the server (default 30 s); a consumer silent past it is replaced. */
   pullExpiresMs?: number;
   /**
-   * Called with each batch in stream order; call `release` once its bodies are decoded, which
-   * lets the reader send one more batch. Resolves before the next batch is handed over.
+   * Called with each batch in stream order; call `release` once it is decoded, which lets the
+   * reader send one more batch and hands the batch's buffers back to it for reuse (the batch
+   * reads as empty from then on). Resolves before the next batch is handed over.
    */
   onBatch(batch: RawBatch, release: () => void): Promise<void>;
 }
@@ -124,7 +125,15 @@ export async function readRangeOnThread(options: ThreadedReadOptions): Promise<v
       while (queue.length === 0 && failure === undefined && !ended) await new Promise<void>((resolve) => (wake = resolve));
       const batch = queue.shift();
       if (batch) {
-        await options.onBatch(batch, () => worker.postMessage({ kind: 'credit' }));
+        let released = false;
+        await options.onBatch(batch, () => {
+          if (released) return;
+          released = true;
+          // The buffers go back to the reader for reuse: the batch's bytes are unreadable from here on.
+          const { buffer: bodies } = batch.bodies;
+          const { buffer: meta } = batch.meta;
+          worker.postMessage({ kind: 'credit', bodies, meta }, [bodies as ArrayBuffer, meta as ArrayBuffer]);
+        });
         if (batch.lastSequence >= toSequence) {
           // The thread deletes its consumer before it reports the end; a slow server only delays
           // that (the consumer also expires on its own).
