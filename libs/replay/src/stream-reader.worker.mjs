@@ -1,7 +1,8 @@
 // The replay's stream reader, on a worker thread: reads [fromSequence, toSequence] of the events
-// stream through an ephemeral pull consumer and hands the main thread batches of raw message bodies, packed
-// into one transferred ArrayBuffer (no copy, no per-message object crossing threads). The main
-// thread decodes, folds and writes; this thread pays the NATS client's protocol parsing.
+// stream through an ephemeral pull consumer and hands the main thread batches of raw message
+// bodies packed into one transferred ArrayBuffer (no copy, no per-message object crossing
+// threads), which come back for reuse once decoded. The main thread decodes, folds and writes;
+// this thread pays the NATS client's protocol parsing.
 //
 // Messages whose type header names a type the projection does not read are left out here (only
 // their sequence counts): the same rule the live runner applies (libs/messaging message-decoding).
