@@ -104,7 +104,7 @@ const PULL_EXPIRES_MS = pullExpiresMs ?? 30_000;
 const PULL_SILENCE_MS = PULL_EXPIRES_MS + Math.min(PULL_EXPIRES_MS, 10_000);
 /** The server removes a consumer this long after it last had a pull waiting (a reader that died). */
 const CONSUMER_INACTIVE_MS = 5 * 60_000;
-/** Pause before a new consumer after the server refused a pull. */
+/** Pause before a new consumer replaces one that failed (a refused or unanswered pull, a gap). */
 const RESET_DELAY_MS = 250;
 
 /**
@@ -169,7 +169,10 @@ async function run() {
         current.requested += pullMax;
         nc.publish(current.pullSubject, current.pullRequest, { reply: current.inbox });
       };
-      /** Pulls more while nothing waits for the main thread: two pulls' worth outstanding at most. */
+      /**
+       * Pulls again once less than half a pull is owed and nothing waits for the main thread: two
+       * pulls at the start, then at most one and a half pulls' worth outstanding.
+       */
       const pullIfRoom = () => {
         if (current && !resetting && !ready.length && current.requested <= pullMax / 2) pull();
       };
@@ -271,7 +274,7 @@ async function run() {
           inBatch = 0;
           void flush();
         }
-        // The next pull goes out when the outstanding ones are half received: the server never waits for us.
+        // The next pull goes out before the owed messages run out: the server never waits for us.
         if (!sending) pullIfRoom();
       };
 
