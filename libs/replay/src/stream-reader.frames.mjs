@@ -8,6 +8,8 @@
 // fall back to its public parsers otherwise: a nats.js upgrade that renames them loses only speed.
 /* global TextEncoder */
 
+const utf8 = new TextEncoder();
+
 /** typeOf: the message has no type header. */
 export const NO_TYPE = -1;
 /** typeOf: the type header names a type the projection does not read. */
@@ -22,11 +24,11 @@ export const UNREAD_TYPE = -2;
  * `Ce-Type: <letters and digits>` is left to the client's own parser.
  */
 export function typeReader(typeHeader, wantedTypes) {
-  const typeMarker = new TextEncoder().encode(`\r\n${typeHeader}:`);
+  const typeMarker = utf8.encode(`\r\n${typeHeader}:`);
   /** The wanted type names as bytes, by length, with their index in wantedTypes. */
   const wantedByLength = new Map();
   wantedTypes.forEach((name, index) => {
-    const bytes = new TextEncoder().encode(name);
+    const bytes = utf8.encode(name);
     wantedByLength.set(bytes.length, [...(wantedByLength.get(bytes.length) ?? []), { bytes, index }]);
   });
   const typeIndexOf = (name) => {
@@ -66,7 +68,7 @@ export function typeReader(typeHeader, wantedTypes) {
 
 /** What readDelivery read last (one object for every message: no garbage per message). */
 export const delivery = { streamSequence: 0, consumerSequence: 0, timeMs: 0, pending: 0 };
-const ACK_PREFIX = new TextEncoder().encode('$JS.ACK.');
+const ACK_PREFIX = utf8.encode('$JS.ACK.');
 const dots = new Int32Array(16);
 
 /** The decimal digits of bytes[from, to) as a number; NaN if anything else is there or nothing. */
@@ -90,7 +92,7 @@ function digits(bytes, from, to) {
  */
 export function readDelivery(m) {
   const raw = m._msg?.reply;
-  const bytes = raw instanceof Uint8Array ? raw : new TextEncoder().encode(m.reply ?? '');
+  const bytes = raw instanceof Uint8Array ? raw : utf8.encode(m.reply ?? '');
   if (bytes.length < ACK_PREFIX.length) return false;
   for (let i = 0; i < ACK_PREFIX.length; i++) if (bytes[i] !== ACK_PREFIX[i]) return false;
   let count = 0;

@@ -56,7 +56,7 @@ class BatchBuilder {
     const reused = spare.pop();
     this.bodies = reused?.bodies ?? new Uint8Array(batchMax * 512);
     this.used = 0;
-    this.meta = reused && reused.meta.length >= batchMax * META_STRIDE ? reused.meta : new Float64Array(batchMax * META_STRIDE);
+    this.meta = reused?.meta ?? new Float64Array(batchMax * META_STRIDE);
     this.count = 0;
     this.subjects = [];
   }
