@@ -1,4 +1,5 @@
 export * from './ids';
+export * from './text';
 export * from './envelope';
 export * from './events';
 export * from './subjects';
