@@ -5,6 +5,10 @@
  * `GET /v1/usage` in hour/day/month windows of any zone, additive, tenant-scoped (finance sees
  * all); reconciliation against JobCompleted; and a valid event the projection cannot apply
  * stalling it, visible as `projection:usage` in /healthz.
+ *
+ * Its "now" is the log's clock (`logNow`): the lateness horizon compares producer times with
+ * stream receipt times, so the service clock is pinned to that same instant and every other
+ * instant is derived from it — the file passes on any date.
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,12 +16,18 @@ import { hashSecret } from '@fastgpu/auth';
 import { lastSequence } from '@fastgpu/messaging';
 import { DAY_MS, HOUR_MS } from '@fastgpu/money';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, eventually, logNow, type TestEnvironment } from '@fastgpu/testing';
 import { reconcileJobs } from '../src/cli/reconcile';
 import { meteringService } from '../src/metering.service';
 import { History } from './history';
 
-const NOW = Date.UTC(2026, 9, 24, 12);
+let NOW: number;
+/** The UTC calendar day of an instant, as `YYYY-MM-DD`. */
+const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+/** A usage range of whole UTC days around NOW, wide enough for every instant these tests publish. */
+/** The tenants a usage answer has rows for (a range of two days may give a tenant a row per day). */
+const tenantsOf = (body: { rows: Array<{ tenant: string }> }) => [...new Set(body.rows.map((r) => r.tenant))].sort();
+const aroundNow = () => `from=${utcDay(NOW - DAY_MS)}&to=${utcDay(NOW + DAY_MS)}`;
 let env: TestEnvironment;
 let runtime: OwnedRuntime;
 let app: StartedApp;
@@ -57,6 +67,7 @@ async function settle(): Promise<void> {
 
 beforeAll(async () => {
   env = await createTestEnvironment();
+  NOW = await logNow(env.bus);
   runtime = await createRuntime(env.config, { clock: { now: () => new Date(NOW) } });
   app = await startServices(runtime, [meteringService], { port: 0, logger: false });
   history = new History(env.bus);
@@ -72,24 +83,24 @@ afterAll(async () => {
 });
 
 describe('external usage ingestion', () => {
-  const batch = [started('e-1', 'alloc-1', NOW - 3 * HOUR_MS), stopped('e-2', 'alloc-1', NOW - HOUR_MS), started('e-3', 'alloc-2', NOW - 30 * 60_000, 1)];
+  const batch = () => [started('e-1', 'alloc-1', NOW - 3 * HOUR_MS), stopped('e-2', 'alloc-1', NOW - HOUR_MS), started('e-3', 'alloc-2', NOW - 30 * 60_000, 1)];
 
   it('accepts a batch, then the same batch again idempotently, and meters it once', async () => {
-    const first = await call('POST', '/v1/events', keys.acme, batch, 'application/cloudevents-batch+json');
+    const first = await call('POST', '/v1/events', keys.acme, batch(), 'application/cloudevents-batch+json');
     expect(first.status).toBe(200);
     expect(first.body).toMatchObject({ accepted: 3, duplicates: 0, rejected: 0, conflicts: 0 });
-    const retried = await call('POST', '/v1/events', keys.acme, batch);
+    const retried = await call('POST', '/v1/events', keys.acme, batch());
     expect(retried.status).toBe(200);
     expect(retried.body).toMatchObject({ accepted: 0, duplicates: 3 });
     await settle();
-    const usage = await call('GET', `/v1/usage?from=2026-10-24&to=2026-10-25&window=day&groupBy=allocation`, keys.acme);
+    const usage = await call('GET', `/v1/usage?${aroundNow()}&window=day&groupBy=allocation`, keys.acme);
     expect(usage.status).toBe(200);
     expect(usage.body.rows).toEqual([expect.objectContaining({ allocation: 'alloc-1', gpuMs: 2 * 2 * HOUR_MS, accruedGpuMs: 0 })]);
   });
 
   it('answers 409 for an id received with another payload and changes nothing', async () => {
     const before = await lastSequence(env.bus, env.bus.topology.streams.events);
-    const changed = [stopped('e-4', 'alloc-2', NOW - 10 * 60_000), { ...batch[1], data: { ...batch[1]!.data, stoppedAt: new Date(NOW).toISOString() } }];
+    const changed = [stopped('e-4', 'alloc-2', NOW - 10 * 60_000), { ...batch()[1], data: { ...batch()[1]!.data, stoppedAt: new Date(NOW).toISOString() } }];
     const response = await call('POST', '/v1/events', keys.acme, changed);
     expect(response.status).toBe(409);
     expect(response.body.results.map((r: { id: string; status: string }) => [r.id, r.status])).toEqual([
@@ -120,7 +131,7 @@ describe('external usage ingestion', () => {
     expect(reasons['many-1']).toMatch(/rejected: data.gpus: at most 10000/);
     const allRejected = await call('POST', '/v1/events', keys.acme, started('late-2', 'alloc-9', NOW - 40 * DAY_MS));
     expect(allRejected.status).toBe(422);
-    expect((await call('POST', '/v1/events', undefined, batch)).status).toBe(401);
+    expect((await call('POST', '/v1/events', undefined, batch())).status).toBe(401);
   });
 
   it('meters external events published straight on the bus, and keeps tenants apart', async () => {
@@ -128,14 +139,14 @@ describe('external usage ingestion', () => {
     const stop = history.event('ExternalAllocationStopped', { allocationId: 'bus-1', tenantId: 'globex', stoppedAt: new Date(NOW - HOUR_MS).toISOString() });
     await history.publish(onBus, stop);
     await settle();
-    const globex = await call('GET', `/v1/usage?from=2026-10-24&to=2026-10-25&groupBy=tenant,allocation`, keys.globex);
+    const globex = await call('GET', `/v1/usage?${aroundNow()}&groupBy=tenant,allocation`, keys.globex);
     expect(globex.body.rows).toEqual([expect.objectContaining({ tenant: 'globex', allocation: 'bus-1', gpuMs: 8 * HOUR_MS })]);
-    const acme = await call('GET', `/v1/usage?from=2026-10-24&to=2026-10-25&groupBy=tenant&tenantId=globex`, keys.acme);
-    expect(acme.body.rows.map((r: { tenant: string }) => r.tenant)).toEqual(['acme']);
-    const finance = await call('GET', `/v1/usage?from=2026-10-24&to=2026-10-25&groupBy=tenant`, keys.finance);
-    expect(finance.body.rows.map((r: { tenant: string }) => r.tenant)).toEqual(['acme', 'globex']);
-    const financeFiltered = await call('GET', `/v1/usage?from=2026-10-24&to=2026-10-25&groupBy=tenant&tenantId=globex`, keys.finance);
-    expect(financeFiltered.body.rows.map((r: { tenant: string }) => r.tenant)).toEqual(['globex']);
+    const acme = await call('GET', `/v1/usage?${aroundNow()}&groupBy=tenant&tenantId=globex`, keys.acme);
+    expect(tenantsOf(acme.body)).toEqual(['acme']);
+    const finance = await call('GET', `/v1/usage?${aroundNow()}&groupBy=tenant`, keys.finance);
+    expect(tenantsOf(finance.body)).toEqual(['acme', 'globex']);
+    const financeFiltered = await call('GET', `/v1/usage?${aroundNow()}&groupBy=tenant&tenantId=globex`, keys.finance);
+    expect(tenantsOf(financeFiltered.body)).toEqual(['globex']);
   });
 });
 
@@ -188,10 +199,11 @@ describe('usage API', () => {
     expect((await call('GET', '/v1/usage?from=2026-10-02&to=2026-10-01', keys.acme)).status).toBe(422);
     expect((await call('GET', '/v1/usage?from=2026-10-01T00:00:00&to=2026-10-02', keys.acme)).body.error.field).toBe('from');
     expect((await call('GET', '/v1/usage?from=2020-01-01&to=2026-10-02&window=hour', keys.acme)).status).toBe(422);
-    // Without a range: the current day in the zone (the service clock says 2026-10-24).
+    // Without a range: the current day in the zone, by the service clock (NOW).
     const today = await call('GET', '/v1/usage?window=hour&tz=Europe/Berlin', keys.acme);
     expect(today.status).toBe(200);
-    expect([today.body.from, today.body.to, today.body.windowCount]).toEqual(['2026-10-23T22:00:00.000Z', '2026-10-24T22:00:00.000Z', 24]);
+    const [start, end] = berlinDayAround(NOW);
+    expect([today.body.from, today.body.to, today.body.windowCount]).toEqual([new Date(start).toISOString(), new Date(end).toISOString(), (end - start) / HOUR_MS]);
   });
 });
 
@@ -225,3 +237,23 @@ describe('reconciliation and health', () => {
     expect(checkpoint.status).toBe('stalled');
   });
 });
+
+/**
+ * The Berlin calendar day containing `ms`, as UTC instants [start, end), found independently of
+ * the code under test: Intl gives the local date, and Berlin is UTC+1 or UTC+2 at midnight.
+ */
+function berlinDayAround(ms: number): [number, number] {
+  const localDate = (at: number) => new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Berlin', year: 'numeric', month: '2-digit', day: '2-digit' }).format(at);
+  const localHour = (at: number) => Number(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Berlin', hour: '2-digit', hourCycle: 'h23' }).format(at));
+  const midnight = (date: string) => {
+    const [y, m, d] = date.split('-').map(Number) as [number, number, number];
+    const candidates = [1, 2].map((offsetHours) => Date.UTC(y, m - 1, d) - offsetHours * HOUR_MS);
+    const found = candidates.find((at) => localDate(at) === date && localHour(at) === 0);
+    if (found === undefined) throw new Error(`no Berlin midnight for ${date}`);
+    return found;
+  };
+  const today = localDate(ms);
+  const start = midnight(today);
+  const tomorrow = localDate(start + 26 * HOUR_MS);
+  return [start, midnight(tomorrow)];
+}

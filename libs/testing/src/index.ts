@@ -1,2 +1,3 @@
 export * from './environment';
 export * from './services';
+export * from './clock';
