@@ -1,7 +1,8 @@
+import type { z } from 'zod';
 import { compiledReject, compileRaw } from './compiled-schema';
 import { envelopeSchema, type Envelope, type EnvelopeBase } from './envelope';
-import { eventCatalogue, isEventType, type EventData, type EventType } from './events';
-import { upcast } from './upcasters';
+import { eventCatalogue, isEventType, storedEventSchemas, type EventData, type EventType } from './events';
+import { applyEventFixUp, upcast } from './upcasters';
 
 export type DomainEvent<T extends EventType = EventType> = { [K in T]: Envelope<K, EventData<K>> }[T];
 
@@ -23,7 +24,7 @@ export function encodeEvent(event: DomainEvent): Uint8Array {
   return Buffer.from(JSON.stringify(event), 'utf8');
 }
 
-function describeIssues(error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> }): string {
+export function describeIssues(error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> }): string {
   return error.issues
     .slice(0, 5)
     .map((issue) => `${issue.path.map(String).join('.') || '(root)'}: ${issue.message}`)
@@ -60,6 +61,7 @@ export function peekType(raw: unknown): string | undefined {
  */
 let compiledEnvelope: ((value: unknown) => unknown) | undefined;
 const compiledData: Partial<Record<EventType, (value: unknown) => unknown>> = {};
+const compiledStoredData: Partial<Record<EventType, (value: unknown) => unknown>> = {};
 
 function parseEnvelope(raw: unknown): { ok: true; envelope: EnvelopeBase } | { ok: false; reason: string } {
   const fast = (compiledEnvelope ??= compileRaw(envelopeSchema))(raw);
@@ -69,18 +71,23 @@ function parseEnvelope(raw: unknown): { ok: true; envelope: EnvelopeBase } | { o
   return { ok: true, envelope: envelope.data };
 }
 
-function parseData(type: EventType, data: unknown): { ok: true; data: unknown } | { ok: false; reason: string } {
-  const schema = eventCatalogue[type].schema;
-  const fast = (compiledData[type] ??= compileRaw(schema))(data);
+/**
+ * Validates a payload: with the rule events are built with (`written`: eventCatalogue) or the
+ * rule stored events are read with (`stored`: storedEventSchemas, events.ts says why they differ).
+ */
+function parseData(type: EventType, data: unknown, rule: 'written' | 'stored'): { ok: true; data: unknown } | { ok: false; reason: string } {
+  const schema: z.ZodType = rule === 'written' ? eventCatalogue[type].schema : storedEventSchemas[type];
+  const cache = rule === 'written' ? compiledData : compiledStoredData;
+  const fast = (cache[type] ??= compileRaw(schema))(data);
   if (fast !== compiledReject) return { ok: true, data: fast };
   const result = schema.safeParse(data);
   if (!result.success) return { ok: false, reason: `invalid ${type} data: ${describeIssues(result.error)}` };
   return { ok: true, data: result.data };
 }
 
-/** Validates an already-parsed body: envelope, known type, payload after upcasting. */
+/** Validates an already-parsed body: a fix-up rule if one names it, envelope, known type, payload after upcasting. */
 export function decodeValue(raw: unknown): DecodeResult {
-  const parsed = parseEnvelope(raw);
+  const parsed = parseEnvelope(applyEventFixUp(raw));
   if (!parsed.ok) return parsed;
   const { envelope } = parsed;
   const { type, schemaversion } = envelope;
@@ -89,7 +96,7 @@ export function decodeValue(raw: unknown): DecodeResult {
   if (schemaversion > entry.version) return { ok: false, reason: `${type} schema version ${schemaversion} is newer than ${entry.version}` };
   const upcasted = upcast(type, schemaversion, envelope.data);
   if (!upcasted.ok) return { ok: false, reason: upcasted.reason };
-  const data = parseData(type, upcasted.data);
+  const data = parseData(type, upcasted.data, 'stored');
   if (!data.ok) return data;
   // The envelope is this call's own object (the validator's output, never the caller's input):
   // completed in place rather than copied once more per event. Keys keep their order.
@@ -104,7 +111,7 @@ export function decodeValue(raw: unknown): DecodeResult {
  * with (compiled-schema.spec.ts) and as the plain statement of what decoding means.
  */
 export function decodeValueWithZod(raw: unknown): DecodeResult {
-  const envelope = envelopeSchema.safeParse(raw);
+  const envelope = envelopeSchema.safeParse(applyEventFixUp(raw));
   if (!envelope.success) return { ok: false, reason: `invalid envelope: ${describeIssues(envelope.error)}` };
   const { type, schemaversion } = envelope.data;
   if (!isEventType(type)) return { ok: false, reason: `unknown event type "${type}"` };
@@ -112,14 +119,14 @@ export function decodeValueWithZod(raw: unknown): DecodeResult {
   if (schemaversion > entry.version) return { ok: false, reason: `${type} schema version ${schemaversion} is newer than ${entry.version}` };
   const upcasted = upcast(type, schemaversion, envelope.data.data);
   if (!upcasted.ok) return { ok: false, reason: upcasted.reason };
-  const data = entry.schema.safeParse(upcasted.data);
+  const data = storedEventSchemas[type].safeParse(upcasted.data);
   if (!data.success) return { ok: false, reason: `invalid ${type} data: ${describeIssues(data.error)}` };
   return { ok: true, event: { ...envelope.data, type, schemaversion: entry.version, data: data.data } as DomainEvent };
 }
 
 /** Validates a payload against its schema before it is published; throws with the field and reason. */
 export function validateEventData<T extends EventType>(type: T, data: unknown): EventData<T> {
-  const result = parseData(type, data);
+  const result = parseData(type, data, 'written');
   if (!result.ok) throw new Error(result.reason);
   return result.data as EventData<T>;
 }

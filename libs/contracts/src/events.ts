@@ -1,16 +1,23 @@
 import { z } from 'zod';
+import { MULTI_LINE_TEXT_MESSAGE, MULTI_LINE_TEXT_PATTERN, SINGLE_LINE_TEXT_MESSAGE, SINGLE_LINE_TEXT_PATTERN } from './text';
 
 /**
  * The event catalogue: every domain fact FastGPU records, as a typed, validated schema.
  * Published versions are never edited: a breaking change adds `vN+1` and an upcaster in
  * `upcasters.ts`. Times are UTC ISO-8601 instants with milliseconds; GPU time is integer ms.
+ *
+ * Free text follows libs/contracts text.ts (docs/adr/0004-storable-event-text.md): events are
+ * built with the shared text rule (`eventCatalogue`, used by `makeEvent`), so nothing reaches
+ * the log that a projection cannot store; stored events are read with the rule every version
+ * was ever appliable under (`storedEventSchemas`, used by `decodeEvent`): the same bounds,
+ * without U+0000, which no projection could store, so such an event is dead-lettered on read
+ * instead of wedging a projection at its sequence.
  */
 
 /** Ids appear in NATS subjects, so they are single subject tokens. */
 export const idSchema = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/, 'must contain only letters, digits, "-" and "_"');
 const id = idSchema;
 const instant = z.iso.datetime({ offset: false });
-const gpuModel = z.string().min(1).max(64);
 const nonNegativeInt = z.number().int().nonnegative();
 const positiveInt = z.number().int().positive();
 
@@ -29,348 +36,479 @@ export const roleSchema = z.enum(['tenant', 'finance', 'sre', 'admin']);
 /** Who caused a failure: the tenant's code or the platform (node loss, preemption by us, health drain). */
 export const faultSchema = z.enum(['user', 'platform']);
 
-// ---------------------------------------------------------------- intake: tenants and keys
-export const TenantCreated = z.object({
-  tenantId: id,
-  name: z.string().min(1).max(200),
-  billingTimeZone: z.string().min(1).max(64),
-  currency: z.string().length(3),
-  createdAt: instant,
-});
-export const ApiKeyIssued = z.object({
-  keyId: id,
-  tenantId: id.nullable(),
-  role: roleSchema,
-  /** SHA-256 of the secret, hex. The secret itself is shown once and never stored. */
-  secretHash: z.string().length(64),
-  label: z.string().max(200).optional(),
-  issuedAt: instant,
-});
-export const ApiKeyRevoked = z.object({ keyId: id, tenantId: id.nullable(), revokedAt: instant, reason: z.string().max(500) });
+/** How a set of schemas checks free text: `line` for one line, `lines` for text that may span lines. */
+interface TextRule {
+  line(maxLength?: number, minLength?: number): z.ZodString;
+  lines(maxLength?: number, minLength?: number): z.ZodString;
+}
 
-// ---------------------------------------------------------------- intake: jobs
-export const retryPolicySchema = z.object({
-  /** Attempts for the job's own (user) failures, including the first. */
-  maxAttempts: z.number().int().min(1).max(10),
-  /** Exit codes that are retried; empty means any non-zero exit code. */
-  retryOnExitCodes: z.array(z.number().int()).max(64),
-});
-export const dependencySchema = z.object({ jobId: id, condition: z.enum(['afterSuccess', 'afterAny']) });
+function boundedString(maxLength: number | undefined, minLength: number): z.ZodString {
+  const text = minLength > 0 ? z.string().min(minLength) : z.string();
+  return maxLength === undefined ? text : text.max(maxLength);
+}
 
-export const JobSubmitted = z.object({
-  jobId: id,
-  tenantId: id,
-  projectId: id,
-  name: z.string().max(200).optional(),
-  /** Allowed GPU models in order of preference (the first is preferred). */
-  gpuModels: z.array(gpuModel).min(1).max(16),
-  gpusPerSubtask: positiveInt,
-  subtaskCount: positiveInt,
-  /** Declared runtime of one sub-task ("execution time"), used for backfill and by the simulator. */
-  runtimeMs: positiveInt,
-  priorityClass: priorityClassSchema,
-  /** Ordering within a class: higher first. */
-  priority: z.number().int().min(0).max(1000),
-  preemptible: z.boolean(),
-  gang: z.boolean(),
-  /** Optional topology label that a gang must share (e.g. "nvlink"). */
-  gangTopologyKey: z.string().max(64).optional(),
-  capacityType: capacityTypeSchema,
-  deadline: instant.optional(),
-  dependsOn: z.array(dependencySchema).max(64).default([]),
-  retryPolicy: retryPolicySchema.optional(),
-  idempotencyKey: z.string().max(256).optional(),
-  submittedAt: instant,
-});
-export const SubtaskCreated = z.object({
-  jobId: id,
-  tenantId: id,
-  subtaskId: id,
-  index: nonNegativeInt,
-  gpus: positiveInt,
-  gpuModels: z.array(gpuModel).min(1),
-  runtimeMs: positiveInt,
-});
-export const JobCancelRequested = z.object({ jobId: id, tenantId: id, requestedAt: instant, reason: z.string().max(500) });
-
-// ---------------------------------------------------------------- intake: leases
-export const LeaseRequested = z.object({
-  leaseId: id,
-  tenantId: id,
-  projectId: id,
-  gpuModels: z.array(gpuModel).min(1).max(16),
-  gpus: positiveInt,
-  capacityType: capacityTypeSchema,
-  priorityClass: priorityClassSchema,
-  requestedAt: instant,
-});
-export const LeaseReleaseRequested = z.object({ leaseId: id, tenantId: id, requestedAt: instant });
-
-// ---------------------------------------------------------------- scheduler
-export const SubtaskPlaced = z.object({
-  jobId: id,
-  tenantId: id,
-  projectId: id,
-  subtaskId: id,
-  /** 1 for the first placement; grows on every requeue. */
-  attempt: positiveInt,
-  nodeId: id,
-  gpuModel,
-  gpus: positiveInt,
-  gpuIndices: z.array(nonNegativeInt),
-  /** Fencing token: reports carrying another epoch for this sub-task are stale. */
-  leaseEpoch: positiveInt,
-  capacityType: capacityTypeSchema,
-  runtimeMs: positiveInt,
-  placedAt: instant,
-});
-export const SubtaskPreempted = z.object({
-  jobId: id,
-  tenantId: id,
-  subtaskId: id,
-  attempt: positiveInt,
-  nodeId: id,
-  leaseEpoch: positiveInt,
-  reason: z.string().max(500),
-  preemptedByJobId: id.optional(),
-  /**
-   * Who caused the stop: `platform` (preemption by us, gang restart: credited back as an
-   * interruption) or `user` (the tenant cancelled the job: not credited). Additive, optional
-   * field: absent means `platform` (events written before it existed were all platform stops).
-   */
-  fault: faultSchema.optional(),
-  preemptedAt: instant,
-});
-export const SubtaskRequeued = z.object({
-  jobId: id,
-  tenantId: id,
-  subtaskId: id,
-  previousAttempt: positiveInt,
-  reason: z.string().max(500),
-  requeuedAt: instant,
-});
-export const SubtaskAbandoned = z.object({
-  jobId: id,
-  tenantId: id,
-  subtaskId: id,
-  attempt: positiveInt,
-  reason: z.string().max(500),
-  abandonedAt: instant,
-});
-export const JobCompleted = z.object({
-  jobId: id,
-  tenantId: id,
-  projectId: id,
-  outcome: z.enum(['succeeded', 'failed', 'cancelled']),
-  reason: z.string().max(500).optional(),
-  subtasksSucceeded: nonNegativeInt,
-  subtasksFailed: nonNegativeInt,
-  subtasksCancelled: nonNegativeInt,
-  /** Sum of GPU-ms the scheduler saw run for this job (all attempts), for reconciliation. */
-  gpuMsObserved: nonNegativeInt,
-  completedAt: instant,
-});
-export const LeaseGranted = z.object({
-  leaseId: id,
-  tenantId: id,
-  projectId: id,
-  nodeId: id,
-  gpuModel,
-  gpus: positiveInt,
-  gpuIndices: z.array(nonNegativeInt),
-  leaseEpoch: positiveInt,
-  capacityType: capacityTypeSchema,
-  grantedAt: instant,
-});
-export const LeaseReleased = z.object({
-  leaseId: id,
-  tenantId: id,
-  nodeId: id,
-  leaseEpoch: positiveInt,
-  reason: z.string().max(500),
-  releasedAt: instant,
-});
-
-// ---------------------------------------------------------------- node agents
-export const NodeRegistered = z.object({
-  nodeId: id,
-  gpuModel,
-  gpuCount: positiveInt,
-  gpuMemoryGb: positiveInt,
-  labels: z.record(z.string(), z.string()).default({}),
-  /** Grows each time the agent (re)starts; reports carry it. */
-  agentEpoch: positiveInt,
-  registeredAt: instant,
-});
-const subtaskReport = {
-  jobId: id,
-  tenantId: id,
-  subtaskId: id,
-  attempt: positiveInt,
-  nodeId: id,
-  leaseEpoch: positiveInt,
-};
-export const SubtaskStarted = z.object({ ...subtaskReport, startedAt: instant });
-export const SubtaskCompleted = z.object({ ...subtaskReport, exitCode: z.literal(0), endedAt: instant });
-export const SubtaskFailed = z.object({
-  ...subtaskReport,
-  exitCode: z.number().int(),
-  fault: faultSchema,
-  reason: z.string().max(500),
-  endedAt: instant,
-});
-
-// ---------------------------------------------------------------- reliability
-export const NodeLost = z.object({ nodeId: id, lastHeartbeatAt: instant, detectedAt: instant, reason: z.string().max(500) });
-export const NodeRecovered = z.object({ nodeId: id, agentEpoch: positiveInt, recoveredAt: instant });
-export const NodeDrained = z.object({ nodeId: id, reason: z.string().max(500), drainedAt: instant, automatic: z.boolean() });
-export const NodeUndrained = z.object({ nodeId: id, undrainedAt: instant });
-
-// ---------------------------------------------------------------- scheduler: policy
 /**
- * The scheduling policy in force from this event on (the whole policy, not a patch): a
- * fair-share weight per tenant and, per GPU model, a nominal quota in GPUs with an optional
- * borrowing limit. Decisions depend on it, so it is in the log: the same log gives the same
- * decisions whatever the configuration of the process replaying it.
+ * The rule events are built with: text.ts's `singleLineText` / `multiLineText` patterns (no
+ * control characters but TAB/LF/CR in multi-line text, no lone surrogates), with each field's
+ * published bounds (a few fields never had a maximum and keep none).
  */
-export const schedulingPolicy = z.object({
-  defaultWeight: z.number().positive(),
-  /** Whether a tenant may use idle GPUs beyond its nominal quota (taken back by preemption when the owner needs them). */
-  borrowing: z.boolean(),
-  tenants: z.record(
-    id,
-    z.object({
-      weight: z.number().positive().optional(),
-      quotas: z.record(gpuModel, z.object({ nominal: nonNegativeInt, borrowingLimit: nonNegativeInt.optional() })),
-    }),
-  ),
-});
-export const SchedulingPolicySet = z.object({ policy: schedulingPolicy, setAt: instant, actor: id, reason: z.string().min(1).max(500) });
-export const ReportRejected = z.object({
-  nodeId: id,
-  subtaskId: id.optional(),
-  reportType: z.string().max(64),
-  reason: z.string().max(500),
-  rejectedAt: instant,
-});
-export const SlaCreditIssued = z.object({
-  creditId: id,
-  tenantId: id,
-  period: z.string().regex(/^\d{4}-\d{2}$/),
-  metric: z.string().max(64),
-  measured: z.string().max(32),
-  target: z.string().max(32),
-  creditPercent: z.number().int().min(0).max(100),
-  reportHash: z.string().max(64),
-  windowEndSequence: nonNegativeInt,
-  issuedAt: instant,
-});
+const writtenText: TextRule = {
+  line: (maxLength, minLength = 0) => boundedString(maxLength, minLength).regex(SINGLE_LINE_TEXT_PATTERN, SINGLE_LINE_TEXT_MESSAGE),
+  lines: (maxLength, minLength = 0) => boundedString(maxLength, minLength).regex(MULTI_LINE_TEXT_PATTERN, MULTI_LINE_TEXT_MESSAGE),
+};
 
-// ---------------------------------------------------------------- metering
-export const UsageRecorded = z.object({
-  usageId: id,
-  tenantId: id,
-  projectId: id,
-  jobId: id.optional(),
-  subtaskId: id.optional(),
-  attempt: positiveInt.optional(),
-  leaseId: id.optional(),
-  gpuModel,
-  capacityType: capacityTypeSchema,
-  gpus: positiveInt,
-  startAt: instant,
-  endAt: instant,
-  /** gpus × (end − start), integer milliseconds. */
-  gpuMs: nonNegativeInt,
-  /** Whether the allocation ended by a platform interruption (credited back automatically). */
-  interrupted: z.boolean(),
-  /** Stream sequences of the events this usage was derived from. */
-  sourceSequences: z.array(nonNegativeInt).max(64),
-});
-/** External usage reported by services that schedule GPUs elsewhere. */
-export const ExternalAllocationStarted = z.object({
-  allocationId: id,
-  tenantId: id,
-  projectId: id,
-  gpuModel,
-  gpus: positiveInt,
-  capacityType: capacityTypeSchema,
-  startedAt: instant,
-});
-export const ExternalAllocationStopped = z.object({ allocationId: id, tenantId: id, stoppedAt: instant });
+/** No U+0000: PostgreSQL cannot store it in text or jsonb. The control character is the point here. */
+// eslint-disable-next-line no-control-regex
+export const STORABLE_TEXT_PATTERN = /^[^\u0000]*$/;
+export const STORABLE_TEXT_MESSAGE = 'must not contain U+0000 (no projection can store it)';
 
-// ---------------------------------------------------------------- billing
-const decimalString = z.string().regex(/^\d+(\.\d+)?$/);
-export const priceTierSchema = z.object({
-  /** Upper bound of the tier in GPU-hours per billing period; null = unbounded (the last tier). */
-  upToGpuHours: z.number().int().positive().nullable(),
-  pricePerGpuHour: decimalString,
-});
-export const priceSchema = z.object({
-  gpuModel,
-  capacityType: capacityTypeSchema,
-  /** Decimal string, price per GPU-hour in the book's currency (the flat price, or the first tier's). */
-  pricePerGpuHour: decimalString,
-  /** Billing increment per allocation, default 1000 ms (per second, rounded up). */
-  incrementMs: positiveInt.default(1000),
-  /** Minimum billed duration per allocation, default 60 s. */
-  minimumMs: nonNegativeInt.default(60_000),
-  /** Tiers reset every billing period: graduated prices each tier's part, volume prices all at the reached tier. */
-  tierMode: z.enum(['graduated', 'volume']).optional(),
-  tiers: z.array(priceTierSchema).min(1).max(32).optional(),
-});
-export const PriceBookPublished = z.object({
-  priceBookId: id,
-  version: positiveInt,
-  currency: z.string().length(3),
-  effectiveFrom: instant,
-  prices: z.array(priceSchema).min(1).max(1000),
-  publishedBy: id,
-  publishedAt: instant,
-});
-export const InvoiceFinalized = z.object({
-  invoiceId: id,
-  tenantId: id,
-  period: z.string().regex(/^\d{4}-\d{2}$/),
-  number: z.string().max(64),
-  total: z.string(),
-  currency: z.string().length(3),
-  cutoffSequence: nonNegativeInt,
-  priceBookVersion: positiveInt,
-  sha256: z.string().length(64),
-  actor: id,
-  reason: z.string().max(500),
-  finalizedAt: instant,
-});
+/**
+ * The rule stored events are read with: the bounds every published version had, minus exactly
+ * what no projection could ever have applied (U+0000). Text that was storable when it was
+ * published stays readable, so no event that a projection applied becomes unreadable.
+ */
+const storedText: TextRule = {
+  line: (maxLength, minLength = 0) => boundedString(maxLength, minLength).regex(STORABLE_TEXT_PATTERN, STORABLE_TEXT_MESSAGE),
+  lines: (maxLength, minLength = 0) => boundedString(maxLength, minLength).regex(STORABLE_TEXT_PATTERN, STORABLE_TEXT_MESSAGE),
+};
 
-/** Finance actions: audited (actor and reason), each an event on the invoice's or tenant's subject. */
-const audit = { actor: id, reason: z.string().min(1).max(500) };
-export const InvoicePaid = z.object({ invoiceId: id, tenantId: id, amount: decimalString, currency: z.string().length(3), paymentReference: z.string().max(200).optional(), paidAt: instant, ...audit });
-export const InvoiceVoided = z.object({ invoiceId: id, tenantId: id, number: z.string().max(64), voidedAt: instant, ...audit });
-export const CreditNoteIssued = z.object({ creditNoteId: id, invoiceId: id, tenantId: id, number: z.string().max(64), amount: decimalString, currency: z.string().length(3), issuedAt: instant, ...audit });
-export const CreditGranted = z.object({
-  grantId: id,
-  tenantId: id,
-  amount: decimalString,
-  currency: z.string().length(3),
-  /** Higher is used first. */
-  priority: z.number().int().min(0).max(1000),
-  expiresAt: instant.nullable(),
-  grantedAt: instant,
-  ...audit,
-});
-export const TaxRatesSet = z.object({
-  tenantId: id,
-  rates: z.array(z.object({ name: z.string().min(1).max(64), rate: z.string().regex(/^(0(\.\d+)?|1(\.0+)?)$/) })).max(8),
-  /** When the rates were set. Without `effectiveFrom`, they apply to invoices finalized from then on. */
-  effectiveAt: instant,
+/** Every payload schema, with free text checked by `text`: built twice, for writing and for reading. */
+function defineEventSchemas(text: TextRule) {
+  const gpuModel = text.line(64, 1);
+
+  // ---------------------------------------------------------------- intake: tenants and keys
+  const TenantCreated = z.object({
+    tenantId: id,
+    name: text.line(200, 1),
+    billingTimeZone: text.line(64, 1),
+    currency: text.line(3, 3),
+    createdAt: instant,
+  });
+  const ApiKeyIssued = z.object({
+    keyId: id,
+    tenantId: id.nullable(),
+    role: roleSchema,
+    /** SHA-256 of the secret, hex. The secret itself is shown once and never stored. */
+    secretHash: text.line(64, 64),
+    label: text.line(200).optional(),
+    issuedAt: instant,
+  });
+  const ApiKeyRevoked = z.object({ keyId: id, tenantId: id.nullable(), revokedAt: instant, reason: text.lines(500) });
+
+  // ---------------------------------------------------------------- intake: jobs
+  const retryPolicySchema = z.object({
+    /** Attempts for the job's own (user) failures, including the first. */
+    maxAttempts: z.number().int().min(1).max(10),
+    /** Exit codes that are retried; empty means any non-zero exit code. */
+    retryOnExitCodes: z.array(z.number().int()).max(64),
+  });
+  const dependencySchema = z.object({ jobId: id, condition: z.enum(['afterSuccess', 'afterAny']) });
+
+  const JobSubmitted = z.object({
+    jobId: id,
+    tenantId: id,
+    projectId: id,
+    name: text.line(200).optional(),
+    /** Allowed GPU models in order of preference (the first is preferred). */
+    gpuModels: z.array(gpuModel).min(1).max(16),
+    gpusPerSubtask: positiveInt,
+    subtaskCount: positiveInt,
+    /** Declared runtime of one sub-task ("execution time"), used for backfill and by the simulator. */
+    runtimeMs: positiveInt,
+    priorityClass: priorityClassSchema,
+    /** Ordering within a class: higher first. */
+    priority: z.number().int().min(0).max(1000),
+    preemptible: z.boolean(),
+    gang: z.boolean(),
+    /** Optional topology label that a gang must share (e.g. "nvlink"). */
+    gangTopologyKey: text.line(64).optional(),
+    capacityType: capacityTypeSchema,
+    deadline: instant.optional(),
+    dependsOn: z.array(dependencySchema).max(64).default([]),
+    retryPolicy: retryPolicySchema.optional(),
+    idempotencyKey: text.line(256).optional(),
+    submittedAt: instant,
+  });
+  const SubtaskCreated = z.object({
+    jobId: id,
+    tenantId: id,
+    subtaskId: id,
+    index: nonNegativeInt,
+    gpus: positiveInt,
+    gpuModels: z.array(gpuModel).min(1),
+    runtimeMs: positiveInt,
+  });
+  const JobCancelRequested = z.object({ jobId: id, tenantId: id, requestedAt: instant, reason: text.lines(500) });
+
+  // ---------------------------------------------------------------- intake: leases
+  const LeaseRequested = z.object({
+    leaseId: id,
+    tenantId: id,
+    projectId: id,
+    gpuModels: z.array(gpuModel).min(1).max(16),
+    gpus: positiveInt,
+    capacityType: capacityTypeSchema,
+    priorityClass: priorityClassSchema,
+    requestedAt: instant,
+  });
+  const LeaseReleaseRequested = z.object({ leaseId: id, tenantId: id, requestedAt: instant });
+
+  // ---------------------------------------------------------------- scheduler
+  const SubtaskPlaced = z.object({
+    jobId: id,
+    tenantId: id,
+    projectId: id,
+    subtaskId: id,
+    /** 1 for the first placement; grows on every requeue. */
+    attempt: positiveInt,
+    nodeId: id,
+    gpuModel,
+    gpus: positiveInt,
+    gpuIndices: z.array(nonNegativeInt),
+    /** Fencing token: reports carrying another epoch for this sub-task are stale. */
+    leaseEpoch: positiveInt,
+    capacityType: capacityTypeSchema,
+    runtimeMs: positiveInt,
+    placedAt: instant,
+  });
+  const SubtaskPreempted = z.object({
+    jobId: id,
+    tenantId: id,
+    subtaskId: id,
+    attempt: positiveInt,
+    nodeId: id,
+    leaseEpoch: positiveInt,
+    reason: text.lines(500),
+    preemptedByJobId: id.optional(),
+    /**
+     * Who caused the stop: `platform` (preemption by us, gang restart: credited back as an
+     * interruption) or `user` (the tenant cancelled the job: not credited). Additive, optional
+     * field: absent means `platform` (events written before it existed were all platform stops).
+     */
+    fault: faultSchema.optional(),
+    preemptedAt: instant,
+  });
+  const SubtaskRequeued = z.object({
+    jobId: id,
+    tenantId: id,
+    subtaskId: id,
+    previousAttempt: positiveInt,
+    reason: text.lines(500),
+    requeuedAt: instant,
+  });
+  const SubtaskAbandoned = z.object({
+    jobId: id,
+    tenantId: id,
+    subtaskId: id,
+    attempt: positiveInt,
+    reason: text.lines(500),
+    abandonedAt: instant,
+  });
+  const JobCompleted = z.object({
+    jobId: id,
+    tenantId: id,
+    projectId: id,
+    outcome: z.enum(['succeeded', 'failed', 'cancelled']),
+    reason: text.lines(500).optional(),
+    subtasksSucceeded: nonNegativeInt,
+    subtasksFailed: nonNegativeInt,
+    subtasksCancelled: nonNegativeInt,
+    /** Sum of GPU-ms the scheduler saw run for this job (all attempts), for reconciliation. */
+    gpuMsObserved: nonNegativeInt,
+    completedAt: instant,
+  });
+  const LeaseGranted = z.object({
+    leaseId: id,
+    tenantId: id,
+    projectId: id,
+    nodeId: id,
+    gpuModel,
+    gpus: positiveInt,
+    gpuIndices: z.array(nonNegativeInt),
+    leaseEpoch: positiveInt,
+    capacityType: capacityTypeSchema,
+    grantedAt: instant,
+  });
+  const LeaseReleased = z.object({
+    leaseId: id,
+    tenantId: id,
+    nodeId: id,
+    leaseEpoch: positiveInt,
+    reason: text.lines(500),
+    releasedAt: instant,
+  });
+
+  // ---------------------------------------------------------------- node agents
+  const NodeRegistered = z.object({
+    nodeId: id,
+    gpuModel,
+    gpuCount: positiveInt,
+    gpuMemoryGb: positiveInt,
+    labels: z.record(text.line(), text.line()).default({}),
+    /** Grows each time the agent (re)starts; reports carry it. */
+    agentEpoch: positiveInt,
+    registeredAt: instant,
+  });
+  const subtaskReport = {
+    jobId: id,
+    tenantId: id,
+    subtaskId: id,
+    attempt: positiveInt,
+    nodeId: id,
+    leaseEpoch: positiveInt,
+  };
+  const SubtaskStarted = z.object({ ...subtaskReport, startedAt: instant });
+  const SubtaskCompleted = z.object({ ...subtaskReport, exitCode: z.literal(0), endedAt: instant });
+  const SubtaskFailed = z.object({
+    ...subtaskReport,
+    exitCode: z.number().int(),
+    fault: faultSchema,
+    reason: text.lines(500),
+    endedAt: instant,
+  });
+
+  // ---------------------------------------------------------------- reliability
+  const NodeLost = z.object({ nodeId: id, lastHeartbeatAt: instant, detectedAt: instant, reason: text.lines(500) });
+  const NodeRecovered = z.object({ nodeId: id, agentEpoch: positiveInt, recoveredAt: instant });
+  const NodeDrained = z.object({ nodeId: id, reason: text.lines(500), drainedAt: instant, automatic: z.boolean() });
+  const NodeUndrained = z.object({ nodeId: id, undrainedAt: instant });
+
+  // ---------------------------------------------------------------- scheduler: policy
   /**
-   * Optional: the instant the rates take effect (may be in the future). An invoice is taxed at the
-   * rates in force at the end of its billing period (the last instant of the period).
+   * The scheduling policy in force from this event on (the whole policy, not a patch): a
+   * fair-share weight per tenant and, per GPU model, a nominal quota in GPUs with an optional
+   * borrowing limit. Decisions depend on it, so it is in the log: the same log gives the same
+   * decisions whatever the configuration of the process replaying it.
    */
-  effectiveFrom: instant.optional(),
-  ...audit,
-});
+  const schedulingPolicy = z.object({
+    defaultWeight: z.number().positive(),
+    /** Whether a tenant may use idle GPUs beyond its nominal quota (taken back by preemption when the owner needs them). */
+    borrowing: z.boolean(),
+    tenants: z.record(
+      id,
+      z.object({
+        weight: z.number().positive().optional(),
+        quotas: z.record(gpuModel, z.object({ nominal: nonNegativeInt, borrowingLimit: nonNegativeInt.optional() })),
+      }),
+    ),
+  });
+  const SchedulingPolicySet = z.object({ policy: schedulingPolicy, setAt: instant, actor: id, reason: text.lines(500, 1) });
+  const ReportRejected = z.object({
+    nodeId: id,
+    subtaskId: id.optional(),
+    reportType: text.line(64),
+    reason: text.lines(500),
+    rejectedAt: instant,
+  });
+  const SlaCreditIssued = z.object({
+    creditId: id,
+    tenantId: id,
+    period: z.string().regex(/^\d{4}-\d{2}$/),
+    metric: text.line(64),
+    measured: text.line(32),
+    target: text.line(32),
+    creditPercent: z.number().int().min(0).max(100),
+    reportHash: text.line(64),
+    windowEndSequence: nonNegativeInt,
+    issuedAt: instant,
+  });
+
+  // ---------------------------------------------------------------- metering
+  const UsageRecorded = z.object({
+    usageId: id,
+    tenantId: id,
+    projectId: id,
+    jobId: id.optional(),
+    subtaskId: id.optional(),
+    attempt: positiveInt.optional(),
+    leaseId: id.optional(),
+    gpuModel,
+    capacityType: capacityTypeSchema,
+    gpus: positiveInt,
+    startAt: instant,
+    endAt: instant,
+    /** gpus × (end − start), integer milliseconds. */
+    gpuMs: nonNegativeInt,
+    /** Whether the allocation ended by a platform interruption (credited back automatically). */
+    interrupted: z.boolean(),
+    /** Stream sequences of the events this usage was derived from. */
+    sourceSequences: z.array(nonNegativeInt).max(64),
+  });
+  /** External usage reported by services that schedule GPUs elsewhere. */
+  const ExternalAllocationStarted = z.object({
+    allocationId: id,
+    tenantId: id,
+    projectId: id,
+    gpuModel,
+    gpus: positiveInt,
+    capacityType: capacityTypeSchema,
+    startedAt: instant,
+  });
+  const ExternalAllocationStopped = z.object({ allocationId: id, tenantId: id, stoppedAt: instant });
+
+  // ---------------------------------------------------------------- billing
+  const decimalString = z.string().regex(/^\d+(\.\d+)?$/);
+  const priceTierSchema = z.object({
+    /** Upper bound of the tier in GPU-hours per billing period; null = unbounded (the last tier). */
+    upToGpuHours: z.number().int().positive().nullable(),
+    pricePerGpuHour: decimalString,
+  });
+  const priceSchema = z.object({
+    gpuModel,
+    capacityType: capacityTypeSchema,
+    /** Decimal string, price per GPU-hour in the book's currency (the flat price, or the first tier's). */
+    pricePerGpuHour: decimalString,
+    /** Billing increment per allocation, default 1000 ms (per second, rounded up). */
+    incrementMs: positiveInt.default(1000),
+    /** Minimum billed duration per allocation, default 60 s. */
+    minimumMs: nonNegativeInt.default(60_000),
+    /** Tiers reset every billing period: graduated prices each tier's part, volume prices all at the reached tier. */
+    tierMode: z.enum(['graduated', 'volume']).optional(),
+    tiers: z.array(priceTierSchema).min(1).max(32).optional(),
+  });
+  const PriceBookPublished = z.object({
+    priceBookId: id,
+    version: positiveInt,
+    currency: text.line(3, 3),
+    effectiveFrom: instant,
+    prices: z.array(priceSchema).min(1).max(1000),
+    publishedBy: id,
+    publishedAt: instant,
+  });
+  const InvoiceFinalized = z.object({
+    invoiceId: id,
+    tenantId: id,
+    period: z.string().regex(/^\d{4}-\d{2}$/),
+    number: text.line(64),
+    total: text.line(),
+    currency: text.line(3, 3),
+    cutoffSequence: nonNegativeInt,
+    priceBookVersion: positiveInt,
+    sha256: text.line(64, 64),
+    actor: id,
+    reason: text.lines(500),
+    finalizedAt: instant,
+  });
+
+  /** Finance actions: audited (actor and reason), each an event on the invoice's or tenant's subject. */
+  const audit = { actor: id, reason: text.lines(500, 1) };
+  const InvoicePaid = z.object({ invoiceId: id, tenantId: id, amount: decimalString, currency: text.line(3, 3), paymentReference: text.line(200).optional(), paidAt: instant, ...audit });
+  const InvoiceVoided = z.object({ invoiceId: id, tenantId: id, number: text.line(64), voidedAt: instant, ...audit });
+  const CreditNoteIssued = z.object({ creditNoteId: id, invoiceId: id, tenantId: id, number: text.line(64), amount: decimalString, currency: text.line(3, 3), issuedAt: instant, ...audit });
+  const CreditGranted = z.object({
+    grantId: id,
+    tenantId: id,
+    amount: decimalString,
+    currency: text.line(3, 3),
+    /** Higher is used first. */
+    priority: z.number().int().min(0).max(1000),
+    expiresAt: instant.nullable(),
+    grantedAt: instant,
+    ...audit,
+  });
+  const TaxRatesSet = z.object({
+    tenantId: id,
+    rates: z.array(z.object({ name: text.line(64, 1), rate: z.string().regex(/^(0(\.\d+)?|1(\.0+)?)$/) })).max(8),
+    /** When the rates were set. Without `effectiveFrom`, they apply to invoices finalized from then on. */
+    effectiveAt: instant,
+    /**
+     * Optional: the instant the rates take effect (may be in the future). An invoice is taxed at the
+     * rates in force at the end of its billing period (the last instant of the period).
+     */
+    effectiveFrom: instant.optional(),
+    ...audit,
+  });
+  return {
+    TenantCreated,
+    ApiKeyIssued,
+    ApiKeyRevoked,
+    retryPolicySchema,
+    dependencySchema,
+    JobSubmitted,
+    SubtaskCreated,
+    JobCancelRequested,
+    LeaseRequested,
+    LeaseReleaseRequested,
+    SubtaskPlaced,
+    SubtaskPreempted,
+    SubtaskRequeued,
+    SubtaskAbandoned,
+    JobCompleted,
+    LeaseGranted,
+    LeaseReleased,
+    NodeRegistered,
+    SubtaskStarted,
+    SubtaskCompleted,
+    SubtaskFailed,
+    NodeLost,
+    NodeRecovered,
+    NodeDrained,
+    NodeUndrained,
+    schedulingPolicy,
+    SchedulingPolicySet,
+    ReportRejected,
+    SlaCreditIssued,
+    UsageRecorded,
+    ExternalAllocationStarted,
+    ExternalAllocationStopped,
+    priceTierSchema,
+    priceSchema,
+    PriceBookPublished,
+    InvoiceFinalized,
+    InvoicePaid,
+    InvoiceVoided,
+    CreditNoteIssued,
+    CreditGranted,
+    TaxRatesSet,
+  };
+}
+
+const written = defineEventSchemas(writtenText);
+const stored = defineEventSchemas(storedText);
+
+export const {
+  TenantCreated,
+  ApiKeyIssued,
+  ApiKeyRevoked,
+  retryPolicySchema,
+  dependencySchema,
+  JobSubmitted,
+  SubtaskCreated,
+  JobCancelRequested,
+  LeaseRequested,
+  LeaseReleaseRequested,
+  SubtaskPlaced,
+  SubtaskPreempted,
+  SubtaskRequeued,
+  SubtaskAbandoned,
+  JobCompleted,
+  LeaseGranted,
+  LeaseReleased,
+  NodeRegistered,
+  SubtaskStarted,
+  SubtaskCompleted,
+  SubtaskFailed,
+  NodeLost,
+  NodeRecovered,
+  NodeDrained,
+  NodeUndrained,
+  schedulingPolicy,
+  SchedulingPolicySet,
+  ReportRejected,
+  SlaCreditIssued,
+  UsageRecorded,
+  ExternalAllocationStarted,
+  ExternalAllocationStopped,
+  priceTierSchema,
+  priceSchema,
+  PriceBookPublished,
+  InvoiceFinalized,
+  InvoicePaid,
+  InvoiceVoided,
+  CreditNoteIssued,
+  CreditGranted,
+  TaxRatesSet,
+} = written;
 
 /** Every event type with its current schema version and payload schema. */
 export const eventCatalogue = {
@@ -411,6 +549,14 @@ export const eventCatalogue = {
   CreditGranted: { version: 1, schema: CreditGranted },
   TaxRatesSet: { version: 1, schema: TaxRatesSet },
 } as const;
+
+/**
+ * The payload schemas stored events are decoded with (`decodeEvent`), per type: the current
+ * version's bounds with the read rule for text (see `storedText`). Building uses `eventCatalogue`.
+ */
+export const storedEventSchemas: { readonly [K in keyof typeof eventCatalogue]: z.ZodType<z.output<(typeof eventCatalogue)[K]['schema']>> } = Object.fromEntries(
+  Object.keys(eventCatalogue).map((type) => [type, stored[type as keyof typeof stored]]),
+) as never;
 
 export type EventType = keyof typeof eventCatalogue;
 export const EventType = Object.fromEntries(Object.keys(eventCatalogue).map((k) => [k, k])) as { [K in EventType]: K };

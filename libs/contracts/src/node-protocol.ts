@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { multiLineText } from './text';
 
 /**
  * The node agent protocol (documented in docs/node-protocol.md). Commands go to
@@ -7,6 +8,7 @@ import { z } from 'zod';
  */
 const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
 const instant = z.iso.datetime({ offset: false });
+// Free text follows text.ts like the events' (a stop reason often repeats an event's reason).
 
 export const RunSubtaskCommand = z.object({
   kind: z.literal('RunSubtask'),
@@ -26,7 +28,7 @@ export const StopSubtaskCommand = z.object({
   subtaskId: id,
   attempt: z.number().int().positive(),
   leaseEpoch: z.number().int().positive(),
-  reason: z.string().max(500),
+  reason: multiLineText(500),
   issuedAt: instant,
 });
 /** A lease was granted on this node: its GPUs are the tenant's until DetachLease (no work is run for it). */
@@ -45,7 +47,7 @@ export const DetachLeaseCommand = z.object({
   commandId: id,
   leaseId: id,
   leaseEpoch: z.number().int().positive(),
-  reason: z.string().max(500),
+  reason: multiLineText(500),
   issuedAt: instant,
 });
 export const NodeCommand = z.discriminatedUnion('kind', [RunSubtaskCommand, StopSubtaskCommand, AttachLeaseCommand, DetachLeaseCommand]);
