@@ -1,22 +1,18 @@
 #!/usr/bin/env bash
-# Runs the test suite as if today were another day: the test processes and a throwaway
-# PostgreSQL run under libfaketime with the same offset (default +365 days), next to a
-# throwaway nats-server. Usage: scripts/test-at-offset.sh [offset] [vitest args...]
+# Runs the test suite as if today were another day: every clock the tests read moves by the same
+# offset (default +365 days) — the test processes and a throwaway PostgreSQL under libfaketime,
+# and a throwaway nats-server built to honour the same FAKETIME offset (Go reads the clock
+# through the vDSO, which libfaketime cannot reach; see scripts/shifted-nats-server/build.sh).
+# Usage: scripts/test-at-offset.sh [offset] [vitest args...]
 #   npm run test:future                  # the whole suite, one year ahead
 #   scripts/test-at-offset.sh +800d apps/metering
-#
-# nats-server is a Go program: Go reads the clock through the vDSO, not libc, so libfaketime
-# cannot move it. Its clock (stream receipt times) stays real, which is the harsher case: a test
-# that mixes the test process's "now" with stream time fails here at once instead of months later.
-# Tests must therefore take every instant they compare with stream time from the stream itself
-# or from the service clock the code under test uses, never from a pinned date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 offset="${1:-+365d}"
 [ $# -gt 0 ] && shift
 command -v faketime >/dev/null || { echo "faketime is missing: apt-get install -y faketime" >&2; exit 2; }
-command -v nats-server >/dev/null || { echo "nats-server is missing: apt-get install -y nats-server" >&2; exit 2; }
+nats_server="$(scripts/shifted-nats-server/build.sh)"
 pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
 [ -n "$pg_bin" ] || { echo "PostgreSQL server binaries are missing (/usr/lib/postgresql/*/bin)" >&2; exit 2; }
 
@@ -38,7 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-faketime -f "$offset" nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$work/nats" >"$work/nats.log" 2>&1 &
+FAKETIME="$offset" "$nats_server" -a 127.0.0.1 -p "$nats_port" -js -sd "$work/nats" >"$work/nats.log" 2>&1 &
 nats_pid=$!
 "${as_db_user[@]}" "$pg_bin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
 # The postmaster itself runs under faketime (pg_ctl would wait forever: it compares its own clock
@@ -52,5 +48,5 @@ for _ in $(seq 1 50); do (echo >"/dev/tcp/127.0.0.1/$nats_port") >/dev/null 2>&1
 export NATS_URL="nats://127.0.0.1:$nats_port"
 export TEST_DATABASE_ADMIN_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
 export FAKETIME_DONT_FAKE_MONOTONIC=1
-echo "clocks: tests $(faketime -f "$offset" date -u +%FT%TZ), PostgreSQL $(faketime -f "$offset" "$pg_bin/../bin/psql" -At "$TEST_DATABASE_ADMIN_URL" -c "select to_char(now() at time zone 'utc','YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')" 2>/dev/null || echo '?'), real $(date -u +%FT%TZ)"
+echo "clocks: tests $(faketime -f "$offset" date -u +%FT%TZ), nats-server $(grep -m1 -o '^\[[0-9]*\] [0-9/]* [0-9:]*' "$work/nats.log" | cut -d' ' -f2-), PostgreSQL $(faketime -f "$offset" "$pg_bin/../bin/psql" -At "$TEST_DATABASE_ADMIN_URL" -c "select to_char(now() at time zone 'utc','YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')" 2>/dev/null || echo '?'), real $(date -u +%FT%TZ)"
 faketime -f "$offset" npx vitest run "$@"
