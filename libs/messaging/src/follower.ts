@@ -13,8 +13,9 @@ export interface FollowOptions {
   filterSubject?: string;
   batchMax?: number;
   /**
-   * Called with consecutive messages in stream order. The next batch is not read until the
-   * promise settles (backpressure). A batch is closed when full or when nothing more is buffered.
+   * Called with consecutive messages in stream order. The next batch is not handed over until
+   * the promise settles (backpressure). A batch is everything delivered and not yet handed over,
+   * up to `batchMax`: it never waits for a message that has not arrived.
    */
   onBatch(messages: JsMsg[]): Promise<void>;
 }
@@ -23,11 +24,24 @@ export interface FollowOptions {
  * Follows a stream from a sequence with an ordered consumer: no acks, no server-side state to
  * clean up; the caller's own checkpoint is the cursor. Used by projections, replays and the
  * scheduler's in-memory fold.
+ *
+ * Two loops share one queue that this class counts itself: the reader moves every delivered
+ * message into the queue as it arrives; the applier hands the whole queue (up to `batchMax`) to
+ * `onBatch` whenever it is free. So a batch ends on what was actually delivered, never on the
+ * client library's pending estimate: that count includes its own queued pull requests as if
+ * they were messages, so after a burst the last events waited for the next one to arrive (issue
+ * 16: billing 406 events behind for minutes on a quiet stream, `invoices verify` hanging).
+ * Under load, messages queue up while a batch is applied, so batches grow by themselves; when
+ * idle, a lone message goes through at once.
  */
 export class StreamFollower {
   private messages?: ConsumerMessages;
   private stopped = false;
   private loop?: Promise<void>;
+  private readonly queue: JsMsg[] = [];
+  private readerEnded = false;
+  private wakeApplier?: () => void;
+  private wakeReader?: () => void;
 
   constructor(
     private readonly bus: Bus,
@@ -40,25 +54,52 @@ export class StreamFollower {
       ...(fromSequence > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSequence } : { deliver_policy: DeliverPolicy.All }),
       ...(filterSubject ? { filter_subjects: filterSubject } : {}),
     });
-    this.messages = await consumer.consume({ max_messages: READ_BUFFER_MESSAGES_MAX });
-    this.loop = this.run(this.messages);
+    const messages = await consumer.consume({ max_messages: READ_BUFFER_MESSAGES_MAX });
+    this.messages = messages;
+    const reading = this.read(messages);
+    const applying = this.apply();
+    // The applier's failure (an onBatch that throws) stops the reader too, as a broken loop did before.
+    this.loop = Promise.all([reading, applying.catch(async (error: unknown) => {
+      this.stopped = true;
+      await messages.close().catch(() => undefined);
+      this.wakeReader?.();
+      throw error;
+    })]).then(() => undefined);
   }
 
-  private async run(messages: ConsumerMessages): Promise<void> {
-    const batchMax = this.options.batchMax ?? READ_BATCH_MESSAGES_MAX;
-    let batch: JsMsg[] = [];
-    for await (const m of messages) {
-      if (this.stopped) break;
-      batch.push(m);
-      // Close the batch when it is full or when nothing more is buffered client-side. While a
-      // batch is being applied new messages queue up, so under load batches grow by themselves
-      // (one transaction for many events) and when idle a lone message goes through at once.
-      // The server's pending count is not used: it is 0 for every live message.
-      if (batch.length >= batchMax || messages.getPending() === 0 || m.info.pending === 0 && messages.getPending() <= 1) {
-        const full = batch;
-        batch = [];
-        await this.options.onBatch(full);
+  /** Moves delivered messages into the queue, waiting while it holds READ_BUFFER_MESSAGES_MAX. */
+  private async read(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const m of messages) {
+        if (this.stopped) break;
+        this.queue.push(m);
+        this.wakeApplier?.();
+        while (this.queue.length >= READ_BUFFER_MESSAGES_MAX && !this.stopped) await new Promise<void>((resolve) => (this.wakeReader = resolve));
       }
+    } finally {
+      this.readerEnded = true;
+      this.wakeApplier?.();
+    }
+  }
+
+  /** Hands the queue over in batches, one at a time. */
+  private async apply(): Promise<void> {
+    const batchMax = this.options.batchMax ?? READ_BATCH_MESSAGES_MAX;
+    for (;;) {
+      if (this.queue.length === 0 && !this.stopped && !this.readerEnded) {
+        await new Promise<void>((resolve) => (this.wakeApplier = resolve));
+        // Woken by the first message of a delivery: the rest of it is already parsed and reaches
+        // the queue within this turn of the event loop, so the batch takes it along.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      if (this.stopped) return;
+      if (this.queue.length === 0) {
+        if (this.readerEnded) return;
+        continue;
+      }
+      const batch = this.queue.splice(0, batchMax);
+      this.wakeReader?.();
+      await this.options.onBatch(batch);
     }
   }
 
@@ -69,6 +110,8 @@ export class StreamFollower {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.wakeApplier?.();
+    this.wakeReader?.();
     await this.messages?.close().catch(() => undefined);
     await this.loop?.catch(() => undefined);
   }
@@ -79,4 +122,3 @@ export async function lastSequence(bus: Bus, stream: string): Promise<number> {
   const info = await bus.jsm.streams.info(stream);
   return info.state.last_seq;
 }
-

@@ -4,6 +4,10 @@
 // threads), which come back for reuse once decoded. The main thread decodes, folds and writes;
 // this thread pays the NATS client's protocol parsing.
 //
+// A batch ends when full, at the range's end, or at a message the server delivered with nothing
+// pending after it; a range whose last sequences were deleted ends once the stream's real last
+// sequence shows they will never come (never on a client-side pending estimate).
+//
 // Messages whose type header names a type the projection does not read are left out here (only
 // their sequence counts): the same rule the live runner applies (libs/messaging message-decoding).
 //
@@ -222,6 +226,52 @@ async function run() {
         }, RESET_DELAY_MS);
       };
 
+      /**
+       * Nothing follows the last message received, yet the range goes further. When the stream's
+       * real last sequence already reaches the range's end (read before the consumer's state, so
+       * a message published in between cannot be mistaken for a deleted one), the missing
+       * sequences were deleted and never come: the range ends with an empty batch at its end
+       * once the messages already delivered have arrived. Otherwise they are still to be
+       * published and the read waits (the idle timeout bounds that wait).
+       */
+      let checkingRange = false;
+      /**
+       * Once checked: the consumer, and how many deliveries it had made when nothing was pending
+       * (its delivered stream sequence may name a deleted message, so deliveries are counted).
+       */
+      let rangeEmptyAfter;
+      const endIfRangeGone = () => {
+        if (rangeEmptyAfter === undefined || done) return;
+        if (rangeEmptyAfter.consumer !== current) {
+          rangeEmptyAfter = undefined;
+          return;
+        }
+        if (current.expected - 1 < rangeEmptyAfter.deliveries) return;
+        rangeEmptyAfter = undefined;
+        lastReceived = toSequence;
+        ready.push([batch, toSequence]);
+        batch = new BatchBuilder();
+        inBatch = 0;
+        void flush();
+      };
+      const checkRangeGone = async () => {
+        if (checkingRange || !current) return;
+        checkingRange = true;
+        try {
+          const consumer = current;
+          const stream_ = await jsm.streams.info(stream);
+          if (stream_.state.last_seq < toSequence) return;
+          const info = await jsm.consumers.info(stream, consumer.name);
+          if (consumer !== current || info.num_pending !== 0) return;
+          rangeEmptyAfter = { consumer, deliveries: info.delivered.consumer_seq };
+          endIfRangeGone();
+        } catch {
+          // The consumer went away meanwhile: the new one's deliveries tell again.
+        } finally {
+          checkingRange = false;
+        }
+      };
+
       /** Hands ready batches over as credits allow; pulls more only once the main thread keeps up. */
       const flush = async () => {
         if (sending) return;
@@ -268,12 +318,16 @@ async function run() {
         const type = typeOf(m);
         if (type !== UNREAD_TYPE) batch.add(sequence, delivery.timeMs, m.subject, type, m.data);
         inBatch++;
+        // A batch ends when full, at the range's end, or when the server says nothing follows this
+        // message (its pending count, exact when delivered): never on a client-side estimate.
         if (inBatch >= batchMax || sequence >= toSequence || delivery.pending === 0) {
           ready.push([batch, sequence]);
           batch = new BatchBuilder();
           inBatch = 0;
           void flush();
         }
+        if (delivery.pending === 0 && sequence < toSequence) void checkRangeGone();
+        endIfRangeGone();
         // The next pull goes out before the owed messages run out: the server never waits for us.
         if (!sending) pullIfRoom();
       };
