@@ -96,6 +96,11 @@ const validData: { [K in EventType]: Record<string, unknown> } = {
   CreditNoteIssued: { creditNoteId: 'cn1', invoiceId: 'i1', tenantId: 'acme', number: 'CN-000001', amount: '1', currency: 'USD', issuedAt: instant, ...audit },
   CreditGranted: { grantId: 'g1', tenantId: 'acme', amount: '100', currency: 'USD', priority: 1, expiresAt: null, grantedAt: instant, ...audit },
   TaxRatesSet: { tenantId: 'acme', rates: [{ name: 'VAT', rate: '0.2' }], effectiveAt: instant, ...audit },
+  BillingPeriodClosed: { tenantId: 'acme', period: '2026-11', closedAt: instant, ...audit },
+  InvoiceDraftDeleted: { invoiceId: 'i1', tenantId: 'acme', period: '2026-11', usage: 'move', replacementInvoiceId: 'i2', deletedAt: instant, ...audit },
+  InvoiceReissued: { invoiceId: 'i1', tenantId: 'acme', period: '2026-11', number: 'FGPU-000001', replacementInvoiceId: 'i2', reissuedAt: instant, ...audit },
+  LateUsageBilled: { tenantId: 'acme', usageEventId: 'u1', piece: 0, invoiceId: 'i1', billedAt: instant, ...audit },
+  LateUsageDismissed: { tenantId: 'acme', usageEventId: 'u1', piece: 0, dismissedAt: instant, ...audit },
 };
 
 /** The text fields of a valid payload with their values, as [path to set, current value]: nested ones too. */

@@ -418,6 +418,19 @@ function defineEventSchemas(text: TextRule) {
     effectiveFrom: instant.optional(),
     ...audit,
   });
+
+  /**
+   * Invoice lifecycle (docs/billing.md). A period close cuts the tenant's running allocations at
+   * the period's end onto its invoices (accrual); a draft deletion uses no number and moves its
+   * usage to a new draft or discards it; a reissue replaces a void invoice by a new draft; late
+   * usage in the review queue is billed onto an open invoice or dismissed.
+   */
+  const BillingPeriodClosed = z.object({ tenantId: id, period: z.string().regex(/^\d{4}-\d{2}$/), closedAt: instant, ...audit });
+  const InvoiceDraftDeleted = z.object({ invoiceId: id, tenantId: id, period: z.string().regex(/^\d{4}-\d{2}$/), usage: z.enum(['move', 'discard']), replacementInvoiceId: id.optional(), deletedAt: instant, ...audit });
+  const InvoiceReissued = z.object({ invoiceId: id, tenantId: id, period: z.string().regex(/^\d{4}-\d{2}$/), number: text.line(64), replacementInvoiceId: id, reissuedAt: instant, ...audit });
+  const reviewItem = { tenantId: id, usageEventId: id, piece: nonNegativeInt };
+  const LateUsageBilled = z.object({ ...reviewItem, invoiceId: id, billedAt: instant, ...audit });
+  const LateUsageDismissed = z.object({ ...reviewItem, dismissedAt: instant, ...audit });
   return {
     TenantCreated,
     ApiKeyIssued,
@@ -460,6 +473,11 @@ function defineEventSchemas(text: TextRule) {
     CreditNoteIssued,
     CreditGranted,
     TaxRatesSet,
+    BillingPeriodClosed,
+    InvoiceDraftDeleted,
+    InvoiceReissued,
+    LateUsageBilled,
+    LateUsageDismissed,
   };
 }
 
@@ -508,6 +526,11 @@ export const {
   CreditNoteIssued,
   CreditGranted,
   TaxRatesSet,
+  BillingPeriodClosed,
+  InvoiceDraftDeleted,
+  InvoiceReissued,
+  LateUsageBilled,
+  LateUsageDismissed,
 } = written;
 
 /** Every event type with its current schema version and payload schema. */
@@ -548,6 +571,11 @@ export const eventCatalogue = {
   CreditNoteIssued: { version: 1, schema: CreditNoteIssued },
   CreditGranted: { version: 1, schema: CreditGranted },
   TaxRatesSet: { version: 1, schema: TaxRatesSet },
+  BillingPeriodClosed: { version: 1, schema: BillingPeriodClosed },
+  InvoiceDraftDeleted: { version: 1, schema: InvoiceDraftDeleted },
+  InvoiceReissued: { version: 1, schema: InvoiceReissued },
+  LateUsageBilled: { version: 1, schema: LateUsageBilled },
+  LateUsageDismissed: { version: 1, schema: LateUsageDismissed },
 } as const;
 
 /**

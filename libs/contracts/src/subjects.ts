@@ -136,9 +136,14 @@ export function subjectFor<T extends EventType>(topo: Topology, type: T, data: E
     case 'InvoicePaid':
     case 'InvoiceVoided':
     case 'CreditNoteIssued':
+    case 'InvoiceDraftDeleted':
+    case 'InvoiceReissued':
       return s.invoice(key('invoiceId'));
     case 'CreditGranted':
     case 'TaxRatesSet':
+    case 'BillingPeriodClosed':
+    case 'LateUsageBilled':
+    case 'LateUsageDismissed':
       return s.billingTenant(key('tenantId'));
     default: {
       const unreachable: never = t;
