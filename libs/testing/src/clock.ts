@@ -6,9 +6,8 @@ import type { Bus } from '@fastgpu/messaging';
  *
  * A test whose assertions compare producer times with stream receipt times (the lateness
  * horizon, accrual, liveness) takes its instants from here, and pins the service clock to the
- * same value, so every clock the assertion depends on is the same one — on any date, and also
- * when the test process's clock and the server's disagree (scripts/test-at-offset.sh moves the
- * test's clock but cannot move nats-server's).
+ * same value, so every clock the assertion depends on is the same one, on any date (and under
+ * scripts/test-at-offset.sh, which moves the test's, PostgreSQL's and nats-server's clocks).
  *
  * It writes one message to a throwaway stream of the bus's prefix, reads its stored time, and
  * deletes the stream: the domain streams never see it.
@@ -20,6 +19,7 @@ export async function logNow(bus: Bus): Promise<number> {
   try {
     const ack = await bus.js.publish(subject, new Uint8Array(0));
     const stored = await bus.jsm.streams.getMessage(name, { seq: ack.seq });
+    if (!stored) throw new Error(`the clock probe at sequence ${ack.seq} of ${name} was not stored`);
     return stored.time.getTime();
   } finally {
     await bus.jsm.streams.delete(name).catch(() => false);
