@@ -2,3 +2,4 @@ export * from './database';
 export * from './migrate';
 export * from './checkpoint';
 export * from './copy';
+export * from './errors';

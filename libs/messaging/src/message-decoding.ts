@@ -1,7 +1,11 @@
 import { decodeValue, Headers, parseJson, peekType, type DomainEvent } from '@fastgpu/contracts';
 
-/** What a consumer reading some event types does with one message. */
-export type MessageVerdict = { kind: 'skip' } | { kind: 'event'; event: DomainEvent } | { kind: 'reject'; reason: string };
+/**
+ * What a consumer reading some event types does with one message. A rejected message carries
+ * what could be read of it: the type its header or body names (absent when neither names one)
+ * and its event id (absent when the body has none), for the dead-letter reason and for operators.
+ */
+export type MessageVerdict = { kind: 'skip' } | { kind: 'event'; event: DomainEvent } | { kind: 'reject'; reason: string; type?: string; eventId?: string };
 
 const SKIP: MessageVerdict = { kind: 'skip' };
 
@@ -23,10 +27,27 @@ export function headerType(headers: { get(name: string): string } | undefined): 
 export function judgeMessage(data: Uint8Array, type: string | undefined, wanted: ReadonlySet<string>): MessageVerdict {
   if (type !== undefined && !wanted.has(type)) return SKIP;
   const parsed = parseJson(data);
-  if (!parsed.ok) return { kind: 'reject', reason: parsed.reason };
+  if (!parsed.ok) return { kind: 'reject', reason: parsed.reason, ...(type !== undefined ? { type } : {}) };
   const bodyType = peekType(parsed.value);
-  if (type !== undefined && bodyType !== type) return { kind: 'reject', reason: `the ${Headers.eventType} header names ${type} but the body's type is ${bodyType === undefined ? 'missing' : `"${bodyType}"`}` };
+  const eventId = peekId(parsed.value);
+  const read = { ...((type ?? bodyType) !== undefined ? { type: type ?? bodyType } : {}), ...(eventId !== undefined ? { eventId } : {}) };
+  if (type !== undefined && bodyType !== type) return { kind: 'reject', reason: `the ${Headers.eventType} header names ${type} but the body's type is ${bodyType === undefined ? 'missing' : `"${bodyType}"`}`, ...read };
   if (bodyType !== undefined && !wanted.has(bodyType)) return SKIP;
   const decoded = decodeValue(parsed.value);
-  return decoded.ok ? { kind: 'event', event: decoded.event } : { kind: 'reject', reason: decoded.reason };
+  return decoded.ok ? { kind: 'event', event: decoded.event } : { kind: 'reject', reason: decoded.reason, ...read };
+}
+
+/** The `id` a parsed body names, if it is a short string (for naming a rejected message). */
+function peekId(raw: unknown): string | undefined {
+  const id = typeof raw === 'object' && raw !== null ? (raw as { id?: unknown }).id : undefined;
+  return typeof id === 'string' && id.length <= 128 ? id : undefined;
+}
+
+/**
+ * Whether a consumer that stops on undecodable events (money) must stop at this rejected
+ * message: when it names a type the consumer reads, or names none at all (it cannot be shown
+ * not to be one). A message that names another type is only dead-lettered.
+ */
+export function mustStopAt(verdict: { type?: string }, wanted: ReadonlySet<string>): boolean {
+  return verdict.type === undefined || wanted.has(verdict.type);
 }

@@ -2,12 +2,13 @@ import type { JsMsg } from '@nats-io/jetstream';
 import type { Transaction } from 'kysely';
 import type { EventType, StoredEvent } from '@fastgpu/contracts';
 import { recordEventSpan } from '@fastgpu/telemetry';
-import { advanceCheckpoint, lockCheckpoint, markStalled, readCheckpoint, type AnyDatabase } from '@fastgpu/db';
+import { advanceCheckpoint, isTransientDatabaseError, lockCheckpoint, markStalled, readCheckpoint, type AnyDatabase } from '@fastgpu/db';
 import type { Bus } from './bus';
 import { sendToDeadLetters } from './dead-letters';
 import { StreamFollower } from './follower';
 import { SequenceWaiters } from './sequence-waiters';
-import { headerType, judgeMessage } from './message-decoding';
+import { headerType, judgeMessage, mustStopAt } from './message-decoding';
+import { projectionApplyFailures, projectionStalls } from './projection-metrics';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type ProjectionTransaction = Transaction<any>;
@@ -39,7 +40,33 @@ export interface Projection {
   name: string;
   /** Event types this projection reads; others only move the checkpoint. */
   types: ReadonlySet<EventType>;
+  /**
+   * Money: stop at a message of a type it reads that does not decode (it is dead-lettered too)
+   * instead of going past it, and report unhealthy until an operator repairs it (design.md:
+   * never skip money). Other projections dead-letter it and go on.
+   */
+  stopsOnUndecodable?: boolean;
   apply(trx: ProjectionTransaction, events: StoredEvent[], context: ProjectionContext): Promise<void>;
+}
+
+export type StallKind = 'undecodable' | 'unappliable' | 'transient';
+
+/** Where and why a projection stopped: what an operator needs to find and repair the event. */
+export interface ProjectionStall {
+  /** The stream sequence it stopped at: every event before it is applied, none after. */
+  sequence: number;
+  eventId?: string;
+  eventType?: string;
+  reason: string;
+  /**
+   * `undecodable`: the message does not decode (dead-lettered too) and the projection stops on
+   * those (money); `unappliable`: a valid event the projection's apply refuses, the same way on
+   * every retry; `transient`: the database is unreachable or busy, retried until it answers.
+   */
+  kind: StallKind;
+  /** When this stall began (ISO-8601): retries of the same stall keep it. */
+  since: string;
+  attempts: number;
 }
 
 export interface ProjectionHealth {
@@ -47,7 +74,27 @@ export interface ProjectionHealth {
   status: 'starting' | 'running' | 'stalled' | 'stopped';
   lastSequence: number;
   stalledAtSequence?: number;
+  /** One line: the sequence, event id and type, and the reason. */
   error?: string;
+  stall?: ProjectionStall;
+}
+
+/** Where a runner reports stalls: a JSON-lines logger (libs/observability's JsonLogger fits). */
+export interface ProjectionLogger {
+  error(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** The default logger: one JSON object per line on stderr. */
+export const stderrProjectionLogger: ProjectionLogger = {
+  error: (msg, fields) => writeLogLine('error', msg, fields),
+  warn: (msg, fields) => writeLogLine('warn', msg, fields),
+  info: (msg, fields) => writeLogLine('info', msg, fields),
+};
+
+function writeLogLine(level: string, msg: string, fields: Record<string, unknown> = {}): void {
+  process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, service: 'projection-runner', msg, ...fields })}\n`);
 }
 
 export interface ProjectionRunnerOptions {
@@ -58,14 +105,51 @@ export interface ProjectionRunnerOptions {
   batchMax?: number;
   /** Longest wait between retries of a batch that failed to apply. */
   retryDelayMsMax?: number;
+  /** Where stalls and recoveries are logged (default: JSON lines on stderr). */
+  logger?: ProjectionLogger;
   onProgress?(lastSequence: number, eventsApplied: number): void;
+}
+
+/** Sequences this runner remembers having dead-lettered, so a retried stop does not send them again. */
+const DEAD_LETTERED_REMEMBERED_MAX = 1024;
+
+/** A message the projection stops at without applying it (an undecodable event it may read). */
+export class UndecodableEventError extends Error {
+  constructor(
+    readonly sequence: number,
+    readonly reason: string,
+    readonly eventType: string | undefined,
+    readonly eventId: string | undefined,
+  ) {
+    super(`sequence ${sequence} does not decode: ${reason}`);
+    this.name = 'UndecodableEventError';
+  }
+}
+
+/** One line naming a stall: sequence, event id and type, reason. */
+export function describeStall(stall: Pick<ProjectionStall, 'sequence' | 'eventId' | 'eventType' | 'reason' | 'kind'>): string {
+  const named = [stall.eventId && `event ${stall.eventId}`, stall.eventType].filter(Boolean).join(', ');
+  return `stopped at sequence ${stall.sequence}${named ? ` (${named})` : ''}, ${stall.kind}: ${stall.reason}`;
 }
 
 /**
  * Runs a projection: reads the domain stream from its checkpoint with an ordered consumer,
  * applies each batch in one transaction with the checkpoint move, and never skips an event it
- * cannot apply: it stalls at that sequence, reports itself unhealthy and retries with backoff.
- * Bodies that do not decode go to the dead-letter stream with the reason and are passed.
+ * cannot apply.
+ *
+ * - A batch that fails is applied again one message per transaction, so every event before the
+ *   culprit is applied and the stall names exactly one sequence, event id, type and reason.
+ * - It then stalls there: logged once at error level (a retry of the same stall logs nothing
+ *   more), counted (`fastgpu_projection_apply_failures_total` per attempt,
+ *   `fastgpu_projection_stalls_total` per stall), marked in its checkpoint row (which
+ *   `fastgpu_projection_stalled` and readiness read) and shown by `health`; it retries with
+ *   backoff, and readers waiting for a sequence past it are answered at once.
+ * - A body that does not decode goes to the dead-letter stream with the reason. A projection
+ *   that sets `stopsOnUndecodable` (money) also stops at it when it names a type the projection
+ *   reads, or no type at all; the others go past it.
+ *
+ * The repair path is an event fix-up (libs/contracts upcasters.ts) and a restart
+ * (docs/operations.md).
  */
 export class ProjectionRunner {
   private follower?: StreamFollower;
@@ -73,6 +157,8 @@ export class ProjectionRunner {
   private state: ProjectionHealth;
   private stopped = false;
   private eventsApplied = 0;
+  private readonly deadLettered = new Set<number>();
+  private readonly logger: ProjectionLogger;
   readonly checkpointName: string;
 
   constructor(
@@ -83,10 +169,11 @@ export class ProjectionRunner {
   ) {
     this.checkpointName = options.checkpointName ?? projection.name;
     this.state = { projection: this.checkpointName, status: 'starting', lastSequence: 0 };
+    this.logger = options.logger ?? stderrProjectionLogger;
   }
 
   get health(): ProjectionHealth {
-    return { ...this.state };
+    return { ...this.state, ...(this.state.stall ? { stall: { ...this.state.stall } } : {}) };
   }
 
   get lastSequence(): number {
@@ -94,6 +181,7 @@ export class ProjectionRunner {
   }
 
   async start(): Promise<void> {
+    this.stopped = false;
     const checkpoint = await readCheckpoint(this.db, this.checkpointName);
     this.state.lastSequence = checkpoint ? Number(checkpoint.last_sequence) : 0;
     this.state.status = 'running';
@@ -109,59 +197,143 @@ export class ProjectionRunner {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.follower?.stop();
-    this.state.status = 'stopped';
+    this.state = { ...this.state, status: 'stopped' };
   }
 
-  /** Resolves once every event up to `sequence` is applied (read-your-writes for APIs). */
+  /**
+   * Resolves true once every event up to `sequence` is applied (read-your-writes for APIs);
+   * false after `timeoutMs`, or at once while the projection is stopped at an event at or
+   * before `sequence` that no retry will get past (not a transient database failure).
+   */
   waitFor(sequence: number, timeoutMs = 5000): Promise<boolean> {
+    const stall = this.state.stall;
+    if (stall && stall.kind !== 'transient' && stall.sequence <= sequence && this.state.lastSequence < sequence) return Promise.resolve(false);
     return this.waiters.waitFor(sequence, this.state.lastSequence, timeoutMs);
   }
 
   private async applyWithRetry(messages: JsMsg[]): Promise<void> {
+    let remaining = messages;
     let delayMs = 100;
     const delayMsMax = this.options.retryDelayMsMax ?? 30_000;
-    for (let attempt = 1; !this.stopped; attempt++) {
+    while (!this.stopped && remaining.length) {
       try {
-        await this.applyBatch(messages);
+        await this.applyBatch(remaining);
+        this.resume();
         return;
       } catch (error) {
-        const message = (error as Error).message;
-        const first = messages[0]?.seq ?? 0;
-        this.state = { ...this.state, status: 'stalled', stalledAtSequence: first, error: message };
-        await markStalled(this.db, this.checkpointName, first, message).catch(() => undefined);
+        const located = await this.locate(remaining, error);
+        remaining = remaining.slice(located.index);
+        if (!located.stall) {
+          // Applied one by one after all: whatever failed did not fail again.
+          this.resume();
+          continue;
+        }
+        await this.reportStall(located.stall);
         await new Promise((r) => setTimeout(r, delayMs));
         delayMs = Math.min(delayMs * 2, delayMsMax);
       }
     }
   }
 
+  /**
+   * Finds the message a failed batch stopped at: the undecodable one it names, the first one
+   * when the database is unreachable, or, for an apply that fails the same way every time, the
+   * one that still fails when the batch is applied again one message per transaction (those
+   * before it are then committed). Returns its index in `messages` and the stall, or no stall
+   * when every message applied on its own.
+   */
+  private async locate(messages: JsMsg[], error: unknown): Promise<{ index: number; stall?: Omit<ProjectionStall, 'since' | 'attempts'> }> {
+    if (error instanceof UndecodableEventError) {
+      const index = Math.max(0, messages.findIndex((m) => m.seq === error.sequence));
+      return { index, stall: { sequence: error.sequence, eventId: error.eventId, eventType: error.eventType, reason: error.reason, kind: 'undecodable' } };
+    }
+    const first = messages[0]!;
+    if (isTransientDatabaseError(error)) return { index: 0, stall: { sequence: first.seq, reason: errorMessage(error), kind: 'transient' } };
+    if (messages.length > 1) {
+      for (let index = 0; index < messages.length && !this.stopped; index++) {
+        try {
+          await this.applyBatch([messages[index]!]);
+        } catch (single) {
+          const located = await this.locate([messages[index]!], single);
+          return { index, ...(located.stall ? { stall: located.stall } : {}) };
+        }
+      }
+      return { index: messages.length };
+    }
+    const verdict = judgeMessage(first.data, headerType(first.headers), this.projection.types);
+    const named = verdict.kind === 'event' ? { eventId: verdict.event.id, eventType: verdict.event.type } : {};
+    return { index: 0, stall: { sequence: first.seq, ...named, reason: errorMessage(error), kind: 'unappliable' } };
+  }
+
+  private async reportStall(found: Omit<ProjectionStall, 'since' | 'attempts'>): Promise<void> {
+    const previous = this.state.stall;
+    const same = previous !== undefined && previous.sequence === found.sequence && previous.kind === found.kind && previous.reason === found.reason;
+    const stall: ProjectionStall = { ...found, since: same ? previous.since : new Date().toISOString(), attempts: same ? previous.attempts + 1 : 1 };
+    const error = describeStall(stall);
+    this.state = { ...this.state, status: 'stalled', stalledAtSequence: stall.sequence, error, stall };
+    projectionApplyFailures.inc({ projection: this.checkpointName, kind: stall.kind });
+    if (!same) {
+      projectionStalls.inc({ projection: this.checkpointName, kind: stall.kind });
+      const fields = { projection: this.checkpointName, sequence: stall.sequence, eventId: stall.eventId, eventType: stall.eventType, reason: stall.reason, kind: stall.kind };
+      // A database that does not answer is not the event's fault: a warning; an event that cannot be applied: an error.
+      if (stall.kind === 'transient') this.logger.warn('projection waiting for the database', fields);
+      else this.logger.error('projection stopped at an event it cannot apply', fields);
+      if (stall.kind !== 'transient') this.waiters.giveUp(stall.sequence);
+    }
+    await markStalled(this.db, this.checkpointName, stall.sequence, error).catch(() => undefined);
+  }
+
+  private resume(): void {
+    const stall = this.state.stall;
+    if (!stall) return;
+    this.logger.info('projection resumed', { projection: this.checkpointName, sequence: stall.sequence, eventId: stall.eventId, stalledSince: stall.since, attempts: stall.attempts });
+    this.state = { projection: this.checkpointName, status: 'running', lastSequence: this.state.lastSequence };
+  }
+
   private async applyBatch(messages: JsMsg[]): Promise<void> {
     const events: StoredEvent[] = [];
     const wanted = this.projection.types;
+    let stopAt: UndecodableEventError | undefined;
     for (const m of messages) {
       const verdict = judgeMessage(m.data, headerType(m.headers), wanted);
       if (verdict.kind === 'event') events.push({ sequence: m.seq, subject: m.subject, event: verdict.event, receivedAtMs: m.time.getTime() });
-      else if (verdict.kind === 'reject') await this.deadLetter(m, verdict.reason);
+      else if (verdict.kind === 'reject') {
+        await this.deadLetter(m, verdict.reason);
+        if (this.projection.stopsOnUndecodable && mustStopAt(verdict, wanted)) {
+          stopAt = new UndecodableEventError(m.seq, verdict.reason, verdict.type, verdict.eventId);
+          break;
+        }
+      }
     }
-    const lastSeq = messages[messages.length - 1]!.seq;
+    // Everything before the message it stops at is applied; the checkpoint stops just before it.
+    const lastSeq = stopAt ? stopAt.sequence - 1 : messages[messages.length - 1]!.seq;
     const suffix = this.options.tableSuffix ?? '';
     const context: ProjectionContext = { live: this.options.live ?? true, table: (name) => `${name}${suffix}` };
+    let advanced = false;
     await this.db.transaction().execute(async (trx) => {
       const checkpoint = await lockCheckpoint(trx, this.checkpointName);
       const fresh = events.filter((e) => e.sequence > checkpoint);
       if (fresh.length) await this.projection.apply(trx, fresh, context);
-      if (lastSeq > checkpoint) await advanceCheckpoint(trx, this.checkpointName, lastSeq);
+      if (lastSeq > checkpoint) {
+        await advanceCheckpoint(trx, this.checkpointName, lastSeq);
+        advanced = true;
+      }
     });
     this.eventsApplied += events.length;
     if (context.live) {
       for (const { event, sequence } of events) recordEventSpan(`${this.projection.name}.apply`, event.traceparent, { 'fastgpu.event.type': event.type, 'fastgpu.event.id': event.id, 'messaging.message.sequence': sequence });
     }
-    this.state = { projection: this.checkpointName, status: 'running', lastSequence: lastSeq };
-    this.options.onProgress?.(lastSeq, this.eventsApplied);
-    this.waiters.advance(lastSeq);
+    if (advanced || lastSeq > this.state.lastSequence) {
+      this.state = { ...this.state, lastSequence: Math.max(lastSeq, this.state.lastSequence) };
+      this.options.onProgress?.(this.state.lastSequence, this.eventsApplied);
+      this.waiters.advance(this.state.lastSequence);
+    }
+    if (stopAt) throw stopAt;
   }
 
   private async deadLetter(m: JsMsg, reason: string): Promise<void> {
+    // A stop is retried: the message went to the dead-letter stream the first time.
+    if (this.deadLettered.has(m.seq)) return;
     await sendToDeadLetters(this.bus.js, this.bus.topology, {
       consumer: this.checkpointName.replace(/[^A-Za-z0-9_-]/g, '_'),
       originalSubject: m.subject,
@@ -172,5 +344,11 @@ export class ProjectionRunner {
       headers: m.headers,
       data: m.data,
     });
+    if (this.deadLettered.size >= DEAD_LETTERED_REMEMBERED_MAX) this.deadLettered.clear();
+    this.deadLettered.add(m.seq);
   }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -3,7 +3,7 @@
  * has been applied (or a timeout passes); the folder calls `advance` after each batch.
  */
 export class SequenceWaiters {
-  private waiters: Array<{ sequence: number; resolve: () => void }> = [];
+  private waiters: Array<{ sequence: number; resolve: () => void; fail: () => void }> = [];
 
   /** Resolves true once `advance` reached `sequence`, false after `timeoutMs`. */
   waitFor(sequence: number, appliedSequence: number, timeoutMs: number): Promise<boolean> {
@@ -15,6 +15,10 @@ export class SequenceWaiters {
           clearTimeout(timer);
           resolve(true);
         },
+        fail: () => {
+          clearTimeout(timer);
+          resolve(false);
+        },
       };
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
@@ -22,6 +26,17 @@ export class SequenceWaiters {
       }, timeoutMs);
       this.waiters.push(waiter);
     });
+  }
+
+  /**
+   * Answers false now to every waiter at or past `sequence` (the folder stopped before it and
+   * will not get there by itself), instead of letting them wait out their timeouts.
+   */
+  giveUp(sequence: number): void {
+    if (!this.waiters.length) return;
+    const hopeless = this.waiters.filter((w) => w.sequence >= sequence);
+    this.waiters = this.waiters.filter((w) => w.sequence < sequence);
+    for (const w of hopeless) w.fail();
   }
 
   /** Releases every waiter at or below `appliedSequence`. */

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Subscription } from '@nats-io/transport-node';
 import { decodeValue, Heartbeat, parseJson, peekType, type EventType } from '@fastgpu/contracts';
-import { headerType, StreamFollower } from '@fastgpu/messaging';
+import { headerType, registerProjectionRunnerMetrics, StreamFollower } from '@fastgpu/messaging';
 import type { Runtime } from '@fastgpu/runtime';
 import { evolveFleet, fleetFigures, initialFleetState, type FleetState } from './fleet.fold';
 
@@ -71,6 +71,8 @@ export class FastGpuMetrics {
     this.projectionLag = new Gauge({ name: 'fastgpu_projection_lag_events', help: 'Events stored after a projection checkpoint (0 = fresh)', labelNames: ['projection'], registers });
     this.projectionStalled = new Gauge({ name: 'fastgpu_projection_stalled', help: '1 when a projection stopped at an event it cannot apply', labelNames: ['projection'], registers });
     this.projectionUpdatedAge = new Gauge({ name: 'fastgpu_projection_checkpoint_age_seconds', help: 'Seconds since a projection checkpoint last moved', labelNames: ['projection'], registers });
+    // Counted by the projection runners of this process (apply failures, stalls).
+    registerProjectionRunnerMetrics(this.registry);
   }
 
   /** Follows the domain stream for the fleet fold and listens to heartbeats. Idempotent. */

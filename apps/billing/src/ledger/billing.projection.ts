@@ -377,6 +377,8 @@ export function billingProjection(name = BILLING_PROJECTION): Projection {
   return {
     name,
     types: new Set(['TenantCreated', 'PriceBookPublished', 'UsageRecorded', 'SlaCreditIssued', 'InvoiceFinalized', ...FINANCE_ACTION_TYPES]),
+    // Money: an undecodable event of these types stops the ledger (and any rebuild) rather than being skipped.
+    stopsOnUndecodable: true,
     async apply(trx: ProjectionTransaction, events: StoredEvent[], context: ProjectionContext): Promise<void> {
       const writer = new LedgerWriter(trx, (table) => context.table(table));
       for (const stored of events) await writer.apply(stored, true);

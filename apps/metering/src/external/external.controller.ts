@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ApiKeyGuard, CurrentPrincipal, Roles, tenantScope, type Principal } from '@fastgpu/auth';
 import { ApiDoc, ApiError } from '@fastgpu/http';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
-import { EXTERNAL_EVENTS_PER_REQUEST_MAX, ExternalIngest, externalCloudEventSchema } from './external.ingest';
+import { EXTERNAL_EVENTS_PER_REQUEST_MAX, ExternalIngest, externalCloudEventSchema, LogUnavailableError } from './external.ingest';
 
 /**
  * `POST /v1/events`: external usage as CloudEvents (structured JSON): one event, or a batch
@@ -25,7 +25,7 @@ export class ExternalEventsController {
   @ApiDoc({
     summary: 'Report external GPU allocations (ExternalAllocationStarted / Stopped) as CloudEvents; tenant from the API key',
     body: z.union([externalCloudEventSchema, z.array(externalCloudEventSchema).max(EXTERNAL_EVENTS_PER_REQUEST_MAX)]),
-    errors: { 400: 'body is not an event or an array of events', 409: 'an id was already received with another payload', 413: 'too many events', 422: 'no event could be accepted' },
+    errors: { 400: 'body is not an event or an array of events', 409: 'a (source, id) was already received from this tenant with other content', 413: 'too many events', 422: 'no event could be accepted', 503: 'the event log did not store the events (nothing recorded)' },
     tags: ['usage'],
   })
   async post(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Query('tenantId') requestedTenant: string | undefined, @Res({ passthrough: true }) reply: { status(code: number): unknown }) {
@@ -36,7 +36,14 @@ export class ExternalEventsController {
     if (body === null || body === undefined || (typeof body !== 'object' && !batch)) throw new ApiError(400, 'invalid_request', 'body: a CloudEvent or an array of CloudEvents', 'body');
     if (events.length === 0) throw new ApiError(400, 'invalid_request', 'body: empty batch', 'body');
     if (events.length > EXTERNAL_EVENTS_PER_REQUEST_MAX) throw new ApiError(413, 'payload_too_large', `body: at most ${EXTERNAL_EVENTS_PER_REQUEST_MAX} events per request`, 'body');
-    const outcome = await this.ingest.ingest(events, tenantId, this.runtime.clock.now());
+    let outcome;
+    try {
+      outcome = await this.ingest.ingest(events, tenantId, this.runtime.clock.now());
+    } catch (error) {
+      // Receipts are rolled back with the failed publish: a retry of the whole request is safe.
+      if (error instanceof LogUnavailableError) throw new ApiError(503, 'unavailable', 'events: the event log did not store them; nothing was recorded, retry the request', 'body');
+      throw error;
+    }
     if (outcome.conflicts) reply.status(409);
     else if (outcome.accepted + outcome.duplicates === 0) reply.status(422);
     return outcome;
