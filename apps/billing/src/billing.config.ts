@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { multiLineText, singleLineText } from '@fastgpu/contracts';
 
 /** Billing's own settings, from the environment (validated once) or given by tests. */
 const schema = z.object({
@@ -8,6 +9,18 @@ const schema = z.object({
   graceMs: z.coerce.number().int().nonnegative().default(72 * 3_600_000),
   /** How often the automatic finalizer runs (0 = never; finance can still call finalize-due). */
   autoFinalizeIntervalMs: z.coerce.number().int().nonnegative().default(60_000),
+  /** The seller printed on invoice and credit-note PDFs (rendering only: documents and hashes do not hold it). */
+  seller: z
+    .object({
+      name: singleLineText(200, 1).default('FastGPU'),
+      /** Postal address, one line per line of the address. */
+      address: multiLineText(500).default(''),
+      taxId: singleLineText(64).default(''),
+      email: singleLineText(200).default(''),
+    })
+    .default({ name: 'FastGPU', address: '', taxId: '', email: '' }),
+  /** Days after the issue date an invoice is due (printed as payment terms). */
+  paymentTermsDays: z.coerce.number().int().min(0).max(365).default(30),
 });
 export type BillingOptions = z.infer<typeof schema>;
 
@@ -17,6 +30,14 @@ export function billingOptions(overrides: Partial<BillingOptions> = {}, env: Nod
     issuer: env.FASTGPU_BILLING_ISSUER || undefined,
     graceMs: graceHours ? Number(graceHours) * 3_600_000 : undefined,
     autoFinalizeIntervalMs: env.FASTGPU_BILLING_AUTO_FINALIZE_INTERVAL_MS || undefined,
+    seller: {
+      name: env.FASTGPU_BILLING_SELLER_NAME || undefined,
+      // One variable, lines separated by "|" (environment values are single lines).
+      address: env.FASTGPU_BILLING_SELLER_ADDRESS?.split('|').map((part) => part.trim()).join('\n') || undefined,
+      taxId: env.FASTGPU_BILLING_SELLER_TAX_ID || undefined,
+      email: env.FASTGPU_BILLING_SELLER_EMAIL || undefined,
+    },
+    paymentTermsDays: env.FASTGPU_BILLING_PAYMENT_TERMS_DAYS || undefined,
     ...overrides,
   });
 }

@@ -230,3 +230,93 @@ export function computeTotals(lines: readonly TotalsLine[], taxRates: readonly T
     },
   };
 }
+
+/**
+ * Splits `totalMinor` over weights in proportion to them, in whole minor units, by the largest
+ * remainder (Hamilton) method: each share is the floor of its exact part, and the units left over
+ * go one each to the largest remainders (earlier weights first on ties), so the shares sum to the
+ * total exactly, and no share is more than one unit from its exact part. Weights may be negative
+ * (a credit line takes a negative share) but must sum to a positive number unless the total is 0.
+ */
+export function allocateLargestRemainder(totalMinor: bigint, weights: readonly bigint[]): bigint[] {
+  if (totalMinor === 0n) return weights.map(() => 0n);
+  let sum = 0n;
+  for (const w of weights) sum += w;
+  if (sum <= 0n) throw new Error(`cannot allocate ${totalMinor} over weights summing to ${sum}`);
+  const shares: bigint[] = [];
+  const remainders: Array<{ index: number; remainder: bigint }> = [];
+  let allocated = 0n;
+  for (const [index, weight] of weights.entries()) {
+    const product = totalMinor * weight;
+    // Floor division (BigInt division truncates toward zero).
+    let share = product / sum;
+    if (product % sum !== 0n && product < 0n !== sum < 0n) share -= 1n;
+    shares.push(share);
+    allocated += share;
+    remainders.push({ index, remainder: product - share * sum });
+  }
+  let left = totalMinor - allocated;
+  if (left < 0n || left > BigInt(weights.length)) throw new Error(`largest remainder left ${left} units for ${weights.length} weights`);
+  remainders.sort((a, b) => (a.remainder === b.remainder ? a.index - b.index : a.remainder > b.remainder ? -1 : 1));
+  for (const { index } of remainders) {
+    if (left === 0n) break;
+    shares[index]! += 1n;
+    left -= 1n;
+  }
+  return shares;
+}
+
+/** One rate's tax on one line (minor units). */
+export interface LineTaxMinor {
+  name: string;
+  rate: string;
+  amountMinor: bigint;
+}
+
+/**
+ * The invoice's tax of each rate allocated to its taxable lines in proportion to their amounts
+ * (largest remainder), so each rate's line taxes sum exactly to that rate's tax on the invoice.
+ * Lines that are not taxable, and every line when the taxable base is not positive (then the tax
+ * is zero), get zero. Returns, per line, one entry per rate in the invoice's order of rates.
+ */
+export function allocateTaxToLines(lines: readonly { amountMinor: bigint; taxable: boolean }[], taxes: readonly { name: string; rate: string; amountMinor: bigint }[]): LineTaxMinor[][] {
+  let baseMinor = 0n;
+  for (const line of lines) if (line.taxable) baseMinor += line.amountMinor;
+  const perRate = taxes.map((tax) => {
+    if (baseMinor <= 0n || tax.amountMinor === 0n) return lines.map(() => 0n);
+    return allocateLargestRemainder(
+      tax.amountMinor,
+      lines.map((line) => (line.taxable ? line.amountMinor : 0n)),
+    );
+  });
+  return lines.map((_, index) => taxes.map((tax, rateIndex) => ({ name: tax.name, rate: tax.rate, amountMinor: perRate[rateIndex]![index]! })));
+}
+
+/**
+ * A tax-inclusive amount split into net and tax per rate (a lump-sum credit on an invoice taxed
+ * at `rates`): tax of each rate = gross × rate / (1 + sum of rates), rounded once to the minor
+ * unit, half away from zero; net = gross − the taxes, so net + taxes = gross exactly.
+ */
+export function splitTaxIncluded(grossMinor: bigint, rates: readonly TaxRate[], currency: string): { netMinor: bigint; taxes: Array<{ name: string; rate: string; amountMinor: bigint }> } {
+  if (grossMinor < 0n) throw new Error(`a tax-inclusive amount cannot be negative, got ${grossMinor}`);
+  let rateSum = new Money(0);
+  for (const r of rates) {
+    validateTaxRate(r.rate);
+    rateSum = rateSum.plus(r.rate);
+  }
+  const gross = fromMinor(grossMinor, currency);
+  const divisor = rateSum.plus(1);
+  let netMinor = grossMinor;
+  const taxes = rates.map((r) => {
+    const amountMinor = toMinor(roundToMinor(gross.times(r.rate).dividedBy(divisor), currency), currency);
+    netMinor -= amountMinor;
+    return { name: r.name, rate: r.rate, amountMinor };
+  });
+  return { netMinor, taxes };
+}
+
+/** Tax of one rate on a net amount in minor units, rounded once (the invoice rule, for credit notes). */
+export function taxOnNetMinor(netMinor: bigint, rate: string, currency: string): bigint {
+  if (netMinor < 0n) throw new Error(`tax on a negative net ${netMinor}`);
+  return taxMinor(netMinor, rate, currency);
+}

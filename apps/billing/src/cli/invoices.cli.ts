@@ -12,7 +12,7 @@ import { dropRebuildTables, rebuildLedger } from '../ledger/billing.rebuild';
 import { BillingStore } from '../ledger/billing.store';
 import { InvoiceReader, statusOf } from '../invoices/invoice.reader';
 import { canonicalJson } from '../invoices/invoice-document';
-import { invoiceCsv, invoiceJson, invoicePdf, periodCsv } from '../invoices/invoice-exports';
+import { invoiceCsv, invoiceJson, invoicePdf, periodCsv, presentationOf } from '../invoices/invoice-exports';
 
 /**
  * `npm run invoices -- <command>` for finance, against DATABASE_URL (or the embedded PGlite data):
@@ -48,7 +48,7 @@ async function exportPeriod(): Promise<void> {
   if (format === 'pdf') {
     const folder = values.out ?? `invoices-${period}`;
     mkdirSync(folder, { recursive: true });
-    for (const doc of docs) writeFileSync(path.join(folder, `${doc.number ?? `draft-${doc.tenant.tenantId}-${doc.period}`}.pdf`), await invoicePdf(doc));
+    for (const doc of docs) writeFileSync(path.join(folder, `${doc.number ?? `draft-${doc.tenant.tenantId}-${doc.period}`}.pdf`), await invoicePdf(doc, presentationOf(options)));
     console.error(`${docs.length} invoice PDF(s) written to ${folder}/`);
     return;
   }

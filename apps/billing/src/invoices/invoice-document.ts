@@ -16,6 +16,7 @@ import {
   slaCreditSplit,
   sumMoney,
   toMinor,
+  allocateTaxToLines,
   type Money,
   type PrepaidGrant,
   type PriceVersion,
@@ -31,7 +32,22 @@ import {
  * are all rendered from. Same inputs, same bytes: a rebuild from the log reproduces every
  * finalized invoice exactly, and its SHA-256 is checked against the `InvoiceFinalized` event.
  */
-export const DOCUMENT_SCHEMA = 'fastgpu.invoice/1';
+export const DOCUMENT_SCHEMA = 'fastgpu.invoice/2';
+/** The layout of invoices finalized before schema 2: rebuilt in it when their hash says so. */
+export const DOCUMENT_SCHEMA_V1 = 'fastgpu.invoice/1';
+/**
+ * Layout 2 adds, per line, the tax allocated to it (`taxes`, `tax`) and, on adjustment lines, the
+ * invoice they correct (`reference` = its id, `referenceNumber`); quantities have six fixed
+ * decimals; untiered rated lines that round to zero at a non-zero price are left out.
+ */
+export type DocumentLayout = 1 | 2;
+
+/** One rate's tax allocated to a line. */
+export interface LineTax {
+  name: string;
+  rate: string;
+  amount: string;
+}
 
 export type LineKind = RatedLine['kind'] | 'sla-credit' | 'carried-credit';
 
@@ -50,11 +66,21 @@ export interface InvoiceLine {
   unitPrice: string | null;
   amount: string;
   taxable: boolean;
+  /**
+   * What the line refers to: the SLA credit id of a credit line; on an adjustment (layout 2), the
+   * id of the finalized invoice of its service period that it corrects (null until known).
+   */
   reference: string | null;
+  /** Layout 2, adjustment lines: the number of the invoice in `reference`. */
+  referenceNumber?: string | null;
+  /** Layout 2: the invoice's tax of each rate allocated to this line (largest remainder). */
+  taxes?: LineTax[];
+  /** Layout 2: the sum of `taxes`. */
+  tax?: string;
 }
 
 export interface InvoiceDocument {
-  schema: typeof DOCUMENT_SCHEMA;
+  schema: typeof DOCUMENT_SCHEMA | typeof DOCUMENT_SCHEMA_V1;
   invoiceId: string;
   issuer: string;
   number: string | null;
@@ -136,6 +162,18 @@ export interface InvoiceInputs {
   preRated?: readonly RatedPart[];
   /** Instant at which taxes and grants are taken (the finalization time for a finalized invoice). */
   atMs: number;
+  /**
+   * The finalized invoice each service period's late usage corrects (the tenant's invoice of that
+   * period), for the `reference` of adjustment lines. A period missing here leaves it null.
+   */
+  adjustmentReferences?: readonly AdjustmentReference[];
+}
+
+/** The invoice an adjustment line corrects: the finalized invoice of its service period. */
+export interface AdjustmentReference {
+  servicePeriod: string;
+  invoiceId: string;
+  number: string | null;
 }
 
 export interface BuiltInvoice {
@@ -175,18 +213,24 @@ function timelineFor(versions: readonly PriceVersion[], currency: string): Price
   return timeline;
 }
 
-export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
+export function buildInvoice(inputs: InvoiceInputs, layout: DocumentLayout = 2): BuiltInvoice {
   const { tenant } = inputs;
   const currency = tenant.currency;
   const timeline = inputs.fixedVersion ? PriceTimeline.fixed(inputs.fixedVersion) : timelineFor(inputs.priceVersions, currency);
   const rated = inputs.preRated
     ? { lines: rateParts(inputs.preRated, currency, { priorQuantityGpuMs: inputs.priorQuantityGpuMs }), errors: [] }
     : rateUsage(inputs.pieces, timeline, currency, { priorQuantityGpuMs: inputs.priorQuantityGpuMs });
+  const references = new Map<string, AdjustmentReference>();
+  for (const reference of layout === 2 ? (inputs.adjustmentReferences ?? []) : []) references.set(reference.servicePeriod, reference);
 
   const lines: InvoiceLine[] = [];
   const lineAmountsMinor: bigint[] = [];
   const evidence: string[][] = [];
   for (const r of rated.lines) {
+    // Layout 2 leaves out what bills nothing by rounding (a price of zero on purpose stays shown);
+    // a tier step stays, as its GPU time moves the tier position of later usage.
+    if (layout === 2 && r.amountMinor === 0n && r.tier === null && !isZeroPrice(r.unitPricePerGpuHour)) continue;
+    const corrects = r.kind === 'adjustment' ? references.get(r.servicePeriod) : undefined;
     lines.push({
       line: lines.length + 1,
       kind: r.kind,
@@ -198,11 +242,12 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
       priceBookVersion: r.priceBookVersion,
       tier: r.tier,
       quantityGpuMs: r.quantityGpuMs,
-      quantityGpuHours: gpuHoursDisplay(r.quantityGpuMs),
+      quantityGpuHours: layout === 2 ? quantityFixed(r.quantityGpuMs) : gpuHoursDisplay(r.quantityGpuMs),
       unitPrice: r.unitPricePerGpuHour,
       amount: formatMinor(r.amountMinor, currency),
       taxable: true,
-      reference: null,
+      reference: corrects?.invoiceId ?? null,
+      ...(layout === 2 && r.kind === 'adjustment' ? { referenceNumber: corrects?.number ?? null } : {}),
     });
     lineAmountsMinor.push(r.amountMinor);
     evidence.push(r.usageIds);
@@ -250,8 +295,22 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
   const bounds = periodBounds(inputs.period, tenant.billingTimeZone);
   const fallbackVersion = timeline.versionAt(bounds.endMs - 1)?.version ?? 1;
 
+  if (layout === 2) {
+    const allocated = allocateTaxToLines(
+      lines.map((l, i) => ({ amountMinor: lineAmountsMinor[i]!, taxable: l.taxable })),
+      totals.taxes,
+    );
+    for (const [i, line] of lines.entries()) {
+      const taxes = allocated[i]!;
+      line.taxes = taxes.map((t) => ({ name: t.name, rate: t.rate, amount: formatMinor(t.amountMinor, currency) }));
+      line.tax = formatMinor(
+        taxes.reduce((sum, t) => sum + t.amountMinor, 0n),
+        currency,
+      );
+    }
+  }
   const document: InvoiceDocument = {
-    schema: DOCUMENT_SCHEMA,
+    schema: layout === 2 ? DOCUMENT_SCHEMA : DOCUMENT_SCHEMA_V1,
     invoiceId: inputs.invoiceId,
     issuer: inputs.issuer,
     number: inputs.finalization?.number ?? null,
@@ -279,7 +338,31 @@ export function buildInvoice(inputs: InvoiceInputs): BuiltInvoice {
 }
 
 /**
- * Invariants checked on every document written or read back: the exports' sums hold exactly.
+ * A finalized invoice rebuilt in the layout its recorded SHA-256 was taken of: layout 2, or layout 1
+ * for invoices finalized before layout 2 existed. When neither matches, the layout-2 build is
+ * returned and the caller's hash check fails on it.
+ */
+export function buildFinalizedInvoice(inputs: InvoiceInputs, sha256: string): BuiltInvoice {
+  const built = buildInvoice(inputs, 2);
+  if (documentSha256(built.document) === sha256) return built;
+  const legacy = buildInvoice(inputs, 1);
+  return documentSha256(legacy.document) === sha256 ? legacy : built;
+}
+
+function isZeroPrice(price: string): boolean {
+  return /^0*(\.0*)?$/.test(price);
+}
+
+/** GPU-hours with exactly six decimals (libs/money rounds them, half up). */
+export function quantityFixed(quantityGpuMs: number): string {
+  const text = gpuHoursDisplay(quantityGpuMs);
+  const dot = text.indexOf('.');
+  return dot < 0 ? `${text}.000000` : text.padEnd(dot + 7, '0');
+}
+
+/**
+ * Invariants checked on every document written or read back: the exports' sums hold exactly
+ * (and, in layout 2, every rate's line taxes sum to that rate's tax).
  * Amounts are fixed-point strings, checked as exact integers at their finest scale.
  */
 export function assertDocument(doc: InvoiceDocument): void {
@@ -297,6 +380,17 @@ export function assertDocument(doc: InvoiceDocument): void {
   let due = total;
   for (const p of doc.prepaidCredits) due -= units(p.amount);
   if (due !== units(doc.amountDue) || due < 0n) throw new Error(`invoice ${doc.invoiceId}: amount due ${doc.amountDue} does not follow from the total`);
+  if (doc.schema !== DOCUMENT_SCHEMA) return;
+  for (const [r, tax] of doc.taxes.entries()) {
+    let allocated = 0n;
+    for (const l of doc.lines) allocated += fixedUnits(l.taxes?.[r]?.amount ?? 'missing', scale);
+    if (allocated !== units(tax.amount)) throw new Error(`invoice ${doc.invoiceId}: line taxes of ${tax.name} sum to ${allocated} × 10^-${scale}, the invoice says ${tax.amount}`);
+  }
+  for (const l of doc.lines) {
+    let sum = 0n;
+    for (const t of l.taxes ?? []) sum += fixedUnits(t.amount, scale);
+    if (l.taxes?.length !== doc.taxes.length || sum !== fixedUnits(l.tax ?? 'missing', scale)) throw new Error(`invoice ${doc.invoiceId}: line ${l.line} tax ${l.tax} is not the sum of its rates`);
+  }
 }
 
 /** Canonical JSON: object keys sorted, no whitespace; the document holds only strings, integers, booleans and null. */

@@ -1,7 +1,7 @@
 import { periodBounds } from '@fastgpu/money';
 import { BillingStore, RUN_CHUNK_INVOICES, type InvoiceRow } from '../ledger/billing.store';
 import { actionsForInvoice, type FinanceActionRow } from '../finance-actions/finance-actions';
-import { assertDocument, buildInvoice, documentSha256, type BuiltInvoice, type InvoiceDocument } from './invoice-document';
+import { assertDocument, buildFinalizedInvoice, buildInvoice, documentSha256, type BuiltInvoice, type InvoiceDocument } from './invoice-document';
 import { creditedTotal, type InvoiceFacts } from './invoice.decider';
 
 /**
@@ -28,13 +28,14 @@ export class InvoiceReader {
   /** Rebuilds the document (with evidence) from the ledger; a finalized invoice must rebuild to its stored hash. */
   async build(row: InvoiceRow, draftCutoff: number, nowMs: number): Promise<BuiltInvoice> {
     if (row.status === 'finalized') {
-      const built = buildInvoice(
+      const built = buildFinalizedInvoice(
         await this.store.inputs(row, {
           cutoff: row.cutoff_sequence!,
           atMs: Date.parse(row.finalized_at!),
           issuer: row.issuer!,
           finalization: { number: row.number!, finalizedAt: row.finalized_at! },
         }),
+        row.sha256!,
       );
       const sha = documentSha256(built.document);
       if (sha !== row.sha256) throw new Error(`invoice ${row.invoice_id} no longer rebuilds to its SHA-256 (${sha} ≠ ${row.sha256})`);

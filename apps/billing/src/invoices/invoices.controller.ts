@@ -2,7 +2,7 @@ import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Patch, Post, Q
 import { ApiKeyGuard, CurrentPrincipal, Roles, tenantScope, type Principal } from '@fastgpu/auth';
 import { ApiDoc, ApiError, notFound, parseInput } from '@fastgpu/http';
 import { BillingRejection } from './invoice.decider';
-import { invoiceCsv, invoiceJson, invoicePdf, periodCsv } from './invoice-exports';
+import { invoiceCsv, invoiceJson, invoicePdf, periodCsv, presentationOf } from './invoice-exports';
 import { canonicalJson } from './invoice-document';
 import { InvoiceNotFound, InvoicesService, summary } from './invoices.service';
 import { creditGrantRequest, creditNoteRequest, exportQuery, finalizeDueRequest, finalizeRequest, listInvoicesQuery, payRequest, taxRatesRequest, voidRequest, whatIfQuery } from './invoices.schema';
@@ -69,7 +69,7 @@ export class InvoicesController {
     reply.header('x-invoice-status', summary(view).status);
     if (view.row.sha256) reply.header('x-invoice-sha256', view.row.sha256);
     if (format === 'pdf') {
-      const pdf = await invoicePdf(view.document);
+      const pdf = await invoicePdf(view.document, presentationOf(this.invoices.options));
       reply.status(200).header('content-type', 'application/pdf').header('content-disposition', `inline; filename="${view.document.number ?? view.document.invoiceId}.pdf"`).send(pdf);
     } else if (format === 'csv') {
       reply.status(200).header('content-type', 'text/csv; charset=utf-8').send(invoiceCsv(view.document));
