@@ -394,7 +394,40 @@ function defineEventSchemas(text: TextRule) {
   const audit = { actor: id, reason: text.lines(500, 1) };
   const InvoicePaid = z.object({ invoiceId: id, tenantId: id, amount: decimalString, currency: text.line(3, 3), paymentReference: text.line(200).optional(), paidAt: instant, ...audit });
   const InvoiceVoided = z.object({ invoiceId: id, tenantId: id, number: text.line(64), voidedAt: instant, ...audit });
-  const CreditNoteIssued = z.object({ creditNoteId: id, invoiceId: id, tenantId: id, number: text.line(64), amount: decimalString, currency: text.line(3, 3), issuedAt: instant, ...audit });
+  /** One rate's tax on a credit note or one of its lines (positive: what is credited). */
+  const creditNoteTaxSchema = z.object({ name: text.line(64, 1), rate: z.string().regex(/^(0(\.\d+)?|1(\.0+)?)$/), amount: decimalString });
+  /** A credit-note line: what it credits of one invoice line (or of the whole invoice when `invoiceLine` is null). */
+  const creditNoteLineSchema = z.object({
+    line: positiveInt,
+    invoiceLine: positiveInt.nullable(),
+    description: text.line(300, 1),
+    servicePeriod: z.string().regex(/^\d{4}-\d{2}$/).nullable(),
+    quantityGpuHours: decimalString.nullable(),
+    unitPrice: decimalString.nullable(),
+    net: decimalString,
+    taxes: z.array(creditNoteTaxSchema).max(8),
+    total: decimalString,
+  });
+  /**
+   * `amount` is the credit note's total (net + taxes). The optional fields were added for credit
+   * notes as documents: without them (notes issued before), a note is one amount without a split.
+   */
+  const CreditNoteIssued = z.object({
+    creditNoteId: id,
+    invoiceId: id,
+    tenantId: id,
+    number: text.line(64),
+    amount: decimalString,
+    currency: text.line(3, 3),
+    issuedAt: instant,
+    ...audit,
+    invoiceNumber: text.line(64).optional(),
+    lines: z.array(creditNoteLineSchema).min(1).max(1000).optional(),
+    net: decimalString.optional(),
+    taxes: z.array(creditNoteTaxSchema).max(8).optional(),
+    /** SHA-256 of the request it answers, for the Idempotency-Key rule (same key, other request: 409). */
+    requestSha256: text.line(64, 64).optional(),
+  });
   const CreditGranted = z.object({
     grantId: id,
     tenantId: id,
