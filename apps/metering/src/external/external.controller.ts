@@ -1,14 +1,17 @@
-import { Body, Controller, HttpCode, Inject, Post, Query, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Headers, HttpCode, Inject, Post, Query, Res, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
 import { ApiKeyGuard, CurrentPrincipal, Roles, tenantScope, type Principal } from '@fastgpu/auth';
 import { ApiDoc, ApiError } from '@fastgpu/http';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
+import { binaryModeEvent, isBinaryMode, MalformedHeaderError, type RequestHeaders } from './binary-mode';
 import { EXTERNAL_EVENTS_PER_REQUEST_MAX, ExternalIngest, externalCloudEventSchema, LogUnavailableError } from './external.ingest';
 
 /**
- * `POST /v1/events`: external usage as CloudEvents (structured JSON): one event, or a batch
- * (a JSON array, `application/cloudevents-batch+json`) of up to 1000. Per-event results;
- * 409 when any id was already received with another payload (then nothing is applied).
+ * `POST /v1/events`: external usage as CloudEvents: one event in structured mode (the body is
+ * the event) or binary mode (`ce-*` headers, the body is `data`), or a batch (a JSON array,
+ * `application/cloudevents-batch+json`) of up to 1000. Per-event results (docs/metering.md);
+ * 409 when any (source, id) was already received from the tenant with other content (then
+ * nothing is applied).
  */
 @Controller('v1/events')
 @UseGuards(ApiKeyGuard)
@@ -23,17 +26,39 @@ export class ExternalEventsController {
   @Post()
   @HttpCode(200)
   @ApiDoc({
-    summary: 'Report external GPU allocations (ExternalAllocationStarted / Stopped) as CloudEvents; tenant from the API key',
+    summary: 'Report external GPU allocations (ExternalAllocationStarted / Stopped) as CloudEvents in structured, batch or binary mode; tenant from the API key',
     body: z.union([externalCloudEventSchema, z.array(externalCloudEventSchema).max(EXTERNAL_EVENTS_PER_REQUEST_MAX)]),
-    errors: { 400: 'body is not an event or an array of events', 409: 'a (source, id) was already received from this tenant with other content', 413: 'too many events', 422: 'no event could be accepted', 503: 'the event log did not store the events (nothing recorded)' },
+    errors: {
+      400: 'body is not an event or an array of events, or a ce- header is malformed',
+      409: 'a (source, id) was already received from this tenant with other content',
+      413: 'too many events',
+      422: 'no event could be accepted',
+      503: 'the event log did not store the events (nothing recorded)',
+    },
     tags: ['usage'],
   })
-  async post(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Query('tenantId') requestedTenant: string | undefined, @Res({ passthrough: true }) reply: { status(code: number): unknown }) {
+  async post(
+    @CurrentPrincipal() principal: Principal,
+    @Body() body: unknown,
+    @Headers() headers: RequestHeaders,
+    @Query('tenantId') requestedTenant: string | undefined,
+    @Res({ passthrough: true }) reply: { status(code: number): unknown },
+  ) {
     const tenantId = tenantScope(principal, requestedTenant);
     if (!tenantId) throw new ApiError(422, 'unprocessable', 'tenantId: a platform key must name the tenant', 'tenantId');
-    const batch = Array.isArray(body);
-    const events: unknown[] = batch ? body : [body];
-    if (body === null || body === undefined || (typeof body !== 'object' && !batch)) throw new ApiError(400, 'invalid_request', 'body: a CloudEvent or an array of CloudEvents', 'body');
+    let events: unknown[];
+    if (isBinaryMode(headers)) {
+      try {
+        events = [binaryModeEvent(headers, body)];
+      } catch (error) {
+        if (error instanceof MalformedHeaderError) throw new ApiError(400, 'invalid_request', error.message, error.header);
+        throw error;
+      }
+    } else {
+      const batch = Array.isArray(body);
+      if (body === null || body === undefined || (typeof body !== 'object' && !batch)) throw new ApiError(400, 'invalid_request', 'body: a CloudEvent or an array of CloudEvents', 'body');
+      events = batch ? body : [body];
+    }
     if (events.length === 0) throw new ApiError(400, 'invalid_request', 'body: empty batch', 'body');
     if (events.length > EXTERNAL_EVENTS_PER_REQUEST_MAX) throw new ApiError(413, 'payload_too_large', `body: at most ${EXTERNAL_EVENTS_PER_REQUEST_MAX} events per request`, 'body');
     let outcome;

@@ -2,15 +2,13 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import { HttpAdapterHost } from '@nestjs/core';
 import { ProjectionHost } from '@fastgpu/platform';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
+import { CLOUDEVENTS_MEDIA_TYPES } from '../external/binary-mode';
 import { streamTimesFrom, UsageProjection } from './usage.projection';
 
 interface FastifyParsers {
   hasContentTypeParser(type: string): boolean;
   addContentTypeParser(type: string[], options: { parseAs: 'string' }, parser: (req: unknown, body: string, done: (error: Error | null, value?: unknown) => void) => void): void;
 }
-
-/** CloudEvents media types accepted by `POST /v1/events`, parsed as JSON. */
-const CLOUDEVENTS_MEDIA_TYPES = ['application/cloudevents+json', 'application/cloudevents-batch+json'];
 
 /**
  * Runs the live usage projection for the life of the service; its health is
@@ -39,6 +37,7 @@ export class MeteringProjections implements OnModuleInit, OnApplicationBootstrap
     if (!fastify?.addContentTypeParser) return;
     const missing = CLOUDEVENTS_MEDIA_TYPES.filter((type) => !fastify.hasContentTypeParser(type));
     if (!missing.length) return;
+    // CloudEvents media types accepted by `POST /v1/events`, parsed as JSON.
     fastify.addContentTypeParser(missing, { parseAs: 'string' }, (_req, body, done) => {
       try {
         done(null, JSON.parse(body));
