@@ -2,6 +2,7 @@ import type { AnyDatabase } from '@fastgpu/db';
 import type { Bus } from '@fastgpu/messaging';
 import { formatDiff } from './diff';
 import { Rebuild, type RebuildProgress, type ReplayableProjection } from './rebuild';
+import { EventNotAppliedError } from './threaded-reader';
 
 export interface ReplayIo {
   out(line: string): void;
@@ -19,7 +20,9 @@ the copy to exactly the live sequence and compares every table row by row.
   --diff-only  do not replay the whole log: align the existing rebuild and compare
   --restart    drop an existing rebuild and start again from sequence 1
   --discard    drop the rebuild tables and checkpoint, and stop
-Exit code: 0 identical (or swapped), 1 different, 2 usage or setup error.`;
+Exit code: 0 identical (or swapped), 1 different, 2 usage or setup error, 3 an event the
+projection cannot apply (its sequence, event id, type and reason are printed; see docs/operations.md,
+"Runbook: a projection stopped at an event").`;
 
 function formatNumber(n: number): string {
   return n.toLocaleString('en-US');
@@ -56,15 +59,24 @@ export async function runReplayCommand(args: string[], registry: Readonly<Record
     ctx.io.out(`${name}: rebuild tables and checkpoint dropped`);
     return 0;
   }
-  if (flags.has('--diff-only')) {
-    const prepared = await rebuild.prepare({ restart: false });
-    if (prepared.fresh) ctx.io.err(`${name}: there was no rebuild; a fresh one was started and will be caught up now`);
-  } else {
-    const prepared = await rebuild.prepare({ restart: flags.has('--restart') });
-    ctx.io.err(prepared.fresh ? `${name}: rebuilding from sequence 1 into ${replayable.tables.map((t) => `${t}_rebuild`).join(', ')}` : `${name}: resuming the rebuild after sequence ${prepared.resumedFrom}`);
-    await rebuild.catchUp();
+  let result: Awaited<ReturnType<Rebuild['alignAndCompare']>>;
+  try {
+    if (flags.has('--diff-only')) {
+      const prepared = await rebuild.prepare({ restart: false });
+      if (prepared.fresh) ctx.io.err(`${name}: there was no rebuild; a fresh one was started and will be caught up now`);
+    } else {
+      const prepared = await rebuild.prepare({ restart: flags.has('--restart') });
+      ctx.io.err(prepared.fresh ? `${name}: rebuilding from sequence 1 into ${replayable.tables.map((t) => `${t}_rebuild`).join(', ')}` : `${name}: resuming the rebuild after sequence ${prepared.resumedFrom}`);
+      await rebuild.catchUp();
+    }
+    result = await rebuild.alignAndCompare({ swap: flags.has('--swap'), ...(ctx.alignWaitIntervalMs !== undefined ? { waitIntervalMs: ctx.alignWaitIntervalMs } : {}) });
+  } catch (error) {
+    if (!(error instanceof EventNotAppliedError)) throw error;
+    // Every event before it is in the rebuild tables; a run after the repair resumes there.
+    ctx.io.err(`${name}: ${error.message}`);
+    ctx.io.err(`${name}: the rebuild stands at sequence ${error.sequence - 1}; repair the event with a fix-up (libs/contracts upcasters.ts, docs/operations.md) and run again to resume`);
+    return 3;
   }
-  const result = await rebuild.alignAndCompare({ swap: flags.has('--swap'), ...(ctx.alignWaitIntervalMs !== undefined ? { waitIntervalMs: ctx.alignWaitIntervalMs } : {}) });
   ctx.io.out(
     result.aligned
       ? `${name}: compared at sequence ${result.sequence}: ${result.equal ? 'identical' : 'DIFFERENT'}`

@@ -2,3 +2,4 @@ export * from './rebuild';
 export * from './diff';
 export * from './pipeline';
 export * from './cli';
+export { EventNotAppliedError } from './threaded-reader';

@@ -3,7 +3,7 @@ import { lockCheckpoint, quoteIdent, readCheckpoint, supportsCopy, type AnyDatab
 import { lastSequence, type Bus, type Projection, type ProjectionContext, type ProjectionTransaction } from '@fastgpu/messaging';
 import { diffTables, type TableDiff } from './diff';
 import { ALIGN_READ_IDLE_TIMEOUT_MS, replayPipelined } from './pipeline';
-import { decodeRawBatch, READER_PULL_MESSAGES_MAX, readRangeOnThread } from './threaded-reader';
+import { decodeRawBatchUntilStop, READER_PULL_MESSAGES_MAX, readRangeOnThread } from './threaded-reader';
 
 /**
  * Rebuilds any projection from sequence 1 into suffixed copies of its tables while the live one
@@ -337,9 +337,15 @@ export class Rebuild {
       wanted: this.projection.types,
       idleTimeoutMs: ALIGN_READ_IDLE_TIMEOUT_MS,
       onBatch: async (batch, release) => {
-        const events = await decodeRawBatch(batch, this.projection.types);
+        const { events, stop } = await decodeRawBatchUntilStop(batch, this.projection.types, this.projection.stopsOnUndecodable === true);
         release();
-        if (events.length) await this.projection.apply(trx, events, this.context());
+        if (stop) throw stop;
+        try {
+          if (events.length) await this.projection.apply(trx, events, this.context());
+        } catch (error) {
+          // Inside the live lock's one transaction: no event-by-event commit to single out the culprit, so the range is named.
+          throw new Error(`applying sequences ${events[0]!.sequence}..${batch.lastSequence} to the rebuild: ${(error as Error).message}`);
+        }
       },
     });
   }

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { Headers, type EventType, type StoredEvent } from '@fastgpu/contracts';
-import { judgeMessage, type Bus } from '@fastgpu/messaging';
+import { judgeMessage, mustStopAt, type Bus } from '@fastgpu/messaging';
 
 /** Numbers per message in RawBatch.meta (stream-reader.worker.mjs writes them). */
 export const META_STRIDE = 5;
@@ -158,10 +158,39 @@ export async function readRangeOnThread(options: ThreadedReadOptions): Promise<v
 }
 
 /**
+ * A replay cannot go past this event: it names the sequence, the event (when it can be read) and
+ * the reason, for the operator (`npm run replay` exits with code 3 and prints it).
+ */
+export class EventNotAppliedError extends Error {
+  constructor(
+    readonly sequence: number,
+    readonly reason: string,
+    readonly kind: 'undecodable' | 'unappliable',
+    readonly eventId?: string,
+    readonly eventType?: string,
+  ) {
+    const named = [eventId && `event ${eventId}`, eventType].filter(Boolean).join(', ');
+    super(`cannot apply sequence ${sequence}${named ? ` (${named})` : ''}, ${kind}: ${reason}`);
+    this.name = 'EventNotAppliedError';
+  }
+}
+
+/**
  * Decodes a raw batch by the live runner's rule (`judgeMessage`), yielding to I/O now and then so
- * the batch in flight keeps talking to the database.
+ * the batch in flight keeps talking to the database. A message that does not decode is left out
+ * (the live runner dead-letters it).
  */
 export async function decodeRawBatch(batch: RawBatch, wanted: ReadonlySet<EventType>): Promise<StoredEvent[]> {
+  return (await decodeRawBatchUntilStop(batch, wanted, false)).events;
+}
+
+/**
+ * `decodeRawBatch` for a projection that may stop on undecodable events (money): with
+ * `stopsOnUndecodable`, decoding ends at the first message that does not decode and that it may
+ * read, returned as `stop` with the events before it, so a replay applies those and stops there,
+ * as the live runner does.
+ */
+export async function decodeRawBatchUntilStop(batch: RawBatch, wanted: ReadonlySet<EventType>, stopsOnUndecodable: boolean): Promise<{ events: StoredEvent[]; stop?: EventNotAppliedError }> {
   const events: StoredEvent[] = [];
   const { bodies, meta, subjects } = batch;
   for (let i = 0; i < batch.count; i++) {
@@ -169,6 +198,9 @@ export async function decodeRawBatch(batch: RawBatch, wanted: ReadonlySet<EventT
     const at = i * META_STRIDE;
     const verdict = judgeMessage(bodies.subarray(meta[at + 2], meta[at + 3]), typeAt(batch, i), wanted);
     if (verdict.kind === 'event') events.push({ sequence: meta[at]!, subject: subjects[i]!, event: verdict.event, receivedAtMs: meta[at + 1]! });
+    else if (verdict.kind === 'reject' && stopsOnUndecodable && mustStopAt(verdict, wanted)) {
+      return { events, stop: new EventNotAppliedError(meta[at]!, verdict.reason, 'undecodable', verdict.eventId, verdict.type) };
+    }
   }
-  return events;
+  return { events };
 }
