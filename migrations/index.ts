@@ -16,6 +16,7 @@ import * as m20261125351 from './20261125351_billing_grant_release';
 import * as m20261125360 from './20261125360_billing_rated_parts_line_index';
 import * as m20261125400 from './20261125400_reliability_sla';
 import * as m20261203200 from './20261203200_metering_external_receipts_by_source';
+import * as m20261203300 from './20261203300_billing_accrual';
 
 export const migrations: Readonly<Record<string, Migration>> = {
   '20261125000_foundation': m20261125000,
@@ -30,4 +31,5 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '20261125360_billing_rated_parts_line_index': m20261125360,
   '20261125400_reliability_sla': m20261125400,
   '20261203200_metering_external_receipts_by_source': m20261203200,
+  '20261203300_billing_accrual': m20261203300,
 };

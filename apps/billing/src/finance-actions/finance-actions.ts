@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { money } from '@fastgpu/money';
 import type { EventData } from '@fastgpu/contracts';
 import type { BillingStore } from '../ledger/billing.store';
 
@@ -54,3 +55,34 @@ export function parseCreditNoteNumber(number: string): { issuer: string; sequenc
   const m = /^CN-(.+)-(\d{6,})$/.exec(number);
   return m ? { issuer: m[1]!, sequence: Number(m[2]) } : null;
 }
+
+/**
+ * The Idempotency-Key rule of every finance route: a key names one request. The same key with the
+ * same request answers the original result; the same key with another request is refused (409),
+ * never answered with the original as if it were the new one. `requested` lists the fields of the
+ * action the request decides (amounts compared as decimals, instants as instants).
+ */
+export function requestDiffers(existing: Record<string, unknown>, requested: Record<string, unknown>): string | null {
+  for (const [field, value] of Object.entries(requested)) {
+    if (!sameValue(existing[field], value)) return field;
+  }
+  return null;
+}
+
+function sameValue(stored: unknown, requested: unknown): boolean {
+  if ((stored === undefined || stored === null) && (requested === undefined || requested === null)) return true;
+  if (typeof stored === 'string' && typeof requested === 'string') {
+    if (DECIMAL.test(stored) && DECIMAL.test(requested)) return money(stored).eq(money(requested));
+    if (INSTANT.test(stored) && INSTANT.test(requested)) return Date.parse(stored) === Date.parse(requested);
+    return stored === requested;
+  }
+  if (Array.isArray(stored) && Array.isArray(requested)) return stored.length === requested.length && stored.every((s, i) => sameValue(s, requested[i]));
+  if (stored && requested && typeof stored === 'object' && typeof requested === 'object') {
+    const keys = new Set([...Object.keys(stored), ...Object.keys(requested)]);
+    return [...keys].every((k) => sameValue((stored as Record<string, unknown>)[k], (requested as Record<string, unknown>)[k]));
+  }
+  return stored === requested;
+}
+
+const DECIMAL = /^\d+(\.\d+)?$/;
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;

@@ -1,8 +1,13 @@
 import { z } from 'zod';
+import { multiLineText, singleLineText } from '@fastgpu/contracts';
 
-/** Request shapes of the billing API, validated at the edge (400 malformed, 422 unacceptable). */
+/**
+ * Request shapes of the billing API, validated at the edge (400 malformed, 422 unacceptable).
+ * Every free-text field follows the shared storable-text rule (libs/contracts text.ts) with the
+ * bounds of the event field it becomes, so nothing is published that a projection cannot store.
+ */
 const period = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'must be YYYY-MM');
-const reason = z.string().trim().min(1, 'a reason is required for every finance action').max(500);
+const reason = multiLineText(500).trim().min(1, 'a reason is required for every finance action');
 const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
 
 export const listInvoicesQuery = z.object({
@@ -13,7 +18,7 @@ export const listInvoicesQuery = z.object({
 });
 export const finalizeRequest = z.object({ reason: reason.default('finalized by finance'), at: z.iso.datetime({ offset: false }).optional() }).strict();
 export const finalizeDueRequest = z.object({ asOf: z.iso.datetime({ offset: false }).optional(), reason: reason.default('grace period after the billing period elapsed') }).strict();
-export const payRequest = z.object({ reason, paymentReference: z.string().max(200).optional() }).strict();
+export const payRequest = z.object({ reason, paymentReference: singleLineText(200).optional() }).strict();
 export const voidRequest = z.object({ reason }).strict();
 export const creditNoteRequest = z.object({ amount: z.string().regex(/^\d+(\.\d+)?$/, 'must be a positive decimal string'), reason }).strict();
 export const whatIfQuery = z.object({ priceBookId: id, version: z.coerce.number().int().positive() });
@@ -30,7 +35,7 @@ export const creditGrantRequest = z
 export const taxRatesRequest = z
   .object({
     tenantId: id,
-    rates: z.array(z.object({ name: z.string().min(1).max(64), rate: z.string().regex(/^(0(\.\d+)?|1(\.0+)?)$/, 'must be a decimal fraction between 0 and 1') }).strict()).max(8),
+    rates: z.array(z.object({ name: singleLineText(64, 1), rate: z.string().regex(/^(0(\.\d+)?|1(\.0+)?)$/, 'must be a decimal fraction between 0 and 1') }).strict()).max(8),
     /** When the rates take effect (may be in the future): periods ending after it are taxed at them. Omitted: for invoices finalized from now on. */
     effectiveFrom: z.iso.datetime({ offset: false }).optional(),
     reason,
@@ -48,7 +53,7 @@ export const publishPriceBookRequest = z
       .array(
         z
           .object({
-            gpuModel: z.string().min(1).max(64),
+            gpuModel: singleLineText(64, 1),
             capacityType: z.enum(['on-demand', 'preemptible', 'reserved']),
             /** Optional for a tiered price: it is the first tier's. */
             pricePerGpuHour: z.string().regex(/^\d+(\.\d+)?$/, 'must be a decimal string').optional(),

@@ -2,17 +2,25 @@ import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } f
 import { sql } from 'kysely';
 import { nameId, newEntityId, type DomainEvent } from '@fastgpu/contracts';
 import { isWrongLastSequence, type EventPublisher } from '@fastgpu/messaging';
-import { formatMoney, money, Money, periodIndex, type PriceVersion } from '@fastgpu/money';
+import { addPeriods, formatMoney, money, Money, periodBounds, periodIndex, periodOf, type PriceVersion } from '@fastgpu/money';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
 import { BillingLedger } from '../ledger/billing.ledger';
 import { formatInvoiceNumber } from '../ledger/billing.projection';
-import { financeAction, lastCreditNoteSequence, type FinanceAction, type FinanceActionKind } from '../finance-actions/finance-actions';
-import { buildInvoice, documentSha256, type InvoiceDocument, type InvoiceLine } from './invoice-document';
+import { accrualRange } from '../ledger/accrual';
+import { financeAction, lastCreditNoteSequence, requestDiffers, type FinanceAction, type FinanceActionKind, type FinanceActionRow } from '../finance-actions/finance-actions';
+import { buildFinalizedInvoice, buildInvoice, documentSha256, type InvoiceDocument, type InvoiceLine } from './invoice-document';
 import { BillingRejection, decideCreditNote, decideFinalize, decidePay, decideVoid } from './invoice.decider';
 import { factsOf, InvoiceReader, statusOf, type InvoiceView } from './invoice.reader';
 
 export class InvoiceNotFound extends Error {}
+
+/**
+ * Idempotency-Key scope of grants and tax rates: the key alone (the tenant is part of the request
+ * body, so a key reused for another tenant is another request: 409). Actions recorded before this
+ * scope (keyed by tenant and key) are still found, so a retry across the change answers them.
+ */
+const TENANT_SETTINGS_SCOPE = 'tenant-settings';
 
 export interface Actor {
   actor: string;
@@ -124,6 +132,9 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
   }
 
   private async finalizeNow(invoiceId: string, who: Actor, at: Date): Promise<InvoiceDocument> {
+    const draft = await this.ledger.store().invoice(invoiceId);
+    // Running allocations are cut at the period's end onto this invoice first (accrual).
+    if (draft?.status === 'draft') await this.closePeriod(draft.tenant_id, draft.period, who, at);
     const cutoff = await this.ledger.catchUp();
     const store = this.ledger.store();
     const row = await store.invoice(invoiceId);
@@ -165,9 +176,52 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
     return built.document;
   }
 
+  /**
+   * Closes a tenant's period (`BillingPeriodClosed`): the ledger cuts every running allocation at
+   * the period's end onto its invoices. Only once the period has ended at `at` (the command's time;
+   * the cut itself is at the period's end, from event times), and only when some running
+   * allocation has time before that end not cut yet; waits until the ledger applied it.
+   */
+  async closePeriod(tenantId: string, period: string, who: Actor, at: Date): Promise<boolean> {
+    const cutoff = await this.ledger.catchUp();
+    const store = this.ledger.store();
+    const tenant = await store.tenant(tenantId);
+    if (!tenant) return false;
+    const periodEndMs = periodBounds(period, tenant.billingTimeZone).endMs;
+    if (at.getTime() < periodEndMs) return false;
+    if (!(await store.runningAllocations(tenantId)).some((a) => accrualRange(a, periodEndMs) !== null)) return false;
+    const eventId = nameId('BillingPeriodClosed', tenantId, period, String(cutoff));
+    const closedAt = at.toISOString();
+    const event = this.publisher.build(
+      'BillingPeriodClosed',
+      { tenantId, period, closedAt, actor: who.actor, reason: `${who.reason}: running allocations accrued to the end of ${period}` },
+      { id: eventId, time: closedAt, tenantId, correlationId: eventId },
+    );
+    const published = await this.publisher.publish(event);
+    await this.ledger.waitFor(published.sequence);
+    return true;
+  }
+
+  /**
+   * Closes, for every tenant with running allocations, the last period whose grace ended at
+   * `asOf`, so those allocations are on the drafts `finalizeDue` then finalizes (an allocation
+   * running for a whole month has no usage record yet, so without the close no draft would exist).
+   */
+  private async closeDue(asOf: Date, who: Actor): Promise<void> {
+    const store = this.ledger.store();
+    const tenants = [...new Set((await store.runningAllocations()).map((a) => a.tenantId).filter((t): t is string => t !== null))];
+    for (const tenantId of tenants) {
+      const tenant = await store.tenant(tenantId);
+      if (!tenant) continue;
+      const period = addPeriods(periodOf(asOf.getTime() - this.options.graceMs, tenant.billingTimeZone), -1);
+      await this.closePeriod(tenantId, period, who, asOf);
+    }
+  }
+
   /** Finalizes every draft whose grace period ended at `asOf` (a command time, not the processing clock). */
   async finalizeDue(asOf: Date, who: Actor): Promise<{ finalized: Array<{ invoiceId: string; number: string }>; skipped: Array<{ invoiceId: string; reason: string }> }> {
     await this.ledger.catchUp();
+    await this.closeDue(asOf, who);
     const due = await this.reader().dueDrafts(asOf.getTime(), this.options.graceMs);
     const finalized: Array<{ invoiceId: string; number: string }> = [];
     const skipped: Array<{ invoiceId: string; reason: string }> = [];
@@ -222,6 +276,18 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
     return { view: await this.view(invoiceId, null), subjectSequence };
   }
 
+  /**
+   * The answer to a retried request: the action its Idempotency-Key already recorded, when the
+   * request is the same; 409 when the key was used for another request (it is never answered with
+   * the original as if it were this one).
+   */
+  private retried(existing: FinanceActionRow | undefined, requested: Record<string, unknown>): FinanceActionRow | undefined {
+    if (!existing) return undefined;
+    const field = requestDiffers(existing.payload, requested);
+    if (field) throw new BillingRejection(409, 'idempotency_key_reused', `this Idempotency-Key was used for another request (${field} differs); a new request needs a new key`, field);
+    return existing;
+  }
+
   /** An action id: from the client's Idempotency-Key (a retry finds the same id), else `fallback`. */
   private actionId(kind: FinanceActionKind, scope: string, key: string | undefined, fallback: () => string): string {
     return key ? nameId(kind, scope, key) : fallback();
@@ -231,7 +297,7 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
     // One payment per invoice: without a key the id is the invoice's, so a re-sent publish is a duplicate.
     const eventId = this.actionId('InvoicePaid', invoiceId, input.actionId, () => nameId('InvoicePaid', invoiceId));
     const { view, subjectSequence } = await this.invoiceState(invoiceId);
-    if (input.actionId && (await financeAction(this.ledger.store(), eventId))) return view;
+    if (input.actionId && this.retried(await financeAction(this.ledger.store(), eventId), { reason: who.reason, paymentReference: input.paymentReference })) return view;
     decidePay(factsOf(view));
     const at = this.runtime.clock.now().toISOString();
     const data: FinanceAction<'InvoicePaid'> = {
@@ -250,7 +316,7 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
   async void(invoiceId: string, who: Actor, input: { actionId?: string }): Promise<InvoiceView> {
     const eventId = this.actionId('InvoiceVoided', invoiceId, input.actionId, () => nameId('InvoiceVoided', invoiceId));
     const { view, subjectSequence } = await this.invoiceState(invoiceId);
-    if (input.actionId && (await financeAction(this.ledger.store(), eventId))) return view;
+    if (input.actionId && this.retried(await financeAction(this.ledger.store(), eventId), { reason: who.reason })) return view;
     decideVoid(factsOf(view));
     const at = this.runtime.clock.now().toISOString();
     await this.publishAction('InvoiceVoided', eventId, { invoiceId, tenantId: view.row.tenant_id, number: view.row.number!, voidedAt: at, ...who }, at, subjectSequence);
@@ -269,7 +335,7 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
         // Every credit note applied so far (on any invoice), for the next number.
         await this.ledger.catchUp();
         const store = this.ledger.store();
-        const existing = input.actionId ? await financeAction(store, creditNoteId) : undefined;
+        const existing = input.actionId ? this.retried(await financeAction(store, creditNoteId), { amount: input.amount, reason: who.reason }) : undefined;
         if (existing) return existing.payload as FinanceAction<'CreditNoteIssued'>;
         const currency = view.document.currency;
         const amount = money(input.amount);
@@ -294,10 +360,10 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
   }
 
   async grantCredit(input: { tenantId: string; amount: string; priority: number; expiresAt: string | null; actionId?: string } & Actor): Promise<FinanceAction<'CreditGranted'>> {
-    const grantId = this.actionId('CreditGranted', input.tenantId, input.actionId, newEntityId);
+    const grantId = this.actionId('CreditGranted', TENANT_SETTINGS_SCOPE, input.actionId, newEntityId);
     const store = this.ledger.store();
     if (input.actionId) {
-      const existing = await financeAction(store, grantId);
+      const existing = this.retried((await financeAction(store, grantId)) ?? (await financeAction(store, nameId('CreditGranted', input.tenantId, input.actionId))), { tenantId: input.tenantId, amount: input.amount, priority: input.priority, expiresAt: input.expiresAt, reason: input.reason });
       if (existing) return existing.payload as FinanceAction<'CreditGranted'>;
     }
     const tenant = await store.tenant(input.tenantId);
@@ -321,10 +387,10 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
   }
 
   async setTaxRates(input: { tenantId: string; rates: Array<{ name: string; rate: string }>; effectiveFrom?: string; actionId?: string } & Actor): Promise<FinanceAction<'TaxRatesSet'>> {
-    const eventId = this.actionId('TaxRatesSet', input.tenantId, input.actionId, newEntityId);
+    const eventId = this.actionId('TaxRatesSet', TENANT_SETTINGS_SCOPE, input.actionId, newEntityId);
     const store = this.ledger.store();
     if (input.actionId) {
-      const existing = await financeAction(store, eventId);
+      const existing = this.retried((await financeAction(store, eventId)) ?? (await financeAction(store, nameId('TaxRatesSet', input.tenantId, input.actionId))), { tenantId: input.tenantId, rates: input.rates, effectiveFrom: input.effectiveFrom, reason: input.reason });
       if (existing) return existing.payload as FinanceAction<'TaxRatesSet'>;
     }
     const tenant = await store.tenant(input.tenantId);
@@ -405,7 +471,7 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
       issuer: row.issuer ?? this.options.issuer,
       finalization: finalized ? { number: row.number!, finalizedAt: row.finalized_at! } : null,
     });
-    const current = buildInvoice(inputs).document;
+    const current = (finalized ? buildFinalizedInvoice(inputs, row.sha256!) : buildInvoice(inputs)).document;
     const alternative = buildInvoice({ ...inputs, fixedVersion: chosen }).document;
     const key = (l: InvoiceLine) => [l.kind, l.servicePeriod, l.gpuModel, l.capacityType, l.tier, l.reference].join('|');
     const lines = new Map<string, WhatIfLine>();

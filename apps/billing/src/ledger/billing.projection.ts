@@ -1,10 +1,11 @@
-import { nameId, type StoredEvent } from '@fastgpu/contracts';
+import { deriveId, nameId, type StoredEvent } from '@fastgpu/contracts';
 import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
-import { addPeriods, billedParts, periodIndex, PriceTimeline, splitAtPeriods } from '@fastgpu/money';
-import { buildInvoice, canonicalJson, documentSha256 } from '../invoices/invoice-document';
+import { addPeriods, billedParts, periodBounds, periodIndex, PriceTimeline, splitAtPeriods } from '@fastgpu/money';
+import { buildFinalizedInvoice, canonicalJson, documentSha256 } from '../invoices/invoice-document';
 import { FINANCE_ACTION_TYPES, type FinanceActionKind } from '../finance-actions/finance-actions';
 import { applyFinanceAction } from '../finance-actions/finance-actions.projection';
-import { BillingStore, usagePieceOf, type BillingTable, type InvoiceRow, type PieceRow } from './billing.store';
+import { allocationFromRow, allocationToRow, BillingStore, usagePieceOf, type BillingTable, type InvoiceRow, type PieceRow } from './billing.store';
+import { accrualRange, ALLOCATION_EVENT_TYPES, allocationOf, emptyAllocation, evolveAllocation, leaseKey, loseNode, OPEN_ALLOCATION_END_MS, stopPieces, subtaskKey, type OpenAllocation } from './accrual';
 
 /**
  * The billing ledger: folds the domain stream into tenants, price versions, usage split into
@@ -22,11 +23,17 @@ import { BillingStore, usagePieceOf, type BillingTable, type InvoiceRow, type Pi
  *
  * Finance actions (paid, void, credit notes, prepaid grants, tax rates) are folded into
  * `billing_finance_actions` by finance-actions.projection.ts, checked against the log's state.
+ *
+ * Accrual (accrual.ts): the ledger follows which allocations are running; `BillingPeriodClosed`
+ * cuts them at the period's end onto the closing period's invoice, and their UsageRecorded later
+ * bills only the remainder. Accrued time that a stop shows was never used goes to the review queue.
  */
 export const BILLING_PROJECTION = 'billing-ledger';
 export const LATE_PERIODS_MAX = 2;
 /** Bound on the periods searched forward for a draft invoice. */
 const FORWARD_PERIODS_MAX = 24;
+/** Review-queue piece number of an accrual overrun (accrued time after the allocation's end). */
+export const ACCRUAL_OVERRUN_PIECE = -1;
 /** Pieces re-rated per statement batch when a price version arrives. */
 const RERATE_BATCH_PIECES = 1000;
 
@@ -124,7 +131,12 @@ class LedgerWriter {
     if (!tenant) return;
     const usage = await this.trx.selectFrom(this.t('billing_usage')).selectAll().where('tenant_id', '=', tenantId).where('split', '=', false).orderBy('sequence').execute();
     for (const u of usage) {
-      const pieces = u.end_ms > u.start_ms ? splitAtPeriods(u.start_ms, u.end_ms, tenant.billingTimeZone) : [];
+      const accrued = u.accrued_until_ms === null ? null : { startMs: Number(u.accrued_from_ms), endMs: Number(u.accrued_until_ms) };
+      const { pieces, overrunMs } = stopPieces(u.start_ms, u.end_ms, accrued, tenant.billingTimeZone);
+      if (overrunMs > 0) {
+        const reason = `accrued at period close to ${new Date(accrued!.endMs).toISOString()} from ${new Date(accrued!.startMs).toISOString()}, but the allocation ran ${new Date(u.start_ms).toISOString()} to ${new Date(u.end_ms).toISOString()}: ${u.gpus * overrunMs} GPU-ms were billed that it did not use`;
+        await this.review(u.event_id, ACCRUAL_OVERRUN_PIECE, 'accrual-overrun', tenantId, u.usage_id, pieces[0]?.period ?? '', reason, u.sequence);
+      }
       for (const [index, piece] of pieces.entries()) {
         const target = await this.target(tenantId, piece.period);
         if ('review' in target) {
@@ -153,6 +165,108 @@ class LedgerWriter {
         await this.writeParts([pieceRow], tenant.currency);
       }
       await this.trx.updateTable(this.t('billing_usage')).set({ split: true }).where('event_id', '=', u.event_id).execute();
+    }
+  }
+
+  private async allocation(key: string): Promise<OpenAllocation | undefined> {
+    const row = await this.trx.selectFrom(this.t('billing_open_allocations')).selectAll().where('allocation_key', '=', key).executeTakeFirst();
+    return row ? allocationFromRow(row) : undefined;
+  }
+
+  private async saveAllocation(a: OpenAllocation, sequence: number): Promise<void> {
+    const row = { ...allocationToRow(a), sequence };
+    await this.trx
+      .insertInto(this.t('billing_open_allocations'))
+      .values(row)
+      .onConflict((oc) => oc.column('allocation_key').doUpdateSet(row))
+      .execute();
+  }
+
+  /** Folds an event that opens or ends an allocation (accrual.ts has the rules). */
+  private async followAllocation(stored: StoredEvent): Promise<void> {
+    const of = allocationOf(stored)!;
+    const current = (await this.allocation(of.key)) ?? emptyAllocation(of.key, of.kind);
+    const next = evolveAllocation(current, stored);
+    if (JSON.stringify(next) !== JSON.stringify(current)) await this.saveAllocation(next, stored.sequence);
+  }
+
+  /**
+   * A UsageRecorded ends its allocation for good; returns it (with the range period closes already
+   * cut) when the ledger knew it. Sub-tasks and leases are found by their ids, an external
+   * allocation by its start event, which is among the usage's source sequences.
+   */
+  private async closeAllocation(d: { tenantId: string; subtaskId?: string; attempt?: number; leaseId?: string; sourceSequences: number[] }, sequence: number): Promise<OpenAllocation | undefined> {
+    let found: OpenAllocation | undefined;
+    if (d.subtaskId && d.attempt) found = await this.allocation(subtaskKey(d.subtaskId, d.attempt));
+    else if (d.leaseId) found = await this.allocation(leaseKey(d.leaseId));
+    else if (d.sourceSequences.length) {
+      const row = await this.trx
+        .selectFrom(this.t('billing_open_allocations'))
+        .selectAll()
+        .where('kind', '=', 'external')
+        .where('tenant_id', '=', d.tenantId)
+        .where('start_sequence', 'in', d.sourceSequences)
+        .orderBy('allocation_key')
+        .executeTakeFirst();
+      found = row ? allocationFromRow(row) : undefined;
+    }
+    if (!found || found.tenantId !== d.tenantId) return undefined;
+    if (!found.ended) await this.saveAllocation({ ...found, ended: true }, sequence);
+    return found;
+  }
+
+  /**
+   * A period close: every running allocation of the tenant is cut at the period's end, from where
+   * the last cut stopped, onto the invoice of each period it covers (the closing period's draft;
+   * an earlier period already finalized takes it as late usage, like any).
+   */
+  private async closePeriod({ event, sequence }: StoredEvent<'BillingPeriodClosed'>): Promise<void> {
+    const d = event.data;
+    const tenant = await this.store.tenant(d.tenantId);
+    if (!tenant) throw new Error(`BillingPeriodClosed ${event.id}: tenant ${d.tenantId} is unknown to billing`);
+    const periodEndMs = periodBounds(d.period, tenant.billingTimeZone).endMs;
+    // A close before the period's end would bill time not yet used: it cuts nothing.
+    if (Date.parse(d.closedAt) < periodEndMs) {
+      await this.review(event.id, 0, 'period-close', d.tenantId, event.id, d.period, `closed at ${d.closedAt}, before the period ends (${new Date(periodEndMs).toISOString()}): nothing accrued`, sequence);
+      return;
+    }
+    const rows = await this.trx.selectFrom(this.t('billing_open_allocations')).selectAll().where('tenant_id', '=', d.tenantId).where('ended', '=', false).orderBy('allocation_key').execute();
+    for (const a of rows.map(allocationFromRow)) {
+      const range = accrualRange(a, periodEndMs);
+      if (!range) continue;
+      const accrualId = deriveId(event.id, `accrual:${a.allocationKey}`);
+      await this.trx
+        .insertInto(this.t('billing_accruals'))
+        .values({ accrual_id: accrualId, allocation_key: a.allocationKey, tenant_id: d.tenantId, period: d.period, close_event_id: event.id, gpu_model: a.gpuModel!, capacity_type: a.capacityType!, gpus: a.gpus!, start_ms: range.fromMs, end_ms: range.toMs, sequence })
+        .execute();
+      for (const [index, piece] of splitAtPeriods(range.fromMs, range.toMs, tenant.billingTimeZone).entries()) {
+        const target = await this.target(d.tenantId, piece.period);
+        if ('review' in target) {
+          await this.review(accrualId, index, 'usage', d.tenantId, accrualId, piece.period, target.review, sequence);
+          continue;
+        }
+        const pieceRow: PieceRow = {
+          event_id: accrualId,
+          piece: index,
+          usage_id: accrualId,
+          tenant_id: d.tenantId,
+          service_period: piece.period,
+          invoice_id: target.invoiceId,
+          gpu_model: a.gpuModel!,
+          capacity_type: a.capacityType!,
+          gpus: a.gpus!,
+          start_ms: piece.startMs,
+          end_ms: piece.endMs,
+          allocation_start_ms: a.startMs!,
+          allocation_end_ms: OPEN_ALLOCATION_END_MS,
+          interrupted: false,
+          sequence,
+          assigned_sequence: sequence,
+        };
+        await this.trx.insertInto(this.t('billing_usage_pieces')).values(pieceRow).execute();
+        await this.writeParts([pieceRow], tenant.currency);
+      }
+      await this.saveAllocation({ ...a, accruedFromMs: a.accruedFromMs ?? range.fromMs, accruedUntilMs: range.toMs }, sequence);
     }
   }
 
@@ -196,6 +310,7 @@ class LedgerWriter {
         if (endMs < startMs || d.gpuMs !== d.gpus * (endMs - startMs)) {
           throw new Error(`UsageRecorded ${event.id}: gpuMs ${d.gpuMs} is not gpus × (end − start) = ${d.gpus * (endMs - startMs)}`);
         }
+        const allocation = await this.closeAllocation(d, sequence);
         const inserted = await this.trx
           .insertInto(this.t('billing_usage'))
           .values({
@@ -216,6 +331,9 @@ class LedgerWriter {
             interrupted: d.interrupted,
             source_sequences: JSON.stringify(d.sourceSequences),
             sequence,
+            allocation_key: allocation?.allocationKey ?? null,
+            accrued_from_ms: allocation?.accruedFromMs ?? null,
+            accrued_until_ms: allocation?.accruedUntilMs ?? null,
           })
           .onConflict((oc) => oc.doNothing())
           .executeTakeFirst();
@@ -253,6 +371,25 @@ class LedgerWriter {
       case 'InvoiceFinalized':
         await this.finalize(stored as StoredEvent<'InvoiceFinalized'>, issuerCheck);
         return;
+      case 'SubtaskPlaced':
+      case 'SubtaskStarted':
+      case 'SubtaskCompleted':
+      case 'SubtaskFailed':
+      case 'SubtaskPreempted':
+      case 'LeaseGranted':
+      case 'LeaseReleased':
+      case 'ExternalAllocationStarted':
+      case 'ExternalAllocationStopped':
+        await this.followAllocation(stored);
+        return;
+      case 'NodeLost': {
+        const rows = await this.trx.selectFrom(this.t('billing_open_allocations')).selectAll().where('node_id', '=', event.data.nodeId).where('ended', '=', false).orderBy('allocation_key').execute();
+        for (const row of rows) await this.saveAllocation(loseNode(allocationFromRow(row)), sequence);
+        return;
+      }
+      case 'BillingPeriodClosed':
+        await this.closePeriod(stored as StoredEvent<'BillingPeriodClosed'>);
+        return;
       case 'InvoicePaid':
       case 'InvoiceVoided':
       case 'CreditNoteIssued':
@@ -285,7 +422,8 @@ class LedgerWriter {
 
     const finalizedAtMs = Date.parse(d.finalizedAt);
     const inputs = await this.store.inputs(row, { cutoff: d.cutoffSequence, atMs: finalizedAtMs, issuer, finalization: { number: d.number, finalizedAt: d.finalizedAt } });
-    const built = buildInvoice(inputs);
+    // In the document layout its hash was taken of (invoices finalized before layout 2 keep layout 1).
+    const built = buildFinalizedInvoice(inputs, d.sha256);
     const sha256 = documentSha256(built.document);
     if (sha256 !== d.sha256) {
       throw new Error(`InvoiceFinalized ${event.id}: invoice ${d.invoiceId} rebuilt to SHA-256 ${sha256}, the event says ${d.sha256}`);
@@ -376,7 +514,7 @@ export function ratedPartRows(p: PieceRow, timeline: PriceTimeline): RatedPartRo
 export function billingProjection(name = BILLING_PROJECTION): Projection {
   return {
     name,
-    types: new Set(['TenantCreated', 'PriceBookPublished', 'UsageRecorded', 'SlaCreditIssued', 'InvoiceFinalized', ...FINANCE_ACTION_TYPES]),
+    types: new Set(['TenantCreated', 'PriceBookPublished', 'UsageRecorded', 'SlaCreditIssued', 'InvoiceFinalized', ...FINANCE_ACTION_TYPES, ...ALLOCATION_EVENT_TYPES, 'NodeLost', 'BillingPeriodClosed']),
     // Money: an undecodable event of these types stops the ledger (and any rebuild) rather than being skipped.
     stopsOnUndecodable: true,
     async apply(trx: ProjectionTransaction, events: StoredEvent[], context: ProjectionContext): Promise<void> {

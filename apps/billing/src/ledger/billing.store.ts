@@ -1,6 +1,7 @@
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { money, periodBounds, periodIndex, sumMoney, scopeKey, taxRatesInForce, type TaxRateSet, type PrepaidGrant, type RatedPart, type PriceTier, type PriceVersion, type RatePrice, type TaxRate, type TierMode, type UsagePiece } from '@fastgpu/money';
 import type { CarriedCredit, InvoiceDocument, InvoiceInputs, SlaCreditInput, TenantInfo } from '../invoices/invoice-document';
+import type { OpenAllocation } from './accrual';
 
 /**
  * Reads and writes of billing's tables, always through `table(name)`, so that a rebuild runs the
@@ -18,6 +19,8 @@ export const BILLING_TABLES = [
   'billing_grant_usage',
   'billing_rated_parts',
   'billing_finance_actions',
+  'billing_open_allocations',
+  'billing_accruals',
 ] as const;
 export type BillingTable = (typeof BILLING_TABLES)[number];
 
@@ -191,6 +194,13 @@ export class BillingStore {
         grantedAtMs: rows[i]!.at_ms,
         expiresAtMs: g.expiresAt ? Date.parse(g.expiresAt) : null,
       }));
+  }
+
+  /** Allocations the ledger knows to be running (not ended), of one tenant or all, in key order. */
+  async runningAllocations(tenantId?: string): Promise<OpenAllocation[]> {
+    let query = this.db.selectFrom(this.table('billing_open_allocations')).selectAll().where('ended', '=', false);
+    if (tenantId) query = query.where('tenant_id', '=', tenantId);
+    return (await query.orderBy('allocation_key').execute()).map(allocationFromRow);
   }
 
   async slaCredits(invoiceId: string, maxAssignedSequence = SEQUENCE_MAX) {
@@ -522,5 +532,51 @@ export function assembleInputs(raw: RawInvoiceData, options: InputOptions): Invo
     taxRates: raw.taxRates,
     grants: raw.grants,
     atMs: options.atMs,
+  };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function allocationFromRow(r: Record<string, any>): OpenAllocation {
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  return {
+    allocationKey: r.allocation_key,
+    kind: r.kind,
+    tenantId: r.tenant_id,
+    projectId: r.project_id,
+    gpuModel: r.gpu_model,
+    capacityType: r.capacity_type,
+    gpus: num(r.gpus),
+    nodeId: r.node_id,
+    leaseEpoch: num(r.lease_epoch),
+    placedMs: num(r.placed_ms),
+    startMs: num(r.start_ms),
+    startEpoch: num(r.start_epoch),
+    startSequence: num(r.start_sequence),
+    endEpoch: num(r.end_epoch),
+    ended: Boolean(r.ended),
+    accruedFromMs: num(r.accrued_from_ms),
+    accruedUntilMs: num(r.accrued_until_ms),
+  };
+}
+
+export function allocationToRow(a: OpenAllocation) {
+  return {
+    allocation_key: a.allocationKey,
+    kind: a.kind,
+    tenant_id: a.tenantId,
+    project_id: a.projectId,
+    gpu_model: a.gpuModel,
+    capacity_type: a.capacityType,
+    gpus: a.gpus,
+    node_id: a.nodeId,
+    lease_epoch: a.leaseEpoch,
+    placed_ms: a.placedMs,
+    start_ms: a.startMs,
+    start_epoch: a.startEpoch,
+    start_sequence: a.startSequence,
+    end_epoch: a.endEpoch,
+    ended: a.ended,
+    accrued_from_ms: a.accruedFromMs,
+    accrued_until_ms: a.accruedUntilMs,
   };
 }
