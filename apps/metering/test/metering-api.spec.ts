@@ -4,7 +4,7 @@
  * lateness horizon and tenant checks with reasons) and straight on the bus, metered like ours;
  * `GET /v1/usage` in hour/day/month windows of any zone, additive, tenant-scoped (finance sees
  * all); reconciliation against JobCompleted; and a valid event the projection cannot apply
- * stalling it, visible as `projection:usage` in /healthz.
+ * stalling it, visible as `projection:usage` in /v1/health (and as down in /healthz).
  *
  * Its "now" is the log's clock (`logNow`): the lateness horizon compares producer times with
  * stream receipt times, so the service clock is pinned to that same instant and every other
@@ -222,14 +222,16 @@ describe('reconciliation and health', () => {
   });
 
   it('stalls on a valid event it cannot apply and shows it unhealthy in /healthz', async () => {
-    const healthy = await call('GET', '/healthz', undefined);
+    // /healthz answers only up or down; the checks' details need an sre (or admin) key.
+    const sre = await issueKey('k-sre', null, 'sre');
+    const healthy = await call('GET', '/v1/health', sre);
     expect(healthy.status).toBe(200);
     expect(healthy.body.checks['projection:usage'].ok).toBe(true);
     // 2^31−1 GPUs for two hours: GPU-ms beyond the safe integer range cannot be metered exactly.
     const huge = history.subtask({ tenantId: 'huge', jobId: 'hj', subtaskId: 'h1', gpus: 2 ** 31 - 1, startMs: NOW - 2 * HOUR_MS, endMs: NOW });
     const stuckAt = await history.publish(...huge);
     await eventually(async () => (await call('GET', '/healthz', undefined)).status === 503, { timeoutMs: 10_000 });
-    const unhealthy = await call('GET', '/healthz', undefined);
+    const unhealthy = await call('GET', '/v1/health', sre);
     expect(unhealthy.body.checks['projection:usage']).toMatchObject({ ok: false, detail: { status: 'stalled', error: expect.stringMatching(/safe integer/) } });
     expect(unhealthy.body.checks['projection:usage'].detail.stalledAtSequence).toBeLessThanOrEqual(stuckAt);
     const checkpoint = await env.database.db.selectFrom('projection_checkpoints').select(['last_sequence', 'status']).where('projection', '=', 'usage').executeTakeFirstOrThrow();

@@ -191,13 +191,17 @@ describe('a node that stops beating', () => {
   });
 
   it('reports readiness truthfully: ready while the loop runs, not ready with the reason when it stops', async () => {
-    const ready = await fetch(`${started.url}/readyz`);
+    // /readyz answers only up or down; the checks' details need an sre (or admin) key.
+    const details = () => fetch(`${started.url}/v1/health`, { headers: { authorization: 'Bearer test-admin-key-0123456789abcdef' } });
+    expect(await (await fetch(`${started.url}/readyz`)).json()).toEqual({ status: 'up' });
+    const ready = await details();
     const body = (await ready.json()) as { checks: Record<string, { ok: boolean; detail?: unknown }> };
     expect(ready.status).toBe(200);
     expect(body.checks['reliability-liveness']).toMatchObject({ ok: true });
     expect(body.checks['reliability-sla-projection']).toMatchObject({ ok: true });
     await engine.monitor.stop();
-    const stalled = await fetch(`${started.url}/readyz`);
+    expect((await fetch(`${started.url}/readyz`)).status).toBe(503);
+    const stalled = await details();
     expect(stalled.status).toBe(503);
     expect(((await stalled.json()) as { checks: Record<string, { detail?: unknown }> }).checks['reliability-liveness']).toEqual({ ok: false, detail: 'liveness loop stopped' });
   });

@@ -26,6 +26,18 @@ const configSchema = z.object({
   missedHeartbeatsBeforeLost: z.coerce.number().int().positive().default(3),
   otlpEndpoint: z.string().optional(),
   logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  /**
+   * Token buckets per API key and per tenant, over HTTP and gRPC together: a bucket holds up to
+   * `…Burst` requests and refills at `…PerSecond`; 0 per second turns that limit off. The
+   * defaults let a busy integrator through and stop a runaway loop; each process keeps its own
+   * buckets (N replicas admit N times as much).
+   */
+  rateLimitKeyPerSecond: z.coerce.number().min(0).max(1_000_000).default(200),
+  rateLimitKeyBurst: z.coerce.number().int().min(1).max(10_000_000).default(400),
+  rateLimitTenantPerSecond: z.coerce.number().min(0).max(1_000_000).default(500),
+  rateLimitTenantBurst: z.coerce.number().int().min(1).max(10_000_000).default(1000),
+  /** Open job-watch streams (gRPC WatchJob) one tenant may hold in this process. */
+  watchStreamsPerTenantMax: z.coerce.number().int().min(1).max(100_000).default(32),
 });
 
 export type FastGpuConfig = z.infer<typeof configSchema>;
@@ -45,6 +57,11 @@ const envNames: Record<keyof FastGpuConfig, string> = {
   missedHeartbeatsBeforeLost: 'FASTGPU_MISSED_HEARTBEATS',
   otlpEndpoint: 'OTEL_EXPORTER_OTLP_ENDPOINT',
   logLevel: 'LOG_LEVEL',
+  rateLimitKeyPerSecond: 'FASTGPU_RATE_LIMIT_KEY_PER_SECOND',
+  rateLimitKeyBurst: 'FASTGPU_RATE_LIMIT_KEY_BURST',
+  rateLimitTenantPerSecond: 'FASTGPU_RATE_LIMIT_TENANT_PER_SECOND',
+  rateLimitTenantBurst: 'FASTGPU_RATE_LIMIT_TENANT_BURST',
+  watchStreamsPerTenantMax: 'FASTGPU_WATCH_STREAMS_PER_TENANT_MAX',
 };
 
 export function loadConfig(overrides: Partial<FastGpuConfig> = {}, env: NodeJS.ProcessEnv = process.env): FastGpuConfig {

@@ -39,6 +39,8 @@ export function toServiceError(error: unknown): Partial<ServiceError> {
   if (error instanceof ApiError) {
     metadata.set(ErrorTrailers.code, error.code);
     if (error.field) metadata.set(ErrorTrailers.field, error.field);
+    // `retry-after` (seconds) on RESOURCE_EXHAUSTED, as over HTTP.
+    for (const [name, value] of Object.entries(error.headers)) metadata.set(name, value);
     const code = STATUS_BY_HTTP[error.status] ?? (error.status < 500 ? status.FAILED_PRECONDITION : status.INTERNAL);
     return { code, details: error.message, message: error.message, metadata };
   }

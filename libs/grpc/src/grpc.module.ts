@@ -1,5 +1,6 @@
 import { Inject, Module, type DynamicModule, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
+import { Authenticator } from '@fastgpu/auth';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import type { GrpcHandlers } from './ports';
 import { startGrpcServer, type StartedGrpcServer } from './server';
@@ -29,10 +30,11 @@ class GrpcLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
     @Inject(OPTIONS) private readonly options: GrpcModuleOptions,
     @Inject(ModuleRef) private readonly moduleRef: ModuleRef,
     @Inject(GrpcServerHandle) private readonly handle: GrpcServerHandle,
+    @Inject(Authenticator) private readonly authenticator: Authenticator,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    this.handle.started = await startGrpcServer(this.runtime, this.options.handlers(this.moduleRef), this.options.port, this.options.host ?? this.runtime.config.httpHost);
+    this.handle.started = await startGrpcServer(this.runtime, this.options.handlers(this.moduleRef), this.options.port, this.options.host ?? this.runtime.config.httpHost, this.authenticator);
   }
 
   async onApplicationShutdown(): Promise<void> {

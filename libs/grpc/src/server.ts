@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { ApiKeyResolver, type Principal } from '@fastgpu/auth';
+import { Authenticator, type Principal } from '@fastgpu/auth';
 import { idSchema, type Role } from '@fastgpu/contracts';
 import { parseInput } from '@fastgpu/http';
 import type { Runtime } from '@fastgpu/runtime';
@@ -72,22 +72,17 @@ export interface StartedGrpcServer {
  * HTTP zod schemas, runs in a SERVER span continuing the caller's `traceparent`, and maps
  * errors to gRPC codes with the field in the `fastgpu-error-field` trailer.
  */
-export async function startGrpcServer(runtime: Runtime, handlers: GrpcHandlers, port: number, host = '127.0.0.1'): Promise<StartedGrpcServer> {
+export async function startGrpcServer(runtime: Runtime, handlers: GrpcHandlers, port: number, host: string, authenticator: Authenticator): Promise<StartedGrpcServer> {
   const packageDefinition = loadFastGpuProtos();
   const loaded = grpc.loadPackageDefinition(packageDefinition) as unknown as {
     fastgpu: { intake: { v1: { IntakeService: grpc.ServiceClientConstructor } }; billing: { v1: { BillingService: grpc.ServiceClientConstructor } } };
   };
-  const resolver = new ApiKeyResolver(runtime);
   const watchers = new Set<{ stop(): Promise<void> }>();
 
-  async function authenticate(metadata: grpc.Metadata, roles: Role[]): Promise<Principal> {
-    const header = String(metadata.get('authorization')[0] ?? '');
-    const match = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!match) throw new GrpcError(grpc.status.UNAUTHENTICATED, 'missing bearer API key in the authorization metadata', 'unauthenticated', 'authorization');
-    const principal = await resolver.resolve(match[1]!);
-    if (!principal) throw new GrpcError(grpc.status.UNAUTHENTICATED, 'unknown or revoked API key', 'unauthenticated', 'authorization');
-    if (principal.role !== 'admin' && !roles.includes(principal.role)) throw new GrpcError(grpc.status.PERMISSION_DENIED, `role ${principal.role} may not call this method`, 'forbidden');
-    return principal;
+  /** The same authentication, revocation and rate limits as HTTP (one Authenticator per app). */
+  function authenticate(metadata: grpc.Metadata, roles: Role[]): Promise<Principal> {
+    const header = metadata.get('authorization')[0];
+    return authenticator.authenticate(typeof header === 'string' ? header : undefined, roles, 'grpc');
   }
 
   const traceParent = (metadata: grpc.Metadata) => extractTraceContext({ get: (key) => (metadata.get(key)[0] as string | undefined)?.toString(), set: () => undefined });
@@ -129,22 +124,31 @@ export async function startGrpcServer(runtime: Runtime, handlers: GrpcHandlers, 
           const principal = await authenticate(call.metadata, ['tenant', 'sre', 'finance']);
           const jobId = required(call.request.jobId, 'jobId');
           await jobs().get(principal, jobId); // another tenant's job: NOT_FOUND, like HTTP
-          const last = (await runtime.bus.jsm.streams.info(runtime.bus.topology.streams.events)).state.last_seq;
-          const requested = call.request.fromSequence;
-          if (requested !== undefined && (requested < 1 || requested > last + 1)) {
-            throw new GrpcError(grpc.status.INVALID_ARGUMENT, `fromSequence: ${requested} is not in the log (1..${last + 1})`, 'unprocessable', 'fromSequence');
+          // Bounded per tenant: each open watch holds a consumer on the bus until it ends.
+          const release = authenticator.openStream(principal);
+          try {
+            const last = (await runtime.bus.jsm.streams.info(runtime.bus.topology.streams.events)).state.last_seq;
+            const requested = call.request.fromSequence;
+            if (requested !== undefined && (requested < 1 || requested > last + 1)) {
+              throw new GrpcError(grpc.status.INVALID_ARGUMENT, `fromSequence: ${requested} is not in the log (1..${last + 1})`, 'unprocessable', 'fromSequence');
+            }
+            const from = requested ?? (await firstSequenceOfJob(runtime.bus, jobId)) ?? last + 1;
+            const watcher = watchJob(runtime.bus, jobId, from, async ({ sequence, subject, event }) => {
+              if (call.cancelled) return false;
+              call.write({ sequence, type: event.type, subject, time: event.time, eventId: event.id, dataJson: JSON.stringify(event.data) });
+              return event.type !== 'JobCompleted';
+            });
+            watchers.add(watcher);
+            call.on('cancelled', () => {
+              release();
+              void watcher.stop();
+            });
+            await watcher.done;
+            watchers.delete(watcher);
+            call.end();
+          } finally {
+            release();
           }
-          const from = requested ?? (await firstSequenceOfJob(runtime.bus, jobId)) ?? last + 1;
-          const watcher = watchJob(runtime.bus, jobId, from, async ({ sequence, subject, event }) => {
-            if (call.cancelled) return false;
-            call.write({ sequence, type: event.type, subject, time: event.time, eventId: event.id, dataJson: JSON.stringify(event.data) });
-            return event.type !== 'JobCompleted';
-          });
-          watchers.add(watcher);
-          call.on('cancelled', () => void watcher.stop());
-          await watcher.done;
-          watchers.delete(watcher);
-          call.end();
         },
         { parent: traceParent(call.metadata), kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc', 'rpc.method': 'IntakeService.WatchJob' } },
       ).catch((error: unknown) => call.emit('error', toServiceError(error)));

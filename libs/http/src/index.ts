@@ -1,4 +1,5 @@
 export * from './errors';
 export * from './validation';
 export * from './api-doc';
-export * from './health.controller';
+export * from './query';
+export * from './route-table';

@@ -25,6 +25,11 @@ const PLACEMENT_TYPES: ReadonlySet<string> = new Set(['SubtaskPlaced', 'LeaseGra
 export class FastGpuMetrics {
   readonly registry = new Registry();
   readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>;
+  /** Authenticated requests by tenant (`platform` for platform keys), key id, transport and outcome (`allowed`, `limited_by_key`, `limited_by_tenant`). */
+  readonly rateLimitRequests: Counter<'tenant' | 'key' | 'transport' | 'outcome'>;
+  /** Job-watch streams open now, and refused at the per-tenant bound. */
+  readonly watchStreamsOpen: Gauge<'tenant'>;
+  readonly watchStreamsRefused: Counter<'tenant'>;
   private readonly consumerPending: Gauge<'stream' | 'durable'>;
   private readonly consumerAckPending: Gauge<'stream' | 'durable'>;
   private readonly consumerRedelivered: Gauge<'stream' | 'durable'>;
@@ -57,6 +62,14 @@ export class FastGpuMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
+    this.rateLimitRequests = new Counter({
+      name: 'fastgpu_rate_limit_requests_total',
+      help: 'Authenticated requests by tenant, API key id, transport and rate-limit outcome (allowed, limited_by_key, limited_by_tenant)',
+      labelNames: ['tenant', 'key', 'transport', 'outcome'],
+      registers,
+    });
+    this.watchStreamsOpen = new Gauge({ name: 'fastgpu_watch_streams_open', help: 'Open job-watch streams (gRPC WatchJob) by tenant', labelNames: ['tenant'], registers });
+    this.watchStreamsRefused = new Counter({ name: 'fastgpu_watch_streams_refused_total', help: 'Job-watch streams refused because the tenant held its maximum', labelNames: ['tenant'], registers });
     this.consumerPending = new Gauge({ name: 'fastgpu_consumer_pending_messages', help: 'Messages not yet delivered to a durable consumer (its lag)', labelNames: ['stream', 'durable'], registers });
     this.consumerAckPending = new Gauge({ name: 'fastgpu_consumer_ack_pending_messages', help: 'Messages delivered to a durable consumer and not yet acknowledged', labelNames: ['stream', 'durable'], registers });
     this.consumerRedelivered = new Gauge({ name: 'fastgpu_consumer_redelivered_messages', help: 'Messages currently redelivered at least once to a durable consumer', labelNames: ['stream', 'durable'], registers });

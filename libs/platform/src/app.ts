@@ -1,13 +1,15 @@
 import { Module, type DynamicModule, type Type } from '@nestjs/common';
 import { NestFactory, type ModuleRef } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { ApiKeyGuard, ApiKeyResolver } from '@fastgpu/auth';
+import type { FastifyServerOptions } from 'fastify';
+import { ApiKeyGuard, ApiKeyResolver, Authenticator } from '@fastgpu/auth';
 import { GrpcModule, GrpcServerHandle, type GrpcHandlers } from '@fastgpu/grpc';
-import { ApiErrorFilter, HealthController } from '@fastgpu/http';
+import { ApiErrorFilter, assertSingleValuedQuery, errorBody, ERROR_CONTENT_TYPE, parseQueryString, RouteTable, sendApiError, toApiError } from '@fastgpu/http';
 import { JetStreamServer, ServiceTransport, type ServiceName } from '@fastgpu/messaging';
 import { instrumentHttp, MetricsModule, NestJsonLogger } from '@fastgpu/observability';
 import { OpenApiModule } from '@fastgpu/openapi';
 import { RuntimeModule, type Runtime } from '@fastgpu/runtime';
+import { HealthController } from './health.controller';
 
 /** One service as the platform starts it: its Nest module, and whether it consumes events. */
 export interface ServiceDefinition {
@@ -22,7 +24,7 @@ export interface ServiceDefinition {
 /** Request bodies above this are refused with 413: a request buys GPUs, so size is bounded. */
 export const HTTP_BODY_BYTES_MAX = 4 * 1024 * 1024;
 
-@Module({ providers: [ApiKeyResolver, ApiKeyGuard], exports: [ApiKeyResolver, ApiKeyGuard] })
+@Module({ providers: [ApiKeyResolver, Authenticator, ApiKeyGuard], exports: [ApiKeyResolver, Authenticator, ApiKeyGuard] })
 export class AuthModule {}
 
 export interface StartedApp {
@@ -31,6 +33,26 @@ export interface StartedApp {
   /** Bound gRPC port when a started service serves gRPC. */
   grpcPort?: number;
   close(): Promise<void>;
+}
+
+/**
+ * Fastify as every service runs it: bounded bodies, the strict querystring parser, and the
+ * platform's error shape for what Fastify answers before Nest sees a request (a malformed URL
+ * in the router, a malformed HTTP message on the socket).
+ */
+function fastifyOptions(): FastifyServerOptions {
+  return {
+    bodyLimit: HTTP_BODY_BYTES_MAX,
+    routerOptions: { querystringParser: parseQueryString },
+    frameworkErrors: (error, request, reply) => sendApiError(reply as never, toApiError(error, request).error),
+    clientErrorHandler: (error: Error & { code?: string }, socket) => {
+      if (!socket.writable) return socket.destroy();
+      const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+      const { error: apiError } = toApiError(Object.assign(new Error(status === 400 ? 'malformed HTTP request' : status === 431 ? 'request headers too large' : 'request timed out'), { statusCode: status }));
+      const body = JSON.stringify(errorBody(apiError.code, apiError.message, status === 400 ? 'request' : apiError.field));
+      socket.end(`HTTP/1.1 ${status} ${status === 400 ? 'Bad Request' : status === 431 ? 'Request Header Fields Too Large' : 'Request Timeout'}\r\nConnection: close\r\nContent-Type: ${ERROR_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    },
+  };
 }
 
 /**
@@ -51,11 +73,23 @@ export async function startServices(runtime: Runtime, services: ServiceDefinitio
   class PlatformModule {}
 
   const name = services.map((s) => s.name).join('+');
-  const app = await NestFactory.create<NestFastifyApplication>(PlatformModule, new FastifyAdapter({ bodyLimit: HTTP_BODY_BYTES_MAX }), {
+  const routes = new RouteTable();
+  const app = await NestFactory.create<NestFastifyApplication>(PlatformModule, new FastifyAdapter(fastifyOptions()), {
     logger: options.logger === false ? false : new NestJsonLogger(name, { level: 'warn' }),
   });
+  const fastify = app.getHttpAdapter().getInstance();
+  // Routes are registered when the app initialises, after these hooks are in place.
+  fastify.addHook('onRoute', (route) => routes.add(route.method, route.url ?? route.path));
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    try {
+      assertSingleValuedQuery(request.query);
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
+  });
   instrumentHttp(app, runtime);
-  app.useGlobalFilters(new ApiErrorFilter());
+  app.useGlobalFilters(new ApiErrorFilter(routes));
   for (const service of services.filter((s) => s.consumesEvents)) {
     app.connectMicroservice(
       { strategy: new JetStreamServer({ bus: runtime.bus, service: service.name, durable: service.name, transportId: ServiceTransport[service.name] }) },
