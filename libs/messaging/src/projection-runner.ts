@@ -159,6 +159,7 @@ export class ProjectionRunner {
   private eventsApplied = 0;
   private readonly deadLettered = new Set<number>();
   private readonly logger: ProjectionLogger;
+  private wakePause?: () => void;
   readonly checkpointName: string;
 
   constructor(
@@ -196,6 +197,7 @@ export class ProjectionRunner {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.wakePause?.();
     await this.follower?.stop();
     this.state = { ...this.state, status: 'stopped' };
   }
@@ -223,13 +225,14 @@ export class ProjectionRunner {
       } catch (error) {
         const located = await this.locate(remaining, error);
         remaining = remaining.slice(located.index);
+        if (this.stopped) return;
         if (!located.stall) {
           // Applied one by one after all: whatever failed did not fail again.
           this.resume();
           continue;
         }
         await this.reportStall(located.stall);
-        await new Promise((r) => setTimeout(r, delayMs));
+        await this.pause(delayMs);
         delayMs = Math.min(delayMs * 2, delayMsMax);
       }
     }
@@ -250,7 +253,8 @@ export class ProjectionRunner {
     const first = messages[0]!;
     if (isTransientDatabaseError(error)) return { index: 0, stall: { sequence: first.seq, reason: errorMessage(error), kind: 'transient' } };
     if (messages.length > 1) {
-      for (let index = 0; index < messages.length && !this.stopped; index++) {
+      for (let index = 0; index < messages.length; index++) {
+        if (this.stopped) return { index };
         try {
           await this.applyBatch([messages[index]!]);
         } catch (single) {
@@ -281,6 +285,17 @@ export class ProjectionRunner {
       if (stall.kind !== 'transient') this.waiters.giveUp(stall.sequence);
     }
     await markStalled(this.db, this.checkpointName, stall.sequence, error).catch(() => undefined);
+  }
+
+  /** Waits between retries of a stop; `stop()` cuts it short. */
+  private pause(delayMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, delayMs);
+      this.wakePause = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 
   private resume(): void {

@@ -9,7 +9,7 @@
  *   is answered at once;
  * - an event that does not decode (U+0000 in a stored event): dead-lettered with the reason;
  *   a projection that stops on undecodable events (money) stops at it and reports it, one that
- *   does not goes past it;
+ *   does not goes past it; stopping a runner does not wait for its next retry;
  * - the repair: an event fix-up keyed by the event id, added and the runner restarted, and the
  *   stalled projection continues to the end with the repaired event.
  */
@@ -163,7 +163,8 @@ describe('a projection at an event it cannot apply', () => {
     // Both start after the first test's events (its poison is not theirs to meet).
     for (const projection of ['stall-money', 'stall-other']) await env.database.db.insertInto('projection_checkpoints').values({ projection, last_sequence: first - 1, status: 'running' }).execute();
     const moneyLogger = capturingLogger();
-    const money = new ProjectionRunner(env.bus, env.database.db, startedProjection('stall-money', 'stall_money', { stopsOnUndecodable: true }), { logger: moneyLogger, retryDelayMsMax: 40 });
+    // Its retries back off without a low cap: stopping it must not wait for the next one.
+    const money = new ProjectionRunner(env.bus, env.database.db, startedProjection('stall-money', 'stall_money', { stopsOnUndecodable: true }), { logger: moneyLogger });
     const other = new ProjectionRunner(env.bus, env.database.db, startedProjection('stall-other', 'stall_other'), { logger: capturingLogger(), retryDelayMsMax: 40 });
     await money.start();
     await other.start();
@@ -172,7 +173,8 @@ describe('a projection at an event it cannot apply', () => {
       expect(await rows('stall_other')).toEqual(['m1', 'm2']);
       expect(await rows('stall_other')).not.toContain('m\u0000bad');
 
-      await eventually(() => (money.health.stall?.attempts ?? 0) >= 3, { message: 'the money projection did not stop' });
+      // Backoff 100, 200, 400, 800 ms: it now waits 1.6 s before the next attempt.
+      await eventually(() => (money.health.stall?.attempts ?? 0) >= 5, { message: 'the money projection did not stop' });
       expect(money.health.lastSequence).toBe(badSequence - 1);
       expect(money.health.lastSequence).toBeGreaterThanOrEqual(first);
       expect(money.health.stall).toMatchObject({ sequence: badSequence, eventId: bad.id, eventType: 'SubtaskStarted', kind: 'undecodable' });
@@ -186,6 +188,9 @@ describe('a projection at an event it cannot apply', () => {
       const letter = await env.bus.jsm.streams.getMessage(env.bus.topology.streams.deadLetters, { last_by_subj: env.bus.topology.subjects.deadLetter('stall-money') });
       expect(letter?.header.get(Headers.deadLetterReason)).toMatch(/subtaskId/);
       expect(letter?.header.get(Headers.deadLetterSequence)).toBe(String(badSequence));
+      const stoppingFrom = performance.now();
+      await money.stop();
+      expect(performance.now() - stoppingFrom).toBeLessThan(500);
     } finally {
       await money.stop();
       await other.stop();
