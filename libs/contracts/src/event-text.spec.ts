@@ -89,6 +89,8 @@ const validData: { [K in EventType]: Record<string, unknown> } = {
   UsageRecorded: { usageId: 'u1', tenantId: 'acme', projectId: 'p1', gpuModel: 'H100', capacityType: 'on-demand', gpus: 1, startAt: instant, endAt: instant, gpuMs: 0, interrupted: false, sourceSequences: [1] },
   ExternalAllocationStarted: { allocationId: 'a1', tenantId: 'acme', projectId: 'p1', gpuModel: 'H100', gpus: 1, capacityType: 'on-demand', startedAt: instant },
   ExternalAllocationStopped: { allocationId: 'a1', tenantId: 'acme', stoppedAt: instant },
+  ExternalAllocationReportedLate: { allocationId: 'a1', tenantId: 'acme', report: 'started', projectId: 'p1', gpuModel: 'H100', gpus: 1, capacityType: 'on-demand', at: instant, receivedAt: instant },
+  LateUsageRecorded: { usageId: 'u1', tenantId: 'acme', projectId: 'p1', allocationId: 'a1', gpuModel: 'H100', capacityType: 'on-demand', gpus: 1, startAt: instant, endAt: instant, gpuMs: 0, reportedLateAt: instant, sourceSequences: [1] },
   PriceBookPublished: { priceBookId: 'b1', version: 1, currency: 'USD', effectiveFrom: instant, prices: [{ gpuModel: 'H100', capacityType: 'on-demand', pricePerGpuHour: '2.5' }], publishedBy: 'admin', publishedAt: instant },
   InvoiceFinalized: { invoiceId: 'i1', tenantId: 'acme', period: '2026-11', number: 'FG-000001', total: '12.50', currency: 'USD', cutoffSequence: 10, priceBookVersion: 1, sha256: 'b'.repeat(64), ...audit, finalizedAt: instant },
   InvoicePaid: { invoiceId: 'i1', tenantId: 'acme', amount: '12.50', currency: 'USD', paymentReference: 'wire 42', paidAt: instant, ...audit },

@@ -345,6 +345,44 @@ function defineEventSchemas(text: TextRule) {
     startedAt: instant,
   });
   const ExternalAllocationStopped = z.object({ allocationId: id, tenantId: id, stoppedAt: instant });
+  /**
+   * An external start or stop report older than the lateness horizon when FastGPU received it
+   * (`POST /v1/events` answers `accepted-late`): kept in the log for finance, never metered into
+   * billable usage. `report` says which it is; a start carries the allocation's dimensions.
+   */
+  const ExternalAllocationReportedLate = z.object({
+    allocationId: id,
+    tenantId: id,
+    report: z.enum(['started', 'stopped']),
+    projectId: id.optional(),
+    gpuModel: gpuModel.optional(),
+    gpus: positiveInt.optional(),
+    capacityType: capacityTypeSchema.optional(),
+    /** The producer time of the report (the allocation's start or stop). */
+    at: instant,
+    /** When FastGPU received the report. */
+    receivedAt: instant,
+  });
+  /**
+   * The usage of an external allocation that was reported late, closed like `UsageRecorded` but
+   * never billed automatically: finance bills it onto an open invoice or dismisses it.
+   */
+  const LateUsageRecorded = z.object({
+    usageId: id,
+    tenantId: id,
+    projectId: id,
+    allocationId: id,
+    gpuModel,
+    capacityType: capacityTypeSchema,
+    gpus: positiveInt,
+    startAt: instant,
+    endAt: instant,
+    /** gpus × (end − start), integer milliseconds. */
+    gpuMs: nonNegativeInt,
+    /** When FastGPU received the first late report of the allocation. */
+    reportedLateAt: instant,
+    sourceSequences: z.array(nonNegativeInt).max(64),
+  });
 
   // ---------------------------------------------------------------- billing
   const decimalString = z.string().regex(/^\d+(\.\d+)?$/);
@@ -497,6 +535,8 @@ function defineEventSchemas(text: TextRule) {
     UsageRecorded,
     ExternalAllocationStarted,
     ExternalAllocationStopped,
+    ExternalAllocationReportedLate,
+    LateUsageRecorded,
     priceTierSchema,
     priceSchema,
     PriceBookPublished,
@@ -550,6 +590,8 @@ export const {
   UsageRecorded,
   ExternalAllocationStarted,
   ExternalAllocationStopped,
+  ExternalAllocationReportedLate,
+  LateUsageRecorded,
   priceTierSchema,
   priceSchema,
   PriceBookPublished,
@@ -597,6 +639,8 @@ export const eventCatalogue = {
   UsageRecorded: { version: 1, schema: UsageRecorded },
   ExternalAllocationStarted: { version: 1, schema: ExternalAllocationStarted },
   ExternalAllocationStopped: { version: 1, schema: ExternalAllocationStopped },
+  ExternalAllocationReportedLate: { version: 1, schema: ExternalAllocationReportedLate },
+  LateUsageRecorded: { version: 1, schema: LateUsageRecorded },
   PriceBookPublished: { version: 1, schema: PriceBookPublished },
   InvoiceFinalized: { version: 1, schema: InvoiceFinalized },
   InvoicePaid: { version: 1, schema: InvoicePaid },

@@ -126,9 +126,11 @@ export function subjectFor<T extends EventType>(topo: Topology, type: T, data: E
     case 'SlaCreditIssued':
       return s.reliabilityTenant(key('tenantId'));
     case 'UsageRecorded':
+    case 'LateUsageRecorded':
       return s.usage(key('tenantId'));
     case 'ExternalAllocationStarted':
     case 'ExternalAllocationStopped':
+    case 'ExternalAllocationReportedLate':
       return s.external(key('tenantId'));
     case 'PriceBookPublished':
       return s.priceBook(key('priceBookId'));
