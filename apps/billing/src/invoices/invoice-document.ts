@@ -213,13 +213,23 @@ function timelineFor(versions: readonly PriceVersion[], currency: string): Price
   return timeline;
 }
 
+/**
+ * Which interruptions are credited back. Layout 2: only those of capacity that is not preemptible —
+ * preemptible (spot) capacity is billed up to its preemption and not credited, as preemption is
+ * its contract (docs/billing.md, "Interruptions and preemption"). Layout 1 credited every one.
+ */
+function creditedInterruptions<T extends { interrupted: boolean; capacityType: string }>(items: readonly T[], layout: DocumentLayout): readonly T[] {
+  if (layout === 1) return items;
+  return items.map((item) => (item.interrupted && item.capacityType === 'preemptible' ? { ...item, interrupted: false } : item));
+}
+
 export function buildInvoice(inputs: InvoiceInputs, layout: DocumentLayout = 2): BuiltInvoice {
   const { tenant } = inputs;
   const currency = tenant.currency;
   const timeline = inputs.fixedVersion ? PriceTimeline.fixed(inputs.fixedVersion) : timelineFor(inputs.priceVersions, currency);
   const rated = inputs.preRated
-    ? { lines: rateParts(inputs.preRated, currency, { priorQuantityGpuMs: inputs.priorQuantityGpuMs }), errors: [] }
-    : rateUsage(inputs.pieces, timeline, currency, { priorQuantityGpuMs: inputs.priorQuantityGpuMs });
+    ? { lines: rateParts(creditedInterruptions(inputs.preRated, layout), currency, { priorQuantityGpuMs: inputs.priorQuantityGpuMs }), errors: [] }
+    : rateUsage(creditedInterruptions(inputs.pieces, layout), timeline, currency, { priorQuantityGpuMs: inputs.priorQuantityGpuMs });
   const references = new Map<string, AdjustmentReference>();
   for (const reference of layout === 2 ? (inputs.adjustmentReferences ?? []) : []) references.set(reference.servicePeriod, reference);
 

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { money, periodBounds, periodIndex, sumMoney, scopeKey, taxRatesInForce, type TaxRateSet, type PrepaidGrant, type RatedPart, type PriceTier, type PriceVersion, type RatePrice, type TaxRate, type TierMode, type UsagePiece } from '@fastgpu/money';
-import type { CarriedCredit, InvoiceDocument, InvoiceInputs, SlaCreditInput, TenantInfo } from '../invoices/invoice-document';
+import type { AdjustmentReference, CarriedCredit, InvoiceDocument, InvoiceInputs, SlaCreditInput, TenantInfo } from '../invoices/invoice-document';
 import type { OpenAllocation } from './accrual';
 
 /**
@@ -479,6 +479,23 @@ export function usagePieceOf(p: PieceRow, adjustment: boolean): UsagePiece {
   };
 }
 
+/**
+ * The invoice each adjustment (late usage of an earlier period) corrects: the tenant's invoice of
+ * that service period finalized last up to this invoice's cutoff (a reissue replaces a void one),
+ * with its number. These are facts of the ledger at the cutoff, so a rebuild finds the same.
+ */
+export function adjustmentReferencesOf(row: InvoiceRow, raw: Pick<RawInvoiceData, 'pieces' | 'preRated' | 'finalized'>): AdjustmentReference[] {
+  const periods = new Set<string>();
+  for (const p of raw.pieces) if (p.service_period !== row.period) periods.add(p.service_period);
+  for (const p of raw.preRated ?? []) if (p.servicePeriod !== row.period) periods.add(p.servicePeriod);
+  const references: AdjustmentReference[] = [];
+  for (const servicePeriod of [...periods].sort()) {
+    const original = raw.finalized.filter((doc) => doc.period === servicePeriod && doc.invoiceId !== row.invoice_id).at(-1);
+    if (original) references.push({ servicePeriod, invoiceId: original.invoiceId, number: original.number });
+  }
+  return references;
+}
+
 /** Pure: raw rows of one invoice → the inputs of `buildInvoice`. */
 export function assembleInputs(raw: RawInvoiceData, options: InputOptions): InvoiceInputs {
   const { row } = raw;
@@ -514,6 +531,7 @@ export function assembleInputs(raw: RawInvoiceData, options: InputOptions): Invo
     percent: c.credit_percent,
     finalizedBase: (finalizedBase.get(c.period) ?? money('0')).toString(),
   }));
+  const adjustmentReferences = adjustmentReferencesOf(row, raw);
   return {
     invoiceId: row.invoice_id,
     issuer: options.issuer,
@@ -529,6 +547,7 @@ export function assembleInputs(raw: RawInvoiceData, options: InputOptions): Invo
     priorQuantityGpuMs,
     slaCredits,
     ...(carriedCredits.length ? { carriedCredits } : {}),
+    ...(adjustmentReferences.length ? { adjustmentReferences } : {}),
     taxRates: raw.taxRates,
     grants: raw.grants,
     atMs: options.atMs,
