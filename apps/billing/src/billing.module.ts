@@ -4,6 +4,8 @@ import { BillingLedger } from './ledger/billing.ledger';
 import { BillingAdminController, InvoicesController } from './invoices/invoices.controller';
 import { InvoicesService } from './invoices/invoices.service';
 import { PriceBooksController } from './price-books/price-books.controller';
+import { CreditNotesController } from './credit-notes/credit-notes.controller';
+import { CreditNotesService } from './credit-notes/credit-notes.service';
 import { PriceBooksService } from './price-books/price-books.service';
 
 /** The billing service: the ledger projection, invoices, price books and finance actions. */
@@ -12,8 +14,8 @@ export class BillingModule {
   static forRoot(options: Partial<BillingOptions> = {}): DynamicModule {
     return {
       module: BillingModule,
-      controllers: [InvoicesController, BillingAdminController, PriceBooksController],
-      providers: [{ provide: BILLING_OPTIONS, useValue: billingOptions(options) }, BillingLedger, InvoicesService, PriceBooksService],
+      controllers: [InvoicesController, BillingAdminController, PriceBooksController, CreditNotesController],
+      providers: [{ provide: BILLING_OPTIONS, useValue: billingOptions(options) }, BillingLedger, InvoicesService, PriceBooksService, CreditNotesService],
       exports: [BillingLedger, InvoicesService],
     };
   }

@@ -1,4 +1,5 @@
-import { periodBounds } from '@fastgpu/money';
+import { notFoundError } from '@fastgpu/eventsourcing';
+import { formatMoney, money, Money, periodBounds } from '@fastgpu/money';
 import { BillingStore, RUN_CHUNK_INVOICES, type InvoiceRow } from '../ledger/billing.store';
 import { actionsForInvoice, type FinanceActionRow } from '../finance-actions/finance-actions';
 import { assertDocument, buildFinalizedInvoice, buildInvoice, documentSha256, type BuiltInvoice, type InvoiceDocument } from './invoice-document';
@@ -15,6 +16,8 @@ export interface InvoiceView {
   actions: FinanceActionRow[];
   settlement: 'paid' | 'void' | null;
   credited: string;
+  /** The amount due less every credit note against the invoice, never negative (what is left to pay). */
+  balanceDue: string;
 }
 
 export type InvoiceStatus = 'draft' | 'finalized' | 'paid' | 'void';
@@ -59,7 +62,18 @@ export class InvoiceReader {
     const actions = await actionsForInvoice(this.store, row.invoice_id);
     const settlement = actions.some((a) => a.kind === 'InvoiceVoided') ? 'void' : actions.some((a) => a.kind === 'InvoicePaid') ? 'paid' : null;
     const credited = creditedTotal(actions.filter((a) => a.kind === 'CreditNoteIssued').map((a) => String(a.payload.amount)));
-    return { row, document, actions, settlement, credited };
+    const balanceDue = formatMoney(Money.max(money(document.amountDue).minus(credited), 0), document.currency);
+    return { row, document, actions, settlement, credited, balanceDue };
+  }
+
+  /**
+   * An invoice by id as a caller may see it (another tenant's does not exist for them); a draft is
+   * built as of `draftCutoff`.
+   */
+  async viewOf(invoiceId: string, tenantScope: string | null, draftCutoff = 0, nowMs = 0): Promise<InvoiceView> {
+    const row = await this.store.invoice(invoiceId);
+    if (!row || (tenantScope !== null && row.tenant_id !== tenantScope)) throw notFoundError('invoice_not_found', 'no such invoice');
+    return this.view(row, draftCutoff, nowMs);
   }
 
   /** Invoices of a period (all tenants, or one), ordered by tenant. */

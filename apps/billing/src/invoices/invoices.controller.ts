@@ -1,11 +1,15 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Patch, Post, Query, Res, UseGuards } from '@nestjs/common';
 import { ApiKeyGuard, CurrentPrincipal, Roles, tenantScope, type Principal } from '@fastgpu/auth';
+import { DomainError } from '@fastgpu/eventsourcing';
 import { ApiDoc, ApiError, notFound, parseInput } from '@fastgpu/http';
+import { CreditNotesService } from '../credit-notes/credit-notes.service';
+import { creditNoteRequest, creditNoteRequestOf } from '../credit-notes/credit-notes.schema';
+import { creditNotesCsv, creditNoteJson } from '../credit-notes/credit-note-document';
 import { BillingRejection } from './invoice.decider';
 import { invoiceCsv, invoiceJson, invoicePdf, periodCsv, presentationOf } from './invoice-exports';
 import { canonicalJson } from './invoice-document';
 import { InvoiceNotFound, InvoicesService, summary } from './invoices.service';
-import { creditGrantRequest, creditNoteRequest, exportQuery, finalizeDueRequest, finalizeRequest, listInvoicesQuery, payRequest, taxRatesRequest, voidRequest, whatIfQuery } from './invoices.schema';
+import { creditGrantRequest, exportQuery, finalizeDueRequest, finalizeRequest, listInvoicesQuery, payRequest, taxRatesRequest, voidRequest, whatIfQuery } from './invoices.schema';
 
 interface Reply {
   status(code: number): Reply;
@@ -20,12 +24,16 @@ export async function answer<T>(work: () => Promise<T>): Promise<T> {
   } catch (error) {
     if (error instanceof BillingRejection) throw new ApiError(error.status, error.code, error.message, error.field);
     if (error instanceof InvoiceNotFound) throw notFound('invoice');
+    if (error instanceof DomainError) {
+      if (error.kind === 'not-found') throw notFound(error.code === 'invoice_not_found' ? 'invoice' : 'credit note');
+      throw new ApiError(error.kind === 'validation' ? 422 : 409, error.code, error.message, error.field);
+    }
     throw error;
   }
 }
 
-type Format = 'json' | 'csv' | 'pdf';
-function negotiate(accept: string | undefined): Format {
+export type Format = 'json' | 'csv' | 'pdf';
+export function negotiate(accept: string | undefined): Format {
   const wanted = (accept ?? 'application/json').toLowerCase();
   if (wanted.includes('application/pdf')) return 'pdf';
   if (wanted.includes('text/csv')) return 'csv';
@@ -42,7 +50,10 @@ function negotiate(accept: string | undefined): Format {
 @UseGuards(ApiKeyGuard)
 @Roles('tenant', 'finance')
 export class InvoicesController {
-  constructor(@Inject(InvoicesService) private readonly invoices: InvoicesService) {}
+  constructor(
+    @Inject(InvoicesService) private readonly invoices: InvoicesService,
+    @Inject(CreditNotesService) private readonly creditNotes: CreditNotesService,
+  ) {}
 
   @Get()
   @ApiDoc({ summary: "List invoices: a tenant's own; finance and admin all (filter by ?tenantId, ?period, ?status)", query: listInvoicesQuery, tags: ['billing'] })
@@ -79,11 +90,12 @@ export class InvoicesController {
   }
 
   @Get(':invoiceId/status')
-  @ApiDoc({ summary: 'Status, totals, credit notes and the audited finance actions of an invoice (each an event on the bus)', errors: { 404: 'no such invoice for this caller' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'Status, totals, credit notes, the balance due after them, and the audited finance actions of an invoice (each an event on the bus)', errors: { 404: 'no such invoice for this caller' }, tags: ['billing'] })
   async status(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string) {
     const view = await answer(() => this.invoices.view(invoiceId, principal.tenantId));
     return {
       ...summary(view),
+      balanceDue: view.balanceDue,
       creditNotes: view.actions.filter((a) => a.kind === 'CreditNoteIssued').map((a) => a.payload),
       actions: view.actions.map((a) => ({ kind: a.kind, actor: a.actor, reason: a.reason, at: new Date(a.at_ms).toISOString(), eventId: a.event_id, eventSequence: a.sequence })),
     };
@@ -145,10 +157,27 @@ export class InvoicesController {
   @Post(':invoiceId/credit-notes')
   @HttpCode(201)
   @Roles('finance')
-  @ApiDoc({ summary: 'Issue a credit note against a finalized invoice', body: creditNoteRequest, errors: { 409: 'draft or void invoice', 422: 'more than is left to credit' }, tags: ['billing'] })
+  @ApiDoc({
+    summary: 'Issue a credit note against a finalized invoice: lines (a quantity, an amount, or all that is left of each) or a lump amount including tax; numbered CN-<issuer>-NNNNNN',
+    body: creditNoteRequest,
+    errors: { 404: 'no such invoice', 409: 'draft or void invoice, changed concurrently, or an Idempotency-Key used for another request', 422: 'more than is left to credit, unknown or uncreditable line, bad precision' },
+    tags: ['billing'],
+  })
   async creditNote(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const b = parseInput(creditNoteRequest, body);
-    return answer(() => this.invoices.creditNote(invoiceId, { actor: principal.keyId, reason: b.reason }, { amount: b.amount, actionId: key }));
+    return answer(async () => (await this.creditNotes.issue(invoiceId, { actor: principal.keyId, reason: b.reason }, creditNoteRequestOf(b), key)).creditNote);
+  }
+
+  @Get(':invoiceId/credit-notes')
+  @ApiDoc({ summary: 'The credit notes against one invoice, as documents (Accept: application/json or text/csv)', errors: { 404: 'no such invoice for this caller' }, tags: ['billing'] })
+  async creditNotesOf(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
+    const format = negotiate(accept);
+    const docs = await answer(async () => {
+      const view = await this.creditNotes.reader().invoices.viewOf(invoiceId, principal.tenantId);
+      return this.creditNotes.list({ tenantId: view.row.tenant_id, invoiceId });
+    });
+    if (format === 'csv') reply.status(200).header('content-type', 'text/csv; charset=utf-8').send(creditNotesCsv(docs));
+    else reply.status(200).header('content-type', 'application/json').send(`{"creditNotes":[${docs.map(creditNoteJson).join(',')}]}`);
   }
 
   @Patch(':invoiceId')
