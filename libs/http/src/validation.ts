@@ -28,13 +28,16 @@ export function isMalformed(issue: z.core.$ZodIssue): boolean {
 
 /**
  * Validates input at the edge. The first issue becomes a 400 (malformed) or 422 (well-formed
- * but not acceptable) with the field path and the reason.
+ * but not acceptable) with the field path and the reason. A query or path parameter that does
+ * not parse is always 400: a URL either names a resource and its options or it is malformed;
+ * 422 is for bodies whose values are well-formed but not acceptable, and for combinations a
+ * route checks after parsing.
  */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown, where: 'body' | 'query' | 'params' = 'body'): z.infer<S> {
   const result = schema.safeParse(input ?? {});
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const field = issue.path.map(String).join('.') || where;
-  const malformed = isMalformed(issue);
+  const malformed = where !== 'body' || isMalformed(issue);
   throw new ApiError(malformed ? 400 : 422, malformed ? 'invalid_request' : 'unprocessable', `${field}: ${issue.message}`, field);
 }

@@ -2,13 +2,14 @@ import { Controller, Get, Inject, Query, Res, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
 import { idSchema } from '@fastgpu/contracts';
 import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
-import { ApiDoc, notFound, parseInput } from '@fastgpu/http';
+import { ApiDoc, notFound, parseInput, queryParam } from '@fastgpu/http';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { ReliabilityEngine } from '../reliability.engine';
 import { periodOf, reportsToCsv, type ServedReport } from './sla.report';
 
 export const slaReportQuery = z.object({
-  period: z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'must be a month as YYYY-MM').optional(),
+  /** Read exactly (libs/http): `2026-13` and `0000-01` are 400, never another month. */
+  period: queryParam.period().optional(),
   format: z.enum(['json', 'csv']).default('json'),
   tenantId: idSchema.optional(),
 });
@@ -28,7 +29,7 @@ export class SlaReportsController {
 
   @Get()
   @Roles('tenant', 'sre', 'finance')
-  @ApiDoc({ summary: 'SLA reports for a month (JSON or CSV)', query: slaReportQuery, tags: ['reliability'], errors: { 400: 'bad period or format', 404: 'another tenant' } })
+  @ApiDoc({ summary: 'SLA reports for a month (JSON or CSV)', query: slaReportQuery, tags: ['reliability'], errors: { 400: 'bad period (YYYY-MM, 1970-01…9999-12), format or tenantId, or a parameter given twice', 404: 'another tenant' } })
   async list(@CurrentPrincipal() principal: Principal, @Query() rawQuery: unknown, @Res({ passthrough: true }) reply: { header(name: string, value: string): unknown }): Promise<{ period: string; reports: ServedReport[] } | string> {
     const query = parseInput(slaReportQuery, rawQuery, 'query');
     const nowMs = this.runtime.clock.now().getTime();
