@@ -15,8 +15,11 @@ import * as m20261125350 from './20261125350_billing_finance_actions_projection'
 import * as m20261125351 from './20261125351_billing_grant_release';
 import * as m20261125360 from './20261125360_billing_rated_parts_line_index';
 import * as m20261125400 from './20261125400_reliability_sla';
+import * as m20261203100 from './20261203100_intake_idempotency_scopes';
 import * as m20261203200 from './20261203200_metering_external_receipts_by_source';
+import * as m20261203201 from './20261203201_metering_late_usage';
 import * as m20261203300 from './20261203300_billing_accrual';
+import * as m20261203301 from './20261203301_billing_invoice_lifecycle';
 
 export const migrations: Readonly<Record<string, Migration>> = {
   '20261125000_foundation': m20261125000,
@@ -30,6 +33,9 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '20261125351_billing_grant_release': m20261125351,
   '20261125360_billing_rated_parts_line_index': m20261125360,
   '20261125400_reliability_sla': m20261125400,
+  '20261203100_intake_idempotency_scopes': m20261203100,
   '20261203200_metering_external_receipts_by_source': m20261203200,
+  '20261203201_metering_late_usage': m20261203201,
   '20261203300_billing_accrual': m20261203300,
+  '20261203301_billing_invoice_lifecycle': m20261203301,
 };

@@ -18,8 +18,8 @@ let runtime: OwnedRuntime;
 let app: StartedApp;
 let fleet: SimulatedNode[];
 
-async function call(method: string, path: string, key: string, body?: unknown) {
-  const response = await fetch(`${app.url}${path}`, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+async function call(method: string, path: string, key: string, body?: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(`${app.url}${path}`, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();
   return { status: response.status, body: (text ? JSON.parse(text) : undefined) };  
 }
@@ -43,7 +43,7 @@ describe('replay of every projection', () => {
     expect((await call('POST', '/v1/price-books', ADMIN, { priceBookId: 'list', currency: 'USD', effectiveFrom: '2026-01-01T00:00:00.000Z', prices: [{ gpuModel: 'a100', capacityType: 'on-demand', pricePerGpuHour: '2.40' }] })).status).toBe(201);
     expect((await call('POST', '/v1/tenants', ADMIN, { tenantId: 'acme', name: 'Acme' })).status).toBe(201);
     const key = (await call('POST', '/v1/tenants/acme/api-keys', ADMIN, {})).body.secret as string;
-    const job = await call('POST', '/v1/jobs', key, { projectId: 'p', gpuModels: ['a100'], gpusPerSubtask: 2, subtaskCount: 2, runtimeSeconds: 60 });
+    const job = await call('POST', '/v1/jobs', key, { projectId: 'p', gpuModels: ['a100'], gpusPerSubtask: 2, subtaskCount: 2, runtimeSeconds: 60 }, { 'idempotency-key': 'replay-all-1' });
     expect(job.status).toBe(202);
     await eventually(async () => (await call('GET', `/v1/jobs/${job.body.jobId}`, key)).body.state === 'succeeded', { timeoutMs: 30_000 });
     await eventually(async () => ((await call('GET', '/v1/invoices', key)).body.invoices ?? []).length === 1, { timeoutMs: 30_000 });

@@ -52,7 +52,7 @@ describe('tracing', () => {
     await post('/v1/tenants', { tenantId: 'acme', name: 'Acme' }, ADMIN);
     const key = (await post('/v1/tenants/acme/api-keys', { role: 'tenant' }, ADMIN)).secret as string;
     const traceId = 'a3ce929d0e0e47364bf92f3577b34da6';
-    const job = await post('/v1/jobs', { projectId: 'p1', gpuModels: ['a100'], gpusPerSubtask: 2, subtaskCount: 1, runtimeSeconds: 60 }, key, { traceparent: `00-${traceId}-1111111111111111-01` });
+    const job = await post('/v1/jobs', { projectId: 'p1', gpuModels: ['a100'], gpusPerSubtask: 2, subtaskCount: 1, runtimeSeconds: 60 }, key, { traceparent: `00-${traceId}-1111111111111111-01`, 'idempotency-key': 'trace-1' });
 
     // Metering records the usage once the node reports completion.
     const lastOn = async <T extends DomainEvent>(subject: string) => (await env.bus.jsm.streams.getMessage(env.bus.topology.streams.events, { last_by_subj: subject }))?.json<T>();

@@ -2,7 +2,7 @@
  * Proves the intake API on real NATS and Postgres: admin creates tenants and keys; a job is
  * validated, divided and appended to the log; a retried POST with the same Idempotency-Key is
  * the same job (one set of events); bad input gets 400/422 with the field and publishes nothing;
- * a missing key is 401 and another tenant's job is 404; the read models rebuild from the log
+ * a submission without an Idempotency-Key is 400; a missing API key is 401 and another tenant's job is 404; the read models rebuild from the log
  * into identical rows (npm run replay -- intake-jobs | intake-directory).
  */
 import 'reflect-metadata';
@@ -94,24 +94,29 @@ describe('intake', () => {
   it('rejects bad input with the field and reason, publishing nothing', async () => {
     const key = await tenantWithKey('bad-input');
     const before = await lastSequence(env.bus, env.bus.topology.streams.events);
-    const wrongType = await call('POST', '/v1/jobs', key, { ...job, gpusPerSubtask: 'two' });
+    const idem = { 'idempotency-key': 'bad-1' };
+    const wrongType = await call('POST', '/v1/jobs', key, { ...job, gpusPerSubtask: 'two' }, idem);
     expect(wrongType.status).toBe(400);
     expect(wrongType.body.error).toMatchObject({ code: 'invalid_request', field: 'gpusPerSubtask' });
-    const zero = await call('POST', '/v1/jobs', key, { ...job, gpusPerSubtask: 0 });
+    const zero = await call('POST', '/v1/jobs', key, { ...job, gpusPerSubtask: 0 }, idem);
     expect(zero.status).toBe(422);
     expect(zero.body.error.field).toBe('gpusPerSubtask');
-    const both = await call('POST', '/v1/jobs', key, { ...job, totalGpuHours: '3' });
+    const both = await call('POST', '/v1/jobs', key, { ...job, totalGpuHours: '3' }, idem);
     expect(both.status).toBe(422);
     expect(both.body.error.field).toBe('subtaskCount');
-    const unknownField = await call('POST', '/v1/jobs', key, { ...job, tenantId: 'someone-else' });
+    const unknownField = await call('POST', '/v1/jobs', key, { ...job, tenantId: 'someone-else' }, idem);
     expect(unknownField.status).toBe(400);
+    // A submission without an Idempotency-Key is refused: its retry would be a second job.
+    const noKey = await call('POST', '/v1/jobs', key, job);
+    expect(noKey.status).toBe(400);
+    expect(noKey.body.error).toMatchObject({ code: 'invalid_request', field: 'Idempotency-Key' });
     expect(await lastSequence(env.bus, env.bus.topology.streams.events)).toBe(before);
   });
 
   it('answers 401 without a valid key and 404 for another tenant’s job', async () => {
     const owner = await tenantWithKey('owner');
     const other = await tenantWithKey('other');
-    const submitted = await call('POST', '/v1/jobs', owner, job);
+    const submitted = await call('POST', '/v1/jobs', owner, job, { 'idempotency-key': 'owned-1' });
     expect(submitted.status).toBe(202);
     expect((await call('GET', `/v1/jobs/${submitted.body.jobId}`)).status).toBe(401);
     expect((await call('GET', `/v1/jobs/${submitted.body.jobId}`, 'fgk_not-a-real-key')).status).toBe(401);
@@ -124,7 +129,7 @@ describe('intake', () => {
 
   it('rebuilds the jobs and directory read models from the log into identical rows', async () => {
     const key = await tenantWithKey('rebuilt');
-    expect((await call('POST', '/v1/jobs', key, job)).status).toBe(202);
+    expect((await call('POST', '/v1/jobs', key, job, { 'idempotency-key': 'rebuilt-1' })).status).toBe(202);
     expect((await call('GET', '/v1/jobs', key)).body.jobs).toHaveLength(1);
     for (const replayable of [jobsReplayable, directoryReplayable]) {
       const rebuild = new Rebuild(env.bus, runtime.db, replayable);

@@ -95,9 +95,13 @@ export class FastGpuClient {
     this.baseUrl = options.baseUrl.replace(/\/$/, '');
   }
 
-  /** POST /v1/jobs. A retry with the same idempotency key returns the same job. */
-  submitJob(job: SubmitJobRequest, options: { idempotencyKey?: string } = {}): Promise<Job> {
-    return this.request<Job>('POST', '/v1/jobs', job, options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : {});
+  /**
+   * POST /v1/jobs. The idempotency key is required: choose one per job you mean to submit (e.g. a
+   * UUID stored with your own record) and send the same one when you retry, so a retry returns
+   * the same job instead of submitting a second one.
+   */
+  submitJob(job: SubmitJobRequest, options: { idempotencyKey: string }): Promise<Job> {
+    return this.request<Job>('POST', '/v1/jobs', job, { 'idempotency-key': options.idempotencyKey });
   }
 
   getJob(jobId: string): Promise<Job> {
@@ -108,8 +112,8 @@ export class FastGpuClient {
     return this.request<Job>('DELETE', `/v1/jobs/${encodeURIComponent(jobId)}`);
   }
 
-  /** Whether and where a job would be placed now, without submitting it. */
-  dryRun(job: Omit<SubmitJobRequest, 'projectId'> & { projectId?: string }): Promise<Record<string, unknown>> {
+  /** Whether and where a job would be placed now, without submitting it (the same body and limits as submitJob). */
+  dryRun(job: SubmitJobRequest): Promise<Record<string, unknown>> {
     return this.request('POST', '/v1/jobs:dry-run', job);
   }
 

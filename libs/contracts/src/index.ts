@@ -7,3 +7,6 @@ export * from './codec';
 export * from './upcasters';
 export * from './node-protocol';
 export * from './compiled-schema';
+export * from './job-submission';
+export * from './service-requests';
+export * from './report-fencing';

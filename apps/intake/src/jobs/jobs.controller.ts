@@ -4,7 +4,7 @@ import { ApiDoc, parseInput } from '@fastgpu/http';
 import { jobView, listJobsQuery, submitJobRequest } from './jobs.schema';
 import { JobsService } from './jobs.service';
 
-/** The job API: submit (idempotent with Idempotency-Key), read, list, cancel. */
+/** The job API: submit (an Idempotency-Key on every submission), read, list, cancel. */
 @Controller('v1/jobs')
 @UseGuards(ApiKeyGuard)
 @Roles('tenant', 'sre', 'finance')
@@ -14,11 +14,15 @@ export class JobsController {
   @Post()
   @Roles('tenant')
   @ApiDoc({
-    summary: 'Submit a job: divided into sub-tasks and queued. A retry with the same Idempotency-Key returns the same job.',
+    summary: 'Submit a job: divided into sub-tasks and queued. The Idempotency-Key header is required: a retry with the same key and body returns the same job.',
     body: submitJobRequest,
     response: jobView,
     success: { 202: 'accepted: a new job, queued', 200: 'a retry with the same Idempotency-Key: the job as it is now' },
-    errors: { 400: 'malformed field', 409: 'Idempotency-Key reused with another body', 422: 'job no node could run, or invalid combination' },
+    errors: {
+      400: 'malformed field (control characters in text included), or a missing or malformed Idempotency-Key',
+      409: 'Idempotency-Key reused with another body (code idempotency_key_reused)',
+      422: 'job no node could run, an unknown dependency (another tenant\'s job id is unknown too), too many sub-tasks, or invalid combination',
+    },
     tags: ['jobs'],
   })
   async submit(

@@ -1,32 +1,8 @@
 import { z } from 'zod';
-import { capacityTypeSchema, dependencySchema, idSchema, priorityClassSchema, retryPolicySchema } from '@fastgpu/contracts';
+import { requestIdSchema } from '@fastgpu/contracts';
 
-/** Longest declared runtime of one sub-task: 30 days. */
-export const RUNTIME_SECONDS_MAX = 30 * 24 * 3600;
-export const GPUS_PER_SUBTASK_MAX = 64;
-
-export const submitJobRequest = z.strictObject({
-  projectId: idSchema,
-  name: z.string().max(200).optional(),
-  /** Allowed GPU models, in order of preference. */
-  gpuModels: z.array(z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "-", "_"')).min(1).max(16),
-  gpusPerSubtask: z.number().int().min(1).max(GPUS_PER_SUBTASK_MAX),
-  subtaskCount: z.number().int().min(1).optional(),
-  /** Total GPU-hours to divide into sub-tasks (decimal string or number). */
-  totalGpuHours: z.union([z.string(), z.number().positive()]).transform(String).optional(),
-  /** Declared runtime of one sub-task in seconds (used for backfill and by node agents). */
-  runtimeSeconds: z.number().int().min(1).max(RUNTIME_SECONDS_MAX),
-  priorityClass: priorityClassSchema.default('standard'),
-  priority: z.number().int().min(0).max(1000).default(0),
-  preemptible: z.boolean().optional(),
-  gang: z.boolean().default(false),
-  gangTopologyKey: z.string().max(64).optional(),
-  capacityType: capacityTypeSchema.optional(),
-  deadline: z.iso.datetime().optional(),
-  dependsOn: z.array(dependencySchema).max(64).default([]),
-  retryPolicy: retryPolicySchema.optional(),
-});
-export type SubmitJobRequest = z.infer<typeof submitJobRequest>;
+/** The submission body is the shared job request (libs/contracts job-submission.ts): the scheduler's dry-run takes the same. */
+export { submitJobRequest, type SubmitJobRequest } from '@fastgpu/contracts';
 
 export const subtaskView = z.object({
   subtaskId: z.string(),
@@ -63,5 +39,5 @@ export type JobView = z.infer<typeof jobView>;
 export const listJobsQuery = z.object({
   state: z.enum(['pending', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled']).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
-  tenantId: idSchema.optional(),
+  tenantId: requestIdSchema.optional(),
 });

@@ -1,12 +1,26 @@
-import { createHash } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
-import { deriveId, nameId, newEntityId, type DomainEvent, type EventData } from '@fastgpu/contracts';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import {
+  checkJobRequest,
+  deriveId,
+  explainReply,
+  feasibilityReply,
+  JobRequestError,
+  multiLineText,
+  nameId,
+  requestIdSchema,
+  type DomainEvent,
+  type EventData,
+  type ExplainRequest,
+  type FeasibilityRequest,
+  type FeasibilityVerdict,
+} from '@fastgpu/contracts';
+import { z } from 'zod';
 import type { Principal } from '@fastgpu/auth';
-import { ApiError, conflict, notFound, unprocessable } from '@fastgpu/http';
+import { ApiError, conflict, notFound, parseInput, unprocessable } from '@fastgpu/http';
 import { lastSequence, type EventPublisher, type Published } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, TickBatcher, type Runtime } from '@fastgpu/runtime';
+import { canonicalJson, IdempotencyKeys, keyOwner, readIdempotencyKey, requestHash, type IdempotencyClaim } from '../shared/idempotency';
 import { IntakeProjections } from '../shared/intake-projections';
-import { divideJob, DivisionError } from './job-division';
 import type { JobView, SubmitJobRequest } from './jobs.schema';
 
 /** How long intake waits for the scheduler's feasibility answer before accepting anyway. */
@@ -14,36 +28,13 @@ const FEASIBILITY_TIMEOUT_MS = 1000;
 const EXPLAIN_TIMEOUT_MS = 300;
 const FEASIBILITY_CACHE_MS = 2000;
 const FEASIBILITY_CACHE_ENTRIES_MAX = 10_000;
-
-interface FeasibilityAnswer {
-  feasible?: boolean;
-  reason?: string;
-  field?: string;
-}
 /** How long a submission waits for the read model, so a GET right after a POST finds the job. */
 const READ_MODEL_WAIT_MS = 3000;
 
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    return `{${Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
+/** A cancellation reason (gRPC CancelJob takes one from the caller): the event's bound and the text rule. */
+const cancelReason = z.object({ reason: multiLineText(500, 1) });
 
 const iso = (value: Date | string | null | undefined): string | null => (value ? new Date(value).toISOString() : null);
-
-interface KeyClaim {
-  tenantId: string;
-  key: string;
-  requestHash: string;
-  jobId: string;
-  createdAt: Date;
-}
 
 /** A `jobs` read-model row as the API shows it (without spec and sub-tasks). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -63,15 +54,19 @@ function jobSummary(row: any): Omit<JobView, 'subtasks' | 'spec'> {
 
 /**
  * Job submission: validate, divide into sub-tasks, append JobSubmitted + SubtaskCreated to the
- * log. The same Idempotency-Key (per tenant) always names the same job: its id and event ids
- * derive from the key, so a retry republishes identical events that the bus drops.
+ * log. Every submission carries an Idempotency-Key (per tenant): a retry without one would be a
+ * second job. The key names the job: its id and event ids derive from it, so a retry republishes
+ * identical events that the bus drops.
  */
 @Injectable()
 export class JobsService {
+  private readonly logger = new Logger('intake.jobs');
   private readonly publisher: EventPublisher;
-  private readonly feasibility = new Map<string, { expiresAtMs: number; answer: Promise<FeasibilityAnswer> }>();
+  private readonly keys: IdempotencyKeys;
+  /** Feasibility verdicts by the whole request they answer (tenant included); only verdicts are kept, never "no answer". */
+  private readonly feasibility = new Map<string, { expiresAtMs: number; verdict: Promise<FeasibilityVerdict | undefined> }>();
   /** The submissions of one event-loop turn claim their Idempotency-Keys in one INSERT. */
-  private readonly keyClaims = new TickBatcher<KeyClaim, boolean>((claims) => this.claimKeys(claims));
+  private readonly keyClaims: TickBatcher<IdempotencyClaim, boolean>;
   /** ...and publish their events together, so the bus gets one socket write for all of them. */
   private readonly publishes = new TickBatcher<DomainEvent[], Published[]>((groups) => groups.map((events) => this.publisher.publishAll(events)));
 
@@ -80,39 +75,30 @@ export class JobsService {
     @Inject(IntakeProjections) private readonly projections: IntakeProjections,
   ) {
     this.publisher = publisherFor(runtime, 'intake');
+    this.keys = new IdempotencyKeys(runtime);
+    this.keyClaims = new TickBatcher<IdempotencyClaim, boolean>((claims) => this.keys.claimAll(claims));
   }
 
-  async submit(principal: Principal, request: SubmitJobRequest, idempotencyKey?: string): Promise<{ job: JobView; created: boolean }> {
+  async submit(principal: Principal, request: SubmitJobRequest, idempotencyKeyHeader?: string): Promise<{ job: JobView; created: boolean }> {
     const tenantId = principal.tenantId;
     if (!tenantId) throw new ApiError(403, 'forbidden', 'jobs are submitted with a tenant API key');
-    const preemptible = request.preemptible ?? request.priorityClass === 'preemptible';
-    if (request.priorityClass === 'preemptible' && !preemptible) throw unprocessable('a job of the preemptible class cannot be marked non-preemptible', 'preemptible');
-    if (request.gangTopologyKey && !request.gang) throw unprocessable('gangTopologyKey applies to gang jobs only', 'gangTopologyKey');
-    if (request.deadline && Date.parse(request.deadline) <= this.runtime.clock.now().getTime()) throw unprocessable('deadline is in the past', 'deadline');
-    const runtimeMs = request.runtimeSeconds * 1000;
-    let planned;
+    const idempotencyKey = readIdempotencyKey(idempotencyKeyHeader, { required: true, why: 'a retry without one would submit a second job' })!;
+    let checked;
     try {
-      planned = divideJob({ gpusPerSubtask: request.gpusPerSubtask, runtimeMs, subtaskCount: request.subtaskCount, totalGpuHours: request.totalGpuHours });
+      checked = checkJobRequest(request, this.runtime.clock.now().getTime());
     } catch (error) {
-      if (error instanceof DivisionError) throw unprocessable(error.message, error.field);
+      if (error instanceof JobRequestError) throw unprocessable(error.message, error.field);
       throw error;
     }
+    const { preemptible, runtimeMs, subtasks: planned } = checked;
 
-    const requestHash = createHash('sha256').update(canonicalJson(request)).digest('hex');
-    let jobId = newEntityId();
-    let submittedAt = this.runtime.clock.now().toISOString();
-    let created = true;
-    if (idempotencyKey !== undefined) {
-      if (!/^[\x21-\x7e]{1,256}$/.test(idempotencyKey)) throw new ApiError(400, 'invalid_request', 'Idempotency-Key must be 1-256 visible ASCII characters', 'Idempotency-Key');
-      jobId = nameId(tenantId, 'job', idempotencyKey);
-      const claimed = await this.keyClaims.add({ tenantId, key: idempotencyKey, requestHash, jobId, createdAt: new Date(submittedAt) });
-      if (!claimed) {
-        const existing = await this.runtime.db.selectFrom('idempotency_keys').selectAll().where('tenant_id', '=', tenantId).where('key', '=', idempotencyKey).executeTakeFirstOrThrow();
-        if (existing.request_hash !== requestHash) throw conflict('Idempotency-Key was already used with a different request body', 'Idempotency-Key');
-        created = false;
-        submittedAt = new Date(existing.created_at).toISOString();
-      }
-    }
+    // A retry answers the original request: no check runs again (the fleet may have changed since).
+    const hash = requestHash(request);
+    const owner = keyOwner(tenantId);
+    const jobId = nameId(tenantId, 'job', idempotencyKey);
+    const earlier = await this.keys.find(owner, 'job', idempotencyKey, hash);
+    let created = !earlier;
+    let submittedAt = (earlier?.createdAt ?? this.runtime.clock.now()).toISOString();
 
     const submitted: EventData<'JobSubmitted'> = {
       jobId,
@@ -126,16 +112,27 @@ export class JobsService {
       priority: request.priority,
       preemptible,
       gang: request.gang,
-      capacityType: request.capacityType ?? (preemptible ? 'preemptible' : 'on-demand'),
+      capacityType: checked.capacityType,
       dependsOn: request.dependsOn,
       submittedAt,
       ...(request.name ? { name: request.name } : {}),
       ...(request.gangTopologyKey ? { gangTopologyKey: request.gangTopologyKey } : {}),
       ...(request.deadline ? { deadline: new Date(request.deadline).toISOString() } : {}),
       ...(request.retryPolicy ? { retryPolicy: request.retryPolicy } : {}),
-      ...(idempotencyKey ? { idempotencyKey } : {}),
+      idempotencyKey,
     };
-    if (created) await this.checkFeasible(submitted);
+    if (created) {
+      await this.checkDependencies(tenantId, request.dependsOn);
+      await this.checkFeasible({ tenantId, gpuModels: request.gpuModels, gpusPerSubtask: request.gpusPerSubtask, subtaskCount: planned.length, gang: request.gang, ...(request.gangTopologyKey ? { gangTopologyKey: request.gangTopologyKey } : {}) });
+      const claim: IdempotencyClaim = { owner, scope: 'job', key: idempotencyKey, requestHash: hash, resourceId: jobId, createdAt: new Date(submittedAt) };
+      if (!(await this.keyClaims.add(claim))) {
+        // A concurrent request with this key won: this one is its retry.
+        const winner = await this.keys.afterLostClaim(claim);
+        created = false;
+        submittedAt = winner.createdAt.toISOString();
+        submitted.submittedAt = submittedAt;
+      }
+    }
 
     const meta = (discriminator: string) => ({ id: deriveId(jobId, discriminator), time: submittedAt, tenantId, correlationId: jobId });
     const events: DomainEvent[] = [this.publisher.build('JobSubmitted', submitted, meta('JobSubmitted'))];
@@ -148,6 +145,8 @@ export class JobsService {
         ),
       );
     }
+    // A retry publishes the same events again: the bus drops them as duplicates, and a first
+    // attempt that claimed its key but never published gets its events now.
     const acks = await this.publishes.add(events);
     if (!created) {
       // A retry answers with the job as it is now (it may have run since).
@@ -172,71 +171,91 @@ export class JobsService {
     return { job, created };
   }
 
-  /**
-   * One multi-row INSERT for a batch of key claims: true for each claim that inserted its key,
-   * false when the key was already there (a retry, or an earlier claim in this same batch).
-   */
-  private claimKeys(claims: readonly KeyClaim[]): Array<Promise<boolean>> {
-    const firstOfKey = new Map<string, number>();
-    claims.forEach((claim, i) => {
-      const name = `${claim.tenantId}\u0000${claim.key}`;
-      if (!firstOfKey.has(name)) firstOfKey.set(name, i);
-    });
-    const rows = [...firstOfKey.values()].map((i) => claims[i]!);
-    const inserted = this.runtime.db
-      .insertInto('idempotency_keys')
-      .values(rows.map((c) => ({ tenant_id: c.tenantId, key: c.key, request_hash: c.requestHash, job_id: c.jobId, created_at: c.createdAt })))
-      .onConflict((oc) => oc.columns(['tenant_id', 'key']).doNothing())
-      .returning(['tenant_id', 'key'])
-      .execute()
-      .then((returned) => new Set(returned.map((r) => `${r.tenant_id}\u0000${r.key}`)));
-    return claims.map((claim, i) => {
-      const name = `${claim.tenantId}\u0000${claim.key}`;
-      return firstOfKey.get(name) === i ? inserted.then((names) => names.has(name)) : inserted.then(() => false);
-    });
-  }
-
   /** Read-your-writes for a job id not in the read model yet: wait until it has caught up with the log. */
   private async catchUp(): Promise<void> {
     const last = await lastSequence(this.runtime.bus, this.runtime.bus.topology.streams.events);
     await this.projections.waitFor('intake-jobs', last, READ_MODEL_WAIT_MS);
   }
 
-  /**
-   * Asks the scheduler whether any node could ever run this job; no answer means accept.
-   * Feasibility depends only on the job's shape and the fleet, which changes slowly, so answers
-   * are kept per shape for FEASIBILITY_CACHE_MS (a burst of like jobs asks once).
-   */
-  private async checkFeasible(job: EventData<'JobSubmitted'>): Promise<void> {
-    const shape = `${job.gpuModels.join(',')}|${job.gpusPerSubtask}|${job.gang ? job.subtaskCount : 0}|${job.gangTopologyKey ?? ''}|${job.priorityClass}`;
-    const nowMs = Date.now();
-    let cached = this.feasibility.get(shape);
-    if (!cached || cached.expiresAtMs <= nowMs) {
-      cached = { expiresAtMs: nowMs + FEASIBILITY_CACHE_MS, answer: this.askFeasibility(job) };
-      if (this.feasibility.size >= FEASIBILITY_CACHE_ENTRIES_MAX) this.feasibility.clear();
-      this.feasibility.set(shape, cached);
-    }
-    const answer = await cached.answer;
-    if (answer.feasible === false) throw unprocessable(answer.reason ?? 'no node could ever run this job', answer.field ?? 'gpuModels');
+  /** The caller's own rows among `jobIds`: one query, the same for missing ids and other tenants' ids. */
+  private async ownJobIds(tenantId: string, jobIds: readonly string[]): Promise<Set<string>> {
+    const rows = await this.runtime.db.selectFrom('jobs').select('job_id').where('tenant_id', '=', tenantId).where('job_id', 'in', jobIds).execute();
+    return new Set(rows.map((r) => r.job_id as string));
   }
 
-  private async askFeasibility(job: EventData<'JobSubmitted'>): Promise<FeasibilityAnswer> {
-    try {
-      const reply = await this.runtime.bus.nc.request(this.runtime.bus.topology.subjects.service('scheduler', 'feasibility'), JSON.stringify(job), { timeout: FEASIBILITY_TIMEOUT_MS });
-      return reply.json<FeasibilityAnswer>();
-    } catch {
-      return { feasible: true };
+  /**
+   * Dependencies resolve within the tenant only: another tenant's job id is a missing id, with
+   * the same status, body and work (the same query, and the same catch-up with the log when an
+   * id is not found), so neither the answer nor its time says whether the id exists elsewhere.
+   */
+  private async checkDependencies(tenantId: string, dependsOn: SubmitJobRequest['dependsOn']): Promise<void> {
+    if (dependsOn.length === 0) return;
+    const jobIds = [...new Set(dependsOn.map((d) => d.jobId))];
+    let found = await this.ownJobIds(tenantId, jobIds);
+    if (found.size < jobIds.length) {
+      // A dependency submitted a moment ago may not be in the read model yet.
+      await this.catchUp();
+      found = await this.ownJobIds(tenantId, jobIds);
     }
+    const index = dependsOn.findIndex((d) => !found.has(d.jobId));
+    if (index >= 0) throw unprocessable(`depends on unknown job ${dependsOn[index]!.jobId}`, `dependsOn.${index}.jobId`);
+  }
+
+  /**
+   * Asks the scheduler whether any node could ever run this job; no valid answer means accept.
+   * The answer depends only on the fleet and on the request, which names the tenant, so verdicts
+   * are kept for FEASIBILITY_CACHE_MS keyed by the whole request (a burst of like jobs from one
+   * tenant asks once, and no tenant's verdict answers another's).
+   */
+  private async checkFeasible(request: FeasibilityRequest): Promise<void> {
+    const key = canonicalJson(request);
+    const nowMs = Date.now();
+    let cached = this.feasibility.get(key);
+    if (!cached || cached.expiresAtMs <= nowMs) {
+      const verdict = this.askFeasibility(request);
+      cached = { expiresAtMs: nowMs + FEASIBILITY_CACHE_MS, verdict };
+      if (this.feasibility.size >= FEASIBILITY_CACHE_ENTRIES_MAX) this.feasibility.clear();
+      this.feasibility.set(key, cached);
+      // "No answer" is not a verdict: the next request asks again.
+      const entry = cached;
+      void verdict.then((v) => v === undefined && this.feasibility.get(key) === entry && this.feasibility.delete(key));
+    }
+    const verdict = await cached.verdict;
+    if (verdict?.feasible === false) throw unprocessable(verdict.reason, verdict.field);
+  }
+
+  private async askFeasibility(request: FeasibilityRequest): Promise<FeasibilityVerdict | undefined> {
+    let body: unknown;
+    try {
+      const reply = await this.runtime.bus.nc.request(this.runtime.bus.topology.subjects.service('scheduler', 'feasibility'), JSON.stringify(request), { timeout: FEASIBILITY_TIMEOUT_MS });
+      body = reply.json();
+    } catch {
+      return undefined;
+    }
+    const parsed = feasibilityReply.safeParse(body);
+    if (!parsed.success || 'error' in parsed.data) {
+      this.logger.warn(`feasibility: no verdict from the scheduler (${parsed.success ? (parsed.data as { error: { message: string } }).error.message : 'malformed reply'}); accepting`);
+      return undefined;
+    }
+    return parsed.data;
+  }
+
+  /** The job row this caller may see: a tenant sees only its own, so another tenant's id is a missing id (same query, same catch-up). */
+  private async visibleRow(principal: Principal, jobId: string) {
+    let query = this.runtime.db.selectFrom('jobs').selectAll().where('job_id', '=', jobId);
+    if (principal.tenantId !== null) query = query.where('tenant_id', '=', principal.tenantId);
+    return query.executeTakeFirst();
   }
 
   async get(principal: Principal, jobId: string, options: { explain?: boolean } = {}): Promise<JobView> {
-    let row = await this.runtime.db.selectFrom('jobs').selectAll().where('job_id', '=', jobId).executeTakeFirst();
+    // An id that cannot exist is missing (and is never sent to the database: PostgreSQL refuses U+0000).
+    if (!requestIdSchema.safeParse(jobId).success) throw notFound(`job ${jobId}`);
+    let row = await this.visibleRow(principal, jobId);
     if (!row) {
       await this.catchUp();
-      row = await this.runtime.db.selectFrom('jobs').selectAll().where('job_id', '=', jobId).executeTakeFirst();
+      row = await this.visibleRow(principal, jobId);
     }
-    // Another tenant's job answers exactly like a missing one.
-    if (!row || (principal.tenantId !== null && row.tenant_id !== principal.tenantId)) throw notFound(`job ${jobId}`);
+    if (!row) throw notFound(`job ${jobId}`);
     const subtasks = await this.runtime.db.selectFrom('subtasks').selectAll().where('job_id', '=', jobId).orderBy('index').execute();
     const view: JobView = {
       ...jobSummary(row),
@@ -265,12 +284,20 @@ export class JobsService {
   }
 
   private async explain(jobId: string, tenantId: string): Promise<Record<string, unknown> | undefined> {
+    const request: ExplainRequest = { jobId, tenantId };
+    let body: unknown;
     try {
-      const reply = await this.runtime.bus.nc.request(this.runtime.bus.topology.subjects.service('scheduler', 'explain'), JSON.stringify({ jobId, tenantId }), { timeout: EXPLAIN_TIMEOUT_MS });
-      return reply.json<Record<string, unknown>>();
+      const reply = await this.runtime.bus.nc.request(this.runtime.bus.topology.subjects.service('scheduler', 'explain'), JSON.stringify(request), { timeout: EXPLAIN_TIMEOUT_MS });
+      body = reply.json();
     } catch {
       return undefined;
     }
+    const parsed = explainReply.safeParse(body);
+    if (!parsed.success || 'error' in parsed.data) {
+      this.logger.warn(`explain: no explanation from the scheduler (${parsed.success ? (parsed.data as { error: { message: string } }).error.message : 'malformed reply'})`);
+      return undefined;
+    }
+    return parsed.data;
   }
 
   async list(principal: Principal, query: { state?: string; limit: number; tenantId?: string }): Promise<Array<Omit<JobView, 'subtasks' | 'spec'>>> {
@@ -283,7 +310,8 @@ export class JobsService {
     return (await q.execute()).map(jobSummary);
   }
 
-  async cancel(principal: Principal, jobId: string, reason: string): Promise<JobView> {
+  async cancel(principal: Principal, jobId: string, reasonText: string): Promise<JobView> {
+    const { reason } = parseInput(cancelReason, { reason: reasonText });
     const job = await this.get(principal, jobId, { explain: false });
     if (['succeeded', 'failed', 'cancelled'].includes(job.state)) throw conflict(`job ${jobId} already ended (${job.state})`);
     const now = this.runtime.clock.now().toISOString();

@@ -14,12 +14,12 @@ export class LeasesController {
   @Post()
   @Roles('tenant')
   @ApiDoc({
-    summary: 'Ask for N GPUs of a model; granted when the scheduler places it (?waitMs= waits for the grant). Billed per GPU-ms from grant to release.',
+    summary: 'Ask for N GPUs of a model; granted when the scheduler places it (?waitMs= waits for the grant). Billed per GPU-ms from grant to release. A retry with the same Idempotency-Key and body answers the same lease.',
     body: requestLeaseBody,
     query: requestLeaseQuery,
     response: leaseView,
     success: { 201: 'granted (within waitMs): node and GPU indices included', 202: 'requested, not granted yet: poll GET /v1/leases/{id}' },
-    errors: { 400: 'malformed field', 422: 'no node could ever hold it' },
+    errors: { 400: 'malformed field or Idempotency-Key', 409: 'Idempotency-Key reused with another body (code idempotency_key_reused)', 422: 'no node could ever hold it' },
     tags: ['leases'],
   })
   async request(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Query() query: unknown, @Headers('idempotency-key') idempotencyKey: string | undefined, @Res({ passthrough: true }) reply: { status(code: number): unknown }) {

@@ -1,14 +1,14 @@
 import { z } from 'zod';
-import { capacityTypeSchema, idSchema, priorityClassSchema } from '@fastgpu/contracts';
+import { capacityTypeSchema, GPU_MODELS_PER_JOB_MAX, gpuModelNameSchema, priorityClassSchema, requestIdSchema } from '@fastgpu/contracts';
 
 export const LEASE_GPUS_MAX = 64;
 /** Longest a POST /v1/leases waits for the grant before answering 202 with the lease still requested. */
 export const LEASE_WAIT_MS_MAX = 30_000;
 
 export const requestLeaseBody = z.strictObject({
-  projectId: idSchema,
-  /** Allowed GPU models in order of preference. */
-  gpuModels: z.array(z.string().min(1).max(64).regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, ".", "-", "_"')).min(1).max(16),
+  projectId: requestIdSchema,
+  /** Allowed GPU models in order of preference (the same names and bound as a job's). */
+  gpuModels: z.array(gpuModelNameSchema).min(1).max(GPU_MODELS_PER_JOB_MAX),
   gpus: z.number().int().min(1).max(LEASE_GPUS_MAX),
   capacityType: capacityTypeSchema.optional(),
   priorityClass: priorityClassSchema.default('standard'),

@@ -1,5 +1,6 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { deriveId, nameId, newEntityId, type EventData } from '@fastgpu/contracts';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { deriveId, feasibilityReply, nameId, newEntityId, requestIdSchema, type EventData, type FeasibilityRequest } from '@fastgpu/contracts';
+import { IdempotencyKeys, keyOwner, readIdempotencyKey, requestHash } from '../shared/idempotency';
 import type { Principal } from '@fastgpu/auth';
 import { ApiError, notFound, unprocessable } from '@fastgpu/http';
 import type { EventPublisher } from '@fastgpu/messaging';
@@ -46,9 +47,12 @@ const iso = (value: Date | string | null): string | null => (value ? new Date(va
 export class LeasesService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly publisher: EventPublisher;
   private readonly host: ProjectionHost;
+  private readonly keys: IdempotencyKeys;
+  private readonly logger = new Logger('intake.leases');
 
   constructor(@Inject(RUNTIME) private readonly runtime: Runtime) {
     this.publisher = publisherFor(runtime, 'intake');
+    this.keys = new IdempotencyKeys(runtime);
     this.host = new ProjectionHost(runtime);
     this.host.add(leasesProjection);
   }
@@ -61,16 +65,33 @@ export class LeasesService implements OnApplicationBootstrap, OnApplicationShutd
     await this.host.stop();
   }
 
+  /**
+   * Requests a lease. With an Idempotency-Key the lease id derives from it: a retry with the same
+   * body answers that lease as it is now (publishing its request again if the first attempt never
+   * did), another body answers 409 `idempotency_key_reused`.
+   */
   async request(principal: Principal, body: RequestLeaseBody, options: { idempotencyKey?: string; waitMs: number }): Promise<LeaseView> {
     const tenantId = principal.tenantId;
     if (!tenantId) throw new ApiError(403, 'forbidden', 'leases are requested with a tenant API key');
+    const idempotencyKey = readIdempotencyKey(options.idempotencyKey, { required: false });
     if (body.priorityClass === 'preemptible' && body.capacityType && body.capacityType !== 'preemptible') throw unprocessable('a preemptible lease is billed as preemptible capacity', 'capacityType');
-    if (options.idempotencyKey !== undefined && !/^[\x21-\x7e]{1,256}$/.test(options.idempotencyKey)) throw new ApiError(400, 'invalid_request', 'Idempotency-Key must be 1-256 visible ASCII characters', 'Idempotency-Key');
-    const leaseId = options.idempotencyKey ? nameId(tenantId, 'lease', options.idempotencyKey) : newEntityId();
-    const existing = options.idempotencyKey ? await this.row(leaseId) : undefined;
-    if (!existing) {
-      await this.checkFeasible(body);
-      const requestedAt = this.runtime.clock.now().toISOString();
+    let leaseId = newEntityId();
+    let requestedAt = this.runtime.clock.now();
+    if (idempotencyKey !== undefined) {
+      const owner = keyOwner(tenantId);
+      const hash = requestHash(body);
+      leaseId = nameId(tenantId, 'lease', idempotencyKey);
+      const earlier = await this.keys.find(owner, 'lease', idempotencyKey, hash);
+      if (earlier) requestedAt = earlier.createdAt;
+      else {
+        await this.checkFeasible(tenantId, body);
+        const claimed = await this.keys.claim({ owner, scope: 'lease', key: idempotencyKey, requestHash: hash, resourceId: leaseId, createdAt: requestedAt });
+        requestedAt = claimed.createdAt;
+      }
+    } else {
+      await this.checkFeasible(tenantId, body);
+    }
+    if (!(await this.row(leaseId))) {
       const data: EventData<'LeaseRequested'> = {
         leaseId,
         tenantId,
@@ -79,9 +100,9 @@ export class LeasesService implements OnApplicationBootstrap, OnApplicationShutd
         gpus: body.gpus,
         capacityType: body.capacityType ?? (body.priorityClass === 'preemptible' ? 'preemptible' : 'on-demand'),
         priorityClass: body.priorityClass,
-        requestedAt,
+        requestedAt: requestedAt.toISOString(),
       };
-      const event = this.publisher.build('LeaseRequested', data, { id: deriveId(leaseId, 'LeaseRequested'), time: requestedAt, tenantId, correlationId: leaseId });
+      const event = this.publisher.build('LeaseRequested', data, { id: deriveId(leaseId, 'LeaseRequested'), time: data.requestedAt, tenantId, correlationId: leaseId });
       const ack = await this.publisher.publish(event);
       await this.host.runner(leasesProjection.name).waitFor(ack.sequence, READ_MODEL_WAIT_MS);
     }
@@ -111,10 +132,14 @@ export class LeasesService implements OnApplicationBootstrap, OnApplicationShutd
     return (await this.runtime.db.selectFrom('leases').selectAll().where('lease_id', '=', leaseId).executeTakeFirst()) as LeaseRow | undefined;
   }
 
+  /** The lease this caller may see: another tenant's lease is a missing one (the same query). */
   private async visibleRow(principal: Principal, leaseId: string): Promise<LeaseRow> {
-    const row = await this.row(leaseId);
-    // Another tenant's lease answers exactly like a missing one.
-    if (!row || (principal.tenantId !== null && row.tenant_id !== principal.tenantId)) throw notFound(`lease ${leaseId}`);
+    // An id that cannot exist is missing (and never reaches the database: PostgreSQL refuses U+0000).
+    if (!requestIdSchema.safeParse(leaseId).success) throw notFound(`lease ${leaseId}`);
+    let query = this.runtime.db.selectFrom('leases').selectAll().where('lease_id', '=', leaseId);
+    if (principal.tenantId !== null) query = query.where('tenant_id', '=', principal.tenantId);
+    const row = (await query.executeTakeFirst()) as LeaseRow | undefined;
+    if (!row) throw notFound(`lease ${leaseId}`);
     return row;
   }
 
@@ -144,15 +169,21 @@ export class LeasesService implements OnApplicationBootstrap, OnApplicationShutd
     };
   }
 
-  /** Asks the scheduler whether any node could ever hold this lease; no answer means accept. */
-  private async checkFeasible(body: RequestLeaseBody): Promise<void> {
-    let reply;
+  /** Asks the scheduler whether any node could ever hold this lease; no valid answer means accept. */
+  private async checkFeasible(tenantId: string, body: RequestLeaseBody): Promise<void> {
+    const request: FeasibilityRequest = { tenantId, gpuModels: body.gpuModels, gpusPerSubtask: body.gpus, subtaskCount: 1, gang: false };
+    let reply: unknown;
     try {
-      reply = await this.runtime.bus.nc.request(this.runtime.bus.topology.subjects.service('scheduler', 'feasibility'), JSON.stringify({ gpuModels: body.gpuModels, gpusPerSubtask: body.gpus, subtaskCount: 1, gang: false }), { timeout: FEASIBILITY_TIMEOUT_MS });
+      reply = (await this.runtime.bus.nc.request(this.runtime.bus.topology.subjects.service('scheduler', 'feasibility'), JSON.stringify(request), { timeout: FEASIBILITY_TIMEOUT_MS })).json();
     } catch {
       return;
     }
-    const answer = reply.json<{ feasible?: boolean; reason?: string; field?: string }>();
-    if (answer.feasible === false) throw unprocessable(answer.reason ?? 'no node could ever hold this lease', answer.field === 'gpusPerSubtask' ? 'gpus' : (answer.field ?? 'gpuModels'));
+    const parsed = feasibilityReply.safeParse(reply);
+    if (!parsed.success || 'error' in parsed.data) {
+      this.logger.warn(`feasibility: no verdict from the scheduler (${parsed.success ? (parsed.data as { error: { message: string } }).error.message : 'malformed reply'}); accepting`);
+      return;
+    }
+    const verdict = parsed.data;
+    if (!verdict.feasible) throw unprocessable(verdict.reason, verdict.field === 'gpusPerSubtask' ? 'gpus' : verdict.field);
   }
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { idSchema } from '@fastgpu/contracts';
+import { requestIdSchema, singleLineText } from '@fastgpu/contracts';
 import { minorUnits } from '@fastgpu/money';
 
 function isTimeZone(zone: string): boolean {
@@ -21,10 +21,10 @@ function isCurrency(code: string): boolean {
 }
 
 export const createTenantRequest = z.strictObject({
-  tenantId: idSchema.optional(),
-  name: z.string().min(1).max(200),
-  billingTimeZone: z.string().default('UTC').refine(isTimeZone, 'must be an IANA time zone such as Europe/Berlin'),
-  currency: z.string().default('USD').refine(isCurrency, 'must be a supported ISO 4217 currency (USD, EUR, GBP, JPY, KWD, …)'),
+  tenantId: requestIdSchema.optional(),
+  name: singleLineText(200, 1),
+  billingTimeZone: singleLineText(64, 1).default('UTC').refine(isTimeZone, 'must be an IANA time zone such as Europe/Berlin'),
+  currency: singleLineText(3, 3).default('USD').refine(isCurrency, 'must be a supported ISO 4217 currency (USD, EUR, GBP, JPY, KWD, …)'),
 });
 export type CreateTenantRequest = z.infer<typeof createTenantRequest>;
 
@@ -32,7 +32,7 @@ export const tenantResponse = z.object({ tenantId: z.string(), name: z.string(),
 
 export const issueKeyRequest = z.strictObject({
   role: z.enum(['tenant', 'finance', 'sre', 'admin']).default('tenant'),
-  label: z.string().max(200).optional(),
+  label: singleLineText(200).optional(),
 });
 
 export const issuedKeyResponse = z.object({

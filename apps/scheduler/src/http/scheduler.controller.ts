@@ -1,7 +1,6 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
-import Decimal from 'decimal.js';
-import { idSchema, newEventId, priorityClassSchema } from '@fastgpu/contracts';
+import { checkJobRequest, JobRequestError, multiLineText, newEventId, submitJobRequest } from '@fastgpu/contracts';
 import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
 import { ApiDoc, ApiError, conflict, notFound, parseInput, unprocessable } from '@fastgpu/http';
 import { isWrongLastSequence } from '@fastgpu/messaging';
@@ -11,21 +10,6 @@ import { freeByModel, fragmentation } from '../scheduling/scheduler.decider';
 import { SchedulerRunner } from '../scheduler.runner';
 import { schedulerPolicySchema } from '../scheduling/scheduler.types';
 
-/** The dry-run body: the same job fields as POST /v1/jobs. */
-export const dryRunRequest = z.object({
-  projectId: idSchema.optional(),
-  gpuModels: z.array(z.string().min(1).max(64)).min(1).max(16),
-  gpusPerSubtask: z.number().int().min(1).max(64),
-  subtaskCount: z.number().int().min(1).max(100_000).optional(),
-  totalGpuHours: z.union([z.string().regex(/^\d+(\.\d+)?$/), z.number().positive()]).transform(String).optional(),
-  runtimeSeconds: z.number().int().min(1).max(30 * 24 * 3600),
-  priorityClass: priorityClassSchema.default('standard'),
-  priority: z.number().int().min(0).max(1000).default(0),
-  preemptible: z.boolean().optional(),
-  gang: z.boolean().default(false),
-  gangTopologyKey: z.string().max(64).optional(),
-});
-
 export const capacityPlanQuery = z.object({
   gpuHours: z.string().min(1).max(40),
   hours: z.string().min(1).max(40),
@@ -33,9 +17,9 @@ export const capacityPlanQuery = z.object({
   efficiency: z.string().max(40).default('1'),
 });
 
-export const setPolicyRequest = z.object({ policy: schedulerPolicySchema, reason: z.string().min(1).max(500) });
+export const setPolicyRequest = z.object({ policy: schedulerPolicySchema, reason: multiLineText(500, 1) });
 
-const drainRequest = z.object({ reason: z.string().min(1).max(500).default('drained by an operator') });
+const drainRequest = z.object({ reason: multiLineText(500, 1).default('drained by an operator') });
 
 /** Scheduler HTTP: dry-run placement, the capacity planner, the fleet, node drain/undrain, status. */
 @Controller('v1')
@@ -50,28 +34,36 @@ export class SchedulerController {
   @Post('jobs::dry-run')
   @HttpCode(200)
   @Roles('tenant')
-  @ApiDoc({ summary: 'Whether and where a job would be placed now (and what it would preempt), without submitting it', body: dryRunRequest, errors: { 422: 'no node could ever run it' }, tags: ['scheduler'] })
+  @ApiDoc({
+    summary: 'Whether and where a job would be placed now (and what it would preempt), without submitting it. Takes exactly the body of POST /v1/jobs, with its limits; dependencies are not resolved.',
+    body: submitJobRequest,
+    errors: { 400: 'malformed field', 422: 'invalid combination, too many sub-tasks, or no node could ever run it' },
+    tags: ['scheduler'],
+  })
   dryRun(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
-    const request = parseInput(dryRunRequest, body);
-    const tenantId = principal.tenantId ?? 'platform';
-    const runtimeMs = request.runtimeSeconds * 1000;
-    let subtaskCount = request.subtaskCount;
-    if (subtaskCount === undefined) {
-      if (request.totalGpuHours === undefined) throw unprocessable('give subtaskCount or totalGpuHours', 'subtaskCount');
-      // Sub-tasks of gpusPerSubtask × runtime each, enough to cover the GPU-hours.
-      subtaskCount = new Decimal(request.totalGpuHours).times(3_600_000).dividedBy(request.gpusPerSubtask * runtimeMs).ceil().toNumber();
-      if (subtaskCount < 1 || subtaskCount > 100_000) throw unprocessable(`totalGpuHours divides into ${subtaskCount} sub-tasks`, 'totalGpuHours');
+    // The submission's schema, checks and task division: a dry-run refuses exactly what a submission refuses.
+    const request = parseInput(submitJobRequest, body);
+    let checked;
+    try {
+      checked = checkJobRequest(request, this.runtime.clock.now().getTime());
+    } catch (error) {
+      if (error instanceof JobRequestError) throw unprocessable(error.message, error.field);
+      throw error;
     }
+    const tenantId = principal.tenantId ?? 'platform';
+    const subtaskCount = checked.subtasks.length;
+    const verdict = this.scheduler.engine.feasibility({ gpuModels: request.gpuModels, gpusPerSubtask: request.gpusPerSubtask, subtaskCount, gang: request.gang, ...(request.gangTopologyKey ? { gangTopologyKey: request.gangTopologyKey } : {}) });
+    if (!verdict.feasible) throw unprocessable(verdict.reason ?? 'no node could ever run this job', verdict.field ?? 'gpuModels');
     const result = this.scheduler.engine.dryRun({
       jobId: 'dry-run',
       tenantId,
       gpuModels: request.gpuModels,
       gpusPerSubtask: request.gpusPerSubtask,
       subtaskCount,
-      runtimeMs,
+      runtimeMs: checked.runtimeMs,
       priorityClass: request.priorityClass,
       priority: request.priority,
-      preemptible: request.preemptible ?? request.priorityClass === 'preemptible',
+      preemptible: checked.preemptible,
       gang: request.gang,
       ...(request.gangTopologyKey ? { gangTopologyKey: request.gangTopologyKey } : {}),
     });

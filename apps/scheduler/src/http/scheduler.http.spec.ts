@@ -53,15 +53,15 @@ afterAll(async () => {
 
 describe('scheduler HTTP', () => {
   it('routes POST /v1/jobs:dry-run (a literal colon) and says where a job would go, placing nothing', async () => {
-    const result = await call('POST', '/v1/jobs:dry-run', TENANT, { gpuModels: ['h100', 'a100'], gpusPerSubtask: 4, subtaskCount: 3, runtimeSeconds: 600 });
+    const result = await call('POST', '/v1/jobs:dry-run', TENANT, { projectId: 'p1', gpuModels: ['h100', 'a100'], gpusPerSubtask: 4, subtaskCount: 3, runtimeSeconds: 600 });
     expect(result.status).toBe(200);
     expect(result.body).toMatchObject({ wouldPlace: true, subtaskCount: 3, placedNow: 3 });
     expect((result.body.placements as Array<{ nodeId: string }>).map((p) => p.nodeId)).toEqual(['n2', 'n2', 'n1']);
     expect(app.app.get(SchedulerRunner).engine.state.nodeList.map((n) => n.freeGpus)).toEqual([8, 8]);
-    const impossible = await call('POST', '/v1/jobs:dry-run', TENANT, { gpuModels: ['a100'], gpusPerSubtask: 8, subtaskCount: 3, gang: true, runtimeSeconds: 60 });
+    const impossible = await call('POST', '/v1/jobs:dry-run', TENANT, { projectId: 'p1', gpuModels: ['a100'], gpusPerSubtask: 8, subtaskCount: 3, gang: true, runtimeSeconds: 60 });
     expect(impossible.status).toBe(422);
     expect(impossible.body.error).toMatchObject({ message: expect.stringMatching(/larger than the fleet/) });
-    expect((await call('POST', '/v1/jobs:dry-run', TENANT, { gpuModels: ['a100'], gpusPerSubtask: 'x', runtimeSeconds: 60 })).status).toBe(400);
+    expect((await call('POST', '/v1/jobs:dry-run', TENANT, { projectId: 'p1', gpuModels: ['a100'], gpusPerSubtask: 'x', runtimeSeconds: 60 })).status).toBe(400);
   });
 
   it('plans capacity exactly and shows what is free now', async () => {
@@ -75,7 +75,7 @@ describe('scheduler HTTP', () => {
     expect((await call('POST', '/v1/nodes/n1/drain', TENANT, {})).status).toBe(403);
     const drained = await call('POST', '/v1/nodes/n1/drain', ADMIN, { reason: 'maintenance' });
     expect(drained).toMatchObject({ status: 202, body: { nodeId: 'n1', status: 'drained' } });
-    const dry = await call('POST', '/v1/jobs:dry-run', TENANT, { gpuModels: ['a100'], gpusPerSubtask: 1, subtaskCount: 1, runtimeSeconds: 60 });
+    const dry = await call('POST', '/v1/jobs:dry-run', TENANT, { projectId: 'p1', gpuModels: ['a100'], gpusPerSubtask: 1, subtaskCount: 1, runtimeSeconds: 60 });
     expect(dry.body).toMatchObject({ wouldPlace: false, code: 'capacity' });
     expect((await call('POST', '/v1/nodes/n1/undrain', ADMIN)).body).toMatchObject({ status: 'ready' });
     expect((await call('POST', '/v1/nodes/ghost/drain', ADMIN, {})).status).toBe(404);
@@ -92,7 +92,7 @@ describe('scheduler HTTP', () => {
     const set = await call('PUT', '/v1/scheduling-policy', ADMIN, { policy, reason: 'acme buys 2 reserved A100s' });
     expect(set).toMatchObject({ status: 200, body: { source: 'log', actor: 'admin', policy: { defaultWeight: 1, borrowing: false, tenants: { acme: { weight: 2, quotas: { a100: { nominal: 2 } } } } } } });
     // The quota now binds: 4 A100s for acme wait for quota although 8 are free.
-    const dry = await call('POST', '/v1/jobs:dry-run', TENANT, { gpuModels: ['a100'], gpusPerSubtask: 4, subtaskCount: 1, runtimeSeconds: 60 });
+    const dry = await call('POST', '/v1/jobs:dry-run', TENANT, { projectId: 'p1', gpuModels: ['a100'], gpusPerSubtask: 4, subtaskCount: 1, runtimeSeconds: 60 });
     expect(dry.body).toMatchObject({ wouldPlace: false, code: 'quota' });
     // Another scheduler configured with the default policy folds the same log into the same policy.
     const fresh = new SchedulerEngine({ bus: env.bus, policy: defaultPolicy, clock: { now: () => new Date() }, instanceId: 'policy-check', leaseTtlMs: 600, idleCycleMs: 200 });

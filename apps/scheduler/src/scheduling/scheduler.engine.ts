@@ -3,7 +3,22 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Subscription } from '@nats-io/transport-node';
 import type { JsMsg } from '@nats-io/jetstream';
-import { decodeValue, newEventId, parseJson, peekType, type DomainEvent, type NodeCommand } from '@fastgpu/contracts';
+import {
+  decodeValue,
+  explainRequest,
+  feasibilityRequest,
+  invalidServiceRequest,
+  newEventId,
+  parseJson,
+  peekType,
+  SERVICE_REPLY_TEXT_LENGTH_MAX,
+  type DomainEvent,
+  type ExplainReply,
+  type FeasibilityReply,
+  type NodeCommand,
+  type ServiceErrorReply,
+} from '@fastgpu/contracts';
+import type { z } from 'zod';
 import { EventPublisher, SequenceWaiters, StreamFollower, isWrongLastSequence, lastSequence, PUBLISH_IN_FLIGHT_MAX, type Bus } from '@fastgpu/messaging';
 import { LeaderLease } from '../leadership/leader-lease';
 import { decide, explain, feasibility, PLACEMENTS_PER_CYCLE_MAX, type Explanation, type FeasibilityRequest } from './scheduler.decider';
@@ -52,8 +67,8 @@ export interface EngineStatus {
 
 /** Explanations computed off the leader path are reused this long at the same log position. */
 const EXPLANATION_CACHE_MS = 1000;
-/** How long a feasibility answer may wait for the fold to reach a just-submitted dependency. */
-const DEPENDENCY_CATCH_UP_MS = 500;
+/** The request fields a negative feasibility verdict may name (the decider's own field names). */
+const feasibilityFields = ['gpuModels', 'gpusPerSubtask', 'subtaskCount', 'gangTopologyKey'] as const;
 const encoder = new TextEncoder();
 
 export class SchedulerEngine {
@@ -380,38 +395,53 @@ export class SchedulerEngine {
     return { feasible: true, ...result.hypothetical! };
   }
 
-  /** Core NATS request/reply for intake (queue group: one instance answers). */
+  /**
+   * Core NATS request/reply for intake (queue group: one instance answers). Requests and replies
+   * follow libs/contracts service-requests.ts: a request that does not parse, or a handler that
+   * fails, gets a typed error reply; nothing a requester sends can crash the engine or go unanswered.
+   */
   private serve(): void {
     const { nc, topology } = this.options.bus;
-    const reply = (handler: (body: unknown) => unknown) => (error: Error | null, msg: { data: Uint8Array; respond(data: Uint8Array): boolean }) => {
-      if (error) return;
-      const answer = async (): Promise<unknown> => {
-        try {
-          return await handler(JSON.parse(new TextDecoder().decode(msg.data)));
-        } catch (e) {
-          return { error: (e as Error).message };
-        }
+    const reply =
+      <S extends z.ZodType>(schema: S, handler: (request: z.infer<S>) => unknown) =>
+      (error: Error | null, msg: { data: Uint8Array; respond(data: Uint8Array): boolean }) => {
+        if (error) return;
+        const answer = (): unknown => {
+          const parsed = parseJson(msg.data);
+          if (!parsed.ok) return { error: { code: 'invalid_request', message: 'request: not JSON' } } satisfies ServiceErrorReply;
+          const request = schema.safeParse(parsed.value);
+          if (!request.success) return invalidServiceRequest(request.error);
+          try {
+            return handler(request.data);
+          } catch (e) {
+            this.options.onError?.(e as Error);
+            return { error: { code: 'internal', message: 'the scheduler could not answer' } } satisfies ServiceErrorReply;
+          }
+        };
+        msg.respond(encoder.encode(JSON.stringify(answer())));
       };
-      void answer().then((body) => msg.respond(encoder.encode(JSON.stringify(body))));
-    };
     this.subscriptions.push(
       nc.subscribe(topology.subjects.service('scheduler', 'feasibility'), {
         queue: 'scheduler',
-        callback: reply(async (body) => {
+        callback: reply(feasibilityRequest, (request): FeasibilityReply => {
           // Until the fleet is folded, no verdict is better than a wrong rejection.
-          if (!this.caughtUp) return { feasible: true, reason: 'scheduler is still reading the log' };
-          const verdict = this.feasibility(body as FeasibilityRequest);
-          if (verdict.feasible || verdict.field !== 'dependsOn') return verdict;
-          // A dependency submitted a moment ago may not be folded yet: read up to the tail, then judge.
-          await this.waitForSequence(await lastSequence(this.options.bus, this.options.bus.topology.streams.events), DEPENDENCY_CATCH_UP_MS);
-          return this.feasibility(body as FeasibilityRequest);
+          if (!this.caughtUp) return { feasible: true, note: 'scheduler is still reading the log' };
+          const verdict = this.feasibility(request);
+          if (verdict.feasible) return { feasible: true };
+          const field = feasibilityFields.find((f) => f === verdict.field) ?? 'gpuModels';
+          return { feasible: false, field, reason: (verdict.reason ?? 'no node could ever run this job').slice(0, SERVICE_REPLY_TEXT_LENGTH_MAX) };
         }),
       }),
       nc.subscribe(topology.subjects.service('scheduler', 'explain'), {
         queue: 'scheduler',
-        callback: reply((body) => {
-          const { jobId, tenantId } = body as { jobId: string; tenantId: string };
-          return this.explain(jobId, tenantId);
+        callback: reply(explainRequest, ({ jobId, tenantId }): ExplainReply => {
+          // Only a live job of the asking tenant is explained; any other id (missing, ended, or
+          // another tenant's) answers the same `unknown` after the same lookup, so the answer
+          // never tells anything about another tenant's job.
+          if (this.state.jobs.get(jobId)?.tenantId !== tenantId) return { state: 'unknown' };
+          const explained = this.explain(jobId, tenantId);
+          if (explained.state === 'completed' || explained.state === 'unknown') return { state: 'unknown' };
+          return { ...explained, state: explained.state, ...(explained.waiting !== undefined ? { waiting: explained.waiting.slice(0, SERVICE_REPLY_TEXT_LENGTH_MAX) } : {}) };
         }),
       }),
     );
