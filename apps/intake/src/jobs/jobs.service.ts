@@ -19,7 +19,7 @@ import type { Principal } from '@fastgpu/auth';
 import { ApiError, conflict, notFound, parseInput, unprocessable } from '@fastgpu/http';
 import { lastSequence, type EventPublisher, type Published } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, TickBatcher, type Runtime } from '@fastgpu/runtime';
-import { canonicalJson, IdempotencyKeys, keyOwner, readIdempotencyKey, requestHash, type IdempotencyClaim } from '../shared/idempotency';
+import { canonicalJson, IdempotencyKeys, keyOwner, readIdempotencyKey, requestHash, type ClaimedKey, type IdempotencyClaim } from '../shared/idempotency';
 import { IntakeProjections } from '../shared/intake-projections';
 import type { JobView, SubmitJobRequest } from './jobs.schema';
 
@@ -65,7 +65,9 @@ export class JobsService {
   private readonly keys: IdempotencyKeys;
   /** Feasibility verdicts by the whole request they answer (tenant included); only verdicts are kept, never "no answer". */
   private readonly feasibility = new Map<string, { expiresAtMs: number; verdict: Promise<FeasibilityVerdict | undefined> }>();
-  /** The submissions of one event-loop turn claim their Idempotency-Keys in one INSERT. */
+  /** The submissions of one event-loop turn look their Idempotency-Keys up in one SELECT... */
+  private readonly keyLookups: TickBatcher<Pick<IdempotencyClaim, 'owner' | 'scope' | 'key' | 'requestHash'>, ClaimedKey | undefined>;
+  /** ...and claim them in one INSERT. */
   private readonly keyClaims: TickBatcher<IdempotencyClaim, boolean>;
   /** ...and publish their events together, so the bus gets one socket write for all of them. */
   private readonly publishes = new TickBatcher<DomainEvent[], Published[]>((groups) => groups.map((events) => this.publisher.publishAll(events)));
@@ -76,6 +78,7 @@ export class JobsService {
   ) {
     this.publisher = publisherFor(runtime, 'intake');
     this.keys = new IdempotencyKeys(runtime);
+    this.keyLookups = new TickBatcher((lookups) => this.keys.findAll(lookups));
     this.keyClaims = new TickBatcher<IdempotencyClaim, boolean>((claims) => this.keys.claimAll(claims));
   }
 
@@ -96,7 +99,7 @@ export class JobsService {
     const hash = requestHash(request);
     const owner = keyOwner(tenantId);
     const jobId = nameId(tenantId, 'job', idempotencyKey);
-    const earlier = await this.keys.find(owner, 'job', idempotencyKey, hash);
+    const earlier = await this.keyLookups.add({ owner, scope: 'job', key: idempotencyKey, requestHash: hash });
     let created = !earlier;
     let submittedAt = (earlier?.createdAt ?? this.runtime.clock.now()).toISOString();
 

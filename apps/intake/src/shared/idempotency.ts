@@ -77,10 +77,35 @@ export class IdempotencyKeys {
 
   /** An earlier request with this key: its resource, or 409 when its body differed. */
   async find(owner: string, scope: IdempotencyScope, key: string, hash: string): Promise<ClaimedKey | undefined> {
-    const row = await this.runtime.db.selectFrom('idempotency_keys').selectAll().where('tenant_id', '=', owner).where('scope', '=', scope).where('key', '=', key).executeTakeFirst();
-    if (!row) return undefined;
-    if (row.request_hash !== hash) throw keyReused();
-    return { resourceId: row.resource_id as string, createdAt: new Date(row.created_at) };
+    const [found] = this.findAll([{ owner, scope, key, requestHash: hash }]);
+    return found!;
+  }
+
+  /**
+   * Earlier requests for a batch of keys in one SELECT (the submissions of one event-loop turn):
+   * for each, its resource, undefined, or a rejection with 409 when its body differed.
+   */
+  findAll(lookups: ReadonlyArray<Pick<IdempotencyClaim, 'owner' | 'scope' | 'key' | 'requestHash'>>): Array<Promise<ClaimedKey | undefined>> {
+    const owners = [...new Set(lookups.map((l) => l.owner))];
+    const keys = [...new Set(lookups.map((l) => l.key))];
+    const scopes = [...new Set(lookups.map((l) => l.scope))];
+    // A superset (every owner × key × scope of the batch), narrowed in memory.
+    const rows = this.runtime.db
+      .selectFrom('idempotency_keys')
+      .select(['tenant_id', 'scope', 'key', 'request_hash', 'resource_id', 'created_at'])
+      .where('tenant_id', 'in', owners)
+      .where('scope', 'in', scopes)
+      .where('key', 'in', keys)
+      .execute()
+      .then((found) => new Map(found.map((r) => [nameOf({ owner: r.tenant_id as string, scope: r.scope as IdempotencyScope, key: r.key as string }), r])));
+    return lookups.map((lookup) =>
+      rows.then((byName) => {
+        const row = byName.get(nameOf(lookup));
+        if (!row) return undefined;
+        if (row.request_hash !== lookup.requestHash) throw keyReused();
+        return { resourceId: row.resource_id as string, createdAt: new Date(row.created_at as Date) };
+      }),
+    );
   }
 
   /**
