@@ -1,6 +1,6 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
-import { checkJobRequest, JobRequestError, multiLineText, newEventId, submitJobRequest } from '@fastgpu/contracts';
+import { checkJobRequest, JobRequestError, multiLineText, newEventId, singleLineText, submitJobRequest } from '@fastgpu/contracts';
 import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
 import { ApiDoc, ApiError, conflict, notFound, parseInput, unprocessable } from '@fastgpu/http';
 import { isWrongLastSequence } from '@fastgpu/messaging';
@@ -10,11 +10,12 @@ import { freeByModel, fragmentation } from '../scheduling/scheduler.decider';
 import { SchedulerRunner } from '../scheduler.runner';
 import { schedulerPolicySchema } from '../scheduling/scheduler.types';
 
+/** Decimal strings, read exactly by capacityPlan; text a store could not hold is malformed (400) before that. */
 export const capacityPlanQuery = z.object({
-  gpuHours: z.string().min(1).max(40),
-  hours: z.string().min(1).max(40),
-  load: z.string().max(40).default('1'),
-  efficiency: z.string().max(40).default('1'),
+  gpuHours: singleLineText(40, 1),
+  hours: singleLineText(40, 1),
+  load: singleLineText(40).default('1'),
+  efficiency: singleLineText(40).default('1'),
 });
 
 export const setPolicyRequest = z.object({ policy: schedulerPolicySchema, reason: multiLineText(500, 1) });

@@ -2,7 +2,8 @@
  * Proves the scheduler's HTTP routes through Fastify on real NATS and Postgres: the literal colon
  * in POST /v1/jobs:dry-run routes (and places nothing), the capacity plan computes
  * ceil(R / (T · L · η)) with what is free now, and node drain/undrain publish events that stop
- * and resume placement on the node; tenants may not drain. The scheduling policy is set through
+ * and resume placement on the node; tenants may not drain, and a reason with a control character
+ * (or capacity-plan input with one) is a 400 with the field. The scheduling policy is set through
  * PUT /v1/scheduling-policy as an event that decisions then use, and a new scheduler folding the
  * same log has the same policy whatever it was configured with.
  */
@@ -69,10 +70,14 @@ describe('scheduler HTTP', () => {
     expect(plan.status).toBe(200);
     expect(plan.body).toMatchObject({ gpusNeeded: 658, quotient: '657.894736842105', freeGpusNow: 16, shortfallNow: 642, freeNow: { a100: { freeGpus: 8 }, h100: { freeGpus: 8 } } });
     expect((await call('GET', '/v1/capacity-plan?gpuHours=500&hours=0', TENANT)).status).toBe(422);
+    expect(await call('GET', '/v1/capacity-plan?gpuHours=5%000&hours=1', TENANT)).toMatchObject({ status: 400, body: { error: { field: 'gpuHours' } } });
   });
 
   it('drains and undrains a node (operators only), which stops and resumes placement there', async () => {
     expect((await call('POST', '/v1/nodes/n1/drain', TENANT, {})).status).toBe(403);
+    // A drain reason no store could hold (it ends up in SLA reports) is refused before publishing.
+    expect(await call('POST', '/v1/nodes/n1/drain', ADMIN, { reason: 'maint\u0000enance' })).toMatchObject({ status: 400, body: { error: { field: 'reason' } } });
+    expect(app.app.get(SchedulerRunner).engine.state.nodes.get('n1')?.status).toBe('ready');
     const drained = await call('POST', '/v1/nodes/n1/drain', ADMIN, { reason: 'maintenance' });
     expect(drained).toMatchObject({ status: 202, body: { nodeId: 'n1', status: 'drained' } });
     const dry = await call('POST', '/v1/jobs:dry-run', TENANT, { projectId: 'p1', gpuModels: ['a100'], gpusPerSubtask: 1, subtaskCount: 1, runtimeSeconds: 60 });
