@@ -7,6 +7,7 @@ import { PriceBooksController } from './price-books/price-books.controller';
 import { CreditNotesController } from './credit-notes/credit-notes.controller';
 import { CreditNotesService } from './credit-notes/credit-notes.service';
 import { PriceBooksService } from './price-books/price-books.service';
+import { InvoiceLifecycleController } from './invoices/lifecycle.controller';
 
 /** The billing service: the ledger projection, invoices, price books and finance actions. */
 @Module({})
@@ -14,7 +15,7 @@ export class BillingModule {
   static forRoot(options: Partial<BillingOptions> = {}): DynamicModule {
     return {
       module: BillingModule,
-      controllers: [InvoicesController, BillingAdminController, PriceBooksController, CreditNotesController],
+      controllers: [InvoicesController, BillingAdminController, PriceBooksController, CreditNotesController, InvoiceLifecycleController],
       providers: [{ provide: BILLING_OPTIONS, useValue: billingOptions(options) }, BillingLedger, InvoicesService, PriceBooksService, CreditNotesService],
       exports: [BillingLedger, InvoicesService],
     };

@@ -28,6 +28,9 @@ const invoice = (over: Partial<InvoiceRow> = {}): InvoiceRow => ({
   total: '100.00',
   actor: 'k',
   reason: 'r',
+  replaces_invoice_id: null,
+  replaced_by_invoice_id: null,
+  replaced_sequence: null,
   ...over,
 });
 type Action = Pick<FinanceActionRow, 'kind' | 'payload'>;

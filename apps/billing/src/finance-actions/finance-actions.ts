@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { money } from '@fastgpu/money';
 import type { EventData } from '@fastgpu/contracts';
 import type { BillingStore } from '../ledger/billing.store';
+import type { LifecycleActionKind } from '../ledger/invoice-lifecycle';
 
 /**
  * Finance actions are catalogue events (libs/contracts): `InvoicePaid`, `InvoiceVoided`,
@@ -19,7 +20,8 @@ export interface FinanceActionRow {
   event_id: string;
   action_id: string;
   sequence: number;
-  kind: FinanceActionKind;
+  /** A finance action, or a lifecycle action recorded with them (a draft deleted, an invoice reissued). */
+  kind: FinanceActionKind | LifecycleActionKind;
   tenant_id: string;
   invoice_id: string | null;
   actor: string;

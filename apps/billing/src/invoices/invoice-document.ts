@@ -167,6 +167,11 @@ export interface InvoiceInputs {
    * period), for the `reference` of adjustment lines. A period missing here leaves it null.
    */
   adjustmentReferences?: readonly AdjustmentReference[];
+  /**
+   * A reissue's replacement (the billing ledger's fact): the void invoice it replaces, for the
+   * document to name. Absent on every other invoice.
+   */
+  replaces?: { invoiceId: string; number: string | null };
 }
 
 /** The invoice an adjustment line corrects: the finalized invoice of its service period. */

@@ -1,10 +1,11 @@
 /**
  * Proves the invoice lifecycle rules as given / when / then: draft → finalized → paid | void,
  * void only when unpaid, credit notes only against finalized invoices and never beyond what is
- * left to credit, finalization refused while usage has no price. Each refusal names 409 or 422.
+ * left to credit, finalization refused while usage has no price; only drafts are deleted; a reissue
+ * replaces a finalized, unpaid (or void) invoice once. Each refusal names 409 or 422.
  */
 import { describe, expect, it } from 'vitest';
-import { BillingRejection, decideCreditNote, decideFinalize, decidePay, decideVoid, type InvoiceFacts } from './invoice.decider';
+import { BillingRejection, decideCreditNote, decideDeleteDraft, decideFinalize, decidePay, decideReissue, decideVoid, type InvoiceFacts } from './invoice.decider';
 
 const given = (facts: Partial<InvoiceFacts>): InvoiceFacts => ({ status: 'finalized', settlement: null, validationErrors: 0, total: '100.00', credited: '0', lineCount: 1, ...facts });
 function thenThrows(action: () => void, status: 409 | 422, code: string): void {
@@ -51,5 +52,26 @@ describe('credit notes', () => {
     thenThrows(() => decideCreditNote(given({}), '0'), 422, 'amount_not_positive');
     thenThrows(() => decideCreditNote(given({ status: 'draft' }), '1'), 409, 'invoice_draft');
     thenThrows(() => decideCreditNote(given({ settlement: 'void' }), '1'), 409, 'invoice_void');
+  });
+});
+
+describe('draft deletion', () => {
+  it('deletes a draft, never a finalized invoice (409)', () => {
+    expect(() => decideDeleteDraft(given({ status: 'draft' }))).not.toThrow();
+    thenThrows(() => decideDeleteDraft(given({})), 409, 'invoice_finalized');
+    thenThrows(() => decideDeleteDraft(given({ settlement: 'void' })), 409, 'invoice_finalized');
+  });
+});
+
+describe('void with reissue', () => {
+  const reissue = (facts: Partial<InvoiceFacts>, replacedBy: string | null = null) => () => decideReissue({ ...given(facts), replacedBy });
+  it('reissues a finalized unpaid invoice, or a void one, once', () => {
+    expect(reissue({})).not.toThrow();
+    expect(reissue({ settlement: 'void' })).not.toThrow();
+    thenThrows(reissue({ settlement: 'void' }, 'inv-2'), 409, 'invoice_reissued');
+  });
+  it('refuses a paid invoice and a draft (409)', () => {
+    thenThrows(reissue({ settlement: 'paid' }), 409, 'invoice_paid');
+    thenThrows(reissue({ status: 'draft' }), 409, 'invoice_draft');
   });
 });

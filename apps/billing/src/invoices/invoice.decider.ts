@@ -56,6 +56,25 @@ export function decideCreditNote(f: InvoiceFacts, amount: string): void {
   if (value.gt(creditable)) throw unprocessable('credit_exceeds_invoice', `cannot credit ${amount}: only ${creditable.toString()} of the invoice total ${f.total} is left to credit`, 'amount');
 }
 
+/** What a draft deletion does with the draft's usage: onto a new draft of the period, or nowhere. */
+export type DraftUsageDisposition = 'move' | 'discard';
+
+/** A draft may be deleted (it has no number); a finalized invoice never is — void it instead. */
+export function decideDeleteDraft(f: InvoiceFacts): void {
+  if (f.status !== 'draft') throw conflict('invoice_finalized', 'a finalized invoice cannot be deleted (its number is used); void it, and reissue it if a replacement is due');
+}
+
+/**
+ * A reissue replaces a finalized invoice by a new draft of the same period that takes its next
+ * number when finalized. The invoice is voided first when it is not void yet, so it must be
+ * unpaid; a replaced invoice is not reissued twice.
+ */
+export function decideReissue(f: InvoiceFacts & { replacedBy: string | null }): void {
+  if (f.status === 'draft') throw conflict('invoice_draft', 'a draft is not reissued; it changes with its usage, or can be deleted');
+  if (f.replacedBy !== null) throw conflict('invoice_reissued', `the invoice was already reissued as ${f.replacedBy}`);
+  if (f.settlement !== 'void') decideVoid(f);
+}
+
 export function creditedTotal(amounts: readonly string[]): string {
   return sumMoney(amounts.map((a) => money(a))).toString();
 }

@@ -20,6 +20,9 @@ export const finalizeRequest = z.object({ reason: reason.default('finalized by f
 export const finalizeDueRequest = z.object({ asOf: z.iso.datetime({ offset: false }).optional(), reason: reason.default('grace period after the billing period elapsed') }).strict();
 export const payRequest = z.object({ reason, paymentReference: singleLineText(200).optional() }).strict();
 export const voidRequest = z.object({ reason }).strict();
+/** Deleting a draft: what happens to its usage — onto a new draft of the period (`move`) or nowhere (`discard`). */
+export const deleteDraftRequest = z.object({ usage: z.enum(['move', 'discard']), reason }).strict();
+export const reissueRequest = z.object({ reason }).strict();
 export const creditNoteRequest = z.object({ amount: z.string().regex(/^\d+(\.\d+)?$/, 'must be a positive decimal string'), reason }).strict();
 export const whatIfQuery = z.object({ priceBookId: id, version: z.coerce.number().int().positive() });
 export const exportQuery = z.object({ period, tenantId: id.optional() });

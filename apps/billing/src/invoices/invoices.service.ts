@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { sql } from 'kysely';
-import { nameId, newEntityId, type DomainEvent } from '@fastgpu/contracts';
+import { deriveId, nameId, newEntityId, type DomainEvent, type EventData } from '@fastgpu/contracts';
 import { isWrongLastSequence, type EventPublisher } from '@fastgpu/messaging';
 import { addPeriods, formatMoney, money, Money, periodBounds, periodIndex, periodOf, type PriceVersion } from '@fastgpu/money';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
@@ -10,7 +10,8 @@ import { formatInvoiceNumber } from '../ledger/billing.projection';
 import { accrualRange } from '../ledger/accrual';
 import { financeAction, lastCreditNoteSequence, requestDiffers, type FinanceAction, type FinanceActionKind, type FinanceActionRow } from '../finance-actions/finance-actions';
 import { buildFinalizedInvoice, buildInvoice, documentSha256, type InvoiceDocument, type InvoiceLine } from './invoice-document';
-import { BillingRejection, decideCreditNote, decideFinalize, decidePay, decideVoid } from './invoice.decider';
+import { BillingRejection, decideCreditNote, decideDeleteDraft, decideFinalize, decidePay, decideReissue, decideVoid, type DraftUsageDisposition } from './invoice.decider';
+import { successorInvoiceId, type LifecycleActionKind } from '../ledger/invoice-lifecycle';
 import { factsOf, InvoiceReader, statusOf, type InvoiceView } from './invoice.reader';
 
 export class InvoiceNotFound extends Error {}
@@ -289,7 +290,7 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
   }
 
   /** An action id: from the client's Idempotency-Key (a retry finds the same id), else `fallback`. */
-  private actionId(kind: FinanceActionKind, scope: string, key: string | undefined, fallback: () => string): string {
+  private actionId(kind: FinanceActionKind | LifecycleActionKind, scope: string, key: string | undefined, fallback: () => string): string {
     return key ? nameId(kind, scope, key) : fallback();
   }
 
@@ -406,6 +407,72 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
     };
     await this.publishAction('TaxRatesSet', eventId, data, at);
     return data;
+  }
+
+  /**
+   * Deletes a draft (`InvoiceDraftDeleted`): no number is used; its usage moves to a new draft of
+   * the period or is discarded, as finance chooses. Published against the invoice subject's last
+   * sequence, so a deletion and a finalization cannot both land.
+   */
+  async deleteDraft(invoiceId: string, who: Actor, input: { usage: DraftUsageDisposition; actionId?: string }): Promise<{ deletedInvoiceId: string; usage: DraftUsageDisposition; replacementInvoiceId: string | null }> {
+    const eventId = this.actionId('InvoiceDraftDeleted', invoiceId, input.actionId, () => nameId('InvoiceDraftDeleted', invoiceId));
+    const answer = (payload: Record<string, unknown>) => ({ deletedInvoiceId: invoiceId, usage: payload.usage as DraftUsageDisposition, replacementInvoiceId: payload.usage === 'move' ? (payload.replacementInvoiceId as string) : null });
+    const existing = await financeAction(this.ledger.store(), eventId);
+    if (existing && input.actionId) return answer(this.retried(existing, { usage: input.usage, reason: who.reason })!.payload);
+    if (existing || (await this.isDeleted(invoiceId))) throw new BillingRejection(409, 'invoice_deleted', 'the draft was already deleted');
+    const { view, subjectSequence } = await this.invoiceState(invoiceId);
+    decideDeleteDraft(factsOf(view));
+    const at = this.runtime.clock.now().toISOString();
+    const replacementInvoiceId = successorInvoiceId(view.row.tenant_id, view.row.period, invoiceId);
+    const data = { invoiceId, tenantId: view.row.tenant_id, period: view.row.period, usage: input.usage, replacementInvoiceId, deletedAt: at, ...who };
+    await this.publishLifecycle('InvoiceDraftDeleted', eventId, data, at, subjectSequence);
+    return answer(data);
+  }
+
+  private async isDeleted(invoiceId: string): Promise<boolean> {
+    return (await this.runtime.db.selectFrom('billing_deleted_invoices').select('invoice_id').where('invoice_id', '=', invoiceId).executeTakeFirst()) !== undefined;
+  }
+
+  /**
+   * Void with reissue: the invoice is voided (`InvoiceVoided`, when not void yet: it must be unpaid)
+   * and replaced (`InvoiceReissued`) by a new draft of its period holding what it billed, rated
+   * with the price versions in force now; finalizing the replacement gives it the next number, and
+   * it names the invoice it replaces.
+   */
+  async reissue(invoiceId: string, who: Actor, input: { actionId?: string }): Promise<{ voidedInvoiceId: string; number: string; replacementInvoiceId: string }> {
+    const eventId = this.actionId('InvoiceReissued', invoiceId, input.actionId, () => nameId('InvoiceReissued', invoiceId));
+    const answer = (payload: Record<string, unknown>) => ({ voidedInvoiceId: invoiceId, number: payload.number as string, replacementInvoiceId: payload.replacementInvoiceId as string });
+    const existing = input.actionId ? await financeAction(this.ledger.store(), eventId) : undefined;
+    if (existing) return answer(this.retried(existing, { reason: who.reason })!.payload);
+    let { view, subjectSequence } = await this.invoiceState(invoiceId);
+    decideReissue({ ...factsOf(view), replacedBy: view.row.replaced_by_invoice_id ?? null });
+    const at = this.runtime.clock.now().toISOString();
+    if (view.settlement !== 'void') {
+      const voidId = deriveId(eventId, 'void');
+      subjectSequence = await this.publishAction('InvoiceVoided', voidId, { invoiceId, tenantId: view.row.tenant_id, number: view.row.number!, voidedAt: at, ...who }, at, subjectSequence);
+      view = await this.view(invoiceId, null);
+      if (view.settlement !== 'void') throw new BillingRejection(409, 'invoice_changed', 'the invoice changed concurrently; nothing was reissued, read it again and retry');
+    }
+    const data = { invoiceId, tenantId: view.row.tenant_id, period: view.row.period, number: view.row.number!, replacementInvoiceId: successorInvoiceId(view.row.tenant_id, view.row.period, invoiceId), reissuedAt: at, ...who };
+    await this.publishLifecycle('InvoiceReissued', eventId, data, at, subjectSequence);
+    return answer(data);
+  }
+
+  /** Publishes a lifecycle event against the invoice subject's last sequence and waits for the ledger (409 when the invoice changed). */
+  private async publishLifecycle<K extends 'InvoiceDraftDeleted' | 'InvoiceReissued'>(kind: K, eventId: string, data: EventData<K>, time: string, expectedLastSubjectSequence: number): Promise<void> {
+    const event = this.publisher.build(kind, data, { id: eventId, time, tenantId: data.tenantId, correlationId: eventId });
+    let published;
+    try {
+      published = await this.publisher.publish(event as DomainEvent, { expectedLastSubjectSequence });
+    } catch (error) {
+      if (isWrongLastSequence(error)) throw new BillingRejection(409, 'invoice_changed', 'the invoice changed concurrently (another action landed first); nothing was recorded, read it again and retry');
+      throw error;
+    }
+    await this.ledger.waitFor(published.sequence);
+    if (!(await financeAction(this.ledger.store(), eventId))) {
+      const review = await this.runtime.db.selectFrom('billing_review_queue').select('reason').where('event_id', '=', eventId).executeTakeFirst();
+      throw new BillingRejection(409, 'invoice_changed', review?.reason ?? `${kind} was not applied`);
+    }
   }
 
   /** The usage records and event sequences behind one line of an invoice. */

@@ -5,6 +5,8 @@ import { buildFinalizedInvoice, canonicalJson, documentSha256 } from '../invoice
 import { FINANCE_ACTION_TYPES, type FinanceActionKind } from '../finance-actions/finance-actions';
 import { applyFinanceAction } from '../finance-actions/finance-actions.projection';
 import { allocationFromRow, allocationToRow, BillingStore, usagePieceOf, type BillingTable, type InvoiceRow, type PieceRow } from './billing.store';
+import { applyDraftDeleted, applyReissued, LIFECYCLE_ACTION_TYPES } from './invoice-lifecycle';
+import type { LedgerContext } from './ledger-context';
 import { accrualRange, ALLOCATION_EVENT_TYPES, allocationOf, emptyAllocation, evolveAllocation, leaseKey, loseNode, OPEN_ALLOCATION_END_MS, stopPieces, subtaskKey, type OpenAllocation } from './accrual';
 
 /**
@@ -53,7 +55,7 @@ export function formatInvoiceNumber(issuer: string, sequence: number): string {
 
 type Target = { invoiceId: string } | { review: string };
 
-class LedgerWriter {
+class LedgerWriter implements LedgerContext {
   readonly store: BillingStore;
   constructor(
     readonly trx: ProjectionTransaction,
@@ -108,7 +110,7 @@ class LedgerWriter {
       const row = await this.store.invoiceFor(tenantId, period);
       if (row && row.status !== 'draft') continue;
       if (step > LATE_PERIODS_MAX) return { review: `the next open invoice (${period}) is more than ${LATE_PERIODS_MAX} periods after the service period ${servicePeriod}` };
-      const invoiceId = row?.invoice_id ?? invoiceIdFor(tenantId, period);
+      const invoiceId = row?.invoice_id ?? (await this.store.nextDraftId(tenantId, period, invoiceIdFor(tenantId, period)));
       if (!row) {
         await this.trx.insertInto(this.t('billing_invoices')).values({ invoice_id: invoiceId, tenant_id: tenantId, period, status: 'draft' }).execute();
       }
@@ -390,6 +392,12 @@ class LedgerWriter {
       case 'BillingPeriodClosed':
         await this.closePeriod(stored as StoredEvent<'BillingPeriodClosed'>);
         return;
+      case 'InvoiceDraftDeleted':
+        await applyDraftDeleted(this, stored as StoredEvent<'InvoiceDraftDeleted'>);
+        return;
+      case 'InvoiceReissued':
+        await applyReissued(this, stored as StoredEvent<'InvoiceReissued'>);
+        return;
       case 'InvoicePaid':
       case 'InvoiceVoided':
       case 'CreditNoteIssued':
@@ -514,7 +522,7 @@ export function ratedPartRows(p: PieceRow, timeline: PriceTimeline): RatedPartRo
 export function billingProjection(name = BILLING_PROJECTION): Projection {
   return {
     name,
-    types: new Set(['TenantCreated', 'PriceBookPublished', 'UsageRecorded', 'SlaCreditIssued', 'InvoiceFinalized', ...FINANCE_ACTION_TYPES, ...ALLOCATION_EVENT_TYPES, 'NodeLost', 'BillingPeriodClosed']),
+    types: new Set(['TenantCreated', 'PriceBookPublished', 'UsageRecorded', 'SlaCreditIssued', 'InvoiceFinalized', ...FINANCE_ACTION_TYPES, ...ALLOCATION_EVENT_TYPES, 'NodeLost', 'BillingPeriodClosed', ...LIFECYCLE_ACTION_TYPES]),
     // Money: an undecodable event of these types stops the ledger (and any rebuild) rather than being skipped.
     stopsOnUndecodable: true,
     async apply(trx: ProjectionTransaction, events: StoredEvent[], context: ProjectionContext): Promise<void> {

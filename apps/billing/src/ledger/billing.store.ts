@@ -21,6 +21,7 @@ export const BILLING_TABLES = [
   'billing_finance_actions',
   'billing_open_allocations',
   'billing_accruals',
+  'billing_deleted_invoices',
 ] as const;
 export type BillingTable = (typeof BILLING_TABLES)[number];
 
@@ -45,6 +46,11 @@ export interface InvoiceRow {
   total: string | null;
   actor: string | null;
   reason: string | null;
+  /** A reissue's replacement: the void invoice it replaces. */
+  replaces_invoice_id?: string | null;
+  /** A reissued invoice: its replacement, and the sequence of the reissue. */
+  replaced_by_invoice_id?: string | null;
+  replaced_sequence?: number | null;
 }
 
 export interface PieceRow {
@@ -101,8 +107,34 @@ export class BillingStore {
     return (await this.db.selectFrom(this.table('billing_invoices')).selectAll().where('invoice_id', '=', invoiceId).executeTakeFirst()) as InvoiceRow | undefined;
   }
 
+  /** The tenant's current invoice of a period: the one not replaced by a reissue (deleted drafts are gone). */
   async invoiceFor(tenantId: string, period: string): Promise<InvoiceRow | undefined> {
-    return (await this.db.selectFrom(this.table('billing_invoices')).selectAll().where('tenant_id', '=', tenantId).where('period', '=', period).executeTakeFirst()) as InvoiceRow | undefined;
+    return (await this.db
+      .selectFrom(this.table('billing_invoices'))
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('period', '=', period)
+      .where('replaced_by_invoice_id', 'is', null)
+      .executeTakeFirst()) as InvoiceRow | undefined;
+  }
+
+  /** The void invoice a reissue's replacement replaces (its id and number), for its document. */
+  async replaced(row: InvoiceRow): Promise<{ invoiceId: string; number: string | null } | undefined> {
+    if (!row.replaces_invoice_id) return undefined;
+    const original = await this.invoice(row.replaces_invoice_id);
+    return { invoiceId: row.replaces_invoice_id, number: original?.number ?? null };
+  }
+
+  /** The id the next draft of a tenant's period takes: its first id, or the successor named by the last deletion. */
+  async nextDraftId(tenantId: string, period: string, firstId: string): Promise<string> {
+    const deleted = await this.db
+      .selectFrom(this.table('billing_deleted_invoices'))
+      .select('successor_invoice_id')
+      .where('tenant_id', '=', tenantId)
+      .where('period', '=', period)
+      .orderBy('sequence', 'desc')
+      .executeTakeFirst();
+    return deleted?.successor_invoice_id ?? firstId;
   }
 
   async pieces(invoiceId: string, maxAssignedSequence = SEQUENCE_MAX): Promise<PieceRow[]> {
@@ -121,7 +153,11 @@ export class BillingStore {
     return Number(row?.last ?? 0);
   }
 
-  /** Finalized documents of a tenant, in finalization order, up to a sequence. */
+  /**
+   * Finalized documents of a tenant, in finalization order, up to a sequence — without those
+   * reissued by then: their replacement bills the same again (tier positions, SLA credit bases and
+   * carried credits count it once).
+   */
   async finalizedDocuments(tenantId: string, maxFinalizedSequence = SEQUENCE_MAX): Promise<InvoiceDocument[]> {
     const rows = await this.db
       .selectFrom(this.table('billing_invoices'))
@@ -129,6 +165,7 @@ export class BillingStore {
       .where('tenant_id', '=', tenantId)
       .where('status', '=', 'finalized')
       .where('finalized_sequence', '<=', maxFinalizedSequence)
+      .where((eb) => eb.or([eb('replaced_sequence', 'is', null), eb('replaced_sequence', '>', maxFinalizedSequence)]))
       .orderBy('finalized_sequence')
       .execute();
     return rows.map((r) => JSON.parse(r.document as string) as InvoiceDocument);
@@ -225,6 +262,7 @@ export class BillingStore {
         priceVersions: await this.priceVersions(options.cutoff),
         taxRates: taxRatesInForce((await this.taxRateSets([row.tenant_id], options.cutoff)).get(row.tenant_id) ?? [], { periodEndMs: periodBounds(row.period, tenant.billingTimeZone).endMs, atMs: options.atMs }),
         grants: await this.grants(row.tenant_id, tenant.currency, options.cutoff),
+        replaces: await this.replaced(row),
       },
       options,
     );
@@ -321,6 +359,7 @@ export class BillingStore {
         .where(sql<boolean>`tenant_id = ANY(${tenantIds}::text[])`)
         .where('status', '=', 'finalized')
         .where('finalized_sequence', '<=', options.cutoff)
+        .where((eb) => eb.or([eb('replaced_sequence', 'is', null), eb('replaced_sequence', '>', options.cutoff)]))
         .orderBy('finalized_sequence')
         .execute(),
       this.taxRateSets(tenantIds, options.cutoff),
@@ -393,6 +432,7 @@ export class BillingStore {
           priceVersions,
           taxRates: taxRatesInForce(data.taxRateSets.get(row.tenant_id) ?? [], { periodEndMs: periodBounds(row.period, tenant.billingTimeZone).endMs, atMs: options.atMs }),
           grants: data.hasGrants.has(row.tenant_id) ? await this.grants(row.tenant_id, tenant.currency, options.cutoff) : [],
+          replaces: await this.replaced(row),
         };
         batch.push(assembleInputs(raw, { ...options, finalization: null }));
       }
@@ -449,6 +489,8 @@ export interface RawInvoiceData {
   priceVersions: readonly PriceVersion[];
   taxRates: readonly TaxRate[];
   grants: readonly PrepaidGrant[];
+  /** A reissue's replacement: the void invoice it replaces. */
+  replaces?: { invoiceId: string; number: string | null };
 }
 
 function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
@@ -548,6 +590,7 @@ export function assembleInputs(raw: RawInvoiceData, options: InputOptions): Invo
     slaCredits,
     ...(carriedCredits.length ? { carriedCredits } : {}),
     ...(adjustmentReferences.length ? { adjustmentReferences } : {}),
+    ...(raw.replaces ? { replaces: raw.replaces } : {}),
     taxRates: raw.taxRates,
     grants: raw.grants,
     atMs: options.atMs,

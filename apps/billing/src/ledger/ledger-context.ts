@@ -1,0 +1,11 @@
+import type { ProjectionTransaction } from '@fastgpu/messaging';
+import type { BillingStore, BillingTable, PieceRow } from './billing.store';
+
+/** What the ledger's event handlers share within one projection transaction (the LedgerWriter). */
+export interface LedgerContext {
+  readonly trx: ProjectionTransaction;
+  readonly t: (name: BillingTable) => string;
+  readonly store: BillingStore;
+  review(eventId: string, piece: number, kind: string, tenantId: string, referenceId: string, servicePeriod: string, reason: string, sequence: number): Promise<void>;
+  writeParts(pieces: readonly PieceRow[], currency: string): Promise<void>;
+}
