@@ -20,6 +20,7 @@ import * as m20261203200 from './20261203200_metering_external_receipts_by_sourc
 import * as m20261203201 from './20261203201_metering_late_usage';
 import * as m20261203300 from './20261203300_billing_accrual';
 import * as m20261203301 from './20261203301_billing_invoice_lifecycle';
+import * as m20261203400 from './20261203400_billing_webhooks';
 
 export const migrations: Readonly<Record<string, Migration>> = {
   '20261125000_foundation': m20261125000,
@@ -38,4 +39,5 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '20261203201_metering_late_usage': m20261203201,
   '20261203300_billing_accrual': m20261203300,
   '20261203301_billing_invoice_lifecycle': m20261203301,
+  '20261203400_billing_webhooks': m20261203400,
 };

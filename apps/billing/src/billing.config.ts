@@ -21,6 +21,16 @@ const schema = z.object({
     .default({ name: 'FastGPU', address: '', taxId: '', email: '' }),
   /** Days after the issue date an invoice is due (printed as payment terms). */
   paymentTermsDays: z.coerce.number().int().min(0).max(365).default(30),
+  /** Webhook delivery: exponential backoff from `retryBaseMs` (doubling, capped), at most `attemptsMax` automatic attempts. */
+  webhooks: z
+    .object({
+      retryBaseMs: z.coerce.number().int().positive().default(5_000),
+      retryMaxMs: z.coerce.number().int().positive().default(10 * 3_600_000),
+      attemptsMax: z.coerce.number().int().min(1).max(20).default(8),
+      pollIntervalMs: z.coerce.number().int().positive().default(1_000),
+      timeoutMs: z.coerce.number().int().positive().default(10_000),
+    })
+    .default({ retryBaseMs: 5_000, retryMaxMs: 10 * 3_600_000, attemptsMax: 8, pollIntervalMs: 1_000, timeoutMs: 10_000 }),
 });
 export type BillingOptions = z.infer<typeof schema>;
 
@@ -38,6 +48,13 @@ export function billingOptions(overrides: Partial<BillingOptions> = {}, env: Nod
       email: env.FASTGPU_BILLING_SELLER_EMAIL || undefined,
     },
     paymentTermsDays: env.FASTGPU_BILLING_PAYMENT_TERMS_DAYS || undefined,
+    webhooks: {
+      retryBaseMs: env.FASTGPU_BILLING_WEBHOOK_RETRY_BASE_MS || undefined,
+      retryMaxMs: env.FASTGPU_BILLING_WEBHOOK_RETRY_MAX_MS || undefined,
+      attemptsMax: env.FASTGPU_BILLING_WEBHOOK_ATTEMPTS_MAX || undefined,
+      pollIntervalMs: env.FASTGPU_BILLING_WEBHOOK_POLL_INTERVAL_MS || undefined,
+      timeoutMs: env.FASTGPU_BILLING_WEBHOOK_TIMEOUT_MS || undefined,
+    },
     ...overrides,
   });
 }

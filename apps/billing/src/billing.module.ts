@@ -6,6 +6,8 @@ import { InvoicesService } from './invoices/invoices.service';
 import { PriceBooksController } from './price-books/price-books.controller';
 import { CreditNotesController } from './credit-notes/credit-notes.controller';
 import { CreditNotesService } from './credit-notes/credit-notes.service';
+import { WebhooksController } from './webhooks/webhooks.controller';
+import { WebhooksService } from './webhooks/webhooks.service';
 import { PriceBooksService } from './price-books/price-books.service';
 import { InvoiceLifecycleController } from './invoices/lifecycle.controller';
 
@@ -15,8 +17,8 @@ export class BillingModule {
   static forRoot(options: Partial<BillingOptions> = {}): DynamicModule {
     return {
       module: BillingModule,
-      controllers: [InvoicesController, BillingAdminController, PriceBooksController, CreditNotesController, InvoiceLifecycleController],
-      providers: [{ provide: BILLING_OPTIONS, useValue: billingOptions(options) }, BillingLedger, InvoicesService, PriceBooksService, CreditNotesService],
+      controllers: [InvoicesController, BillingAdminController, PriceBooksController, CreditNotesController, InvoiceLifecycleController, WebhooksController],
+      providers: [{ provide: BILLING_OPTIONS, useValue: billingOptions(options) }, BillingLedger, InvoicesService, PriceBooksService, CreditNotesService, WebhooksService],
       exports: [BillingLedger, InvoicesService],
     };
   }

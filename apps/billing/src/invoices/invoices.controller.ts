@@ -25,7 +25,8 @@ export async function answer<T>(work: () => Promise<T>): Promise<T> {
     if (error instanceof BillingRejection) throw new ApiError(error.status, error.code, error.message, error.field);
     if (error instanceof InvoiceNotFound) throw notFound('invoice');
     if (error instanceof DomainError) {
-      if (error.kind === 'not-found') throw notFound(error.code === 'invoice_not_found' ? 'invoice' : 'credit note');
+      // `invoice_not_found` → "invoice not found", the same body as every other missing invoice.
+      if (error.kind === 'not-found') throw notFound(error.code.replace(/_not_found$/, '').replace(/_/g, ' '));
       throw new ApiError(error.kind === 'validation' ? 422 : 409, error.code, error.message, error.field);
     }
     throw error;

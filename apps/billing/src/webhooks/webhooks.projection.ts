@@ -1,0 +1,121 @@
+import { sql } from 'kysely';
+import { nameId, type StoredEvent } from '@fastgpu/contracts';
+import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
+import { endpointWants, webhookMessages, WEBHOOK_SOURCE_TYPES, type LedgerFacts, type PiecePlacement } from './webhook-events';
+
+/**
+ * The webhook outbox: a projection of the domain stream that, on the live path only, turns each
+ * billing event into its webhook messages (webhook-events.ts) and enqueues one delivery per message
+ * and interested endpoint, in the transaction that moves its checkpoint. A delivery is keyed by
+ * (message id, endpoint) and a message id by its event id, so an event applied again — a replay
+ * from an older checkpoint, a redelivered message — enqueues nothing twice; a rebuild (`live`
+ * false) enqueues nothing at all. An endpoint gets events after the stream sequence it was
+ * registered at, never older history.
+ *
+ * What the ledger made of an event (which invoice a usage record landed on, whether a finance
+ * action was recorded) is read from the ledger's tables once the ledger has applied the batch.
+ */
+export const WEBHOOK_PROJECTION = 'billing-webhooks';
+
+export interface WebhookProjectionDeps {
+  /** Resolves once the billing ledger has applied everything up to `sequence`. */
+  awaitLedger(sequence: number): Promise<void>;
+  nowMs(): number;
+}
+
+interface EndpointRow {
+  endpoint_id: string;
+  tenant_id: string | null;
+  event_types: string[];
+  from_sequence: number;
+}
+
+async function usageFacts(trx: ProjectionTransaction, stored: StoredEvent): Promise<LedgerFacts> {
+  const pieces = await trx
+    .selectFrom('billing_usage_pieces as p')
+    .innerJoin('billing_invoices as i', 'i.invoice_id', 'p.invoice_id')
+    .select(['p.invoice_id', 'p.service_period', 'i.period'])
+    .where('p.event_id', '=', stored.event.id)
+    .orderBy('p.piece')
+    .execute();
+  const placements: PiecePlacement[] = [];
+  for (const p of pieces) placements.push({ invoiceId: p.invoice_id as string, invoicePeriod: p.period as string, servicePeriod: p.service_period as string, invoiceIsNew: await invoiceIsNew(trx, p.invoice_id as string, stored.sequence) });
+  const reviewed = await trx.selectFrom('billing_review_queue').select(['service_period', 'reason']).where('event_id', '=', stored.event.id).where('kind', '=', 'usage').orderBy('piece').execute();
+  return { kind: 'usage', placements, reviewed: reviewed.map((r) => ({ servicePeriod: r.service_period as string, reason: r.reason as string })) };
+}
+
+/** Nothing was on the invoice before this event: no piece or credit assigned to it at an earlier sequence. */
+async function invoiceIsNew(trx: ProjectionTransaction, invoiceId: string, sequence: number): Promise<boolean> {
+  const earlier = await sql<{ found: number }>`
+    SELECT 1 AS found FROM billing_usage_pieces WHERE invoice_id = ${invoiceId} AND assigned_sequence < ${sequence}
+    UNION ALL SELECT 1 FROM billing_sla_credits WHERE invoice_id = ${invoiceId} AND assigned_sequence < ${sequence}
+    LIMIT 1`.execute(trx);
+  return earlier.rows.length === 0;
+}
+
+async function ledgerFacts(trx: ProjectionTransaction, stored: StoredEvent): Promise<LedgerFacts> {
+  const { event } = stored;
+  switch (event.type) {
+    case 'UsageRecorded':
+      return usageFacts(trx, stored);
+    case 'SlaCreditIssued': {
+      const credit = await trx.selectFrom('billing_sla_credits as c').innerJoin('billing_invoices as i', 'i.invoice_id', 'c.invoice_id').select(['c.invoice_id', 'i.period']).where('c.event_id', '=', event.id).executeTakeFirst();
+      return { kind: 'sla-credit', placement: credit ? { invoiceId: credit.invoice_id as string, invoicePeriod: credit.period as string, invoiceIsNew: await invoiceIsNew(trx, credit.invoice_id as string, stored.sequence) } : null };
+    }
+    case 'InvoiceFinalized': {
+      const row = await trx.selectFrom('billing_invoices').select('invoice_id').where('finalized_event_id', '=', event.id).executeTakeFirst();
+      return { kind: 'finalized', applied: row !== undefined };
+    }
+    case 'InvoicePaid':
+    case 'InvoiceVoided':
+    case 'CreditNoteIssued': {
+      const row = await trx.selectFrom('billing_finance_actions').select('event_id').where('event_id', '=', event.id).executeTakeFirst();
+      return { kind: 'finance-action', recorded: row !== undefined };
+    }
+    default:
+      return { kind: 'none' };
+  }
+}
+
+export function webhookProjection(deps: WebhookProjectionDeps, name = WEBHOOK_PROJECTION): Projection {
+  return {
+    name,
+    types: new Set(WEBHOOK_SOURCE_TYPES),
+    async apply(trx: ProjectionTransaction, events: StoredEvent[], context: ProjectionContext): Promise<void> {
+      // Side effects belong to the live path: a rebuild or replay into other tables sends nothing.
+      if (!context.live || events.length === 0) return;
+      const endpoints = (await trx.selectFrom('billing_webhook_endpoints').select(['endpoint_id', 'tenant_id', 'event_types', 'from_sequence']).where('enabled', '=', true).execute()) as EndpointRow[];
+      const last = events[events.length - 1]!.sequence;
+      const relevant = endpoints.filter((e) => Number(e.from_sequence) < last);
+      if (relevant.length === 0) return;
+      await deps.awaitLedger(last);
+      const now = new Date(deps.nowMs());
+      for (const stored of events) {
+        const messages = webhookMessages(stored, await ledgerFacts(trx, stored));
+        for (const message of messages) {
+          for (const endpoint of relevant) {
+            if (!endpointWants({ tenantId: endpoint.tenant_id, eventTypes: endpoint.event_types, fromSequence: Number(endpoint.from_sequence) }, message, stored.sequence)) continue;
+            await trx
+              .insertInto('billing_webhook_deliveries')
+              .values({
+                delivery_id: nameId('webhook-delivery', message.messageId, endpoint.endpoint_id),
+                message_id: message.messageId,
+                endpoint_id: endpoint.endpoint_id,
+                event_id: stored.event.id,
+                event_sequence: stored.sequence,
+                event_type: message.type,
+                tenant_id: message.tenantId,
+                payload: message.body,
+                status: 'pending',
+                attempts: 0,
+                next_attempt_at: now,
+                created_at: now,
+              })
+              .onConflict((oc) => oc.columns(['message_id', 'endpoint_id']).doNothing())
+              .execute();
+          }
+        }
+      }
+    },
+  };
+}
