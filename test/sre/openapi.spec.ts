@@ -4,7 +4,11 @@
  * service with their zod-derived schemas, uses one error shape, and validates against the
  * OpenAPI 3.1 document structure (checked with a JSON Schema 2020-12 validator, ajv) while
  * every embedded schema compiles as JSON Schema 2020-12, and against the official OpenAPI 3.1
- * schema (@seriousme/openapi-schema-validator). A wrong document fails here.
+ * schema (@seriousme/openapi-schema-validator). Every operation documents its error responses
+ * (400 and 500 everywhere; 401, 403 and 429 with Retry-After where a key is needed; 404 with a
+ * path parameter; 409 and 422 on writes) with the shared Error schema, its roles as the security
+ * requirement, its success schema (or says it lacks one), its header and named query parameters,
+ * and its real path (`/v1/jobs:dry-run`). A wrong document fails here.
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +56,7 @@ const openApi31Structure = {
       properties: {
         operationId: { type: 'string' },
         summary: { type: 'string' },
+        description: { type: 'string' },
         tags: { type: 'array', items: { type: 'string' } },
         parameters: { type: 'array', items: { $ref: '#/$defs/parameter' } },
         requestBody: { type: 'object', required: ['content'], properties: { required: { type: 'boolean' }, content: { $ref: '#/$defs/content' } } },
@@ -67,7 +72,16 @@ const openApi31Structure = {
       if: { properties: { in: { const: 'path' } } },
       then: { required: ['required'], properties: { required: { const: true } } },
     },
-    response: { type: 'object', required: ['description'], additionalProperties: false, properties: { description: { type: 'string' }, content: { $ref: '#/$defs/content' } } },
+    response: {
+      type: 'object',
+      required: ['description'],
+      additionalProperties: false,
+      properties: {
+        description: { type: 'string' },
+        content: { $ref: '#/$defs/content' },
+        headers: { type: 'object', additionalProperties: { type: 'object', required: ['schema'], additionalProperties: false, properties: { description: { type: 'string' }, schema: { type: 'object' } } } },
+      },
+    },
     content: { type: 'object', additionalProperties: { type: 'object', additionalProperties: false, properties: { schema: { type: ['object', 'boolean'] } } } },
   },
 };
@@ -136,7 +150,8 @@ describe('OpenAPI', () => {
     // The real routes are there, with zod-derived schemas and the route's auth.
     const submit = doc.paths['/v1/jobs']?.post as { requestBody: { content: { 'application/json': { schema: { properties: Record<string, unknown>; required: string[] } } } }; security: unknown[]; responses: Record<string, unknown> };
     expect(submit.requestBody.content['application/json'].schema.required).toEqual(expect.arrayContaining(['projectId', 'gpuModels', 'gpusPerSubtask', 'runtimeSeconds']));
-    expect(submit.security).toEqual([{ apiKey: [] }]);
+    // The roles a key must have are the security requirement (OpenAPI 3.1 allows role names for http schemes).
+    expect(submit.security).toEqual([{ apiKey: ['tenant', 'admin'] }]);
     expect(Object.keys(submit.responses)).toEqual(expect.arrayContaining(['400', '401', '422']));
     // Statuses the handler sets at run time are documented as it answers them, not as Nest's default 201.
     expect(Object.keys(submit.responses)).toEqual(expect.arrayContaining(['200', '202']));
@@ -149,6 +164,48 @@ describe('OpenAPI', () => {
     // Every declared route of every controller is in the document (nothing hand-maintained).
     const operations = Object.values(doc.paths).flatMap((item) => Object.keys(item));
     expect(operations.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it('documents every route: its error responses with the shared schema, its roles as security, its success schema, its real path', async () => {
+    const doc = (await (await fetch(`${started.url}/docs/openapi.json`)).json()) as Doc;
+    type Operation = { security: Array<Record<string, string[]>>; 'x-fastgpu-roles'?: string[]; 'x-fastgpu-response-schema-missing'?: boolean; description?: string; parameters?: Array<{ name: string; in: string }>; responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }>; headers?: Record<string, unknown> }> };
+    const operations = Object.entries(doc.paths).flatMap(([path, item]) => Object.entries(item).map(([method, op]) => ({ path, method, op: op as Operation })));
+    const problems: string[] = [];
+    const missingSuccessSchema: string[] = [];
+    for (const { path, method, op } of operations) {
+      const where = `${method.toUpperCase()} ${path}`;
+      const authenticated = op.security.length > 0;
+      const required = [400, 500, ...(authenticated ? [401, 403, 429] : []), ...(/\{/.test(path) ? [404] : []), ...(['post', 'put', 'patch', 'delete'].includes(method) ? [409, 422] : [])];
+      for (const status of required) {
+        const response = op.responses[String(status)];
+        if (response?.content?.['application/json']?.schema.$ref !== '#/components/schemas/Error') problems.push(`${where}: ${status} not documented with the Error schema`);
+      }
+      if (authenticated) {
+        const roles = op.security[0]!.apiKey ?? [];
+        if (!roles.includes('admin')) problems.push(`${where}: roles ${roles} in the security requirement`);
+        if (JSON.stringify(op['x-fastgpu-roles']) !== JSON.stringify(roles)) problems.push(`${where}: x-fastgpu-roles differs from the security requirement`);
+        if (!op.description?.includes(roles[0]!)) problems.push(`${where}: description does not name the roles`);
+        if (!op.responses['429']?.headers?.['Retry-After']) problems.push(`${where}: 429 without Retry-After`);
+      }
+      const successes = Object.entries(op.responses).filter(([status]) => Number(status) < 300 && status !== '204');
+      const withoutSchema = successes.filter(([, response]) => !Object.values(response.content ?? {}).some((media) => media.schema));
+      // The marker says exactly which routes still lack a success schema: it is never silent.
+      if (Boolean(withoutSchema.length) !== Boolean(op['x-fastgpu-response-schema-missing'])) problems.push(`${where}: x-fastgpu-response-schema-missing does not match its responses`);
+      if (withoutSchema.length) missingSuccessSchema.push(where);
+    }
+    expect(problems).toEqual([]);
+    // The platform's own routes all declare their success schema.
+    for (const path of ['/healthz', '/readyz', '/v1/health', '/docs/openapi.json', '/metrics', '/v1/sla-reports']) {
+      expect(missingSuccessSchema.filter((where) => where.endsWith(` ${path}`))).toEqual([]);
+    }
+    // Paths are what a client calls: the literal colon of the dry-run route is not a parameter.
+    expect(doc.paths['/v1/jobs:dry-run']?.post).toBeDefined();
+    expect(Object.keys(doc.paths).filter((path) => /\{dry\}|::/.test(path))).toEqual([]);
+    // Parameters read by name are documented too: the Idempotency-Key header, a plain tenantId query.
+    const submit = doc.paths['/v1/jobs']!.post as Operation;
+    expect(submit.parameters).toContainEqual(expect.objectContaining({ name: 'idempotency-key', in: 'header' }));
+    const reviewQueue = doc.paths['/v1/billing/review-queue']!.get as Operation;
+    expect(reviewQueue.parameters).toContainEqual(expect.objectContaining({ name: 'tenantId', in: 'query' }));
   });
 
   it('errors have the one documented shape on the wire', async () => {

@@ -18,6 +18,14 @@ export interface ApiDocMetadata {
    */
   success?: Record<number, string>;
   tags?: string[];
+  /**
+   * Media types the success body may also come in besides JSON (`text/csv`, `application/pdf`,
+   * `text/plain`), chosen by `Accept` or fixed; documented as strings of that media type. A route
+   * whose body is never JSON gives these and no `response`.
+   */
+  media?: string[];
+  /** Request headers the route reads (e.g. `Idempotency-Key`), with what they mean. */
+  headers?: Record<string, string>;
 }
 export const API_DOC = 'fastgpu:api-doc';
 export const ApiDoc = (metadata: ApiDocMetadata) => SetMetadata(API_DOC, metadata);

@@ -1,6 +1,7 @@
 import { Controller, Get, Inject, Module, Res, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
+import { ApiDoc } from '@fastgpu/http';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { instrumentHttpInstance } from './http';
 import { metricsFor } from './metrics';
@@ -11,6 +12,7 @@ export class MetricsController {
   constructor(@Inject(RUNTIME) private readonly runtime: Runtime) {}
 
   @Get('metrics')
+  @ApiDoc({ summary: 'Prometheus text exposition of this process (public, like any exporter: bind it to the scrape network)', media: ['text/plain'], tags: ['observability'] })
   async metrics(@Res() reply: { header(name: string, value: string): unknown; status(code: number): { send(body: unknown): void } }): Promise<void> {
     const metrics = metricsFor(this.runtime);
     const body = await metrics.render();

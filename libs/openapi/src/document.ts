@@ -17,6 +17,10 @@ export interface RouteDescriptor {
   successStatus: number;
   authenticated: boolean;
   roles?: string[];
+  /** Names the handler reads with `@Query('name')` (documented when the query schema does not name them). */
+  queryNames?: string[];
+  /** Request headers the handler reads with `@Headers('name')`. */
+  headerNames?: string[];
 }
 
 export interface OpenApiInfo {
@@ -54,15 +58,54 @@ export const errorSchema: JsonSchema = {
 };
 
 const STATUS_REASONS: Record<number, string> = {
-  400: 'Malformed request: a field has the wrong type or is missing',
+  400: 'Malformed request: a field, parameter or header that does not parse (`field` names it), a query parameter given twice, a malformed URL or JSON body',
   401: 'Missing, unknown or revoked API key',
   403: 'The key role may not call this endpoint',
-  404: 'Not found (another tenant\'s object answers the same)',
-  409: 'Conflict',
+  404: "Not found (another tenant's object answers the same)",
+  409: 'Conflict: changed concurrently, or an Idempotency-Key reused with another request',
   413: 'Request body too large',
-  422: 'Well-formed but not acceptable',
-  500: 'Internal error',
+  415: 'Unsupported Content-Type (JSON only)',
+  422: 'Well-formed but not acceptable (`field` names it)',
+  429: 'Rate limit of the API key or its tenant reached; retry after `Retry-After` seconds',
+  500: 'Internal error (details only in the server log)',
 };
+
+/** What the API key guard admits when a route names no roles (libs/auth). */
+const DEFAULT_ROLES = ['tenant'];
+const WRITE_METHODS = new Set<RouteDescriptor['method']>(['post', 'put', 'patch', 'delete']);
+const BODY_METHODS = new Set<RouteDescriptor['method']>(['post', 'put', 'patch']);
+
+function errorResponse(status: number, description: string): Record<string, unknown> {
+  return {
+    description,
+    ...(status === 429 ? { headers: { 'Retry-After': { description: 'Whole seconds to wait before retrying (at least 1)', schema: { type: 'integer', minimum: 1 } } } } : {}),
+    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+  };
+}
+
+/** The error statuses a route can answer: every route 400 and 500; what its guard, input and method add; what it declares. */
+function errorStatuses(route: RouteDescriptor, pathParams: string[], queryNames: string[]): number[] {
+  const doc = route.doc;
+  const statuses = new Set<number>([400, 500]);
+  if (route.authenticated) for (const s of [401, 403, 429]) statuses.add(s);
+  // Another tenant's object is a 404: routes that name one in the path or in `tenantId`.
+  if (pathParams.length || queryNames.includes('tenantId')) statuses.add(404);
+  if (WRITE_METHODS.has(route.method)) {
+    statuses.add(409);
+    statuses.add(422);
+  }
+  if (doc?.query) statuses.add(422);
+  if (BODY_METHODS.has(route.method) && doc?.body) {
+    statuses.add(413);
+    statuses.add(415);
+  }
+  for (const status of Object.keys(doc?.errors ?? {})) if (Number(status) >= 400) statuses.add(Number(status));
+  return [...statuses].sort((a, b) => a - b);
+}
+
+function mediaSchema(mediaType: string): JsonSchema {
+  return /^(text\/|application\/(json|xml|csv))/.test(mediaType) ? { type: 'string', contentMediaType: mediaType } : { type: 'string', contentMediaType: mediaType, contentEncoding: 'binary' };
+}
 
 export function toJsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
   const json = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as JsonSchema;
@@ -70,11 +113,15 @@ export function toJsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSch
   return json;
 }
 
-/** `/v1/jobs/:jobId` → `/v1/jobs/{jobId}` and the path parameter names. */
+/**
+ * `/v1/jobs/:jobId` → `/v1/jobs/{jobId}` and the path parameter names. `::` is a literal colon
+ * in a Fastify route (`/v1/jobs::dry-run` serves `/v1/jobs:dry-run`), not a parameter.
+ */
 export function openApiPath(path: string): { path: string; parameters: string[] } {
   const parameters: string[] = [];
   const normalised = `/${path.replace(/^\/+|\/+$/g, '')}`.replace(/\/+/g, '/');
-  const converted = normalised.replace(/:([A-Za-z0-9_]+)\??/g, (_m, name: string) => {
+  const converted = normalised.replace(/::|:([A-Za-z0-9_]+)\??/g, (match, name: string | undefined) => {
+    if (match === '::' || name === undefined) return ':';
     parameters.push(name);
     return `{${name}}`;
   });
@@ -93,34 +140,52 @@ export function buildOpenApiDocument(routes: RouteDescriptor[], info: OpenApiInf
     const { path, parameters: pathParams } = openApiPath(route.path);
     const doc = route.doc;
     const parameters: Array<Record<string, unknown>> = pathParams.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } }));
+    const queryNames: string[] = [];
     if (doc?.query) {
       const query = toJsonSchema(doc.query, 'input');
       const required = new Set((query.required as string[] | undefined) ?? []);
       for (const [name, schema] of Object.entries((query.properties as Record<string, JsonSchema> | undefined) ?? {})) {
         parameters.push({ name, in: 'query', required: required.has(name), schema });
+        queryNames.push(name);
       }
     }
-    const responses: Record<string, unknown> = {};
-    const content = doc?.response ? { content: { 'application/json': { schema: toJsonSchema(doc.response, 'output') } } } : {};
-    for (const [status, description] of Object.entries(doc?.success ?? { [route.successStatus]: doc?.summary ?? 'OK' })) responses[status] = { description, ...content };
-    const errorStatuses = new Set<number>([...(route.authenticated ? [401, 403] : []), ...(doc?.body || doc?.query ? [400, 422] : []), ...(pathParams.length ? [404] : []), 500]);
-    for (const status of Object.keys(doc?.errors ?? {})) errorStatuses.add(Number(status));
-    for (const status of [...errorStatuses].sort()) {
-      responses[String(status)] = { description: doc?.errors?.[status] ?? STATUS_REASONS[status] ?? 'Error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+    for (const name of route.queryNames ?? []) {
+      if (queryNames.includes(name)) continue;
+      parameters.push({ name, in: 'query', required: false, schema: { type: 'string' } });
+      queryNames.push(name);
     }
+    for (const name of route.headerNames ?? []) {
+      const described = Object.entries(doc?.headers ?? {}).find(([header]) => header.toLowerCase() === name.toLowerCase())?.[1];
+      parameters.push({ name, in: 'header', required: false, schema: { type: 'string' }, ...(described ? { description: described } : {}) });
+    }
+    const responses: Record<string, unknown> = {};
+    const content: Record<string, { schema: JsonSchema }> = {};
+    if (doc?.response) content['application/json'] = { schema: toJsonSchema(doc.response, 'output') };
+    for (const media of doc?.media ?? []) content[media] = { schema: mediaSchema(media) };
+    let responseSchemaMissing = false;
+    for (const [status, description] of Object.entries(doc?.success ?? { [route.successStatus]: doc?.summary ?? 'OK' })) {
+      const noContent = status === '204' || status === '304';
+      if (!noContent && !Object.keys(content).length) responseSchemaMissing = true;
+      responses[status] = { description, ...(noContent || !Object.keys(content).length ? {} : { content }) };
+    }
+    for (const status of errorStatuses(route, pathParams, queryNames)) responses[String(status)] = errorResponse(status, doc?.errors?.[status] ?? STATUS_REASONS[status] ?? 'Error');
     let id = operationId(route);
     for (let n = 2; usedIds.has(id); n++) id = `${operationId(route)}_${n}`;
     usedIds.add(id);
+    const roles = route.authenticated ? [...new Set([...(route.roles ?? DEFAULT_ROLES), 'admin'])] : [];
     const operation: Record<string, unknown> = {
       operationId: id,
       summary: doc?.summary ?? `${route.controller}.${route.handler}`,
+      ...(route.authenticated ? { description: `Roles: ${roles.join(', ')} (an admin key is always admitted).` } : { description: 'Public: no API key.' }),
       tags: doc?.tags ?? [route.controller.replace(/Controller$/, '').toLowerCase()],
       ...(parameters.length ? { parameters } : {}),
       ...(doc?.body ? { requestBody: { required: true, content: { 'application/json': { schema: toJsonSchema(doc.body, 'input') } } } } : {}),
       responses,
-      ...(route.authenticated ? { security: [{ apiKey: [] }] } : { security: [] }),
-      ...(route.roles?.length ? { 'x-fastgpu-roles': route.roles } : {}),
+      // OpenAPI 3.1 lets a non-OAuth requirement list role names: the roles the key must have.
+      security: route.authenticated ? [{ apiKey: roles }] : [],
+      ...(route.authenticated ? { 'x-fastgpu-roles': roles } : {}),
       ...(doc ? {} : { 'x-fastgpu-undocumented': true }),
+      ...(responseSchemaMissing ? { 'x-fastgpu-response-schema-missing': true } : {}),
     };
     (paths[path] ??= {})[route.method] = operation;
   }

@@ -1,5 +1,7 @@
 import { Controller, Get, Header, Inject, Module } from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService, MetadataScanner } from '@nestjs/core';
+import { z } from 'zod';
+import { ApiDoc } from '@fastgpu/http';
 import { buildOpenApiDocument, type OpenApiDocument } from './document';
 import { discoverRoutes } from './routes';
 
@@ -17,18 +19,23 @@ export class OpenApiController {
     this.document ??= buildOpenApiDocument(discoverRoutes(this.discovery, new MetadataScanner()), {
       title: 'FastGPU API',
       version: '1',
-      description: 'GPU jobs, leases, usage, invoices and SLA reports. Every error has the shape { error: { code, message, field } }.',
+      description:
+        'GPU jobs, leases, usage, invoices and SLA reports. Every error has the shape { error: { code, message, field } } (#/components/schemas/Error). ' +
+        'Authentication: an API key as a bearer token; each operation lists the roles its key must have in its security requirement (x-fastgpu-roles). ' +
+        'Rate limits per key and per tenant answer 429 with Retry-After.',
     });
     return this.document;
   }
 
   @Get('openapi.json')
+  @ApiDoc({ summary: 'This OpenAPI 3.1 document', response: z.looseObject({ openapi: z.string(), info: z.object({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) }), tags: ['docs'] })
   json(): OpenApiDocument {
     return this.openApiDocument();
   }
 
   @Get()
   @Header('content-type', 'text/html; charset=utf-8')
+  @ApiDoc({ summary: 'An HTML index of the routes', media: ['text/html'], tags: ['docs'] })
   html(): string {
     const doc = this.openApiDocument();
     const rows = Object.entries(doc.paths)

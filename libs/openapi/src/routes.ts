@@ -1,5 +1,5 @@
 import { RequestMethod } from '@nestjs/common';
-import { GUARDS_METADATA, HTTP_CODE_METADATA, METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
+import { GUARDS_METADATA, HTTP_CODE_METADATA, METHOD_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import type { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { API_DOC, type ApiDocMetadata } from '@fastgpu/http';
 import type { RouteDescriptor } from './document';
@@ -26,6 +26,23 @@ function asList(value: unknown): string[] {
   return Array.isArray(value) ? (value as string[]) : [String(value)];
 }
 
+/** Nest's `RouteParamtypes` for `@Query()` and `@Headers()` (the enum is not exported from the package root). */
+const ROUTE_PARAM_QUERY = 4;
+const ROUTE_PARAM_HEADERS = 6;
+
+/** The names a handler reads with `@Query('name')` and `@Headers('name')`, from Nest's parameter metadata. */
+function namedArguments(metatype: object, handler: string): { query: string[]; headers: string[] } {
+  const args = (Reflect.getMetadata(ROUTE_ARGS_METADATA, metatype, handler) as Record<string, { data?: unknown }> | undefined) ?? {};
+  const named = { query: [] as string[], headers: [] as string[] };
+  for (const [key, arg] of Object.entries(args)) {
+    const type = Number(key.split(':')[0]);
+    if (typeof arg.data !== 'string' || !arg.data) continue;
+    if (type === ROUTE_PARAM_QUERY) named.query.push(arg.data);
+    if (type === ROUTE_PARAM_HEADERS && arg.data.toLowerCase() !== 'authorization') named.headers.push(arg.data);
+  }
+  return { query: named.query.sort(), headers: named.headers.sort() };
+}
+
 /** Reads every HTTP route of the app from Nest's own metadata: the document cannot drift from the code. */
 export function discoverRoutes(discovery: DiscoveryService, scanner: MetadataScanner): RouteDescriptor[] {
   const routes: RouteDescriptor[] = [];
@@ -47,6 +64,7 @@ export function discoverRoutes(discovery: DiscoveryService, scanner: MetadataSca
       const doc = Reflect.getMetadata(API_DOC, handler) as ApiDocMetadata | undefined;
       const httpCode = Reflect.getMetadata(HTTP_CODE_METADATA, handler) as number | undefined;
       const roles = (Reflect.getMetadata(ROLES_METADATA, handler) as string[] | undefined) ?? classRoles;
+      const named = namedArguments(metatype, name);
       for (const base of asList(Reflect.getMetadata(PATH_METADATA, metatype))) {
         for (const sub of asList(Reflect.getMetadata(PATH_METADATA, handler))) {
           routes.push({
@@ -58,6 +76,8 @@ export function discoverRoutes(discovery: DiscoveryService, scanner: MetadataSca
             successStatus: httpCode ?? (method === 'post' ? 201 : 200),
             authenticated: guards.some((g) => (typeof g === 'function' ? g.name : (g as object)?.constructor?.name) === 'ApiKeyGuard'),
             ...(roles ? { roles } : {}),
+            ...(named.query.length ? { queryNames: named.query } : {}),
+            ...(named.headers.length ? { headerNames: named.headers } : {}),
           });
         }
       }

@@ -14,6 +14,26 @@ export const slaReportQuery = z.object({
   tenantId: idSchema.optional(),
 });
 
+const verdict = z.looseObject({ availabilityPercent: z.string().nullable(), targetPercent: z.string(), met: z.boolean(), creditPercent: z.number() });
+/** The served reports as documented: the fields clients read first, typed; the rest as the report has them. */
+export const slaReportsResponse = z.object({
+  period: z.string(),
+  reports: z.array(
+    z.looseObject({
+      tenantId: z.string(),
+      period: z.string(),
+      periodStart: z.string(),
+      periodEnd: z.string(),
+      asOf: z.string(),
+      final: z.boolean(),
+      windowEndSequence: z.number().int(),
+      allocationAvailability: verdict,
+      apiAvailability: verdict,
+      credits: z.array(z.looseObject({})),
+    }),
+  ),
+});
+
 /**
  * `GET /v1/sla-reports?period=2026-11&format=csv`: a tenant sees its own report; sre, finance
  * and admin see every tenant's, or one with `tenantId=`. A closed month serves the stored
@@ -29,7 +49,7 @@ export class SlaReportsController {
 
   @Get()
   @Roles('tenant', 'sre', 'finance')
-  @ApiDoc({ summary: 'SLA reports for a month (JSON or CSV)', query: slaReportQuery, tags: ['reliability'], errors: { 400: 'bad period (YYYY-MM, 1970-01…9999-12), format or tenantId, or a parameter given twice', 404: 'another tenant' } })
+  @ApiDoc({ summary: 'SLA reports for a month (JSON or CSV)', query: slaReportQuery, response: slaReportsResponse, media: ['text/csv'], tags: ['reliability'], errors: { 400: 'bad period (YYYY-MM, 1970-01…9999-12), format or tenantId, or a parameter given twice', 404: 'another tenant' } })
   async list(@CurrentPrincipal() principal: Principal, @Query() rawQuery: unknown, @Res({ passthrough: true }) reply: { header(name: string, value: string): unknown }): Promise<{ period: string; reports: ServedReport[] } | string> {
     const query = parseInput(slaReportQuery, rawQuery, 'query');
     const nowMs = this.runtime.clock.now().getTime();
