@@ -1,6 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- gRPC stubs are typed at run time from the protos */
 import 'reflect-metadata';
 import * as grpc from '@grpc/grpc-js';
+import { hashSecret } from '@fastgpu/auth';
 import type { FastGpuConfig } from '@fastgpu/config';
 import { createRuntime, startServices, type OwnedRuntime, type ServiceDefinition, type StartedApp } from '@fastgpu/platform';
 import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
@@ -17,6 +18,8 @@ export interface Edge {
   http(method: string, path: string, key?: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; body: any; text: string }>;
   tenantKey(tenantId: string, role?: 'tenant'): Promise<{ keyId: string; secret: string }>;
   platformKey(role: 'sre' | 'finance' | 'admin'): Promise<{ keyId: string; secret: string }>;
+  /** A key written straight into the key directory, for apps that do not serve intake's admin routes. */
+  directKey(keyId: string, role: 'tenant' | 'sre' | 'finance', tenantId: string | null): Promise<string>;
   intake(): grpc.Client & Record<string, any>;
   close(): Promise<void>;
 }
@@ -62,6 +65,11 @@ export async function startEdge(services: ServiceDefinition[], overrides: Partia
       const key = await http('POST', '/v1/api-keys', ADMIN, { role });
       if (key.status !== 201) throw new Error(`${role} key: ${key.text}`);
       return { keyId: key.body.keyId, secret: key.body.secret };
+    },
+    async directKey(keyId, role, tenantId) {
+      const secret = `fgk_edge_${keyId}_0123456789abcdef0123`;
+      await env.database.db.insertInto('api_keys').values({ key_id: keyId, tenant_id: tenantId, role, secret_hash: hashSecret(secret), issued_at: new Date().toISOString() }).execute();
+      return secret;
     },
     intake() {
       const loaded = grpc.loadPackageDefinition(loadFastGpuProtos()) as any;
