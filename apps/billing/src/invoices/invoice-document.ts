@@ -107,6 +107,8 @@ export interface InvoiceDocument {
    * carried credits keep the bytes they had before this field existed.
    */
   creditsCarriedForward?: CarriedCredit[];
+  /** Layout 2, a reissue's replacement: the void invoice it replaces (absent on every other invoice). */
+  replaces?: { invoiceId: string; number: string | null };
 }
 
 /** A credit, or what is left of it, carried forward to the tenant's next invoice. */
@@ -347,6 +349,7 @@ export function buildInvoice(inputs: InvoiceInputs, layout: DocumentLayout = 2):
     amountDue: totals.formatted.amountDue,
     validationErrors: rated.errors.map((e) => ({ usageId: e.usageId, message: e.message })),
     ...(carriedForward.length ? { creditsCarriedForward: carriedForward } : {}),
+    ...(layout === 2 && inputs.replaces ? { replaces: inputs.replaces } : {}),
   };
   assertDocument(document);
   return { document, evidence, priceBookVersion: priceBooks.reduce((max, p) => Math.max(max, p.version), 0) || fallbackVersion };

@@ -134,6 +134,8 @@ export function invoiceCsvRows(doc: InvoiceDocument): string[] {
   summary('amount-due', 'Amount due (total − prepaid credits)', doc.amountDue);
   // Not part of the sums: what the tenant is still owed, carried to its next invoice.
   for (const c of doc.creditsCarriedForward ?? []) summary('credit-carried-forward', `SLA credit ${c.reference} for ${c.servicePeriod} (from ${c.originNumber ?? c.originInvoiceId}) carried forward to the next invoice`, c.amount);
+  // Not part of the sums either: the void invoice a reissue replaces.
+  if (doc.replaces) rows.push([...head, null, 'replaces', `Replaces void invoice ${doc.replaces.number ?? doc.replaces.invoiceId}`, null, null, null, null, null, null, null, null, null, null, null, doc.replaces.invoiceId, doc.replaces.number]);
   return rows.map((r) => r.map(csvField).join(','));
 }
 
@@ -502,6 +504,7 @@ export function invoicePdf(doc: InvoiceDocument, presentation: DocumentPresentat
     ['Issue date', issuedMs === null ? 'not issued (draft)' : humanDate(issuedMs, zone)],
     ...(issuedMs === null ? [] : ([['Due date', humanDatePlusDays(issuedMs, presentation.paymentTermsDays, zone)]] as Array<[string, string]>)),
     ['Service period', humanPeriod(doc.period, zone)],
+    ...(doc.replaces ? ([['Replaces invoice', `${doc.replaces.number ?? doc.replaces.invoiceId} (void)`]] as Array<[string, string]>) : []),
     ['Currency', doc.currency],
   ];
   const rows: PdfCell[][] = doc.lines.map((line, i) => {
