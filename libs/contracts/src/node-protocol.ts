@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { multiLineText } from './text';
+import { SUBTASKS_PER_JOB_MAX } from './job-submission';
+import { isSingleLineText, multiLineText, singleLineText } from './text';
 
 /**
  * The node agent protocol (documented in docs/node-protocol.md). Commands go to
@@ -9,6 +10,83 @@ import { multiLineText } from './text';
 const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
 const instant = z.iso.datetime({ offset: false });
 // Free text follows text.ts like the events' (a stop reason often repeats an event's reason).
+
+// ------------------------------------------------------------------ workload (what a real agent runs)
+/** Bounds of a workload: every list, string and number is bounded, and the whole fits a NATS message. */
+export const WORKLOAD_ARGUMENTS_MAX = 256;
+export const WORKLOAD_ARGUMENT_LENGTH_MAX = 16_384;
+export const WORKLOAD_ENV_ENTRIES_MAX = 128;
+export const WORKLOAD_ENV_NAME_LENGTH_MAX = 128;
+export const WORKLOAD_ENV_VALUE_LENGTH_MAX = 16_384;
+export const WORKLOAD_SECRETS_MAX = 32;
+export const WORKLOAD_PATH_LENGTH_MAX = 512;
+export const WORKLOAD_PATH_SEGMENTS_MAX = 32;
+export const WORKLOAD_INPUT_LENGTH_MAX = 65_536;
+/** argv, environment and input together, in UTF-8 bytes: well inside NATS's 1 MiB payload and Linux's argument space. */
+export const WORKLOAD_TEXT_BYTES_MAX = 262_144;
+export const WORKLOAD_TIMEOUT_MS_MAX = 30 * 24 * 3600 * 1000;
+/** The largest result file a workload may declare (the agent may configure a lower cap). */
+export const WORKLOAD_RESULT_BYTES_MAX = 1024 * 1024 * 1024;
+/** Variables the agent sets itself for each sub-task; a workload may not set or shadow them. */
+export const WORKLOAD_RESERVED_ENV = ['CUDA_VISIBLE_DEVICES', 'NVIDIA_VISIBLE_DEVICES', 'JOB_COMPLETION_INDEX'] as const;
+export const WORKLOAD_RESERVED_ENV_PREFIX = 'FASTGPU_';
+
+/** A relative path below a directory the agent owns: no leading "/", no empty, "." or ".." segment. */
+export function isContainedRelativePath(path: string): boolean {
+  if (path.startsWith('/')) return false;
+  const segments = path.split('/');
+  return segments.length <= WORKLOAD_PATH_SEGMENTS_MAX && segments.every((segment) => segment !== '' && segment !== '.' && segment !== '..');
+}
+const relativePath = singleLineText(WORKLOAD_PATH_LENGTH_MAX, 1).refine(isContainedRelativePath, 'must be a relative path ("out/result.json"): no leading "/", no empty, "." or ".." segment');
+const envName = z
+  .string()
+  .max(WORKLOAD_ENV_NAME_LENGTH_MAX)
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name (letters, digits, "_", not starting with a digit)')
+  .refine((name) => !name.startsWith(WORKLOAD_RESERVED_ENV_PREFIX) && !(WORKLOAD_RESERVED_ENV as readonly string[]).includes(name), `is set by the agent (${WORKLOAD_RESERVED_ENV.join(', ')}, ${WORKLOAD_RESERVED_ENV_PREFIX}*)`);
+const utf8Bytes = (text: string): number => new TextEncoder().encode(text).length;
+
+/**
+ * What a real node agent runs for a sub-task (docs/node-protocol.md, "Workload"). The command
+ * is an argv array, executed without a shell. Secrets travel by name only: the agent reads the
+ * value on the host (docs/node-agent.md), so no value is ever in a command, a log or an event.
+ * Paths are relative: `workingDirectory` to the attempt's own directory under the agent's work
+ * root, `resultPath` to the working directory.
+ */
+export const Workload = z
+  .object({
+    /** argv: the program (a path, or a name looked up in the agent's PATH for workloads) and its arguments. */
+    command: z.array(multiLineText(WORKLOAD_ARGUMENT_LENGTH_MAX)).min(1).max(WORKLOAD_ARGUMENTS_MAX),
+    env: z
+      .record(envName, multiLineText(WORKLOAD_ENV_VALUE_LENGTH_MAX))
+      .refine((env) => Object.keys(env).length <= WORKLOAD_ENV_ENTRIES_MAX, `at most ${WORKLOAD_ENV_ENTRIES_MAX} variables`)
+      .optional(),
+    /** Environment variables whose values the agent reads from its secret store by name (per tenant). */
+    secrets: z
+      .array(z.object({ env: envName, secret: z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/, 'must contain only letters, digits, "-" and "_"') }))
+      .max(WORKLOAD_SECRETS_MAX)
+      .optional(),
+    workingDirectory: relativePath.optional(),
+    timeoutMs: z.number().int().positive().max(WORKLOAD_TIMEOUT_MS_MAX),
+    subtaskIndex: z.number().int().nonnegative(),
+    subtaskCount: z.number().int().positive().max(SUBTASKS_PER_JOB_MAX),
+    /** This sub-task's input item (given to the program as FASTGPU_INPUT). */
+    input: multiLineText(WORKLOAD_INPUT_LENGTH_MAX).optional(),
+    resultPath: relativePath,
+    resultBytesMax: z.number().int().positive().max(WORKLOAD_RESULT_BYTES_MAX),
+  })
+  .superRefine((workload, context) => {
+    const program = workload.command[0] ?? '';
+    if (program === '' || !isSingleLineText(program)) context.addIssue({ code: 'custom', path: ['command', 0], message: 'the program must be a non-empty single line' });
+    if (workload.subtaskIndex >= workload.subtaskCount) context.addIssue({ code: 'custom', path: ['subtaskIndex'], message: `must be below subtaskCount (${workload.subtaskCount})` });
+    const names = new Set(Object.keys(workload.env ?? {}));
+    for (const [at, secret] of (workload.secrets ?? []).entries()) {
+      if (names.has(secret.env)) context.addIssue({ code: 'custom', path: ['secrets', at, 'env'], message: `sets ${secret.env} twice` });
+      names.add(secret.env);
+    }
+    const textBytes = [...workload.command, ...Object.entries(workload.env ?? {}).flat(), workload.input ?? ''].reduce((sum, text) => sum + utf8Bytes(text), 0);
+    if (textBytes > WORKLOAD_TEXT_BYTES_MAX) context.addIssue({ code: 'custom', path: [], message: `command, environment and input take ${textBytes} bytes (at most ${WORKLOAD_TEXT_BYTES_MAX})` });
+  });
+export type Workload = z.infer<typeof Workload>;
 
 export const RunSubtaskCommand = z.object({
   kind: z.literal('RunSubtask'),
@@ -20,6 +98,8 @@ export const RunSubtaskCommand = z.object({
   leaseEpoch: z.number().int().positive(),
   gpuIndices: z.array(z.number().int().nonnegative()),
   runtimeMs: z.number().int().positive(),
+  /** What to run (a real agent); absent for the simulator's placements, which only sleep for `runtimeMs`. */
+  workload: Workload.optional(),
   issuedAt: instant,
 });
 export const StopSubtaskCommand = z.object({
