@@ -3,7 +3,8 @@ import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/a
 import { ApiDoc, parseInput } from '@fastgpu/http';
 import { answer } from '../invoices/invoices.controller';
 import { WEBHOOK_EVENT_TYPES } from './webhook-events';
-import { deliveriesQuery, registerEndpointRequest } from './webhooks.schema';
+import { z } from 'zod';
+import { deliveriesQuery, eventTypesResponse, registerEndpointRequest, webhookBodySchemas } from './webhooks.schema';
 import { WebhooksService } from './webhooks.service';
 
 /** What each webhook type announces (its `data` is documented in docs/billing.md). */
@@ -28,9 +29,12 @@ export class WebhooksController {
   constructor(@Inject(WebhooksService) private readonly webhooks: WebhooksService) {}
 
   @Get('event-types')
-  @ApiDoc({ summary: 'The webhook types billing sends; every body is { type, timestamp, data }, signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature)', tags: ['billing'] })
+  @ApiDoc({ summary: 'The webhook types billing sends, each with the JSON Schema of its body { type, timestamp, data }, signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature)', response: eventTypesResponse, tags: ['billing'] })
   eventTypes() {
-    return { eventTypes: WEBHOOK_EVENT_TYPES.map((type) => ({ type, description: EVENT_TYPE_DESCRIPTIONS[type] })) };
+    return {
+      eventTypes: WEBHOOK_EVENT_TYPES.map((type) => ({ type, description: EVENT_TYPE_DESCRIPTIONS[type], bodySchema: z.toJSONSchema(webhookBodySchemas[type]) })),
+      headers: ['webhook-id', 'webhook-timestamp', 'webhook-signature'],
+    };
   }
 
   @Post('endpoints')

@@ -26,3 +26,50 @@ export const deliveriesQuery = z.object({
   eventType: z.enum(WEBHOOK_EVENT_TYPES).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
+
+// ---------------------------------------------------------------------------------------------
+// The webhook bodies billing sends (documentation and OpenAPI; webhook-events.ts builds them).
+
+const decimal = z.string().regex(/^-?\d+(\.\d+)?$/);
+const instant = z.iso.datetime({ offset: false });
+const draftData = z.object({ invoiceId: z.string(), tenantId: z.string(), period: z.string(), status: z.literal('draft'), cause: z.string(), eventSequence: z.number().int() });
+const body = <T extends (typeof WEBHOOK_EVENT_TYPES)[number], D extends z.ZodType>(type: T, data: D) => z.object({ type: z.literal(type), timestamp: instant, data });
+
+export const webhookBodySchemas = {
+  'invoice.created': body('invoice.created', draftData),
+  'invoice.updated': body('invoice.updated', draftData),
+  'invoice.finalized': body('invoice.finalized', z.object({ invoiceId: z.string(), tenantId: z.string(), period: z.string(), number: z.string(), total: decimal, currency: z.string(), sha256: z.string(), finalizedAt: instant })),
+  'invoice.paid': body('invoice.paid', z.object({ invoiceId: z.string(), tenantId: z.string(), amount: decimal, currency: z.string(), paidAt: instant, paymentReference: z.string().optional() })),
+  'invoice.voided': body('invoice.voided', z.object({ invoiceId: z.string(), tenantId: z.string(), number: z.string(), voidedAt: instant })),
+  'credit_note.issued': body(
+    'credit_note.issued',
+    z.object({
+      creditNoteId: z.string(),
+      number: z.string(),
+      invoiceId: z.string(),
+      invoiceNumber: z.string().nullable(),
+      tenantId: z.string(),
+      currency: z.string(),
+      net: decimal.nullable(),
+      taxes: z.array(z.object({ name: z.string(), rate: z.string(), amount: decimal })),
+      total: decimal,
+      issuedAt: instant,
+    }),
+  ),
+  'usage.late': body(
+    'usage.late',
+    z.object({
+      usageId: z.string(),
+      tenantId: z.string(),
+      startAt: instant,
+      endAt: instant,
+      gpuMs: z.number().int(),
+      pieces: z.array(z.union([z.object({ servicePeriod: z.string(), disposition: z.literal('adjustment'), invoiceId: z.string() }), z.object({ servicePeriod: z.string(), disposition: z.literal('review'), reason: z.string() })])),
+    }),
+  ),
+} as const;
+
+export const eventTypesResponse = z.object({
+  eventTypes: z.array(z.object({ type: z.enum(WEBHOOK_EVENT_TYPES), description: z.string(), bodySchema: z.record(z.string(), z.unknown()).describe('JSON Schema of the body') })),
+  headers: z.array(z.string()).describe('Standard Webhooks headers on every delivery'),
+});

@@ -18,6 +18,8 @@ import { eventually } from '@fastgpu/testing';
 import { invoiceIdFor } from '../../src/ledger/billing.projection';
 import { dropRebuildTables, rebuildLedger } from '../../src/ledger/billing.rebuild';
 import { webhookProjection } from '../../src/webhooks/webhooks.projection';
+import { webhookBodySchemas } from '../../src/webhooks/webhooks.schema';
+import type { WebhookEventType } from '../../src/webhooks/webhook-events';
 import { ACME, DocumentsHarness, FINANCE } from './harness';
 
 const HOUR_MS = 3_600_000;
@@ -146,6 +148,11 @@ describe('webhooks', () => {
     const global = receiver.at('/global');
     expect(global.every((r) => r.valid)).toBe(true);
     expect(global.every((r) => r.body.type === r.type && /^\d+$/.test(r.timestamp))).toBe(true);
+    // Every body is what the published schema of its type (GET …/event-types, the OpenAPI) says.
+    for (const r of global) expect(webhookBodySchemas[r.type as WebhookEventType].safeParse(r.body).error, r.type).toBeUndefined();
+    const types = await h.call('GET', '/v1/billing/webhooks/event-types', FINANCE);
+    expect(types.json.eventTypes.map((t: { type: string }) => t.type).sort()).toEqual([...wanted].sort());
+    expect(types.json.eventTypes.every((t: { bodySchema: { type: string } }) => t.bodySchema.type === 'object')).toBe(true);
 
     const byType = (type: string) => global.filter((r) => r.type === type && r.status === 200).map((r) => r.body.data);
     expect(byType('invoice.created')).toEqual(
