@@ -10,6 +10,8 @@ import { WebhooksController } from './webhooks/webhooks.controller';
 import { WebhooksService } from './webhooks/webhooks.service';
 import { PriceBooksService } from './price-books/price-books.service';
 import { InvoiceLifecycleController } from './invoices/lifecycle.controller';
+import { BillingAuditController } from './ledger/audit.controller';
+import { BillingMetrics } from './ledger/billing.metrics';
 
 /** The billing service: the ledger projection, invoices, price books and finance actions. */
 @Module({})
@@ -17,8 +19,8 @@ export class BillingModule {
   static forRoot(options: Partial<BillingOptions> = {}): DynamicModule {
     return {
       module: BillingModule,
-      controllers: [InvoicesController, BillingAdminController, PriceBooksController, CreditNotesController, InvoiceLifecycleController, WebhooksController],
-      providers: [{ provide: BILLING_OPTIONS, useValue: billingOptions(options) }, BillingLedger, InvoicesService, PriceBooksService, CreditNotesService, WebhooksService],
+      controllers: [InvoicesController, BillingAdminController, PriceBooksController, CreditNotesController, InvoiceLifecycleController, BillingAuditController, WebhooksController],
+      providers: [{ provide: BILLING_OPTIONS, useValue: billingOptions(options) }, BillingLedger, BillingMetrics, InvoicesService, PriceBooksService, CreditNotesService, WebhooksService],
       exports: [BillingLedger, InvoicesService],
     };
   }

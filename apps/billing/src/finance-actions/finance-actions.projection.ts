@@ -2,6 +2,7 @@ import type { StoredEvent } from '@fastgpu/contracts';
 import type { ProjectionTransaction } from '@fastgpu/messaging';
 import { BillingRejection, creditedTotal, decideCreditNote, decidePay, decideVoid, type InvoiceFacts } from '../invoices/invoice.decider';
 import type { BillingStore, BillingTable, InvoiceRow } from '../ledger/billing.store';
+import { sameJson } from '../ledger/billing-audit';
 import { actionsForInvoice, lastCreditNoteSequence, parseCreditNoteNumber, type FinanceActionKind, type FinanceActionRow } from './finance-actions';
 
 /**
@@ -79,15 +80,28 @@ function rowOf({ event, sequence }: FinanceStored): FinanceActionRow {
   }
 }
 
-/** Applies one finance-action event: recorded once (by event id and action id), or sent to review. */
-export async function applyFinanceAction(trx: ProjectionTransaction, t: (name: BillingTable) => string, store: BillingStore, stored: FinanceStored): Promise<void> {
+/** What became of a finance-action event, for the audit trail. */
+export interface FinanceActionOutcome {
+  outcome: 'applied' | 'duplicate' | 'conflict' | 'review';
+  detail: string | null;
+}
+
+/**
+ * Applies one finance-action event: recorded once (by event id and action id), or sent to review.
+ * An id seen before is a duplicate when its payload is the same, a conflict (not applied) otherwise.
+ */
+export async function applyFinanceAction(trx: ProjectionTransaction, t: (name: BillingTable) => string, store: BillingStore, stored: FinanceStored): Promise<FinanceActionOutcome> {
   const row = rowOf(stored);
   const seen = await trx
     .selectFrom(t('billing_finance_actions'))
-    .select('event_id')
+    .select(['event_id', 'sequence', 'payload'])
     .where((eb) => eb.or([eb('event_id', '=', row.event_id), eb('action_id', '=', row.action_id)]))
     .executeTakeFirst();
-  if (seen) return;
+  if (seen) {
+    const same = seen.event_id === row.event_id || sameJson(typeof seen.payload === 'string' ? JSON.parse(seen.payload) : seen.payload, row.payload);
+    const what = `${row.kind} ${row.action_id} (first: event ${seen.event_id}, sequence ${seen.sequence})`;
+    return same ? { outcome: 'duplicate', detail: `${what} seen before` } : { outcome: 'conflict', detail: `${what} seen before with another payload; the first stands` };
+  }
   const invoice = row.invoice_id ? await store.invoice(row.invoice_id) : undefined;
   const actions = row.invoice_id ? await actionsForInvoice(store, row.invoice_id) : [];
   const issuer = row.kind === 'CreditNoteIssued' ? (row.issuer ?? invoice?.issuer ?? null) : null;
@@ -108,7 +122,7 @@ export async function applyFinanceAction(trx: ProjectionTransaction, t: (name: B
       })
       .onConflict((oc) => oc.columns(['event_id', 'piece']).doNothing())
       .execute();
-    return;
+    return { outcome: 'review', detail: refusal };
   }
   await trx
     .insertInto(t('billing_finance_actions'))
@@ -118,4 +132,5 @@ export async function applyFinanceAction(trx: ProjectionTransaction, t: (name: B
   if (row.kind === 'InvoiceVoided') {
     await trx.updateTable(t('billing_grant_usage')).set({ released_sequence: row.sequence }).where('invoice_id', '=', row.invoice_id).where('released_sequence', 'is', null).execute();
   }
+  return { outcome: 'applied', detail: null };
 }

@@ -6,6 +6,7 @@ import { addPeriods, formatMoney, money, Money, periodBounds, periodIndex, perio
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
 import { BillingLedger } from '../ledger/billing.ledger';
+import { BillingMetrics } from '../ledger/billing.metrics';
 import { formatInvoiceNumber } from '../ledger/billing.projection';
 import { accrualRange } from '../ledger/accrual';
 import { financeAction, lastCreditNoteSequence, requestDiffers, type FinanceAction, type FinanceActionKind, type FinanceActionRow } from '../finance-actions/finance-actions';
@@ -59,6 +60,7 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
     @Inject(RUNTIME) private readonly runtime: Runtime,
     @Inject(BillingLedger) private readonly ledger: BillingLedger,
     @Inject(BILLING_OPTIONS) readonly options: BillingOptions,
+    @Inject(BillingMetrics) private readonly metrics: BillingMetrics,
   ) {
     this.publisher = publisherFor(runtime, 'billing');
   }
@@ -285,7 +287,11 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
   private retried(existing: FinanceActionRow | undefined, requested: Record<string, unknown>): FinanceActionRow | undefined {
     if (!existing) return undefined;
     const field = requestDiffers(existing.payload, requested);
-    if (field) throw new BillingRejection(409, 'idempotency_key_reused', `this Idempotency-Key was used for another request (${field} differs); a new request needs a new key`, field);
+    if (field) {
+      this.metrics.idempotencyConflicts.inc({ action: existing.kind });
+      throw new BillingRejection(409, 'idempotency_key_reused', `this Idempotency-Key was used for another request (${field} differs); a new request needs a new key`, field);
+    }
+    this.metrics.idempotentReplays.inc({ action: existing.kind });
     return existing;
   }
 

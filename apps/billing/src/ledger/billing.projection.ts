@@ -7,6 +7,7 @@ import { applyFinanceAction } from '../finance-actions/finance-actions.projectio
 import { allocationFromRow, allocationToRow, BillingStore, usagePieceOf, type BillingTable, type InvoiceRow, type PieceRow } from './billing.store';
 import { applyDraftDeleted, applyReissued, LIFECYCLE_ACTION_TYPES } from './invoice-lifecycle';
 import type { LedgerContext } from './ledger-context';
+import { sameJson, writeAudit, type AuditEntry, type AuditOutcome } from './billing-audit';
 import { accrualRange, ALLOCATION_EVENT_TYPES, allocationOf, emptyAllocation, evolveAllocation, leaseKey, loseNode, OPEN_ALLOCATION_END_MS, stopPieces, subtaskKey, type OpenAllocation } from './accrual';
 
 /**
@@ -104,7 +105,17 @@ class LedgerWriter implements LedgerContext {
   }
 
   /** The invoice that bills something of `servicePeriod` for a tenant, created as a draft when absent. */
-  async target(tenantId: string, servicePeriod: string): Promise<Target> {
+  async target(tenantId: string, servicePeriod: string, usage = false): Promise<Target> {
+    const found = await this.findTarget(tenantId, servicePeriod);
+    if ('invoiceId' in found) {
+      this.audit('applied', found.invoiceId, tenantId);
+      if (usage && found.period !== servicePeriod) this.audit('late', found.invoiceId, tenantId, `usage of ${servicePeriod} as an adjustment on ${found.period}`);
+      return { invoiceId: found.invoiceId };
+    }
+    return found;
+  }
+
+  private async findTarget(tenantId: string, servicePeriod: string): Promise<{ invoiceId: string; period: string } | { review: string }> {
     for (let step = 0; step <= FORWARD_PERIODS_MAX; step++) {
       const period = addPeriods(servicePeriod, step);
       const row = await this.store.invoiceFor(tenantId, period);
@@ -114,12 +125,19 @@ class LedgerWriter implements LedgerContext {
       if (!row) {
         await this.trx.insertInto(this.t('billing_invoices')).values({ invoice_id: invoiceId, tenant_id: tenantId, period, status: 'draft' }).execute();
       }
-      return { invoiceId };
+      return { invoiceId, period };
     }
     return { review: `no open invoice within ${FORWARD_PERIODS_MAX} periods of ${servicePeriod}` };
   }
 
+  /** Records a repeated id: the same payload is a duplicate, another payload a conflict (the first stands). */
+  private repeated(same: boolean, invoiceId: string | null, tenantId: string | null, what: string): void {
+    this.audit(same ? 'duplicate' : 'conflict', invoiceId, tenantId, same ? `${what} seen before` : `${what} seen before with another payload; the first stands`);
+  }
+
   async review(eventId: string, piece: number, kind: string, tenantId: string, referenceId: string, servicePeriod: string, reason: string, sequence: number): Promise<void> {
+    this.audit('review', null, tenantId, `${kind} ${referenceId}${servicePeriod ? ` (${servicePeriod})` : ''}: ${reason}`);
+    if (kind === 'usage' || kind === 'late-usage') this.audit('late', null, tenantId, `usage ${referenceId} of ${servicePeriod}: to the review queue`);
     await this.trx
       .insertInto(this.t('billing_review_queue'))
       .values({ event_id: eventId, piece, kind, tenant_id: tenantId, reference_id: referenceId, service_period: servicePeriod, reason, sequence })
@@ -140,7 +158,7 @@ class LedgerWriter implements LedgerContext {
         await this.review(u.event_id, ACCRUAL_OVERRUN_PIECE, 'accrual-overrun', tenantId, u.usage_id, pieces[0]?.period ?? '', reason, u.sequence);
       }
       for (const [index, piece] of pieces.entries()) {
-        const target = await this.target(tenantId, piece.period);
+        const target = await this.target(tenantId, piece.period, true);
         if ('review' in target) {
           await this.review(u.event_id, index, 'usage', tenantId, u.usage_id, piece.period, target.review, u.sequence);
           continue;
@@ -242,7 +260,7 @@ class LedgerWriter implements LedgerContext {
         .values({ accrual_id: accrualId, allocation_key: a.allocationKey, tenant_id: d.tenantId, period: d.period, close_event_id: event.id, gpu_model: a.gpuModel!, capacity_type: a.capacityType!, gpus: a.gpus!, start_ms: range.fromMs, end_ms: range.toMs, sequence })
         .execute();
       for (const [index, piece] of splitAtPeriods(range.fromMs, range.toMs, tenant.billingTimeZone).entries()) {
-        const target = await this.target(d.tenantId, piece.period);
+        const target = await this.target(d.tenantId, piece.period, true);
         if ('review' in target) {
           await this.review(accrualId, index, 'usage', d.tenantId, accrualId, piece.period, target.review, sequence);
           continue;
@@ -272,16 +290,33 @@ class LedgerWriter implements LedgerContext {
     }
   }
 
+  /** Audit entries of the event being applied (see billing-audit.ts). */
+  private entries: AuditEntry[] = [];
+
+  audit(outcome: AuditOutcome, invoiceId: string | null, tenantId: string | null, detail: string | null = null): void {
+    this.entries.push({ outcome, invoiceId, tenantId, detail });
+  }
+
   async apply(stored: StoredEvent, issuerCheck: boolean): Promise<void> {
+    this.entries = [];
+    await this.handle(stored, issuerCheck);
+    await writeAudit(this.trx, this.t, stored, this.entries);
+  }
+
+  private async handle(stored: StoredEvent, issuerCheck: boolean): Promise<void> {
     const { event, sequence } = stored;
     switch (event.type) {
       case 'TenantCreated': {
         const d = event.data;
-        await this.trx
+        const inserted = await this.trx
           .insertInto(this.t('billing_tenants'))
           .values({ tenant_id: d.tenantId, name: d.name, currency: d.currency, billing_time_zone: d.billingTimeZone, event_id: event.id, sequence })
           .onConflict((oc) => oc.doNothing())
-          .execute();
+          .executeTakeFirst();
+        if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) {
+          const seen = await this.trx.selectFrom(this.t('billing_tenants')).selectAll().where('tenant_id', '=', d.tenantId).executeTakeFirstOrThrow();
+          this.repeated(seen.event_id === event.id || (seen.name === d.name && seen.currency === d.currency && seen.billing_time_zone === d.billingTimeZone), null, d.tenantId, `tenant ${d.tenantId} (first: event ${seen.event_id}, sequence ${seen.sequence})`);
+        }
         await this.splitPending(d.tenantId, sequence);
         return;
       }
@@ -302,7 +337,13 @@ class LedgerWriter implements LedgerContext {
           })
           .onConflict((oc) => oc.doNothing())
           .executeTakeFirst();
-        if (Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0) await this.rerateDrafts(d.currency, Date.parse(d.effectiveFrom));
+        if (Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0) {
+          await this.rerateDrafts(d.currency, Date.parse(d.effectiveFrom));
+          return;
+        }
+        const seen = await this.trx.selectFrom(this.t('billing_price_books')).selectAll().where('price_book_id', '=', d.priceBookId).where('version', '=', d.version).executeTakeFirstOrThrow();
+        const same = seen.event_id === event.id || (seen.currency === d.currency && Number(seen.effective_from_ms) === Date.parse(d.effectiveFrom) && sameJson(typeof seen.prices === 'string' ? JSON.parse(seen.prices) : seen.prices, d.prices));
+        this.repeated(same, null, null, `price book ${d.priceBookId} v${d.version} (first: event ${seen.event_id}, sequence ${seen.sequence})`);
         return;
       }
       case 'UsageRecorded': {
@@ -339,14 +380,29 @@ class LedgerWriter implements LedgerContext {
           })
           .onConflict((oc) => oc.doNothing())
           .executeTakeFirst();
-        if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return;
+        if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) {
+          const seen = await this.trx.selectFrom(this.t('billing_usage')).selectAll().where((eb) => eb.or([eb('event_id', '=', event.id), eb('usage_id', '=', d.usageId)])).executeTakeFirstOrThrow();
+          const same =
+            seen.event_id === event.id ||
+            (seen.tenant_id === d.tenantId && Number(seen.start_ms) === startMs && Number(seen.end_ms) === endMs && seen.gpus === d.gpus && seen.gpu_model === d.gpuModel && seen.capacity_type === d.capacityType && seen.interrupted === d.interrupted);
+          this.repeated(same, null, d.tenantId, `usage ${d.usageId} (first: event ${seen.event_id}, sequence ${seen.sequence})`);
+          return;
+        }
         await this.splitPending(d.tenantId, sequence);
         return;
       }
       case 'SlaCreditIssued': {
         const d = event.data;
-        const seen = await this.trx.selectFrom(this.t('billing_sla_credits')).select('event_id').where((eb) => eb.or([eb('event_id', '=', event.id), eb('credit_id', '=', d.creditId)])).executeTakeFirst();
-        if (seen) return;
+        const seen = await this.trx.selectFrom(this.t('billing_sla_credits')).selectAll().where((eb) => eb.or([eb('event_id', '=', event.id), eb('credit_id', '=', d.creditId)])).executeTakeFirst();
+        const reviewed = seen ? undefined : await this.trx.selectFrom(this.t('billing_review_queue')).selectAll().where('event_id', '=', event.id).executeTakeFirst();
+        if (seen) {
+          this.repeated(seen.event_id === event.id || (seen.tenant_id === d.tenantId && seen.period === d.period && seen.credit_percent === d.creditPercent), null, d.tenantId, `SLA credit ${d.creditId} (first: event ${seen.event_id}, sequence ${seen.sequence})`);
+          return;
+        }
+        if (reviewed) {
+          this.audit('duplicate', null, d.tenantId, `event ${event.id} already in review`);
+          return;
+        }
         const target = await this.target(d.tenantId, d.period);
         if ('review' in target) {
           await this.review(event.id, 0, 'sla-credit', d.tenantId, d.creditId, d.period, target.review, sequence);
@@ -368,6 +424,7 @@ class LedgerWriter implements LedgerContext {
             assigned_sequence: sequence,
           })
           .execute();
+        this.audit('applied', target.invoiceId, d.tenantId);
         return;
       }
       case 'InvoiceFinalized':
@@ -402,9 +459,12 @@ class LedgerWriter implements LedgerContext {
       case 'InvoiceVoided':
       case 'CreditNoteIssued':
       case 'CreditGranted':
-      case 'TaxRatesSet':
-        await applyFinanceAction(this.trx, this.t, this.store, stored as StoredEvent<FinanceActionKind>);
+      case 'TaxRatesSet': {
+        const outcome = await applyFinanceAction(this.trx, this.t, this.store, stored as StoredEvent<FinanceActionKind>);
+        const d = event.data as { tenantId: string; invoiceId?: string };
+        this.audit(outcome.outcome, d.invoiceId ?? null, d.tenantId, outcome.detail);
         return;
+      }
       default:
         return;
     }
@@ -415,8 +475,8 @@ class LedgerWriter implements LedgerContext {
     const row = await this.store.invoice(d.invoiceId);
     if (!row) throw new Error(`InvoiceFinalized ${event.id}: invoice ${d.invoiceId} is unknown`);
     if (row.status !== 'draft') {
-      if (row.finalized_event_id === event.id) return;
       // A second finalization of one invoice cannot be applied: the first one stands (same in every rebuild).
+      this.repeated(row.finalized_event_id === event.id, row.invoice_id, row.tenant_id, `finalization of ${row.invoice_id} (first: ${row.number}, event ${row.finalized_event_id})`);
       return;
     }
     const { issuer, sequence: numberSequence } = parseInvoiceNumber(d.number);
@@ -457,6 +517,7 @@ class LedgerWriter implements LedgerContext {
       })
       .where('invoice_id', '=', row.invoice_id)
       .execute();
+    this.audit('applied', row.invoice_id, row.tenant_id, `finalized as ${d.number}`);
     for (const p of built.document.prepaidCredits) {
       await this.trx
         .insertInto(this.t('billing_grant_usage'))
@@ -464,7 +525,7 @@ class LedgerWriter implements LedgerContext {
         .execute();
     }
     for (const piece of late) {
-      const target = await this.target(row.tenant_id, piece.service_period);
+      const target = await this.target(row.tenant_id, piece.service_period, true);
       if ('review' in target) {
         await this.trx.deleteFrom(this.t('billing_usage_pieces')).where('event_id', '=', piece.event_id).where('piece', '=', piece.piece).execute();
         await this.trx.deleteFrom(this.t('billing_rated_parts')).where('event_id', '=', piece.event_id).where('piece', '=', piece.piece).execute();
@@ -514,8 +575,13 @@ export function ratedPartRows(p: PieceRow, timeline: PriceTimeline): RatedPartRo
   const rows: RatedPartRow[] = [];
   for (const part of parts) rows.push({ ...common, part: rows.length, price_book_id: part.version.priceBookId, version: part.version.version, start_ms: part.startMs, billed_gpu_ms: part.billedGpuMs });
   for (const error of errors) rows.push({ ...common, part: rows.length, price_book_id: null, version: null, start_ms: error.atMs, billed_gpu_ms: 0 });
-  // A piece always has a part 0, so counting parts 0 counts pieces.
-  if (rows.length === 0) rows.push({ ...common, part: 0, price_book_id: null, version: null, start_ms: p.start_ms, billed_gpu_ms: 0 });
+  // A piece always has a part 0, so counting parts 0 counts pieces. A piece that bills nothing at a
+  // price (a zero-length piece at an allocation's end whose rounding is nil) names that price: a
+  // part without a version means a missing price (the held-invoices gauge counts them).
+  if (rows.length === 0) {
+    const found = timeline.priceAt(p.start_ms, p.gpu_model, p.capacity_type);
+    rows.push({ ...common, part: 0, price_book_id: found?.version.priceBookId ?? null, version: found?.version.version ?? null, start_ms: p.start_ms, billed_gpu_ms: 0 });
+  }
   return rows;
 }
 

@@ -22,6 +22,7 @@ export const BILLING_TABLES = [
   'billing_open_allocations',
   'billing_accruals',
   'billing_deleted_invoices',
+  'billing_audit',
 ] as const;
 export type BillingTable = (typeof BILLING_TABLES)[number];
 

@@ -74,6 +74,8 @@ export async function applyDraftDeleted(ledger: LedgerContext, stored: StoredEve
     await ledger.trx.deleteFrom(ledger.t('billing_rated_parts')).where('invoice_id', '=', d.invoiceId).execute();
     await ledger.trx.updateTable(ledger.t('billing_usage_pieces')).set({ invoice_id: null, assigned_sequence: sequence }).where('invoice_id', '=', d.invoiceId).execute();
   }
+  ledger.audit('applied', d.invoiceId, d.tenantId, `draft deleted, usage ${d.usage === 'move' ? `moved to ${successor}` : 'discarded'}`);
+  if (d.usage === 'move' || credits.length > 0) ledger.audit('applied', successor, d.tenantId, `successor of deleted draft ${d.invoiceId}`);
   await record(ledger, stored, Date.parse(d.deletedAt));
 }
 
@@ -117,5 +119,7 @@ export async function applyReissued(ledger: LedgerContext, stored: StoredEvent<'
       .values({ ...credit, event_id: deriveId(event.id, `credit:${credit.event_id}`), invoice_id: replacement, assigned_sequence: sequence })
       .execute();
   }
+  ledger.audit('applied', d.invoiceId, d.tenantId, `reissued as ${replacement}`);
+  ledger.audit('applied', replacement, d.tenantId, `replaces ${d.number} (${d.invoiceId})`);
   await record(ledger, stored, Date.parse(d.reissuedAt));
 }

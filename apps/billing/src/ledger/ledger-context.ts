@@ -1,5 +1,6 @@
 import type { ProjectionTransaction } from '@fastgpu/messaging';
 import type { BillingStore, BillingTable, PieceRow } from './billing.store';
+import type { AuditOutcome } from './billing-audit';
 
 /** What the ledger's event handlers share within one projection transaction (the LedgerWriter). */
 export interface LedgerContext {
@@ -8,4 +9,6 @@ export interface LedgerContext {
   readonly store: BillingStore;
   review(eventId: string, piece: number, kind: string, tenantId: string, referenceId: string, servicePeriod: string, reason: string, sequence: number): Promise<void>;
   writeParts(pieces: readonly PieceRow[], currency: string): Promise<void>;
+  /** Notes what the event being applied did to an invoice (or, with null, to no invoice) for the audit trail. */
+  audit(outcome: AuditOutcome, invoiceId: string | null, tenantId: string | null, detail?: string | null): void;
 }
