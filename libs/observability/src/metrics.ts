@@ -4,6 +4,7 @@ import { decodeValue, Heartbeat, parseJson, peekType, type EventType } from '@fa
 import { headerType, registerProjectionRunnerMetrics, StreamFollower } from '@fastgpu/messaging';
 import type { Runtime } from '@fastgpu/runtime';
 import { evolveFleet, fleetFigures, initialFleetState, type FleetState } from './fleet.fold';
+import { registerNodeReportMetrics } from './node-reports';
 
 /** Consumers listed per stream at most: bounds the work of one scrape. */
 export const CONSUMERS_PER_STREAM_MAX = 512;
@@ -86,6 +87,8 @@ export class FastGpuMetrics {
     this.projectionUpdatedAge = new Gauge({ name: 'fastgpu_projection_checkpoint_age_seconds', help: 'Seconds since a projection checkpoint last moved', labelNames: ['projection'], registers });
     // Counted by the projection runners of this process (apply failures, stalls).
     registerProjectionRunnerMetrics(this.registry);
+    // Counted by the consumers of node reports in this process (refused reports, clock skew).
+    registerNodeReportMetrics(this.registry);
   }
 
   /** Follows the domain stream for the fleet fold and listens to heartbeats. Idempotent. */

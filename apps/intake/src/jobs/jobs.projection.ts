@@ -1,11 +1,13 @@
 import { sql } from 'kysely';
-import type { EventType, StoredEvent } from '@fastgpu/contracts';
+import { judgeNodeReport, type DomainEvent, type EventType, type StoredEvent } from '@fastgpu/contracts';
 import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
+import { recordRejectedNodeReport } from '@fastgpu/observability';
 
 /**
  * The jobs read model behind GET /v1/jobs/{id}: a job's state and its sub-tasks' states,
- * folded from intake, scheduler and node-agent events. Reports carrying another lease epoch
- * than the sub-task's current placement are stale and change nothing.
+ * folded from intake, scheduler and node-agent events. A node report counts only when it matches
+ * the sub-task's current placement by the rule every consumer of node reports shares (libs/contracts
+ * `judgeNodeReport`: node, sub-task, attempt, lease epoch); any other changes nothing.
  */
 export const JOB_STATES = ['pending', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled'] as const;
 export type JobState = (typeof JOB_STATES)[number];
@@ -45,6 +47,16 @@ async function flushInserts(trx: ProjectionTransaction, pending: PendingInserts,
 /** Largest multi-row insert (Postgres allows 65,535 parameters; a subtask row has 7). */
 const INSERT_ROWS_MAX = 5000;
 
+/** Whether a node report matches the sub-task's current placement (placed or running); a refusal is counted and logged when live. */
+async function reportAccepted(trx: ProjectionTransaction, stored: StoredEvent, report: DomainEvent<'SubtaskStarted' | 'SubtaskCompleted' | 'SubtaskFailed'>, ctx: ProjectionContext): Promise<boolean> {
+  const d = report.data;
+  const row = await trx.selectFrom(ctx.table('subtasks')).select(['node_id', 'attempt', 'lease_epoch', 'state']).where('subtask_id', '=', d.subtaskId).executeTakeFirst();
+  const current = row && (row.state === 'placed' || row.state === 'running') && row.node_id !== null ? { nodeId: row.node_id as string, subtaskId: d.subtaskId, attempt: Number(row.attempt), leaseEpoch: Number(row.lease_epoch) } : undefined;
+  const judgement = judgeNodeReport(current, { ...d, subject: stored.subject });
+  if (!judgement.ok && ctx.live) recordRejectedNodeReport({ consumer: 'intake-jobs', eventId: report.id, sequence: stored.sequence, type: report.type, nodeId: d.nodeId, subject: stored.subject, subtaskId: d.subtaskId, code: judgement.code, reason: judgement.reason });
+  return judgement.ok;
+}
+
 async function applyUpdate(trx: ProjectionTransaction, stored: StoredEvent, ctx: ProjectionContext): Promise<void> {
   const jobs = ctx.table('jobs');
   const subtasks = ctx.table('subtasks');
@@ -63,12 +75,14 @@ async function applyUpdate(trx: ProjectionTransaction, stored: StoredEvent, ctx:
     }
     case 'SubtaskStarted': {
       const d = event.data;
+      if (!(await reportAccepted(trx, stored, event, ctx))) return;
       await trx.updateTable(subtasks).set({ state: 'running', started_at: new Date(d.startedAt) }).where('subtask_id', '=', d.subtaskId).where('lease_epoch', '=', d.leaseEpoch).where('state', '=', 'placed').execute();
       return;
     }
     case 'SubtaskCompleted':
     case 'SubtaskFailed': {
       const d = event.data;
+      if (!(await reportAccepted(trx, stored, event, ctx))) return;
       const failed = event.type === 'SubtaskFailed';
       await trx
         .updateTable(subtasks)

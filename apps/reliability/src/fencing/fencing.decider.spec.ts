@@ -1,13 +1,13 @@
 /**
  * Proves the fencing rule: a report counts only with the current placement's epoch, from that
  * placement's node, while the placement holds its lease; stale reports yield a ReportRejected and
- * a StopSubtask with ids derived from the report (the same on every retry or standby), and node
- * agents' times are clamped into the lease.
+ * a StopSubtask with ids derived from the report (the same on every retry or standby); a report
+ * published on another node's subject is rejected even with the right node, attempt and epoch.
  */
 import { describe, expect, it } from 'vitest';
 import { deriveId } from '@fastgpu/contracts';
 import { event } from '../testkit';
-import { clampToLease, decideReport, evolveFencing, initialFencingState, judgeReport, staleRunningWork, type FencingState } from './fencing.decider';
+import { decideReport, evolveFencing, initialFencingState, judgeReport, staleRunningWork, type FencingState } from './fencing.decider';
 
 const placed = (attempt: number, leaseEpoch: number, nodeId: string) =>
   event('SubtaskPlaced', {
@@ -56,7 +56,7 @@ describe('fencing', () => {
   it('rejects reports from a lost node before the scheduler has requeued its work', () => {
     const state = given(placed(1, 7, 'n1'), event('NodeLost', { nodeId: 'n1', lastHeartbeatAt: '2026-11-01T00:00:30.000Z', detectedAt: '2026-11-01T00:00:45.000Z', reason: 'silent' }));
     const judgement = judgeReport(state.placements.get('st-1'), { subtaskId: 'st-1', attempt: 1, leaseEpoch: 7, nodeId: 'n1' });
-    expect(judgement).toEqual({ ok: false, reason: expect.stringMatching(/revoked: node n1 lost/) });
+    expect(judgement).toEqual({ ok: false, code: 'revoked', reason: expect.stringMatching(/revoked: node n1 lost/) });
   });
 
   it('rejects a report from another node, a preempted lease, and a sub-task whose job is done', () => {
@@ -87,10 +87,14 @@ describe('fencing', () => {
     expect(staleRunningWork(state, 'n2', [{ subtaskId: 'st-1', attempt: 2, leaseEpoch: 8 }])).toEqual([]);
   });
 
-  it('clamps reported times into the lease: not before placement, not after now + skew', () => {
-    const placedAt = 1_000_000;
-    expect(clampToLease(900_000, placedAt, 2_000_000, 5_000)).toBe(placedAt);
-    expect(clampToLease(1_500_000, placedAt, 2_000_000, 5_000)).toBe(1_500_000);
-    expect(clampToLease(9_000_000, placedAt, 2_000_000, 5_000)).toBe(2_005_000);
+  it("rejects a report of the right node and epoch published on another node's subject (a forgery)", () => {
+    const state = given(placed(1, 7, 'n1'));
+    const forged = completed(1, 7, 'n1');
+    const effects = decideReport(state, forged, 0, 'spec.evt.agent.node.n2');
+    expect(effects).toHaveLength(2);
+    // The stop goes to the sender (n2), never to n1, whose work is real.
+    expect(effects[0]).toMatchObject({ kind: 'command', nodeId: 'n2' });
+    expect(effects[1]).toMatchObject({ kind: 'event', data: { nodeId: 'n2', reason: 'report naming node n1 was published on the subject of node n2' } });
+    expect(decideReport(state, forged, 0, 'spec.evt.agent.node.n1')).toEqual([]);
   });
 });

@@ -1,11 +1,12 @@
-import { deriveId, type DomainEvent } from '@fastgpu/contracts';
+import { deriveId, judgeNodeReport, reportSubjectNodeId, type DomainEvent, type ReportRejectionCode } from '@fastgpu/contracts';
 import { iso, type Effect } from '../monitor/effects';
 
 /**
  * Fencing: every placement carries a lease epoch. A report (SubtaskStarted / Completed / Failed)
- * counts only when it carries the epoch of the sub-task's current placement, comes from the
- * node that placement names, and that placement was not revoked (its node lost, preempted,
- * requeued or abandoned). Anything else is stale: it is rejected (never billed) and the node is
+ * counts only when it matches the sub-task's current placement by the rule every consumer of node
+ * reports shares (libs/contracts `judgeNodeReport`: the node on its subject and in its body,
+ * sub-task, attempt, lease epoch), and that placement was not revoked (its node lost, preempted,
+ * requeued or abandoned). Anything else is rejected (never billed) and the node that sent it is
  * told to stop that work. Pure: the shell passes events in log order and "now".
  */
 export interface Placement {
@@ -25,28 +26,19 @@ export interface ReportFacts {
   attempt: number;
   leaseEpoch: number;
   nodeId: string;
+  /** The subject the report was published on (absent for work a heartbeat lists: its subject was checked there). */
+  subject?: string;
 }
 
-export type Judgement = { ok: true } | { ok: false; reason: string };
+/** `revoked`: the report matches a placement that no longer holds its lease (reliability's own addition to the shared rule). */
+export type Judgement = { ok: true } | { ok: false; code: ReportRejectionCode | 'revoked'; reason: string };
 
 /** Whether a report from a node may be applied, given the sub-task's current placement. */
 export function judgeReport(current: Placement | undefined, report: ReportFacts): Judgement {
-  if (!current) return { ok: false, reason: `no current placement for sub-task ${report.subtaskId}` };
-  if (report.leaseEpoch !== current.leaseEpoch || report.attempt !== current.attempt) {
-    return { ok: false, reason: `stale lease epoch ${report.leaseEpoch} (attempt ${report.attempt}); current is epoch ${current.leaseEpoch} (attempt ${current.attempt})` };
-  }
-  if (report.nodeId !== current.nodeId) return { ok: false, reason: `sub-task is placed on node ${current.nodeId}, not ${report.nodeId}` };
-  if (current.revokedReason) return { ok: false, reason: `lease epoch ${current.leaseEpoch} was revoked: ${current.revokedReason}` };
+  const judgement = judgeNodeReport(current, report);
+  if (!judgement.ok) return judgement;
+  if (current?.revokedReason) return { ok: false, code: 'revoked', reason: `lease epoch ${current.leaseEpoch} was revoked: ${current.revokedReason}` };
   return { ok: true };
-}
-
-/**
- * Node agents' clocks are trusted only within a bounded skew: a reported time is clamped into
- * the lease, no earlier than the placement and no later than the receiving side's now + skew.
- */
-export function clampToLease(reportedMs: number, placedAtMs: number, nowMs: number, skewMs: number): number {
-  const latest = Math.max(placedAtMs, nowMs + skewMs);
-  return Math.min(Math.max(reportedMs, placedAtMs), latest);
 }
 
 export interface FencingState {
@@ -137,17 +129,24 @@ export function isNodeReport(event: DomainEvent): event is NodeReport {
 }
 
 /**
- * A stale report becomes a `ReportRejected` (so metering and the SLA report leave it out) and
- * a `StopSubtask` command to the node that sent it. Ids derive from the report's id.
+ * A rejected report becomes a `ReportRejected` (so the rejection is on record) and a `StopSubtask`
+ * command to the node that sent it: the node whose subject carried it, which is not the node it
+ * names when it was forged, so a forgery never stops the real work. Ids derive from the report's id.
  */
-export function decideReport(state: FencingState, report: NodeReport, nowMs: number): Effect[] {
-  const judgement = judgeReport(state.placements.get(report.data.subtaskId), report.data);
-  if (judgement.ok) return [];
+export function decideReport(state: FencingState, report: NodeReport, nowMs: number, subject?: string): Effect[] {
+  return reportVerdict(state, report, nowMs, subject).effects;
+}
+
+/** `decideReport` with the judgement it made (the shell counts rejections by their code). */
+export function reportVerdict(state: FencingState, report: NodeReport, nowMs: number, subject?: string): { judgement: Judgement; effects: Effect[] } {
+  const judgement = judgeReport(state.placements.get(report.data.subtaskId), { ...report.data, subject });
+  if (judgement.ok) return { judgement, effects: [] };
   const d = report.data;
-  return [
+  const senderNodeId = (subject === undefined ? undefined : reportSubjectNodeId(subject)) ?? d.nodeId;
+  const effects: Effect[] = [
     {
       kind: 'command',
-      nodeId: d.nodeId,
+      nodeId: senderNodeId,
       command: { kind: 'StopSubtask', commandId: deriveId(report.id, 'StopSubtask'), subtaskId: d.subtaskId, attempt: d.attempt, leaseEpoch: d.leaseEpoch, reason: judgement.reason, issuedAt: iso(nowMs) },
     },
     {
@@ -155,9 +154,10 @@ export function decideReport(state: FencingState, report: NodeReport, nowMs: num
       id: deriveId(report.id, 'ReportRejected'),
       type: 'ReportRejected',
       causationId: report.id,
-      data: { nodeId: d.nodeId, subtaskId: d.subtaskId, reportType: report.type, reason: judgement.reason.slice(0, 500), rejectedAt: iso(nowMs) },
+      data: { nodeId: senderNodeId, subtaskId: d.subtaskId, reportType: report.type, reason: judgement.reason.slice(0, 500), rejectedAt: iso(nowMs) },
     },
   ];
+  return { judgement, effects };
 }
 
 /**

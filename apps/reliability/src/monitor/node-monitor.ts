@@ -1,9 +1,10 @@
 import { DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { decodeValue, parseJson, peekType, type DomainEvent } from '@fastgpu/contracts';
 import { EventPublisher, lastSequence, StreamFollower, type Bus } from '@fastgpu/messaging';
+import { recordRejectedNodeReport } from '@fastgpu/observability';
 import type { Clock, HealthCheck } from '@fastgpu/runtime';
 import { livenessTickMs, type ReliabilityConfig } from '../reliability.config';
-import { decideReport, evolveFencing, fencingEventTypes, initialFencingState, isNodeReport, type FencingState } from '../fencing/fencing.decider';
+import { evolveFencing, fencingEventTypes, initialFencingState, isNodeReport, reportVerdict, type FencingState } from '../fencing/fencing.decider';
 import { decideHeartbeat, decideTick, evolveLiveness, initialLivenessState, livenessEventTypes, type LivenessState, type RejectionCode } from '../liveness/liveness.decider';
 import { iso, type CommandEffect, type Effect, type EventEffect } from './effects';
 
@@ -164,7 +165,7 @@ export class NodeMonitor {
       if (type === undefined || !watchedTypes.has(type)) continue;
       const decoded = decodeValue(parsed.value);
       if (!decoded.ok) continue;
-      this.apply(decoded.event, m.time.getTime());
+      this.apply(decoded.event, m.time.getTime(), m.subject, m.seq);
     }
     const last = messages[messages.length - 1];
     if (!this.domainCaughtUp && last && (last.seq >= this.domainTarget || last.info.pending === 0)) this.domainCaughtUp = true;
@@ -176,12 +177,18 @@ export class NodeMonitor {
     await this.flush();
   }
 
-  private apply(event: DomainEvent, receivedAtMs: number): void {
+  private apply(event: DomainEvent, receivedAtMs: number, subject: string, sequence: number): void {
     // One of our decisions reached the log (published by us or by a standby deciding the same): settled.
     if (this.outbox.delete(event.id)) this.settled.set(event.id, Date.now());
     if (livenessEventTypes.has(event.type as never)) evolveLiveness(this.liveness, event, receivedAtMs);
-    if (isNodeReport(event)) this.enqueue(decideReport(this.fencing, event, receivedAtMs));
-    else if (fencingEventTypes.has(event.type as never)) evolveFencing(this.fencing, event);
+    if (isNodeReport(event)) {
+      const { judgement, effects } = reportVerdict(this.fencing, event, receivedAtMs, subject);
+      // Counted and logged once: live only (a restart reads the same rejections again, already on record).
+      if (!judgement.ok && this.domainCaughtUp) {
+        recordRejectedNodeReport({ consumer: 'reliability', eventId: event.id, sequence, type: event.type, nodeId: event.data.nodeId, subject, subtaskId: event.data.subtaskId, code: judgement.code, reason: judgement.reason });
+      }
+      this.enqueue(effects);
+    } else if (fencingEventTypes.has(event.type as never)) evolveFencing(this.fencing, event);
     if (event.type === 'ReportRejected') this.stats.reportsRejected++;
   }
 

@@ -1,5 +1,5 @@
-import type { DomainEvent, StoredEvent } from '@fastgpu/contracts';
-import { clampToLease, judgeReport } from '../fencing/fencing.decider';
+import { reportTimeMs, type DomainEvent, type StoredEvent } from '@fastgpu/contracts';
+import { judgeReport } from '../fencing/fencing.decider';
 
 /**
  * The SLA read model's rules as a pure fold over a batch of events. The shell loads every row
@@ -191,15 +191,15 @@ export function foldSla(rows: SlaRows, events: readonly StoredEvent[], options: 
     }
   };
 
-  for (const { event, sequence, receivedAtMs } of events) apply(event, sequence, receivedAtMs);
+  for (const { event, sequence, receivedAtMs, subject } of events) apply(event, sequence, receivedAtMs, subject);
   return changes;
 
-  /** A node's reported time, clamped into the lease: not before placement, not past receipt + skew. */
+  /** A node's reported time on the server's clock (libs/contracts `reportTimeMs`): not before placement, not past receipt + skew. */
   function reported(iso: string, placedAtMs: number, receivedAtMs: number | undefined): number {
-    return clampToLease(ms(iso), placedAtMs, receivedAtMs ?? Number.POSITIVE_INFINITY, options.clockSkewMs ?? 5_000);
+    return reportTimeMs(ms(iso), { placedAtMs, receivedAtMs }, options.clockSkewMs);
   }
 
-  function apply(event: DomainEvent, sequence: number, receivedAtMs?: number): void {
+  function apply(event: DomainEvent, sequence: number, receivedAtMs?: number, subject?: string): void {
     switch (event.type) {
       case 'JobSubmitted': {
         const d = event.data;
@@ -256,7 +256,7 @@ export function foldSla(rows: SlaRows, events: readonly StoredEvent[], options: 
         const d = event.data;
         const row = latestAttempt(d.subtaskId);
         const placement = row && { subtaskId: row.subtask_id, jobId: row.job_id, tenantId: row.tenant_id, attempt: row.attempt, leaseEpoch: row.lease_epoch, nodeId: row.node_id, placedAtMs: row.placed_at_ms, revokedReason: row.revoked_reason ?? undefined };
-        if (!row || !judgeReport(placement, d).ok) return; // stale: rejected by the liveness loop, never counted
+        if (!row || !judgeReport(placement, { ...d, subject }).ok) return; // stale: rejected by the liveness loop, never counted
         if (event.type === 'SubtaskStarted') {
           if (row.started_at_ms === null) {
             row.started_at_ms = reported(event.data.startedAt, row.placed_at_ms, receivedAtMs);

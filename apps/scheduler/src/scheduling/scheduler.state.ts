@@ -1,5 +1,5 @@
 import type { DependencyCondition, SchedulerEvent, SchedulerPolicy } from './scheduler.types';
-import type { NodeCommand, StoredEvent } from '@fastgpu/contracts';
+import { judgeNodeReport, type DomainEvent, type NodeCommand, type ReportRejectionCode, type StoredEvent } from '@fastgpu/contracts';
 
 /**
  * The scheduler's state, folded from the domain stream: the fleet (nodes, GPU models, which
@@ -179,9 +179,24 @@ export interface SchedulerState {
   recentStops: Array<{ nodeId: string; command: Extract<NodeCommand, { kind: 'StopSubtask' | 'DetachLease' }> }>;
   /** The scheduling policy the log last set (undefined until it sets one), with its sequence. */
   policy?: { policy: SchedulerPolicy; sequence: number; setAt: string; actor: string };
+  /** Node reports refused by the report rule (libs/contracts report-fencing), oldest first: the shell counts, logs and empties it. Bounded. */
+  rejectedReports: RejectedReport[];
 }
 
 export const RECENT_STOPS_MAX = 10_000;
+/** Refused reports kept until the shell takes them; older ones are dropped (only their log line is lost). */
+export const REJECTED_REPORTS_KEPT_MAX = 1_000;
+
+export interface RejectedReport {
+  sequence: number;
+  eventId: string;
+  type: 'SubtaskStarted' | 'SubtaskCompleted' | 'SubtaskFailed';
+  nodeId: string;
+  subject: string;
+  subtaskId: string;
+  code: ReportRejectionCode;
+  reason: string;
+}
 
 export function initialState(): SchedulerState {
   return {
@@ -202,6 +217,7 @@ export function initialState(): SchedulerState {
     dependents: new Map(),
     unstarted: new Set(),
     recentStops: [],
+    rejectedReports: [],
   };
 }
 
@@ -298,7 +314,25 @@ function observe(allocation: Allocation, endMs: number): void {
   if (endMs > startMs) subtask.job.gpuMsObserved += allocation.gpus * (endMs - startMs);
 }
 
-/** The current allocation of a sub-task if a report matches it (same attempt and epoch), else undefined (stale). */
+/**
+ * The allocation a node report is about, if the report matches it by the shared report rule (the
+ * node on its subject and in its body, sub-task, attempt, lease epoch); else undefined, and the
+ * refusal is kept for the shell. A forged or stale report changes nothing: the sub-task keeps
+ * running and its GPUs stay held.
+ */
+function reportedAllocation(state: SchedulerState, stored: StoredEvent, report: DomainEvent<'SubtaskStarted'> | DomainEvent<'SubtaskCompleted'> | DomainEvent<'SubtaskFailed'>): Allocation | undefined {
+  const d = report.data;
+  const subtask = state.subtasks.get(d.subtaskId);
+  const allocation = subtask?.job.jobId === d.jobId ? subtask.allocation : undefined;
+  const placement = allocation && { nodeId: allocation.node.nodeId, subtaskId: d.subtaskId, attempt: allocation.attempt, leaseEpoch: allocation.leaseEpoch };
+  const judgement = judgeNodeReport(placement, { ...d, subject: stored.subject });
+  if (judgement.ok) return allocation;
+  state.rejectedReports.push({ sequence: stored.sequence, eventId: report.id, type: report.type, nodeId: d.nodeId, subject: stored.subject, subtaskId: d.subtaskId, code: judgement.code, reason: judgement.reason });
+  if (state.rejectedReports.length > REJECTED_REPORTS_KEPT_MAX) state.rejectedReports.splice(0, state.rejectedReports.length - REJECTED_REPORTS_KEPT_MAX);
+  return undefined;
+}
+
+/** The current allocation of a sub-task if a scheduler event matches it (same attempt and epoch), else undefined (stale). */
 function currentAllocation(state: SchedulerState, subtaskId: string, jobId: string, attempt: number, leaseEpoch: number): Allocation | undefined {
   const subtask = state.subtasks.get(subtaskId);
   if (subtask?.job.jobId !== jobId) return undefined;
@@ -612,7 +646,7 @@ export function evolve(state: SchedulerState, stored: StoredEvent): SchedulerSta
     }
     case 'SubtaskStarted': {
       const d = e.data;
-      const allocation = currentAllocation(state, d.subtaskId, d.jobId, d.attempt, d.leaseEpoch);
+      const allocation = reportedAllocation(state, stored, e);
       if (allocation && allocation.startedAtMs === undefined) {
         allocation.startedAtMs = ms(d.startedAt);
         state.unstarted.delete(allocation);
@@ -621,7 +655,7 @@ export function evolve(state: SchedulerState, stored: StoredEvent): SchedulerSta
     }
     case 'SubtaskCompleted': {
       const d = e.data;
-      const allocation = currentAllocation(state, d.subtaskId, d.jobId, d.attempt, d.leaseEpoch);
+      const allocation = reportedAllocation(state, stored, e);
       if (!allocation?.subtask) return state;
       observe(allocation, ms(d.endedAt));
       release(state, allocation);
@@ -635,7 +669,7 @@ export function evolve(state: SchedulerState, stored: StoredEvent): SchedulerSta
     }
     case 'SubtaskFailed': {
       const d = e.data;
-      const allocation = currentAllocation(state, d.subtaskId, d.jobId, d.attempt, d.leaseEpoch);
+      const allocation = reportedAllocation(state, stored, e);
       if (!allocation?.subtask) return state;
       observe(allocation, ms(d.endedAt));
       release(state, allocation);
