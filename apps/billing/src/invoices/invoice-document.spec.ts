@@ -65,7 +65,7 @@ describe('SLA credits larger than the amount', () => {
     expect(december.lines[1]!.description).toBe('SLA credit for 2026-10 carried forward from invoice FGPU-000002 (sla-oct)');
     expect(december.amountDue).toBe('0.00');
     expect(december.creditsCarriedForward).toEqual([{ reference: 'sla-oct', servicePeriod: '2026-10', originInvoiceId: 'inv-2026-11', originNumber: 'FGPU-000002', amount: '5.00' }]);
-    expect(invoiceCsv(december)).toContain(',credit-carried-forward,SLA credit sla-oct for 2026-10 (from FGPU-000002) carried forward to the next invoice,,,,,,,,,5.00\r\n');
+    expect(invoiceCsv(december)).toContain(',credit-carried-forward,SLA credit sla-oct for 2026-10 (from FGPU-000002) carried forward to the next invoice,,,,,,,,,5.00,,,,\r\n');
   });
 
   it('uses the last of it on the invoice after, before tax, and then carries nothing', () => {
