@@ -1,7 +1,8 @@
 /**
  * Proves metering's HTTP side on real NATS and Postgres: external usage through
  * `POST /v1/events` (batches, idempotent retries, 409 on a changed payload that changes nothing,
- * lateness horizon and tenant checks with reasons) and straight on the bus, metered like ours;
+ * reports beyond the lateness horizon accepted as late, ahead of it and tenant checks refused
+ * with reasons) and straight on the bus, metered like ours;
  * `GET /v1/usage` in hour/day/month windows of any zone, additive, tenant-scoped (finance sees
  * all); reconciliation against JobCompleted; and a valid event the projection cannot apply
  * stalling it, visible as `projection:usage` in /v1/health (and as down in /healthz).
@@ -108,11 +109,11 @@ describe('external usage ingestion', () => {
       ['e-2', 'conflict'],
     ]);
     expect(await lastSequence(env.bus, env.bus.topology.streams.events)).toBe(before);
-    const receipt = await env.database.db.selectFrom('metering_external_receipts').select('event_id').where('event_id', '=', 'e-4').executeTakeFirst();
-    expect(receipt).toBeUndefined();
+    const receipts = await env.database.db.selectFrom('metering_external_event_receipts').select('ce_id').where('tenant_id', '=', 'acme').where('ce_id', 'in', ['e-2', 'e-4']).execute();
+    expect(receipts.map((r) => r.ce_id)).toEqual(['e-2']);
   });
 
-  it('rejects events outside the lateness horizon, for another tenant or malformed, each with its reason', async () => {
+  it('accepts events beyond the lateness horizon as late, and rejects events ahead of it, for another tenant or malformed, each with its reason', async () => {
     const response = await call('POST', '/v1/events', keys.acme, [
       started('late-1', 'alloc-9', NOW - 36 * DAY_MS),
       started('ahead-1', 'alloc-9', NOW + 6 * 60_000),
@@ -123,14 +124,16 @@ describe('external usage ingestion', () => {
     ]);
     expect(response.status).toBe(200);
     const reasons = Object.fromEntries(response.body.results.map((r: { id: string; status: string; reason?: string }) => [r.id, `${r.status}: ${r.reason ?? ''}`]));
-    expect(reasons['late-1']).toMatch(/rejected: data.startedAt: older than the lateness horizon/);
+    expect(reasons['late-1']).toBe('accepted-late: ');
     expect(reasons['ahead-1']).toMatch(/rejected: data.startedAt: more than 5 minutes ahead/);
     expect(reasons['other-1']).toMatch(/rejected: data.tenantId: does not match the API key/);
-    expect(reasons['bad-1']).toMatch(/rejected: invalid ExternalAllocationStarted data/);
+    expect(reasons['bad-1']).toMatch(/^rejected: data\.projectId: /);
     expect(reasons['ok-1']).toBe('accepted: ');
     expect(reasons['many-1']).toMatch(/rejected: data.gpus: at most 10000/);
-    const allRejected = await call('POST', '/v1/events', keys.acme, started('late-2', 'alloc-9', NOW - 40 * DAY_MS));
+    const allRejected = await call('POST', '/v1/events', keys.acme, started('ahead-2', 'alloc-9', NOW + 40 * DAY_MS));
     expect(allRejected.status).toBe(422);
+    const allLate = await call('POST', '/v1/events', keys.acme, started('late-2', 'alloc-10', NOW - 40 * DAY_MS));
+    expect([allLate.status, allLate.body.acceptedLate]).toEqual([200, 1]);
     expect((await call('POST', '/v1/events', undefined, batch())).status).toBe(401);
   });
 

@@ -70,7 +70,7 @@ export class ExternalEventsController {
       throw error;
     }
     if (outcome.conflicts) reply.status(409);
-    else if (outcome.accepted + outcome.duplicates === 0) reply.status(422);
+    else if (outcome.accepted + outcome.acceptedLate + outcome.duplicates === 0) reply.status(422);
     return outcome;
   }
 }

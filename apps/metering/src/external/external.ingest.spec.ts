@@ -9,8 +9,9 @@
  *   gives the same id, any other triple (another tenant, another source, parts that only
  *   concatenate alike) another one, and never the client's id itself;
  * - validate (compiled envelope check, zod only for the reason of a rejection, makeEvent with the
- *   request's trace context) gives, for valid and malformed CloudEvents alike, the same verdict,
- *   field, reason, envelope and hash as a zod-only version;
+ *   request's trace context) gives, for valid, late and malformed CloudEvents alike, the same
+ *   verdict, field, reason, envelope and hash as a zod-only version; a report older than the
+ *   horizon becomes ExternalAllocationReportedLate under the same id, hashed as sent;
  * - control characters (CR/LF, U+0000, DEL, C1) in `id`, `source`, `subject`, `tenantid` or
  *   `traceparent` reject that event with the field and the reason, and `traceparent` is parsed
  *   strictly (W3C: lowercase hex, no all-zero ids, no spaces, nothing after version 00's flags);
@@ -18,7 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { encodeEvent, eventCatalogue, topology, type DomainEvent } from '@fastgpu/contracts';
+import { encodeEvent, eventCatalogue, topology, type DomainEvent, type EventData } from '@fastgpu/contracts';
 import type { AnyDatabase } from '@fastgpu/db';
 import { EventPublisher } from '@fastgpu/messaging';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -136,15 +137,26 @@ function validateReference(publisher: EventPublisher, raw: unknown, index: numbe
       correlationId: ce.id,
       ...(ce.traceparent ? { traceparent: ce.traceparent } : {}),
     });
-  } catch (error) {
+  } catch {
     const check = eventCatalogue[ce.type].schema.safeParse({ ...ce.data, tenantId });
-    return rejected(fromZod((check as { error: z.ZodError }).error, 'data.').field!, (error as Error).message);
+    return fromZod((check as { error: z.ZodError }).error, 'data.');
   }
   if (event.type === 'ExternalAllocationStarted' && event.data.gpus > EXTERNAL_ALLOCATION_GPUS_MAX) return rejected('data.gpus', `data.gpus: at most ${EXTERNAL_ALLOCATION_GPUS_MAX}`);
   const field = `data.${atField}`;
-  if (atMs < nowMs - DEFAULT_LATENESS_HORIZON.backMs) return rejected(field, `${field}: older than the lateness horizon (${DEFAULT_LATENESS_HORIZON.backMs / 86_400_000} days before receipt)`);
   if (atMs > nowMs + DEFAULT_LATENESS_HORIZON.aheadMs) return rejected(field, `${field}: more than ${DEFAULT_LATENESS_HORIZON.aheadMs / 60_000} minutes ahead of receipt`);
-  return { index, ceId: ce.id, source: ce.source, event: event as Candidate['event'], hash: sha256(canonicalJsonReference({ type: ce.type, source: ce.source, subject: ce.subject ?? null, data: event.data })) };
+  const hash = sha256(canonicalJsonReference({ type: ce.type, source: ce.source, subject: ce.subject ?? null, data: event.data }));
+  if (atMs < nowMs - DEFAULT_LATENESS_HORIZON.backMs) {
+    // Late: the same report as ExternalAllocationReportedLate, under the same id and envelope.
+    const d = event.data as Record<string, unknown>;
+    const { startedAt, stoppedAt, ...rest } = d;
+    const late = publisher.build(
+      'ExternalAllocationReportedLate',
+      { ...rest, report: startedAt !== undefined ? 'started' : 'stopped', at: (startedAt ?? stoppedAt) as string, receivedAt: new Date(nowMs).toISOString() } as EventData<'ExternalAllocationReportedLate'>,
+      { id: event.id, source: event.source, time: event.time, tenantId: event.tenantid, correlationId: event.correlationid, ...(event.traceparent ? { traceparent: event.traceparent } : {}) },
+    );
+    return { index, ceId: ce.id, source: ce.source, event: late, late: true, hash };
+  }
+  return { index, ceId: ce.id, source: ce.source, event: event as Candidate['event'], late: false, hash };
 }
 
 describe('validate', () => {
@@ -189,8 +201,9 @@ describe('validate', () => {
       expect(fast, JSON.stringify(raw)?.slice(0, 120)).toEqual(validateReference(publisher, raw, index, 'acme', NOW));
     });
     const accepted = samples.map((raw, index) => ingest.validate(raw, index, 'acme', NOW)).filter((r) => 'event' in r);
-    // base, the full one, the stop, the one with its own tenantId, the unicode one (an empty traceparent is not one).
-    expect(accepted.length).toBe(5);
+    // base, the full one, the stop, the one with its own tenantId, the late one, the unicode one (an empty traceparent is not one).
+    expect(accepted.length).toBe(6);
+    expect(accepted.filter((c) => 'late' in c && c.late).map((c) => 'event' in c && c.event.type)).toEqual(['ExternalAllocationReportedLate']);
   });
   it('gives an event without a traceparent the request trace context, and keeps its own otherwise', () => {
     const withContext = ingest.validate(base, 0, 'acme', NOW, '00-11111111111111111111111111111111-2222222222222222-01');

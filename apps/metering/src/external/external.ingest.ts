@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { z } from 'zod';
 import { parseTraceParent } from '@opentelemetry/core';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { compiledReject, compileRaw, deriveId, eventCatalogue, makeEvent, singleLineText, subjectFor, type DomainEvent } from '@fastgpu/contracts';
+import { compiledReject, compileRaw, deriveId, eventCatalogue, makeEvent, singleLineText, subjectFor, type DomainEvent, type EventData } from '@fastgpu/contracts';
 import type { AnyDatabase } from '@fastgpu/db';
 import type { EventPublisher } from '@fastgpu/messaging';
 import { currentTraceparent } from '@fastgpu/telemetry';
@@ -112,18 +112,21 @@ export function payloadHash(type: string, source: string, subject: string | unde
 /**
  * What happened to one event of a request:
  * - `accepted`: new, published to the log;
+ * - `accepted-late`: new, but its producer time is older than the lateness horizon: recorded in
+ *   the log as `ExternalAllocationReportedLate`, never metered into billable usage; finance sees
+ *   it in the late-usage report and decides;
  * - `duplicate`: this (source, id) was already received from this tenant with the same type,
  *   source, subject and data; nothing is published again;
  * - `rejected`: invalid, with `field` and `reason`; nothing of it was recorded;
  * - `conflict`: this (source, id) was already received from this tenant with other content.
  */
-export type IngestStatus = 'accepted' | 'duplicate' | 'rejected' | 'conflict';
+export type IngestStatus = 'accepted' | 'accepted-late' | 'duplicate' | 'rejected' | 'conflict';
 export interface IngestResult {
   /** The client's id, when the event had a string one. */
   id: string | null;
   index: number;
   status: IngestStatus;
-  /** The internal event id (accepted and duplicate events). */
+  /** The internal event id (accepted, accepted-late and duplicate events). */
   eventId?: string;
   field?: string;
   reason?: string;
@@ -132,6 +135,7 @@ export interface IngestResult {
 export interface IngestOutcome {
   results: IngestResult[];
   accepted: number;
+  acceptedLate: number;
   duplicates: number;
   rejected: number;
   conflicts: number;
@@ -141,7 +145,10 @@ export interface Candidate {
   index: number;
   ceId: string;
   source: string;
-  event: DomainEvent<ExternalType>;
+  /** The event to publish: the report itself, or `ExternalAllocationReportedLate` for a late one. */
+  event: DomainEvent<ExternalType | 'ExternalAllocationReportedLate'>;
+  /** Older than the lateness horizon at receipt. */
+  late: boolean;
   hash: string;
 }
 
@@ -191,7 +198,8 @@ class ConflictRollback extends Error {}
 
 /**
  * External usage ingestion: validates each CloudEvent (schema, text rule, traceparent, tenant,
- * lateness horizon against the receipt clock), derives its internal id from (tenant, source, id),
+ * not ahead of the receipt clock), keeps a report older than the lateness horizon as a late one
+ * (never metered automatically), derives its internal id from (tenant, source, id),
  * and in one transaction records a receipt per (tenant, source, id) with a hash of what the event
  * says and publishes the new events before committing: a receipt exists only for a published
  * event (a failed publish rolls the receipts back), and a crash between publish and commit is
@@ -245,15 +253,36 @@ export class ExternalIngest {
         subjectFor(this.publisher.topology, ce.type, data),
       );
     } catch (error) {
-      // Rare path: the catalogue's schema again, for the field of the first issue (the reason is the catalogue's).
+      // Rare path: the catalogue's schema again, for the field and reason of each issue, named from the request's root.
       const check = eventCatalogue[ce.type].schema.safeParse(data);
-      return rejected(raw, index, { field: check.success ? 'data' : problemOf(check.error, 'data.').field, reason: (error as Error).message });
+      return rejected(raw, index, check.success ? { field: 'data', reason: `data: ${(error as Error).message}` } : problemOf(check.error, 'data.'));
     }
     if (event.type === 'ExternalAllocationStarted' && event.data.gpus > EXTERNAL_ALLOCATION_GPUS_MAX) return rejected(raw, index, { field: 'data.gpus', reason: `data.gpus: at most ${EXTERNAL_ALLOCATION_GPUS_MAX}` });
     const field = `data.${atField}`;
-    if (atMs < nowMs - this.horizon.backMs) return rejected(raw, index, { field, reason: `${field}: older than the lateness horizon (${this.horizon.backMs / 86_400_000} days before receipt)` });
     if (atMs > nowMs + this.horizon.aheadMs) return rejected(raw, index, { field, reason: `${field}: more than ${this.horizon.aheadMs / 60_000} minutes ahead of receipt` });
-    return { index, ceId: ce.id, source: ce.source, event, hash: payloadHash(ce.type, ce.source, ce.subject, event.data) };
+    // The hash is of the report as sent, late or not: a retry compares with what the client said.
+    const hash = payloadHash(ce.type, ce.source, ce.subject, event.data);
+    if (atMs < nowMs - this.horizon.backMs) return { index, ceId: ce.id, source: ce.source, event: this.lateReport(event, nowMs), late: true, hash };
+    return { index, ceId: ce.id, source: ce.source, event, late: false, hash };
+  }
+
+  /**
+   * A report older than the horizon, kept as `ExternalAllocationReportedLate` under the same
+   * internal id (one event per (tenant, source, id), late or not): the verdict is made once, here,
+   * with the receipt time, and travels in the log, so the projection and a rebuild follow it.
+   */
+  private lateReport(report: DomainEvent<ExternalType>, nowMs: number): DomainEvent<'ExternalAllocationReportedLate'> {
+    const receivedAt = new Date(nowMs).toISOString();
+    let data: EventData<'ExternalAllocationReportedLate'>;
+    if (report.type === 'ExternalAllocationStarted') {
+      const d = report.data;
+      data = { allocationId: d.allocationId, tenantId: d.tenantId, report: 'started', projectId: d.projectId, gpuModel: d.gpuModel, gpus: d.gpus, capacityType: d.capacityType, at: d.startedAt, receivedAt };
+    } else {
+      const d = report.data;
+      data = { allocationId: d.allocationId, tenantId: d.tenantId, report: 'stopped', at: d.stoppedAt, receivedAt };
+    }
+    const meta = { id: report.id, source: report.source, time: report.time, tenantId: report.tenantid, correlationId: report.correlationid, ...(report.traceparent ? { traceparent: report.traceparent } : {}) };
+    return makeEvent('ExternalAllocationReportedLate', data, meta, subjectFor(this.publisher.topology, 'ExternalAllocationReportedLate', data));
   }
 
   async ingest(raws: readonly unknown[], tenantId: string, now: Date): Promise<IngestOutcome> {
@@ -307,7 +336,7 @@ export class ExternalIngest {
           }
           for (const c of candidates) {
             const base = { id: c.ceId, index: c.index, eventId: c.event.id };
-            if (fresh.has(c.event.id)) results[c.index] = { ...base, status: 'accepted' };
+            if (fresh.has(c.event.id)) results[c.index] = { ...base, status: c.late ? 'accepted-late' : 'accepted' };
             else if (previous.get(c.event.id) === c.hash) results[c.index] = { ...base, status: 'duplicate' };
             else results[c.index] = { id: c.ceId, index: c.index, status: 'conflict', field: 'id', reason: 'id: already received from this source with other content (type, subject or data)' };
           }
@@ -329,10 +358,10 @@ export class ExternalIngest {
       // Nothing was stored: say so for every event that would otherwise have gone through.
       for (let i = 0; i < results.length; i++) {
         const r = results[i]!;
-        if (r.status === 'accepted' || r.status === 'duplicate') results[i] = { id: r.id, index: r.index, status: 'rejected', reason: 'not applied: the request has a conflicting id' };
+        if (r.status === 'accepted' || r.status === 'accepted-late' || r.status === 'duplicate') results[i] = { id: r.id, index: r.index, status: 'rejected', reason: 'not applied: the request has a conflicting id' };
       }
     }
     const count = (status: IngestStatus) => results.filter((r) => r.status === status).length;
-    return { results, accepted: count('accepted'), duplicates: count('duplicate'), rejected: count('rejected'), conflicts };
+    return { results, accepted: count('accepted'), acceptedLate: count('accepted-late'), duplicates: count('duplicate'), rejected: count('rejected'), conflicts };
   }
 }

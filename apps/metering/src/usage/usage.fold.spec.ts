@@ -3,12 +3,14 @@
  * at day and month boundaries), zero and one-millisecond and year-long allocations, out-of-order
  * pairs equal to ordered ones, stale lease epochs ignored, duplicates applied once, preemption and
  * node loss ending at the preemption time and the last heartbeat (a cancel is no interruption),
- * node clocks clamped into the lease, and the external horizon.
+ * node clocks clamped into the lease, and the external horizon: reports beyond it (by the door's
+ * verdict, ExternalAllocationReportedLate, or by stream time) close into late usage, in any
+ * order, while a late duplicate of an applied report changes nothing.
  */
 import { describe, expect, it } from 'vitest';
-import { makeEvent, REPORT_TIME_TOLERANCE_MS, subjectFor, topology, type DomainEvent, type EventData, type EventType, type StoredEvent } from '@fastgpu/contracts';
+import { makeEvent, subjectFor, topology, type DomainEvent, type EventData, type EventType, type StoredEvent } from '@fastgpu/contracts';
 import { HOUR_MS, DAY_MS } from '@fastgpu/money';
-import { foldUsage, subtaskKey, type Allocation } from './usage.fold';
+import { foldUsage, NODE_CLOCK_SKEW_MS_MAX, subtaskKey, type Allocation } from './usage.fold';
 
 const topo = topology('unit');
 let counter = 0;
@@ -105,8 +107,8 @@ describe('usage fold: interval arithmetic', () => {
     const early = started(T0 - 60_000); // the node's clock claims a start a minute before its placement (T0 − 1 s)
     const late = { ...completed(T0 + 60_000), receivedAtMs: T0 + 5_000 }; // stored at T0 + 5 s, claiming an end at T0 + 60 s
     const a = fold([placed(), early, late]).out.closures[0]!.allocation;
-    expect([a.startMs, a.endMs]).toEqual([T0 - 1000, T0 + 5_000 + REPORT_TIME_TOLERANCE_MS]);
-    expect(a.gpuMs).toBe(8 * (5_000 + REPORT_TIME_TOLERANCE_MS + 1000));
+    expect([a.startMs, a.endMs]).toEqual([T0 - 1000, T0 + 5_000 + NODE_CLOCK_SKEW_MS_MAX]);
+    expect(a.gpuMs).toBe(8 * (5_000 + NODE_CLOCK_SKEW_MS_MAX + 1000));
     const honest = fold([placed('st2'), started(T0, 'st2'), { ...completed(T0 + 10_000, 'st2'), receivedAtMs: T0 + 10_001 }]).out.closures[0]!.allocation;
     expect([honest.startMs, honest.endMs, honest.gpuMs]).toEqual([T0, T0 + 10_000, 8 * 10_000]);
   });
@@ -129,7 +131,7 @@ describe('usage fold: interval arithmetic', () => {
     expect(out.nodeLostApplied).toHaveLength(1);
   });
 
-  it('meters leases and external allocations, rejecting external times outside the horizon', () => {
+  it('meters leases and external allocations, keeping external times beyond the horizon as late', () => {
     const granted = stored('LeaseGranted', { leaseId: 'L1', tenantId: 'acme', projectId: 'p1', nodeId: 'n1', gpuModel: 'A100', gpus: 2, gpuIndices: [0, 1], leaseEpoch: 1, capacityType: 'reserved', grantedAt: iso(T0) });
     const staleRelease = stored('LeaseReleased', { leaseId: 'L1', tenantId: 'acme', nodeId: 'n1', leaseEpoch: 9, reason: 'x', releasedAt: iso(T0 + 1) });
     const released = stored('LeaseReleased', { leaseId: 'L1', tenantId: 'acme', nodeId: 'n1', leaseEpoch: 1, reason: 'done', releasedAt: iso(T0 + HOUR_MS) });
@@ -138,11 +140,59 @@ describe('usage fold: interval arithmetic', () => {
     const tooOld = stored('ExternalAllocationStarted', { allocationId: 'x2', tenantId: 'acme', projectId: 'p1', gpuModel: 'L4', gpus: 1, capacityType: 'preemptible', startedAt: iso(T0 - 40 * DAY_MS) });
     const tooMany = stored('ExternalAllocationStarted', { allocationId: 'x3', tenantId: 'acme', projectId: 'p1', gpuModel: 'L4', gpus: 2 ** 31, capacityType: 'preemptible', startedAt: iso(T0) });
     const times = new Map([extStart, extStop, tooOld, tooMany].map((e) => [e.sequence, T0 + 2000]));
-    const { out } = fold([granted, staleRelease, released, extStop, extStart, tooOld, tooMany], new Map(), times);
-    expect(out.closures.map((c) => [c.allocation.key, c.allocation.gpuMs])).toEqual([
-      ['l:L1', 2 * HOUR_MS],
-      ['x:acme:x1', 1000],
+    const { out, allocations } = fold([granted, staleRelease, released, extStop, extStart, tooOld, tooMany], new Map(), times);
+    expect(out.closures.map((c) => [c.allocation.key, c.allocation.gpuMs, c.allocation.late])).toEqual([
+      ['l:L1', 2 * HOUR_MS, false],
+      ['x:acme:x1', 1000, false],
     ]);
-    expect(out.rejections.map((r) => r.reason)).toEqual([expect.stringMatching(/before receipt/), expect.stringMatching(/gpus 2147483648 is more than 10000/)]);
+    expect(allocations.get('x:acme:x2')).toMatchObject({ late: true, lateReceivedMs: T0 + 2000, startMs: T0 - 40 * DAY_MS, gpuMs: null });
+    expect(out.rejections.map((r) => r.reason)).toEqual([expect.stringMatching(/gpus 2147483648 is more than 10000/)]);
+  });
+});
+
+describe('usage fold: late external usage', () => {
+  const RECEIVED = T0 + 50 * DAY_MS;
+  const dims = { projectId: 'p1', gpuModel: 'L4', gpus: 2, capacityType: 'on-demand' } as const;
+  const lateStart = (allocationId: string, atMs: number, receivedMs = RECEIVED) => stored('ExternalAllocationReportedLate', { allocationId, tenantId: 'acme', report: 'started', ...dims, at: iso(atMs), receivedAt: iso(receivedMs) });
+  const lateStop = (allocationId: string, atMs: number, receivedMs = RECEIVED) => stored('ExternalAllocationReportedLate', { allocationId, tenantId: 'acme', report: 'stopped', at: iso(atMs), receivedAt: iso(receivedMs) });
+  const start = (allocationId: string, atMs: number) => stored('ExternalAllocationStarted', { allocationId, tenantId: 'acme', ...dims, startedAt: iso(atMs) });
+  const stop = (allocationId: string, atMs: number) => stored('ExternalAllocationStopped', { allocationId, tenantId: 'acme', stoppedAt: iso(atMs) });
+  const closed = (out: ReturnType<typeof foldUsage>) => out.closures.map((c) => [c.allocation.key, c.allocation.gpuMs, c.allocation.late, c.allocation.lateReceivedMs]);
+
+  it('closes an allocation reported late into late usage, in either order, with hours for the record', () => {
+    const ordered = fold([lateStart('l1', T0), lateStop('l1', T0 + HOUR_MS, RECEIVED + 5)]).out;
+    const reversed = fold([lateStop('l1', T0 + HOUR_MS, RECEIVED + 5), lateStart('l1', T0)]).out;
+    expect(closed(ordered)).toEqual([['x:acme:l1', 2 * HOUR_MS, true, RECEIVED]]);
+    expect(closed(reversed)).toEqual(closed(ordered));
+  });
+
+  it('makes an allocation late when only its stop is late, and when a plain report is beyond the horizon of the stream time', () => {
+    const times = new Map<number, number>();
+    const onTime = start('l2', T0);
+    times.set(onTime.sequence, T0 + 1000);
+    const { out } = fold([onTime, lateStop('l2', T0 + HOUR_MS)], new Map(), times);
+    expect(closed(out)).toEqual([['x:acme:l2', 2 * HOUR_MS, true, RECEIVED]]);
+    const oldStart = start('l3', T0);
+    const oldStop = stop('l3', T0 + HOUR_MS);
+    times.set(oldStart.sequence, RECEIVED);
+    times.set(oldStop.sequence, RECEIVED + 1);
+    expect(closed(fold([oldStart, oldStop], new Map(), times).out)).toEqual([['x:acme:l3', 2 * HOUR_MS, true, RECEIVED]]);
+  });
+
+  it('does not make a closed or started allocation late through a late duplicate that changes nothing', () => {
+    const times = new Map<number, number>();
+    const onTime = [start('l4', T0), stop('l4', T0 + HOUR_MS)];
+    for (const e of onTime) times.set(e.sequence, T0 + HOUR_MS);
+    const { out, allocations } = fold([...onTime, lateStart('l4', T0 - HOUR_MS), lateStop('l4', T0)], new Map(), times);
+    expect(closed(out)).toEqual([['x:acme:l4', 2 * HOUR_MS, false, null]]);
+    expect(allocations.get('x:acme:l4')).toMatchObject({ late: false, startMs: T0, endMs: T0 + HOUR_MS });
+  });
+
+  it("refuses a late start without its dimensions, or on another tenant's subject", () => {
+    const bare = stored('ExternalAllocationReportedLate', { allocationId: 'l5', tenantId: 'acme', report: 'started', at: iso(T0), receivedAt: iso(RECEIVED) });
+    const foreign: StoredEvent = { ...lateStart('l6', T0), subject: 'unit.evt.external.tenant.globex' };
+    const { out } = fold([bare, foreign]);
+    expect(out.rejections.map((r) => r.reason)).toEqual([expect.stringMatching(/must carry projectId/), expect.stringMatching(/does not match the subject/)]);
+    expect(out.closures).toEqual([]);
   });
 });

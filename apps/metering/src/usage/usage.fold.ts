@@ -1,4 +1,4 @@
-import { judgeNodeReport, REPORT_TIME_TOLERANCE_MS, reportedIntervalMs, reportTimeMs, type CapacityType, type DomainEvent, type EventType, type ReportRejectionCode, type StoredEvent } from '@fastgpu/contracts';
+import type { CapacityType, DomainEvent, EventType, StoredEvent } from '@fastgpu/contracts';
 import { DAY_MS, gpuMs, HOUR_MS, instantMs, splitAtHours } from '@fastgpu/money';
 
 /**
@@ -23,6 +23,7 @@ export const usageEventTypes = [
   'LeaseReleased',
   'ExternalAllocationStarted',
   'ExternalAllocationStopped',
+  'ExternalAllocationReportedLate',
   'JobCompleted',
 ] as const satisfies readonly EventType[];
 export type UsageEventType = (typeof usageEventTypes)[number];
@@ -40,7 +41,11 @@ export const EndReason = {
 } as const;
 export type EndReason = (typeof EndReason)[keyof typeof EndReason];
 
-/** Lateness horizon for producer times of external usage, relative to when the log received them. */
+/**
+ * Lateness horizon for producer times of external usage, relative to when they were received.
+ * A report older than `backMs` is late: kept, never metered into billable usage (see `late`);
+ * one more than `aheadMs` in the future is refused.
+ */
 export interface LatenessHorizon {
   backMs: number;
   aheadMs: number;
@@ -81,6 +86,14 @@ export interface Allocation {
   endSequence: number | null;
   endReason: EndReason | null;
   interrupted: boolean;
+  /**
+   * External allocations only: a start or stop was reported beyond the lateness horizon. A late
+   * allocation closes into late usage (LateUsageRecorded) instead of billable usage: no hourly
+   * rows, no UsageRecorded, not accrued by queries.
+   */
+  late: boolean;
+  /** When the first late report was received (epoch ms). */
+  lateReceivedMs: number | null;
   staleReports: number;
   closedEventId: string | null;
   closedSequence: number | null;
@@ -129,18 +142,6 @@ export interface Rejection {
   reason: string;
 }
 
-/** A node report refused by the shared report rule (libs/contracts `judgeNodeReport`): never metered. */
-export interface ReportRejection {
-  eventId: string;
-  sequence: number;
-  type: string;
-  nodeId: string;
-  subject: string;
-  subtaskId: string;
-  code: ReportRejectionCode;
-  reason: string;
-}
-
 /** What the shell must provide: loaded allocations and facts about the log, never the clock. */
 export interface FoldInput {
   /** Every allocation the batch touches, loaded by key, plus every not-ended one on a lost node. */
@@ -157,7 +158,6 @@ export interface FoldOutput {
   closures: Closure[];
   jobObservations: JobObservation[];
   rejections: Rejection[];
-  reportRejections: ReportRejection[];
   nodeLostApplied: Array<{ eventId: string; sequence: number }>;
   eventTimeMaxMs: number | null;
 }
@@ -215,6 +215,8 @@ export function emptyAllocation(key: string, kind: AllocationKind): Allocation {
     endSequence: null,
     endReason: null,
     interrupted: false,
+    late: false,
+    lateReceivedMs: null,
     staleReports: 0,
     closedEventId: null,
     closedSequence: null,
@@ -222,14 +224,18 @@ export function emptyAllocation(key: string, kind: AllocationKind): Allocation {
   };
 }
 
+/** How far ahead of the stream's receive time a node's clock is trusted. */
+export const NODE_CLOCK_SKEW_MS_MAX = 5_000;
+
 /**
- * A node report's time as stored until its allocation closes: the agent's, bounded by the log's
- * receipt (libs/contracts `reportTimeMs`). The placement bound is applied when the allocation
- * closes (`reportedIntervalMs`), so a start before the placement still tells how far behind the
- * agent's clock is, and its end is moved by as much.
+ * Node agents' clocks are not trusted beyond a bounded skew: a reported time is clamped into the
+ * lease — not before the placement, not after the stream stored the report plus the skew.
  */
-function reportedMs(iso: string, stored: Pick<StoredEvent, 'receivedAtMs'>): number {
-  return reportTimeMs(instantMs(iso), { receivedAtMs: stored.receivedAtMs });
+export function clampToLease(allocation: Pick<Allocation, 'placedMs'>, stored: Pick<StoredEvent, 'receivedAtMs'>, reportedMs: number): number {
+  let ms = reportedMs;
+  if (stored.receivedAtMs !== undefined) ms = Math.min(ms, stored.receivedAtMs + NODE_CLOCK_SKEW_MS_MAX);
+  if (allocation.placedMs !== null) ms = Math.max(ms, allocation.placedMs);
+  return ms;
 }
 
 /** GPU-ms of an interval split at UTC hours; an end before the start counts as zero length. */
@@ -262,7 +268,7 @@ export function hourlyPieces(allocation: Allocation): { totalGpuMs: number; hour
 export function foldUsage(events: readonly StoredEvent[], input: FoldInput): FoldOutput {
   const { allocations } = input;
   const horizon = input.horizon ?? DEFAULT_LATENESS_HORIZON;
-  const out: FoldOutput = { changed: new Set(), closures: [], jobObservations: [], rejections: [], reportRejections: [], nodeLostApplied: [], eventTimeMaxMs: null };
+  const out: FoldOutput = { changed: new Set(), closures: [], jobObservations: [], rejections: [], nodeLostApplied: [], eventTimeMaxMs: null };
   const nodeLostSeen = new Set(input.appliedNodeLost);
 
   const get = (key: string, kind: AllocationKind): Allocation => {
@@ -278,12 +284,6 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
     out.changed.add(allocation.key);
     discardStaleReports(allocation);
     if (allocation.gpuMs !== null || allocation.gpus === null || allocation.startMs === null || allocation.endMs === null) return;
-    if (allocation.kind === 'subtask') {
-      // The run on the server's clock: a node clock behind the placement moves both ends (libs/contracts).
-      const endFromAgent = allocation.endReason === EndReason.completed || allocation.endReason === EndReason.failed;
-      const latestMs = stored.receivedAtMs === undefined ? undefined : stored.receivedAtMs + REPORT_TIME_TOLERANCE_MS;
-      Object.assign(allocation, reportedIntervalMs({ startMs: allocation.startMs, endMs: allocation.endMs, endFromAgent }, { placedAtMs: allocation.placedMs, latestMs }));
-    }
     const { totalGpuMs, hours } = hourlyPieces(allocation);
     allocation.gpuMs = totalGpuMs;
     allocation.closedEventId = stored.event.id;
@@ -321,25 +321,9 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
     touch(allocation, stored);
   };
 
-  /** Whether a node report may be applied: by the shared rule against the placement, or (before it) against the node of the reports already waiting. */
-  const reportAccepted = (allocation: Allocation, stored: StoredEvent, report: DomainEvent<'SubtaskStarted' | 'SubtaskCompleted' | 'SubtaskFailed'>): boolean => {
-    const d = report.data;
-    const placed = allocation.placedEventId !== null && allocation.nodeId !== null && allocation.leaseEpoch !== null;
-    const placement = placed ? { nodeId: allocation.nodeId!, subtaskId: allocation.subtaskId, attempt: allocation.attempt, leaseEpoch: allocation.leaseEpoch! } : { nodeId: allocation.nodeId ?? d.nodeId, subtaskId: d.subtaskId, attempt: d.attempt, leaseEpoch: d.leaseEpoch };
-    const judgement = judgeNodeReport(placement, { ...d, subject: stored.subject });
-    if (judgement.ok) return true;
-    allocation.staleReports++;
-    out.changed.add(allocation.key);
-    out.reportRejections.push({ eventId: report.id, sequence: stored.sequence, type: report.type, nodeId: d.nodeId, subject: stored.subject, subtaskId: d.subtaskId, code: judgement.code, reason: judgement.reason });
-    return false;
-  };
-
   const place = (allocation: Allocation, stored: StoredEvent, placement: Partial<Allocation>): boolean => {
     if (allocation.placedEventId !== null) return false;
-    // Reports that arrived before the placement came from this node; from another, they are refused now.
-    const reporterNodeId = allocation.kind === 'subtask' ? allocation.nodeId : null;
     Object.assign(allocation, placement);
-    if (reporterNodeId !== null && reporterNodeId !== allocation.nodeId) discardReportsFromAnotherNode(allocation);
     allocation.placedEventId = stored.event.id;
     allocation.placedSequence = stored.sequence;
     // Reports applied before their placement (out of order) are clamped now, as if in order.
@@ -366,25 +350,22 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
       case 'SubtaskStarted': {
         const d = event.data;
         const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
-        if (!reportAccepted(a, stored, event)) break;
         identifyReport(a, d);
-        setStart(a, stored, reportedMs(d.startedAt, stored), d.leaseEpoch);
+        setStart(a, stored, clampToLease(a, stored, instantMs(d.startedAt)), d.leaseEpoch);
         break;
       }
       case 'SubtaskCompleted': {
         const d = event.data;
         const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
-        if (!reportAccepted(a, stored, event)) break;
         identifyReport(a, d);
-        setEnd(a, stored, reportedMs(d.endedAt, stored), d.leaseEpoch, 'completed', false);
+        setEnd(a, stored, clampToLease(a, stored, instantMs(d.endedAt)), d.leaseEpoch, 'completed', false);
         break;
       }
       case 'SubtaskFailed': {
         const d = event.data;
         const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
-        if (!reportAccepted(a, stored, event)) break;
         identifyReport(a, d);
-        setEnd(a, stored, reportedMs(d.endedAt, stored), d.leaseEpoch, 'failed', d.fault === 'platform');
+        setEnd(a, stored, clampToLease(a, stored, instantMs(d.endedAt)), d.leaseEpoch, 'failed', d.fault === 'platform');
         break;
       }
       case 'SubtaskPreempted': {
@@ -422,27 +403,36 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
         break;
       }
       case 'ExternalAllocationStarted':
-      case 'ExternalAllocationStopped': {
+      case 'ExternalAllocationStopped':
+      case 'ExternalAllocationReportedLate': {
+        const report = externalReport(stored, input.streamTimeMs.get(stored.sequence), horizon);
         const d = event.data;
-        const atMs = instantMs(event.type === 'ExternalAllocationStarted' ? event.data.startedAt : event.data.stoppedAt);
-        const reason = externalRejection(stored, atMs, input.streamTimeMs.get(stored.sequence), horizon);
-        if (reason) {
-          out.rejections.push({ eventId: event.id, sequence: stored.sequence, type: event.type, tenantId: d.tenantId, reason });
+        if ('reason' in report) {
+          out.rejections.push({ eventId: event.id, sequence: stored.sequence, type: event.type, tenantId: d.tenantId, reason: report.reason });
           break;
         }
         const a = get(externalKey(d.tenantId, d.allocationId), 'external');
-        if (event.type === 'ExternalAllocationStarted') {
-          const s = event.data;
-          if (place(a, stored, { tenantId: s.tenantId, projectId: s.projectId, allocationId: s.allocationId, gpuModel: s.gpuModel, gpus: s.gpus, capacityType: s.capacityType })) {
+        // Marked before the start or stop is set, so an allocation that closes now closes as late.
+        const markLate = () => {
+          if (report.lateReceivedMs === null) return;
+          a.late = true;
+          a.lateReceivedMs = a.lateReceivedMs === null ? report.lateReceivedMs : Math.min(a.lateReceivedMs, report.lateReceivedMs);
+          out.changed.add(a.key);
+        };
+        if (report.started) {
+          const s = report.started;
+          if (place(a, stored, { tenantId: d.tenantId, projectId: s.projectId, allocationId: d.allocationId, gpuModel: s.gpuModel, gpus: s.gpus, capacityType: s.capacityType })) {
+            markLate();
             touch(a, stored);
-            setStart(a, stored, atMs, null);
+            setStart(a, stored, report.atMs, null);
           }
         } else {
           if (a.tenantId === null) {
             a.tenantId = d.tenantId;
             a.allocationId = d.allocationId;
           }
-          setEnd(a, stored, atMs, null, 'stopped', false);
+          if (a.endEventId === null) markLate();
+          setEnd(a, stored, report.atMs, null, 'stopped', false);
         }
         break;
       }
@@ -478,19 +468,6 @@ function identifyReport(a: Allocation, d: { tenantId: string; jobId: string; sub
   if (a.nodeId === null) a.nodeId = d.nodeId;
 }
 
-/** Reports that waited for the placement but came from another node than the placed one: drop them. */
-function discardReportsFromAnotherNode(a: Allocation): void {
-  if (a.startEventId !== null) {
-    a.startMs = a.startEpoch = a.startEventId = a.startSequence = null;
-    a.staleReports++;
-  }
-  if (a.endEventId !== null && (a.endReason === EndReason.completed || a.endReason === EndReason.failed)) {
-    a.endMs = a.endEpoch = a.endEventId = a.endSequence = a.endReason = null;
-    a.interrupted = false;
-    a.staleReports++;
-  }
-}
-
 /** Reports that waited for the placement and carry another epoch are stale: drop them. */
 function discardStaleReports(a: Allocation): void {
   if (a.leaseEpoch === null) return;
@@ -505,16 +482,50 @@ function discardStaleReports(a: Allocation): void {
   }
 }
 
-/** Why an external event cannot be metered, or undefined when it can. */
-function externalRejection(stored: StoredEvent, atMs: number, receivedMs: number | undefined, horizon: LatenessHorizon): string | undefined {
-  const event = stored.event as DomainEvent<'ExternalAllocationStarted' | 'ExternalAllocationStopped'>;
+type ExternalReportEvent = DomainEvent<'ExternalAllocationStarted' | 'ExternalAllocationStopped' | 'ExternalAllocationReportedLate'>;
+
+/** What an external event reports, once checked: its start (with dimensions) or stop, and whether it is late. */
+interface ExternalReport {
+  atMs: number;
+  started: { projectId: string; gpuModel: string; gpus: number; capacityType: CapacityType } | null;
+  /** When the late report was received; null when it is not late. */
+  lateReceivedMs: number | null;
+}
+
+/**
+ * Reads an external event, or says why it cannot be metered. `ExternalAllocationReportedLate` is
+ * late by the door's verdict (recorded in the event); a plain start or stop is late when its
+ * producer time is more than the horizon before the time the log stored it (a producer on the
+ * bus, or a publish delayed past the grace), so usage that happened is kept rather than refused.
+ */
+function externalReport(stored: StoredEvent, receivedMs: number | undefined, horizon: LatenessHorizon): ExternalReport | { reason: string } {
+  const event = stored.event as ExternalReportEvent;
   const tenantId = event.data.tenantId;
   const subjectTenant = stored.subject.split('.').pop();
-  if (!stored.subject.includes('.evt.external.tenant.') || subjectTenant !== tenantId) return `tenantId ${tenantId} does not match the subject ${stored.subject}`;
-  if (event.tenantid !== null && event.tenantid !== tenantId) return `tenantId ${tenantId} does not match the envelope tenant ${event.tenantid}`;
-  if (event.type === 'ExternalAllocationStarted' && event.data.gpus > EXTERNAL_ALLOCATION_GPUS_MAX) return `gpus ${event.data.gpus} is more than ${EXTERNAL_ALLOCATION_GPUS_MAX}`;
-  if (receivedMs === undefined) return undefined;
-  if (atMs < receivedMs - horizon.backMs) return `producer time ${new Date(atMs).toISOString()} is more than ${horizon.backMs} ms before receipt`;
-  if (atMs > receivedMs + horizon.aheadMs) return `producer time ${new Date(atMs).toISOString()} is more than ${horizon.aheadMs} ms after receipt`;
-  return undefined;
+  if (!stored.subject.includes('.evt.external.tenant.') || subjectTenant !== tenantId) return { reason: `tenantId ${tenantId} does not match the subject ${stored.subject}` };
+  if (event.tenantid !== null && event.tenantid !== tenantId) return { reason: `tenantId ${tenantId} does not match the envelope tenant ${event.tenantid}` };
+  switch (event.type) {
+    case 'ExternalAllocationReportedLate': {
+      const d = event.data;
+      const atMs = instantMs(d.at);
+      const lateReceivedMs = instantMs(d.receivedAt);
+      if (d.report === 'stopped') return { atMs, started: null, lateReceivedMs };
+      if (d.projectId === undefined || d.gpuModel === undefined || d.gpus === undefined || d.capacityType === undefined) return { reason: 'a late start report must carry projectId, gpuModel, gpus and capacityType' };
+      if (d.gpus > EXTERNAL_ALLOCATION_GPUS_MAX) return { reason: `gpus ${d.gpus} is more than ${EXTERNAL_ALLOCATION_GPUS_MAX}` };
+      return { atMs, started: { projectId: d.projectId, gpuModel: d.gpuModel, gpus: d.gpus, capacityType: d.capacityType }, lateReceivedMs };
+    }
+    case 'ExternalAllocationStarted':
+    case 'ExternalAllocationStopped': {
+      const started = event.type === 'ExternalAllocationStarted' ? event.data : null;
+      if (started && started.gpus > EXTERNAL_ALLOCATION_GPUS_MAX) return { reason: `gpus ${started.gpus} is more than ${EXTERNAL_ALLOCATION_GPUS_MAX}` };
+      const atMs = instantMs(started ? started.startedAt : (event as DomainEvent<'ExternalAllocationStopped'>).data.stoppedAt);
+      if (receivedMs !== undefined && atMs > receivedMs + horizon.aheadMs) return { reason: `producer time ${new Date(atMs).toISOString()} is more than ${horizon.aheadMs} ms after receipt` };
+      const late = receivedMs !== undefined && atMs < receivedMs - horizon.backMs;
+      return { atMs, started: started && { projectId: started.projectId, gpuModel: started.gpuModel, gpus: started.gpus, capacityType: started.capacityType }, lateReceivedMs: late ? receivedMs : null };
+    }
+    default: {
+      const unreachable: never = event;
+      return { reason: `not an external event: ${(unreachable as DomainEvent).type}` };
+    }
+  }
 }

@@ -4,7 +4,6 @@ import { DeliverPolicy } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Bus, EventPublisher, Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
 import { COPY_NULL, copyRows, copyText } from '@fastgpu/db';
-import { recordRejectedNodeReport } from '@fastgpu/observability';
 import { publishBatch } from '../external/ack-counting-publisher';
 import { KeyFilter } from './key-filter';
 import { DEFAULT_LATENESS_HORIZON, foldUsage, keysOf, usageEventTypes, type Allocation, type AllocationKind, type Closure, type EndReason, type HourlyUsage, type LatenessHorizon } from './usage.fold';
@@ -71,6 +70,8 @@ function fromRow(r: Row): Allocation {
     endSequence: num(r.end_sequence),
     endReason: (r.end_reason as EndReason | null) ?? null,
     interrupted: Boolean(r.interrupted),
+    late: Boolean(r.late),
+    lateReceivedMs: num(r.late_received_ms),
     staleReports: Number(r.stale_reports),
     closedEventId: (r.closed_event_id as string | null) ?? null,
     closedSequence: num(r.closed_sequence),
@@ -182,6 +183,8 @@ const allocationColumns: ReadonlyArray<Column<Allocation>> = [
   { name: 'closed_event_id', type: 'text', get: (a) => a.closedEventId },
   { name: 'closed_sequence', type: 'int8', get: (a) => a.closedSequence },
   { name: 'gpu_ms', type: 'int8', get: (a) => a.gpuMs },
+  { name: 'late', type: 'bool', get: (a) => a.late },
+  { name: 'late_received_ms', type: 'int8', get: (a) => a.lateReceivedMs },
 ];
 
 const hourlyColumns: ReadonlyArray<Column<HourlyUsage>> = [
@@ -256,6 +259,46 @@ export function usageRecordedFor(publisher: EventPublisher, closure: Closure): D
 }
 
 /**
+ * The LateUsageRecorded event of a late external allocation that closed: the same derivation as
+ * UsageRecorded under another discriminator, so the two can never share an id.
+ */
+export function lateUsageRecordedFor(publisher: EventPublisher, closure: Closure): DomainEvent<'LateUsageRecorded'> {
+  const a = closure.allocation;
+  const id = lateUsageIdFor(closure.closingEvent.id, a.key);
+  const sourceSequences = [...new Set([a.placedSequence, a.startSequence, a.endSequence, closure.closingSequence].filter((s): s is number => s !== null))].sort((x, y) => x - y);
+  return publisher.build(
+    'LateUsageRecorded',
+    {
+      usageId: id,
+      tenantId: a.tenantId!,
+      projectId: a.projectId!,
+      allocationId: a.allocationId,
+      gpuModel: a.gpuModel!,
+      capacityType: a.capacityType!,
+      gpus: a.gpus!,
+      startAt: new Date(a.startMs!).toISOString(),
+      endAt: new Date(Math.max(a.endMs!, a.startMs!)).toISOString(),
+      gpuMs: a.gpuMs!,
+      reportedLateAt: new Date(a.lateReceivedMs!).toISOString(),
+      sourceSequences,
+    },
+    {
+      id,
+      time: closure.closingEvent.time,
+      tenantId: a.tenantId,
+      correlationId: closure.closingEvent.correlationid,
+      causationId: closure.closingEvent.id,
+      ...(closure.closingEvent.traceparent ? { traceparent: closure.closingEvent.traceparent } : {}),
+    },
+  );
+}
+
+/** The id of the LateUsageRecorded of an allocation closed by `closingEventId` (the late-usage report shows it). */
+export function lateUsageIdFor(closingEventId: string, allocationKey: string): string {
+  return deriveId(closingEventId, `late-usage:${allocationKey}`);
+}
+
+/**
  * The usage projection: loads the allocations a batch touches in one query, folds the batch in
  * memory (pure), then writes changed allocations and hourly aggregates with one multi-row
  * statement each. Live, it publishes UsageRecorded for every allocation that closed before the
@@ -292,7 +335,7 @@ export class UsageProjection implements Projection {
         lostNodes.add(event.data.nodeId);
         nodeLostIds.push(event.id);
       }
-      if (event.type === 'ExternalAllocationStarted' || event.type === 'ExternalAllocationStopped') {
+      if (event.type === 'ExternalAllocationStarted' || event.type === 'ExternalAllocationStopped' || event.type === 'ExternalAllocationReportedLate') {
         // The runner and the replay pass the stream time each message was stored at; read it
         // from the log (one consumer per batch) only for events that come without it.
         if (receivedAtMs !== undefined) streamTimeMs.set(sequence, receivedAtMs);
@@ -346,7 +389,8 @@ export class UsageProjection implements Projection {
     }
     // Each hourly key belongs to one allocation, which closes once: a plain insert, and a
     // duplicate key (an invariant broken) stalls the projection instead of counting twice.
-    const hours = out.closures.flatMap((closure) => closure.hours);
+    // Late allocations are never billable usage: no hourly rows.
+    const hours = out.closures.flatMap((closure) => (closure.allocation.late ? [] : closure.hours));
     if (hours.length && context.bulkCopy) {
       await copyRows(trx, context.table('metering_usage_hourly'), hourlyCopyColumns.map((c) => c.name), copyPayload(hourlyCopyColumns, hours));
     } else if (hours.length) {
@@ -377,11 +421,9 @@ export class UsageProjection implements Projection {
         INSERT INTO ${table('metering_state')} (id, event_time_max_ms) VALUES (1, ${out.eventTimeMaxMs})
         ON CONFLICT (id) DO UPDATE SET event_time_max_ms = greatest(${table('metering_state')}.event_time_max_ms, excluded.event_time_max_ms)`.execute(trx);
     }
-    // Node reports the shared report rule refused: counted and logged once, when live.
-    if (context.live) for (const rejected of out.reportRejections) recordRejectedNodeReport({ consumer: 'metering-usage', ...rejected });
     if (context.live && this.deps.publisher && out.closures.length) {
       // Before the commit: a crash after publishing repeats the batch, which republishes the same ids.
-      const usage = out.closures.map((closure) => usageRecordedFor(this.deps.publisher!, closure));
+      const usage = out.closures.map((closure) => (closure.allocation.late ? lateUsageRecordedFor(this.deps.publisher!, closure) : usageRecordedFor(this.deps.publisher!, closure)));
       if (this.deps.nc) {
         for (let start = 0; start < usage.length; start += USAGE_PUBLISH_BATCH_MAX) await publishBatch(this.deps.nc, usage.slice(start, start + USAGE_PUBLISH_BATCH_MAX));
       } else {

@@ -56,7 +56,8 @@ type Row = { i: number | string; gpu_ms: number | string; interrupted_gpu_ms: nu
  * Reads usage per calendar window. When every window boundary falls on a UTC hour, the hourly
  * table answers; otherwise (half-hour zones) the closed allocations' exact intervals do. Both
  * give identical integers wherever both apply. Open allocations accrue at query time from their
- * start to the cutoff, never from the wall clock.
+ * start to the cutoff, never from the wall clock. Late external allocations are not billable
+ * usage: they are in neither (see the late-usage report).
  */
 export class UsageQueries {
   constructor(private readonly db: AnyDatabase) {}
@@ -90,7 +91,7 @@ export class UsageQueries {
           FROM metering_allocations u
           JOIN unnest(${starts}::int8[], ${ends}::int8[]) WITH ORDINALITY AS w(ws, we, i)
             ON u.start_ms < w.we AND greatest(u.end_ms, u.start_ms) > w.ws
-          WHERE u.gpu_ms IS NOT NULL AND u.start_ms < ${query.toMs} AND greatest(u.end_ms, u.start_ms) > ${query.fromMs} ${tenantFilter}
+          WHERE u.gpu_ms IS NOT NULL AND NOT u.late AND u.start_ms < ${query.toMs} AND greatest(u.end_ms, u.start_ms) > ${query.fromMs} ${tenantFilter}
           GROUP BY w.i${dimensionList}`.execute(this.db);
 
     const state = await sql<{ event_time_max_ms: number }>`SELECT event_time_max_ms FROM metering_state WHERE id = 1`.execute(this.db);
@@ -105,7 +106,7 @@ export class UsageQueries {
           FROM metering_allocations u
           JOIN unnest(${starts}::int8[], ${ends}::int8[]) WITH ORDINALITY AS w(ws, we, i)
             ON u.start_ms < w.we AND ${untilMs}::int8 > w.ws
-          WHERE u.gpu_ms IS NULL AND u.end_ms IS NULL AND u.gpus IS NOT NULL AND u.start_ms IS NOT NULL
+          WHERE u.gpu_ms IS NULL AND u.end_ms IS NULL AND u.gpus IS NOT NULL AND u.start_ms IS NOT NULL AND NOT u.late
             AND u.start_ms < ${untilMs}::int8 ${tenantFilter}
           GROUP BY w.i${dimensionList}`.execute(this.db)
       ).rows;

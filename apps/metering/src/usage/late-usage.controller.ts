@@ -1,0 +1,88 @@
+import { Controller, Get, Headers, Inject, Query, Res, UseGuards } from '@nestjs/common';
+import { z } from 'zod';
+import { ApiKeyGuard, Roles } from '@fastgpu/auth';
+import { ApiDoc, ApiError, parseInput } from '@fastgpu/http';
+import { RUNTIME, type Runtime } from '@fastgpu/runtime';
+import { decodeCursor, LATE_USAGE_PAGE_DEFAULT, LATE_USAGE_PAGE_MAX, lateUsageCsv, lateUsagePage } from './late-usage.query';
+
+export const lateUsageQuerySchema = z.object({
+  tenantId: z.string().min(1).max(128).optional(),
+  state: z.enum(['open', 'closed']).optional(),
+  limit: z
+    .string()
+    .regex(/^[1-9]\d{0,5}$/, 'must be a positive integer written in digits')
+    .transform(Number)
+    .refine((n) => n <= LATE_USAGE_PAGE_MAX, `at most ${LATE_USAGE_PAGE_MAX}`)
+    .optional(),
+  cursor: z.string().min(1).max(1024).optional(),
+});
+
+type Format = 'json' | 'csv';
+const OFFERED: ReadonlyArray<[Format, string]> = [
+  ['json', 'application/json'],
+  ['csv', 'text/csv'],
+];
+
+/**
+ * The representation an `Accept` header asks for, by q-value (RFC 9110 §12.5.1): the offered
+ * type with the highest q among the ranges that match it, most specific range first; q=0 means
+ * "not this". No header: JSON. Nothing acceptable: 406.
+ */
+export function negotiateLateUsage(accept: string | undefined): Format {
+  if (accept === undefined || accept.trim() === '') return 'json';
+  const ranges = accept.split(',').map((part) => {
+    const [range = '', ...params] = part.split(';').map((p) => p.trim().toLowerCase());
+    const q = params.find((p) => p.startsWith('q='));
+    const quality = q === undefined ? 1 : Number(q.slice(2));
+    return { range, quality: Number.isFinite(quality) ? quality : 0 };
+  });
+  let best: { format: Format; quality: number } | undefined;
+  for (const [format, type] of OFFERED) {
+    const [major] = type.split('/');
+    // The most specific matching range decides this type's quality.
+    const match = ranges.find((r) => r.range === type) ?? ranges.find((r) => r.range === `${major}/*`) ?? ranges.find((r) => r.range === '*/*');
+    if (match && match.quality > 0 && (!best || match.quality > best.quality)) best = { format, quality: match.quality };
+  }
+  if (!best) throw new ApiError(406, 'not_acceptable', 'the late-usage report is available as application/json or text/csv', 'Accept');
+  return best.format;
+}
+
+interface Reply {
+  status(code: number): Reply;
+  header(name: string, value: string): Reply;
+  send(body: unknown): void;
+}
+
+/**
+ * `GET /v1/usage/late`: the late-usage report for finance — external allocations reported beyond
+ * the lateness horizon, kept out of billable usage until finance decides. JSON or CSV (`Accept`),
+ * paged with a cursor (`Link: <…>; rel="next"` and `nextCursor`).
+ */
+@Controller('v1/usage/late')
+@UseGuards(ApiKeyGuard)
+@Roles('finance')
+export class LateUsageController {
+  constructor(@Inject(RUNTIME) private readonly runtime: Runtime) {}
+
+  @Get()
+  @ApiDoc({
+    summary: 'Late external usage (reported beyond the lateness horizon, never billed automatically), per tenant and allocation; Accept: application/json or text/csv; paged with cursor',
+    query: lateUsageQuerySchema,
+    errors: { 400: 'malformed parameter or cursor', 406: 'Accept names neither application/json nor text/csv' },
+    tags: ['usage'],
+  })
+  async report(@Query() raw: unknown, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
+    const query = parseInput(lateUsageQuerySchema, raw, 'query');
+    const format = negotiateLateUsage(accept);
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    if (query.cursor !== undefined && !after) throw new ApiError(400, 'invalid_request', 'cursor: not a cursor of this report (use nextCursor as given)', 'cursor');
+    const page = await lateUsagePage(this.runtime.db, { tenantId: query.tenantId ?? null, limit: query.limit ?? LATE_USAGE_PAGE_DEFAULT, ...(query.state ? { state: query.state } : {}), ...(after ? { after } : {}) });
+    if (page.nextCursor) {
+      const next = new URLSearchParams({ ...(query.tenantId ? { tenantId: query.tenantId } : {}), ...(query.state ? { state: query.state } : {}), ...(query.limit ? { limit: String(query.limit) } : {}), cursor: page.nextCursor });
+      reply.header('link', `</v1/usage/late?${next.toString()}>; rel="next"`);
+    }
+    reply.header('x-as-of-sequence', String(page.asOfSequence));
+    if (format === 'csv') reply.status(200).header('content-type', 'text/csv; charset=utf-8').send(lateUsageCsv(page.items));
+    else reply.status(200).header('content-type', 'application/json; charset=utf-8').send(JSON.stringify(page));
+  }
+}
