@@ -3,3 +3,4 @@ export * from './validation';
 export * from './api-doc';
 export * from './query';
 export * from './route-table';
+export * from './accept';

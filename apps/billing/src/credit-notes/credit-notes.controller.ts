@@ -2,7 +2,7 @@ import { Controller, Get, Headers, Inject, Param, Query, Res, UseGuards } from '
 import { ApiKeyGuard, CurrentPrincipal, Roles, tenantScope, type Principal } from '@fastgpu/auth';
 import { ApiDoc, parseInput } from '@fastgpu/http';
 import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
-import { answer, negotiate } from '../invoices/invoices.controller';
+import { answer, negotiate, negotiateList } from '../invoices/invoices.controller';
 import { presentationOf } from '../invoices/invoice-exports';
 import { creditNoteJson, creditNotePdf, creditNotesCsv, creditNoteSha256 } from './credit-note-document';
 import { CreditNotesService } from './credit-notes.service';
@@ -28,17 +28,17 @@ export class CreditNotesController {
   ) {}
 
   @Get()
-  @ApiDoc({ summary: "Credit notes as documents: a tenant's own, finance all (?tenantId, ?invoiceId); Accept application/json or text/csv", query: listCreditNotesQuery, tags: ['billing'] })
+  @ApiDoc({ summary: "Credit notes as documents: a tenant's own, finance all (?tenantId, ?invoiceId); Accept application/json or text/csv", query: listCreditNotesQuery, media: ['text/csv'], errors: { 406: 'Accept allows neither application/json nor text/csv' }, tags: ['billing'] })
   async list(@CurrentPrincipal() principal: Principal, @Query() query: unknown, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
     const q = parseInput(listCreditNotesQuery, query, 'query');
-    const format = negotiate(accept);
+    const format = negotiateList(accept);
     const docs = await answer(() => this.creditNotes.list({ tenantId: tenantScope(principal, q.tenantId), ...(q.invoiceId ? { invoiceId: q.invoiceId } : {}) }));
     if (format === 'csv') reply.status(200).header('content-type', 'text/csv; charset=utf-8').send(creditNotesCsv(docs));
     else reply.status(200).header('content-type', 'application/json').send(`{"creditNotes":[${docs.map(creditNoteJson).join(',')}]}`);
   }
 
   @Get(':creditNoteId')
-  @ApiDoc({ summary: 'One credit note: Accept application/json (canonical; X-Credit-Note-Sha256 is the SHA-256 of these bytes), text/csv or application/pdf', errors: { 404: 'no such credit note for this caller', 406: 'unsupported Accept' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'One credit note: Accept application/json (canonical, the default; X-Credit-Note-Sha256 is the SHA-256 of these bytes), text/csv or application/pdf, with q-values', media: ['text/csv', 'application/pdf'], errors: { 404: 'no such credit note for this caller', 406: 'Accept allows none of application/json, text/csv, application/pdf' }, tags: ['billing'] })
   async get(@CurrentPrincipal() principal: Principal, @Param('creditNoteId') creditNoteId: string, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
     const format = negotiate(accept);
     const doc = await answer(() => this.creditNotes.get(creditNoteId, principal.tenantId));

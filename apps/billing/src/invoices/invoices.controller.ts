@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Patch, Post, Query, Res, UseGuards } from '@nestjs/common';
 import { ApiKeyGuard, CurrentPrincipal, Roles, tenantScope, type Principal } from '@fastgpu/auth';
 import { DomainError } from '@fastgpu/eventsourcing';
-import { ApiDoc, ApiError, notFound, parseInput } from '@fastgpu/http';
+import { ApiDoc, ApiError, negotiateMediaType, notFound, parseInput, type MediaOffer } from '@fastgpu/http';
 import { CreditNotesService } from '../credit-notes/credit-notes.service';
 import { creditNoteRequest, creditNoteRequestOf } from '../credit-notes/credit-notes.schema';
 import { creditNotesCsv, creditNoteJson } from '../credit-notes/credit-note-document';
@@ -34,12 +34,20 @@ export async function answer<T>(work: () => Promise<T>): Promise<T> {
 }
 
 export type Format = 'json' | 'csv' | 'pdf';
+const JSON_OFFER: MediaOffer<'json'> = { value: 'json', mediaType: 'application/json; charset=utf-8' };
+const CSV_OFFER: MediaOffer<'csv'> = { value: 'csv', mediaType: 'text/csv; charset=utf-8' };
+/** One document (invoice, credit note): JSON (canonical, the default), CSV or PDF. */
+const DOCUMENT_OFFERS: ReadonlyArray<MediaOffer<Format>> = [JSON_OFFER, CSV_OFFER, { value: 'pdf', mediaType: 'application/pdf' }];
+/** Several documents (exports, lists): JSON (the default) or CSV; there is no PDF of a list. */
+const LIST_OFFERS: ReadonlyArray<MediaOffer<'json' | 'csv'>> = [JSON_OFFER, CSV_OFFER];
+
+/** The representation of one document by `Accept` and its q-values (libs/http accept.ts); nothing acceptable: 406. */
 export function negotiate(accept: string | undefined): Format {
-  const wanted = (accept ?? 'application/json').toLowerCase();
-  if (wanted.includes('application/pdf')) return 'pdf';
-  if (wanted.includes('text/csv')) return 'csv';
-  if (wanted.includes('application/json') || wanted.includes('*/*') || wanted === '') return 'json';
-  throw new ApiError(406, 'not_acceptable', 'invoices are available as application/json, text/csv or application/pdf', 'Accept');
+  return negotiateMediaType(accept, DOCUMENT_OFFERS, 'the document');
+}
+/** The representation of a list or export by `Accept`: JSON or CSV; nothing acceptable (a PDF only, say): 406. */
+export function negotiateList(accept: string | undefined): 'json' | 'csv' {
+  return negotiateMediaType(accept, LIST_OFFERS, 'the list');
 }
 
 /**
@@ -65,16 +73,17 @@ export class InvoicesController {
 
   @Get('export')
   @Roles('finance')
-  @ApiDoc({ summary: 'Every invoice of a period as one CSV (Accept: text/csv) or a JSON array of documents', query: exportQuery, tags: ['billing'] })
+  @ApiDoc({ summary: 'Every invoice of a period as one CSV (Accept: text/csv) or a JSON array of documents', query: exportQuery, media: ['text/csv'], errors: { 406: 'Accept allows neither application/json nor text/csv' }, tags: ['billing'] })
   async exportPeriod(@Query() query: unknown, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
     const q = parseInput(exportQuery, query, 'query');
+    const format = negotiateList(accept);
     const docs = await answer(() => this.invoices.periodDocuments(q.period, q.tenantId ?? null));
-    if (negotiate(accept) === 'csv') reply.status(200).header('content-type', 'text/csv; charset=utf-8').send(periodCsv(docs));
+    if (format === 'csv') reply.status(200).header('content-type', 'text/csv; charset=utf-8').send(periodCsv(docs));
     else reply.status(200).header('content-type', 'application/json').send(canonicalJson(docs));
   }
 
   @Get(':invoiceId')
-  @ApiDoc({ summary: 'One invoice document: Accept application/json (canonical), text/csv or application/pdf', errors: { 404: 'no such invoice for this caller', 406: 'unsupported Accept' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'One invoice document: Accept application/json (canonical, the default), text/csv or application/pdf, with q-values (q=0: never that type)', media: ['text/csv', 'application/pdf'], errors: { 404: 'no such invoice for this caller', 406: 'Accept allows none of application/json, text/csv, application/pdf' }, tags: ['billing'] })
   async get(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
     const format = negotiate(accept);
     const view = await answer(() => this.invoices.view(invoiceId, principal.tenantId));
@@ -170,9 +179,9 @@ export class InvoicesController {
   }
 
   @Get(':invoiceId/credit-notes')
-  @ApiDoc({ summary: 'The credit notes against one invoice, as documents (Accept: application/json or text/csv)', errors: { 404: 'no such invoice for this caller' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'The credit notes against one invoice, as documents (Accept: application/json or text/csv)', media: ['text/csv'], errors: { 404: 'no such invoice for this caller', 406: 'Accept allows neither application/json nor text/csv' }, tags: ['billing'] })
   async creditNotesOf(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
-    const format = negotiate(accept);
+    const format = negotiateList(accept);
     const docs = await answer(async () => {
       const view = await this.creditNotes.reader().invoices.viewOf(invoiceId, principal.tenantId);
       return this.creditNotes.list({ tenantId: view.row.tenant_id, invoiceId });
