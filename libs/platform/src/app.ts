@@ -4,7 +4,8 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { FastifyServerOptions } from 'fastify';
 import { ApiKeyGuard, ApiKeyResolver, Authenticator } from '@fastgpu/auth';
 import { GrpcModule, GrpcServerHandle, type GrpcHandlers } from '@fastgpu/grpc';
-import { ApiErrorFilter, assertSingleValuedQuery, errorBody, ERROR_CONTENT_TYPE, parseQueryString, RouteTable, sendApiError, toApiError } from '@fastgpu/http';
+import { isSingleLineText, SINGLE_LINE_TEXT_MESSAGE } from '@fastgpu/contracts';
+import { ApiErrorFilter, assertSingleValuedQuery, badRequest, errorBody, ERROR_CONTENT_TYPE, parseQueryString, RouteTable, sendApiError, toApiError } from '@fastgpu/http';
 import { JetStreamServer, ServiceTransport, type ServiceName } from '@fastgpu/messaging';
 import { instrumentHttp, MetricsModule, NestJsonLogger } from '@fastgpu/observability';
 import { OpenApiModule } from '@fastgpu/openapi';
@@ -20,6 +21,9 @@ export interface ServiceDefinition {
   /** The gRPC ports this service serves, resolved from the running app. */
   grpc?(moduleRef: ModuleRef): Partial<GrpcHandlers>;
 }
+
+/** Longest path parameter accepted: ids are at most 128 characters, periods and names shorter. */
+export const PATH_PARAMETER_LENGTH_MAX = 256;
 
 /** Request bodies above this are refused with 413: a request buys GPUs, so size is bounded. */
 export const HTTP_BODY_BYTES_MAX = 4 * 1024 * 1024;
@@ -87,6 +91,17 @@ export async function startServices(runtime: Runtime, services: ServiceDefinitio
     } catch (error) {
       done(error as Error);
     }
+  });
+  // Path parameters name stored objects: one that no store could hold (a control character, a
+  // lone surrogate, an overlong value) is a 400 naming it, on every route, before any lookup
+  // (PostgreSQL refuses U+0000 in a query parameter with an error, which was a 500).
+  fastify.addHook('preValidation', (request, _reply, done) => {
+    for (const [name, value] of Object.entries((request.params ?? {}) as Record<string, unknown>)) {
+      if (typeof value !== 'string') continue;
+      if (value.length > PATH_PARAMETER_LENGTH_MAX) return done(badRequest(`at most ${PATH_PARAMETER_LENGTH_MAX} characters`, name));
+      if (!isSingleLineText(value)) return done(badRequest(SINGLE_LINE_TEXT_MESSAGE, name));
+    }
+    done();
   });
   instrumentHttp(app, runtime);
   app.useGlobalFilters(new ApiErrorFilter(routes));
