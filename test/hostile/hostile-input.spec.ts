@@ -224,7 +224,7 @@ describe('hostile input', () => {
         }),
       ],
       ['CancelJob', fc.record({ jobId: fc.oneof(text, fc.constantFrom(...knownIds)), reason: text })],
-      ['AllocateLease', fc.record({ gpus: int, gpuModels: fc.array(text, { maxLength: 2 }), projectId: text, idempotencyKey: text }) as fc.Arbitrary<object>],
+      ['AllocateLease', fc.record({ gpus: int, gpuModels: fc.array(text, { maxLength: 2 }), projectId: text, idempotencyKey: text })],
       ['ReleaseLease', fc.record({ leaseId: fc.oneof(text, fc.constantFrom(...knownIds)) })],
     ];
     try {
