@@ -13,7 +13,11 @@ export const slaTierSchema = z.object({ below: percent, creditPercent: z.number(
 export const slaMetricSchema = z.object({ target: percent, tiers: z.array(slaTierSchema).min(1).max(10) });
 
 export const reliabilityOptionsSchema = z.object({
-  /** How far a node agent's clock may run ahead of ours before its times are refused or clamped. */
+  /**
+   * How far a node agent's clock may be from ours before it is warned about (log, and the
+   * fastgpu_node_clock_skew_seconds gauge always), and the tolerance of the SLA read model's
+   * report times. Never a reason to refuse a heartbeat: liveness runs on server time.
+   */
   clockSkewMs: z.coerce.number().int().nonnegative().default(5_000),
   /** How often the liveness loop looks for silent nodes (0 = a quarter of the heartbeat interval, at most 1 s). */
   livenessTickMs: z.coerce.number().int().nonnegative().default(0),

@@ -131,14 +131,12 @@ describe('a node that stops beating', () => {
     const before = engine.monitor.snapshot();
     await env.bus.js.publish(env.bus.topology.subjects.heartbeat('ghost'), JSON.stringify(beat('ghost', 10)));
     await env.bus.js.publish(env.bus.topology.subjects.heartbeat('n2'), JSON.stringify(beat('n2', -5)));
-    await env.bus.js.publish(env.bus.topology.subjects.heartbeat('n2'), JSON.stringify({ ...beat('n2', 5), sentAt: new Date(Date.now() + 3_600_000).toISOString() }));
     const ghost = await log.waitFor('ReportRejected', (e) => e.data.nodeId === 'ghost');
     expect(ghost.data).toMatchObject({ reportType: 'Heartbeat', reason: 'unknown-node: node ghost is not registered' });
     await log.waitFor('ReportRejected', (e) => e.data.nodeId === 'n2' && e.data.reason.startsWith('impossible-value: gpus.0.utilizationPercent'));
-    await log.waitFor('ReportRejected', (e) => e.data.nodeId === 'n2' && e.data.reason.startsWith('future-time'));
     const after = engine.monitor.snapshot();
-    expect(after.heartbeatsRejected - before.heartbeatsRejected).toBe(3);
-    expect(after.heartbeatsRejectedByCode).toMatchObject({ 'unknown-node': 1, 'impossible-value': 1, 'future-time': 1 });
+    expect(after.heartbeatsRejected - before.heartbeatsRejected).toBe(2);
+    expect(after.heartbeatsRejectedByCode).toMatchObject({ 'unknown-node': 1, 'impossible-value': 1 });
     expect(engine.monitor.liveness.nodes.has('ghost')).toBe(false);
   });
 

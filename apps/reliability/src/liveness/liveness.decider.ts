@@ -1,4 +1,4 @@
-import { deriveId, Heartbeat, idSchema, nameId, type DomainEvent } from '@fastgpu/contracts';
+import { clockSkewMs, deriveId, Heartbeat, idSchema, nameId, type DomainEvent } from '@fastgpu/contracts';
 import { iso, type Effect } from '../monitor/effects';
 import { staleRunningWork, type FencingState } from '../fencing/fencing.decider';
 
@@ -12,6 +12,7 @@ import { staleRunningWork, type FencingState } from '../fencing/fencing.decider'
 export interface LivenessPolicy {
   heartbeatIntervalMs: number;
   missedHeartbeatsBeforeLost: number;
+  /** A node whose clock is further than this from the server's is warned about (its heartbeats still count). */
   clockSkewMs: number;
   heartbeatRejectionIntervalMs: number;
   eccErrorsMax: number;
@@ -31,6 +32,8 @@ export interface NodeLiveness {
   drained: boolean;
   /** NodeUndrained events seen: each drain after an undrain is a new decision with a new id. */
   undrainCount: number;
+  /** The agent's clock minus the server's receipt of its last accepted heartbeat; null before any. */
+  clockSkewMs: number | null;
 }
 
 export interface LivenessState {
@@ -50,7 +53,7 @@ export function evolveLiveness(state: LivenessState, event: DomainEvent, receive
       const d = event.data;
       const node = state.nodes.get(d.nodeId);
       if (!node) {
-        state.nodes.set(d.nodeId, { nodeId: d.nodeId, gpuCount: d.gpuCount, gpuMemoryGb: d.gpuMemoryGb, agentEpoch: d.agentEpoch, lastSeenMs: receivedAtMs, lost: null, drained: false, undrainCount: 0 });
+        state.nodes.set(d.nodeId, { nodeId: d.nodeId, gpuCount: d.gpuCount, gpuMemoryGb: d.gpuMemoryGb, agentEpoch: d.agentEpoch, lastSeenMs: receivedAtMs, lost: null, drained: false, undrainCount: 0, clockSkewMs: null });
         return;
       }
       node.gpuCount = d.gpuCount;
@@ -129,17 +132,27 @@ export const RejectionCode = {
   impossibleValue: 'impossible-value',
   wrongCredentials: 'wrong-credentials',
   unknownNode: 'unknown-node',
-  futureTime: 'future-time',
   staleAgent: 'stale-agent-epoch',
 } as const;
 export type RejectionCode = (typeof RejectionCode)[keyof typeof RejectionCode];
 
-export type HeartbeatVerdict = { accepted: true; heartbeat: Heartbeat; effects: Effect[] } | { accepted: false; code: RejectionCode; reason: string; effects: Effect[] };
+/**
+ * A node's clock against the server's, from an accepted heartbeat. `crossed` says when it moved
+ * past the policy's `clockSkewMs` (`beyond`) or back within it (`within`), for a warning once per
+ * crossing rather than per beat.
+ */
+export interface ClockSkew {
+  nodeId: string;
+  skewMs: number;
+  crossed?: 'beyond' | 'within';
+}
+
+export type HeartbeatVerdict = { accepted: true; heartbeat: Heartbeat; effects: Effect[]; skew: ClockSkew } | { accepted: false; code: RejectionCode; reason: string; effects: Effect[] };
 
 /** A subject token that is not a valid id still gets a rejection on record, under this name. */
 const UNNAMED_NODE = '_invalid-node-id';
 
-function validate(state: LivenessState, message: HeartbeatMessage, policy: LivenessPolicy): { ok: true; heartbeat: Heartbeat; node: NodeLiveness } | { ok: false; code: RejectionCode; reason: string } {
+function validate(state: LivenessState, message: HeartbeatMessage): { ok: true; heartbeat: Heartbeat; node: NodeLiveness } | { ok: false; code: RejectionCode; reason: string } {
   const parsed = Heartbeat.safeParse(message.body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -153,10 +166,6 @@ function validate(state: LivenessState, message: HeartbeatMessage, policy: Liven
   }
   const node = state.nodes.get(heartbeat.nodeId);
   if (!node) return { ok: false, code: RejectionCode.unknownNode, reason: `node ${heartbeat.nodeId} is not registered` };
-  const sentAtMs = Date.parse(heartbeat.sentAt);
-  if (sentAtMs > message.receivedAtMs + policy.clockSkewMs) {
-    return { ok: false, code: RejectionCode.futureTime, reason: `sentAt ${heartbeat.sentAt} is ${sentAtMs - message.receivedAtMs} ms ahead of the server (allowed skew ${policy.clockSkewMs} ms)` };
-  }
   if (heartbeat.agentEpoch < node.agentEpoch) {
     return { ok: false, code: RejectionCode.staleAgent, reason: `agent epoch ${heartbeat.agentEpoch} is older than the registered ${node.agentEpoch}` };
   }
@@ -190,7 +199,7 @@ export function healthViolation(heartbeat: Heartbeat, policy: Pick<LivenessPolic
  * counters cross a threshold, and tells the node to stop work whose lease it no longer holds.
  */
 export function decideHeartbeat(state: LivenessState, fencing: FencingState, message: HeartbeatMessage, policy: LivenessPolicy): HeartbeatVerdict {
-  const result = validate(state, message, policy);
+  const result = validate(state, message);
   if (!result.ok) {
     const nodeId = idSchema.safeParse(message.subjectNodeId).success ? message.subjectNodeId : UNNAMED_NODE;
     const bucket = Math.floor(message.receivedAtMs / policy.heartbeatRejectionIntervalMs);
@@ -210,7 +219,10 @@ export function decideHeartbeat(state: LivenessState, fencing: FencingState, mes
   }
   const { heartbeat, node } = result;
   const effects: Effect[] = [];
+  // Liveness runs on the server's clock only: the agent's sentAt never decides whether a node is
+  // alive (a clock an hour ahead or behind beats like any other); it is measured, for a warning.
   node.lastSeenMs = Math.max(node.lastSeenMs, message.receivedAtMs);
+  const skew = measureSkew(node, Date.parse(heartbeat.sentAt), message.receivedAtMs, policy);
   if (node.lost && message.receivedAtMs > node.lost.lastHeartbeatAtMs) {
     effects.push({
       kind: 'event',
@@ -244,5 +256,15 @@ export function decideHeartbeat(state: LivenessState, fencing: FencingState, mes
       },
     });
   }
-  return { accepted: true, heartbeat, effects };
+  return { accepted: true, heartbeat, effects, skew };
+}
+
+function measureSkew(node: NodeLiveness, sentAtMs: number, receivedAtMs: number, policy: Pick<LivenessPolicy, 'clockSkewMs'>): ClockSkew {
+  const skewMs = clockSkewMs(sentAtMs, receivedAtMs);
+  const wasBeyond = node.clockSkewMs !== null && Math.abs(node.clockSkewMs) > policy.clockSkewMs;
+  const beyond = Math.abs(skewMs) > policy.clockSkewMs;
+  node.clockSkewMs = skewMs;
+  if (beyond && !wasBeyond) return { nodeId: node.nodeId, skewMs, crossed: 'beyond' };
+  if (!beyond && wasBeyond) return { nodeId: node.nodeId, skewMs, crossed: 'within' };
+  return { nodeId: node.nodeId, skewMs };
 }

@@ -1,11 +1,12 @@
 import { DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { decodeValue, parseJson, peekType, type DomainEvent } from '@fastgpu/contracts';
 import { EventPublisher, lastSequence, StreamFollower, type Bus } from '@fastgpu/messaging';
-import { recordRejectedNodeReport } from '@fastgpu/observability';
+import { Logger } from '@nestjs/common';
+import { nodeClockSkewSeconds, recordRejectedNodeReport } from '@fastgpu/observability';
 import type { Clock, HealthCheck } from '@fastgpu/runtime';
 import { livenessTickMs, type ReliabilityConfig } from '../reliability.config';
 import { evolveFencing, fencingEventTypes, initialFencingState, isNodeReport, reportVerdict, type FencingState } from '../fencing/fencing.decider';
-import { decideHeartbeat, decideTick, evolveLiveness, initialLivenessState, livenessEventTypes, type LivenessState, type RejectionCode } from '../liveness/liveness.decider';
+import { decideHeartbeat, decideTick, evolveLiveness, initialLivenessState, livenessEventTypes, type ClockSkew, type LivenessState, type RejectionCode } from '../liveness/liveness.decider';
 import { iso, type CommandEffect, type Effect, type EventEffect } from './effects';
 
 /** Heartbeats held while the domain log is still being read, one (the latest) per node. */
@@ -68,6 +69,7 @@ export class NodeMonitor {
   /** Set when a reader ends without being stopped: the loop can no longer see the fleet. */
   private readerEnded?: string;
   private readonly heartbeatSubjectPrefix: string;
+  private readonly logger = new Logger('reliability');
   private readonly stats: MonitorStats = {
     heartbeatsAccepted: 0,
     heartbeatsRejected: 0,
@@ -207,12 +209,24 @@ export class NodeMonitor {
     const parsed = parseJson(m.data);
     const subjectNodeId = m.subject.startsWith(this.heartbeatSubjectPrefix) ? m.subject.slice(this.heartbeatSubjectPrefix.length) : m.subject;
     const verdict = decideHeartbeat(this.liveness, this.fencing, { subjectNodeId, body: parsed.ok ? parsed.value : undefined, receivedAtMs: m.time.getTime() }, this.config);
-    if (verdict.accepted) this.stats.heartbeatsAccepted++;
-    else {
+    if (verdict.accepted) {
+      this.stats.heartbeatsAccepted++;
+      this.onClockSkew(verdict.skew);
+    } else {
       this.stats.heartbeatsRejected++;
       this.stats.heartbeatsRejectedByCode[verdict.code] = (this.stats.heartbeatsRejectedByCode[verdict.code] ?? 0) + 1;
     }
     this.enqueue(verdict.effects);
+  }
+
+  /** Exports a node's clock skew and warns once each time it moves beyond the allowed skew (and says when it is back). */
+  private onClockSkew(skew: ClockSkew): void {
+    nodeClockSkewSeconds.set({ node: skew.nodeId }, skew.skewMs / 1000);
+    if (skew.crossed === 'beyond') {
+      this.logger.warn(`node ${skew.nodeId}: its clock is ${Math.abs(skew.skewMs)} ms ${skew.skewMs > 0 ? 'ahead of' : 'behind'} the server's (allowed ${this.config.clockSkewMs} ms); liveness and billing use server time, but the agent's clock should be fixed`);
+    } else if (skew.crossed === 'within') {
+      this.logger.log(`node ${skew.nodeId}: its clock is back within ${this.config.clockSkewMs} ms of the server's (${skew.skewMs} ms)`);
+    }
   }
 
   /** Groups effects: commands travel with the event that records them, or alone. */
