@@ -12,6 +12,7 @@ import { PriceBooksService } from './price-books/price-books.service';
 import { InvoiceLifecycleController } from './invoices/lifecycle.controller';
 import { BillingAuditController } from './ledger/audit.controller';
 import { BillingMetrics } from './ledger/billing.metrics';
+import { ReviewQueueController } from './ledger/review.controller';
 
 /** The billing service: the ledger projection, invoices, price books and finance actions. */
 @Module({})
@@ -19,7 +20,7 @@ export class BillingModule {
   static forRoot(options: Partial<BillingOptions> = {}): DynamicModule {
     return {
       module: BillingModule,
-      controllers: [InvoicesController, BillingAdminController, PriceBooksController, CreditNotesController, InvoiceLifecycleController, BillingAuditController, WebhooksController],
+      controllers: [InvoicesController, BillingAdminController, PriceBooksController, CreditNotesController, InvoiceLifecycleController, BillingAuditController, ReviewQueueController, WebhooksController],
       providers: [{ provide: BILLING_OPTIONS, useValue: billingOptions(options) }, BillingLedger, BillingMetrics, InvoicesService, PriceBooksService, CreditNotesService, WebhooksService],
       exports: [BillingLedger, InvoicesService],
     };

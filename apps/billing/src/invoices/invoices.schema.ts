@@ -23,6 +23,10 @@ export const voidRequest = z.object({ reason }).strict();
 /** Deleting a draft: what happens to its usage — onto a new draft of the period (`move`) or nowhere (`discard`). */
 export const deleteDraftRequest = z.object({ usage: z.enum(['move', 'discard']), reason }).strict();
 export const reissueRequest = z.object({ reason }).strict();
+/** Billing a review item of usage onto an open draft of its tenant. */
+export const billReviewItemRequest = z.object({ invoiceId: id, reason }).strict();
+export const dismissReviewItemRequest = z.object({ reason }).strict();
+export const lateUsageQuery = z.object({ tenantId: id.optional() }).strict();
 export const creditNoteRequest = z.object({ amount: z.string().regex(/^\d+(\.\d+)?$/, 'must be a positive decimal string'), reason }).strict();
 export const whatIfQuery = z.object({ priceBookId: id, version: z.coerce.number().int().positive() });
 export const exportQuery = z.object({ period, tenantId: id.optional() });

@@ -7,6 +7,7 @@ import { applyFinanceAction } from '../finance-actions/finance-actions.projectio
 import { allocationFromRow, allocationToRow, BillingStore, usagePieceOf, type BillingTable, type InvoiceRow, type PieceRow } from './billing.store';
 import { applyDraftDeleted, applyReissued, LIFECYCLE_ACTION_TYPES } from './invoice-lifecycle';
 import type { LedgerContext } from './ledger-context';
+import { applyLateUsageBilled, applyLateUsageDismissed, applyLateUsageRecorded, REVIEW_DECISION_TYPES } from './review-decisions';
 import { sameJson, writeAudit, type AuditEntry, type AuditOutcome } from './billing-audit';
 import { accrualRange, ALLOCATION_EVENT_TYPES, allocationOf, emptyAllocation, evolveAllocation, leaseKey, loseNode, OPEN_ALLOCATION_END_MS, stopPieces, subtaskKey, type OpenAllocation } from './accrual';
 
@@ -135,12 +136,12 @@ class LedgerWriter implements LedgerContext {
     this.audit(same ? 'duplicate' : 'conflict', invoiceId, tenantId, same ? `${what} seen before` : `${what} seen before with another payload; the first stands`);
   }
 
-  async review(eventId: string, piece: number, kind: string, tenantId: string, referenceId: string, servicePeriod: string, reason: string, sequence: number): Promise<void> {
+  async review(eventId: string, piece: number, kind: string, tenantId: string, referenceId: string, servicePeriod: string, reason: string, sequence: number, usage?: ReviewedPiece): Promise<void> {
     this.audit('review', null, tenantId, `${kind} ${referenceId}${servicePeriod ? ` (${servicePeriod})` : ''}: ${reason}`);
     if (kind === 'usage' || kind === 'late-usage') this.audit('late', null, tenantId, `usage ${referenceId} of ${servicePeriod}: to the review queue`);
     await this.trx
       .insertInto(this.t('billing_review_queue'))
-      .values({ event_id: eventId, piece, kind, tenant_id: tenantId, reference_id: referenceId, service_period: servicePeriod, reason, sequence })
+      .values({ event_id: eventId, piece, kind, tenant_id: tenantId, reference_id: referenceId, service_period: servicePeriod, reason, sequence, ...(usage ?? {}) })
       .onConflict((oc) => oc.columns(['event_id', 'piece']).doNothing())
       .execute();
   }
@@ -160,7 +161,8 @@ class LedgerWriter implements LedgerContext {
       for (const [index, piece] of pieces.entries()) {
         const target = await this.target(tenantId, piece.period, true);
         if ('review' in target) {
-          await this.review(u.event_id, index, 'usage', tenantId, u.usage_id, piece.period, target.review, u.sequence);
+          const reviewed = { gpu_model: u.gpu_model, capacity_type: u.capacity_type, gpus: u.gpus, start_ms: piece.startMs, end_ms: piece.endMs, allocation_start_ms: u.start_ms, allocation_end_ms: u.end_ms, interrupted: u.interrupted };
+          await this.review(u.event_id, index, 'usage', tenantId, u.usage_id, piece.period, target.review, u.sequence, reviewed);
           continue;
         }
         const pieceRow: PieceRow = {
@@ -262,7 +264,8 @@ class LedgerWriter implements LedgerContext {
       for (const [index, piece] of splitAtPeriods(range.fromMs, range.toMs, tenant.billingTimeZone).entries()) {
         const target = await this.target(d.tenantId, piece.period, true);
         if ('review' in target) {
-          await this.review(accrualId, index, 'usage', d.tenantId, accrualId, piece.period, target.review, sequence);
+          const reviewed = { gpu_model: a.gpuModel!, capacity_type: a.capacityType!, gpus: a.gpus!, start_ms: piece.startMs, end_ms: piece.endMs, allocation_start_ms: a.startMs!, allocation_end_ms: OPEN_ALLOCATION_END_MS, interrupted: false };
+          await this.review(accrualId, index, 'usage', d.tenantId, accrualId, piece.period, target.review, sequence, reviewed);
           continue;
         }
         const pieceRow: PieceRow = {
@@ -455,6 +458,15 @@ class LedgerWriter implements LedgerContext {
       case 'InvoiceReissued':
         await applyReissued(this, stored as StoredEvent<'InvoiceReissued'>);
         return;
+      case 'LateUsageRecorded':
+        await applyLateUsageRecorded(this, stored as StoredEvent<'LateUsageRecorded'>);
+        return;
+      case 'LateUsageBilled':
+        await applyLateUsageBilled(this, stored as StoredEvent<'LateUsageBilled'>);
+        return;
+      case 'LateUsageDismissed':
+        await applyLateUsageDismissed(this, stored as StoredEvent<'LateUsageDismissed'>);
+        return;
       case 'InvoicePaid':
       case 'InvoiceVoided':
       case 'CreditNoteIssued':
@@ -529,7 +541,7 @@ class LedgerWriter implements LedgerContext {
       if ('review' in target) {
         await this.trx.deleteFrom(this.t('billing_usage_pieces')).where('event_id', '=', piece.event_id).where('piece', '=', piece.piece).execute();
         await this.trx.deleteFrom(this.t('billing_rated_parts')).where('event_id', '=', piece.event_id).where('piece', '=', piece.piece).execute();
-        await this.review(piece.event_id, piece.piece, 'usage', row.tenant_id, piece.usage_id, piece.service_period, target.review, sequence);
+        await this.review(piece.event_id, piece.piece, 'usage', row.tenant_id, piece.usage_id, piece.service_period, target.review, sequence, reviewedPiece(piece as PieceRow));
         continue;
       }
       await this.trx
@@ -550,6 +562,13 @@ class LedgerWriter implements LedgerContext {
       await this.trx.updateTable(this.t('billing_sla_credits')).set({ invoice_id: target.invoiceId, assigned_sequence: sequence }).where('event_id', '=', credit.event_id).execute();
     }
   }
+}
+
+/** What a review-queue item of usage keeps of the piece it would bill. */
+export type ReviewedPiece = Pick<PieceRow, 'gpu_model' | 'capacity_type' | 'gpus' | 'start_ms' | 'end_ms' | 'allocation_start_ms' | 'allocation_end_ms' | 'interrupted'>;
+
+export function reviewedPiece(p: ReviewedPiece): ReviewedPiece {
+  return { gpu_model: p.gpu_model, capacity_type: p.capacity_type, gpus: p.gpus, start_ms: p.start_ms, end_ms: p.end_ms, allocation_start_ms: p.allocation_start_ms, allocation_end_ms: p.allocation_end_ms, interrupted: p.interrupted };
 }
 
 export interface RatedPartRow {
@@ -588,7 +607,7 @@ export function ratedPartRows(p: PieceRow, timeline: PriceTimeline): RatedPartRo
 export function billingProjection(name = BILLING_PROJECTION): Projection {
   return {
     name,
-    types: new Set(['TenantCreated', 'PriceBookPublished', 'UsageRecorded', 'SlaCreditIssued', 'InvoiceFinalized', ...FINANCE_ACTION_TYPES, ...ALLOCATION_EVENT_TYPES, 'NodeLost', 'BillingPeriodClosed', ...LIFECYCLE_ACTION_TYPES]),
+    types: new Set(['TenantCreated', 'PriceBookPublished', 'UsageRecorded', 'SlaCreditIssued', 'InvoiceFinalized', ...FINANCE_ACTION_TYPES, ...ALLOCATION_EVENT_TYPES, 'NodeLost', 'BillingPeriodClosed', ...LIFECYCLE_ACTION_TYPES, ...REVIEW_DECISION_TYPES]),
     // Money: an undecodable event of these types stops the ledger (and any rebuild) rather than being skipped.
     stopsOnUndecodable: true,
     async apply(trx: ProjectionTransaction, events: StoredEvent[], context: ProjectionContext): Promise<void> {

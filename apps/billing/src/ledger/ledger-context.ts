@@ -7,7 +7,7 @@ export interface LedgerContext {
   readonly trx: ProjectionTransaction;
   readonly t: (name: BillingTable) => string;
   readonly store: BillingStore;
-  review(eventId: string, piece: number, kind: string, tenantId: string, referenceId: string, servicePeriod: string, reason: string, sequence: number): Promise<void>;
+  review(eventId: string, piece: number, kind: string, tenantId: string, referenceId: string, servicePeriod: string, reason: string, sequence: number, usage?: Pick<PieceRow, 'gpu_model' | 'capacity_type' | 'gpus' | 'start_ms' | 'end_ms' | 'allocation_start_ms' | 'allocation_end_ms' | 'interrupted'>): Promise<void>;
   writeParts(pieces: readonly PieceRow[], currency: string): Promise<void>;
   /** Notes what the event being applied did to an invoice (or, with null, to no invoice) for the audit trail. */
   audit(outcome: AuditOutcome, invoiceId: string | null, tenantId: string | null, detail?: string | null): void;
