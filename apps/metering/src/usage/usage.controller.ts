@@ -1,10 +1,14 @@
+import { createHash } from 'node:crypto';
 import { Controller, Get, Inject, Query, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
 import { ApiKeyGuard, CurrentPrincipal, Roles, tenantScope, type Principal } from '@fastgpu/auth';
-import { ApiDoc, ApiError, parseInput } from '@fastgpu/http';
-import { formatLocal, isTimeZone, windowContaining, offsetAt, type CalendarWindow } from '@fastgpu/money';
+import { ApiDoc, ApiError, parseDate, parseInput, parseInstant, parsePeriod, queryParam } from '@fastgpu/http';
+import { formatLocal, windowContaining, offsetAt, type CalendarWindow } from '@fastgpu/money';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
-import { UsageQueries, usageDimensionNames, type UsageDimension } from './usage.query';
+import { USAGE_PAGE_ROWS_MAX, UsageQueries, usageDimensionNames, type UsageDimension, type UsageRowKey } from './usage.query';
+
+/** Longest cursor accepted (a key of nine dimensions of at most 128 characters each, encoded). */
+const USAGE_CURSOR_LENGTH_MAX = 4096;
 
 const bound = z.string().min(4).max(40);
 export const usageQuerySchema = z.object({
@@ -13,7 +17,7 @@ export const usageQuerySchema = z.object({
   /** Default: the end of the window `from` defaults to. */
   to: bound.optional(),
   window: z.enum(['hour', 'day', 'month']).default('day'),
-  tz: z.string().min(1).max(64).refine(isTimeZone, 'unknown IANA time zone').default('UTC'),
+  tz: queryParam.timeZone().default('UTC'),
   groupBy: z
     .string()
     .max(200)
@@ -25,27 +29,67 @@ export const usageQuerySchema = z.object({
       return [...new Set(names)] as UsageDimension[];
     }),
   tenantId: z.string().min(1).max(128).optional(),
-  accrueUntil: z.iso.datetime({ offset: true }).optional(),
+  accrueUntil: queryParam.instant().optional(),
+  limit: queryParam.integer(1, USAGE_PAGE_ROWS_MAX).optional(),
+  cursor: z.string().min(1).max(USAGE_CURSOR_LENGTH_MAX).optional(),
 });
+const usageQueryParameters: ReadonlySet<string> = new Set(Object.keys(usageQuerySchema.shape));
 
 /**
  * A bound is an instant with its offset (`2026-03-01T00:00:00Z`, `…+01:00`), or a local date
- * (`2026-03-01`) or month (`2026-03`) meaning its start in the query's time zone.
+ * (`2026-03-01`) or month (`2026-03`) meaning its start in the query's time zone. Read exactly
+ * (libs/http query readers): `2026-13`, `0000-01`, `2026-02-30`, an instant without offset are
+ * 400 with the field, never rolled over or guessed.
  */
 export function parseBound(value: string, timeZone: string, field: string): number {
-  const month = /^(\d{4})-(\d{2})$/.exec(value);
-  const day = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value);
-  if (month || day) {
-    const [, y, m, d] = (month ?? day)!;
-    const noonWall = Date.UTC(Number(y), Number(m) - 1, Number(d ?? '1'), 12);
-    const window: CalendarWindow = month ? 'month' : 'day';
+  let calendar: { year: number; month: number; day?: number } | undefined;
+  if (/^\d{4}-\d{2}$/.test(value)) calendar = parsePeriod(value, field);
+  else if (/^\d{4}-\d{2}-\d{2}$/.test(value)) calendar = parseDate(value, field);
+  if (calendar) {
+    const noonWall = Date.UTC(calendar.year, calendar.month - 1, calendar.day ?? 1, 12);
+    const window: CalendarWindow = calendar.day === undefined ? 'month' : 'day';
     const instant = noonWall - offsetAt(timeZone, noonWall);
     return windowContaining(instant, window, timeZone).startMs;
   }
-  if (!/(Z|[+-]\d{2}:\d{2})$/.test(value)) throw new ApiError(422, 'unprocessable', `${field}: give an instant with an offset (Z or ±hh:mm), a date or a month`, field);
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms)) throw new ApiError(400, 'invalid_request', `${field}: not an ISO-8601 instant`, field);
-  return ms;
+  return parseInstant(value, field);
+}
+
+/** Refuses a parameter the route does not read (a typo such as `form=` would silently answer the default range). */
+function assertKnownParameters(raw: unknown): void {
+  if (!raw || typeof raw !== 'object') return;
+  for (const name of Object.keys(raw)) {
+    if (usageQueryParameters.has(name)) continue;
+    const shown = (name.length > 64 ? `${name.slice(0, 64)}…` : name).replace(/[\p{Cc}\p{Cs}]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    throw new ApiError(400, 'invalid_request', `${shown || '(empty name)'}: unknown parameter; use ${[...usageQueryParameters].join(', ')}`, shown || 'query');
+  }
+}
+
+/** What a cursor is bound to: a cursor of another query (range, zone, grouping, tenant) is refused. */
+function queryFingerprint(parts: unknown[]): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('base64url').slice(0, 16);
+}
+
+function encodeUsageCursor(fingerprint: string, key: UsageRowKey): string {
+  return Buffer.from(JSON.stringify({ q: fingerprint, w: key.windowIndex, k: key.values }), 'utf8').toString('base64url');
+}
+
+function decodeUsageCursor(cursor: string, fingerprint: string, groupBy: readonly UsageDimension[], windowCount: number): UsageRowKey {
+  const refuse = (why: string) => new ApiError(400, 'invalid_request', `cursor: ${why} (give nextCursor as returned, with the same query)`, 'cursor');
+  let value: unknown;
+  try {
+    if (!/^[A-Za-z0-9_-]+$/.test(cursor)) throw new Error('not base64url');
+    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw refuse('not a cursor of this route');
+  }
+  const { q, w, k } = (value ?? {}) as { q?: unknown; w?: unknown; k?: unknown };
+  if (q !== fingerprint) throw refuse('belongs to another query');
+  if (typeof w !== 'number' || !Number.isInteger(w) || w < 0 || w >= windowCount || !Array.isArray(k) || k.length !== groupBy.length) throw refuse('not a cursor of this route');
+  k.forEach((v, i) => {
+    const expected = groupBy[i] === 'attempt' ? 'number' : 'string';
+    if (typeof v !== expected) throw refuse('not a cursor of this route');
+  });
+  return { windowIndex: w, values: k as Array<string | number> };
 }
 
 /** `GET /v1/usage`: integer GPU-ms per calendar window in any IANA zone, half-open and additive. */
@@ -61,12 +105,13 @@ export class UsageController {
 
   @Get()
   @ApiDoc({
-    summary: 'GPU-ms per hour, day or month in a time zone, grouped by dimensions; tenants see their own, finance sees all (optional tenantId)',
+    summary: 'GPU-ms per hour, day or month in a time zone, grouped by dimensions, paged by cursor; tenants see their own, finance sees all (optional tenantId)',
     query: usageQuerySchema,
-    errors: { 400: 'malformed parameter', 422: 'unknown zone or dimension, reversed range, too many windows' },
+    errors: { 400: 'malformed, unknown or repeated parameter (period, date, instant, zone, dimension, limit, cursor)', 422: 'reversed range, too many windows' },
     tags: ['usage'],
   })
   async usage(@CurrentPrincipal() principal: Principal, @Query() raw: unknown) {
+    assertKnownParameters(raw);
     const query = parseInput(usageQuerySchema, raw, 'query');
     // Without a range: the current day (or month) in the zone, from the service clock.
     const current = windowContaining(this.runtime.clock.now().getTime(), query.window === 'month' ? 'month' : 'day', query.tz);
@@ -74,6 +119,10 @@ export class UsageController {
     const toMs = query.to ? parseBound(query.to, query.tz, 'to') : query.from ? windowContaining(fromMs, query.window === 'month' ? 'month' : 'day', query.tz).endMs : current.endMs;
     if (toMs <= fromMs) throw new ApiError(422, 'unprocessable', 'to: must be after from', 'to');
     const tenantId = tenantScope(principal, query.tenantId);
+    const accrueUntilMs = query.accrueUntil === undefined ? undefined : parseInstant(query.accrueUntil, 'accrueUntil');
+    const windowCount = this.queries.windowsFor({ fromMs, toMs, window: query.window, timeZone: query.tz }).length;
+    const fingerprint = queryFingerprint([fromMs, toMs, query.window, query.tz, query.groupBy, tenantId, accrueUntilMs ?? null]);
+    const after = query.cursor === undefined ? undefined : decodeUsageCursor(query.cursor, fingerprint, query.groupBy, windowCount);
     let result;
     try {
       result = await this.queries.usage({
@@ -83,13 +132,14 @@ export class UsageController {
         timeZone: query.tz,
         groupBy: query.groupBy,
         tenantId,
-        ...(query.accrueUntil ? { accrueUntilMs: Date.parse(query.accrueUntil) } : {}),
+        ...(accrueUntilMs === undefined ? {} : { accrueUntilMs }),
+        ...(query.limit === undefined ? {} : { limit: query.limit }),
+        ...(after ? { after } : {}),
       });
     } catch (error) {
       if (error instanceof RangeError) throw new ApiError(422, 'unprocessable', error.message, 'to');
       throw error;
     }
-    const total = result.rows.reduce((sum, r) => sum + r.gpuMs, 0);
     return {
       from: new Date(fromMs).toISOString(),
       to: new Date(toMs).toISOString(),
@@ -100,8 +150,12 @@ export class UsageController {
       asOfSequence: result.asOfSequence,
       accruedUntil: result.accruedUntilMs === null ? null : new Date(result.accruedUntilMs).toISOString(),
       source: result.source,
-      totalGpuMs: total,
+      /** The whole range, every page. */
+      totalGpuMs: result.total.gpuMs,
+      totalInterruptedGpuMs: result.total.interruptedGpuMs,
+      totalAccruedGpuMs: result.total.accruedGpuMs,
       windowCount: result.windows.length,
+      nextCursor: result.nextKey ? encodeUsageCursor(fingerprint, result.nextKey) : null,
       rows: result.rows.map((r) => {
         const w = result.windows[r.windowIndex]!;
         return {
