@@ -216,12 +216,15 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
    */
   private async closeDue(asOf: Date, who: Actor): Promise<void> {
     const store = this.ledger.store();
-    const tenants = [...new Set((await store.runningAllocations()).map((a) => a.tenantId).filter((t): t is string => t !== null))];
+    const running = await store.runningAllocations();
+    const tenants = [...new Set(running.map((a) => a.tenantId).filter((t): t is string => t !== null))];
     for (const tenantId of tenants) {
       const tenant = await store.tenant(tenantId);
       if (!tenant) continue;
       const period = addPeriods(periodOf(asOf.getTime() - this.options.graceMs, tenant.billingTimeZone), -1);
-      await this.closePeriod(tenantId, period, who, asOf);
+      const periodEndMs = periodBounds(period, tenant.billingTimeZone).endMs;
+      // Most ticks have nothing to cut: only then is the log asked.
+      if (running.some((a) => a.tenantId === tenantId && accrualRange(a, periodEndMs) !== null)) await this.closePeriod(tenantId, period, who, asOf);
     }
   }
 
