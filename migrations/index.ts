@@ -18,6 +18,7 @@ import * as m20261125400 from './20261125400_reliability_sla';
 import * as m20261203100 from './20261203100_intake_idempotency_scopes';
 import * as m20261203200 from './20261203200_metering_external_receipts_by_source';
 import * as m20261203201 from './20261203201_metering_late_usage';
+import * as m20261203202 from './20261203202_metering_drop_legacy_receipts';
 import * as m20261203300 from './20261203300_billing_accrual';
 import * as m20261203301 from './20261203301_billing_invoice_lifecycle';
 import * as m20261203400 from './20261203400_billing_webhooks';
@@ -39,6 +40,7 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '20261203100_intake_idempotency_scopes': m20261203100,
   '20261203200_metering_external_receipts_by_source': m20261203200,
   '20261203201_metering_late_usage': m20261203201,
+  '20261203202_metering_drop_legacy_receipts': m20261203202,
   '20261203300_billing_accrual': m20261203300,
   '20261203301_billing_invoice_lifecycle': m20261203301,
   '20261203400_billing_webhooks': m20261203400,
