@@ -36,6 +36,17 @@ export const roleSchema = z.enum(['tenant', 'finance', 'sre', 'admin']);
 /** Who caused a failure: the tenant's code or the platform (node loss, preemption by us, health drain). */
 export const faultSchema = z.enum(['user', 'platform']);
 
+/**
+ * How a run ended, as the node agent saw it (`SubtaskFailed.failureKind`, docs/node-protocol.md):
+ * `exit-code` (non-zero exit), `signal` (killed by a signal the agent did not send), `oom` (killed
+ * by the kernel's OOM killer), `timeout` (the workload's timeout; the agent killed it), `exec`
+ * (the command could not be started), `result` (its result missing or over the limit): user
+ * faults; `agent` (the agent could not run it or keep its output) and `agent-restart` (the agent
+ * restarted and the process was gone): platform faults.
+ */
+export const failureKindSchema = z.enum(['exit-code', 'signal', 'oom', 'timeout', 'exec', 'result', 'agent', 'agent-restart']);
+export type FailureKind = z.infer<typeof failureKindSchema>;
+
 /** How a set of schemas checks free text: `line` for one line, `lines` for text that may span lines. */
 interface TextRule {
   line(maxLength?: number, minLength?: number): z.ZodString;
@@ -264,6 +275,8 @@ function defineEventSchemas(text: TextRule) {
     exitCode: z.number().int(),
     fault: faultSchema,
     reason: text.lines(500),
+    /** Additive, optional field: absent in reports of the simulator and of agents written before it. */
+    failureKind: failureKindSchema.optional(),
     endedAt: instant,
   });
 

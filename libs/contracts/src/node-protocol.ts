@@ -149,3 +149,43 @@ export const Heartbeat = z.object({
   running: z.array(z.object({ subtaskId: id, attempt: z.number().int().positive(), leaseEpoch: z.number().int().positive() })).max(64),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
+
+// ------------------------------------------------------------------ logs and results (what a real agent writes)
+/**
+ * A sub-task attempt's stdout/stderr on the LOGS stream, subject
+ * `<prefix>.logs.<tenantId>.<jobId>.<subtaskIndex>.<attempt>`: the body is the program's bytes
+ * as written (whole lines where they fit, else cut at the size limit), the headers say what it is.
+ */
+export const LogHeader = {
+  kind: 'Fastgpu-Log-Kind',
+  /** Byte offset of the chunk within its stream (stdout or stderr). */
+  offset: 'Fastgpu-Log-Offset',
+  /** Bytes of stdout and of stderr shipped up to and including this message: where a restarted agent resumes. */
+  stdoutBytes: 'Fastgpu-Log-Stdout-Bytes',
+  stderrBytes: 'Fastgpu-Log-Stderr-Bytes',
+} as const;
+/** `truncated`: the attempt's log limit was reached, nothing but `end` follows. `end`: the attempt ended (empty body). */
+export const LogKind = { stdout: 'stdout', stderr: 'stderr', truncated: 'truncated', end: 'end' } as const;
+export type LogKind = (typeof LogKind)[keyof typeof LogKind];
+export const logKindSchema = z.enum(['stdout', 'stderr', 'truncated', 'end']);
+
+/** Where an attempt's result lives in the results bucket (`topology.buckets.results`). */
+export function resultObjectName(tenantId: string, jobId: string, subtaskIndex: number, attempt: number): string {
+  return `${tenantId}/${jobId}/${subtaskIndex}/${attempt}`;
+}
+const decimalText = z.string().regex(/^(0|-?[1-9][0-9]{0,15})$/);
+/** Metadata stored with a result object (Object Store metadata values are strings). */
+export const ResultMetadata = z.object({
+  tenantId: id,
+  jobId: id,
+  subtaskId: id,
+  subtaskIndex: decimalText,
+  attempt: decimalText,
+  nodeId: id,
+  /** The program's exit code (128 + the signal's number when a signal ended it). */
+  exitCode: decimalText,
+  /** Hex SHA-256 of the bytes, computed by the agent while reading the file (the store checks its own digest too). */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  storedAt: instant,
+});
+export type ResultMetadata = z.infer<typeof ResultMetadata>;

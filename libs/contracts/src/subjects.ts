@@ -8,15 +8,20 @@ import type { EventData, EventType } from './events';
  */
 export interface Topology {
   prefix: string;
-  streams: { events: string; heartbeats: string; commands: string; deadLetters: string };
+  streams: { events: string; heartbeats: string; commands: string; deadLetters: string; logs: string };
+  /** JetStream Object Store buckets (each backed by the stream `OBJ_<bucket>`): sub-task results. */
+  buckets: { results: string };
   subjects: {
     eventsAll: string;
     heartbeatsAll: string;
     commandsAll: string;
     deadLettersAll: string;
+    logsAll: string;
     heartbeat(nodeId: string): string;
     command(nodeId: string): string;
     deadLetter(consumer: string): string;
+    /** stdout/stderr of one attempt of one sub-task (LOGS stream): `<prefix>.logs.<tenantId>.<jobId>.<subtaskIndex>.<attempt>`. */
+    logs(tenantId: string, jobId: string, subtaskIndex: number, attempt: number): string;
     /** Request/reply endpoints between services (core NATS, not stored): `<prefix>.svc.<service>.<operation>`. */
     service(service: string, operation: string): string;
     tenant(tenantId: string): string;
@@ -50,15 +55,19 @@ export function topology(prefix: string): Topology {
       heartbeats: `${streamPrefix}_HEARTBEATS`,
       commands: `${streamPrefix}_COMMANDS`,
       deadLetters: `${streamPrefix}_DLQ`,
+      logs: `${streamPrefix}_LOGS`,
     },
+    buckets: { results: `${streamPrefix}_RESULTS` },
     subjects: {
       eventsAll: `${evt}.>`,
       heartbeatsAll: `${prefix}.hb.>`,
       commandsAll: `${prefix}.cmd.>`,
       deadLettersAll: `${prefix}.dlq.>`,
+      logsAll: `${prefix}.logs.>`,
       heartbeat: (nodeId) => `${prefix}.hb.${nodeId}`,
       command: (nodeId) => `${prefix}.cmd.${nodeId}`,
       deadLetter: (consumer) => `${prefix}.dlq.${consumer}`,
+      logs: (tenantId, jobId, subtaskIndex, attempt) => `${prefix}.logs.${tenantId}.${jobId}.${subtaskIndex}.${attempt}`,
       service: (service, operation) => `${prefix}.svc.${service}.${operation}`,
       tenant: (tenantId) => `${evt}.intake.tenant.${tenantId}`,
       job: (jobId) => `${evt}.intake.job.${jobId}`,

@@ -5,11 +5,26 @@ const SECOND_NS = 1_000_000_000;
 const HOUR_NS = 3600 * SECOND_NS;
 
 /**
+ * Limits of the LOGS stream (sub-tasks' stdout/stderr, written by node agents): configuration.
+ * No byte cap by default: nats-server reserves a stream's `max_bytes` against its store when the
+ * stream is created, so a cap is the operator's choice for the host (docs/node-agent.md).
+ */
+export interface LogsStreamLimits {
+  /** Largest message, headers included (the agent chunks below it). */
+  messageBytesMax: number;
+  /** Retention age. */
+  maxAgeMs: number;
+  /** Bytes kept for the whole stream (oldest dropped first); -1: no cap but the age. */
+  streamBytesMax: number;
+}
+export const LOGS_STREAM_LIMITS_DEFAULT: LogsStreamLimits = { messageBytesMax: 64 * 1024, maxAgeMs: 7 * 24 * 3600 * 1000, streamBytesMax: -1 };
+
+/**
  * Streams of the event log. Domain facts go to one stream (one total order); heartbeats and
  * node commands have their own retention; one dead-letter stream. Everything here exists on
  * nats-server 2.9.10 (no sync_interval, no per-message TTL, no multi-filter consumers).
  */
-export function streamConfigs(topo: Topology): Array<Partial<StreamConfig> & { name: string; subjects: string[] }> {
+export function streamConfigs(topo: Topology, logs: LogsStreamLimits = LOGS_STREAM_LIMITS_DEFAULT): Array<Partial<StreamConfig> & { name: string; subjects: string[] }> {
   return [
     {
       name: topo.streams.events,
@@ -52,15 +67,38 @@ export function streamConfigs(topo: Topology): Array<Partial<StreamConfig> & { n
       duplicate_window: 10 * 60 * SECOND_NS,
       num_replicas: 1,
     },
+    {
+      // Sub-task output: bulky, of no use to projections, kept for its own age and size.
+      name: topo.streams.logs,
+      subjects: [topo.subjects.logsAll],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      max_age: logs.maxAgeMs * 1_000_000,
+      max_bytes: logs.streamBytesMax,
+      max_msg_size: logs.messageBytesMax,
+      // A chunk resent after a lost publish acknowledgement is dropped by its message id.
+      duplicate_window: 2 * 60 * SECOND_NS,
+      num_replicas: 1,
+    },
   ];
 }
 
-/** Creates or updates every stream, then reads each back and asserts the server kept our settings. */
-export async function ensureTopology(jsm: JetStreamManager, topo: Topology): Promise<void> {
-  for (const wanted of streamConfigs(topo)) {
+/** The limits of the LOGS stream: an update without explicit limits keeps what the stream has. */
+const LOGS_LIMIT_FIELDS = ['max_age', 'max_bytes', 'max_msg_size'] as const;
+
+/**
+ * Creates or updates every stream, then reads each back and asserts the server kept our settings.
+ * The LOGS stream gets `options.logs` when given; without them it is created with the defaults
+ * and an existing one keeps its limits (every process connects with this, few configure logs).
+ */
+export async function ensureTopology(jsm: JetStreamManager, topo: Topology, options: { logs?: LogsStreamLimits } = {}): Promise<void> {
+  for (const configured of streamConfigs(topo, options.logs)) {
+    let wanted = configured;
     let info;
     try {
       info = await jsm.streams.info(wanted.name);
+      if (wanted.name === topo.streams.logs && !options.logs) wanted = Object.fromEntries(Object.entries(wanted).filter(([field]) => !(LOGS_LIMIT_FIELDS as readonly string[]).includes(field))) as typeof wanted;
       info = await jsm.streams.update(wanted.name, { ...info.config, ...wanted });
     } catch (error) {
       if (!/stream not found/i.test((error as Error).message)) throw error;
@@ -72,6 +110,7 @@ export async function ensureTopology(jsm: JetStreamManager, topo: Topology): Pro
     if (got.retention !== wanted.retention) mismatches.push(`retention ${got.retention}`);
     if (got.storage !== wanted.storage) mismatches.push(`storage ${got.storage}`);
     if (got.duplicate_window !== wanted.duplicate_window) mismatches.push(`duplicate_window ${got.duplicate_window}`);
+    for (const field of LOGS_LIMIT_FIELDS) if (wanted[field] !== undefined && got[field] !== wanted[field]) mismatches.push(`${field} ${got[field]}`);
     if (mismatches.length) throw new Error(`stream ${wanted.name} was not configured as asked: ${mismatches.join(', ')}`);
   }
 }
@@ -79,5 +118,8 @@ export async function ensureTopology(jsm: JetStreamManager, topo: Topology): Pro
 export async function deleteTopology(jsm: JetStreamManager, topo: Topology): Promise<void> {
   for (const name of Object.values(topo.streams)) {
     await jsm.streams.delete(name).catch(() => false);
+  }
+  for (const bucket of Object.values(topo.buckets)) {
+    await jsm.streams.delete(`OBJ_${bucket}`).catch(() => false);
   }
 }
