@@ -3,7 +3,7 @@ import { tenantScope } from '@fastgpu/auth';
 import type { GrpcHandlers } from '@fastgpu/grpc';
 import { invoiceCsv, invoiceJson, invoicePdf } from './invoices/invoice-exports';
 import { answer } from './invoices/invoices.controller';
-import { listInvoicesQuery } from './invoices/invoices.schema';
+import { invoicePage, listInvoicesQuery, type ListInvoicesQuery } from './invoices/invoice-list';
 import { InvoicesService } from './invoices/invoices.service';
 
 /** Billing's gRPC ports: list and export invoices through the same service as HTTP. */
@@ -12,9 +12,9 @@ export function billingGrpcHandlers(ref: Pick<ModuleRef, 'get'>): Partial<GrpcHa
   return {
     invoices: {
       listSchema: listInvoicesQuery,
-      list: (principal, query) => {
-        const q = query as { tenantId?: string; period?: string; status?: string; limit: number };
-        return service.list({ tenantId: tenantScope(principal, q.tenantId), period: q.period, status: q.status, limit: q.limit });
+      list: async (principal, query) => {
+        const q = query as ListInvoicesQuery;
+        return (await invoicePage(service, tenantScope(principal, q.tenantId), q)).invoices;
       },
       export: (principal, invoiceId, format) =>
         answer(async () => {

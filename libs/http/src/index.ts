@@ -4,3 +4,4 @@ export * from './api-doc';
 export * from './query';
 export * from './route-table';
 export * from './accept';
+export * from './cursor';

@@ -6,7 +6,7 @@ import { answer, negotiate, negotiateList } from '../invoices/invoices.controlle
 import { presentationOf } from '../invoices/invoice-exports';
 import { creditNoteJson, creditNotePdf, creditNotesCsv, creditNoteSha256 } from './credit-note-document';
 import { CreditNotesService } from './credit-notes.service';
-import { listCreditNotesQuery } from './credit-notes.schema';
+import { creditNotePage, creditNotesPage, listCreditNotesPageQuery } from './credit-note-list';
 
 interface Reply {
   status(code: number): Reply;
@@ -28,13 +28,22 @@ export class CreditNotesController {
   ) {}
 
   @Get()
-  @ApiDoc({ summary: "Credit notes as documents: a tenant's own, finance all (?tenantId, ?invoiceId); Accept application/json or text/csv", query: listCreditNotesQuery, media: ['text/csv'], errors: { 406: 'Accept allows neither application/json nor text/csv' }, tags: ['billing'] })
+  @ApiDoc({
+    summary:
+      "Credit notes as documents: a tenant's own, finance all (?tenantId). Newest first, in pages (give nextCursor as cursor; in CSV the X-Next-Cursor header); filter by invoiceId, projectId and issue time [from, to); Accept application/json or text/csv",
+    query: listCreditNotesPageQuery,
+    response: creditNotesPage,
+    media: ['text/csv'],
+    errors: { 400: 'malformed parameter, or a cursor that is not one of this list', 406: 'Accept allows neither application/json nor text/csv', 422: 'to not after from' },
+    tags: ['billing'],
+  })
   async list(@CurrentPrincipal() principal: Principal, @Query() query: unknown, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
-    const q = parseInput(listCreditNotesQuery, query, 'query');
+    const q = parseInput(listCreditNotesPageQuery, query, 'query');
     const format = negotiateList(accept);
-    const docs = await answer(() => this.creditNotes.list({ tenantId: tenantScope(principal, q.tenantId), ...(q.invoiceId ? { invoiceId: q.invoiceId } : {}) }));
-    if (format === 'csv') reply.status(200).header('content-type', 'text/csv; charset=utf-8').send(creditNotesCsv(docs));
-    else reply.status(200).header('content-type', 'application/json').send(`{"creditNotes":[${docs.map(creditNoteJson).join(',')}]}`);
+    const page = await answer(() => creditNotePage(this.creditNotes, tenantScope(principal, q.tenantId), q));
+    if (page.nextCursor) reply.header('x-next-cursor', page.nextCursor);
+    if (format === 'csv') reply.status(200).header('content-type', 'text/csv; charset=utf-8').send(creditNotesCsv(page.creditNotes));
+    else reply.status(200).header('content-type', 'application/json').send(`{"creditNotes":[${page.creditNotes.map(creditNoteJson).join(',')}],"nextCursor":${JSON.stringify(page.nextCursor)}}`);
   }
 
   @Get(':creditNoteId')

@@ -37,7 +37,3 @@ export function creditNoteRequestOf(body: z.infer<typeof creditNoteRequest>): Cr
   };
 }
 
-export const listCreditNotesQuery = z.object({
-  tenantId: z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/).optional(),
-  invoiceId: z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/).optional(),
-});

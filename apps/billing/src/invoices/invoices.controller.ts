@@ -9,7 +9,8 @@ import { BillingRejection } from './invoice.decider';
 import { invoiceCsv, invoiceJson, invoicePdf, periodCsv, presentationOf } from './invoice-exports';
 import { canonicalJson } from './invoice-document';
 import { InvoiceNotFound, InvoicesService, summary } from './invoices.service';
-import { creditGrantRequest, exportQuery, finalizeDueRequest, finalizeRequest, listInvoicesQuery, payRequest, taxRatesRequest, voidRequest, whatIfQuery } from './invoices.schema';
+import { creditGrantRequest, exportQuery, finalizeDueRequest, finalizeRequest, payRequest, taxRatesRequest, voidRequest, whatIfQuery } from './invoices.schema';
+import { invoicePage, invoicesPage, listInvoicesQuery } from './invoice-list';
 
 interface Reply {
   status(code: number): Reply;
@@ -65,10 +66,16 @@ export class InvoicesController {
   ) {}
 
   @Get()
-  @ApiDoc({ summary: "List invoices: a tenant's own; finance and admin all (filter by ?tenantId, ?period, ?status)", query: listInvoicesQuery, tags: ['billing'] })
+  @ApiDoc({
+    summary: "List invoices: a tenant's own; finance and admin all (?tenantId). Newest period first, in pages (give nextCursor as cursor); filter by period, periods [from, to), status and projectId",
+    query: listInvoicesQuery,
+    response: invoicesPage,
+    errors: { 400: 'malformed parameter, or a cursor that is not one of this list', 422: 'to not after from' },
+    tags: ['billing'],
+  })
   async list(@CurrentPrincipal() principal: Principal, @Query() query: unknown) {
     const q = parseInput(listInvoicesQuery, query, 'query');
-    return { invoices: await this.invoices.list({ tenantId: tenantScope(principal, q.tenantId), period: q.period, status: q.status, limit: q.limit }) };
+    return invoicePage(this.invoices, tenantScope(principal, q.tenantId), q);
   }
 
   @Get('export')

@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
 import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
 import { ApiDoc, parseInput } from '@fastgpu/http';
-import { jobView, listJobsQuery, submitJobRequest } from './jobs.schema';
+import { jobsPage, jobView, listJobsQuery, submitJobRequest } from './jobs.schema';
 import { JobsService } from './jobs.service';
 
 /** The job API: submit (an Idempotency-Key on every submission), read, list, cancel. */
@@ -37,9 +37,15 @@ export class JobsController {
   }
 
   @Get()
-  @ApiDoc({ summary: "List the caller's jobs (platform roles: any tenant with ?tenantId=)", query: listJobsQuery, tags: ['jobs'] })
+  @ApiDoc({
+    summary: "List the caller's jobs (platform roles: any tenant with ?tenantId=), newest first, in pages: give nextCursor as cursor for the next; filter by state, projectId and submission time [from, to)",
+    query: listJobsQuery,
+    response: jobsPage,
+    errors: { 400: 'malformed parameter, or a cursor that is not one of this list', 422: 'to not after from' },
+    tags: ['jobs'],
+  })
   async list(@CurrentPrincipal() principal: Principal, @Query() query: unknown) {
-    return { jobs: await this.jobs.list(principal, parseInput(listJobsQuery, query, 'query')) };
+    return this.jobs.list(principal, parseInput(listJobsQuery, query, 'query'));
   }
 
   @Get(':jobId')

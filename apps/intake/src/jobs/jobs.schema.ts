@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { requestIdSchema } from '@fastgpu/contracts';
+import { cursorInstantMs, nextCursorSchema, pageParam, queryParam } from '@fastgpu/http';
 
 /** The submission body is the shared job request (libs/contracts job-submission.ts): the scheduler's dry-run takes the same. */
 export { submitJobRequest, type SubmitJobRequest } from '@fastgpu/contracts';
@@ -36,8 +37,23 @@ export const jobView = z.object({
 });
 export type JobView = z.infer<typeof jobView>;
 
+/** The list's name in its cursors: a cursor of another list is refused. */
+export const JOBS_LIST = 'jobs';
+
+/**
+ * `GET /v1/jobs`: newest first by (submittedAt, jobId), in pages (libs/http cursor.ts), filtered
+ * by state, project and submission time (`from` inclusive, `to` exclusive).
+ */
 export const listJobsQuery = z.object({
   state: z.enum(['pending', 'running', 'cancelling', 'succeeded', 'failed', 'cancelled']).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+  projectId: requestIdSchema.optional(),
+  from: queryParam.instant().optional().describe('Jobs submitted at or after this instant (RFC 3339 with Z or ±hh:mm)'),
+  to: queryParam.instant().optional().describe('Jobs submitted before this instant'),
+  limit: pageParam.limit(),
+  cursor: pageParam.cursor(JOBS_LIST, cursorInstantMs).optional(),
   tenantId: requestIdSchema.optional(),
 });
+export type ListJobsQuery = z.infer<typeof listJobsQuery>;
+
+export const jobSummaryView = jobView.omit({ spec: true, subtasks: true, scheduling: true });
+export const jobsPage = z.object({ jobs: z.array(jobSummaryView), nextCursor: nextCursorSchema });

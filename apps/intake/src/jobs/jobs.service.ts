@@ -15,13 +15,14 @@ import {
   type FeasibilityVerdict,
 } from '@fastgpu/contracts';
 import { z } from 'zod';
+import { sql } from 'kysely';
 import type { Principal } from '@fastgpu/auth';
-import { ApiError, conflict, notFound, parseInput, unprocessable } from '@fastgpu/http';
+import { ApiError, conflict, notFound, pageOf, parseInput, parseInstant, unprocessable } from '@fastgpu/http';
 import { lastSequence, type EventPublisher, type Published } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, TickBatcher, type Runtime } from '@fastgpu/runtime';
 import { canonicalJson, IdempotencyKeys, keyOwner, readIdempotencyKey, requestHash, type ClaimedKey, type IdempotencyClaim } from '../shared/idempotency';
 import { IntakeProjections } from '../shared/intake-projections';
-import type { JobView, SubmitJobRequest } from './jobs.schema';
+import { JOBS_LIST, type JobView, type ListJobsQuery, type SubmitJobRequest } from './jobs.schema';
 
 /** How long intake waits for the scheduler's feasibility answer before accepting anyway. */
 const FEASIBILITY_TIMEOUT_MS = 1000;
@@ -303,14 +304,32 @@ export class JobsService {
     return parsed.data;
   }
 
-  async list(principal: Principal, query: { state?: string; limit: number; tenantId?: string }): Promise<Array<Omit<JobView, 'subtasks' | 'spec'>>> {
+  /**
+   * One page of the caller's jobs (a platform role: any tenant's with `tenantId`, or all), newest
+   * first by (submitted_at, job_id); `nextCursor` names the last row. The tenant is in the query,
+   * never in the cursor, so no cursor reaches another tenant's rows.
+   */
+  async list(principal: Principal, query: ListJobsQuery): Promise<{ jobs: Array<Omit<JobView, 'subtasks' | 'spec'>>; nextCursor: string | null }> {
     const tenantId = principal.tenantId ?? query.tenantId;
+    const fromMs = query.from === undefined ? undefined : parseInstant(query.from, 'from');
+    const toMs = query.to === undefined ? undefined : parseInstant(query.to, 'to');
+    if (fromMs !== undefined && toMs !== undefined && toMs <= fromMs) throw unprocessable('to: must be after from', 'to');
     // A list right after a submission includes it: the read model first catches up with the log.
     await this.catchUp();
-    let q = this.runtime.db.selectFrom('jobs').selectAll().orderBy('submitted_at', 'desc').limit(query.limit);
+    let q = this.runtime.db
+      .selectFrom('jobs')
+      .selectAll()
+      .orderBy('submitted_at', 'desc')
+      .orderBy(sql`job_id COLLATE "C"`, 'desc')
+      .limit(query.limit + 1);
     if (tenantId) q = q.where('tenant_id', '=', tenantId);
     if (query.state) q = q.where('state', '=', query.state);
-    return (await q.execute()).map(jobSummary);
+    if (query.projectId) q = q.where('project_id', '=', query.projectId);
+    if (fromMs !== undefined) q = q.where('submitted_at', '>=', new Date(fromMs));
+    if (toMs !== undefined) q = q.where('submitted_at', '<', new Date(toMs));
+    if (query.cursor) q = q.where(sql<boolean>`(submitted_at, job_id COLLATE "C") < (${new Date(query.cursor.time).toISOString()}::timestamptz, ${query.cursor.id})`);
+    const page = pageOf(await q.execute(), query.limit, JOBS_LIST, (row) => ({ time: new Date(row.submitted_at as Date | string).getTime(), id: row.job_id }));
+    return { jobs: page.rows.map(jobSummary), nextCursor: page.nextCursor };
   }
 
   async cancel(principal: Principal, jobId: string, reasonText: string): Promise<JobView> {
