@@ -41,13 +41,14 @@ export interface NodeAgentOptions {
 const SUPERVISOR = fileURLToPath(new URL('./runs/supervisor.mjs', import.meta.url));
 /** Room left in a log message for its headers (the stream's max_msg_size counts them). */
 const LOG_HEADER_BYTES = 1024;
+const LOG_CHUNK_BYTES_MIN = 256;
 /** How often a run the agent did not spawn (adopted after a restart) is checked. */
 const ADOPTED_POLL_MS = 200;
 /** How often a process group being emptied is checked, and how long a SIGKILL may take. */
 const GROUP_POLL_MS = 50;
 const GROUP_KILL_WAIT_MS = 5000;
 /** Retries of a report or a result upload while NATS is unreachable, and the wait between them. */
-const PUBLISH_ATTEMPTS_MAX = 30;
+const PUBLISH_ATTEMPTS_MAX = 10;
 const PUBLISH_RETRY_MS = 1000;
 const RESULT_ATTEMPTS_MAX = 3;
 const SUPERVISOR_START_TIMEOUT_MS = 10_000;
@@ -195,7 +196,7 @@ export class NodeAgent {
     } catch (error) {
       this.log('warn', `cannot read the LOGS stream's limits (${(error as Error).message}); chunks stay below ${streamMessageMax} bytes`);
     }
-    this.logChunkBytesMax = Math.max(4096, streamMessageMax - LOG_HEADER_BYTES);
+    this.logChunkBytesMax = Math.max(LOG_CHUNK_BYTES_MIN, streamMessageMax - LOG_HEADER_BYTES);
     try {
       this.results = await openResultBucket(this.bus.nc, topology, { create: this.config.manageStreams, limits: { maxAgeMs: this.config.resultsMaxAgeMs, bucketBytesMax: this.config.resultsBucketBytesMax } });
     } catch (error) {
