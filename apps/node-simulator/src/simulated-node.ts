@@ -24,6 +24,9 @@ export interface SimulatedNodeOptions {
   now?(): Date;
 }
 
+/** The protocol's default heartbeat interval (docs/node-protocol.md). */
+const HEARTBEAT_INTERVAL_MS_DEFAULT = 5000;
+
 interface Running {
   command: Extract<NodeCommand, { kind: 'RunSubtask' }>;
   timer: NodeJS.Timeout;
@@ -159,7 +162,7 @@ export class SimulatedNode {
       this.sendHeartbeat()
         .catch(() => undefined)
         .finally(() => {
-          if (this.heartbeatTimer) this.scheduleHeartbeat(this.options.heartbeatIntervalMs ?? 5000);
+          if (this.heartbeatTimer) this.scheduleHeartbeat(this.options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS_DEFAULT);
         });
     }, delayMs);
   }
@@ -181,7 +184,9 @@ export class SimulatedNode {
       })),
       running: [...this.running.values()].map((r) => ({ subtaskId: r.command.subtaskId, attempt: r.command.attempt, leaseEpoch: r.command.leaseEpoch })),
     };
-    await this.bus.js.publish(this.bus.topology.subjects.heartbeat(this.spec.nodeId), JSON.stringify(Heartbeat.parse(beat)));
+    // A beat waits for its acknowledgement no longer than one interval: during a NATS outage a beat
+    // is lost, not the ones after it (the client's default 10 s wait would silence the node that long).
+    await this.bus.js.publish(this.bus.topology.subjects.heartbeat(this.spec.nodeId), JSON.stringify(Heartbeat.parse(beat)), { timeout: this.options.heartbeatIntervalMs ?? HEARTBEAT_INTERVAL_MS_DEFAULT });
   }
 
   /** Stops heartbeats (the node looks dead to reliability) but keeps running its work. */

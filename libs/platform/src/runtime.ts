@@ -4,7 +4,7 @@ import type { FastGpuConfig } from '@fastgpu/config';
 import { createDatabase, migrateToLatest } from '@fastgpu/db';
 import { connectBus } from '@fastgpu/messaging';
 import { hashSecret, newApiKeySecret } from '@fastgpu/auth';
-import { HealthRegistry, systemClock, type Clock, type Runtime } from '@fastgpu/runtime';
+import { ConnectionWatch, HealthRegistry, systemClock, type Clock, type Runtime } from '@fastgpu/runtime';
 
 export interface OwnedRuntime extends Runtime {
   /** The admin key when it was generated here (printed once at start). */
@@ -19,7 +19,9 @@ export async function createRuntime(config: FastGpuConfig, options: { clock?: Cl
   const bus = await connectBus({ natsUrl: config.natsUrl, subjectPrefix: config.subjectPrefix, name: 'fastgpu' });
   const generatedAdminKey = config.adminKey ? undefined : newApiKeySecret();
   const health = new HealthRegistry();
-  health.register('nats', { check: () => ({ ok: !bus.nc.isClosed() && !bus.nc.isDraining(), detail: bus.nc.isClosed() ? 'NATS connection closed' : undefined }) });
+  // Not ready while NATS is down, reconnecting included (the client retries for ever, so "not closed" is not "up").
+  const connection = new ConnectionWatch(bus.nc);
+  health.register('nats', connection.healthCheck());
   health.register('postgres', {
     check: async () => {
       await sql`select 1`.execute(database.db);
@@ -35,6 +37,7 @@ export async function createRuntime(config: FastGpuConfig, options: { clock?: Cl
     adminKeyHash: hashSecret(config.adminKey ?? generatedAdminKey!),
     generatedAdminKey,
     close: async () => {
+      connection.stop();
       await bus.close();
       await database.close();
     },

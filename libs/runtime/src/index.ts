@@ -60,3 +60,4 @@ export class RuntimeModule {
 
 export { ServiceTransport, serviceNames, type ServiceName } from '@fastgpu/messaging';
 export { TickBatcher } from './tick-batcher';
+export { ConnectionWatch } from './connection';

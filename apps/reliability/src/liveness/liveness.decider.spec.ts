@@ -4,7 +4,8 @@
  * over health thresholds drain it once; heartbeats from unknown nodes, on another node's subject
  * or with impossible values are rejected without moving anything; a node whose clock is an hour
  * ahead or ten minutes behind stays alive on server time, its skew measured and flagged once per
- * crossing of the allowed skew.
+ * crossing of the allowed skew; silence from before the loop's own NATS connection came back is
+ * not counted.
  */
 import { describe, expect, it } from 'vitest';
 import { deriveId, nameId, type Heartbeat } from '@fastgpu/contracts';
@@ -91,6 +92,16 @@ describe('liveness', () => {
         command: { kind: 'StopSubtask', commandId: nameId('StopSubtask', 'n1', 's', '1'), subtaskId: 's', attempt: 1, leaseEpoch: 1, reason: expect.stringMatching(/stale lease epoch 1/), issuedAt: '2026-11-01T00:00:01.000Z' },
       },
     ]);
+  });
+
+  it('counts no silence from before this instance could hear the fleet again (its own NATS outage), yet names the real last heartbeat', () => {
+    const state = initialLivenessState();
+    registered(state);
+    decideHeartbeat(state, initialFencingState(), { subjectNodeId: 'n1', body: beat(), receivedAtMs: T0 + 1_000 }, policy);
+    const reconnectedAtMs = T0 + 20_000;
+    expect(decideTick(state, reconnectedAtMs + 15_000, policy, reconnectedAtMs)).toEqual([]);
+    const [lost] = decideTick(state, reconnectedAtMs + 15_001, policy, reconnectedAtMs);
+    expect(lost).toMatchObject({ type: 'NodeLost', data: { nodeId: 'n1', lastHeartbeatAt: '2026-11-01T00:00:01.000Z' } });
   });
 
   it('keeps a node with a skewed clock alive on server time, measuring its skew and flagging each crossing once', () => {

@@ -98,12 +98,17 @@ export function lostTimeoutMs(policy: Pick<LivenessPolicy, 'heartbeatIntervalMs'
 /**
  * Nodes silent past their timeout become `NodeLost`. The id derives from the node and the last
  * heartbeat it names, so every instance that notices the same silence publishes the same event.
+ *
+ * `heardFromMs` is when this instance could hear the fleet again after losing its own connection
+ * to NATS (undefined when it never lost it): silence before it is not counted, because no
+ * heartbeat could have reached the log or this reader meanwhile. The loss still names the node's
+ * real last heartbeat (where its usage ends).
  */
-export function decideTick(state: LivenessState, nowMs: number, policy: LivenessPolicy): Effect[] {
+export function decideTick(state: LivenessState, nowMs: number, policy: LivenessPolicy, heardFromMs?: number): Effect[] {
   const timeoutMs = lostTimeoutMs(policy);
   const effects: Effect[] = [];
   for (const node of state.nodes.values()) {
-    if (node.lost || nowMs - node.lastSeenMs <= timeoutMs) continue;
+    if (node.lost || nowMs - Math.max(node.lastSeenMs, heardFromMs ?? node.lastSeenMs) <= timeoutMs) continue;
     effects.push({
       kind: 'event',
       id: nameId('NodeLost', node.nodeId, String(node.lastSeenMs)),

@@ -3,12 +3,15 @@ import { decodeValue, parseJson, peekType, type DomainEvent } from '@fastgpu/con
 import { EventPublisher, lastSequence, StreamFollower, type Bus } from '@fastgpu/messaging';
 import { Logger } from '@nestjs/common';
 import { nodeClockSkewSeconds, recordRejectedNodeReport } from '@fastgpu/observability';
-import type { Clock, HealthCheck } from '@fastgpu/runtime';
+import { ConnectionWatch, type Clock, type HealthCheck } from '@fastgpu/runtime';
 import { livenessTickMs, type ReliabilityConfig } from '../reliability.config';
 import { evolveFencing, fencingEventTypes, initialFencingState, isNodeReport, reportVerdict, type FencingState } from '../fencing/fencing.decider';
-import { decideHeartbeat, decideTick, evolveLiveness, initialLivenessState, livenessEventTypes, type ClockSkew, type LivenessState, type RejectionCode } from '../liveness/liveness.decider';
+import { decideHeartbeat, decideTick, evolveLiveness, initialLivenessState, livenessEventTypes, lostTimeoutMs, type ClockSkew, type LivenessState, type RejectionCode } from '../liveness/liveness.decider';
 import { iso, type CommandEffect, type Effect, type EventEffect } from './effects';
 
+/** Bounds of a heartbeat pull request's life (nats.js accepts at least 1 s; its default is 30 s). */
+const HEARTBEAT_PULL_EXPIRES_MS_MIN = 1_000;
+const HEARTBEAT_PULL_EXPIRES_MS_MAX = 30_000;
 /** Heartbeats held while the domain log is still being read, one (the latest) per node. */
 const HELD_HEARTBEATS_MAX = 100_000;
 /** Effects decided but not yet seen in the log; beyond this the loop reports itself unhealthy. */
@@ -70,6 +73,10 @@ export class NodeMonitor {
   private readerEnded?: string;
   private readonly heartbeatSubjectPrefix: string;
   private readonly logger = new Logger('reliability');
+  /** This instance's own NATS connection: while it is down, silence is not evidence (see tick). */
+  private connection?: ConnectionWatch;
+  /** Set while losses wait because the heartbeat reader is behind the stream (see tick). */
+  private heartbeatReaderBehind?: { sinceMs: number; read: number; stored: number };
   private readonly stats: MonitorStats = {
     heartbeatsAccepted: 0,
     heartbeatsRejected: 0,
@@ -101,6 +108,11 @@ export class NodeMonitor {
 
   async start(): Promise<void> {
     const { streams, subjects } = this.bus.topology;
+    this.connection = new ConnectionWatch(this.bus.nc);
+    this.connection.onChange((connected) => {
+      if (connected) this.logger.log('NATS connection back: nodes are judged silent again from now on, not over the outage');
+      else this.logger.warn('NATS connection lost: no node is declared lost until it is back');
+    });
     this.domainTarget = await lastSequence(this.bus, streams.events);
     this.heartbeatTarget = await lastSequence(this.bus, streams.heartbeats);
     this.domainCaughtUp = this.domainTarget === 0;
@@ -113,7 +125,10 @@ export class NodeMonitor {
     );
     // The last heartbeat of every node, then every new one: what liveness needs after a restart.
     const consumer = await this.bus.js.consumers.get(streams.heartbeats, { deliver_policy: DeliverPolicy.LastPerSubject, filter_subjects: subjects.heartbeatsAll });
-    this.heartbeats = await consumer.consume({ max_messages: 1000 });
+    // Pull requests expire within a loss timeout (and its idle heartbeats come twice as often), so after
+    // a NATS restart the reader notices its pulls are gone and pulls again before a node could be lost.
+    const expires = Math.min(HEARTBEAT_PULL_EXPIRES_MS_MAX, Math.max(HEARTBEAT_PULL_EXPIRES_MS_MIN, lostTimeoutMs(this.config)));
+    this.heartbeats = await consumer.consume({ max_messages: 1000, expires });
     const messages = this.heartbeats;
     this.heartbeatLoop = (async () => {
       for await (const m of messages) {
@@ -131,6 +146,7 @@ export class NodeMonitor {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    this.connection?.stop();
     await this.follower?.stop();
     await this.heartbeats?.close().catch(() => undefined);
     await this.heartbeatLoop?.catch(() => undefined);
@@ -147,6 +163,8 @@ export class NodeMonitor {
         if (!this.caughtUp) return { ok: false, detail: `reading the log: domain ${this.stats.domainSequence}/${this.domainTarget}, heartbeats ${this.stats.heartbeatSequence}/${this.heartbeatTarget}` };
         if (sinceTickMs > Math.max(5 * tickMs, 5_000)) return { ok: false, detail: `liveness loop stalled: last run ${sinceTickMs} ms ago` };
         if (this.outbox.size > OUTBOX_ENTRIES_MAX) return { ok: false, detail: `${this.outbox.size} decisions not yet published` };
+        const behind = this.heartbeatReaderBehind;
+        if (behind && Date.now() - behind.sinceMs > lostTimeoutMs(this.config)) return { ok: false, detail: `heartbeat reader behind the stream for ${Date.now() - behind.sinceMs} ms (read ${behind.read} of ${behind.stored}): losses wait` };
         if (this.lastError && Date.now() - this.lastError.atMs < 30_000) return { ok: false, detail: `liveness loop error: ${this.lastError.message}` };
         return { ok: true, detail: { nodes: this.liveness.nodes.size, placements: this.fencing.placements.size, outbox: this.outbox.size } };
       },
@@ -257,8 +275,14 @@ export class NodeMonitor {
     try {
       this.lastTickWallMs = Date.now();
       if (!this.caughtUp) return;
+      // While our own connection is down we hear nobody: that silence says nothing about the nodes.
+      if (this.connection && !this.connection.connected) return;
       const nowMs = this.clock.now().getTime();
-      this.enqueue(decideTick(this.liveness, nowMs, this.config));
+      const losses = decideTick(this.liveness, nowMs, this.config, this.heardFromMs(nowMs));
+      // Silence is evidence only if the heartbeat reader has read all the stream holds: after an
+      // outage the reader can resume seconds after the connection while the nodes beat again.
+      if (losses.length && !(await this.heartbeatReaderCaughtUp())) return;
+      this.enqueue(losses);
       for (const [id, atMs] of this.settled) if (this.lastTickWallMs - atMs > SETTLED_REMEMBER_MS) this.settled.delete(id);
       await this.flush();
     } catch (error) {
@@ -266,6 +290,34 @@ export class NodeMonitor {
     } finally {
       this.ticking = false;
     }
+  }
+
+  /** Whether the heartbeat reader has delivered everything the heartbeat stream stores now. */
+  private async heartbeatReaderCaughtUp(): Promise<boolean> {
+    let storedSequence: number;
+    try {
+      storedSequence = await lastSequence(this.bus, this.bus.topology.streams.heartbeats);
+    } catch {
+      return false;
+    }
+    if (this.stats.heartbeatSequence >= storedSequence) {
+      this.heartbeatReaderBehind = undefined;
+      return true;
+    }
+    this.heartbeatReaderBehind ??= { sinceMs: Date.now(), read: this.stats.heartbeatSequence, stored: storedSequence };
+    Object.assign(this.heartbeatReaderBehind, { read: this.stats.heartbeatSequence, stored: storedSequence });
+    return false;
+  }
+
+  /**
+   * When, on the liveness clock, this instance could hear the fleet again after its last NATS
+   * outage: nodes get a full timeout from then (their beats during the outage never reached the
+   * log, and they reconnect on their own schedule). Undefined if the connection never dropped.
+   */
+  private heardFromMs(nowMs: number): number | undefined {
+    const reconnectedAtMs = this.connection?.reconnectedAtMs;
+    if (reconnectedAtMs === null || reconnectedAtMs === undefined) return undefined;
+    return nowMs - (Date.now() - reconnectedAtMs);
   }
 
   private flushRunning = false;
