@@ -44,9 +44,10 @@ export interface JobsPort {
 }
 
 export interface InvoicesPort {
-  /** The HTTP query schema of GET /v1/invoices. */
+  /** ListInvoicesRequest read into what the list takes (the HTTP query of GET /v1/invoices); a bad field is INVALID_ARGUMENT naming it. */
   listSchema: z.ZodType;
-  list(principal: Principal, query: unknown): Promise<unknown[]>;
+  /** One page as the ListInvoicesResponse message (typed summaries and the next cursor). */
+  list(principal: Principal, query: unknown): Promise<Record<string, unknown>>;
   export(principal: Principal, invoiceId: string, format: 'json' | 'csv' | 'pdf'): Promise<{ contentType: string; content: Buffer | string }>;
 }
 

@@ -19,8 +19,12 @@ const SHUTDOWN_GRACE_MS = 2000;
 export const IntakeServiceName = 'fastgpu.intake.v1.IntakeService';
 export const BillingServiceName = 'fastgpu.billing.v1.BillingService';
 
-/** Options shared by the server and the tests' clients: proto field names as lowerCamelCase (the HTTP JSON names). */
-export const protoLoaderOptions: protoLoader.Options = { keepCase: false, longs: Number, enums: String, defaults: false, arrays: true, oneofs: true, includeDirs: [protoRoot] };
+/**
+ * Options shared by the server and the tests' clients: proto field names as lowerCamelCase (the
+ * HTTP JSON names), and 64-bit integers read as decimal strings, so a uint64 (a stream sequence)
+ * arrives exact whatever its size (a JS number is exact only up to 2^53) and is checked exactly.
+ */
+export const protoLoaderOptions: protoLoader.Options = { keepCase: false, longs: String, enums: String, defaults: false, arrays: true, oneofs: true, includeDirs: [protoRoot] };
 
 export function loadFastGpuProtos(): protoLoader.PackageDefinition {
   return protoLoader.loadSync(protoFiles.map((f) => path.join(protoRoot, f)), protoLoaderOptions);
@@ -117,7 +121,7 @@ export async function startGrpcServer(runtime: Runtime, handlers: GrpcHandlers, 
       if (reason.length > 500) throw new GrpcError(grpc.status.INVALID_ARGUMENT, 'reason: at most 500 characters', 'unprocessable', 'reason');
       return jobMessage(await jobs().cancel(principal, required(request.jobId, 'jobId'), reason));
     }),
-    WatchJob: (call: grpc.ServerWritableStream<{ jobId?: string; fromSequence?: number }, unknown>) => {
+    WatchJob: (call: grpc.ServerWritableStream<{ jobId?: string; fromSequence?: string }, unknown>) => {
       void inSpan(
         'grpc.IntakeService.WatchJob',
         async () => {
@@ -128,11 +132,12 @@ export async function startGrpcServer(runtime: Runtime, handlers: GrpcHandlers, 
           const release = authenticator.openStream(principal);
           try {
             const last = (await runtime.bus.jsm.streams.info(runtime.bus.topology.streams.events)).state.last_seq;
-            const requested = call.request.fromSequence;
-            if (requested !== undefined && (requested < 1 || requested > last + 1)) {
+            // A uint64 arrives as its decimal string (longs: String): compared exactly, beyond 2^53 too.
+            const requested = call.request.fromSequence === undefined ? undefined : BigInt(call.request.fromSequence);
+            if (requested !== undefined && (requested < 1n || requested > BigInt(last + 1))) {
               throw new GrpcError(grpc.status.INVALID_ARGUMENT, `fromSequence: ${requested} is not in the log (1..${last + 1})`, 'unprocessable', 'fromSequence');
             }
-            const from = requested ?? (await firstSequenceOfJob(runtime.bus, jobId)) ?? last + 1;
+            const from = requested !== undefined ? Number(requested) : ((await firstSequenceOfJob(runtime.bus, jobId)) ?? last + 1);
             const watcher = watchJob(runtime.bus, jobId, from, async ({ sequence, subject, event }) => {
               if (call.cancelled) return false;
               call.write({ sequence, type: event.type, subject, time: event.time, eventId: event.id, dataJson: JSON.stringify(event.data) });
@@ -166,8 +171,7 @@ export async function startGrpcServer(runtime: Runtime, handlers: GrpcHandlers, 
   const billing: grpc.UntypedServiceImplementation = {
     ListInvoices: unary<Record<string, unknown>>('BillingService.ListInvoices', ['tenant', 'finance'], async (request, principal) => {
       const port = invoices();
-      const list = await port.list(principal, parseInput(port.listSchema, plain(request), 'query'));
-      return { invoicesJson: list.map((item) => JSON.stringify(item)) };
+      return port.list(principal, parseInput(port.listSchema, plain(request), 'query'));
     }),
     ExportInvoice: unary<{ invoiceId?: string; format?: string }>('BillingService.ExportInvoice', ['tenant', 'finance'], async (request, principal) => {
       const invoiceId = required(request.invoiceId, 'invoiceId');
