@@ -5,6 +5,7 @@ import {
   hasAwaiting,
   isQueued,
   compareEntries,
+  completedOutcome,
   tidyQueue,
   type Allocation,
   type ClassRank,
@@ -289,7 +290,7 @@ function quotaVerdict(scratch: Scratch, policy: SchedulerPolicy, tenantId: strin
 
 function dependencyState(state: SchedulerState, job: JobState): { ready: true } | { ready: false; reason: string; failed: boolean } {
   for (const dependency of job.dependsOn) {
-    const outcome = state.completedJobs.get(dependency.jobId);
+    const outcome = completedOutcome(state, job.tenantId, dependency.jobId);
     if (outcome === undefined) return { ready: false, failed: false, reason: `waiting for job ${dependency.jobId} to end (${dependency.condition})` };
     if (dependency.condition === 'afterSuccess' && outcome !== 'succeeded') return { ready: false, failed: true, reason: `dependency ${dependency.jobId} ended ${outcome}; ${job.jobId} needed it to succeed` };
   }
@@ -1250,6 +1251,8 @@ export interface FeasibilityRequest {
   subtaskCount: number;
   gang?: boolean;
   gangTopologyKey?: string;
+  /** The tenant asking: its dependencies resolve only among its own jobs (without one, none resolves). */
+  tenantId?: string;
   dependsOn?: Array<{ jobId: string }>;
 }
 
@@ -1297,7 +1300,9 @@ export function feasibility(state: SchedulerState, request: FeasibilityRequest):
     }
   }
   for (const dependency of request.dependsOn ?? []) {
-    if (!state.jobs.has(dependency.jobId) && !state.completedJobs.has(dependency.jobId)) return { feasible: false, field: 'dependsOn', reason: `depends on unknown job ${dependency.jobId}` };
+    // Another tenant's job, live or completed, is unknown to this one.
+    const known = request.tenantId !== undefined && (state.jobs.get(dependency.jobId)?.tenantId === request.tenantId || completedOutcome(state, request.tenantId, dependency.jobId) !== undefined);
+    if (!known) return { feasible: false, field: 'dependsOn', reason: `depends on unknown job ${dependency.jobId}` };
   }
   return { feasible: true };
 }
@@ -1319,8 +1324,7 @@ export interface Explanation {
 export function explain(state: SchedulerState, jobId: string, tenantId: string, lastWaiting: Map<string, Waiting>, reservation?: Reservation): Explanation {
   const job = state.jobs.get(jobId);
   if (!job || job.tenantId !== tenantId) {
-    const outcome = state.completedJobs.get(jobId);
-    return outcome ? { state: 'completed', waiting: undefined } : { state: 'unknown' };
+    return completedOutcome(state, tenantId, jobId) ? { state: 'completed', waiting: undefined } : { state: 'unknown' };
   }
   const base = { pendingSubtasks: job.pendingCount, runningSubtasks: job.runningCount };
   if (job.pendingCount === 0) return { state: job.runningCount > 0 ? 'running' : 'queued', ...base };

@@ -159,8 +159,8 @@ export interface SchedulerState {
   jobs: Map<string, JobState>;
   subtasks: Map<string, SubtaskState>;
   leases: Map<string, LeaseState>;
-  /** Outcome of jobs that completed (dependencies look here). */
-  completedJobs: Map<string, 'succeeded' | 'failed' | 'cancelled'>;
+  /** Jobs that completed, with their tenant and outcome (dependencies look here, through `completedOutcome`). */
+  completedJobs: Map<string, CompletedJob>;
   /** Queues per class rank, then per tenant. */
   queues: [Map<string, TenantQueue>, Map<string, TenantQueue>, Map<string, TenantQueue>];
   /** GPUs in use per tenant per model (fair share and quotas). */
@@ -354,7 +354,7 @@ export function needsReview(state: SchedulerState, job: JobState): boolean {
   if (job.gang && job.runningCount > 0 && (job.pendingCount > 0 || hasAwaiting(job))) return true;
   if (job.runningCount === 0) {
     for (const dependency of job.dependsOn) {
-      const outcome = state.completedJobs.get(dependency.jobId);
+      const outcome = completedOutcome(state, job.tenantId, dependency.jobId);
       if (dependency.condition === 'afterSuccess' && outcome !== undefined && outcome !== 'succeeded') return true;
     }
   }
@@ -424,7 +424,22 @@ function interruptNode(state: SchedulerState, node: NodeState, causeId: string, 
   }
 }
 
-function jobCompleted(state: SchedulerState, jobId: string, outcome: 'succeeded' | 'failed' | 'cancelled'): void {
+export interface CompletedJob {
+  tenantId: string;
+  outcome: 'succeeded' | 'failed' | 'cancelled';
+}
+
+/**
+ * How a completed job ended, as its own tenant may know it: a dependency resolves only within
+ * the tenant, so another tenant's job is unknown (undefined), exactly like a job that never was.
+ * Intake refuses such a dependency at submission already; this holds if one reaches the log anyway.
+ */
+export function completedOutcome(state: SchedulerState, tenantId: string, jobId: string): CompletedJob['outcome'] | undefined {
+  const completed = state.completedJobs.get(jobId);
+  return completed?.tenantId === tenantId ? completed.outcome : undefined;
+}
+
+function jobCompleted(state: SchedulerState, jobId: string, tenantId: string, outcome: CompletedJob['outcome']): void {
   const job = state.jobs.get(jobId);
   if (job) {
     for (const subtask of job.subtasks) if (subtask?.allocation) release(state, subtask.allocation);
@@ -441,7 +456,7 @@ function jobCompleted(state: SchedulerState, jobId: string, outcome: 'succeeded'
     const oldest = state.completedJobs.keys().next().value;
     if (oldest !== undefined) state.completedJobs.delete(oldest);
   }
-  state.completedJobs.set(jobId, outcome);
+  state.completedJobs.set(jobId, { tenantId, outcome });
   for (const dependent of state.dependents.get(jobId) ?? []) review(state, dependent);
   state.dependents.delete(jobId);
 }
@@ -556,6 +571,7 @@ export function evolve(state: SchedulerState, stored: StoredEvent): SchedulerSta
       };
       state.jobs.set(d.jobId, job);
       for (const dependency of d.dependsOn) {
+        // A finished job (of any tenant) never completes again: nothing to wait for here.
         if (state.completedJobs.has(dependency.jobId)) continue;
         const list = state.dependents.get(dependency.jobId) ?? [];
         list.push(job);
@@ -711,7 +727,7 @@ export function evolve(state: SchedulerState, stored: StoredEvent): SchedulerSta
       return state;
     }
     case 'JobCompleted':
-      jobCompleted(state, e.data.jobId, e.data.outcome);
+      jobCompleted(state, e.data.jobId, e.data.tenantId, e.data.outcome);
       return state;
     case 'LeaseRequested': {
       const d = e.data;
