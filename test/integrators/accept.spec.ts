@@ -7,7 +7,8 @@
  *   for any header that says `application/pdf;q=0`, whatever else it says, the answer is never a PDF;
  * - an invoice (JSON, CSV, PDF), a credit note (JSON, CSV, PDF), the credit-note list and the
  *   invoices of one invoice's credit notes (JSON, CSV), the period export (JSON, CSV) and the SLA
- *   report (JSON, CSV, also with `?format=`) answer the representation the header prefers, JSON
+ *   report (JSON, CSV, also with `?format=`) and both late-usage reports (billing's review items
+ *   and metering's late allocations: JSON, CSV) answer the representation the header prefers, JSON
  *   without a header, and 406 in the one error shape with field `Accept` when nothing fits, also
  *   for a PDF asked of a list (there is none) and for `application/pdf;q=0` alone.
  */
@@ -17,6 +18,7 @@ import { negotiateMediaType, parseAccept, preferredOffer, type MediaOffer } from
 import { ApiError } from '@fastgpu/http';
 import { createBillingService } from '../../apps/billing/src/billing.service';
 import { invoiceIdFor } from '../../apps/billing/src/ledger/billing.projection';
+import { meteringService } from '../../apps/metering/src/metering.service';
 import { reliabilityService } from '../../apps/reliability/src/reliability.service';
 import { monthBack, PRICE_BOOK, startPlatform, usage, type Answer, type Platform } from './harness';
 
@@ -124,7 +126,7 @@ describe('routes that offer several representations', () => {
   }
 
   beforeAll(async () => {
-    p = await startPlatform([createBillingService({ autoFinalizeIntervalMs: 0 }), reliabilityService]);
+    p = await startPlatform([createBillingService({ autoFinalizeIntervalMs: 0 }), reliabilityService, meteringService]);
     finance = await p.key('finance', null);
     acme = await p.key('tenant', 'acme');
     await p.publish('TenantCreated', { tenantId: 'acme', name: 'Acme', billingTimeZone: 'UTC', currency: 'USD', createdAt: '2020-01-01T00:00:00.000Z' }, { tenantId: 'acme' });
@@ -192,5 +194,16 @@ describe('routes that offer several representations', () => {
     expect(kind(await get(`${path}?format=csv`, { accept: '*/*' }, acme))).toBe('200 text/csv');
     notAcceptable(await get(`${path}?format=csv`, { accept: 'text/csv;q=0, */*' }, acme));
     notAcceptable(await get(path, { accept: 'application/pdf' }, acme));
+  });
+
+  it('answers both late-usage reports in JSON or CSV by Accept, 406 when neither fits', async () => {
+    for (const path of ['/v1/billing/late-usage', '/v1/usage/late']) {
+      expect(kind(await get(path)), path).toBe('200 application/json');
+      expect(kind(await get(path, { accept: 'text/csv' })), path).toBe('200 text/csv');
+      expect(kind(await get(path, { accept: 'text/csv;q=0, */*' })), path).toBe('200 application/json');
+      expect(kind(await get(path, { accept: 'application/json;q=0.1, text/*;q=0.2' })), path).toBe('200 text/csv');
+      notAcceptable(await get(path, { accept: 'application/pdf' }));
+      notAcceptable(await get(path, { accept: 'text/csv;q=0' }));
+    }
   });
 });

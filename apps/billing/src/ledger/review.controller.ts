@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
 import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
 import { ApiDoc, ApiError, notFound, parseInput } from '@fastgpu/http';
-import { answer } from '../invoices/invoices.controller';
+import { answer, negotiateList } from '../invoices/invoices.controller';
 import { InvoicesService, ReviewItemNotFound } from '../invoices/invoices.service';
 import { billReviewItemRequest, dismissReviewItemRequest, lateUsageQuery } from '../invoices/invoices.schema';
 
@@ -62,11 +62,12 @@ export class ReviewQueueController {
   }
 
   @Get('late-usage')
-  @ApiDoc({ summary: 'The late-usage report: review items of usage with their decision, as JSON or CSV (Accept: text/csv)', query: lateUsageQuery, tags: ['billing'] })
+  @ApiDoc({ summary: 'The late-usage report: review items of usage with their decision, as JSON or CSV (Accept: text/csv, q-values honoured)', query: lateUsageQuery, media: ['text/csv'], errors: { 406: 'Accept allows neither application/json nor text/csv' }, tags: ['billing'] })
   async lateUsage(@Query() query: unknown, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
     const q = parseInput(lateUsageQuery, query, 'query');
+    const format = negotiateList(accept);
     const items = await this.invoices.reviewQueue(q.tenantId ?? null, ['usage', 'late-usage']);
-    if (!(accept ?? '').toLowerCase().includes('text/csv')) {
+    if (format === 'json') {
       reply.status(200).header('content-type', 'application/json').send(JSON.stringify({ items }));
       return;
     }

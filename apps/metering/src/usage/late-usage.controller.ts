@@ -1,7 +1,7 @@
 import { Controller, Get, Headers, Inject, Query, Res, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
 import { ApiKeyGuard, Roles } from '@fastgpu/auth';
-import { ApiDoc, ApiError, parseInput } from '@fastgpu/http';
+import { ApiDoc, ApiError, negotiateMediaType, parseInput, type MediaOffer } from '@fastgpu/http';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { decodeCursor, LATE_USAGE_PAGE_DEFAULT, LATE_USAGE_PAGE_MAX, lateUsageCsv, lateUsagePage } from './late-usage.query';
 
@@ -18,33 +18,14 @@ export const lateUsageQuerySchema = z.object({
 });
 
 type Format = 'json' | 'csv';
-const OFFERED: ReadonlyArray<[Format, string]> = [
-  ['json', 'application/json'],
-  ['csv', 'text/csv'],
+const OFFERED: ReadonlyArray<MediaOffer<Format>> = [
+  { value: 'json', mediaType: 'application/json; charset=utf-8' },
+  { value: 'csv', mediaType: 'text/csv; charset=utf-8' },
 ];
 
-/**
- * The representation an `Accept` header asks for, by q-value (RFC 9110 §12.5.1): the offered
- * type with the highest q among the ranges that match it, most specific range first; q=0 means
- * "not this". No header: JSON. Nothing acceptable: 406.
- */
+/** The representation by `Accept` and its q-values (the one rule, libs/http accept.ts): JSON by default, 406 when nothing fits. */
 export function negotiateLateUsage(accept: string | undefined): Format {
-  if (accept === undefined || accept.trim() === '') return 'json';
-  const ranges = accept.split(',').map((part) => {
-    const [range = '', ...params] = part.split(';').map((p) => p.trim().toLowerCase());
-    const q = params.find((p) => p.startsWith('q='));
-    const quality = q === undefined ? 1 : Number(q.slice(2));
-    return { range, quality: Number.isFinite(quality) ? quality : 0 };
-  });
-  let best: { format: Format; quality: number } | undefined;
-  for (const [format, type] of OFFERED) {
-    const [major] = type.split('/');
-    // The most specific matching range decides this type's quality.
-    const match = ranges.find((r) => r.range === type) ?? ranges.find((r) => r.range === `${major}/*`) ?? ranges.find((r) => r.range === '*/*');
-    if (match && match.quality > 0 && (!best || match.quality > best.quality)) best = { format, quality: match.quality };
-  }
-  if (!best) throw new ApiError(406, 'not_acceptable', 'the late-usage report is available as application/json or text/csv', 'Accept');
-  return best.format;
+  return negotiateMediaType(accept, OFFERED, 'the late-usage report');
 }
 
 interface Reply {
