@@ -3,3 +3,4 @@ export * from './migrate';
 export * from './checkpoint';
 export * from './copy';
 export * from './errors';
+export * from './unavailable';

@@ -1,5 +1,6 @@
 import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { throwError, type Observable } from 'rxjs';
+import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '@fastgpu/db';
 import type { RouteTable } from './route-table';
 
 /** Every HTTP error has one shape: `{ error: { code, message, field? } }`. */
@@ -100,6 +101,8 @@ export interface RoutedRequest {
  */
 export function toApiError(exception: unknown, request?: RoutedRequest, routes?: RouteTable): { error: ApiError; internal: boolean } {
   if (exception instanceof ApiError) return { error: exception, internal: false };
+  // The database down or out of reach is no fault of the request: 503 with Retry-After, never 500 (logged).
+  if (isDatabaseUnavailable(exception)) return { error: new ApiError(503, 'unavailable', 'the database is unavailable; retry later', undefined, { 'retry-after': String(DATABASE_RETRY_AFTER_SECONDS) }), internal: true };
   const status = exception instanceof HttpException ? exception.getStatus() : (exception as { statusCode?: unknown } | null)?.statusCode;
   if (typeof status !== 'number' || status < 400 || status > 599) return { error: INTERNAL, internal: true };
   // A deliberate 5xx (e.g. 503 while a dependency is down) keeps its status; its details stay in the log.
