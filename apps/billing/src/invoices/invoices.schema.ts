@@ -10,12 +10,6 @@ const period = z.string().regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'must be YYYY-MM');
 const reason = multiLineText(500).trim().min(1, 'a reason is required for every finance action');
 const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
 
-export const listInvoicesQuery = z.object({
-  period: period.optional(),
-  tenantId: id.optional(),
-  status: z.enum(['draft', 'finalized', 'paid', 'void']).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
-});
 export const finalizeRequest = z.object({ reason: reason.default('finalized by finance'), at: z.iso.datetime({ offset: false }).optional() }).strict();
 export const finalizeDueRequest = z.object({ asOf: z.iso.datetime({ offset: false }).optional(), reason: reason.default('grace period after the billing period elapsed') }).strict();
 export const payRequest = z.object({ reason, paymentReference: singleLineText(200).optional() }).strict();

@@ -97,22 +97,6 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
     return this.reader().view(row, this.ledger.runner.lastSequence, this.nowMs());
   }
 
-  async list(filter: { tenantId: string | null; period?: string; status?: string; limit: number }) {
-    let query = this.runtime.db.selectFrom('billing_invoices').selectAll();
-    if (filter.tenantId) query = query.where('tenant_id', '=', filter.tenantId);
-    if (filter.period) query = query.where('period', '=', filter.period);
-    const rows = await query.orderBy('period', 'desc').orderBy('tenant_id').limit(filter.limit).execute();
-    const reader = this.reader();
-    const out = [];
-    for (const row of rows) {
-      const view = await reader.view(row as never, this.ledger.runner.lastSequence, this.nowMs());
-      const status = statusOf(view);
-      if (filter.status && filter.status !== status) continue;
-      out.push(summary(view));
-    }
-    return out;
-  }
-
   /** Serializes finalizations in this process (numbers are taken one at a time). */
   private serialized<T>(work: () => Promise<T>): Promise<T> {
     const next = this.finalizeChain.then(work, work);
