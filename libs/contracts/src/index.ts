@@ -10,3 +10,4 @@ export * from './compiled-schema';
 export * from './job-submission';
 export * from './service-requests';
 export * from './report-fencing';
+export * from './canonical-json';

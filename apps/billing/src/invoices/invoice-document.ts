@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { canonicalJson, sha256Hex } from '@fastgpu/contracts';
 import {
   computeTotals,
   fixedUnits,
@@ -411,23 +411,9 @@ export function assertDocument(doc: InvoiceDocument): void {
   }
 }
 
-/** Canonical JSON: object keys sorted, no whitespace; the document holds only strings, integers, booleans and null. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value === 'boolean' || typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value)) throw new Error(`canonical JSON holds integers only, got ${value}`);
-    return String(value);
-  }
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  throw new Error(`canonical JSON cannot hold ${typeof value}`);
-}
+/** Documents are written and hashed as canonical JSON (`@fastgpu/contracts`; re-exported for billing's modules). */
+export { canonicalJson };
 
 export function documentSha256(doc: InvoiceDocument): string {
-  return createHash('sha256').update(canonicalJson(doc)).digest('hex');
+  return sha256Hex(canonicalJson(doc));
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { canonicalJson, sha256Hex } from '@fastgpu/contracts';
 import { ApiError } from '@fastgpu/http';
 import type { Runtime } from '@fastgpu/runtime';
 
@@ -34,21 +34,9 @@ export function keyReused(): ApiError {
   return new ApiError(409, 'idempotency_key_reused', `${IDEMPOTENCY_HEADER} was already used with a different request body`, IDEMPOTENCY_HEADER);
 }
 
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    return `{${Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 /** SHA-256 of the request in canonical JSON (key order and absent fields do not matter). */
 export function requestHash(request: unknown): string {
-  return createHash('sha256').update(canonicalJson(request)).digest('hex');
+  return sha256Hex(canonicalJson(request));
 }
 
 /** The canonical JSON itself, for keys of in-memory caches. */

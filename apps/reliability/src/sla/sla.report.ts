@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { canonicalJson, sha256Hex } from '@fastgpu/contracts';
 import { Money } from '@fastgpu/money';
 import type { SlaMetricPolicy } from '../reliability.config';
 import type { SloState } from '../slo/slo';
@@ -325,21 +325,14 @@ export function buildSlaReport(facts: SlaFacts, policy: SlaPolicy): SlaReport {
   return { ...body, hash: reportHash(body) };
 }
 
-/** JSON with object keys sorted at every depth: the same report always has the same bytes. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-}
+/** The report is hashed as canonical JSON (`@fastgpu/contracts`): the same report always has the same bytes. */
+export { canonicalJson };
 
 export function reportHash(body: Omit<SlaReport, 'hash'>): string {
   const { ...hashed } = body as Omit<SlaReport, 'hash'> & { hash?: string; credits?: unknown };
   delete hashed.hash;
   delete hashed.credits;
-  return createHash('sha256').update(canonicalJson(hashed)).digest('hex');
+  return sha256Hex(canonicalJson(hashed));
 }
 
 /** SLA metrics that can breach, as named in `SlaCreditIssued.metric`. */
