@@ -1,7 +1,9 @@
 /**
  * Proves the pure parts of external ingestion:
- * - canonicalJson writes exactly the text of its first version (sorted keys, undefined members
- *   left out) for nested objects, arrays, unicode and escaped keys, and payloadHash is the SHA-256
+ * - canonicalJson (the one of @fastgpu/contracts, which payloadHash uses) writes exactly the text
+ *   of metering's first version (sorted keys, undefined members left out) for nested objects,
+ *   arrays, unicode and escaped keys, and refuses what that version wrote but no validated
+ *   payload holds (fractions, NaN, undefined array elements); payloadHash is the SHA-256
  *   of canonicalJson({ type, source, subject, data }) — `time` left out, so a retry that rebuilds
  *   the event with a new `time` is the same event, while any change of type, source, subject or
  *   data is not;
@@ -26,7 +28,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { z } from 'zod';
 import { eventBytes } from './ack-counting-publisher';
-import { canonicalJson, externalCloudEventSchema, externalEventId, ExternalIngest, payloadHash, traceparentProblem, type Candidate, type IngestResult } from './external.ingest';
+import { canonicalJson, CanonicalJsonError } from '@fastgpu/contracts';
+import { externalCloudEventSchema, externalEventId, ExternalIngest, payloadHash, traceparentProblem, type Candidate, type IngestResult } from './external.ingest';
 import { DEFAULT_LATENESS_HORIZON, EXTERNAL_ALLOCATION_GPUS_MAX } from '../usage/usage.fold';
 
 /** The first version, kept as the reference. */
@@ -44,17 +47,22 @@ function canonicalJsonReference(value: unknown): string {
 describe('canonicalJson', () => {
   const samples: unknown[] = [
     { type: 'ExternalAllocationStarted', source: 'urn:x', time: '2026-01-01T00:00:00.000Z', subject: null, data: { startedAt: '2026-01-01T00:00:00Z', gpus: 8, allocationId: 'a-1', projectId: 'p', gpuModel: 'H100 "SXM"\n', capacityType: 'on-demand', tenantId: 't' } },
-    { b: 1, a: [{ d: 2, c: null }, [], {}, 'x', 1.5, -0, true, false], é: 'ü', Z: '\u2028', 'k"ey': { '': 0, ' ': 1, '10': 2, '9': 3, a: undefined } },
-    [undefined, null, { x: undefined }],
-    { z: 1, a: 'x', m: null, u: undefined, n: -0, f: Number.NaN, t: true, e: '', '"q"': '\\', b: 1e21, c: 0.1 },
+    { b: 1, a: [{ d: 2, c: null }, [], {}, 'x', -0, true, false], é: 'ü', Z: '\u2028', 'k"ey': { '': 0, ' ': 1, '10': 2, '9': 3, a: undefined } },
+    [null, { x: undefined }],
+    { z: 1, a: 'x', m: null, u: undefined, n: -0, t: true, e: '', '"q"': '\\', b: Number.MAX_SAFE_INTEGER },
     {},
     { only: undefined },
     'plain',
     42,
     null,
   ];
+  /** What the first version wrote although no validated payload holds it: the one canonicalJson refuses it. */
+  const outsidePayloads: unknown[] = [{ a: 1.5 }, { f: Number.NaN }, { b: 1e21 }, { c: 0.1 }, [undefined, null]];
   it('writes the same text as the first version', () => {
     for (const sample of samples) expect(canonicalJson(sample)).toBe(canonicalJsonReference(sample));
+  });
+  it('refuses values outside what a validated payload holds', () => {
+    for (const sample of outsidePayloads) expect(() => canonicalJson(sample)).toThrow(CanonicalJsonError);
   });
   it('sorts keys at every depth and leaves undefined members out', () => {
     expect(canonicalJson({ b: 1, a: { d: undefined, c: [2, { f: 1, e: 0 }] } })).toBe('{"a":{"c":[2,{"e":0,"f":1}]},"b":1}');

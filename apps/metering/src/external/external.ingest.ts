@@ -1,9 +1,8 @@
-import { hash as digest } from 'node:crypto';
 import { sql } from 'kysely';
 import { z } from 'zod';
 import { parseTraceParent } from '@opentelemetry/core';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { compiledReject, compileRaw, deriveId, eventCatalogue, makeEvent, singleLineText, subjectFor, type DomainEvent, type EventData } from '@fastgpu/contracts';
+import { canonicalJson, compiledReject, compileRaw, deriveId, eventCatalogue, makeEvent, singleLineText, subjectFor, sha256Hex, type DomainEvent, type EventData } from '@fastgpu/contracts';
 import type { AnyDatabase } from '@fastgpu/db';
 import type { EventPublisher } from '@fastgpu/messaging';
 import { currentTraceparent } from '@fastgpu/telemetry';
@@ -101,12 +100,13 @@ function parseCloudEvent(raw: unknown): { ok: true; event: ExternalCloudEvent } 
  * SHA-256 (hex) of what an external event says, compared when its (tenant, source, id) comes
  * again: `canonicalJson({ type, source, subject: subject ?? null, data })`, written with its keys
  * already in sorted order (data, source, subject, type), so only `data` goes through
- * canonicalJson. `time` is left out on purpose: a retry that rebuilds the event (the SDKs stamp
+ * canonicalJson (`@fastgpu/contracts`; `data` is the catalogue-validated payload, strings and
+ * integers only, which it holds). `time` is left out on purpose: a retry that rebuilds the event (the SDKs stamp
  * a new `time`) is the same event; its producer times are in `data` and do count.
  */
 export function payloadHash(type: string, source: string, subject: string | undefined, data: unknown): string {
   const text = `{"data":${canonicalJson(data)},"source":${JSON.stringify(source)},"subject":${subject === undefined ? 'null' : JSON.stringify(subject)},"type":${JSON.stringify(type)}}`;
-  return digest('sha256', text, 'hex');
+  return sha256Hex(text);
 }
 
 /**
@@ -162,33 +162,6 @@ function problemOf(error: z.ZodError, prefix = ''): Problem {
     .map((i) => `${fieldOf(i)}: ${i.message}`)
     .join('; ');
   return { field: fieldOf(error.issues[0]!), reason };
-}
-
-/**
- * JSON with sorted keys, so the same content always hashes the same. Plain loops and
- * concatenation, primitives written in place: it runs once per ingested event. (`JSON.stringify(
- * object, sortedKeys)` writes the same text for a flat object, but a replacer list takes V8's
- * slow path: it cost twice this loop.)
- */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) {
-    let out = '[';
-    for (let i = 0; i < value.length; i++) out += `${i > 0 ? ',' : ''}${canonicalJson(value[i]) ?? ''}`;
-    return `${out}]`;
-  }
-  const object = value as Record<string, unknown>;
-  // Default sort: UTF-16 code units, the order `<` gives.
-  const keys = Object.keys(object).sort();
-  let out = '{';
-  let first = true;
-  for (const key of keys) {
-    const item = object[key];
-    if (item === undefined) continue;
-    out += `${first ? '' : ','}${JSON.stringify(key)}:${item === null || typeof item !== 'object' ? JSON.stringify(item) : canonicalJson(item)}`;
-    first = false;
-  }
-  return `${out}}`;
 }
 
 const idOf = (value: unknown): string | null => (typeof value === 'object' && value !== null && typeof (value as { id?: unknown }).id === 'string' ? (value as { id: string }).id : null);
