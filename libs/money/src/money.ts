@@ -23,9 +23,39 @@ export function money(value: string | number | Money): Money {
   return new Money(value);
 }
 
-/** Rounds once to the currency's minor unit, half away from zero. */
+/**
+ * The one rounding rule of money: numerator / denominator to the nearest integer, a tie (an exact
+ * half) away from zero, for positive and negative numerators alike (2.5 → 3, −2.5 → −3). Exact in
+ * integers. Every rounding to a minor unit goes through it: `roundToMinor` (decimals),
+ * `roundedMinorForGpuMs` (invoice lines) and the tax of a rate (`taxesFor`).
+ */
+export function roundHalfAwayFromZero(numerator: bigint, denominator: bigint): bigint {
+  if (denominator <= 0n) throw new Error(`rounding needs a positive denominator, got ${denominator}`);
+  const negative = numerator < 0n;
+  const rounded = (2n * (negative ? -numerator : numerator) + denominator) / (2n * denominator);
+  return negative ? -rounded : rounded;
+}
+
+/**
+ * Rounds once to the currency's minor unit, half away from zero (`roundHalfAwayFromZero` on the
+ * decimal's exact value; decimal.js's ROUND_HALF_UP gives the same, a property test holds them
+ * equal). A negative amount that rounds to zero stays a negative zero, as decimal.js left it.
+ */
 export function roundToMinor(amount: Money, currency: string): Money {
-  return amount.toDecimalPlaces(minorUnits(currency), Decimal.ROUND_HALF_UP);
+  const digits = minorUnits(currency);
+  const { numerator, denominator } = exactFraction(amount);
+  const minor = roundHalfAwayFromZero(numerator * POWERS_OF_TEN[digits]!, denominator);
+  return minor === 0n && amount.isNegative() ? new Money(-0) : fromMinor(minor, currency);
+}
+
+/** A finite decimal as an exact fraction numerator / 10^k (decimal.js writes every digit in `toFixed()`). */
+function exactFraction(amount: Money): { numerator: bigint; denominator: bigint } {
+  if (!amount.isFinite()) throw new Error(`cannot round ${amount.toString()} to a minor unit`);
+  const text = amount.toFixed();
+  const point = text.indexOf('.');
+  if (point < 0) return { numerator: BigInt(text), denominator: 1n };
+  const fractionDigits = text.length - point - 1;
+  return { numerator: BigInt(`${text.slice(0, point)}${text.slice(point + 1)}`), denominator: POWERS_OF_TEN[fractionDigits] ?? 10n ** BigInt(fractionDigits) };
 }
 
 /** Fixed-point string with exactly the currency's minor digits (for exports and APIs). */
@@ -80,11 +110,9 @@ export function roundedMinorForGpuMs(gpuMsTotal: number, pricePerGpuHour: string
   if (!Number.isSafeInteger(gpuMsTotal)) throw new Error(`gpuMs must be a safe integer, got ${gpuMsTotal}`);
   const digits = minorUnits(currency);
   const { units, scale } = scaledPrice(pricePerGpuHour);
-  const negative = gpuMsTotal < 0;
-  const numerator = BigInt(negative ? -gpuMsTotal : gpuMsTotal) * units * POWERS_OF_TEN[digits]!;
+  const numerator = BigInt(gpuMsTotal) * units * POWERS_OF_TEN[digits]!;
   const denominator = (POWERS_OF_TEN[scale] ?? 10n ** BigInt(scale)) * MS_PER_HOUR_BIG;
-  const minor = (2n * numerator + denominator) / (2n * denominator);
-  return negative ? -minor : minor;
+  return roundHalfAwayFromZero(numerator, denominator);
 }
 
 /** The same as `roundedMinorForGpuMs`, as a decimal. */

@@ -16,6 +16,7 @@ import {
   roundedAmountForGpuMs,
   roundToMinor,
   gpuHoursDisplay,
+  minorUnits,
   money,
   Money,
   periodBounds,
@@ -196,7 +197,10 @@ describe('line rounding in integers', () => {
       const gpuMs = (next() % 50_000_000) * (i % 2 ? -1 : 1);
       const price = prices[i % prices.length]!;
       for (const currency of ['USD', 'JPY', 'KWD']) {
-        expect(roundedAmountForGpuMs(gpuMs, price, currency).eq(roundToMinor(amountForGpuMs(gpuMs, price), currency))).toBe(true);
+        // The reference is the decimal.js path (ROUND_HALF_UP), independent of roundHalfAwayFromZero.
+        const decimal = amountForGpuMs(gpuMs, price).toDecimalPlaces(minorUnits(currency), Money.ROUND_HALF_UP);
+        expect(roundedAmountForGpuMs(gpuMs, price, currency).eq(decimal)).toBe(true);
+        expect(roundToMinor(amountForGpuMs(gpuMs, price), currency).eq(decimal)).toBe(true);
       }
     }
     expect(roundedAmountForGpuMs(1_000_000, '0.018', 'USD').toString()).toBe('0.01');

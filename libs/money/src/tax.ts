@@ -1,4 +1,4 @@
-import { formatMinor, formatMoney, fromMinor, minorUnits, Money, roundToMinor, toMinor, type Money as MoneyValue } from './money';
+import { formatMinor, formatMoney, fromMinor, minorUnits, Money, roundHalfAwayFromZero, roundToMinor, toMinor, type Money as MoneyValue } from './money';
 
 /**
  * Invoice totals, written once: subtotal = sum of the rounded lines; tax per rate on the taxable
@@ -81,8 +81,7 @@ function taxMinor(baseMinor: bigint, rate: string, currency: string): bigint {
   const fraction = rate.split('.')[1] ?? '';
   if (fraction.length > TAX_RATE_INTEGER_DIGITS_MAX) return toMinor(roundToMinor(fromMinor(baseMinor, currency).times(rate), currency), currency);
   const units = BigInt(rate.replace('.', ''));
-  const denominator = 10n ** BigInt(fraction.length);
-  return (2n * baseMinor * units + denominator) / (2n * denominator);
+  return roundHalfAwayFromZero(baseMinor * units, 10n ** BigInt(fraction.length));
 }
 
 function taxesForMinor(taxableMinor: bigint, rates: readonly TaxRate[], currency: string): TaxAmount[] {
