@@ -1,6 +1,6 @@
 import { deriveId, nameId, type StoredEvent } from '@fastgpu/contracts';
 import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
-import { addPeriods, billedParts, periodBounds, periodIndex, PriceTimeline, splitAtPeriods } from '@fastgpu/money';
+import { addPeriods, billedParts, gpuMs, periodBounds, periodIndex, PriceTimeline, splitAtPeriods } from '@fastgpu/money';
 import { buildFinalizedInvoice, canonicalJson, documentSha256 } from '../invoices/invoice-document';
 import { FINANCE_ACTION_TYPES, type FinanceActionKind } from '../finance-actions/finance-actions';
 import { applyFinanceAction } from '../finance-actions/finance-actions.projection';
@@ -353,8 +353,9 @@ class LedgerWriter implements LedgerContext {
         const d = event.data;
         const startMs = Date.parse(d.startAt);
         const endMs = Date.parse(d.endAt);
-        if (endMs < startMs || d.gpuMs !== d.gpus * (endMs - startMs)) {
-          throw new Error(`UsageRecorded ${event.id}: gpuMs ${d.gpuMs} is not gpus × (end − start) = ${d.gpus * (endMs - startMs)}`);
+        const expectedGpuMs = endMs < startMs ? null : gpuMs(d.gpus, startMs, endMs);
+        if (expectedGpuMs === null || d.gpuMs !== expectedGpuMs) {
+          throw new Error(`UsageRecorded ${event.id}: gpuMs ${d.gpuMs} is not gpus × (end − start) = ${expectedGpuMs ?? 'nothing: it ends before it starts'}`);
         }
         const allocation = await this.closeAllocation(d, sequence);
         const inserted = await this.trx

@@ -1,5 +1,5 @@
 import type { StoredEvent } from '@fastgpu/contracts';
-import { splitAtPeriods } from '@fastgpu/money';
+import { gpuMs, splitAtPeriods } from '@fastgpu/money';
 import { stopPieces } from './accrual';
 import type { PieceRow } from './billing.store';
 import type { LedgerContext } from './ledger-context';
@@ -23,7 +23,8 @@ export async function applyLateUsageRecorded(ledger: LedgerContext, { event, seq
   const d = event.data;
   const startMs = Date.parse(d.startAt);
   const endMs = Date.parse(d.endAt);
-  if (endMs < startMs || d.gpuMs !== d.gpus * (endMs - startMs)) throw new Error(`LateUsageRecorded ${event.id}: gpuMs ${d.gpuMs} is not gpus × (end − start) = ${d.gpus * (endMs - startMs)}`);
+  const expectedGpuMs = endMs < startMs ? null : gpuMs(d.gpus, startMs, endMs);
+  if (expectedGpuMs === null || d.gpuMs !== expectedGpuMs) throw new Error(`LateUsageRecorded ${event.id}: gpuMs ${d.gpuMs} is not gpus × (end − start) = ${expectedGpuMs ?? 'nothing: it ends before it starts'}`);
   const seen = await ledger.trx.selectFrom(ledger.t('billing_review_queue')).select('event_id').where('reference_id', '=', d.usageId).where('kind', '=', 'late-usage').executeTakeFirst();
   if (seen) {
     ledger.audit('duplicate', null, d.tenantId, `late usage ${d.usageId} seen before (event ${seen.event_id})`);

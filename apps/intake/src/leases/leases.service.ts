@@ -3,6 +3,7 @@ import { deriveId, feasibilityReply, nameId, newEntityId, requestIdSchema, type 
 import { IdempotencyKeys, keyOwner, readIdempotencyKey, requestHash } from '../shared/idempotency';
 import type { Principal } from '@fastgpu/auth';
 import { ApiError, notFound, unprocessable } from '@fastgpu/http';
+import { gpuMs as gpuMsOf } from '@fastgpu/money';
 import type { EventPublisher } from '@fastgpu/messaging';
 import { ProjectionHost } from '@fastgpu/platform';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
@@ -147,7 +148,8 @@ export class LeasesService implements OnApplicationBootstrap, OnApplicationShutd
     const grantedAt = iso(row.granted_at);
     const releasedAt = iso(row.released_at);
     const endMs = releasedAt ? Date.parse(releasedAt) : this.runtime.clock.now().getTime();
-    const gpuMs = grantedAt ? Math.max(0, row.gpus * (endMs - Date.parse(grantedAt))) : 0;
+    // A lease read just before its grant's own clock reading counts 0, never a negative time.
+    const gpuMs = grantedAt ? gpuMsOf(row.gpus, Date.parse(grantedAt), Math.max(endMs, Date.parse(grantedAt))) : 0;
     return {
       leaseId: row.lease_id,
       tenantId: row.tenant_id,

@@ -1,5 +1,5 @@
 import { canonicalJson, sha256Hex } from '@fastgpu/contracts';
-import { Money } from '@fastgpu/money';
+import { gpuMs, Money } from '@fastgpu/money';
 import type { SlaMetricPolicy } from '../reliability.config';
 import type { SloState } from '../slo/slo';
 
@@ -165,6 +165,13 @@ function overlapMs(startMs: number, endMs: number, windowStartMs: number, window
   return Math.max(0, Math.min(endMs, windowEndMs) - Math.max(startMs, windowStartMs));
 }
 
+/** GPU-ms of [startMs, endMs) inside the window (0 when they do not meet). */
+function gpuMsWithin(gpus: number, startMs: number, endMs: number, windowStartMs: number, windowEndMs: number): number {
+  const fromMs = Math.max(startMs, windowStartMs);
+  const toMs = Math.min(endMs, windowEndMs);
+  return toMs > fromMs ? gpuMs(gpus, fromMs, toMs) : 0;
+}
+
 /** Percentage with 4 decimals, truncated toward zero. */
 export function percentString(value: Money): string {
   return value.toDecimalPlaces(4, Money.ROUND_DOWN).toFixed(4);
@@ -206,8 +213,8 @@ export function buildSlaReport(facts: SlaFacts, policy: SlaPolicy): SlaReport {
     .map((i) => {
       const slaCovered = i.capacityType !== 'preemptible';
       const ranFromMs = i.startedAtMs ?? i.placedAtMs;
-      const lost = i.gpus * overlapMs(ranFromMs, i.interruptedAtMs, startMs, windowEndMs);
-      const waited = i.gpus * overlapMs(i.interruptedAtMs, i.resumedAtMs ?? windowEndMs, startMs, windowEndMs);
+      const lost = gpuMsWithin(i.gpus, ranFromMs, i.interruptedAtMs, startMs, windowEndMs);
+      const waited = gpuMsWithin(i.gpus, i.interruptedAtMs, i.resumedAtMs ?? windowEndMs, startMs, windowEndMs);
       interruptedGpuMs += lost;
       if (slaCovered) unavailableGpuMs += waited;
       return {

@@ -1,5 +1,6 @@
 import type { DependencyCondition, SchedulerEvent, SchedulerPolicy } from './scheduler.types';
 import { judgeNodeReport, type DomainEvent, type NodeCommand, type ReportRejectionCode, type StoredEvent } from '@fastgpu/contracts';
+import { gpuMs } from '@fastgpu/money';
 
 /**
  * The scheduler's state, folded from the domain stream: the fleet (nodes, GPU models, which
@@ -311,7 +312,7 @@ function observe(allocation: Allocation, endMs: number): void {
   const subtask = allocation.subtask;
   if (!subtask) return;
   const startMs = allocation.startedAtMs ?? allocation.placedAtMs;
-  if (endMs > startMs) subtask.job.gpuMsObserved += allocation.gpus * (endMs - startMs);
+  if (endMs > startMs) subtask.job.gpuMsObserved += gpuMs(allocation.gpus, startMs, endMs);
 }
 
 /**
