@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { INCREMENT_MS_DEFAULT, MINIMUM_MS_DEFAULT, tierModeSchema } from './pricing';
 import { MULTI_LINE_TEXT_MESSAGE, MULTI_LINE_TEXT_PATTERN, SINGLE_LINE_TEXT_MESSAGE, SINGLE_LINE_TEXT_PATTERN } from './text';
 
 /**
@@ -410,11 +411,11 @@ function defineEventSchemas(text: TextRule) {
     /** Decimal string, price per GPU-hour in the book's currency (the flat price, or the first tier's). */
     pricePerGpuHour: decimalString,
     /** Billing increment per allocation, default 1000 ms (per second, rounded up). */
-    incrementMs: positiveInt.default(1000),
+    incrementMs: positiveInt.default(INCREMENT_MS_DEFAULT),
     /** Minimum billed duration per allocation, default 60 s. */
-    minimumMs: nonNegativeInt.default(60_000),
+    minimumMs: nonNegativeInt.default(MINIMUM_MS_DEFAULT),
     /** Tiers reset every billing period: graduated prices each tier's part, volume prices all at the reached tier. */
-    tierMode: z.enum(['graduated', 'volume']).optional(),
+    tierMode: tierModeSchema.optional(),
     tiers: z.array(priceTierSchema).min(1).max(32).optional(),
   });
   const PriceBookPublished = z.object({

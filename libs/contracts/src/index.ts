@@ -11,3 +11,4 @@ export * from './job-submission';
 export * from './service-requests';
 export * from './report-fencing';
 export * from './canonical-json';
+export * from './pricing';

@@ -2,10 +2,12 @@
  * Proves each rating rule with exact amounts: per-second increments and minimums, multiply
  * before divide, one rounding per line (ties at half a cent away from zero), many-decimal
  * prices, JPY (0 digits) and KWD (3 digits), splits at month boundaries in the tenant's zone and
- * at price changes, graduated and volume tiers that reset per period, interruption credits, tax
- * per rate rounded once, prepaid grants by priority and expiry, and credits larger than the bill.
+ * at price changes, graduated and volume tiers that reset per period (no mode means graduated, an
+ * unknown mode is refused), interruption credits, tax per rate rounded once, prepaid grants by
+ * priority and expiry, and credits larger than the bill.
  */
 import { describe, expect, it } from 'vitest';
+import { TIER_MODE_DEFAULT, TierMode } from '@fastgpu/contracts';
 import {
   applyPrepaidGrants,
   billedDurationMs,
@@ -219,7 +221,7 @@ describe('display of GPU-hours', () => {
 });
 
 describe('tiers', () => {
-  const tiered = (tierMode: 'graduated' | 'volume') =>
+  const tiered = (tierMode: TierMode | undefined) =>
     new PriceTimeline([
       book(1, 'USD', 0, [
         price('a100', '9.99', {
@@ -248,6 +250,14 @@ describe('tiers', () => {
     expect(lines.map((l) => [l.tier, l.quantityGpuMs / HOUR, formatMoney(l.amount, 'USD')])).toEqual([[2, 15, '22.50']]);
     const small = rateUsage([piece(oct, oct + 10 * HOUR)], tiered('volume'), 'USD');
     expect(small.lines.map((l) => [l.tier, formatMoney(l.amount, 'USD')])).toEqual([[1, '20.00']]);
+  });
+  it('rates a tiered price that names no mode as graduated, and refuses a mode outside the closed set instead of guessing', () => {
+    const pieces = [piece(oct, oct + 15 * HOUR)];
+    const amounts = (timeline: PriceTimeline) => rateUsage(pieces, timeline, 'USD').lines.map((l) => [l.tier, formatMoney(l.amount, 'USD')]);
+    expect(TIER_MODE_DEFAULT).toBe(TierMode.graduated);
+    expect(amounts(tiered(undefined))).toEqual(amounts(tiered(TierMode.graduated)));
+    expect(amounts(tiered(TierMode.volume))).not.toEqual(amounts(tiered(TierMode.graduated)));
+    expect(() => rateUsage(pieces, tiered('stairstep' as TierMode), 'USD')).toThrow(/unknown tier mode stairstep/);
   });
   it('continues a period that was already billed from its prior quantity (late usage)', () => {
     const prior = new Map([[scopeKey('2026-10', 'a100', 'on-demand'), 9 * HOUR]]);

@@ -1,3 +1,4 @@
+import { TIER_MODE_DEFAULT, TierMode } from '@fastgpu/contracts';
 import { assertInteger } from './gpu-time';
 import { amountForGpuMs, fromMinor, Money, roundedMinorForGpuMs, type Money as MoneyValue } from './money';
 
@@ -5,20 +6,20 @@ import { amountForGpuMs, fromMinor, Money, roundedMinorForGpuMs, type Money as M
  * Rating, written once: usage pieces × an effective-dated price timeline → invoice lines.
  *
  * Rules (design.md "Money and time rules"):
- * - Per allocation, the billed duration is rounded up to the price's increment (default 1 s)
- *   with a minimum (default 60 s). The extra billed time (billed − actual) lands on the piece
+ * - Per allocation, the billed duration is rounded up to the price's increment with a minimum
+ *   (a price that names neither gets `INCREMENT_MS_DEFAULT` 1 s and `MINIMUM_MS_DEFAULT` 60 s of
+ *   libs/contracts pricing.ts, part of the PriceBookPublished contract). The extra billed time (billed − actual) lands on the piece
  *   that contains the allocation's end, priced at the price in force there.
  * - Pieces are split exactly at price-version changes (billing-period splits happen upstream,
  *   in the tenant's time zone). GPU time stays integer milliseconds throughout.
  * - Multiply before dividing: amount = gpuMs × pricePerGpuHour / 3 600 000, exact; exact amounts
  *   are summed per line (integer GPU-ms summed, then one multiplication), each line is rounded
  *   once to the currency's minor unit, half away from zero.
- * - Tiers (graduated or volume) count GPU time per (service period, GPU model, capacity type):
- *   they reset every billing period. Parts are placed into tiers in time order.
+ * - Tiers (a closed set of modes, `TierMode` of libs/contracts: graduated or volume) count GPU
+ *   time per (service period, GPU model, capacity type): they reset every billing period. Parts
+ *   are placed into tiers in time order. A mode outside the set is an error, never a guess.
  * - An interrupted allocation is billed as usual and credited back by its own line.
  */
-export type TierMode = 'graduated' | 'volume';
-
 export interface PriceTier {
   /** Upper bound of the tier in GPU-hours per billing period (inclusive); null = unbounded. */
   upToGpuHours: number | null;
@@ -43,8 +44,6 @@ export interface PriceVersion {
   prices: readonly RatePrice[];
 }
 
-export const INCREMENT_MS_DEFAULT = 1000;
-export const MINIMUM_MS_DEFAULT = 60_000;
 /** Bound on tiers in one price (a loop bound and a sanity limit). */
 export const TIERS_MAX = 32;
 
@@ -395,25 +394,36 @@ export function rateParts(parts: readonly RatedPart[], currency: string, options
     const scopeTotalGpuMs = priorGpuMs + scopeParts.reduce((sum, p) => sum + p.billedGpuMs, 0);
     let cumulativeGpuMs = priorGpuMs;
     for (const part of scopeParts) {
-      const tiers = part.price.tiers;
-      if (!tiers || tiers.length === 0) {
-        addPart(part, null, part.billedGpuMs);
-      } else if (part.price.tierMode === 'volume') {
-        // Every unit of the period at the rate of the tier the period's total falls in.
-        const tier = tiers.findIndex((t) => scopeTotalGpuMs <= tierLimitGpuMs(t));
-        addPart(part, tier < 0 ? tiers.length - 1 : tier, part.billedGpuMs);
-      } else {
-        let remaining = part.billedGpuMs;
-        let position = cumulativeGpuMs;
-        for (let tier = 0; tier < tiers.length && remaining > 0; tier++) {
-          const limit = tierLimitGpuMs(tiers[tier]!);
-          if (position >= limit) continue;
-          const take = Math.min(remaining, limit - position);
-          addPart(part, tier, take);
-          remaining -= take;
-          position += take;
+      const tiers = part.price.tiers ?? [];
+      const mode = tiers.length === 0 ? null : (part.price.tierMode ?? TIER_MODE_DEFAULT);
+      switch (mode) {
+        case null:
+          addPart(part, null, part.billedGpuMs);
+          break;
+        case TierMode.volume: {
+          // Every unit of the period at the rate of the tier the period's total falls in.
+          const tier = tiers.findIndex((t) => scopeTotalGpuMs <= tierLimitGpuMs(t));
+          addPart(part, tier < 0 ? tiers.length - 1 : tier, part.billedGpuMs);
+          break;
         }
-        if (remaining !== 0) throw new Error('graduated tiers left GPU time unplaced');
+        case TierMode.graduated: {
+          let remaining = part.billedGpuMs;
+          let position = cumulativeGpuMs;
+          for (let tier = 0; tier < tiers.length && remaining > 0; tier++) {
+            const limit = tierLimitGpuMs(tiers[tier]!);
+            if (position >= limit) continue;
+            const take = Math.min(remaining, limit - position);
+            addPart(part, tier, take);
+            remaining -= take;
+            position += take;
+          }
+          if (remaining !== 0) throw new Error('graduated tiers left GPU time unplaced');
+          break;
+        }
+        default: {
+          const unknownMode: never = mode;
+          throw new Error(`price ${part.version.priceBookId} v${part.version.version} ${part.gpuModel}/${part.capacityType} has an unknown tier mode ${String(unknownMode)}`);
+        }
       }
       cumulativeGpuMs += part.billedGpuMs;
     }

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
-import { money, periodBounds, periodIndex, sumMoney, scopeKey, taxRatesInForce, type TaxRateSet, type PrepaidGrant, type RatedPart, type PriceTier, type PriceVersion, type RatePrice, type TaxRate, type TierMode, type UsagePiece } from '@fastgpu/money';
+import { money, periodBounds, periodIndex, sumMoney, scopeKey, taxRatesInForce, type TaxRateSet, type PrepaidGrant, type RatedPart, type PriceTier, type PriceVersion, type RatePrice, type TaxRate, type UsagePiece } from '@fastgpu/money';
+import { INCREMENT_MS_DEFAULT, MINIMUM_MS_DEFAULT, TIER_MODE_DEFAULT, type TierMode } from '@fastgpu/contracts';
 import type { AdjustmentReference, CarriedCredit, InvoiceDocument, InvoiceInputs, SlaCreditInput, TenantInfo } from '../invoices/invoice-document';
 import type { OpenAllocation } from './accrual';
 
@@ -82,9 +83,9 @@ function parsePrices(raw: unknown): RatePrice[] {
     gpuModel: String(p.gpuModel),
     capacityType: String(p.capacityType),
     pricePerGpuHour: String(p.pricePerGpuHour),
-    incrementMs: Number(p.incrementMs ?? 1000),
-    minimumMs: Number(p.minimumMs ?? 60_000),
-    ...(Array.isArray(p.tiers) && p.tiers.length ? { tiers: p.tiers as PriceTier[], tierMode: (p.tierMode as TierMode | undefined) ?? 'graduated' } : {}),
+    incrementMs: Number(p.incrementMs ?? INCREMENT_MS_DEFAULT),
+    minimumMs: Number(p.minimumMs ?? MINIMUM_MS_DEFAULT),
+    ...(Array.isArray(p.tiers) && p.tiers.length ? { tiers: p.tiers as PriceTier[], tierMode: (p.tierMode as TierMode | undefined) ?? TIER_MODE_DEFAULT } : {}),
   }));
 }
 

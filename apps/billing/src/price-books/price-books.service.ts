@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { nameId, type EventData } from '@fastgpu/contracts';
+import { nameId, TIER_MODE_DEFAULT, type EventData, type TierMode } from '@fastgpu/contracts';
 import { isWrongLastSequence, type EventPublisher } from '@fastgpu/messaging';
 import { minorUnits, money, validateTiers, type PriceTier } from '@fastgpu/money';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
@@ -11,7 +11,7 @@ export interface PublishPriceBook {
   version?: number;
   currency: string;
   effectiveFrom: string;
-  prices: Array<Omit<EventData<'PriceBookPublished'>['prices'][number], 'pricePerGpuHour'> & { pricePerGpuHour?: string; tierMode?: 'graduated' | 'volume'; tiers?: PriceTier[] }>;
+  prices: Array<Omit<EventData<'PriceBookPublished'>['prices'][number], 'pricePerGpuHour'> & { pricePerGpuHour?: string; tierMode?: TierMode; tiers?: PriceTier[] }>;
 }
 
 type EventPrice = EventData<'PriceBookPublished'>['prices'][number];
@@ -111,5 +111,5 @@ export function eventPrice(p: PublishPriceBook['prices'][number], index: number)
   if (pricePerGpuHour !== undefined && !money(pricePerGpuHour).eq(money(first))) {
     throw new BillingRejection(422, 'price_not_first_tier', `pricePerGpuHour of a tiered price is its first tier's (${first}); omit it or make them equal`, `${field}.pricePerGpuHour`);
   }
-  return { ...rest, pricePerGpuHour: pricePerGpuHour ?? first, tierMode: tierMode ?? 'graduated', tiers: tiers.map((t) => ({ upToGpuHours: t.upToGpuHours, pricePerGpuHour: t.pricePerGpuHour })) };
+  return { ...rest, pricePerGpuHour: pricePerGpuHour ?? first, tierMode: tierMode ?? TIER_MODE_DEFAULT, tiers: tiers.map((t) => ({ upToGpuHours: t.upToGpuHours, pricePerGpuHour: t.pricePerGpuHour })) };
 }
