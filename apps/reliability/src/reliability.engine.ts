@@ -7,7 +7,7 @@ import { reliabilityConfig, type ReliabilityConfig, type ReliabilityOptions } fr
 import { slaProjection } from './sla/sla.projection';
 import { periodBounds, periodOf, previousPeriod } from './sla/sla.report';
 import { SlaService } from './sla/sla.service';
-import { ApiRequestRecorder } from './slo/api-requests.recorder';
+import { ApiRequestRecorder, countsAsApiRequest } from './slo/api-requests.recorder';
 import { currentSloStates } from './slo/slo-states';
 import type { SloState } from './slo/slo';
 
@@ -15,8 +15,6 @@ export const RELIABILITY_OPTIONS = Symbol('ReliabilityOptions');
 
 /** How often the month-closing loop looks for a month to close. */
 const CLOSE_CHECK_MS = 60_000;
-/** Routes that are probes, not API traffic: they do not count toward API availability. */
-const UNCOUNTED_ROUTES = /^\/(healthz|readyz|metrics)(\?|$)/;
 
 /**
  * The reliability service's moving parts in one place: the liveness loop (heartbeats, lost
@@ -54,7 +52,7 @@ export class ReliabilityEngine implements OnModuleInit, OnApplicationBootstrap, 
     const instance: { addHook?(name: 'onResponse', hook: OnResponse): void } | undefined = this.adapterHost?.httpAdapter?.getInstance?.();
     if (!instance?.addHook) return;
     instance.addHook('onResponse', (request, reply, done) => {
-      if (!UNCOUNTED_ROUTES.test(request.url)) this.recorder.record(request.principal?.tenantId, reply.statusCode, this.runtime.clock.now().getTime());
+      if (countsAsApiRequest(request.url)) this.recorder.record(request.principal?.tenantId, reply.statusCode, this.runtime.clock.now().getTime());
       done();
     });
   }

@@ -5,6 +5,18 @@ import type { AnyDatabase } from '@fastgpu/db';
 const PENDING_KEYS_MAX = 100_000;
 /** Requests without a tenant (platform roles, unauthenticated) are counted under this name. */
 export const PLATFORM_TENANT = '_platform';
+/**
+ * Probes and health reads, not API traffic: `/healthz` and `/readyz` (load balancers, every few
+ * seconds), `/v1/health` (the same checks in detail, for operators) and `/metrics` (scrapers).
+ * Counting them would dilute API availability with requests no tenant made, and a probe's 503
+ * while a dependency is down would count as an API error on top of the failed API calls.
+ */
+export const UNCOUNTED_ROUTES = /^\/(healthz|readyz|metrics|v1\/health)(\?|$)/;
+
+/** Whether a request (its URL as the server received it, query included) counts toward API availability. */
+export function countsAsApiRequest(url: string): boolean {
+  return !UNCOUNTED_ROUTES.test(url);
+}
 
 /**
  * Counts HTTP responses per tenant and minute (5xx = error; 4xx is the caller's) and adds them
