@@ -83,7 +83,7 @@ describe('ListInvoices', () => {
   it('declares InvoiceSummary with exactly the fields of the HTTP summary, field 1 kept and deprecated, and next_cursor', () => {
     const summary = (api.definition['fastgpu.billing.v1.InvoiceSummary'] as { type: { field: Array<{ name: string }> } }).type;
     const response = (api.definition['fastgpu.billing.v1.ListInvoicesResponse'] as { type: { field: Array<{ name: string; number: number; label: string; typeName: string; options?: { deprecated?: boolean } | null }> } }).type;
-    const httpFields = ['invoiceId', 'tenantId', 'period', 'status', 'number', 'revision', 'currency', 'subtotal', 'total', 'amountDue', 'credited', 'finalizedAt', 'cutoffSequence', 'priceBookVersion', 'sha256', 'validationErrors'];
+    const httpFields = ['invoiceId', 'tenantId', 'period', 'status', 'number', 'revision', 'currency', 'subtotal', 'total', 'amountDue', 'credited', 'balanceDue', 'finalizedAt', 'cutoffSequence', 'priceBookVersion', 'sha256', 'validationErrors'];
     expect(summary.field.map((f) => camel(f.name)).sort()).toEqual([...httpFields].sort());
     const byName = Object.fromEntries(response.field.map((f) => [camel(f.name), f]));
     expect(byName.invoicesJson).toMatchObject({ number: 1, label: 'LABEL_REPEATED', options: { deprecated: true } });

@@ -37,6 +37,7 @@ export function invoiceSummaryMessage(item: InvoiceSummary): Record<string, unkn
     total: item.total,
     amountDue: item.amountDue,
     credited: item.credited,
+    balanceDue: item.balanceDue,
     finalizedAt: present(item.finalizedAt),
     cutoffSequence: String(item.cutoffSequence),
     priceBookVersion: present(item.priceBookVersion),

@@ -271,7 +271,8 @@ describe('billing on the log', () => {
     const paid = await call('POST', `/v1/invoices/${oct}/pay`, FINANCE, { reason: 'wire received', paymentReference: 'WIRE-1' });
     expect(paid.status, paid.text).toBe(200);
     expect(paid.json.status).toBe('paid'); // read-your-writes: the ledger applied the event before the answer
-    expect((await lastOnInvoice()).data).toMatchObject({ amount: '20.26', paymentReference: 'WIRE-1', actor: 'key-finance-platform', reason: 'wire received' });
+    // The payment is what the credit note left to pay: 20.26 due − 1.25 credited.
+    expect((await lastOnInvoice()).data).toMatchObject({ amount: '19.01', paymentReference: 'WIRE-1', actor: 'key-finance-platform', reason: 'wire received' });
     expect((await call('POST', `/v1/invoices/${oct}/pay`, FINANCE, { reason: 'twice' })).status).toBe(409);
     const voided = await call('POST', `/v1/invoices/${oct}/void`, FINANCE, { reason: 'mistake' });
     expect(voided.status).toBe(409);

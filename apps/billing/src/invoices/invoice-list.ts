@@ -40,6 +40,8 @@ export const invoiceSummarySchema = z.object({
   total: z.string(),
   amountDue: z.string(),
   credited: z.string(),
+  /** What is left to pay: the amount due less the credit notes against the invoice, never negative. */
+  balanceDue: z.string(),
   finalizedAt: z.string().nullable(),
   cutoffSequence: z.number().int(),
   priceBookVersion: z.number().int().nullable(),

@@ -1,5 +1,5 @@
 import { notFoundError } from '@fastgpu/eventsourcing';
-import { formatMoney, money, Money, periodBounds } from '@fastgpu/money';
+import { formatMoney, money, Money, periodBounds, sumMoney } from '@fastgpu/money';
 import { BillingStore, RUN_CHUNK_INVOICES, type InvoiceRow } from '../ledger/billing.store';
 import { actionsForInvoice, type FinanceActionRow } from '../finance-actions/finance-actions';
 import { assertDocument, buildFinalizedInvoice, buildInvoice, documentSha256, type BuiltInvoice, type InvoiceDocument } from './invoice-document';
@@ -16,7 +16,10 @@ export interface InvoiceView {
   actions: FinanceActionRow[];
   settlement: 'paid' | 'void' | null;
   credited: string;
-  /** The amount due less every credit note against the invoice, never negative (what is left to pay). */
+  /**
+   * What is left to pay: the amount due less every credit note against the invoice and the payment
+   * recorded, never negative (a credit beyond it is owed back); nothing on a void invoice.
+   */
   balanceDue: string;
 }
 
@@ -62,7 +65,9 @@ export class InvoiceReader {
     const actions = await actionsForInvoice(this.store, row.invoice_id);
     const settlement = actions.some((a) => a.kind === 'InvoiceVoided') ? 'void' : actions.some((a) => a.kind === 'InvoicePaid') ? 'paid' : null;
     const credited = creditedTotal(actions.filter((a) => a.kind === 'CreditNoteIssued').map((a) => String(a.payload.amount)));
-    const balanceDue = formatMoney(Money.max(money(document.amountDue).minus(credited), 0), document.currency);
+    const paid = sumMoney(actions.filter((a) => a.kind === 'InvoicePaid').map((a) => money(String(a.payload.amount))));
+    const left = settlement === 'void' ? money(0) : Money.max(money(document.amountDue).minus(credited).minus(paid), 0);
+    const balanceDue = formatMoney(left, document.currency);
     return { row, document, actions, settlement, credited, balanceDue };
   }
 

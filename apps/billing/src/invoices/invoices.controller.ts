@@ -112,7 +112,6 @@ export class InvoicesController {
     const view = await answer(() => this.invoices.view(invoiceId, principal.tenantId));
     return {
       ...summary(view),
-      balanceDue: view.balanceDue,
       creditNotes: view.actions.filter((a) => a.kind === 'CreditNoteIssued').map((a) => a.payload),
       actions: view.actions.map((a) => ({ kind: a.kind, actor: a.actor, reason: a.reason, at: new Date(a.at_ms).toISOString(), eventId: a.event_id, eventSequence: a.sequence })),
     };

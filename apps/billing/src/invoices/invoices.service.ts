@@ -9,9 +9,9 @@ import { BillingLedger } from '../ledger/billing.ledger';
 import { BillingMetrics } from '../ledger/billing.metrics';
 import { formatInvoiceNumber } from '../ledger/billing.projection';
 import { accrualRange } from '../ledger/accrual';
-import { financeAction, lastCreditNoteSequence, requestDiffers, type FinanceAction, type FinanceActionKind, type FinanceActionRow } from '../finance-actions/finance-actions';
+import { financeAction, requestDiffers, type FinanceAction, type FinanceActionKind, type FinanceActionRow } from '../finance-actions/finance-actions';
 import { buildFinalizedInvoice, buildInvoice, documentSha256, type InvoiceDocument, type InvoiceLine } from './invoice-document';
-import { BillingRejection, decideCreditNote, decideDeleteDraft, decideFinalize, decidePay, decideReissue, decideVoid, type DraftUsageDisposition } from './invoice.decider';
+import { BillingRejection, decideDeleteDraft, decideFinalize, decidePay, decideReissue, decideVoid, type DraftUsageDisposition } from './invoice.decider';
 import { successorInvoiceId, type LifecycleActionKind } from '../ledger/invoice-lifecycle';
 import { factsOf, InvoiceReader, statusOf, type InvoiceView } from './invoice.reader';
 
@@ -47,11 +47,12 @@ export interface WhatIfLine {
 
 /**
  * The billing shell: loads invoices, decides with the pure decider, then publishes the event
- * (`InvoiceFinalized` or a finance action: `InvoicePaid`, `InvoiceVoided`, `CreditNoteIssued`,
- * `CreditGranted`, `TaxRatesSet`) and waits for the ledger to apply it before answering
- * (read-your-writes). Actions on an invoice are published with the invoice subject's expected
- * last sequence, so a decision taken on a stale state answers 409. Finalizations and credit notes
- * are serialized: their numbers are taken in order and the ledger checks they stay gapless.
+ * (`InvoiceFinalized` or a finance action: `InvoicePaid`, `InvoiceVoided`, `CreditGranted`,
+ * `TaxRatesSet`; credit notes are credit-notes.service.ts's) and waits for the ledger to apply it
+ * before answering (read-your-writes). Actions on an invoice are published with the invoice
+ * subject's expected last sequence, so a decision taken on a stale state answers 409.
+ * Finalizations are serialized: their numbers are taken in order and the ledger checks they stay
+ * gapless.
  */
 @Injectable()
 export class InvoicesService implements OnModuleInit, OnModuleDestroy {
@@ -291,6 +292,11 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
     return key ? nameId(kind, scope, key) : fallback();
   }
 
+  /**
+   * Records payment of what is left to pay: the amount due less the credit notes issued against the
+   * invoice (`balanceDue`), so a payment after a credit note is not the amount due the credit note
+   * already took off.
+   */
   async pay(invoiceId: string, who: Actor, input: { paymentReference?: string; actionId?: string }): Promise<InvoiceView> {
     // One payment per invoice: without a key the id is the invoice's, so a re-sent publish is a duplicate.
     const eventId = this.actionId('InvoicePaid', invoiceId, input.actionId, () => nameId('InvoicePaid', invoiceId));
@@ -301,7 +307,7 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
     const data: FinanceAction<'InvoicePaid'> = {
       invoiceId,
       tenantId: view.row.tenant_id,
-      amount: view.document.amountDue,
+      amount: view.balanceDue,
       currency: view.document.currency,
       ...(input.paymentReference ? { paymentReference: input.paymentReference } : {}),
       paidAt: at,
@@ -319,42 +325,6 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
     const at = this.runtime.clock.now().toISOString();
     await this.publishAction('InvoiceVoided', eventId, { invoiceId, tenantId: view.row.tenant_id, number: view.row.number!, voidedAt: at, ...who }, at, subjectSequence);
     return this.view(invoiceId, null);
-  }
-
-  /**
-   * A credit note: decided against the invoice's subject (never more than is left to credit, never
-   * on a void invoice) and numbered gapless per issuer, one at a time (with finalizations).
-   */
-  async creditNote(invoiceId: string, who: Actor, input: { amount: string; actionId?: string }): Promise<FinanceAction<'CreditNoteIssued'>> {
-    const creditNoteId = this.actionId('CreditNoteIssued', invoiceId, input.actionId, newEntityId);
-    return this.serialized(() =>
-      this.withIssuerLock(async () => {
-        const { view, subjectSequence } = await this.invoiceState(invoiceId);
-        // Every credit note applied so far (on any invoice), for the next number.
-        await this.ledger.catchUp();
-        const store = this.ledger.store();
-        const existing = input.actionId ? this.retried(await financeAction(store, creditNoteId), { amount: input.amount, reason: who.reason }) : undefined;
-        if (existing) return existing.payload as FinanceAction<'CreditNoteIssued'>;
-        const currency = view.document.currency;
-        const amount = money(input.amount);
-        if (!amount.eq(money(formatMoney(amount, currency)))) throw new BillingRejection(422, 'amount_precision', `amount must have at most the ${currency} minor digits`, 'amount');
-        decideCreditNote(factsOf(view), input.amount);
-        const issuer = view.row.issuer!;
-        const at = this.runtime.clock.now().toISOString();
-        const data: FinanceAction<'CreditNoteIssued'> = {
-          creditNoteId,
-          invoiceId,
-          tenantId: view.row.tenant_id,
-          number: `CN-${formatInvoiceNumber(issuer, (await lastCreditNoteSequence(store, issuer)) + 1)}`,
-          amount: formatMoney(amount, currency),
-          currency,
-          issuedAt: at,
-          ...who,
-        };
-        await this.publishAction('CreditNoteIssued', creditNoteId, data, at, subjectSequence);
-        return data;
-      }),
-    );
   }
 
   async grantCredit(input: { tenantId: string; amount: string; priority: number; expiresAt: string | null; actionId?: string } & Actor): Promise<FinanceAction<'CreditGranted'>> {
@@ -649,6 +619,8 @@ export function summary(view: InvoiceView) {
     total: d.total,
     amountDue: d.amountDue,
     credited: formatMoney(money(view.credited), d.currency),
+    /** What is left to pay: the amount due less the credit notes, never negative. */
+    balanceDue: view.balanceDue,
     finalizedAt: d.finalizedAt,
     cutoffSequence: d.cutoffSequence,
     priceBookVersion: view.row.price_book_version,
