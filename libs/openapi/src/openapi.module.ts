@@ -28,7 +28,7 @@ export class OpenApiController {
   }
 
   @Get('openapi.json')
-  @ApiDoc({ summary: 'This OpenAPI 3.1 document', response: z.looseObject({ openapi: z.string(), info: z.object({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) }), tags: ['docs'] })
+  @ApiDoc({ summary: 'This OpenAPI 3.1 document', response: z.looseObject({ openapi: z.string(), info: z.object({ title: z.string(), version: z.string(), description: z.string().optional() }), paths: z.record(z.string(), z.unknown()) }), tags: ['docs'] })
   json(): OpenApiDocument {
     return this.openApiDocument();
   }

@@ -9,6 +9,7 @@ import { capacityPlan, CapacityPlanError } from '../capacity/capacity-plan';
 import { freeByModel, fragmentation } from '../scheduling/scheduler.decider';
 import { SchedulerRunner } from '../scheduler.runner';
 import { schedulerPolicySchema } from '../scheduling/scheduler.types';
+import { capacityPlanResponse, drainResponse, dryRunResponse, nodesResponse, policyResponse, schedulerStatusResponse } from './scheduler.responses';
 
 /** Decimal strings, read exactly by capacityPlan; text a store could not hold is malformed (400) before that. */
 export const capacityPlanQuery = z.object({
@@ -38,6 +39,7 @@ export class SchedulerController {
   @ApiDoc({
     summary: 'Whether and where a job would be placed now (and what it would preempt), without submitting it. Takes exactly the body of POST /v1/jobs, with its limits; dependencies are not resolved.',
     body: submitJobRequest,
+    response: dryRunResponse,
     errors: { 400: 'malformed field', 422: 'invalid combination, too many sub-tasks, or no node could ever run it' },
     tags: ['scheduler'],
   })
@@ -82,7 +84,7 @@ export class SchedulerController {
 
   @Get('capacity-plan')
   @Roles('tenant', 'sre', 'finance')
-  @ApiDoc({ summary: 'GPUs needed to deliver R GPU-hours in T hours at load L and efficiency η: ceil(R / (T · L · η)), and what is free now per model', query: capacityPlanQuery, errors: { 422: 'invalid input' }, tags: ['scheduler'] })
+  @ApiDoc({ summary: 'GPUs needed to deliver R GPU-hours in T hours at load L and efficiency η: ceil(R / (T · L · η)), and what is free now per model', query: capacityPlanQuery, response: capacityPlanResponse, errors: { 422: 'invalid input' }, tags: ['scheduler'] })
   capacityPlan(@Query() query: unknown) {
     const input = parseInput(capacityPlanQuery, query, 'query');
     try {
@@ -98,7 +100,7 @@ export class SchedulerController {
 
   @Get('nodes')
   @Roles('sre')
-  @ApiDoc({ summary: 'The fleet as the scheduler sees it: nodes, models, free GPUs, status', tags: ['scheduler'] })
+  @ApiDoc({ summary: 'The fleet as the scheduler sees it: nodes, models, free GPUs, status', response: nodesResponse, tags: ['scheduler'] })
   nodes() {
     const state = this.scheduler.engine.state;
     return {
@@ -110,7 +112,7 @@ export class SchedulerController {
   @Post('nodes/:nodeId/drain')
   @HttpCode(202)
   @Roles('sre')
-  @ApiDoc({ summary: 'Drain a node: no new placements; running work continues', errors: { 404: 'unknown node' }, tags: ['scheduler'] })
+  @ApiDoc({ summary: 'Drain a node: no new placements; running work continues', response: drainResponse, errors: { 404: 'unknown node' }, tags: ['scheduler'] })
   async drain(@Param('nodeId') nodeId: string, @Body() body: unknown) {
     const { reason } = parseInput(drainRequest, body ?? {});
     return this.setDrain(nodeId, true, reason);
@@ -119,14 +121,14 @@ export class SchedulerController {
   @Post('nodes/:nodeId/undrain')
   @HttpCode(202)
   @Roles('sre')
-  @ApiDoc({ summary: 'Undrain a node: it takes new placements again', errors: { 404: 'unknown node' }, tags: ['scheduler'] })
+  @ApiDoc({ summary: 'Undrain a node: it takes new placements again', response: drainResponse, errors: { 404: 'unknown node' }, tags: ['scheduler'] })
   async undrain(@Param('nodeId') nodeId: string) {
     return this.setDrain(nodeId, false);
   }
 
   @Get('scheduling-policy')
   @Roles('sre', 'finance')
-  @ApiDoc({ summary: 'The scheduling policy in force (tenant weights, per-model quotas, borrowing): from the log, or the configured one until the log sets one', tags: ['scheduler'] })
+  @ApiDoc({ summary: 'The scheduling policy in force (tenant weights, per-model quotas, borrowing): from the log, or the configured one until the log sets one', response: policyResponse, tags: ['scheduler'] })
   policy() {
     const recorded = this.scheduler.engine.state.policy;
     return { policy: this.scheduler.engine.policy, source: recorded ? 'log' : 'config', sequence: recorded?.sequence ?? null, setAt: recorded?.setAt ?? null, actor: recorded?.actor ?? null };
@@ -137,6 +139,7 @@ export class SchedulerController {
   @ApiDoc({
     summary: 'Replace the scheduling policy: recorded as a SchedulingPolicySet event (with actor and reason) that every later decision uses',
     body: setPolicyRequest,
+    response: policyResponse,
     errors: { 400: 'malformed policy', 422: 'a value out of range (with its field)', 409: 'the policy changed meanwhile: read it again' },
     tags: ['scheduler'],
   })
@@ -160,7 +163,7 @@ export class SchedulerController {
 
   @Get('scheduler/status')
   @Roles('sre')
-  @ApiDoc({ summary: 'This scheduler instance: leader or standby, log position, cycle figures', tags: ['scheduler'] })
+  @ApiDoc({ summary: 'This scheduler instance: leader or standby, log position, cycle figures', response: schedulerStatusResponse, tags: ['scheduler'] })
   status() {
     return this.scheduler.engine.status();
   }

@@ -1,0 +1,164 @@
+/**
+ * Proves that the OpenAPI document's success schemas describe what the routes really answer: the
+ * whole system runs on real NATS JetStream and PostgreSQL with simulated GPU nodes, a job runs to
+ * its usage and invoice, and for a sample of routes of every service (intake, scheduler, metering,
+ * billing, reliability, and the platform's own) the JSON body of each 2xx answer is validated with
+ * ajv against the schema the served document gives for that path, method, status and media type.
+ * A schema that leaves out a field the route sends, names a field it does not send, or gives a
+ * field the wrong type fails here; the last test shows the validator refuses such bodies.
+ */
+import 'reflect-metadata';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import { eventually } from '@fastgpu/testing';
+import { startSimulatedFleet, type SimulatedNode } from '../../apps/node-simulator/src/simulated-node';
+import { allServices } from '../../apps/fastgpu/src/services';
+import { ADMIN, startPlatform, type Answer, type Platform } from '../integrators/harness';
+
+type Service = 'intake' | 'scheduler' | 'metering' | 'billing' | 'reliability' | 'platform';
+type JsonSchema = Record<string, unknown>;
+type Operation = { responses: Record<string, { content?: Record<string, { schema: JsonSchema }> }> };
+type Doc = { paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, JsonSchema> } };
+
+/** The routes each service must have had validated by the end (a sample of each, not every route). */
+const SAMPLE: Record<Service, string[]> = {
+  intake: ['POST /v1/tenants', 'POST /v1/tenants/{tenantId}/api-keys', 'POST /v1/api-keys', 'POST /v1/jobs', 'GET /v1/jobs', 'GET /v1/jobs/{jobId}', 'POST /v1/leases', 'GET /v1/leases/{leaseId}', 'DELETE /v1/leases/{leaseId}'],
+  scheduler: ['POST /v1/jobs:dry-run', 'GET /v1/capacity-plan', 'GET /v1/nodes', 'POST /v1/nodes/{nodeId}/drain', 'POST /v1/nodes/{nodeId}/undrain', 'GET /v1/scheduling-policy', 'PUT /v1/scheduling-policy', 'GET /v1/scheduler/status'],
+  metering: [],
+  billing: [],
+  reliability: ['GET /v1/sla-reports'],
+  platform: ['GET /healthz', 'GET /readyz', 'GET /v1/health', 'GET /docs/openapi.json'],
+};
+
+let platform: Platform;
+let fleet: SimulatedNode[];
+let doc: Doc;
+const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
+const validators = new Map<string, ValidateFunction>();
+/** Every validated answer: its route and body, for the non-vacuity check at the end. */
+const validated: Array<{ service: Service; route: string; body: unknown; schema: JsonSchema }> = [];
+
+beforeAll(async () => {
+  platform = await startPlatform(allServices, { heartbeatIntervalMs: 200 });
+  fleet = await startSimulatedFleet(platform.env.bus, 'a100:8x2', { speed: 1, heartbeatIntervalMs: 200 });
+  doc = (await platform.http('GET', '/docs/openapi.json')).body as Doc;
+});
+afterAll(async () => {
+  for (const node of fleet ?? []) await node.stop();
+  await platform?.close();
+});
+
+/** The documented JSON schema of a success answer, or undefined when the document has none. */
+function documentedSchema(method: string, template: string, status: number): JsonSchema | undefined {
+  const content = doc.paths[template]?.[method.toLowerCase()]?.responses[String(status)]?.content;
+  return content?.['application/json']?.schema;
+}
+
+/**
+ * Calls a route (the template's `{name}` replaced by `params`), expects a 2xx JSON answer and
+ * validates its body against the document's schema for that status. Returns the body.
+ */
+async function call(service: Service, method: string, template: string, options: { params?: Record<string, string>; query?: string; key?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const path = template.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(options.params?.[name] ?? `missing-${name}`)) + (options.query ? `?${options.query}` : '');
+  const answer: Answer = await platform.http(method, path, options.key, options.body, options.headers);
+  const route = `${method} ${template}`;
+  expect(answer.status, `${route}: ${answer.text.slice(0, 300)}`).toBeGreaterThanOrEqual(200);
+  expect(answer.status, `${route}: ${answer.text.slice(0, 300)}`).toBeLessThan(300);
+  expect(answer.headers['content-type'], route).toMatch(/^application\/json/);
+  const schema = documentedSchema(method, template, answer.status);
+  expect(schema, `${route} ${answer.status}: no documented JSON schema`).toBeDefined();
+  const key = `${route} ${answer.status}`;
+  let validate = validators.get(key);
+  if (!validate) validators.set(key, (validate = ajv.compile(schema!)));
+  if (!validate(answer.body)) expect.fail(`${key}: the answer does not match its documented schema: ${ajv.errorsText(validate.errors)}\n${answer.text.slice(0, 2000)}`);
+  validated.push({ service, route, body: answer.body, schema: schema! });
+  return answer.body;
+}
+
+/** Routes of a service validated so far. */
+function validatedRoutes(service: Service): string[] {
+  return [...new Set(validated.filter((v) => v.service === service).map((v) => v.route))];
+}
+
+const shared: { tenantKey?: string; financeKey?: string; sreKey?: string; jobId?: string; submittedAt?: string } = {};
+
+describe('documented success schemas match the answers', () => {
+  it('platform: health, readiness, details and the document itself', async () => {
+    await call('platform', 'GET', '/healthz');
+    await call('platform', 'GET', '/readyz');
+    await call('platform', 'GET', '/v1/health', { key: ADMIN });
+    await call('platform', 'GET', '/docs/openapi.json');
+    expect(validatedRoutes('platform').sort()).toEqual([...SAMPLE.platform].sort());
+  });
+
+  it('intake: tenants, keys, jobs and leases, run to the end of a job', async () => {
+    await call('intake', 'POST', '/v1/tenants', { key: ADMIN, body: { tenantId: 'acme', name: 'Acme AI' } });
+    shared.tenantKey = (await call('intake', 'POST', '/v1/tenants/{tenantId}/api-keys', { params: { tenantId: 'acme' }, key: ADMIN, body: {} })).secret;
+    shared.financeKey = (await call('intake', 'POST', '/v1/api-keys', { key: ADMIN, body: { role: 'finance' } })).secret;
+    shared.sreKey = (await call('intake', 'POST', '/v1/api-keys', { key: ADMIN, body: { role: 'sre' } })).secret;
+    const key = shared.tenantKey!;
+    const submitted = await call('intake', 'POST', '/v1/jobs', { key, body: { projectId: 'vision', name: 'train', gpuModels: ['a100'], gpusPerSubtask: 2, subtaskCount: 2, runtimeSeconds: 1 }, headers: { 'idempotency-key': 'responses-1' } });
+    shared.jobId = submitted.jobId;
+    shared.submittedAt = submitted.submittedAt;
+    const finished = await eventually(
+      async () => {
+        const job = await call('intake', 'GET', '/v1/jobs/{jobId}', { params: { jobId: shared.jobId! }, key });
+        return job.state === 'succeeded' ? job : undefined;
+      },
+      { timeoutMs: 30_000, message: 'the job did not finish' },
+    );
+    expect(finished.subtasks).toHaveLength(2);
+    const page = await call('intake', 'GET', '/v1/jobs', { key, query: 'limit=10' });
+    expect(page.jobs.map((j: { jobId: string }) => j.jobId)).toContain(shared.jobId);
+
+    const lease = await call('intake', 'POST', '/v1/leases', { key, query: 'waitMs=3000', body: { projectId: 'vision', gpuModels: ['a100'], gpus: 1 }, headers: { 'idempotency-key': 'responses-lease-1' } });
+    await call('intake', 'GET', '/v1/leases/{leaseId}', { params: { leaseId: lease.leaseId }, key });
+    await call('intake', 'DELETE', '/v1/leases/{leaseId}', { params: { leaseId: lease.leaseId }, key });
+    expect(validatedRoutes('intake').sort()).toEqual([...SAMPLE.intake].sort());
+  });
+
+  it('scheduler: dry-run, capacity plan, fleet, drain and undrain, policy and status', async () => {
+    const sre = shared.sreKey!;
+    const dryRun = await call('scheduler', 'POST', '/v1/jobs:dry-run', { key: shared.tenantKey, body: { projectId: 'vision', gpuModels: ['a100'], gpusPerSubtask: 8, subtaskCount: 3, runtimeSeconds: 60 } });
+    expect(dryRun.wouldPlace).toBe(false);
+    // A platform key sees what would be preempted in full; the schema allows both shapes.
+    await call('scheduler', 'POST', '/v1/jobs:dry-run', { key: ADMIN, body: { projectId: 'vision', gpuModels: ['a100'], gpusPerSubtask: 1, subtaskCount: 1, runtimeSeconds: 60 } });
+    await call('scheduler', 'GET', '/v1/capacity-plan', { key: shared.financeKey, query: 'gpuHours=500&hours=1&load=0.8&efficiency=0.95' });
+    const fleetView = await call('scheduler', 'GET', '/v1/nodes', { key: sre });
+    const nodeId = fleetView.nodes[0].nodeId as string;
+    expect((await call('scheduler', 'POST', '/v1/nodes/{nodeId}/drain', { params: { nodeId }, key: sre, body: { reason: 'maintenance' } })).status).toBe('drained');
+    expect((await call('scheduler', 'POST', '/v1/nodes/{nodeId}/undrain', { params: { nodeId }, key: sre })).status).toBe('ready');
+    const policy = await call('scheduler', 'GET', '/v1/scheduling-policy', { key: sre });
+    await call('scheduler', 'PUT', '/v1/scheduling-policy', { key: sre, body: { policy: { ...policy.policy, tenants: { acme: { weight: 2, quotas: { a100: { nominal: 8 } } } } }, reason: 'acme pays for two' } });
+    await call('scheduler', 'GET', '/v1/scheduler/status', { key: sre });
+    expect(validatedRoutes('scheduler').sort()).toEqual([...SAMPLE.scheduler].sort());
+  });
+
+  it('reliability: the SLA report of the month', async () => {
+    const period = shared.submittedAt!.slice(0, 7);
+    await eventually(async () => {
+      const answer = await call('reliability', 'GET', '/v1/sla-reports', { key: shared.tenantKey, query: `period=${period}` });
+      return answer.reports[0]?.jobs?.succeeded === 1 ? answer : undefined;
+    });
+    await call('reliability', 'GET', '/v1/sla-reports', { key: shared.sreKey, query: `period=${period}` });
+    expect(validatedRoutes('reliability').sort()).toEqual([...SAMPLE.reliability].sort());
+  });
+
+  it('refuses bodies the schemas do not describe (the check is not vacuous)', () => {
+    let closed = 0;
+    for (const { route, body, schema } of validated) {
+      if (schema.type !== 'object' || body === null || typeof body !== 'object' || Array.isArray(body)) continue;
+      const validate = ajv.compile(schema);
+      if (schema.additionalProperties === false) {
+        closed++;
+        expect(validate({ ...body, unexpectedField: 1 }), `${route}: accepts a field it does not document`).toBe(false);
+      }
+      for (const name of (schema.required as string[] | undefined) ?? []) {
+        const without: Record<string, unknown> = { ...(body as Record<string, unknown>) };
+        delete without[name];
+        expect(validate(without), `${route}: accepts a body without ${name}`).toBe(false);
+      }
+    }
+    expect(closed).toBeGreaterThan(5);
+  });
+});
