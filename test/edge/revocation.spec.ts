@@ -21,7 +21,7 @@ beforeAll(async () => {
   // A second app on the same database and bus, as a second process would be: it serves only
   // the platform routes (health, docs), enough to see how it authenticates.
   otherRuntime = await createRuntime(edge.env.config);
-  otherProcess = await startServices(otherRuntime, [{ name: 'intake', module: OpenApiModule, consumesEvents: false }], { port: 0, logger: false });
+  otherProcess = await startServices(otherRuntime, [{ name: 'intake', module: OpenApiModule }], { port: 0, logger: false });
 });
 afterAll(async () => {
   await otherProcess?.close();

@@ -76,7 +76,7 @@ beforeAll(async () => {
   await startServer();
   env = await createTestEnvironment({ natsUrl: `nats://127.0.0.1:${port}`, heartbeatIntervalMs: HEARTBEAT_MS, missedHeartbeatsBeforeLost: MISSED });
   runtime = await createRuntime(env.config);
-  app = await startServices(runtime, [{ name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }), consumesEvents: false }], { port: 0, logger: false });
+  app = await startServices(runtime, [{ name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }) }], { port: 0, logger: false });
   engine = app.app.get(ReliabilityEngine);
   for (const nodeId of ['n1', 'n2']) {
     const node = new SimulatedNode(env.bus, { nodeId, gpuModel: 'a100', gpuCount: 2, gpuMemoryGb: 80 }, { heartbeatIntervalMs: HEARTBEAT_MS });

@@ -1,38 +1,34 @@
 /**
- * Proves the dead-letter tools on real NATS: a message whose handler keeps failing lands in
- * the dead-letter stream with its consumer, original subject, delivery count and reason;
- * `dlq redrive` of a message whose cause is not fixed fails again and returns with its count
- * grown; after the fix the redrive is handled and the dead letter is gone; a redrive of an
- * unknown sequence or of a body that still does not decode answers clearly and changes
- * nothing; `dlq purge` needs confirmation or --yes.
+ * Proves the dead-letter tools on real NATS and Postgres, with the consumer that dead-letters in
+ * production: a projection runner (libs/messaging ProjectionRunner). An event its projection
+ * reads that does not decode lands in the dead-letter stream with the runner as consumer, its
+ * original subject, sequence, event id and reason, and the projection goes on; `dlq redrive` of
+ * it is refused while it still does not decode (nothing changes), and when forced it fails
+ * again and comes back with its count grown; once the event is repaired (an event fix-up, the
+ * repair path of docs/operations.md) the redrive is applied by the projection and the dead
+ * letter is gone; a redrive of an unknown sequence or of a body that is not even JSON answers
+ * clearly and changes nothing; `dlq purge` needs confirmation or --yes.
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Controller, Module } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { Payload, RpcException, type MicroserviceOptions } from '@nestjs/microservices';
-import { Headers, newEventId, type DomainEvent } from '@fastgpu/contracts';
-import { EventPublisher, JetStreamServer, OnEvent } from '@fastgpu/messaging';
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import { Headers, newEventId, registerEventFixUp, withdrawEventFixUp, type EventType, type StoredEvent } from '@fastgpu/contracts';
+import { EventPublisher, ProjectionRunner, type Projection } from '@fastgpu/messaging';
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
 import { runEventsCli, type CliIo } from '../../apps/fastgpu/src/cli/events/cli';
 
-const broken = new Set<string>();
 const handled: string[] = [];
-
-@Controller()
-class FragileHandler {
-  @OnEvent('TenantCreated')
-  handle(@Payload() event: DomainEvent<'TenantCreated'>): void {
-    if (broken.has(event.data.tenantId)) // RpcException keeps its message through Nest's exception layer (a plain Error becomes "Internal server error").
-      throw new RpcException(`tenant ${event.data.tenantId} is not supported yet`);
-    handled.push(event.data.tenantId);
-  }
-}
-@Module({ controllers: [FragileHandler] })
-class FragileModule {}
+/** A projection of TenantCreated that only remembers which tenants it applied. */
+const tenantsSeen: Projection = {
+  name: 'dlq-test-tenants',
+  types: new Set<EventType>(['TenantCreated']),
+  async apply(_trx, events: StoredEvent[]) {
+    for (const { event } of events) if (event.type === 'TenantCreated') handled.push(event.data.tenantId);
+  },
+};
 
 let env: TestEnvironment;
-let app: Awaited<ReturnType<typeof NestFactory.createMicroservice>>;
+let runner: ProjectionRunner;
 let publisher: EventPublisher;
 
 async function cli(args: string[], confirm?: (q: string) => Promise<boolean>): Promise<{ code: number; out: string[]; err: string[] }> {
@@ -54,30 +50,33 @@ async function dlqMessages(): Promise<number> {
 beforeAll(async () => {
   env = await createTestEnvironment();
   publisher = new EventPublisher(env.bus.js, env.bus.topology, 'test');
-  app = await NestFactory.createMicroservice<MicroserviceOptions>(FragileModule, {
-    strategy: new JetStreamServer({ bus: env.bus, service: 'fragile', durable: 'fragile', maxDeliver: 2 }),
-    logger: false,
-  });
-  await app.listen();
+  runner = new ProjectionRunner(env.bus, env.database.db, tenantsSeen, { retryDelayMsMax: 200 });
+  await runner.start();
 });
 afterAll(async () => {
-  await app?.close();
+  await runner?.stop();
   await env?.cleanup();
 });
 
 describe('dlq', () => {
-  it('redrives a dead letter: fails again with the count grown while broken, succeeds after the fix', async () => {
-    broken.add('poison');
+  it('redrives a dead letter: refused while it does not decode, back with the count grown when forced, applied once repaired', async () => {
     const id = newEventId();
     const event = publisher.build('TenantCreated', { tenantId: 'poison', name: 'Poison', billingTimeZone: 'UTC', currency: 'USD', createdAt: '2026-11-01T00:00:00.000Z' }, { id, time: '2026-11-01T00:00:00.000Z', tenantId: 'poison', correlationId: id });
-    const original = await publisher.publish(event);
+    // A producer bug: the event leaves out a required field, so no reader can decode it.
+    const { name: _name, ...withoutName } = event.data;
+    const h = natsHeaders();
+    h.set(Headers.eventType, event.type);
+    const original = await env.bus.js.publish(event.subject, new TextEncoder().encode(JSON.stringify({ ...event, data: withoutName })), { msgID: id, headers: h });
 
     const [first] = await eventually(async () => ((await letters()).length === 1 ? letters() : undefined), { message: 'no dead letter' });
-    expect(first).toMatchObject({ consumer: 'fragile', count: 1, deliveries: 2, originalSubject: env.bus.topology.subjects.tenant('poison'), eventId: id });
-    expect(first!.reason).toMatch(/tenant poison is not supported yet/);
+    expect(first).toMatchObject({ consumer: 'dlq-test-tenants', count: 1, originalSubject: env.bus.topology.subjects.tenant('poison'), eventId: id });
+    expect(first!.reason).toMatch(/name/);
     const shown = await cli(['dlq', 'show', String(first!.sequence)]);
-    expect(shown.out.join('\n')).toContain(`${Headers.deadLetterSequence}: ${original.sequence}`);
+    expect(shown.out.join('\n')).toContain(`${Headers.deadLetterSequence}: ${original.seq}`);
     expect(shown.out.join('\n')).toContain('"tenantId": "poison"');
+    // The projection went past it (it is not a money projection).
+    await eventually(() => runner.lastSequence >= original.seq, { message: 'the projection did not go past the dead letter' });
+    expect(handled).not.toContain('poison');
 
     // Unknown sequence: a clear answer, nothing changes.
     const unknown = await cli(['dlq', 'redrive', '999999']);
@@ -85,21 +84,31 @@ describe('dlq', () => {
     expect(unknown.err.join()).toMatch(/no dead letter #999999/);
     expect(await dlqMessages()).toBe(1);
 
-    // Redrive while the cause is not fixed: it fails again and comes back with its count grown.
-    const again = await cli(['dlq', 'redrive', String(first!.sequence)]);
+    // While it still does not decode: refused, nothing changed.
+    const refused = await cli(['dlq', 'redrive', String(first!.sequence)]);
+    expect(refused.code).toBe(3);
+    expect(refused.err.join()).toMatch(/still does not decode.*nothing changed/);
+    expect((await letters()).map((l) => l.sequence)).toEqual([first!.sequence]);
+
+    // Forced while the cause is not fixed: it fails again and comes back with its count grown.
+    const again = await cli(['dlq', 'redrive', String(first!.sequence), '--force']);
     expect(again.code).toBe(0);
     const [second] = await eventually(async () => {
       const list = await letters();
       return list.length === 1 && list[0]!.sequence !== first!.sequence ? list : undefined;
     }, { message: 'redriven message did not come back to the dead letters' });
-    expect(second).toMatchObject({ consumer: 'fragile', count: 2, eventId: id });
+    expect(second).toMatchObject({ consumer: 'dlq-test-tenants', count: 2, eventId: id });
     expect(handled).not.toContain('poison');
 
-    // Fix the cause, redrive: handled, and the dead letter is gone.
-    broken.delete('poison');
-    const fixed = await cli(['dlq', 'redrive', String(second!.sequence)]);
-    expect(fixed.code).toBe(0);
-    await eventually(() => handled.includes('poison'), { message: 'redriven message was not handled after the fix' });
+    // Repair the event (a fix-up names it and mends its data), redrive: applied, and the dead letter is gone.
+    registerEventFixUp({ eventId: id, type: 'TenantCreated', reason: 'dlq test: the producer left out the name', repair: (envelope) => ({ ...envelope, data: { ...(envelope.data as object), name: 'Poison' } }) });
+    try {
+      const fixed = await cli(['dlq', 'redrive', String(second!.sequence)]);
+      expect(fixed.code).toBe(0);
+      await eventually(() => handled.includes('poison'), { message: 'redriven message was not applied after the repair' });
+    } finally {
+      withdrawEventFixUp(id);
+    }
     expect(await letters()).toEqual([]);
     const redriven = await env.bus.jsm.streams.getMessage(env.bus.topology.streams.events, { last_by_subj: env.bus.topology.subjects.tenant('poison') });
     expect(redriven?.header.get(Headers.eventType)).toBe('TenantCreated');

@@ -1,6 +1,8 @@
 /**
  * Proves the observability lib on real NATS and Postgres: `/metrics` shows a durable
- * consumer's lag growing while it is stopped and falling to zero when it resumes; HTTP
+ * consumer's lag (a node's command consumer, as the simulator and agents run it) growing while
+ * it is stopped and falling to zero when it resumes, and dead letters per consumer (a
+ * projection runner that meets an undecodable event); HTTP
  * requests become SERVER spans that continue the caller's `traceparent`, the events a handler
  * publishes carry that same trace, and their latency lands in the histogram under the route
  * template; log lines carry trace and span ids; queue depth, GPUs, placements and GPU
@@ -9,16 +11,15 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Controller, Inject, Module, Post, Param } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import type { MicroserviceOptions } from '@nestjs/microservices';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
-import { Headers, newEventId } from '@fastgpu/contracts';
-import { EventPublisher, JetStreamServer, OnEvent } from '@fastgpu/messaging';
+import { Headers, newEventId, type NodeCommand } from '@fastgpu/contracts';
+import { EventPublisher, ProjectionRunner } from '@fastgpu/messaging';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
 import { RUNTIME, publisherFor, type Runtime } from '@fastgpu/runtime';
 import { startTelemetry } from '@fastgpu/telemetry';
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
 import { JsonLogger, MetricsModule, NestJsonLogger, evolveFleet, fleetFigures, initialFleetState } from '@fastgpu/observability';
+import { SimulatedNode } from '../../apps/node-simulator/src/simulated-node';
 
 const exporter = new InMemorySpanExporter();
 const telemetry = startTelemetry({ serviceName: 'sre-observability-test', exporter });
@@ -42,14 +43,6 @@ class ProbeController {
 @Module({ imports: [MetricsModule], controllers: [ProbeController] })
 class ProbeModule {}
 
-@Controller()
-class SlowConsumer {
-  @OnEvent('TenantCreated')
-  handle(): void {}
-}
-@Module({ controllers: [SlowConsumer] })
-class SlowConsumerModule {}
-
 let env: TestEnvironment;
 let runtime: OwnedRuntime;
 let started: StartedApp;
@@ -66,21 +59,16 @@ function gauge(text: string, name: string, labels: Record<string, string>): numb
   }
   return undefined;
 }
-async function startConsumer() {
-  const server = new JetStreamServer({ bus: env.bus, service: 'lagging', durable: 'lagging-consumer' });
-  const app = await NestFactory.createMicroservice<MicroserviceOptions>(SlowConsumerModule, { strategy: server, logger: false });
-  await app.listen();
-  return app;
-}
-function tenantCreated(publisher: EventPublisher, tenantId: string) {
-  const id = newEventId();
-  return publisher.build('TenantCreated', { tenantId, name: tenantId, billingTimeZone: 'UTC', currency: 'USD', createdAt: '2026-11-01T00:00:00.000Z' }, { id, time: '2026-11-01T00:00:00.000Z', tenantId, correlationId: id });
+/** A command the node acknowledges and that changes nothing: detaching a lease it does not hold. */
+async function sendNoOpCommand(nodeId: string): Promise<void> {
+  const command: NodeCommand = { kind: 'DetachLease', commandId: newEventId(), leaseId: `no-lease-${newEventId()}`, leaseEpoch: 1, reason: 'lag probe', issuedAt: new Date().toISOString() };
+  await env.bus.js.publish(env.bus.topology.subjects.command(nodeId), JSON.stringify(command));
 }
 
 beforeAll(async () => {
   env = await createTestEnvironment();
   runtime = await createRuntime(env.config);
-  started = await startServices(runtime, [{ name: 'intake', module: ProbeModule, consumesEvents: false }], { port: 0, logger: false });
+  started = await startServices(runtime, [{ name: 'intake', module: ProbeModule }], { port: 0, logger: false });
 });
 afterAll(async () => {
   await started?.close();
@@ -91,33 +79,38 @@ afterAll(async () => {
 
 describe('/metrics', () => {
   it('shows a durable consumer lag that grows while it is stopped and falls when it resumes', async () => {
-    const publisher = new EventPublisher(env.bus.js, env.bus.topology, 'test');
-    const stream = env.bus.topology.streams.events;
-    let consumer = await startConsumer();
-    await publisher.publish(tenantCreated(publisher, 'warmup'));
-    await eventually(async () => gauge(await scrape(), 'fastgpu_consumer_pending_messages', { stream, durable: 'lagging-consumer' }) === 0);
-    await consumer.close();
+    const stream = env.bus.topology.streams.commands;
+    const durable = 'node-lag-node';
+    const node = new SimulatedNode(env.bus, { nodeId: 'lag-node', gpuModel: 'lag-gpu', gpuCount: 1, gpuMemoryGb: 1 }, { heartbeatIntervalMs: 60_000 });
+    await node.start();
+    await sendNoOpCommand('lag-node');
+    await eventually(async () => gauge(await scrape(), 'fastgpu_consumer_pending_messages', { stream, durable }) === 0);
+    await node.stop();
 
-    for (let i = 0; i < 7; i++) await publisher.publish(tenantCreated(publisher, `stopped-${i}`));
-    const whileStopped = gauge(await scrape(), 'fastgpu_consumer_pending_messages', { stream, durable: 'lagging-consumer' });
+    for (let i = 0; i < 7; i++) await sendNoOpCommand('lag-node');
+    const whileStopped = gauge(await scrape(), 'fastgpu_consumer_pending_messages', { stream, durable });
     expect(whileStopped).toBe(7);
-    await publisher.publish(tenantCreated(publisher, 'stopped-more'));
-    expect(gauge(await scrape(), 'fastgpu_consumer_pending_messages', { stream, durable: 'lagging-consumer' })).toBe(8);
+    await sendNoOpCommand('lag-node');
+    expect(gauge(await scrape(), 'fastgpu_consumer_pending_messages', { stream, durable })).toBe(8);
 
-    consumer = await startConsumer();
-    await eventually(async () => gauge(await scrape(), 'fastgpu_consumer_pending_messages', { stream, durable: 'lagging-consumer' }) === 0, { message: 'lag did not fall after resume' });
-    await eventually(async () => gauge(await scrape(), 'fastgpu_consumer_ack_pending_messages', { stream, durable: 'lagging-consumer' }) === 0);
-    await consumer.close();
+    await node.start();
+    await eventually(async () => gauge(await scrape(), 'fastgpu_consumer_pending_messages', { stream, durable }) === 0, { message: 'lag did not fall after resume' });
+    await eventually(async () => gauge(await scrape(), 'fastgpu_consumer_ack_pending_messages', { stream, durable }) === 0);
+    await node.stop();
     const text = await scrape();
-    expect(gauge(text, 'fastgpu_events_published_total', { type: 'TenantCreated' })).toBeGreaterThanOrEqual(9);
     expect(gauge(text, 'fastgpu_stream_last_sequence', { stream })).toBeGreaterThanOrEqual(9);
+    await eventually(async () => (gauge(await scrape(), 'fastgpu_events_published_total', { type: 'NodeRegistered' }) ?? 0) >= 2, { message: 'the node registrations were not counted' });
   });
 
   it('counts dead letters per consumer', async () => {
     await env.bus.js.publish(env.bus.topology.subjects.tenant('garbage'), new TextEncoder().encode('{oops'), { msgID: 'garbage-metrics' });
-    const consumer = await startConsumer();
-    await eventually(async () => gauge(await scrape(), 'fastgpu_dead_letters', { consumer: 'lagging-consumer' }) === 1);
-    await consumer.close();
+    const runner = new ProjectionRunner(env.bus, env.database.db, { name: 'metrics-test-tenants', types: new Set(['TenantCreated']), apply: async () => undefined });
+    await runner.start();
+    try {
+      await eventually(async () => gauge(await scrape(), 'fastgpu_dead_letters', { consumer: 'metrics-test-tenants' }) === 1);
+    } finally {
+      await runner.stop();
+    }
   });
 });
 

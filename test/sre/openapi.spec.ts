@@ -94,7 +94,7 @@ type Doc = ReturnType<typeof buildOpenApiDocument>;
 beforeAll(async () => {
   env = await createTestEnvironment();
   runtime = await createRuntime(env.config);
-  started = await startServices(runtime, [...allServices.map((s) => ({ ...s, consumesEvents: false })), { name: 'intake', module: OpenApiModule, consumesEvents: false }], { port: 0, logger: false });
+  started = await startServices(runtime, [...allServices, { name: 'intake', module: OpenApiModule }], { port: 0, logger: false });
 });
 afterAll(async () => {
   await started?.close();

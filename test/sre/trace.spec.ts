@@ -36,7 +36,7 @@ async function post(pathname: string, body: unknown, key: string, headers: Recor
 beforeAll(async () => {
   env = await createTestEnvironment({ adminKey: ADMIN, simulatorSpeed: 0.001, heartbeatIntervalMs: 200 });
   runtime = await createRuntime(env.config);
-  started = await startServices(runtime, [intakeService, schedulerService, meteringService, { name: 'intake', module: MetricsModule, consumesEvents: false }], { port: 0, logger: false });
+  started = await startServices(runtime, [intakeService, schedulerService, meteringService, { name: 'intake', module: MetricsModule }], { port: 0, logger: false });
   fleet = await startSimulatedFleet(runtime.bus, 'a100:8x1', { speed: 0.001, heartbeatIntervalMs: 200 });
 });
 afterAll(async () => {

@@ -5,7 +5,7 @@ import { BillingModule } from './billing.module';
 
 /** Billing as the platform starts it; options default from the environment (FASTGPU_BILLING_*). */
 export function createBillingService(options: Partial<BillingOptions> = {}): ServiceDefinition {
-  return { name: 'billing', module: BillingModule.forRoot(options), consumesEvents: false, grpc: billingGrpcHandlers };
+  return { name: 'billing', module: BillingModule.forRoot(options), grpc: billingGrpcHandlers };
 }
 
 export const billingService: ServiceDefinition = createBillingService();

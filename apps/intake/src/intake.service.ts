@@ -2,4 +2,4 @@ import type { ServiceDefinition } from '@fastgpu/platform';
 import { intakeGrpcHandlers } from './intake.grpc';
 import { IntakeModule } from './intake.module';
 
-export const intakeService: ServiceDefinition = { name: 'intake', module: IntakeModule, consumesEvents: false, grpc: intakeGrpcHandlers };
+export const intakeService: ServiceDefinition = { name: 'intake', module: IntakeModule, grpc: intakeGrpcHandlers };

@@ -2,4 +2,4 @@ import type { ServiceDefinition } from '@fastgpu/platform';
 import { MeteringModule } from './metering.module';
 
 // Metering reads the log through its projection runner (ordered consumer + checkpoint), not a durable consumer.
-export const meteringService: ServiceDefinition = { name: 'metering', module: MeteringModule, consumesEvents: false };
+export const meteringService: ServiceDefinition = { name: 'metering', module: MeteringModule };

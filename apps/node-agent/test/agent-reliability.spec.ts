@@ -30,7 +30,7 @@ let agent: RunningAgent;
 beforeAll(async () => {
   env = await createTestEnvironment({ heartbeatIntervalMs: HEARTBEAT_MS, missedHeartbeatsBeforeLost: 25 });
   runtime = await createRuntime(env.config);
-  started = await startServices(runtime, [{ name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }), consumesEvents: false }], { port: 0, logger: false });
+  started = await startServices(runtime, [{ name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }) }], { port: 0, logger: false });
   host = await FakeHost.create();
   tail = new EventTail(env.bus);
   await tail.start();

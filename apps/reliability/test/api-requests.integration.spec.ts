@@ -22,7 +22,7 @@ let engine: ReliabilityEngine;
 beforeAll(async () => {
   env = await createTestEnvironment({ adminKey: ADMIN_KEY });
   runtime = await createRuntime(env.config);
-  started = await startServices(runtime, [{ name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }), consumesEvents: false }], { port: 0, logger: false });
+  started = await startServices(runtime, [{ name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }) }], { port: 0, logger: false });
   engine = started.app.get(ReliabilityEngine);
 });
 afterAll(async () => {

@@ -54,7 +54,7 @@ function run(attempt: number, leaseEpoch: number, runtimeMs: number): NodeComman
 beforeAll(async () => {
   env = await createTestEnvironment({ adminKey: 'test-admin-key-0123456789abcdef', heartbeatIntervalMs: HEARTBEAT_MS, missedHeartbeatsBeforeLost: MISSED });
   runtime = await createRuntime(env.config);
-  started = await startServices(runtime, [{ name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }), consumesEvents: false }], { port: 0, logger: false });
+  started = await startServices(runtime, [{ name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }) }], { port: 0, logger: false });
   engine = started.app.get(ReliabilityEngine);
   publisher = new EventPublisher(env.bus.js, env.bus.topology, 'test/scheduler');
   log = new LogTail(env.bus);

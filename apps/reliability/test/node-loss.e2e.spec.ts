@@ -52,7 +52,7 @@ beforeAll(async () => {
   runtime = await createRuntime(env.config);
   started = await startServices(
     runtime,
-    [intakeService, schedulerService, meteringService, createBillingService(), { name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }), consumesEvents: false }],
+    [intakeService, schedulerService, meteringService, createBillingService(), { name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }) }],
     { port: 0, logger: false },
   );
   log = new LogTail(env.bus);

@@ -89,7 +89,7 @@ beforeAll(async () => {
   ] as const) {
     await runtime.db.insertInto('api_keys').values({ key_id: keyId, tenant_id: tenantId, role: 'tenant', secret_hash: hashSecret(secret), issued_at: new Date() }).execute();
   }
-  started = await startServices(runtime, [{ name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }), consumesEvents: false }], { port: 0, logger: false });
+  started = await startServices(runtime, [{ name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }) }], { port: 0, logger: false });
   engine = started.app.get(ReliabilityEngine);
   publisher = new EventPublisher(env.bus.js, env.bus.topology, 'test/history');
   log = new LogTail(env.bus);

@@ -12,3 +12,4 @@ export * from './service-requests';
 export * from './report-fencing';
 export * from './canonical-json';
 export * from './pricing';
+export * from './services';

@@ -4,7 +4,6 @@ export * from './publisher';
 export * from './dead-letters';
 export * from './follower';
 export * from './projection-runner';
-export * from './jetstream.transport';
 export * from './sequence-waiters';
 export * from './message-decoding';
 export * from './projection-metrics';

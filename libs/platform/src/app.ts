@@ -4,20 +4,20 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { FastifyServerOptions } from 'fastify';
 import { ApiKeyGuard, ApiKeyResolver, Authenticator } from '@fastgpu/auth';
 import { GrpcModule, GrpcServerHandle, type GrpcHandlers } from '@fastgpu/grpc';
-import { isSingleLineText, SINGLE_LINE_TEXT_MESSAGE } from '@fastgpu/contracts';
+import { isSingleLineText, SINGLE_LINE_TEXT_MESSAGE, type ServiceName } from '@fastgpu/contracts';
 import { ApiErrorFilter, assertSingleValuedQuery, badRequest, errorBody, ERROR_CONTENT_TYPE, parseQueryString, RouteTable, sendApiError, toApiError } from '@fastgpu/http';
-import { JetStreamServer, ServiceTransport, type ServiceName } from '@fastgpu/messaging';
 import { instrumentHttp, MetricsModule, NestJsonLogger } from '@fastgpu/observability';
 import { OpenApiModule } from '@fastgpu/openapi';
 import { RuntimeModule, type Runtime } from '@fastgpu/runtime';
 import { HealthController } from './health.controller';
 
-/** One service as the platform starts it: its Nest module, and whether it consumes events. */
+/**
+ * One service as the platform starts it: its Nest module (which starts its own log readers:
+ * projection runners and in-memory folds, ADR 1 and ADR 6) and its gRPC ports.
+ */
 export interface ServiceDefinition {
   name: ServiceName;
   module: Type | DynamicModule;
-  /** Creates the service's durable consumer (its `@OnEvent(type, name)` handlers). */
-  consumesEvents: boolean;
   /** The gRPC ports this service serves, resolved from the running app. */
   grpc?(moduleRef: ModuleRef): Partial<GrpcHandlers>;
 }
@@ -61,8 +61,8 @@ function fastifyOptions(): FastifyServerOptions {
 
 /**
  * Starts services in one Nest app: HTTP (Fastify) with the shared error shape, health,
- * `/metrics` and `/docs` routes, gRPC for the services that serve it, and one JetStream
- * consumer per event-consuming service. `npm start` passes all five; a service's main passes one.
+ * `/metrics` and `/docs` routes, and gRPC for the services that serve it. `npm start` passes all
+ * five; a service's main passes one.
  */
 export async function startServices(runtime: Runtime, services: ServiceDefinition[], options: { port?: number; host?: string; logger?: boolean } = {}): Promise<StartedApp> {
   const grpcServices = services.filter((s) => s.grpc);
@@ -105,13 +105,6 @@ export async function startServices(runtime: Runtime, services: ServiceDefinitio
   });
   instrumentHttp(app, runtime);
   app.useGlobalFilters(new ApiErrorFilter(routes));
-  for (const service of services.filter((s) => s.consumesEvents)) {
-    app.connectMicroservice(
-      { strategy: new JetStreamServer({ bus: runtime.bus, service: service.name, durable: service.name, transportId: ServiceTransport[service.name] }) },
-      { inheritAppConfig: true },
-    );
-  }
-  await app.startAllMicroservices();
   await app.listen(options.port ?? runtime.config.httpPort, options.host ?? runtime.config.httpHost);
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : options.port;

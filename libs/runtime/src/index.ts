@@ -58,6 +58,5 @@ export class RuntimeModule {
   }
 }
 
-export { ServiceTransport, serviceNames, type ServiceName } from '@fastgpu/messaging';
 export { TickBatcher } from './tick-batcher';
 export { ConnectionWatch } from './connection';

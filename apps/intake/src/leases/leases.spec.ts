@@ -31,7 +31,7 @@ async function call(method: string, path: string, secret: string, body?: unknown
 beforeAll(async () => {
   env = await createTestEnvironment({ adminKey: ADMIN });
   runtime = await createRuntime(env.config);
-  app = await startServices(runtime, [{ name: 'intake', module: LeasesModule, consumesEvents: false }, schedulerService], { port: 0, logger: false });
+  app = await startServices(runtime, [{ name: 'intake', module: LeasesModule }, schedulerService], { port: 0, logger: false });
   await key('acme-key-000000000000000000', 'acme');
   await key('other-key-00000000000000000', 'other');
   const publisher = new EventPublisher(env.bus.js, env.bus.topology, 'test/agent');
