@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { JobsController } from './jobs/jobs.controller';
 import { LeasesModule } from './leases/leases.module';
+import { OutputsModule } from './outputs/outputs.module';
 import { JobsService } from './jobs/jobs.service';
 import { IntakeProjections } from './shared/intake-projections';
 import { TenantsController } from './tenants/tenants.controller';
@@ -8,7 +9,7 @@ import { TenantsService } from './tenants/tenants.service';
 
 /** The intake service: the tenant-facing gateway for jobs, tenants and API keys. */
 @Module({
-  imports: [LeasesModule],
+  imports: [LeasesModule, OutputsModule],
   controllers: [TenantsController, JobsController],
   providers: [IntakeProjections, TenantsService, JobsService],
   exports: [JobsService, TenantsService],
