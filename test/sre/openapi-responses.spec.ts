@@ -10,7 +10,7 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import { eventually } from '@fastgpu/testing';
+import { eventually, logNow } from '@fastgpu/testing';
 import { startSimulatedFleet, type SimulatedNode } from '../../apps/node-simulator/src/simulated-node';
 import { allServices } from '../../apps/fastgpu/src/services';
 import { ADMIN, startPlatform, type Answer, type Platform } from '../integrators/harness';
@@ -24,7 +24,7 @@ type Doc = { paths: Record<string, Record<string, Operation>>; components: { sch
 const SAMPLE: Record<Service, string[]> = {
   intake: ['POST /v1/tenants', 'POST /v1/tenants/{tenantId}/api-keys', 'POST /v1/api-keys', 'POST /v1/jobs', 'GET /v1/jobs', 'GET /v1/jobs/{jobId}', 'POST /v1/leases', 'GET /v1/leases/{leaseId}', 'DELETE /v1/leases/{leaseId}'],
   scheduler: ['POST /v1/jobs:dry-run', 'GET /v1/capacity-plan', 'GET /v1/nodes', 'POST /v1/nodes/{nodeId}/drain', 'POST /v1/nodes/{nodeId}/undrain', 'GET /v1/scheduling-policy', 'PUT /v1/scheduling-policy', 'GET /v1/scheduler/status'],
-  metering: [],
+  metering: ['POST /v1/events', 'GET /v1/usage', 'GET /v1/usage/late'],
   billing: [],
   reliability: ['GET /v1/sla-reports'],
   platform: ['GET /healthz', 'GET /readyz', 'GET /v1/health', 'GET /docs/openapi.json'],
@@ -132,6 +132,36 @@ describe('documented success schemas match the answers', () => {
     await call('scheduler', 'PUT', '/v1/scheduling-policy', { key: sre, body: { policy: { ...policy.policy, tenants: { acme: { weight: 2, quotas: { a100: { nominal: 8 } } } } }, reason: 'acme pays for two' } });
     await call('scheduler', 'GET', '/v1/scheduler/status', { key: sre });
     expect(validatedRoutes('scheduler').sort()).toEqual([...SAMPLE.scheduler].sort());
+  });
+
+  it('metering: external events (accepted, late and rejected), usage by every dimension, the late-usage report', async () => {
+    const key = shared.tenantKey!;
+    const nowMs = await logNow(platform.env.bus);
+    const HOUR_MS = 3_600_000;
+    const event = (id: string, type: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: 'urn:partner:cluster-7', type, datacontenttype: 'application/json', data });
+    const outcome = await call('metering', 'POST', '/v1/events', {
+      key,
+      body: [
+        event('ext-1', 'ExternalAllocationStarted', { allocationId: 'ext-a1', projectId: 'ext', gpuModel: 'L40S', gpus: 2, capacityType: 'on-demand', startedAt: new Date(nowMs - 2 * HOUR_MS).toISOString() }),
+        event('ext-2', 'ExternalAllocationStopped', { allocationId: 'ext-a1', stoppedAt: new Date(nowMs - HOUR_MS).toISOString() }),
+        event('ext-3', 'ExternalAllocationStarted', { allocationId: 'ext-late', projectId: 'ext', gpuModel: 'L40S', gpus: 1, capacityType: 'on-demand', startedAt: new Date(nowMs - 40 * 24 * HOUR_MS).toISOString() }),
+        event('ext-4', 'ExternalAllocationStopped', { allocationId: 'ext-a1' }),
+      ],
+    });
+    expect(outcome.results.map((r: { status: string }) => r.status)).toEqual(['accepted', 'accepted', 'accepted-late', 'rejected']);
+    const from = new Date(nowMs - 3 * HOUR_MS).toISOString();
+    const to = new Date(nowMs + HOUR_MS).toISOString();
+    await eventually(async () => {
+      const usage = await call('metering', 'GET', '/v1/usage', { key, query: `from=${from}&to=${to}&window=hour&groupBy=tenant,project,job,subtask,attempt,lease,allocation,model,capacityType` });
+      return usage.rows.some((r: { allocation?: string }) => r.allocation === 'ext-a1') && usage.rows.some((r: { job?: string }) => r.job === shared.jobId) ? usage : undefined;
+    });
+    await call('metering', 'GET', '/v1/usage', { key: shared.financeKey, query: `from=${from}&to=${to}&window=day&tz=Europe/Berlin&limit=1` });
+    const late = await eventually(async () => {
+      const report = await call('metering', 'GET', '/v1/usage/late', { key: shared.financeKey });
+      return report.items.length ? report : undefined;
+    });
+    expect(late.items[0]).toMatchObject({ allocationId: 'ext-late', state: 'open' });
+    expect(validatedRoutes('metering').sort()).toEqual([...SAMPLE.metering].sort());
   });
 
   it('reliability: the SLA report of the month', async () => {

@@ -5,6 +5,7 @@ import { ApiDoc, ApiError } from '@fastgpu/http';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { binaryModeEvent, isBinaryMode, MalformedHeaderError, type RequestHeaders } from './binary-mode';
 import { EXTERNAL_EVENTS_PER_REQUEST_MAX, ExternalIngest, externalCloudEventSchema, LogUnavailableError } from './external.ingest';
+import { ingestOutcomeResponse } from './external.responses';
 
 /**
  * `POST /v1/events`: external usage as CloudEvents: one event in structured mode (the body is
@@ -28,6 +29,7 @@ export class ExternalEventsController {
   @ApiDoc({
     summary: 'Report external GPU allocations (ExternalAllocationStarted / Stopped) as CloudEvents in structured, batch or binary mode; tenant from the API key',
     body: z.union([externalCloudEventSchema, z.array(externalCloudEventSchema).max(EXTERNAL_EVENTS_PER_REQUEST_MAX)]),
+    response: ingestOutcomeResponse,
     errors: {
       400: 'body is not an event or an array of events, or a ce- header is malformed',
       409: 'a (source, id) was already received from this tenant with other content',

@@ -4,6 +4,7 @@ import { ApiKeyGuard, Roles } from '@fastgpu/auth';
 import { ApiDoc, ApiError, negotiateMediaType, parseInput, type MediaOffer } from '@fastgpu/http';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { decodeCursor, LATE_USAGE_PAGE_DEFAULT, LATE_USAGE_PAGE_MAX, lateUsageCsv, lateUsagePage } from './late-usage.query';
+import { lateUsageResponse } from './usage.responses';
 
 export const lateUsageQuerySchema = z.object({
   tenantId: z.string().min(1).max(128).optional(),
@@ -49,6 +50,8 @@ export class LateUsageController {
   @ApiDoc({
     summary: 'Late external usage (reported beyond the lateness horizon, never billed automatically), per tenant and allocation; Accept: application/json or text/csv; paged with cursor',
     query: lateUsageQuerySchema,
+    response: lateUsageResponse,
+    media: ['text/csv'],
     errors: { 400: 'malformed parameter or cursor', 406: 'Accept names neither application/json nor text/csv' },
     tags: ['usage'],
   })

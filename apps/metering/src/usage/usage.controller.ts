@@ -6,6 +6,7 @@ import { ApiDoc, ApiError, parseDate, parseInput, parseInstant, parsePeriod, que
 import { formatLocal, windowContaining, offsetAt, type CalendarWindow } from '@fastgpu/money';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { USAGE_PAGE_ROWS_MAX, UsageQueries, usageDimensionNames, type UsageDimension, type UsageRowKey } from './usage.query';
+import { usageResponse } from './usage.responses';
 
 /** Longest cursor accepted (a key of nine dimensions of at most 128 characters each, encoded). */
 const USAGE_CURSOR_LENGTH_MAX = 4096;
@@ -107,6 +108,7 @@ export class UsageController {
   @ApiDoc({
     summary: 'GPU-ms per hour, day or month in a time zone, grouped by dimensions, paged by cursor; tenants see their own, finance sees all (optional tenantId)',
     query: usageQuerySchema,
+    response: usageResponse,
     errors: { 400: 'malformed, unknown or repeated parameter (period, date, instant, zone, dimension, limit, cursor)', 422: 'reversed range, too many windows' },
     tags: ['usage'],
   })
