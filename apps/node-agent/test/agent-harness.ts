@@ -1,4 +1,4 @@
-import { chmod, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeEvent, newEventId, type DomainEvent, type EventType, type NodeCommand, type Workload } from '@fastgpu/contracts';
@@ -54,6 +54,26 @@ export class FakeHost {
   async setGpus(rows: GpuRow[]): Promise<void> {
     const lines = rows.map((row, index) => [index, GPU_UUIDS[index], 'NVIDIA A100-SXM4-80GB', 81920, row.utilization ?? 0, row.memoryUsed ?? 1, row.temperature ?? 35, row.ecc ?? 0].join(', '));
     await writeFile(join(this.binDir, 'gpus.csv'), `${lines.join('\n')}\n`);
+  }
+
+  /**
+   * Kills every run still going under this host (a failed test may leave one: runs outlive their
+   * agent by design), found by its supervisor's command line, then removes the host's files.
+   */
+  async cleanup(): Promise<void> {
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+      if (cmdline.includes('supervisor.mjs') && cmdline.includes(this.root)) {
+        try {
+          process.kill(-Number(entry), 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+    }
+    process.env.PATH = (process.env.PATH ?? '').split(':').filter((dir) => dir !== this.binDir).join(':');
+    await rm(this.root, { recursive: true, force: true, maxRetries: 3 });
   }
 
   async directory(name: string): Promise<string> {
@@ -132,7 +152,6 @@ export async function send(env: TestEnvironment, nodeId: string, command: NodeCo
 /** Whether a process still runs (a zombie is not running). */
 export async function processRuns(pid: number): Promise<boolean> {
   try {
-    const { readFile } = await import('node:fs/promises');
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
     return state !== 'Z' && state !== 'X';

@@ -37,6 +37,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await agent?.stop();
   await tail?.stop();
+  await host?.cleanup();
   await env?.cleanup();
 });
 

@@ -44,6 +44,7 @@ afterAll(async () => {
   await tail?.stop();
   await started?.close();
   await runtime?.close();
+  await host?.cleanup();
   await env?.cleanup();
 });
 

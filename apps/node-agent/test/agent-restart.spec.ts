@@ -36,6 +36,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const agent of agents) await agent.stop().catch(() => undefined);
   await tail?.stop();
+  await host?.cleanup();
   await env?.cleanup();
 });
 

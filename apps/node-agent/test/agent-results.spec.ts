@@ -35,6 +35,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await agent?.stop();
   await tail?.stop();
+  await host?.cleanup();
   await env?.cleanup();
 });
 

@@ -98,6 +98,7 @@ afterAll(async () => {
   await tail?.stop();
   await app?.close();
   await runtime?.close();
+  await host?.cleanup();
   await env?.cleanup();
 });
 
