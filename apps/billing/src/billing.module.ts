@@ -13,6 +13,7 @@ import { InvoiceLifecycleController } from './invoices/lifecycle.controller';
 import { BillingAuditController } from './ledger/audit.controller';
 import { BillingMetrics } from './ledger/billing.metrics';
 import { ReviewQueueController } from './ledger/review.controller';
+import { BillingProfilesController } from './billing-profiles/billing-profiles.controller';
 
 /** The billing service: the ledger projection, invoices, price books and finance actions. */
 @Module({})
@@ -20,7 +21,7 @@ export class BillingModule {
   static forRoot(options: Partial<BillingOptions> = {}): DynamicModule {
     return {
       module: BillingModule,
-      controllers: [InvoicesController, BillingAdminController, PriceBooksController, CreditNotesController, InvoiceLifecycleController, BillingAuditController, ReviewQueueController, WebhooksController],
+      controllers: [InvoicesController, BillingAdminController, PriceBooksController, CreditNotesController, InvoiceLifecycleController, BillingAuditController, ReviewQueueController, WebhooksController, BillingProfilesController],
       providers: [{ provide: BILLING_OPTIONS, useValue: billingOptions(options) }, BillingLedger, BillingMetrics, InvoicesService, PriceBooksService, CreditNotesService, WebhooksService],
       exports: [BillingLedger, InvoicesService],
     };

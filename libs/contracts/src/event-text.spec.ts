@@ -103,6 +103,7 @@ const validData: { [K in EventType]: Record<string, unknown> } = {
   InvoiceReissued: { invoiceId: 'i1', tenantId: 'acme', period: '2026-11', number: 'FGPU-000001', replacementInvoiceId: 'i2', reissuedAt: instant, ...audit },
   LateUsageBilled: { tenantId: 'acme', usageEventId: 'u1', piece: 0, invoiceId: 'i1', billedAt: instant, ...audit },
   LateUsageDismissed: { tenantId: 'acme', usageEventId: 'u1', piece: 0, dismissedAt: instant, ...audit },
+  TenantBillingProfileSet: { tenantId: 'acme', legalName: 'Acme GmbH', addressLines: ['Hauptstraße 1', '10115 Berlin'], country: 'DE', taxId: 'DE123456789', setAt: instant, ...audit },
 };
 
 /** The text fields of a valid payload with their values, as [path to set, current value]: nested ones too. */

@@ -516,6 +516,20 @@ function defineEventSchemas(text: TextRule) {
   const reviewItem = { tenantId: id, usageEventId: id, piece: nonNegativeInt };
   const LateUsageBilled = z.object({ ...reviewItem, invoiceId: id, billedAt: instant, ...audit });
   const LateUsageDismissed = z.object({ ...reviewItem, dismissedAt: instant, ...audit });
+  /**
+   * A tenant's billing profile, set by finance: the buyer invoices and credit notes print. The last
+   * one up to an invoice's cutoff is the one its document holds (docs/billing.md, "Buyer details").
+   */
+  const TenantBillingProfileSet = z.object({
+    tenantId: id,
+    legalName: text.line(200, 1),
+    addressLines: z.array(text.line(200, 1)).min(1).max(6),
+    /** ISO 3166-1 alpha-2 (checked at the edge, as currencies are). */
+    country: text.line(2, 2),
+    taxId: text.line(64, 1).optional(),
+    setAt: instant,
+    ...audit,
+  });
   return {
     TenantCreated,
     ApiKeyIssued,
@@ -565,6 +579,7 @@ function defineEventSchemas(text: TextRule) {
     InvoiceReissued,
     LateUsageBilled,
     LateUsageDismissed,
+    TenantBillingProfileSet,
   };
 }
 
@@ -620,6 +635,7 @@ export const {
   InvoiceReissued,
   LateUsageBilled,
   LateUsageDismissed,
+  TenantBillingProfileSet,
 } = written;
 
 /** Every event type with its current schema version and payload schema. */
@@ -667,6 +683,7 @@ export const eventCatalogue = {
   InvoiceReissued: { version: 1, schema: InvoiceReissued },
   LateUsageBilled: { version: 1, schema: LateUsageBilled },
   LateUsageDismissed: { version: 1, schema: LateUsageDismissed },
+  TenantBillingProfileSet: { version: 1, schema: TenantBillingProfileSet },
 } as const;
 
 /**

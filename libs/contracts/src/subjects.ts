@@ -155,6 +155,7 @@ export function subjectFor<T extends EventType>(topo: Topology, type: T, data: E
     case 'BillingPeriodClosed':
     case 'LateUsageBilled':
     case 'LateUsageDismissed':
+    case 'TenantBillingProfileSet':
       return s.billingTenant(key('tenantId'));
     default: {
       const unreachable: never = t;

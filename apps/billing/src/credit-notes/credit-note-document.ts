@@ -1,6 +1,8 @@
-import { canonicalJson, type InvoiceDocument } from '../invoices/invoice-document';
+import { buyerProfileOf, canonicalJson, type BuyerProfile, type InvoiceDocument } from '../invoices/invoice-document';
 import {
   addAmounts,
+  buyerCsvFields,
+  buyerLines,
   csvField,
   DEFAULT_PRESENTATION,
   groupedNumber,
@@ -19,9 +21,10 @@ import { createHash } from 'node:crypto';
 
 /**
  * A credit note as a document: a pure function of its `CreditNoteIssued` event and the frozen
- * document of the invoice it corrects (for the tenant's name and zone), so a rebuild from the log
- * renders the same bytes in JSON, CSV and PDF. Notes issued before credit notes had lines are one
- * line for their amount, without a split into net and tax (`split: false`).
+ * document of the invoice it corrects (for the tenant's name and zone, and the buyer as of the
+ * invoice's finalization), so a rebuild from the log renders the same bytes in JSON, CSV and PDF.
+ * Notes issued before credit notes had lines are one line for their amount, without a split into
+ * net and tax (`split: false`).
  */
 export const CREDIT_NOTE_SCHEMA = 'fastgpu.credit-note/1';
 
@@ -56,9 +59,14 @@ export interface CreditNoteDocument {
   net: string;
   taxes: Array<{ name: string; rate: string; amount: string }>;
   total: string;
+  /**
+   * The buyer of the invoice it corrects, as that invoice's document names it (the billing profile
+   * in force at its finalization). Absent when the invoice has none, so such notes keep their bytes.
+   */
+  buyer?: BuyerProfile;
 }
 
-export function creditNoteDocument(note: CreditNoteData, invoice: Pick<InvoiceDocument, 'number' | 'tenant' | 'currency'>): CreditNoteDocument {
+export function creditNoteDocument(note: CreditNoteData, invoice: Pick<InvoiceDocument, 'number' | 'tenant' | 'currency' | 'buyer'>): CreditNoteDocument {
   const split = note.lines !== undefined && note.net !== undefined;
   const invoiceNumber = note.invoiceNumber ?? invoice.number;
   const lines: CreditNoteLine[] = split
@@ -80,6 +88,7 @@ export function creditNoteDocument(note: CreditNoteData, invoice: Pick<InvoiceDo
     net: split ? note.net! : note.amount,
     taxes: split ? (note.taxes ?? []) : [],
     total: note.amount,
+    ...(invoice.buyer ? { buyer: buyerProfileOf(invoice.buyer) } : {}),
   };
   assertCreditNote(document);
   return document;
@@ -150,6 +159,8 @@ export function creditNoteCsvRows(doc: CreditNoteDocument): string[] {
   rows.push([...head, null, 'net', null, 'Net credited (sum of lines)', null, null, null, doc.net, null, null]);
   for (const t of doc.taxes) rows.push([...head, null, 'tax', null, `${t.name} ${percent(t.rate)} on ${doc.net}`, null, null, null, null, t.amount, null]);
   rows.push([...head, null, 'total', null, doc.split ? 'Total credited (net + taxes)' : 'Total credited (issued without a split into net and tax)', null, null, null, null, null, doc.total]);
+  // The buyer, outside the sums, one row per field (only notes on invoices that name one).
+  for (const [kind, description] of buyerCsvFields(doc.buyer)) rows.push([...head, null, kind, null, description, ...Array<null>(CREDIT_NOTE_CSV_HEADER.length - head.length - 4).fill(null)]);
   return rows.map((r) => r.map(csvField).join(','));
 }
 
@@ -186,7 +197,7 @@ export function creditNotePdf(doc: CreditNoteDocument, presentation: DocumentPre
     keywords: `credit-note ${doc.creditNoteId} ${sha}`,
     stamp: new Date(doc.issuedAt),
     seller: presentation.seller,
-    buyer: [doc.tenant.name, `Customer ID ${doc.tenant.tenantId}`],
+    buyer: buyerLines(doc.tenant, doc.buyer),
     meta: [
       ['Credit note', doc.number],
       ['Issue date', humanDate(Date.parse(doc.issuedAt), zone)],

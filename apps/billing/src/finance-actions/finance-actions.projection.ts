@@ -24,7 +24,8 @@ export function judgeFinanceAction(
   actions: readonly Pick<FinanceActionRow, 'kind' | 'payload'>[],
   lastCreditNote: number,
 ): string | null {
-  if (event.type === 'CreditGranted' || event.type === 'TaxRatesSet') return null;
+  // Tenant settings: nothing in the log's state forbids them.
+  if (event.type === 'CreditGranted' || event.type === 'TaxRatesSet' || event.type === 'TenantBillingProfileSet') return null;
   if (!invoice) return `invoice ${String(event.data.invoiceId)} is unknown`;
   if (invoice.tenant_id !== event.data.tenantId) return `invoice ${invoice.invoice_id} belongs to tenant ${invoice.tenant_id}, not ${String(event.data.tenantId)}`;
   const facts: InvoiceFacts = {
@@ -76,6 +77,14 @@ function rowOf({ event, sequence }: FinanceStored): FinanceActionRow {
     case 'TaxRatesSet': {
       const d = event.data;
       return { ...base, action_id: event.id, tenant_id: d.tenantId, invoice_id: null, at_ms: Date.parse(d.effectiveAt), issuer: null, number_sequence: null };
+    }
+    case 'TenantBillingProfileSet': {
+      const d = event.data;
+      return { ...base, action_id: event.id, tenant_id: d.tenantId, invoice_id: null, at_ms: Date.parse(d.setAt), issuer: null, number_sequence: null };
+    }
+    default: {
+      const unreachable: never = event;
+      throw new Error(`not a finance action: ${String((unreachable as { type: unknown }).type)}`);
     }
   }
 }

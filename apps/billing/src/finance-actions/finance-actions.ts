@@ -6,13 +6,14 @@ import type { LifecycleActionKind } from '../ledger/invoice-lifecycle';
 
 /**
  * Finance actions are catalogue events (libs/contracts): `InvoicePaid`, `InvoiceVoided`,
- * `CreditNoteIssued` on the invoice's subject, `CreditGranted` and `TaxRatesSet` on the billing
- * tenant subject, each audited with its actor (API key id) and reason. The billing ledger folds
+ * `CreditNoteIssued` on the invoice's subject, `CreditGranted`, `TaxRatesSet` and
+ * `TenantBillingProfileSet` on the billing tenant subject, each audited with its actor (API key id)
+ * and reason. The billing ledger folds
  * them into `billing_finance_actions` (see finance-actions.projection.ts), a projection table like
  * the others: a rebuild from the log re-creates it. This module reads it, always through the
  * store's table names, so the same reads work on live and rebuilt tables.
  */
-export const FINANCE_ACTION_TYPES = ['InvoicePaid', 'InvoiceVoided', 'CreditNoteIssued', 'CreditGranted', 'TaxRatesSet'] as const;
+export const FINANCE_ACTION_TYPES = ['InvoicePaid', 'InvoiceVoided', 'CreditNoteIssued', 'CreditGranted', 'TaxRatesSet', 'TenantBillingProfileSet'] as const;
 export type FinanceActionKind = (typeof FINANCE_ACTION_TYPES)[number];
 export type FinanceAction<K extends FinanceActionKind = FinanceActionKind> = EventData<K>;
 

@@ -109,6 +109,26 @@ export interface InvoiceDocument {
   creditsCarriedForward?: CarriedCredit[];
   /** Layout 2, a reissue's replacement: the void invoice it replaces (absent on every other invoice). */
   replaces?: { invoiceId: string; number: string | null };
+  /**
+   * Layout 2: the buyer, the tenant's billing profile in force at the cutoff. Absent when none was
+   * set by then, so documents finalized before profiles existed keep their bytes.
+   */
+  buyer?: BuyerProfile;
+}
+
+/** The buyer a document names: a tenant's billing profile (`TenantBillingProfileSet`). */
+export interface BuyerProfile {
+  legalName: string;
+  addressLines: string[];
+  /** ISO 3166-1 alpha-2. */
+  country: string;
+  /** Absent when the buyer has none (or none was given). */
+  taxId?: string;
+}
+
+/** Exactly the buyer fields of a `TenantBillingProfileSet` payload (nothing else reaches a document). */
+export function buyerProfileOf(payload: { legalName: string; addressLines: readonly string[]; country: string; taxId?: string | null }): BuyerProfile {
+  return { legalName: payload.legalName, addressLines: [...payload.addressLines], country: payload.country, ...(payload.taxId ? { taxId: payload.taxId } : {}) };
 }
 
 /** A credit, or what is left of it, carried forward to the tenant's next invoice. */
@@ -174,6 +194,8 @@ export interface InvoiceInputs {
    * document to name. Absent on every other invoice.
    */
   replaces?: { invoiceId: string; number: string | null };
+  /** The tenant's billing profile in force at the cutoff (the last one set up to it); absent when none. */
+  buyer?: BuyerProfile;
 }
 
 /** The invoice an adjustment line corrects: the finalized invoice of its service period. */
@@ -350,6 +372,7 @@ export function buildInvoice(inputs: InvoiceInputs, layout: DocumentLayout = 2):
     validationErrors: rated.errors.map((e) => ({ usageId: e.usageId, message: e.message })),
     ...(carriedForward.length ? { creditsCarriedForward: carriedForward } : {}),
     ...(layout === 2 && inputs.replaces ? { replaces: inputs.replaces } : {}),
+    ...(layout === 2 && inputs.buyer ? { buyer: buyerProfileOf(inputs.buyer) } : {}),
   };
   assertDocument(document);
   return { document, evidence, priceBookVersion: priceBooks.reduce((max, p) => Math.max(max, p.version), 0) || fallbackVersion };
@@ -357,13 +380,20 @@ export function buildInvoice(inputs: InvoiceInputs, layout: DocumentLayout = 2):
 
 /**
  * A finalized invoice rebuilt in the layout its recorded SHA-256 was taken of: layout 2, or layout 1
- * for invoices finalized before layout 2 existed. When neither matches, the layout-2 build is
- * returned and the caller's hash check fails on it.
+ * for invoices finalized before layout 2 existed. A layout-2 invoice finalized without the buyer its
+ * cutoff holds (by a billing process that did not know billing profiles yet, during an upgrade)
+ * rebuilds without it. When none matches, the layout-2 build is returned and the caller's hash
+ * check fails on it.
  */
 export function buildFinalizedInvoice(inputs: InvoiceInputs, sha256: string): BuiltInvoice {
   const built = buildInvoice(inputs, 2);
   if (documentSha256(built.document) === sha256) return built;
-  const legacy = buildInvoice(inputs, 1);
+  const { buyer, ...withoutBuyer } = inputs;
+  if (buyer) {
+    const unnamed = buildInvoice(withoutBuyer, 2);
+    if (documentSha256(unnamed.document) === sha256) return unnamed;
+  }
+  const legacy = buildInvoice(withoutBuyer, 1);
   return documentSha256(legacy.document) === sha256 ? legacy : built;
 }
 

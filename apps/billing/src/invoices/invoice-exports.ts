@@ -1,7 +1,7 @@
 import PDFDocument from 'pdfkit';
 import { allocateTaxToLines, fixedUnits, formatMinor, minorUnits, Money, offsetAt, periodBounds } from '@fastgpu/money';
 import type { BillingOptions } from '../billing.config';
-import { canonicalJson, documentSha256, DOCUMENT_SCHEMA, quantityFixed, type InvoiceDocument, type InvoiceLine, type LineTax } from './invoice-document';
+import { canonicalJson, documentSha256, DOCUMENT_SCHEMA, quantityFixed, type BuyerProfile, type InvoiceDocument, type InvoiceLine, type LineTax } from './invoice-document';
 
 /**
  * Exports of one invoice document (and of a whole period), all rendered from the same document:
@@ -136,7 +136,35 @@ export function invoiceCsvRows(doc: InvoiceDocument): string[] {
   for (const c of doc.creditsCarriedForward ?? []) summary('credit-carried-forward', `SLA credit ${c.reference} for ${c.servicePeriod} (from ${c.originNumber ?? c.originInvoiceId}) carried forward to the next invoice`, c.amount);
   // Not part of the sums either: the void invoice a reissue replaces.
   if (doc.replaces) rows.push([...head, null, 'replaces', `Replaces void invoice ${doc.replaces.number ?? doc.replaces.invoiceId}`, null, null, null, null, null, null, null, null, null, null, null, doc.replaces.invoiceId, doc.replaces.number]);
+  // Nor the buyer, one row per field (only documents that hold a billing profile have them).
+  for (const [kind, description] of buyerCsvFields(doc.buyer)) rows.push([...head, null, kind, description, ...Array<null>(CSV_HEADER.length - head.length - 3).fill(null)]);
   return rows.map((r) => r.map(csvField).join(','));
+}
+
+/**
+ * The buyer of a document as CSV rows after the sums, as (kind, description): `buyer` (the legal
+ * name), a `buyer-address` row per address line, `buyer-country` (ISO 3166-1 alpha-2) and
+ * `buyer-tax-id` when there is one. None for a document without a billing profile.
+ */
+export function buyerCsvFields(buyer: BuyerProfile | undefined): Array<[string, string]> {
+  if (!buyer) return [];
+  return [['buyer', buyer.legalName], ...buyer.addressLines.map((line): [string, string] => ['buyer-address', line]), ['buyer-country', buyer.country], ...(buyer.taxId ? [['buyer-tax-id', buyer.taxId] as [string, string]] : [])];
+}
+
+const regionNames = new Intl.DisplayNames(['en'], { type: 'region', fallback: 'code' });
+
+/** An ISO 3166-1 alpha-2 code as the country's English name ("DE" → "Germany"); the code when unknown. */
+export function countryName(code: string): string {
+  return regionNames.of(code) ?? code;
+}
+
+/**
+ * The "Bill to" block of a PDF: the buyer's legal name, address, country and tax id when the
+ * document holds a billing profile, else the tenant's name; then the customer id.
+ */
+export function buyerLines(tenant: { tenantId: string; name: string }, buyer: BuyerProfile | undefined): string[] {
+  if (!buyer) return [tenant.name, `Customer ID ${tenant.tenantId}`];
+  return [buyer.legalName, ...buyer.addressLines, countryName(buyer.country), ...(buyer.taxId ? [`Tax ID: ${buyer.taxId}`] : []), `Customer ID ${tenant.tenantId}`];
 }
 
 export function invoiceCsv(doc: InvoiceDocument): string {
@@ -547,7 +575,7 @@ export function invoicePdf(doc: InvoiceDocument, presentation: DocumentPresentat
     keywords: `invoice ${doc.invoiceId} ${sha}`,
     stamp: new Date(doc.finalizedAt ?? doc.periodEnd),
     seller: presentation.seller,
-    buyer: [doc.tenant.name, `Customer ID ${doc.tenant.tenantId}`],
+    buyer: buyerLines(doc.tenant, doc.buyer),
     meta,
     columns: LINE_COLUMNS,
     rows,

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { sql } from 'kysely';
 import { deriveId, nameId, newEntityId, type DomainEvent, type EventData } from '@fastgpu/contracts';
+import { notFoundError } from '@fastgpu/eventsourcing';
 import { isWrongLastSequence, type EventPublisher } from '@fastgpu/messaging';
 import { addPeriods, formatMoney, money, Money, periodBounds, periodIndex, periodOf, type PriceVersion } from '@fastgpu/money';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
@@ -14,6 +15,7 @@ import { buildFinalizedInvoice, buildInvoice, documentSha256, type InvoiceDocume
 import { BillingRejection, decideDeleteDraft, decideFinalize, decidePay, decideReissue, decideVoid, type DraftUsageDisposition } from './invoice.decider';
 import { successorInvoiceId, type LifecycleActionKind } from '../ledger/invoice-lifecycle';
 import { factsOf, InvoiceReader, statusOf, type InvoiceView } from './invoice.reader';
+import type { BillingProfileRequest, BillingProfileResponse } from '../billing-profiles/billing-profiles.schema';
 
 export class InvoiceNotFound extends Error {}
 export class ReviewItemNotFound extends Error {}
@@ -377,6 +379,53 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
+   * Sets a tenant's billing profile (`TenantBillingProfileSet`): the buyer its documents name from
+   * the next cutoff on (a finalized invoice keeps the one in force at its cutoff). The
+   * Idempotency-Key rule of every finance route holds: the same key and request answer the profile
+   * recorded, another request 409.
+   */
+  async setBillingProfile(input: BillingProfileRequest & { tenantId: string; actionId?: string; actor: string }): Promise<BillingProfileResponse> {
+    const eventId = this.actionId('TenantBillingProfileSet', TENANT_SETTINGS_SCOPE, input.actionId, newEntityId);
+    const store = this.ledger.store();
+    const requested = { tenantId: input.tenantId, legalName: input.legalName, addressLines: input.addressLines, country: input.country, taxId: input.taxId, reason: input.reason };
+    if (input.actionId) {
+      const existing = this.retried(await financeAction(store, eventId), requested);
+      if (existing) return billingProfileAnswer(existing);
+    }
+    if (!(await store.tenant(input.tenantId))) throw notFoundError('tenant_not_found', 'no such tenant');
+    const at = this.runtime.clock.now().toISOString();
+    const data: FinanceAction<'TenantBillingProfileSet'> = {
+      tenantId: input.tenantId,
+      legalName: input.legalName,
+      addressLines: input.addressLines,
+      country: input.country,
+      ...(input.taxId ? { taxId: input.taxId } : {}),
+      setAt: at,
+      actor: input.actor,
+      reason: input.reason,
+    };
+    await this.publishAction('TenantBillingProfileSet', eventId, data, at);
+    const recorded = await financeAction(this.ledger.store(), eventId);
+    if (!recorded) throw new Error(`the ledger did not record billing profile ${eventId}`);
+    return billingProfileAnswer(recorded);
+  }
+
+  /** The billing profile in force for a tenant now (404 when none was set, or for another tenant's caller). */
+  async billingProfile(tenantId: string, tenantScope: string | null): Promise<BillingProfileResponse> {
+    if (tenantScope !== null && tenantScope !== tenantId) throw notFoundError('billing_profile_not_found', 'no billing profile for this tenant');
+    await this.ledger.catchUp();
+    const row = (await this.runtime.db
+      .selectFrom('billing_finance_actions')
+      .selectAll()
+      .where('tenant_id', '=', tenantId)
+      .where('kind', '=', 'TenantBillingProfileSet')
+      .orderBy('sequence', 'desc')
+      .executeTakeFirst()) as FinanceActionRow | undefined;
+    if (!row) throw notFoundError('billing_profile_not_found', 'no billing profile for this tenant');
+    return billingProfileAnswer(row);
+  }
+
+  /**
    * Deletes a draft (`InvoiceDraftDeleted`): no number is used; its usage moves to a new draft of
    * the period or is discarded, as finance chooses. Published against the invoice subject's last
    * sequence, so a deletion and a finalization cannot both land.
@@ -603,6 +652,12 @@ export class InvoicesService implements OnModuleInit, OnModuleDestroy {
     periodIndex(period);
     return this.reader().periodDocuments(period, tenantId ?? undefined, this.ledger.runner.lastSequence, this.nowMs());
   }
+}
+
+/** A recorded `TenantBillingProfileSet` as the profile routes answer it. */
+function billingProfileAnswer(row: FinanceActionRow): BillingProfileResponse {
+  const p = row.payload as FinanceAction<'TenantBillingProfileSet'>;
+  return { tenantId: p.tenantId, legalName: p.legalName, addressLines: p.addressLines, country: p.country, taxId: p.taxId ?? null, setAt: p.setAt, actor: p.actor, reason: p.reason, eventId: row.event_id, eventSequence: Number(row.sequence) };
 }
 
 export function summary(view: InvoiceView) {

@@ -44,6 +44,7 @@ export const AUDITED_TYPES: ReadonlySet<string> = new Set([
   'InvoiceReissued',
   'LateUsageBilled',
   'LateUsageDismissed',
+  'TenantBillingProfileSet',
 ]);
 
 /** Writes the audit rows of one event: one per (invoice, outcome), the first detail kept; `applied` when nothing was said. */

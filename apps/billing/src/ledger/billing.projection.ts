@@ -472,7 +472,8 @@ class LedgerWriter implements LedgerContext {
       case 'InvoiceVoided':
       case 'CreditNoteIssued':
       case 'CreditGranted':
-      case 'TaxRatesSet': {
+      case 'TaxRatesSet':
+      case 'TenantBillingProfileSet': {
         const outcome = await applyFinanceAction(this.trx, this.t, this.store, stored as StoredEvent<FinanceActionKind>);
         const d = event.data as { tenantId: string; invoiceId?: string };
         this.audit(outcome.outcome, d.invoiceId ?? null, d.tenantId, outcome.detail);

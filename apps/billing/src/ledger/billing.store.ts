@@ -1,7 +1,7 @@
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import { money, periodBounds, periodIndex, sumMoney, scopeKey, taxRatesInForce, type TaxRateSet, type PrepaidGrant, type RatedPart, type PriceTier, type PriceVersion, type RatePrice, type TaxRate, type UsagePiece } from '@fastgpu/money';
 import { INCREMENT_MS_DEFAULT, MINIMUM_MS_DEFAULT, TIER_MODE_DEFAULT, type TierMode } from '@fastgpu/contracts';
-import type { AdjustmentReference, CarriedCredit, InvoiceDocument, InvoiceInputs, SlaCreditInput, TenantInfo } from '../invoices/invoice-document';
+import { buyerProfileOf, type AdjustmentReference, type BuyerProfile, type CarriedCredit, type InvoiceDocument, type InvoiceInputs, type SlaCreditInput, type TenantInfo } from '../invoices/invoice-document';
 import type { OpenAllocation } from './accrual';
 
 /**
@@ -212,6 +212,25 @@ export class BillingStore {
     return sets;
   }
 
+  /**
+   * The billing profile in force for some tenants at `maxSequence` (an invoice's cutoff): the last
+   * `TenantBillingProfileSet` up to it, so a finalized document names the buyer as of its cutoff.
+   */
+  async billingProfiles(tenantIds: readonly string[], maxSequence = SEQUENCE_MAX): Promise<Map<string, BuyerProfile>> {
+    const profiles = new Map<string, BuyerProfile>();
+    if (tenantIds.length === 0) return profiles;
+    const rows = await this.db
+      .selectFrom(this.table('billing_finance_actions'))
+      .select(['tenant_id', 'payload'])
+      .where(sql<boolean>`tenant_id = ANY(${tenantIds}::text[])`)
+      .where('kind', '=', 'TenantBillingProfileSet')
+      .where('sequence', '<=', maxSequence)
+      .orderBy('sequence')
+      .execute();
+    for (const r of rows) profiles.set(r.tenant_id, buyerProfileOf((typeof r.payload === 'string' ? JSON.parse(r.payload) : r.payload) as Parameters<typeof buyerProfileOf>[0]));
+    return profiles;
+  }
+
   /** Prepaid grants in the log up to `maxSequence`, less what invoices finalized up to it used. */
   async grants(tenantId: string, currency: string, maxSequence = SEQUENCE_MAX): Promise<PrepaidGrant[]> {
     const rows = await this.db
@@ -265,6 +284,7 @@ export class BillingStore {
         taxRates: taxRatesInForce((await this.taxRateSets([row.tenant_id], options.cutoff)).get(row.tenant_id) ?? [], { periodEndMs: periodBounds(row.period, tenant.billingTimeZone).endMs, atMs: options.atMs }),
         grants: await this.grants(row.tenant_id, tenant.currency, options.cutoff),
         replaces: await this.replaced(row),
+        buyer: (await this.billingProfiles([row.tenant_id], options.cutoff)).get(row.tenant_id),
       },
       options,
     );
@@ -352,7 +372,7 @@ export class BillingStore {
   private async chunkData(chunk: readonly InvoiceRow[], options: Omit<InputOptions, 'finalization'>) {
     const invoiceIds = chunk.map((r) => r.invoice_id);
     const tenantIds = [...new Set(chunk.map((r) => r.tenant_id))];
-    const [tenantRows, creditRows, finalizedRows, taxRateSets, grantRows] = await Promise.all([
+    const [tenantRows, creditRows, finalizedRows, taxRateSets, grantRows, profiles] = await Promise.all([
       this.db.selectFrom(this.table('billing_tenants')).select(['tenant_id', 'name', 'currency', 'billing_time_zone']).where(sql<boolean>`tenant_id = ANY(${tenantIds}::text[])`).execute(),
       this.db.selectFrom(this.table('billing_sla_credits')).selectAll().where(sql<boolean>`invoice_id = ANY(${invoiceIds}::text[])`).where('assigned_sequence', '<=', options.cutoff).orderBy('sequence').execute(),
       this.db
@@ -373,6 +393,7 @@ export class BillingStore {
         .where('kind', '=', 'CreditGranted')
         .where('sequence', '<=', options.cutoff)
         .execute(),
+      this.billingProfiles(tenantIds, options.cutoff),
     ]);
     const tenants = new Map<string, TenantInfo>();
     for (const t of tenantRows) tenants.set(t.tenant_id, { tenantId: t.tenant_id, name: t.name, currency: t.currency, billingTimeZone: t.billing_time_zone });
@@ -382,6 +403,7 @@ export class BillingStore {
       finalized: groupBy(finalizedRows, (r) => r.tenant_id as string),
       taxRateSets,
       hasGrants: new Set(grantRows.map((r) => r.tenant_id as string)),
+      profiles,
     };
   }
 
@@ -435,6 +457,7 @@ export class BillingStore {
           taxRates: taxRatesInForce(data.taxRateSets.get(row.tenant_id) ?? [], { periodEndMs: periodBounds(row.period, tenant.billingTimeZone).endMs, atMs: options.atMs }),
           grants: data.hasGrants.has(row.tenant_id) ? await this.grants(row.tenant_id, tenant.currency, options.cutoff) : [],
           replaces: await this.replaced(row),
+          buyer: data.profiles.get(row.tenant_id),
         };
         batch.push(assembleInputs(raw, { ...options, finalization: null }));
       }
@@ -493,6 +516,8 @@ export interface RawInvoiceData {
   grants: readonly PrepaidGrant[];
   /** A reissue's replacement: the void invoice it replaces. */
   replaces?: { invoiceId: string; number: string | null };
+  /** The tenant's billing profile in force at the cutoff. */
+  buyer?: BuyerProfile;
 }
 
 function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
@@ -593,6 +618,7 @@ export function assembleInputs(raw: RawInvoiceData, options: InputOptions): Invo
     ...(carriedCredits.length ? { carriedCredits } : {}),
     ...(adjustmentReferences.length ? { adjustmentReferences } : {}),
     ...(raw.replaces ? { replaces: raw.replaces } : {}),
+    ...(raw.buyer ? { buyer: raw.buyer } : {}),
     taxRates: raw.taxRates,
     grants: raw.grants,
     atMs: options.atMs,

@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { multiLineText, singleLineText } from '@fastgpu/contracts';
+
+/**
+ * A tenant's billing profile (the buyer its invoices and credit notes print), set by finance with
+ * `PUT /v1/billing/tenants/{tenantId}/profile`. Every text field follows the shared storable-text
+ * rule (libs/contracts text.ts) with the bounds of the `TenantBillingProfileSet` field it becomes,
+ * so nothing is published that a projection cannot store.
+ */
+/** Address lines a profile holds at most (the event's bound). */
+export const ADDRESS_LINES_MAX = 6;
+const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
+const regions = new Intl.DisplayNames(['en'], { type: 'region', fallback: 'none' });
+
+export const billingProfileParams = z.object({ tenantId: id }).strict();
+
+export const billingProfileRequest = z
+  .object({
+    legalName: singleLineText(200, 1).describe("The buyer's registered legal name"),
+    addressLines: z.array(singleLineText(200, 1)).min(1).max(ADDRESS_LINES_MAX).describe('Postal address, one line each (street, postcode and city, …), without the country'),
+    country: z
+      .string()
+      .regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code in capitals, e.g. DE')
+      .refine((code) => regions.of(code) !== undefined, 'is not a known ISO 3166-1 alpha-2 country code')
+      .describe('ISO 3166-1 alpha-2'),
+    taxId: singleLineText(64, 1).optional().describe('VAT number or other tax id, when the buyer has one'),
+    reason: multiLineText(500).trim().min(1, 'a reason is required for every finance action'),
+  })
+  .strict();
+export type BillingProfileRequest = z.infer<typeof billingProfileRequest>;
+
+export const billingProfileResponse = z.object({
+  tenantId: z.string(),
+  legalName: z.string(),
+  addressLines: z.array(z.string()),
+  country: z.string(),
+  taxId: z.string().nullable(),
+  setAt: z.string().describe('When finance set it'),
+  actor: z.string(),
+  reason: z.string(),
+  eventId: z.string().describe('The TenantBillingProfileSet event'),
+  eventSequence: z.number().int(),
+});
+export type BillingProfileResponse = z.infer<typeof billingProfileResponse>;
