@@ -10,7 +10,18 @@ import { multiLineText, singleLineText } from '@fastgpu/contracts';
 /** Address lines a profile holds at most (the event's bound). */
 export const ADDRESS_LINES_MAX = 6;
 const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
+const COUNTRY_CODE = /^[A-Z]{2}$/;
 const regions = new Intl.DisplayNames(['en'], { type: 'region', fallback: 'none' });
+
+/** Whether a two-capital code names a region Intl knows (it throws on malformed codes, which the regex refuses first). */
+function knownCountry(code: string): boolean {
+  if (!COUNTRY_CODE.test(code)) return true;
+  try {
+    return regions.of(code) !== undefined;
+  } catch {
+    return false;
+  }
+}
 
 export const billingProfileParams = z.object({ tenantId: id }).strict();
 
@@ -20,8 +31,8 @@ export const billingProfileRequest = z
     addressLines: z.array(singleLineText(200, 1)).min(1).max(ADDRESS_LINES_MAX).describe('Postal address, one line each (street, postcode and city, …), without the country'),
     country: z
       .string()
-      .regex(/^[A-Z]{2}$/, 'must be an ISO 3166-1 alpha-2 code in capitals, e.g. DE')
-      .refine((code) => regions.of(code) !== undefined, 'is not a known ISO 3166-1 alpha-2 country code')
+      .regex(COUNTRY_CODE, 'must be an ISO 3166-1 alpha-2 code in capitals, e.g. DE')
+      .refine(knownCountry, 'is not a known ISO 3166-1 alpha-2 country code')
       .describe('ISO 3166-1 alpha-2'),
     taxId: singleLineText(64, 1).optional().describe('VAT number or other tax id, when the buyer has one'),
     reason: multiLineText(500).trim().min(1, 'a reason is required for every finance action'),

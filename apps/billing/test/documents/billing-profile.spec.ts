@@ -81,6 +81,8 @@ describe('billing profiles', () => {
       [FINANCE, 'acme', { ...FIRST, reason: 'bad\u0000reason' }, 400, 'reason'],
       [FINANCE, 'acme', { ...FIRST, country: 'de' }, 422, 'country'],
       [FINANCE, 'acme', { ...FIRST, country: 'XX' }, 422, 'country'],
+      // A code Intl cannot even read (its region lookup throws) is refused like any other.
+      [FINANCE, 'acme', { ...FIRST, country: '-_' }, 422, 'country'],
       [FINANCE, 'acme', { ...FIRST, addressLines: [] }, 422, 'addressLines'],
       [FINANCE, 'acme', { ...FIRST, addressLines: Array.from({ length: 7 }, (_, i) => `line ${i}`) }, 422, 'addressLines'],
       [FINANCE, 'acme', { ...FIRST, legalName: 'x'.repeat(201) }, 422, 'legalName'],
