@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { multiLineText, singleLineText } from '@fastgpu/contracts';
+import { INCREMENT_MS_DEFAULT, MINIMUM_MS_DEFAULT, multiLineText, singleLineText, tierModeSchema } from '@fastgpu/contracts';
 
 /**
  * Request shapes of the billing API, validated at the edge (400 malformed, 422 unacceptable).
@@ -21,7 +21,6 @@ export const reissueRequest = z.object({ reason }).strict();
 export const billReviewItemRequest = z.object({ invoiceId: id, reason }).strict();
 export const dismissReviewItemRequest = z.object({ reason }).strict();
 export const lateUsageQuery = z.object({ tenantId: id.optional() }).strict();
-export const creditNoteRequest = z.object({ amount: z.string().regex(/^\d+(\.\d+)?$/, 'must be a positive decimal string'), reason }).strict();
 export const whatIfQuery = z.object({ priceBookId: id, version: z.coerce.number().int().positive() });
 export const exportQuery = z.object({ period, tenantId: id.optional() });
 export const creditGrantRequest = z
@@ -58,9 +57,9 @@ export const publishPriceBookRequest = z
             capacityType: z.enum(['on-demand', 'preemptible', 'reserved']),
             /** Optional for a tiered price: it is the first tier's. */
             pricePerGpuHour: z.string().regex(/^\d+(\.\d+)?$/, 'must be a decimal string').optional(),
-            incrementMs: z.number().int().positive().default(1000),
-            minimumMs: z.number().int().nonnegative().default(60_000),
-            tierMode: z.enum(['graduated', 'volume']).optional(),
+            incrementMs: z.number().int().positive().default(INCREMENT_MS_DEFAULT),
+            minimumMs: z.number().int().nonnegative().default(MINIMUM_MS_DEFAULT),
+            tierMode: tierModeSchema.optional(),
             tiers: z.array(tier).min(1).max(32).optional(),
           })
           .strict(),
