@@ -7,6 +7,7 @@ import { presentationOf } from '../invoices/invoice-exports';
 import { creditNoteJson, creditNotePdf, creditNotesCsv, creditNoteSha256 } from './credit-note-document';
 import { CreditNotesService } from './credit-notes.service';
 import { creditNotePage, creditNotesPage, listCreditNotesPageQuery } from './credit-note-list';
+import { creditNoteDocumentResponse } from './credit-notes.responses';
 
 interface Reply {
   status(code: number): Reply;
@@ -47,7 +48,7 @@ export class CreditNotesController {
   }
 
   @Get(':creditNoteId')
-  @ApiDoc({ summary: 'One credit note: Accept application/json (canonical, the default; X-Credit-Note-Sha256 is the SHA-256 of these bytes), text/csv or application/pdf, with q-values', media: ['text/csv', 'application/pdf'], errors: { 404: 'no such credit note for this caller', 406: 'Accept allows none of application/json, text/csv, application/pdf' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'One credit note: Accept application/json (canonical, the default; X-Credit-Note-Sha256 is the SHA-256 of these bytes), text/csv or application/pdf, with q-values', response: creditNoteDocumentResponse, media: ['text/csv', 'application/pdf'], errors: { 404: 'no such credit note for this caller', 406: 'Accept allows none of application/json, text/csv, application/pdf' }, tags: ['billing'] })
   async get(@CurrentPrincipal() principal: Principal, @Param('creditNoteId') creditNoteId: string, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
     const format = negotiate(accept);
     const doc = await answer(() => this.creditNotes.get(creditNoteId, principal.tenantId));

@@ -10,7 +10,19 @@ import { invoiceCsv, invoiceJson, invoicePdf, periodCsv, presentationOf } from '
 import { canonicalJson } from './invoice-document';
 import { InvoiceNotFound, InvoicesService, summary } from './invoices.service';
 import { creditGrantRequest, exportQuery, finalizeDueRequest, finalizeRequest, payRequest, taxRatesRequest, voidRequest, whatIfQuery } from './invoices.schema';
-import { invoicePage, invoicesPage, listInvoicesQuery } from './invoice-list';
+import { invoicePage, invoicesPage, invoiceSummarySchema, listInvoicesQuery } from './invoice-list';
+import { creditNoteDocumentsResponse, creditNoteIssuedResponse } from '../credit-notes/credit-notes.responses';
+import { reviewItemsResponse } from '../ledger/review.responses';
+import {
+  creditGrantResponse,
+  evidenceResponse,
+  finalizeDueResponse,
+  invoiceDocumentResponse,
+  invoiceDocumentsResponse,
+  invoiceStatusResponse,
+  taxRatesResponse,
+  whatIfResponse,
+} from './invoices.responses';
 
 interface Reply {
   status(code: number): Reply;
@@ -80,7 +92,7 @@ export class InvoicesController {
 
   @Get('export')
   @Roles('finance')
-  @ApiDoc({ summary: 'Every invoice of a period as one CSV (Accept: text/csv) or a JSON array of documents', query: exportQuery, media: ['text/csv'], errors: { 406: 'Accept allows neither application/json nor text/csv' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'Every invoice of a period as one CSV (Accept: text/csv) or a JSON array of documents', query: exportQuery, response: invoiceDocumentsResponse, media: ['text/csv'], errors: { 406: 'Accept allows neither application/json nor text/csv' }, tags: ['billing'] })
   async exportPeriod(@Query() query: unknown, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
     const q = parseInput(exportQuery, query, 'query');
     const format = negotiateList(accept);
@@ -90,7 +102,7 @@ export class InvoicesController {
   }
 
   @Get(':invoiceId')
-  @ApiDoc({ summary: 'One invoice document: Accept application/json (canonical, the default), text/csv or application/pdf, with q-values (q=0: never that type)', media: ['text/csv', 'application/pdf'], errors: { 404: 'no such invoice for this caller', 406: 'Accept allows none of application/json, text/csv, application/pdf' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'One invoice document: Accept application/json (canonical, the default), text/csv or application/pdf, with q-values (q=0: never that type)', response: invoiceDocumentResponse, media: ['text/csv', 'application/pdf'], errors: { 404: 'no such invoice for this caller', 406: 'Accept allows none of application/json, text/csv, application/pdf' }, tags: ['billing'] })
   async get(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
     const format = negotiate(accept);
     const view = await answer(() => this.invoices.view(invoiceId, principal.tenantId));
@@ -107,7 +119,7 @@ export class InvoicesController {
   }
 
   @Get(':invoiceId/status')
-  @ApiDoc({ summary: 'Status, totals, credit notes, the balance due after them, and the audited finance actions of an invoice (each an event on the bus)', errors: { 404: 'no such invoice for this caller' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'Status, totals, credit notes, the balance due after them, and the audited finance actions of an invoice (each an event on the bus)', response: invoiceStatusResponse, errors: { 404: 'no such invoice for this caller' }, tags: ['billing'] })
   async status(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string) {
     const view = await answer(() => this.invoices.view(invoiceId, principal.tenantId));
     return {
@@ -118,7 +130,7 @@ export class InvoicesController {
   }
 
   @Get(':invoiceId/lines/:line/evidence')
-  @ApiDoc({ summary: 'The usage records and event sequences behind one invoice line', errors: { 404: 'no such invoice or line' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'The usage records and event sequences behind one invoice line', response: evidenceResponse, errors: { 404: 'no such invoice or line' }, tags: ['billing'] })
   async evidence(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Param('line') line: string) {
     const n = Number(line);
     if (!Number.isInteger(n) || n < 1) throw new ApiError(400, 'invalid_request', 'line must be a positive integer', 'line');
@@ -127,7 +139,7 @@ export class InvoicesController {
 
   @Get(':invoiceId/what-if')
   @Roles('finance')
-  @ApiDoc({ summary: 'Rate the invoice under another price-book version; changes nothing, shows the difference per line', query: whatIfQuery, tags: ['billing'] })
+  @ApiDoc({ summary: 'Rate the invoice under another price-book version; changes nothing, shows the difference per line', query: whatIfQuery, response: whatIfResponse, tags: ['billing'] })
   async whatIf(@Param('invoiceId') invoiceId: string, @Query() query: unknown) {
     const q = parseInput(whatIfQuery, query, 'query');
     return answer(() => this.invoices.whatIf(invoiceId, q.priceBookId, q.version));
@@ -136,7 +148,7 @@ export class InvoicesController {
   @Post('finalize-due')
   @HttpCode(200)
   @Roles('finance')
-  @ApiDoc({ summary: 'Finalize every draft whose grace period ended at asOf (default: now)', body: finalizeDueRequest, tags: ['billing'] })
+  @ApiDoc({ summary: 'Finalize every draft whose grace period ended at asOf (default: now)', body: finalizeDueRequest, response: finalizeDueResponse, tags: ['billing'] })
   async finalizeDue(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
     const b = parseInput(finalizeDueRequest, body);
     const asOf = b.asOf ? new Date(b.asOf) : new Date();
@@ -146,7 +158,7 @@ export class InvoicesController {
   @Post(':invoiceId/finalize')
   @HttpCode(200)
   @Roles('finance')
-  @ApiDoc({ summary: 'Finalize a draft: number it, freeze it, announce InvoiceFinalized', body: finalizeRequest, errors: { 404: 'no such invoice', 409: 'already finalized', 422: 'validation errors (usage without a price)' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'Finalize a draft: number it, freeze it, announce InvoiceFinalized', body: finalizeRequest, response: invoiceDocumentResponse, errors: { 404: 'no such invoice', 409: 'already finalized', 422: 'validation errors (usage without a price)' }, tags: ['billing'] })
   async finalize(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Body() body: unknown) {
     const b = parseInput(finalizeRequest, body ?? {});
     return answer(() => this.invoices.finalize(invoiceId, { actor: principal.keyId, reason: b.reason }, b.at ? new Date(b.at) : new Date()));
@@ -155,7 +167,7 @@ export class InvoicesController {
   @Post(':invoiceId/pay')
   @HttpCode(200)
   @Roles('finance')
-  @ApiDoc({ summary: 'Record payment of a finalized invoice', body: payRequest, errors: { 409: 'draft, already paid or void, or the invoice changed concurrently' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'Record payment of a finalized invoice', body: payRequest, response: invoiceSummarySchema, errors: { 409: 'draft, already paid or void, or the invoice changed concurrently' }, tags: ['billing'] })
   async pay(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const b = parseInput(payRequest, body);
     return answer(async () => summary(await this.invoices.pay(invoiceId, { actor: principal.keyId, reason: b.reason }, { paymentReference: b.paymentReference, actionId: key })));
@@ -164,7 +176,7 @@ export class InvoicesController {
   @Post(':invoiceId/void')
   @HttpCode(200)
   @Roles('finance')
-  @ApiDoc({ summary: 'Void a finalized, unpaid invoice (it keeps its number)', body: voidRequest, errors: { 409: 'draft, paid or already void, or the invoice changed concurrently' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'Void a finalized, unpaid invoice (it keeps its number)', body: voidRequest, response: invoiceSummarySchema, errors: { 409: 'draft, paid or already void, or the invoice changed concurrently' }, tags: ['billing'] })
   async void(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const b = parseInput(voidRequest, body);
     return answer(async () => summary(await this.invoices.void(invoiceId, { actor: principal.keyId, reason: b.reason }, { actionId: key })));
@@ -176,6 +188,7 @@ export class InvoicesController {
   @ApiDoc({
     summary: 'Issue a credit note against a finalized invoice: lines (a quantity, an amount, or all that is left of each) or a lump amount including tax; numbered CN-<issuer>-NNNNNN',
     body: creditNoteRequest,
+    response: creditNoteIssuedResponse,
     errors: { 404: 'no such invoice', 409: 'draft or void invoice, changed concurrently, or an Idempotency-Key used for another request', 422: 'more than is left to credit, unknown or uncreditable line, bad precision' },
     tags: ['billing'],
   })
@@ -185,7 +198,7 @@ export class InvoicesController {
   }
 
   @Get(':invoiceId/credit-notes')
-  @ApiDoc({ summary: 'The credit notes against one invoice, as documents (Accept: application/json or text/csv)', media: ['text/csv'], errors: { 404: 'no such invoice for this caller', 406: 'Accept allows neither application/json nor text/csv' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'The credit notes against one invoice, as documents (Accept: application/json or text/csv)', response: creditNoteDocumentsResponse, media: ['text/csv'], errors: { 404: 'no such invoice for this caller', 406: 'Accept allows neither application/json nor text/csv' }, tags: ['billing'] })
   async creditNotesOf(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
     const format = negotiateList(accept);
     const docs = await answer(async () => {
@@ -198,7 +211,7 @@ export class InvoicesController {
 
   @Patch(':invoiceId')
   @Roles('finance')
-  @ApiDoc({ summary: 'Invoices are not edited: finalized ones never change (409); drafts follow their usage (422)', errors: { 409: 'finalized', 422: 'draft' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'Invoices are not edited: finalized ones never change (409); drafts follow their usage (422)', success: {}, errors: { 409: 'finalized', 422: 'draft' }, tags: ['billing'] })
   async edit(@Param('invoiceId') invoiceId: string) {
     const view = await answer(() => this.invoices.view(invoiceId, null));
     if (view.row.status === 'finalized') throw new ApiError(409, 'invoice_finalized', 'a finalized invoice never changes; correct it with a credit note');
@@ -215,7 +228,7 @@ export class BillingAdminController {
 
   @Post('credit-grants')
   @HttpCode(201)
-  @ApiDoc({ summary: 'Grant prepaid credit to a tenant (priority, optional expiry)', body: creditGrantRequest, tags: ['billing'] })
+  @ApiDoc({ summary: 'Grant prepaid credit to a tenant (priority, optional expiry)', body: creditGrantRequest, response: creditGrantResponse, tags: ['billing'] })
   async grant(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const b = parseInput(creditGrantRequest, body);
     return answer(() => this.invoices.grantCredit({ ...b, actor: principal.keyId, actionId: key }));
@@ -223,14 +236,14 @@ export class BillingAdminController {
 
   @Post('tax-rates')
   @HttpCode(201)
-  @ApiDoc({ summary: "Set a tenant's tax rates: from `effectiveFrom` (periods ending after it; may be in the future), or for invoices finalized from now on", body: taxRatesRequest, tags: ['billing'] })
+  @ApiDoc({ summary: "Set a tenant's tax rates: from `effectiveFrom` (periods ending after it; may be in the future), or for invoices finalized from now on", body: taxRatesRequest, response: taxRatesResponse, tags: ['billing'] })
   async taxRates(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const b = parseInput(taxRatesRequest, body);
     return answer(() => this.invoices.setTaxRates({ ...b, actor: principal.keyId, actionId: key }));
   }
 
   @Get('review-queue')
-  @ApiDoc({ summary: 'Late usage and credits too old for an adjustment line, for review', tags: ['billing'] })
+  @ApiDoc({ summary: 'Late usage and credits too old for an adjustment line, for review', response: reviewItemsResponse, tags: ['billing'] })
   async reviewQueue(@Query('tenantId') tenantId: string | undefined) {
     return { items: await this.invoices.reviewQueue(tenantId ?? null) };
   }

@@ -4,6 +4,7 @@ import { ApiDoc, parseInput } from '@fastgpu/http';
 import { answer } from './invoices.controller';
 import { InvoicesService } from './invoices.service';
 import { deleteDraftRequest, reissueRequest } from './invoices.schema';
+import { deletedDraftResponse, reissueResponse } from './invoices.responses';
 
 /**
  * The invoice lifecycle beyond finalize, pay and void (finance only): deleting a draft and
@@ -21,6 +22,7 @@ export class InvoiceLifecycleController {
   @ApiDoc({
     summary: 'Delete a draft (InvoiceDraftDeleted): no number is used; its usage moves to a new draft of the period (usage=move) or is discarded (usage=discard)',
     body: deleteDraftRequest,
+    response: deletedDraftResponse,
     errors: { 404: 'no such invoice', 409: 'finalized, already deleted, changed concurrently, or the Idempotency-Key was used for another request' },
     tags: ['billing'],
   })
@@ -34,6 +36,7 @@ export class InvoiceLifecycleController {
   @ApiDoc({
     summary: 'Void a finalized, unpaid invoice (if not void yet) and reissue it (InvoiceReissued): a replacement draft of its period that takes the next number when finalized and references it',
     body: reissueRequest,
+    response: reissueResponse,
     errors: { 404: 'no such invoice', 409: 'draft, paid, already reissued, changed concurrently, or the Idempotency-Key was used for another request' },
     tags: ['billing'],
   })

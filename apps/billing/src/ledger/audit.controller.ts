@@ -5,6 +5,7 @@ import { ApiDoc, notFound, parseInput } from '@fastgpu/http';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { idSchema } from '@fastgpu/contracts';
 import { BillingLedger } from './billing.ledger';
+import { auditPageResponse } from './audit.responses';
 
 /** Rows of the audit trail per page, at most. */
 export const AUDIT_PAGE_MAX = 1000;
@@ -42,7 +43,7 @@ export class BillingAuditController {
   ) {}
 
   @Get('v1/invoices/:invoiceId/audit')
-  @ApiDoc({ summary: 'The events behind an invoice (deleted drafts included), in log order, with what became of each', query: invoiceAuditQuery, errors: { 404: 'no such invoice for this caller' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'The events behind an invoice (deleted drafts included), in log order, with what became of each', query: invoiceAuditQuery, response: auditPageResponse, errors: { 404: 'no such invoice for this caller' }, tags: ['billing'] })
   async invoice(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Query() query: unknown) {
     const q = parseInput(invoiceAuditQuery, query, 'query');
     await this.ledger.catchUp();
@@ -59,7 +60,7 @@ export class BillingAuditController {
   }
 
   @Get('v1/billing/audit')
-  @ApiDoc({ summary: "A tenant's billing events in log order with what became of each (duplicates, conflicts, reviews, late usage included); a tenant reads its own, finance any (?tenantId) or all", query: tenantAuditQuery, tags: ['billing'] })
+  @ApiDoc({ summary: "A tenant's billing events in log order with what became of each (duplicates, conflicts, reviews, late usage included); a tenant reads its own, finance any (?tenantId) or all", query: tenantAuditQuery, response: auditPageResponse, tags: ['billing'] })
   async tenant(@CurrentPrincipal() principal: Principal, @Query() query: unknown) {
     const q = parseInput(tenantAuditQuery, query, 'query');
     await this.ledger.catchUp();

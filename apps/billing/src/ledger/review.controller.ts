@@ -4,6 +4,7 @@ import { ApiDoc, ApiError, notFound, parseInput } from '@fastgpu/http';
 import { answer, negotiateList } from '../invoices/invoices.controller';
 import { InvoicesService, ReviewItemNotFound } from '../invoices/invoices.service';
 import { billReviewItemRequest, dismissReviewItemRequest, lateUsageQuery } from '../invoices/invoices.schema';
+import { reviewDecisionResponse, reviewItemsResponse } from './review.responses';
 
 interface Reply {
   status(code: number): Reply;
@@ -47,7 +48,7 @@ export class ReviewQueueController {
 
   @Post('review-queue/:eventId/:piece/bill')
   @HttpCode(200)
-  @ApiDoc({ summary: 'Bill a review item of usage onto an open draft of its tenant (LateUsageBilled); an adjustment line when the draft is of a later period', body: billReviewItemRequest, errors: { 404: 'no such item', 409: 'decided already, or not usage', 422: 'the invoice is not an open draft of the tenant' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'Bill a review item of usage onto an open draft of its tenant (LateUsageBilled); an adjustment line when the draft is of a later period', body: billReviewItemRequest, response: reviewDecisionResponse, errors: { 404: 'no such item', 409: 'decided already, or not usage', 422: 'the invoice is not an open draft of the tenant' }, tags: ['billing'] })
   async bill(@CurrentPrincipal() principal: Principal, @Param('eventId') eventId: string, @Param('piece') piece: string, @Body() body: unknown) {
     const b = parseInput(billReviewItemRequest, body);
     return reviewAnswer(() => this.invoices.decideReviewItem('bill', eventId, parsePiece(piece), { actor: principal.keyId, reason: b.reason }, b.invoiceId));
@@ -55,14 +56,14 @@ export class ReviewQueueController {
 
   @Post('review-queue/:eventId/:piece/dismiss')
   @HttpCode(200)
-  @ApiDoc({ summary: 'Dismiss a review item of usage (LateUsageDismissed): it is never billed', body: dismissReviewItemRequest, errors: { 404: 'no such item', 409: 'decided already, or not usage' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'Dismiss a review item of usage (LateUsageDismissed): it is never billed', body: dismissReviewItemRequest, response: reviewDecisionResponse, errors: { 404: 'no such item', 409: 'decided already, or not usage' }, tags: ['billing'] })
   async dismiss(@CurrentPrincipal() principal: Principal, @Param('eventId') eventId: string, @Param('piece') piece: string, @Body() body: unknown) {
     const b = parseInput(dismissReviewItemRequest, body);
     return reviewAnswer(() => this.invoices.decideReviewItem('dismiss', eventId, parsePiece(piece), { actor: principal.keyId, reason: b.reason }));
   }
 
   @Get('late-usage')
-  @ApiDoc({ summary: 'The late-usage report: review items of usage with their decision, as JSON or CSV (Accept: text/csv, q-values honoured)', query: lateUsageQuery, media: ['text/csv'], errors: { 406: 'Accept allows neither application/json nor text/csv' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'The late-usage report: review items of usage with their decision, as JSON or CSV (Accept: text/csv, q-values honoured)', query: lateUsageQuery, response: reviewItemsResponse, media: ['text/csv'], errors: { 406: 'Accept allows neither application/json nor text/csv' }, tags: ['billing'] })
   async lateUsage(@Query() query: unknown, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
     const q = parseInput(lateUsageQuery, query, 'query');
     const format = negotiateList(accept);

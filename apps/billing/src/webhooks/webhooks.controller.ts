@@ -6,6 +6,7 @@ import { WEBHOOK_EVENT_TYPES } from './webhook-events';
 import { z } from 'zod';
 import { deliveriesQuery, eventTypesResponse, registerEndpointRequest, webhookBodySchemas } from './webhooks.schema';
 import { WebhooksService } from './webhooks.service';
+import { attemptOutcomeResponse, deliveriesResponse, deliveryResponse, endpointResponse, endpointsResponse, registeredEndpointResponse } from './webhooks.responses';
 
 /** What each webhook type announces (its `data` is documented in docs/billing.md). */
 const EVENT_TYPE_DESCRIPTIONS: Record<(typeof WEBHOOK_EVENT_TYPES)[number], string> = {
@@ -39,40 +40,40 @@ export class WebhooksController {
 
   @Post('endpoints')
   @HttpCode(201)
-  @ApiDoc({ summary: 'Register a webhook endpoint (a tenant\'s or, without tenantId, global); the signing secret (whsec_…) is in this answer only', body: registerEndpointRequest, errors: { 422: 'unknown tenant' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'Register a webhook endpoint (a tenant\'s or, without tenantId, global); the signing secret (whsec_…) is in this answer only', body: registerEndpointRequest, response: registeredEndpointResponse, errors: { 422: 'unknown tenant' }, tags: ['billing'] })
   async register(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
     const b = parseInput(registerEndpointRequest, body);
     return answer(() => this.webhooks.register({ url: b.url, tenantId: b.tenantId ?? null, events: b.events ?? ['*'], description: b.description ?? '' }, principal.keyId));
   }
 
   @Get('endpoints')
-  @ApiDoc({ summary: 'Webhook endpoints (without their secrets)', tags: ['billing'] })
+  @ApiDoc({ summary: 'Webhook endpoints (without their secrets)', response: endpointsResponse, tags: ['billing'] })
   async endpoints() {
     return { endpoints: await this.webhooks.endpoints() };
   }
 
   @Delete('endpoints/:endpointId')
-  @ApiDoc({ summary: 'Disable a webhook endpoint: nothing more is sent to it; its delivery log stays', errors: { 404: 'no such endpoint' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'Disable a webhook endpoint: nothing more is sent to it; its delivery log stays', response: endpointResponse, errors: { 404: 'no such endpoint' }, tags: ['billing'] })
   async disable(@Param('endpointId') endpointId: string) {
     return answer(() => this.webhooks.disable(endpointId));
   }
 
   @Get('deliveries')
-  @ApiDoc({ summary: 'The delivery log: one row per webhook message and endpoint, with its status and attempts', query: deliveriesQuery, tags: ['billing'] })
+  @ApiDoc({ summary: 'The delivery log: one row per webhook message and endpoint, with its status and attempts', query: deliveriesQuery, response: deliveriesResponse, tags: ['billing'] })
   async deliveries(@Query() query: unknown) {
     const q = parseInput(deliveriesQuery, query, 'query');
     return { deliveries: await this.webhooks.deliveries(q) };
   }
 
   @Get('deliveries/:deliveryId')
-  @ApiDoc({ summary: 'One delivery with its payload and every attempt (time, HTTP status, error, duration)', errors: { 404: 'no such delivery' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'One delivery with its payload and every attempt (time, HTTP status, error, duration)', response: deliveryResponse, errors: { 404: 'no such delivery' }, tags: ['billing'] })
   async delivery(@Param('deliveryId') deliveryId: string) {
     return answer(() => this.webhooks.delivery(deliveryId));
   }
 
   @Post('deliveries/:deliveryId/redeliver')
   @HttpCode(200)
-  @ApiDoc({ summary: 'Redeliver by hand: one attempt now, the same webhook-id, a fresh signature; answers its outcome', errors: { 404: 'no such delivery' }, tags: ['billing'] })
+  @ApiDoc({ summary: 'Redeliver by hand: one attempt now, the same webhook-id, a fresh signature; answers its outcome', response: attemptOutcomeResponse, errors: { 404: 'no such delivery' }, tags: ['billing'] })
   async redeliver(@Param('deliveryId') deliveryId: string) {
     return answer(() => this.webhooks.redeliver(deliveryId));
   }
