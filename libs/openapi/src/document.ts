@@ -23,6 +23,20 @@ export interface RouteDescriptor {
   headerNames?: string[];
 }
 
+/**
+ * A webhook the app sends to its integrators: the document lists it under the top-level
+ * `webhooks` of OpenAPI 3.1, as the request the app makes (a POST with this body).
+ */
+export interface WebhookDescriptor {
+  /** Its type, the key under `webhooks` (e.g. `invoice.paid`). */
+  name: string;
+  summary: string;
+  body: z.ZodType;
+  /** Request headers on every delivery, with what they mean. */
+  headers?: Record<string, string>;
+  tags?: string[];
+}
+
 export interface OpenApiInfo {
   title: string;
   version: string;
@@ -35,6 +49,8 @@ export type OpenApiDocument = {
   info: OpenApiInfo;
   jsonSchemaDialect: string;
   paths: Record<string, Record<string, unknown>>;
+  /** What the app sends (OpenAPI 3.1): present when some module declares webhooks. */
+  webhooks?: Record<string, Record<string, unknown>>;
   components: { schemas: Record<string, JsonSchema>; securitySchemes: Record<string, unknown>; responses: Record<string, unknown> };
 };
 
@@ -132,7 +148,22 @@ function operationId(route: RouteDescriptor): string {
   return `${route.controller.replace(/Controller$/, '')}_${route.handler}`;
 }
 
-export function buildOpenApiDocument(routes: RouteDescriptor[], info: OpenApiInfo): OpenApiDocument {
+/** A webhook as an OpenAPI 3.1 path item: the POST the app makes to the receiver. */
+function webhookPathItem(webhook: WebhookDescriptor): Record<string, unknown> {
+  const parameters = Object.entries(webhook.headers ?? {}).map(([name, description]) => ({ name, in: 'header', required: true, schema: { type: 'string' }, description }));
+  return {
+    post: {
+      operationId: `webhook_${webhook.name.replace(/[^A-Za-z0-9]+/g, '_')}`,
+      summary: webhook.summary,
+      tags: webhook.tags ?? ['webhooks'],
+      ...(parameters.length ? { parameters } : {}),
+      requestBody: { required: true, content: { 'application/json': { schema: toJsonSchema(webhook.body, 'output') } } },
+      responses: { '2XX': { description: 'Received: any 2xx answer ends the delivery' }, default: { description: 'Any other answer (or none) is retried with backoff' } },
+    },
+  };
+}
+
+export function buildOpenApiDocument(routes: RouteDescriptor[], info: OpenApiInfo, webhooks: readonly WebhookDescriptor[] = []): OpenApiDocument {
   const paths: OpenApiDocument['paths'] = {};
   const sorted = [...routes].sort((a, b) => a.path.localeCompare(b.path) || a.method.localeCompare(b.method));
   const usedIds = new Set<string>();
@@ -194,6 +225,7 @@ export function buildOpenApiDocument(routes: RouteDescriptor[], info: OpenApiInf
     info,
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
     paths,
+    ...(webhooks.length ? { webhooks: Object.fromEntries([...webhooks].sort((a, b) => a.name.localeCompare(b.name)).map((w) => [w.name, webhookPathItem(w)])) } : {}),
     components: {
       schemas: { Error: errorSchema },
       securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'A FastGPU API key (`Authorization: Bearer fgk_…`); the tenant comes from the key' } },

@@ -3,7 +3,7 @@ import { DiscoveryModule, DiscoveryService, MetadataScanner } from '@nestjs/core
 import { z } from 'zod';
 import { ApiDoc } from '@fastgpu/http';
 import { buildOpenApiDocument, type OpenApiDocument } from './document';
-import { discoverRoutes } from './routes';
+import { discoverRoutes, discoverWebhooks } from './routes';
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -23,7 +23,7 @@ export class OpenApiController {
         'GPU jobs, leases, usage, invoices and SLA reports. Every error has the shape { error: { code, message, field } } (#/components/schemas/Error). ' +
         'Authentication: an API key as a bearer token; each operation lists the roles its key must have in its security requirement (x-fastgpu-roles). ' +
         'Rate limits per key and per tenant answer 429 with Retry-After.',
-    });
+    }, discoverWebhooks(this.discovery));
     return this.document;
   }
 

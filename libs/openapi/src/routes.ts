@@ -1,8 +1,8 @@
-import { RequestMethod } from '@nestjs/common';
+import { RequestMethod, SetMetadata } from '@nestjs/common';
 import { GUARDS_METADATA, HTTP_CODE_METADATA, METHOD_METADATA, PATH_METADATA, ROUTE_ARGS_METADATA } from '@nestjs/common/constants';
 import type { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { API_DOC, type ApiDocMetadata } from '@fastgpu/http';
-import type { RouteDescriptor } from './document';
+import type { RouteDescriptor, WebhookDescriptor } from './document';
 
 /** Routes each controller may declare at most: bounds the scan. */
 const METHODS_PER_CONTROLLER_MAX = 500;
@@ -41,6 +41,26 @@ function namedArguments(metatype: object, handler: string): { query: string[]; h
     if (type === ROUTE_PARAM_HEADERS && arg.data.toLowerCase() !== 'authorization') named.headers.push(arg.data);
   }
   return { query: named.query.sort(), headers: named.headers.sort() };
+}
+
+const WEBHOOKS_METADATA = 'fastgpu:openapi-webhooks';
+
+/**
+ * Declares, on the controller of a feature, the webhooks that feature sends, for the top-level
+ * `webhooks` of the OpenAPI document (read like the routes, so a service not started declares none).
+ */
+export function ApiWebhooks(webhooks: readonly WebhookDescriptor[]): ClassDecorator {
+  return SetMetadata(WEBHOOKS_METADATA, webhooks);
+}
+
+/** Every webhook declared with `@ApiWebhooks` on the app's controllers. */
+export function discoverWebhooks(discovery: DiscoveryService): WebhookDescriptor[] {
+  const webhooks: WebhookDescriptor[] = [];
+  for (const wrapper of discovery.getControllers()) {
+    if (!wrapper.metatype) continue;
+    webhooks.push(...((Reflect.getMetadata(WEBHOOKS_METADATA, wrapper.metatype) as WebhookDescriptor[] | undefined) ?? []));
+  }
+  return webhooks;
 }
 
 /** Reads every HTTP route of the app from Nest's own metadata: the document cannot drift from the code. */

@@ -1,6 +1,6 @@
 import { deriveId, nameId, type StoredEvent } from '@fastgpu/contracts';
 import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
-import { addPeriods, billedParts, gpuMs, periodBounds, periodIndex, PriceTimeline, splitAtPeriods } from '@fastgpu/money';
+import { addPeriods, billedParts, compareCodeUnits, gpuMs, periodBounds, periodIndex, PriceTimeline, splitAtPeriods } from '@fastgpu/money';
 import { buildFinalizedInvoice, canonicalJson, documentSha256 } from '../invoices/invoice-document';
 import { FINANCE_ACTION_TYPES, type FinanceActionKind } from '../finance-actions/finance-actions';
 import { applyFinanceAction } from '../finance-actions/finance-actions.projection';
@@ -86,8 +86,11 @@ class LedgerWriter implements LedgerContext {
     await this.trx.insertInto(this.t('billing_rated_parts')).values(rows).execute();
   }
 
-  /** A new price version re-rates the pieces of draft invoices that it reaches. */
-  async rerateDrafts(currency: string, effectiveFromMs: number): Promise<void> {
+  /**
+   * A new price version re-rates the pieces of draft invoices that it reaches; the audit trail names
+   * each draft it re-rated (what the invoice's audit shows, and what announces `invoice.updated`).
+   */
+  async rerateDrafts(currency: string, effectiveFromMs: number, version: string): Promise<void> {
     this.timelines = undefined;
     const pieces = (await this.trx
       .selectFrom(`${this.t('billing_usage_pieces')} as p`)
@@ -98,6 +101,9 @@ class LedgerWriter implements LedgerContext {
       .where('t.currency', '=', currency)
       .where('p.allocation_end_ms', '>', effectiveFromMs)
       .execute()) as PieceRow[];
+    const drafts = new Map<string, string>();
+    for (const p of pieces) drafts.set(p.invoice_id!, p.tenant_id);
+    for (const [invoiceId, tenantId] of [...drafts].sort(([a], [b]) => compareCodeUnits(a, b))) this.audit('applied', invoiceId, tenantId, `re-rated by ${version}`);
     for (let start = 0; start < pieces.length; start += RERATE_BATCH_PIECES) {
       const batch = pieces.slice(start, start + RERATE_BATCH_PIECES);
       for (const p of batch) await this.trx.deleteFrom(this.t('billing_rated_parts')).where('event_id', '=', p.event_id).where('piece', '=', p.piece).execute();
@@ -341,7 +347,9 @@ class LedgerWriter implements LedgerContext {
           .onConflict((oc) => oc.doNothing())
           .executeTakeFirst();
         if (Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0) {
-          await this.rerateDrafts(d.currency, Date.parse(d.effectiveFrom));
+          // The price book itself is applied (no invoice), and so is each draft it re-rates.
+          this.audit('applied', null, null);
+          await this.rerateDrafts(d.currency, Date.parse(d.effectiveFrom), `price book ${d.priceBookId} v${d.version}`);
           return;
         }
         const seen = await this.trx.selectFrom(this.t('billing_price_books')).selectAll().where('price_book_id', '=', d.priceBookId).where('version', '=', d.version).executeTakeFirstOrThrow();

@@ -2,7 +2,9 @@
  * Proves, without I/O, the webhook rules: the same event always yields the same messages (ids
  * named after the event id, so a replay enqueues nothing new); a usage record yields
  * invoice.created or invoice.updated per invoice it landed on and usage.late when it landed on a
- * later invoice or in review; finance actions the ledger did not record yield nothing; the
+ * later invoice or in review; a draft the ledger changed otherwise (re-rated by a price book, given
+ * moved usage at a finalization, a deletion or a reissue, an accrual, a review item) yields
+ * invoice.updated, or invoice.created when it is new; finance actions the ledger did not record yield nothing; the
  * backoff doubles from its base up to its cap and stops after the last attempt; an endpoint gets
  * only its tenant's events of its types, after the sequence it was registered at.
  */
@@ -20,9 +22,10 @@ const usage = {
 describe('webhook messages', () => {
   const facts = {
     kind: 'usage' as const,
+    drafts: [{ invoiceId: 'inv-nov', tenantId: 'acme', invoicePeriod: '2026-11', invoiceIsNew: false }],
     placements: [
-      { invoiceId: 'inv-nov', invoicePeriod: '2026-11', servicePeriod: '2026-10', invoiceIsNew: false },
-      { invoiceId: 'inv-nov', invoicePeriod: '2026-11', servicePeriod: '2026-11', invoiceIsNew: false },
+      { invoiceId: 'inv-nov', invoicePeriod: '2026-11', servicePeriod: '2026-10' },
+      { invoiceId: 'inv-nov', invoicePeriod: '2026-11', servicePeriod: '2026-11' },
     ],
     reviewed: [],
   };
@@ -40,8 +43,32 @@ describe('webhook messages', () => {
   });
 
   it('announces a new draft as invoice.created, and nothing late for usage on its own period', () => {
-    const messages = webhookMessages(usage, { kind: 'usage', placements: [{ invoiceId: 'inv-nov', invoicePeriod: '2026-11', servicePeriod: '2026-11', invoiceIsNew: true }], reviewed: [] });
+    const messages = webhookMessages(usage, { kind: 'usage', drafts: [{ invoiceId: 'inv-nov', tenantId: 'acme', invoicePeriod: '2026-11', invoiceIsNew: true }], placements: [{ invoiceId: 'inv-nov', invoicePeriod: '2026-11', servicePeriod: '2026-11' }], reviewed: [] });
     expect(messages.map((m) => m.type)).toEqual(['invoice.created']);
+  });
+
+  it('announces drafts the ledger changed without usage arriving, each once per event, named after the event', () => {
+    const at = (type: string, data: Record<string, unknown>) => ({ ...usage, sequence: 50, event: { id: `evt-${type}`, type, time: '2026-11-04T00:00:00.000Z', data } }) as unknown as StoredEvent;
+    const draft = (invoiceId: string, invoiceIsNew: boolean) => ({ invoiceId, tenantId: 'acme', invoicePeriod: '2026-11', invoiceIsNew });
+    const priceBook = at('PriceBookPublished', { priceBookId: 'standard', version: 2 });
+    const rerated = webhookMessages(priceBook, { kind: 'drafts', drafts: [draft('inv-a', false), { ...draft('inv-b', false), tenantId: 'globex' }] });
+    expect(rerated.map((m) => [m.type, m.tenantId])).toEqual([
+      ['invoice.updated', 'acme'],
+      ['invoice.updated', 'globex'],
+    ]);
+    expect(JSON.parse(rerated[0]!.body)).toEqual({ type: 'invoice.updated', timestamp: '2026-11-04T00:00:00.000Z', data: { invoiceId: 'inv-a', tenantId: 'acme', period: '2026-11', status: 'draft', cause: 'PriceBookPublished', eventSequence: 50 } });
+    expect(webhookMessages(priceBook, { kind: 'drafts', drafts: [draft('inv-a', false), { ...draft('inv-b', false), tenantId: 'globex' }] })).toEqual(rerated);
+    // A successor or replacement draft is new; an accrual or a billed review item updates an open one.
+    for (const type of ['InvoiceDraftDeleted', 'InvoiceReissued']) expect(webhookMessages(at(type, {}), { kind: 'drafts', drafts: [draft('inv-next', true)] }).map((m) => m.type)).toEqual(['invoice.created']);
+    for (const type of ['BillingPeriodClosed', 'LateUsageBilled', 'SlaCreditIssued', 'TenantCreated']) expect(webhookMessages(at(type, {}), { kind: 'drafts', drafts: [draft('inv-a', false)] }).map((m) => m.type)).toEqual(['invoice.updated']);
+    expect(webhookMessages(priceBook, { kind: 'drafts', drafts: [] })).toEqual([]);
+    // A finalization announces itself and the draft its late usage moved to.
+    const finalized = at('InvoiceFinalized', { invoiceId: 'inv-oct', tenantId: 'acme', period: '2026-10', number: 'FGPU-000001', total: '10.00', currency: 'USD', sha256: 'x', finalizedAt: '2026-11-04T00:00:00.000Z' });
+    expect(webhookMessages(finalized, { kind: 'finalized', applied: true, drafts: [draft('inv-nov', false)] }).map((m) => [m.type, JSON.parse(m.body).data.invoiceId])).toEqual([
+      ['invoice.finalized', 'inv-oct'],
+      ['invoice.updated', 'inv-nov'],
+    ]);
+    expect(webhookMessages(finalized, { kind: 'finalized', applied: false, drafts: [] })).toEqual([]);
   });
 
   it('sends nothing for a finance action the ledger did not record', () => {

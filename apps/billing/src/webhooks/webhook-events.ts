@@ -19,28 +19,40 @@ export interface WebhookMessage {
   body: string;
 }
 
-/** Where the ledger put one piece of a usage record. */
+/** Where the ledger put one piece of a usage record (for usage.late). */
 export interface PiecePlacement {
   invoiceId: string;
   invoicePeriod: string;
   servicePeriod: string;
-  /** True when this event was the first to put anything on the invoice (for invoice.created). */
+}
+
+/**
+ * A draft an event changed: usage or an SLA credit put on it, re-rated by a new price version, usage
+ * the ledger moved onto it (late pieces at a finalization, a deleted draft's usage, a reissue's
+ * copies), an accrual or a review item billed onto it. From the ledger's audit trail, which records
+ * it at that event for good, so a replay finds the same drafts however the usage moved since.
+ */
+export interface DraftChange {
+  invoiceId: string;
+  tenantId: string;
+  invoicePeriod: string;
+  /** True when this event was the first to put anything on the draft (for invoice.created). */
   invoiceIsNew: boolean;
 }
 
 /** What the ledger made of an event, as the webhook projection read it. */
 export type LedgerFacts =
-  | { kind: 'usage'; placements: PiecePlacement[]; reviewed: Array<{ servicePeriod: string; reason: string }> }
-  | { kind: 'sla-credit'; placement: { invoiceId: string; invoicePeriod: string; invoiceIsNew: boolean } | null }
-  | { kind: 'finalized'; applied: boolean }
+  | { kind: 'usage'; drafts: DraftChange[]; placements: PiecePlacement[]; reviewed: Array<{ servicePeriod: string; reason: string }> }
+  | { kind: 'finalized'; applied: boolean; drafts: DraftChange[] }
   | { kind: 'finance-action'; recorded: boolean }
+  | { kind: 'drafts'; drafts: DraftChange[] }
   | { kind: 'none' };
 
 function message(stored: StoredEvent, type: WebhookEventType, tenantId: string, data: Record<string, unknown>, scope = ''): WebhookMessage {
   return { messageId: nameId('webhook', stored.event.id, type, scope), type, tenantId, body: JSON.stringify({ type, timestamp: stored.event.time, data }) };
 }
 
-function draftMessage(stored: StoredEvent, tenantId: string, invoice: { invoiceId: string; invoicePeriod: string; invoiceIsNew: boolean }): WebhookMessage {
+function draftMessage(stored: StoredEvent, tenantId: string, invoice: Omit<DraftChange, 'tenantId'>): WebhookMessage {
   const type = invoice.invoiceIsNew ? 'invoice.created' : 'invoice.updated';
   return message(stored, type, tenantId, { invoiceId: invoice.invoiceId, tenantId, period: invoice.invoicePeriod, status: 'draft', cause: stored.event.type, eventSequence: stored.sequence }, invoice.invoiceId);
 }
@@ -52,13 +64,7 @@ export function webhookMessages(stored: StoredEvent, facts: LedgerFacts): Webhoo
     case 'UsageRecorded': {
       if (facts.kind !== 'usage') return [];
       const d = event.data;
-      const messages: WebhookMessage[] = [];
-      const seen = new Set<string>();
-      for (const p of facts.placements) {
-        if (seen.has(p.invoiceId)) continue;
-        seen.add(p.invoiceId);
-        messages.push(draftMessage(stored, d.tenantId, p));
-      }
+      const messages = facts.drafts.map((draft) => draftMessage(stored, d.tenantId, draft));
       const late = facts.placements.filter((p) => p.servicePeriod !== p.invoicePeriod);
       if (late.length || facts.reviewed.length) {
         messages.push(
@@ -78,12 +84,23 @@ export function webhookMessages(stored: StoredEvent, facts: LedgerFacts): Webhoo
       return messages;
     }
     case 'SlaCreditIssued':
-      return facts.kind === 'sla-credit' && facts.placement ? [draftMessage(stored, event.data.tenantId, facts.placement)] : [];
+      return facts.kind === 'drafts' ? facts.drafts.map((draft) => draftMessage(stored, draft.tenantId, draft)) : [];
     case 'InvoiceFinalized': {
       if (facts.kind !== 'finalized' || !facts.applied) return [];
       const d = event.data;
-      return [message(stored, 'invoice.finalized', d.tenantId, { invoiceId: d.invoiceId, tenantId: d.tenantId, period: d.period, number: d.number, total: d.total, currency: d.currency, sha256: d.sha256, finalizedAt: d.finalizedAt })];
+      return [
+        message(stored, 'invoice.finalized', d.tenantId, { invoiceId: d.invoiceId, tenantId: d.tenantId, period: d.period, number: d.number, total: d.total, currency: d.currency, sha256: d.sha256, finalizedAt: d.finalizedAt }),
+        // Usage that reached the invoice after its cutoff moves on to a later draft.
+        ...facts.drafts.map((draft) => draftMessage(stored, draft.tenantId, draft)),
+      ];
     }
+    case 'TenantCreated':
+    case 'PriceBookPublished':
+    case 'BillingPeriodClosed':
+    case 'InvoiceDraftDeleted':
+    case 'InvoiceReissued':
+    case 'LateUsageBilled':
+      return facts.kind === 'drafts' ? facts.drafts.map((draft) => draftMessage(stored, draft.tenantId, draft)) : [];
     case 'InvoicePaid': {
       if (facts.kind !== 'finance-action' || !facts.recorded) return [];
       const d = event.data;
@@ -117,8 +134,14 @@ export function webhookMessages(stored: StoredEvent, facts: LedgerFacts): Webhoo
   }
 }
 
+/**
+ * Event types that change drafts by what the ledger does rather than by usage or a credit arriving:
+ * a tenant's usage waiting for its `TenantCreated`, re-rating, accrual, moves, billed review items.
+ */
+export const DRAFT_CHANGING_TYPES = ['TenantCreated', 'PriceBookPublished', 'BillingPeriodClosed', 'InvoiceDraftDeleted', 'InvoiceReissued', 'LateUsageBilled'] as const;
+
 /** Event types the webhook projection reads. */
-export const WEBHOOK_SOURCE_TYPES = ['UsageRecorded', 'SlaCreditIssued', 'InvoiceFinalized', 'InvoicePaid', 'InvoiceVoided', 'CreditNoteIssued'] as const;
+export const WEBHOOK_SOURCE_TYPES = ['UsageRecorded', 'SlaCreditIssued', 'InvoiceFinalized', 'InvoicePaid', 'InvoiceVoided', 'CreditNoteIssued', ...DRAFT_CHANGING_TYPES] as const;
 
 /**
  * Delay before the next automatic attempt after `failedAttempts` failures: `baseMs` doubled each

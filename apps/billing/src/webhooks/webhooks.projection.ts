@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { nameId, type StoredEvent } from '@fastgpu/contracts';
 import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
-import { endpointWants, webhookMessages, WEBHOOK_SOURCE_TYPES, type LedgerFacts, type PiecePlacement } from './webhook-events';
+import { endpointWants, webhookMessages, WEBHOOK_SOURCE_TYPES, type DraftChange, type LedgerFacts, type PiecePlacement } from './webhook-events';
 
 /**
  * The webhook outbox: a projection of the domain stream that, on the live path only, turns each
@@ -38,19 +38,42 @@ async function usageFacts(trx: ProjectionTransaction, stored: StoredEvent): Prom
     .where('p.event_id', '=', stored.event.id)
     .orderBy('p.piece')
     .execute();
-  const placements: PiecePlacement[] = [];
-  for (const p of pieces) placements.push({ invoiceId: p.invoice_id as string, invoicePeriod: p.period as string, servicePeriod: p.service_period as string, invoiceIsNew: await invoiceIsNew(trx, p.invoice_id as string, stored.sequence) });
+  const placements: PiecePlacement[] = pieces.map((p) => ({ invoiceId: p.invoice_id as string, invoicePeriod: p.period as string, servicePeriod: p.service_period as string }));
   const reviewed = await trx.selectFrom('billing_review_queue').select(['service_period', 'reason']).where('event_id', '=', stored.event.id).where('kind', '=', 'usage').orderBy('piece').execute();
-  return { kind: 'usage', placements, reviewed: reviewed.map((r) => ({ servicePeriod: r.service_period as string, reason: r.reason as string })) };
+  return { kind: 'usage', drafts: await draftsChanged(trx, stored), placements, reviewed: reviewed.map((r) => ({ servicePeriod: r.service_period as string, reason: r.reason as string })) };
 }
 
-/** Nothing was on the invoice before this event: no piece or credit assigned to it at an earlier sequence. */
+/**
+ * Nothing was on the invoice before this event: the ledger applied nothing to it at an earlier
+ * sequence (its audit trail, which a later move does not change), and no piece or credit was
+ * assigned to it earlier (for drafts older than the audit trail).
+ */
 async function invoiceIsNew(trx: ProjectionTransaction, invoiceId: string, sequence: number): Promise<boolean> {
   const earlier = await sql<{ found: number }>`
-    SELECT 1 AS found FROM billing_usage_pieces WHERE invoice_id = ${invoiceId} AND assigned_sequence < ${sequence}
+    SELECT 1 AS found FROM billing_audit WHERE invoice_id = ${invoiceId} AND outcome = 'applied' AND sequence < ${sequence}
+    UNION ALL SELECT 1 FROM billing_usage_pieces WHERE invoice_id = ${invoiceId} AND assigned_sequence < ${sequence}
     UNION ALL SELECT 1 FROM billing_sla_credits WHERE invoice_id = ${invoiceId} AND assigned_sequence < ${sequence}
     LIMIT 1`.execute(trx);
   return earlier.rows.length === 0;
+}
+
+/**
+ * The drafts an event changed, from the ledger's audit trail: the invoices it applied something to
+ * that were drafts at that event — still drafts, or finalized or deleted later. An invoice the event
+ * itself finalized, deleted or replaced is not among them (its own message says so, or none does).
+ */
+async function draftsChanged(trx: ProjectionTransaction, stored: StoredEvent): Promise<DraftChange[]> {
+  const rows = await sql<{ invoice_id: string; tenant_id: string; period: string }>`
+    SELECT a.invoice_id, coalesce(i.tenant_id, d.tenant_id) AS tenant_id, coalesce(i.period, d.period) AS period
+    FROM billing_audit a
+    LEFT JOIN billing_invoices i ON i.invoice_id = a.invoice_id
+    LEFT JOIN billing_deleted_invoices d ON d.invoice_id = a.invoice_id
+    WHERE a.sequence = ${stored.sequence} AND a.event_id = ${stored.event.id} AND a.outcome = 'applied' AND a.invoice_id <> ''
+      AND ((i.invoice_id IS NOT NULL AND (i.status = 'draft' OR i.finalized_sequence > ${stored.sequence})) OR (i.invoice_id IS NULL AND d.sequence > ${stored.sequence}))
+    ORDER BY a.invoice_id`.execute(trx);
+  const drafts: DraftChange[] = [];
+  for (const r of rows.rows) drafts.push({ invoiceId: r.invoice_id, tenantId: r.tenant_id, invoicePeriod: r.period, invoiceIsNew: await invoiceIsNew(trx, r.invoice_id, stored.sequence) });
+  return drafts;
 }
 
 async function ledgerFacts(trx: ProjectionTransaction, stored: StoredEvent): Promise<LedgerFacts> {
@@ -58,14 +81,18 @@ async function ledgerFacts(trx: ProjectionTransaction, stored: StoredEvent): Pro
   switch (event.type) {
     case 'UsageRecorded':
       return usageFacts(trx, stored);
-    case 'SlaCreditIssued': {
-      const credit = await trx.selectFrom('billing_sla_credits as c').innerJoin('billing_invoices as i', 'i.invoice_id', 'c.invoice_id').select(['c.invoice_id', 'i.period']).where('c.event_id', '=', event.id).executeTakeFirst();
-      return { kind: 'sla-credit', placement: credit ? { invoiceId: credit.invoice_id as string, invoicePeriod: credit.period as string, invoiceIsNew: await invoiceIsNew(trx, credit.invoice_id as string, stored.sequence) } : null };
-    }
     case 'InvoiceFinalized': {
       const row = await trx.selectFrom('billing_invoices').select('invoice_id').where('finalized_event_id', '=', event.id).executeTakeFirst();
-      return { kind: 'finalized', applied: row !== undefined };
+      return { kind: 'finalized', applied: row !== undefined, drafts: row ? await draftsChanged(trx, stored) : [] };
     }
+    case 'SlaCreditIssued':
+    case 'TenantCreated':
+    case 'PriceBookPublished':
+    case 'BillingPeriodClosed':
+    case 'InvoiceDraftDeleted':
+    case 'InvoiceReissued':
+    case 'LateUsageBilled':
+      return { kind: 'drafts', drafts: await draftsChanged(trx, stored) };
     case 'InvoicePaid':
     case 'InvoiceVoided':
     case 'CreditNoteIssued': {

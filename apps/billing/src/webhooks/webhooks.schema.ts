@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { singleLineText } from '@fastgpu/contracts';
-import { WEBHOOK_EVENT_TYPES } from './webhook-events';
+import type { WebhookDescriptor } from '@fastgpu/openapi';
+import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from './webhook-events';
 
 /** Request shapes of the webhook routes, validated at the edge (400 malformed, 422 unacceptable). */
 const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
@@ -68,6 +69,27 @@ export const webhookBodySchemas = {
     }),
   ),
 } as const;
+
+/** What each webhook type announces (its `data` is documented in docs/billing.md, "Webhooks"). */
+export const WEBHOOK_EVENT_DESCRIPTIONS: Record<WebhookEventType, string> = {
+  'invoice.created': "a draft invoice got its first usage or credit (also a draft that succeeds a deleted one, or a reissue's replacement); `cause` names the event",
+  'invoice.updated': "a draft invoice changed: more usage or a credit, re-rated by a new price version, usage the ledger moved onto it (late usage at a finalization, a deleted draft's usage), an accrual at period close, a review item billed onto it; `cause` names the event",
+  'invoice.finalized': 'an invoice was numbered and frozen (number, total, SHA-256)',
+  'invoice.paid': 'a payment was recorded',
+  'invoice.voided': 'an invoice was voided (it keeps its number)',
+  'credit_note.issued': 'a credit note was issued against an invoice (net, taxes, total)',
+  'usage.late': 'usage arrived after its period was finalized: billed as an adjustment on a later invoice, or sent to review',
+};
+
+/** The Standard Webhooks headers of every delivery. */
+export const WEBHOOK_HEADERS = {
+  'webhook-id': 'The message id, the same on every attempt (deduplicate on it)',
+  'webhook-timestamp': "The attempt's Unix time in seconds",
+  'webhook-signature': "v1,<base64 HMAC-SHA256 of id.timestamp.body with the endpoint's secret>",
+} as const;
+
+/** Billing's webhooks as the OpenAPI document's top-level `webhooks` declares them. */
+export const billingWebhooks: WebhookDescriptor[] = WEBHOOK_EVENT_TYPES.map((type) => ({ name: type, summary: WEBHOOK_EVENT_DESCRIPTIONS[type], body: webhookBodySchemas[type], headers: WEBHOOK_HEADERS, tags: ['billing', 'webhooks'] }));
 
 export const eventTypesResponse = z.object({
   eventTypes: z.array(z.object({ type: z.enum(WEBHOOK_EVENT_TYPES), description: z.string(), bodySchema: z.record(z.string(), z.unknown()).describe('JSON Schema of the body') })),
