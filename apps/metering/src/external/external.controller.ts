@@ -32,9 +32,9 @@ export class ExternalEventsController {
     response: ingestOutcomeResponse,
     errors: {
       400: 'body is not an event or an array of events, or a ce- header is malformed',
-      409: 'a (source, id) was already received from this tenant with other content',
+      409: 'a (source, id) was already received from this tenant with other content (the body is the per-event outcome, as with 200, not the Error shape; nothing was applied)',
       413: 'too many events',
-      422: 'no event could be accepted',
+      422: 'no event could be accepted (the body is then the per-event outcome, as with 200), or a platform key named no tenantId (the Error shape)',
       503: 'the event log did not store the events (nothing recorded)',
     },
     tags: ['usage'],
