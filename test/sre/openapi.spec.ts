@@ -34,6 +34,7 @@ const openApi31Structure = {
     info: { type: 'object', required: ['title', 'version'], properties: { title: { type: 'string' }, version: { type: 'string' }, description: { type: 'string' } } },
     jsonSchemaDialect: { type: 'string', format: 'uri' },
     paths: { type: 'object', propertyNames: { pattern: '^/' }, additionalProperties: { $ref: '#/$defs/pathItem' } },
+    webhooks: { type: 'object', additionalProperties: { $ref: '#/$defs/pathItem' } },
     components: {
       type: 'object',
       additionalProperties: false,
@@ -134,6 +135,10 @@ function validateDocument(doc: unknown): string[] {
         }
       }
     }
+  }
+  // Webhook bodies (the top-level `webhooks`) are JSON Schema 2020-12 too.
+  for (const [name, item] of Object.entries(d.webhooks ?? {})) {
+    for (const op of Object.values(item) as Array<{ requestBody?: { content: Record<string, { schema: unknown }> } }>) for (const media of Object.values(op.requestBody?.content ?? {})) check(`webhook ${name} body`, media.schema);
   }
   return problems;
 }

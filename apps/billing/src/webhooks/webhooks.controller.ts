@@ -1,28 +1,20 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, UseGuards } from '@nestjs/common';
 import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
 import { ApiDoc, parseInput } from '@fastgpu/http';
+import { ApiWebhooks } from '@fastgpu/openapi';
 import { answer } from '../invoices/invoices.controller';
 import { WEBHOOK_EVENT_TYPES } from './webhook-events';
 import { z } from 'zod';
-import { deliveriesQuery, eventTypesResponse, registerEndpointRequest, webhookBodySchemas } from './webhooks.schema';
+import { billingWebhooks, deliveriesQuery, eventTypesResponse, registerEndpointRequest, WEBHOOK_EVENT_DESCRIPTIONS, WEBHOOK_HEADERS, webhookBodySchemas } from './webhooks.schema';
 import { WebhooksService } from './webhooks.service';
 import { attemptOutcomeResponse, deliveriesResponse, deliveryResponse, endpointResponse, endpointsResponse, registeredEndpointResponse } from './webhooks.responses';
 
-/** What each webhook type announces (its `data` is documented in docs/billing.md). */
-const EVENT_TYPE_DESCRIPTIONS: Record<(typeof WEBHOOK_EVENT_TYPES)[number], string> = {
-  'invoice.created': 'the first usage or credit landed on a draft invoice',
-  'invoice.updated': 'a draft invoice took more usage or a credit',
-  'invoice.finalized': 'an invoice was numbered and frozen (number, total, SHA-256)',
-  'invoice.paid': 'a payment was recorded',
-  'invoice.voided': 'an invoice was voided (it keeps its number)',
-  'credit_note.issued': 'a credit note was issued against an invoice (net, taxes, total)',
-  'usage.late': 'usage arrived after its period was finalized: billed as an adjustment on a later invoice, or sent to review',
-};
-
 /**
  * Webhooks, for finance and admin: endpoints per tenant or global (signed per Standard Webhooks
- * with a secret shown once at registration), the delivery log, and redelivery by hand.
+ * with a secret shown once at registration), the delivery log, and redelivery by hand. The
+ * webhooks themselves are declared in the OpenAPI document's top-level `webhooks`.
  */
+@ApiWebhooks(billingWebhooks)
 @Controller('v1/billing/webhooks')
 @UseGuards(ApiKeyGuard)
 @Roles('finance')
@@ -33,8 +25,8 @@ export class WebhooksController {
   @ApiDoc({ summary: 'The webhook types billing sends, each with the JSON Schema of its body { type, timestamp, data }, signed per Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature)', response: eventTypesResponse, tags: ['billing'] })
   eventTypes() {
     return {
-      eventTypes: WEBHOOK_EVENT_TYPES.map((type) => ({ type, description: EVENT_TYPE_DESCRIPTIONS[type], bodySchema: z.toJSONSchema(webhookBodySchemas[type]) })),
-      headers: ['webhook-id', 'webhook-timestamp', 'webhook-signature'],
+      eventTypes: WEBHOOK_EVENT_TYPES.map((type) => ({ type, description: WEBHOOK_EVENT_DESCRIPTIONS[type], bodySchema: z.toJSONSchema(webhookBodySchemas[type]) })),
+      headers: Object.keys(WEBHOOK_HEADERS),
     };
   }
 

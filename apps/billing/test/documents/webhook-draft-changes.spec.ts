@@ -7,7 +7,8 @@
  * invoice's usage copied onto its reissue's replacement (invoice.created, cause InvoiceReissued), a
  * review item billed onto it (invoice.updated, cause LateUsageBilled); each message once, keyed by
  * its event (a replay of the webhook projection and a rebuild of the ledger send nothing again);
- * every body matches its schema.
+ * every body matches its schema, and the OpenAPI document declares every webhook type under its
+ * top-level `webhooks` with that schema and the Standard Webhooks headers.
  *
  * Periods come from the real now: the month before the current one (UTC) and the current one.
  */
@@ -17,12 +18,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import { lastSequence, ProjectionRunner } from '@fastgpu/messaging';
 import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
+import { toJsonSchema } from '@fastgpu/openapi';
 import { eventually } from '@fastgpu/testing';
 import { invoiceIdFor } from '../../src/ledger/billing.projection';
 import { dropRebuildTables, rebuildLedger } from '../../src/ledger/billing.rebuild';
 import { webhookProjection } from '../../src/webhooks/webhooks.projection';
 import { webhookBodySchemas } from '../../src/webhooks/webhooks.schema';
-import type { WebhookEventType } from '../../src/webhooks/webhook-events';
+import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from '../../src/webhooks/webhook-events';
 import { DocumentsHarness, FINANCE } from './harness';
 
 const HOUR_MS = 3_600_000;
@@ -198,5 +200,21 @@ describe('webhooks for drafts the ledger changes', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await count()).toBe(deliveries);
     expect(receiver.received.length).toBe(received);
+  });
+
+  it('declares every webhook type in the OpenAPI document, with its body schema and headers', async () => {
+    const response = await fetch(`${h.started.url}/docs/openapi.json`);
+    const doc = (await response.json()) as { webhooks?: Record<string, { post: { summary: string; parameters: Array<{ name: string; in: string }>; requestBody: { content: Record<string, { schema: unknown }> } } }> };
+    expect(Object.keys(doc.webhooks ?? {}).sort()).toEqual([...WEBHOOK_EVENT_TYPES].sort());
+    for (const type of WEBHOOK_EVENT_TYPES) {
+      const post = doc.webhooks![type]!.post;
+      expect(post.requestBody.content['application/json']!.schema).toEqual(toJsonSchema(webhookBodySchemas[type], 'output'));
+      expect(post.parameters.map((p) => [p.name, p.in])).toEqual([
+        ['webhook-id', 'header'],
+        ['webhook-timestamp', 'header'],
+        ['webhook-signature', 'header'],
+      ]);
+    }
+    expect(doc.webhooks!['invoice.updated']!.post.summary).toMatch(/re-rated by a new price version/);
   });
 });
