@@ -47,23 +47,46 @@ export const AUDITED_TYPES: ReadonlySet<string> = new Set([
   'TenantBillingProfileSet',
 ]);
 
-/** Writes the audit rows of one event: one per (invoice, outcome), the first detail kept; `applied` when nothing was said. */
-export async function writeAudit(trx: ProjectionTransaction, t: (name: BillingTable) => string, stored: StoredEvent, entries: readonly AuditEntry[]): Promise<void> {
+export interface AuditRow {
+  sequence: number;
+  invoice_id: string;
+  outcome: string;
+  event_id: string;
+  type: string;
+  tenant_id: string | null;
+  detail: string | null;
+}
+
+/** Audit rows written per statement (7 parameters a row, far below PostgreSQL's 65,535). */
+export const AUDIT_ROWS_PER_INSERT = 1000;
+
+/** The audit rows of one event: one per (invoice, outcome), the first detail kept; `applied` when nothing was said. */
+export function auditRowsOf(stored: StoredEvent, entries: readonly AuditEntry[]): AuditRow[] {
   const { event, sequence } = stored;
-  if (!AUDITED_TYPES.has(event.type)) return;
+  if (!AUDITED_TYPES.has(event.type)) return [];
   const eventTenant = (event.data as { tenantId?: unknown }).tenantId;
   const tenantOfEvent = typeof eventTenant === 'string' ? eventTenant : null;
   const list: readonly AuditEntry[] = entries.length ? entries : [{ outcome: 'applied', invoiceId: null, tenantId: tenantOfEvent, detail: null }];
-  const rows = new Map<string, { sequence: number; invoice_id: string; outcome: string; event_id: string; type: string; tenant_id: string | null; detail: string | null }>();
+  const rows = new Map<string, AuditRow>();
   for (const entry of list) {
     const key = `${entry.invoiceId ?? ''}\u0000${entry.outcome}`;
     if (!rows.has(key)) rows.set(key, { sequence, invoice_id: entry.invoiceId ?? '', outcome: entry.outcome, event_id: event.id, type: event.type, tenant_id: entry.tenantId ?? tenantOfEvent, detail: entry.detail });
   }
-  await trx
-    .insertInto(t('billing_audit'))
-    .values([...rows.values()])
-    .onConflict((oc) => oc.doNothing())
-    .execute();
+  return [...rows.values()];
+}
+
+/**
+ * Writes audit rows (of one event or of a whole batch: the ledger never reads its own audit trail,
+ * so a batch's rows are written once, at its end, in the transaction that applies it).
+ */
+export async function writeAuditRows(trx: ProjectionTransaction, t: (name: BillingTable) => string, rows: readonly AuditRow[]): Promise<void> {
+  for (let start = 0; start < rows.length; start += AUDIT_ROWS_PER_INSERT) {
+    await trx
+      .insertInto(t('billing_audit'))
+      .values(rows.slice(start, start + AUDIT_ROWS_PER_INSERT))
+      .onConflict((oc) => oc.doNothing())
+      .execute();
+  }
 }
 
 /** Whether two JSON values are equal whatever their key order (jsonb reorders keys). */

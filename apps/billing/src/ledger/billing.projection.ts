@@ -1,14 +1,14 @@
 import { deriveId, nameId, type StoredEvent } from '@fastgpu/contracts';
 import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
 import { addPeriods, billedParts, compareCodeUnits, gpuMs, periodBounds, periodIndex, PriceTimeline, splitAtPeriods } from '@fastgpu/money';
-import { buildFinalizedInvoice, canonicalJson, documentSha256 } from '../invoices/invoice-document';
+import { buildFinalizedInvoice, canonicalJson, documentSha256, type TenantInfo } from '../invoices/invoice-document';
 import { FINANCE_ACTION_TYPES, type FinanceActionKind } from '../finance-actions/finance-actions';
 import { applyFinanceAction } from '../finance-actions/finance-actions.projection';
-import { allocationFromRow, allocationToRow, BillingStore, usagePieceOf, type BillingTable, type InvoiceRow, type PieceRow } from './billing.store';
+import { allocationFromRow, allocationToRow, BillingStore, usagePieceOf, type BillingTable, type InvoiceRow, type PieceRow, type StoreMemo } from './billing.store';
 import { applyDraftDeleted, applyReissued, LIFECYCLE_ACTION_TYPES } from './invoice-lifecycle';
 import type { LedgerContext } from './ledger-context';
 import { applyLateUsageBilled, applyLateUsageDismissed, applyLateUsageRecorded, REVIEW_DECISION_TYPES } from './review-decisions';
-import { sameJson, writeAudit, type AuditEntry, type AuditOutcome } from './billing-audit';
+import { auditRowsOf, sameJson, writeAuditRows, type AuditEntry, type AuditOutcome, type AuditRow } from './billing-audit';
 import { accrualRange, ALLOCATION_EVENT_TYPES, allocationOf, emptyAllocation, evolveAllocation, leaseKey, loseNode, OPEN_ALLOCATION_END_MS, stopPieces, subtaskKey, type OpenAllocation } from './accrual';
 
 /**
@@ -40,6 +40,8 @@ const FORWARD_PERIODS_MAX = 24;
 export const ACCRUAL_OVERRUN_PIECE = -1;
 /** Pieces re-rated per statement batch when a price version arrives. */
 const RERATE_BATCH_PIECES = 1000;
+/** Rated parts written per statement (12 parameters a row, far below PostgreSQL's 65,535). */
+const PART_ROWS_PER_INSERT = 1000;
 
 export function invoiceIdFor(tenantId: string, period: string): string {
   return nameId('invoice', tenantId, period);
@@ -57,13 +59,62 @@ export function formatInvoiceNumber(issuer: string, sequence: number): string {
 
 type Target = { invoiceId: string } | { review: string };
 
+/**
+ * Applies a batch of events in one transaction, one event after the other, with fewer statements
+ * than events times their work (each is a round trip to Postgres, which is what a rebuild waits
+ * on): what it reads again and again is remembered for the batch (price versions and timelines until
+ * a price version arrives, tenants until their TenantCreated, each tenant's current invoice of a
+ * period until an invoice changes, the issuer's last number until a finalization takes the next),
+ * and what it writes without reading it back is held and written in multi-row statements (rated
+ * parts before anything reads or changes them, the audit trail at the end). The rows are the same as
+ * applying the events one per transaction: the ledger tests rebuild both ways and compare every
+ * table with the live one.
+ */
 class LedgerWriter implements LedgerContext {
   readonly store: BillingStore;
+  private readonly memo: StoreMemo = { tenants: new Map<string, TenantInfo | undefined>() };
+  /** Each tenant's current invoice of a period (`tenant \0 period`), as `findTarget` needs it; forgotten when an invoice changes. */
+  private readonly currentInvoices = new Map<string, { invoiceId: string; status: InvoiceRow['status'] } | null>();
+  /** The last invoice number taken per issuer (only a finalization takes one). */
+  private readonly lastNumbers = new Map<string, number>();
+  private pendingParts: RatedPartRow[] = [];
+  private pendingAudit: AuditRow[] = [];
+
   constructor(
     readonly trx: ProjectionTransaction,
     readonly t: (name: BillingTable) => string,
   ) {
-    this.store = new BillingStore(trx, t);
+    this.store = new BillingStore(trx, t, this.memo);
+  }
+
+  /** Writes the rated parts held so far; called before any statement that reads or changes rated parts. */
+  async flushParts(): Promise<void> {
+    const rows = this.pendingParts;
+    this.pendingParts = [];
+    for (let start = 0; start < rows.length; start += PART_ROWS_PER_INSERT) await this.trx.insertInto(this.t('billing_rated_parts')).values(rows.slice(start, start + PART_ROWS_PER_INSERT)).execute();
+  }
+
+  /** Writes everything held for the batch: its rated parts, then its audit trail. */
+  async flush(): Promise<void> {
+    await this.flushParts();
+    const audit = this.pendingAudit;
+    this.pendingAudit = [];
+    await writeAuditRows(this.trx, this.t, audit);
+  }
+
+  /** An invoice row was inserted, updated or deleted other than by `findTarget`: what was remembered of current invoices may be stale. */
+  invoicesChanged(): void {
+    this.currentInvoices.clear();
+  }
+
+  private async currentInvoice(tenantId: string, period: string): Promise<{ invoiceId: string; status: InvoiceRow['status'] } | null> {
+    const key = `${tenantId}\u0000${period}`;
+    const known = this.currentInvoices.get(key);
+    if (known !== undefined) return known;
+    const row = await this.store.invoiceFor(tenantId, period);
+    const found = row ? { invoiceId: row.invoice_id, status: row.status } : null;
+    this.currentInvoices.set(key, found);
+    return found;
   }
 
   private timelines?: Map<string, PriceTimeline>;
@@ -78,12 +129,11 @@ class LedgerWriter implements LedgerContext {
     return this.timelines.get(currency) ?? new PriceTimeline([]);
   }
 
-  /** Rates pieces with libs/money and stores their billed parts (rows without a price keep a null version). */
+  /** Rates pieces with libs/money (at the prices in force now) and stores their billed parts (rows without a price keep a null version). */
   async writeParts(pieces: readonly PieceRow[], currency: string): Promise<void> {
     if (pieces.length === 0) return;
     const timeline = await this.timeline(currency);
-    const rows = pieces.flatMap((p) => ratedPartRows(p, timeline));
-    await this.trx.insertInto(this.t('billing_rated_parts')).values(rows).execute();
+    for (const p of pieces) this.pendingParts.push(...ratedPartRows(p, timeline));
   }
 
   /**
@@ -92,6 +142,7 @@ class LedgerWriter implements LedgerContext {
    */
   async rerateDrafts(currency: string, effectiveFromMs: number, version: string): Promise<void> {
     this.timelines = undefined;
+    this.memo.priceVersions = undefined;
     const pieces = (await this.trx
       .selectFrom(`${this.t('billing_usage_pieces')} as p`)
       .innerJoin(`${this.t('billing_invoices')} as i`, 'i.invoice_id', 'p.invoice_id')
@@ -101,6 +152,7 @@ class LedgerWriter implements LedgerContext {
       .where('t.currency', '=', currency)
       .where('p.allocation_end_ms', '>', effectiveFromMs)
       .execute()) as PieceRow[];
+    await this.flushParts();
     const drafts = new Map<string, string>();
     for (const p of pieces) drafts.set(p.invoice_id!, p.tenant_id);
     for (const [invoiceId, tenantId] of [...drafts].sort(([a], [b]) => compareCodeUnits(a, b))) this.audit('applied', invoiceId, tenantId, `re-rated by ${version}`);
@@ -108,6 +160,7 @@ class LedgerWriter implements LedgerContext {
       const batch = pieces.slice(start, start + RERATE_BATCH_PIECES);
       for (const p of batch) await this.trx.deleteFrom(this.t('billing_rated_parts')).where('event_id', '=', p.event_id).where('piece', '=', p.piece).execute();
       await this.writeParts(batch, currency);
+      await this.flushParts();
     }
   }
 
@@ -125,12 +178,13 @@ class LedgerWriter implements LedgerContext {
   private async findTarget(tenantId: string, servicePeriod: string): Promise<{ invoiceId: string; period: string } | { review: string }> {
     for (let step = 0; step <= FORWARD_PERIODS_MAX; step++) {
       const period = addPeriods(servicePeriod, step);
-      const row = await this.store.invoiceFor(tenantId, period);
+      const row = await this.currentInvoice(tenantId, period);
       if (row && row.status !== 'draft') continue;
       if (step > LATE_PERIODS_MAX) return { review: `the next open invoice (${period}) is more than ${LATE_PERIODS_MAX} periods after the service period ${servicePeriod}` };
-      const invoiceId = row?.invoice_id ?? (await this.store.nextDraftId(tenantId, period, invoiceIdFor(tenantId, period)));
+      const invoiceId = row?.invoiceId ?? (await this.store.nextDraftId(tenantId, period, invoiceIdFor(tenantId, period)));
       if (!row) {
         await this.trx.insertInto(this.t('billing_invoices')).values({ invoice_id: invoiceId, tenant_id: tenantId, period, status: 'draft' }).execute();
+        this.currentInvoices.set(`${tenantId}\u0000${period}`, { invoiceId, status: 'draft' });
       }
       return { invoiceId, period };
     }
@@ -156,43 +210,49 @@ class LedgerWriter implements LedgerContext {
   async splitPending(tenantId: string, assignedSequence: number): Promise<void> {
     const tenant = await this.store.tenant(tenantId);
     if (!tenant) return;
-    const usage = await this.trx.selectFrom(this.t('billing_usage')).selectAll().where('tenant_id', '=', tenantId).where('split', '=', false).orderBy('sequence').execute();
+    const usage = (await this.trx.selectFrom(this.t('billing_usage')).selectAll().where('tenant_id', '=', tenantId).where('split', '=', false).orderBy('sequence').execute()) as UsageToSplit[];
     for (const u of usage) {
-      const accrued = u.accrued_until_ms === null ? null : { startMs: Number(u.accrued_from_ms), endMs: Number(u.accrued_until_ms) };
-      const { pieces, overrunMs } = stopPieces(u.start_ms, u.end_ms, accrued, tenant.billingTimeZone);
-      if (overrunMs > 0) {
-        const reason = `accrued at period close to ${new Date(accrued!.endMs).toISOString()} from ${new Date(accrued!.startMs).toISOString()}, but the allocation ran ${new Date(u.start_ms).toISOString()} to ${new Date(u.end_ms).toISOString()}: ${u.gpus * overrunMs} GPU-ms were billed that it did not use`;
-        await this.review(u.event_id, ACCRUAL_OVERRUN_PIECE, 'accrual-overrun', tenantId, u.usage_id, pieces[0]?.period ?? '', reason, u.sequence);
-      }
-      for (const [index, piece] of pieces.entries()) {
-        const target = await this.target(tenantId, piece.period, true);
-        if ('review' in target) {
-          const reviewed = { gpu_model: u.gpu_model, capacity_type: u.capacity_type, gpus: u.gpus, start_ms: piece.startMs, end_ms: piece.endMs, allocation_start_ms: u.start_ms, allocation_end_ms: u.end_ms, interrupted: u.interrupted };
-          await this.review(u.event_id, index, 'usage', tenantId, u.usage_id, piece.period, target.review, u.sequence, reviewed);
-          continue;
-        }
-        const pieceRow: PieceRow = {
-            event_id: u.event_id,
-            piece: index,
-            usage_id: u.usage_id,
-            tenant_id: tenantId,
-            service_period: piece.period,
-            invoice_id: target.invoiceId,
-            gpu_model: u.gpu_model,
-            capacity_type: u.capacity_type,
-            gpus: u.gpus,
-            start_ms: piece.startMs,
-            end_ms: piece.endMs,
-            allocation_start_ms: u.start_ms,
-            allocation_end_ms: u.end_ms,
-            interrupted: u.interrupted,
-            sequence: u.sequence,
-            assigned_sequence: Math.max(u.sequence, assignedSequence),
-        };
-        await this.trx.insertInto(this.t('billing_usage_pieces')).values(pieceRow).execute();
-        await this.writeParts([pieceRow], tenant.currency);
-      }
+      await this.splitUsage(tenant, u, assignedSequence);
       await this.trx.updateTable(this.t('billing_usage')).set({ split: true }).where('event_id', '=', u.event_id).execute();
+    }
+  }
+
+  /** Splits one usage record of a known tenant into period pieces and puts each on its invoice. */
+  private async splitUsage(tenant: TenantInfo, u: UsageToSplit, assignedSequence: number): Promise<void> {
+    const tenantId = tenant.tenantId;
+    const accrued = u.accrued_until_ms === null ? null : { startMs: Number(u.accrued_from_ms), endMs: Number(u.accrued_until_ms) };
+    const { pieces, overrunMs } = stopPieces(u.start_ms, u.end_ms, accrued, tenant.billingTimeZone);
+    if (overrunMs > 0) {
+      const reason = `accrued at period close to ${new Date(accrued!.endMs).toISOString()} from ${new Date(accrued!.startMs).toISOString()}, but the allocation ran ${new Date(u.start_ms).toISOString()} to ${new Date(u.end_ms).toISOString()}: ${u.gpus * overrunMs} GPU-ms were billed that it did not use`;
+      await this.review(u.event_id, ACCRUAL_OVERRUN_PIECE, 'accrual-overrun', tenantId, u.usage_id, pieces[0]?.period ?? '', reason, u.sequence);
+    }
+    for (const [index, piece] of pieces.entries()) {
+      const target = await this.target(tenantId, piece.period, true);
+      if ('review' in target) {
+        const reviewed = { gpu_model: u.gpu_model, capacity_type: u.capacity_type, gpus: u.gpus, start_ms: piece.startMs, end_ms: piece.endMs, allocation_start_ms: u.start_ms, allocation_end_ms: u.end_ms, interrupted: u.interrupted };
+        await this.review(u.event_id, index, 'usage', tenantId, u.usage_id, piece.period, target.review, u.sequence, reviewed);
+        continue;
+      }
+      const pieceRow: PieceRow = {
+        event_id: u.event_id,
+        piece: index,
+        usage_id: u.usage_id,
+        tenant_id: tenantId,
+        service_period: piece.period,
+        invoice_id: target.invoiceId,
+        gpu_model: u.gpu_model,
+        capacity_type: u.capacity_type,
+        gpus: u.gpus,
+        start_ms: piece.startMs,
+        end_ms: piece.endMs,
+        allocation_start_ms: u.start_ms,
+        allocation_end_ms: u.end_ms,
+        interrupted: u.interrupted,
+        sequence: u.sequence,
+        assigned_sequence: Math.max(u.sequence, assignedSequence),
+      };
+      await this.trx.insertInto(this.t('billing_usage_pieces')).values(pieceRow).execute();
+      await this.writeParts([pieceRow], tenant.currency);
     }
   }
 
@@ -309,7 +369,7 @@ class LedgerWriter implements LedgerContext {
   async apply(stored: StoredEvent, issuerCheck: boolean): Promise<void> {
     this.entries = [];
     await this.handle(stored, issuerCheck);
-    await writeAudit(this.trx, this.t, stored, this.entries);
+    this.pendingAudit.push(...auditRowsOf(stored, this.entries));
   }
 
   private async handle(stored: StoredEvent, issuerCheck: boolean): Promise<void> {
@@ -322,6 +382,9 @@ class LedgerWriter implements LedgerContext {
           .values({ tenant_id: d.tenantId, name: d.name, currency: d.currency, billing_time_zone: d.billingTimeZone, event_id: event.id, sequence })
           .onConflict((oc) => oc.doNothing())
           .executeTakeFirst();
+        // The tenant exists now: this event's, or the first one's (read again when needed).
+        if (Number(inserted.numInsertedOrUpdatedRows ?? 0) > 0) this.memo.tenants.set(d.tenantId, { tenantId: d.tenantId, name: d.name, currency: d.currency, billingTimeZone: d.billingTimeZone });
+        else this.memo.tenants.delete(d.tenantId);
         if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) {
           const seen = await this.trx.selectFrom(this.t('billing_tenants')).selectAll().where('tenant_id', '=', d.tenantId).executeTakeFirstOrThrow();
           this.repeated(seen.event_id === event.id || (seen.name === d.name && seen.currency === d.currency && seen.billing_time_zone === d.billingTimeZone), null, d.tenantId, `tenant ${d.tenantId} (first: event ${seen.event_id}, sequence ${seen.sequence})`);
@@ -366,6 +429,22 @@ class LedgerWriter implements LedgerContext {
           throw new Error(`UsageRecorded ${event.id}: gpuMs ${d.gpuMs} is not gpus × (end − start) = ${expectedGpuMs ?? 'nothing: it ends before it starts'}`);
         }
         const allocation = await this.closeAllocation(d, sequence);
+        // A known tenant has no usage left to split (its TenantCreated split what waited for it):
+        // this record is split at once, so it is stored split.
+        const tenant = await this.store.tenant(d.tenantId);
+        const usage: UsageToSplit = {
+          event_id: event.id,
+          usage_id: d.usageId,
+          gpu_model: d.gpuModel,
+          capacity_type: d.capacityType,
+          gpus: d.gpus,
+          start_ms: startMs,
+          end_ms: endMs,
+          interrupted: d.interrupted,
+          sequence,
+          accrued_from_ms: allocation?.accruedFromMs ?? null,
+          accrued_until_ms: allocation?.accruedUntilMs ?? null,
+        };
         const inserted = await this.trx
           .insertInto(this.t('billing_usage'))
           .values({
@@ -389,6 +468,7 @@ class LedgerWriter implements LedgerContext {
             allocation_key: allocation?.allocationKey ?? null,
             accrued_from_ms: allocation?.accruedFromMs ?? null,
             accrued_until_ms: allocation?.accruedUntilMs ?? null,
+            split: tenant !== undefined,
           })
           .onConflict((oc) => oc.doNothing())
           .executeTakeFirst();
@@ -400,7 +480,7 @@ class LedgerWriter implements LedgerContext {
           this.repeated(same, null, d.tenantId, `usage ${d.usageId} (first: event ${seen.event_id}, sequence ${seen.sequence})`);
           return;
         }
-        await this.splitPending(d.tenantId, sequence);
+        if (tenant) await this.splitUsage(tenant, usage, sequence);
         return;
       }
       case 'SlaCreditIssued': {
@@ -503,7 +583,7 @@ class LedgerWriter implements LedgerContext {
     }
     const { issuer, sequence: numberSequence } = parseInvoiceNumber(d.number);
     if (issuerCheck) {
-      const last = await this.store.lastNumberSequence(issuer);
+      const last = this.lastNumbers.get(issuer) ?? (await this.store.lastNumberSequence(issuer));
       if (numberSequence !== last + 1) throw new Error(`InvoiceFinalized ${event.id}: number ${d.number} is not the next of issuer ${issuer} (last ${last}); numbers must be gapless`);
     }
     // What arrived after the cutoff is late for this invoice: it moves on as adjustments.
@@ -539,6 +619,8 @@ class LedgerWriter implements LedgerContext {
       })
       .where('invoice_id', '=', row.invoice_id)
       .execute();
+    this.invoicesChanged();
+    if (issuerCheck) this.lastNumbers.set(issuer, numberSequence);
     this.audit('applied', row.invoice_id, row.tenant_id, `finalized as ${d.number}`);
     for (const p of built.document.prepaidCredits) {
       await this.trx
@@ -546,6 +628,8 @@ class LedgerWriter implements LedgerContext {
         .values({ invoice_id: row.invoice_id, grant_id: p.grantId, tenant_id: row.tenant_id, amount: p.amount, finalized_sequence: sequence })
         .execute();
     }
+    // Late pieces move with their rated parts.
+    await this.flushParts();
     for (const piece of late) {
       const target = await this.target(row.tenant_id, piece.service_period, true);
       if ('review' in target) {
@@ -572,6 +656,21 @@ class LedgerWriter implements LedgerContext {
       await this.trx.updateTable(this.t('billing_sla_credits')).set({ invoice_id: target.invoiceId, assigned_sequence: sequence }).where('event_id', '=', credit.event_id).execute();
     }
   }
+}
+
+/** What splitting reads of a usage record (a `billing_usage` row). */
+interface UsageToSplit {
+  event_id: string;
+  usage_id: string;
+  gpu_model: string;
+  capacity_type: string;
+  gpus: number;
+  start_ms: number;
+  end_ms: number;
+  interrupted: boolean;
+  sequence: number;
+  accrued_from_ms: number | null;
+  accrued_until_ms: number | null;
 }
 
 /** What a review-queue item of usage keeps of the piece it would bill. */
@@ -623,6 +722,7 @@ export function billingProjection(name = BILLING_PROJECTION): Projection {
     async apply(trx: ProjectionTransaction, events: StoredEvent[], context: ProjectionContext): Promise<void> {
       const writer = new LedgerWriter(trx, (table) => context.table(table));
       for (const stored of events) await writer.apply(stored, true);
+      await writer.flush();
     },
   };
 }

@@ -28,13 +28,14 @@ export async function dropRebuildTables(db: AnyDatabase, suffix: string): Promis
 
 /**
  * Replays the whole domain stream from sequence 1 into fresh suffixed tables, with side effects
- * off, while the live tables keep serving. Returns a store over the rebuilt tables.
+ * off, while the live tables keep serving. Returns a store over the rebuilt tables. `batchMax`
+ * bounds the events applied per transaction (default: the runner's, up to a thousand).
  */
-export async function rebuildLedger(bus: Bus, db: AnyDatabase, suffix: string, timeoutMs = REBUILD_TIMEOUT_MS): Promise<{ store: BillingStore; lastSequence: number }> {
+export async function rebuildLedger(bus: Bus, db: AnyDatabase, suffix: string, timeoutMs = REBUILD_TIMEOUT_MS, options: { batchMax?: number } = {}): Promise<{ store: BillingStore; lastSequence: number }> {
   await createRebuildTables(db, suffix);
   const checkpointName = `${BILLING_PROJECTION}@${suffix.slice(1)}`;
   await db.deleteFrom('projection_checkpoints').where('projection', '=', checkpointName).execute();
-  const runner = new ProjectionRunner(bus, db, billingProjection(checkpointName), { live: false, tableSuffix: suffix, checkpointName });
+  const runner = new ProjectionRunner(bus, db, billingProjection(checkpointName), { live: false, tableSuffix: suffix, checkpointName, ...(options.batchMax ? { batchMax: options.batchMax } : {}) });
   const target = await lastSequence(bus, bus.topology.streams.events);
   await runner.start();
   try {

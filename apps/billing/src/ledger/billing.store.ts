@@ -89,20 +89,66 @@ function parsePrices(raw: unknown): RatePrice[] {
   }));
 }
 
+interface GrantPayload {
+  grantId: string;
+  amount: string;
+  currency: string;
+  priority: number;
+  expiresAt: string | null;
+}
+
+/** A CreditGranted as recorded: its payload and when it was granted. */
+interface GrantRow {
+  payload: GrantPayload;
+  atMs: number;
+}
+
+/** What finance recorded for tenants up to a cutoff (see `BillingStore.tenantSettings`). */
+export interface TenantSettings {
+  taxRateSets: Map<string, TaxRateSet[]>;
+  profiles: Map<string, BuyerProfile>;
+  grants: Map<string, GrantRow[]>;
+}
+
+/** What the ledger remembers within one batch (see BillingStore). */
+export interface StoreMemo {
+  tenants: Map<string, TenantInfo | undefined>;
+  /** Every price version applied so far, with its stream sequence; unset until read, and when one is added. */
+  priceVersions?: Array<{ sequence: number; version: PriceVersion }>;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function priceVersionOf(r: Record<string, any>): PriceVersion {
+  return { priceBookId: r.price_book_id, version: r.version, currency: r.currency, effectiveFromMs: r.effective_from_ms, prices: parsePrices(r.prices) };
+}
+
 export class BillingStore {
+  /**
+   * @param memo what a reader that knows when it changes may remember between reads (the ledger,
+   * within one batch: a tenant row is only ever inserted, by its TenantCreated; a price version only
+   * by its PriceBookPublished; each forgets what it changes).
+   */
   constructor(
     readonly db: Db,
     readonly table: (name: BillingTable) => string,
+    private readonly memo?: StoreMemo,
   ) {}
 
   async tenant(tenantId: string): Promise<TenantInfo | undefined> {
+    if (this.memo?.tenants.has(tenantId)) return this.memo.tenants.get(tenantId);
     const row = await this.db.selectFrom(this.table('billing_tenants')).selectAll().where('tenant_id', '=', tenantId).executeTakeFirst();
-    return row ? { tenantId: row.tenant_id, name: row.name, currency: row.currency, billingTimeZone: row.billing_time_zone } : undefined;
+    const tenant = row ? { tenantId: row.tenant_id, name: row.name, currency: row.currency, billingTimeZone: row.billing_time_zone } : undefined;
+    this.memo?.tenants.set(tenantId, tenant);
+    return tenant;
   }
 
   async priceVersions(maxSequence = SEQUENCE_MAX): Promise<PriceVersion[]> {
+    if (this.memo) {
+      this.memo.priceVersions ??= (await this.db.selectFrom(this.table('billing_price_books')).selectAll().orderBy('sequence').execute()).map((r) => ({ sequence: Number(r.sequence), version: priceVersionOf(r) }));
+      return this.memo.priceVersions.filter((v) => v.sequence <= maxSequence).map((v) => v.version);
+    }
     const rows = await this.db.selectFrom(this.table('billing_price_books')).selectAll().where('sequence', '<=', maxSequence).orderBy('sequence').execute();
-    return rows.map((r) => ({ priceBookId: r.price_book_id, version: r.version, currency: r.currency, effectiveFromMs: r.effective_from_ms, prices: parsePrices(r.prices) }));
+    return rows.map(priceVersionOf);
   }
 
   async invoice(invoiceId: string): Promise<InvoiceRow | undefined> {
@@ -188,68 +234,69 @@ export class BillingStore {
   }
 
   /**
-   * Every TaxRatesSet of some tenants among the events in the log up to `maxSequence` (an invoice's
-   * cutoff), so a document depends on the log up to its cutoff only; `taxRatesInForce` picks an
-   * invoice's rates among them.
+   * The settings finance recorded for some tenants among the events in the log up to `maxSequence`
+   * (an invoice's cutoff), in one read, so a document depends on the log up to its cutoff only: every
+   * TaxRatesSet (`taxRatesInForce` picks an invoice's rates among them), the billing profile in force
+   * (the last TenantBillingProfileSet, so a finalized document names the buyer as of its cutoff), and
+   * the CreditGranted rows (prepaid grants).
    */
-  async taxRateSets(tenantIds: readonly string[], maxSequence = SEQUENCE_MAX): Promise<Map<string, TaxRateSet[]>> {
-    const sets = new Map<string, TaxRateSet[]>();
-    if (tenantIds.length === 0) return sets;
+  async tenantSettings(tenantIds: readonly string[], maxSequence = SEQUENCE_MAX): Promise<TenantSettings> {
+    const settings: TenantSettings = { taxRateSets: new Map(), profiles: new Map(), grants: new Map() };
+    if (tenantIds.length === 0) return settings;
     const rows = await this.db
       .selectFrom(this.table('billing_finance_actions'))
-      .select(['tenant_id', 'payload', 'at_ms', 'sequence'])
+      .select(['tenant_id', 'kind', 'payload', 'at_ms', 'sequence'])
       .where(sql<boolean>`tenant_id = ANY(${tenantIds}::text[])`)
-      .where('kind', '=', 'TaxRatesSet')
+      .where('kind', 'in', ['TaxRatesSet', 'TenantBillingProfileSet', 'CreditGranted'])
       .where('sequence', '<=', maxSequence)
       .orderBy('sequence')
       .execute();
+    const listOf = <T>(map: Map<string, T[]>, tenantId: string): T[] => {
+      let list = map.get(tenantId);
+      if (!list) map.set(tenantId, (list = []));
+      return list;
+    };
     for (const r of rows) {
-      const payload = r.payload as { rates?: TaxRate[]; effectiveFrom?: string };
-      let list = sets.get(r.tenant_id);
-      if (!list) sets.set(r.tenant_id, (list = []));
-      list.push({ rates: payload.rates ?? [], setAtMs: Number(r.at_ms), effectiveFromMs: payload.effectiveFrom ? Date.parse(payload.effectiveFrom) : null, sequence: Number(r.sequence) });
+      const payload = (typeof r.payload === 'string' ? JSON.parse(r.payload) : r.payload) as Record<string, unknown>;
+      if (r.kind === 'TaxRatesSet') {
+        const p = payload as { rates?: TaxRate[]; effectiveFrom?: string };
+        listOf(settings.taxRateSets, r.tenant_id).push({ rates: p.rates ?? [], setAtMs: Number(r.at_ms), effectiveFromMs: p.effectiveFrom ? Date.parse(p.effectiveFrom) : null, sequence: Number(r.sequence) });
+      } else if (r.kind === 'TenantBillingProfileSet') {
+        settings.profiles.set(r.tenant_id, buyerProfileOf(payload as Parameters<typeof buyerProfileOf>[0]));
+      } else {
+        listOf(settings.grants, r.tenant_id).push({ payload: payload as unknown as GrantPayload, atMs: Number(r.at_ms) });
+      }
     }
-    return sets;
+    return settings;
   }
 
-  /**
-   * The billing profile in force for some tenants at `maxSequence` (an invoice's cutoff): the last
-   * `TenantBillingProfileSet` up to it, so a finalized document names the buyer as of its cutoff.
-   */
+  /** Every TaxRatesSet of some tenants up to `maxSequence` (see `tenantSettings`). */
+  async taxRateSets(tenantIds: readonly string[], maxSequence = SEQUENCE_MAX): Promise<Map<string, TaxRateSet[]>> {
+    return (await this.tenantSettings(tenantIds, maxSequence)).taxRateSets;
+  }
+
+  /** The billing profile in force for some tenants at `maxSequence` (see `tenantSettings`). */
   async billingProfiles(tenantIds: readonly string[], maxSequence = SEQUENCE_MAX): Promise<Map<string, BuyerProfile>> {
-    const profiles = new Map<string, BuyerProfile>();
-    if (tenantIds.length === 0) return profiles;
-    const rows = await this.db
-      .selectFrom(this.table('billing_finance_actions'))
-      .select(['tenant_id', 'payload'])
-      .where(sql<boolean>`tenant_id = ANY(${tenantIds}::text[])`)
-      .where('kind', '=', 'TenantBillingProfileSet')
-      .where('sequence', '<=', maxSequence)
-      .orderBy('sequence')
-      .execute();
-    for (const r of rows) profiles.set(r.tenant_id, buyerProfileOf((typeof r.payload === 'string' ? JSON.parse(r.payload) : r.payload) as Parameters<typeof buyerProfileOf>[0]));
-    return profiles;
+    return (await this.tenantSettings(tenantIds, maxSequence)).profiles;
   }
 
   /** Prepaid grants in the log up to `maxSequence`, less what invoices finalized up to it used. */
   async grants(tenantId: string, currency: string, maxSequence = SEQUENCE_MAX): Promise<PrepaidGrant[]> {
-    const rows = await this.db
-      .selectFrom(this.table('billing_finance_actions'))
-      .select(['payload', 'at_ms'])
-      .where('tenant_id', '=', tenantId)
-      .where('kind', '=', 'CreditGranted')
-      .where('sequence', '<=', maxSequence)
-      .orderBy('sequence')
-      .execute();
+    return this.grantsOf(tenantId, currency, maxSequence, (await this.tenantSettings([tenantId], maxSequence)).grants.get(tenantId) ?? []);
+  }
+
+  /** Prepaid grants from their CreditGranted rows (in log order), less what invoices finalized up to `maxSequence` used. */
+  private async grantsOf(tenantId: string, currency: string, maxSequence: number, rows: readonly GrantRow[]): Promise<PrepaidGrant[]> {
+    if (rows.length === 0) return [];
     const used = await this.grantUsage(tenantId, maxSequence);
     return rows
-      .map((r) => r.payload as { grantId: string; amount: string; currency: string; priority: number; expiresAt: string | null })
+      .map((r) => r.payload)
       .filter((g) => g.currency === currency)
       .map((g, i) => ({
         grantId: g.grantId,
         remaining: money(g.amount).minus(used.get(g.grantId) ?? '0'),
         priority: g.priority,
-        grantedAtMs: rows[i]!.at_ms,
+        grantedAtMs: rows[i]!.atMs,
         expiresAtMs: g.expiresAt ? Date.parse(g.expiresAt) : null,
       }));
   }
@@ -273,6 +320,7 @@ export class BillingStore {
   async inputs(row: InvoiceRow, options: InputOptions): Promise<InvoiceInputs> {
     const tenant = await this.tenant(row.tenant_id);
     if (!tenant) throw new Error(`invoice ${row.invoice_id}: tenant ${row.tenant_id} is unknown to billing`);
+    const settings = await this.tenantSettings([row.tenant_id], options.cutoff);
     return assembleInputs(
       {
         row,
@@ -281,10 +329,10 @@ export class BillingStore {
         finalized: await this.finalizedDocuments(row.tenant_id, options.cutoff),
         slaCredits: (await this.slaCredits(row.invoice_id, options.cutoff)) as SlaCreditRow[],
         priceVersions: await this.priceVersions(options.cutoff),
-        taxRates: taxRatesInForce((await this.taxRateSets([row.tenant_id], options.cutoff)).get(row.tenant_id) ?? [], { periodEndMs: periodBounds(row.period, tenant.billingTimeZone).endMs, atMs: options.atMs }),
-        grants: await this.grants(row.tenant_id, tenant.currency, options.cutoff),
+        taxRates: taxRatesInForce(settings.taxRateSets.get(row.tenant_id) ?? [], { periodEndMs: periodBounds(row.period, tenant.billingTimeZone).endMs, atMs: options.atMs }),
+        grants: await this.grantsOf(row.tenant_id, tenant.currency, options.cutoff, settings.grants.get(row.tenant_id) ?? []),
         replaces: await this.replaced(row),
-        buyer: (await this.billingProfiles([row.tenant_id], options.cutoff)).get(row.tenant_id),
+        buyer: settings.profiles.get(row.tenant_id),
       },
       options,
     );
@@ -372,7 +420,7 @@ export class BillingStore {
   private async chunkData(chunk: readonly InvoiceRow[], options: Omit<InputOptions, 'finalization'>) {
     const invoiceIds = chunk.map((r) => r.invoice_id);
     const tenantIds = [...new Set(chunk.map((r) => r.tenant_id))];
-    const [tenantRows, creditRows, finalizedRows, taxRateSets, grantRows, profiles] = await Promise.all([
+    const [tenantRows, creditRows, finalizedRows, settings] = await Promise.all([
       this.db.selectFrom(this.table('billing_tenants')).select(['tenant_id', 'name', 'currency', 'billing_time_zone']).where(sql<boolean>`tenant_id = ANY(${tenantIds}::text[])`).execute(),
       this.db.selectFrom(this.table('billing_sla_credits')).selectAll().where(sql<boolean>`invoice_id = ANY(${invoiceIds}::text[])`).where('assigned_sequence', '<=', options.cutoff).orderBy('sequence').execute(),
       this.db
@@ -384,16 +432,7 @@ export class BillingStore {
         .where((eb) => eb.or([eb('replaced_sequence', 'is', null), eb('replaced_sequence', '>', options.cutoff)]))
         .orderBy('finalized_sequence')
         .execute(),
-      this.taxRateSets(tenantIds, options.cutoff),
-      this.db
-        .selectFrom(this.table('billing_finance_actions'))
-        .select('tenant_id')
-        .distinct()
-        .where(sql<boolean>`tenant_id = ANY(${tenantIds}::text[])`)
-        .where('kind', '=', 'CreditGranted')
-        .where('sequence', '<=', options.cutoff)
-        .execute(),
-      this.billingProfiles(tenantIds, options.cutoff),
+      this.tenantSettings(tenantIds, options.cutoff),
     ]);
     const tenants = new Map<string, TenantInfo>();
     for (const t of tenantRows) tenants.set(t.tenant_id, { tenantId: t.tenant_id, name: t.name, currency: t.currency, billingTimeZone: t.billing_time_zone });
@@ -401,9 +440,9 @@ export class BillingStore {
       tenants,
       credits: groupBy(creditRows as SlaCreditRow[], (c) => c.invoice_id!),
       finalized: groupBy(finalizedRows, (r) => r.tenant_id as string),
-      taxRateSets,
-      hasGrants: new Set(grantRows.map((r) => r.tenant_id as string)),
-      profiles,
+      taxRateSets: settings.taxRateSets,
+      grants: settings.grants,
+      profiles: settings.profiles,
     };
   }
 
@@ -455,7 +494,7 @@ export class BillingStore {
           slaCredits: data.credits.get(row.invoice_id) ?? [],
           priceVersions,
           taxRates: taxRatesInForce(data.taxRateSets.get(row.tenant_id) ?? [], { periodEndMs: periodBounds(row.period, tenant.billingTimeZone).endMs, atMs: options.atMs }),
-          grants: data.hasGrants.has(row.tenant_id) ? await this.grants(row.tenant_id, tenant.currency, options.cutoff) : [],
+          grants: await this.grantsOf(row.tenant_id, tenant.currency, options.cutoff, data.grants.get(row.tenant_id) ?? []),
           replaces: await this.replaced(row),
           buyer: data.profiles.get(row.tenant_id),
         };

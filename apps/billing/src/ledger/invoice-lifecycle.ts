@@ -57,6 +57,9 @@ export async function applyDraftDeleted(ledger: LedgerContext, stored: StoredEve
     throw error;
   }
   const successor = d.replacementInvoiceId ?? successorInvoiceId(d.tenantId, d.period, d.invoiceId);
+  ledger.invoicesChanged();
+  // The draft's rated parts move or go with it.
+  await ledger.flushParts();
   await ledger.trx.deleteFrom(ledger.t('billing_invoices')).where('invoice_id', '=', d.invoiceId).execute();
   await ledger.trx
     .insertInto(ledger.t('billing_deleted_invoices'))
@@ -103,6 +106,7 @@ export async function applyReissued(ledger: LedgerContext, stored: StoredEvent<'
   const tenant = await ledger.store.tenant(d.tenantId);
   if (!tenant) throw new Error(`InvoiceReissued ${event.id}: tenant ${d.tenantId} is unknown to billing`);
   const replacement = d.replacementInvoiceId;
+  ledger.invoicesChanged();
   await ledger.trx.updateTable(ledger.t('billing_invoices')).set({ replaced_by_invoice_id: replacement, replaced_sequence: sequence }).where('invoice_id', '=', d.invoiceId).execute();
   await ledger.trx.insertInto(ledger.t('billing_invoices')).values({ invoice_id: replacement, tenant_id: d.tenantId, period: d.period, status: 'draft', replaces_invoice_id: d.invoiceId }).execute();
   const copies: PieceRow[] = (await ledger.store.pieces(d.invoiceId, row.cutoff_sequence!)).map((p) => ({

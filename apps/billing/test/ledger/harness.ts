@@ -100,24 +100,28 @@ export class BillingHarness {
   }
 
   /**
-   * Rebuilds the ledger from sequence 1 into fresh tables and returns, per billing table, whether
-   * its rows equal the live ones (every column, in a total order), then drops the copies.
+   * Rebuilds the ledger from sequence 1 into fresh tables, twice — one event per transaction, and
+   * in batches as large as the log allows — and returns the billing tables whose rows differ from
+   * the live ones (every column, in a total order), then drops the copies. Both equal: a batch
+   * gives the rows of its events applied one by one.
    */
   async rebuildDifferences(): Promise<string[]> {
-    const suffix = '_rebuild_check';
     await this.settle();
-    await rebuildLedger(this.env.bus, this.runtime.db, suffix);
-    try {
-      const differences: string[] = [];
-      for (const table of BILLING_TABLES) {
-        const read = async (name: string) => (await sql.raw(`SELECT * FROM ${name} ORDER BY to_jsonb(${name}.*)::text`).execute(this.runtime.db)).rows;
-        const [live, rebuilt] = [await read(table), await read(`${table}${suffix}`)];
-        if (JSON.stringify(live) !== JSON.stringify(rebuilt)) differences.push(table);
+    const differences: string[] = [];
+    for (const batchMax of [1, 1000]) {
+      const suffix = `_rebuild_check_${batchMax}`;
+      await rebuildLedger(this.env.bus, this.runtime.db, suffix, undefined, { batchMax });
+      try {
+        for (const table of BILLING_TABLES) {
+          const read = async (name: string) => (await sql.raw(`SELECT * FROM ${name} ORDER BY to_jsonb(${name}.*)::text`).execute(this.runtime.db)).rows;
+          const [live, rebuilt] = [await read(table), await read(`${table}${suffix}`)];
+          if (JSON.stringify(live) !== JSON.stringify(rebuilt)) differences.push(`${table} (batches of ${batchMax})`);
+        }
+      } finally {
+        await dropRebuildTables(this.runtime.db, suffix);
       }
-      return differences;
-    } finally {
-      await dropRebuildTables(this.runtime.db, suffix);
     }
+    return differences;
   }
 
   /** Makes the ledger catch up with the stream (the price-book list waits for it). */
