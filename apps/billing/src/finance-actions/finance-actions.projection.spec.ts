@@ -70,8 +70,9 @@ describe('credit notes', () => {
 });
 
 describe('tenant settings', () => {
-  it('always applies prepaid grants and tax rates', () => {
+  it('always applies prepaid grants, tax rates and billing profiles', () => {
     expect(judgeFinanceAction({ type: 'CreditGranted', data: { tenantId: 'acme' } }, undefined, [], 0)).toBeNull();
     expect(judgeFinanceAction({ type: 'TaxRatesSet', data: { tenantId: 'acme' } }, undefined, [], 0)).toBeNull();
+    expect(judgeFinanceAction({ type: 'TenantBillingProfileSet', data: { tenantId: 'acme' } }, undefined, [], 0)).toBeNull();
   });
 });
