@@ -1,4 +1,4 @@
-import type { CapacityType, DomainEvent, EventType, StoredEvent } from '@fastgpu/contracts';
+import { judgeNodeReport, REPORT_TIME_TOLERANCE_MS, reportedIntervalMs, reportTimeMs, type CapacityType, type DomainEvent, type EventType, type ReportRejectionCode, type StoredEvent } from '@fastgpu/contracts';
 import { DAY_MS, gpuMs, HOUR_MS, instantMs, splitAtHours } from '@fastgpu/money';
 
 /**
@@ -142,6 +142,18 @@ export interface Rejection {
   reason: string;
 }
 
+/** A node report refused by the shared report rule (libs/contracts `judgeNodeReport`): never metered. */
+export interface ReportRejection {
+  eventId: string;
+  sequence: number;
+  type: string;
+  nodeId: string;
+  subject: string;
+  subtaskId: string;
+  code: ReportRejectionCode;
+  reason: string;
+}
+
 /** What the shell must provide: loaded allocations and facts about the log, never the clock. */
 export interface FoldInput {
   /** Every allocation the batch touches, loaded by key, plus every not-ended one on a lost node. */
@@ -158,6 +170,7 @@ export interface FoldOutput {
   closures: Closure[];
   jobObservations: JobObservation[];
   rejections: Rejection[];
+  reportRejections: ReportRejection[];
   nodeLostApplied: Array<{ eventId: string; sequence: number }>;
   eventTimeMaxMs: number | null;
 }
@@ -224,18 +237,14 @@ export function emptyAllocation(key: string, kind: AllocationKind): Allocation {
   };
 }
 
-/** How far ahead of the stream's receive time a node's clock is trusted. */
-export const NODE_CLOCK_SKEW_MS_MAX = 5_000;
-
 /**
- * Node agents' clocks are not trusted beyond a bounded skew: a reported time is clamped into the
- * lease — not before the placement, not after the stream stored the report plus the skew.
+ * A node report's time as stored until its allocation closes: the agent's, bounded by the log's
+ * receipt (libs/contracts `reportTimeMs`). The placement bound is applied when the allocation
+ * closes (`reportedIntervalMs`), so a start before the placement still tells how far behind the
+ * agent's clock is, and its end is moved by as much.
  */
-export function clampToLease(allocation: Pick<Allocation, 'placedMs'>, stored: Pick<StoredEvent, 'receivedAtMs'>, reportedMs: number): number {
-  let ms = reportedMs;
-  if (stored.receivedAtMs !== undefined) ms = Math.min(ms, stored.receivedAtMs + NODE_CLOCK_SKEW_MS_MAX);
-  if (allocation.placedMs !== null) ms = Math.max(ms, allocation.placedMs);
-  return ms;
+function reportedMs(iso: string, stored: Pick<StoredEvent, 'receivedAtMs'>): number {
+  return reportTimeMs(instantMs(iso), { receivedAtMs: stored.receivedAtMs });
 }
 
 /** GPU-ms of an interval split at UTC hours; an end before the start counts as zero length. */
@@ -268,7 +277,7 @@ export function hourlyPieces(allocation: Allocation): { totalGpuMs: number; hour
 export function foldUsage(events: readonly StoredEvent[], input: FoldInput): FoldOutput {
   const { allocations } = input;
   const horizon = input.horizon ?? DEFAULT_LATENESS_HORIZON;
-  const out: FoldOutput = { changed: new Set(), closures: [], jobObservations: [], rejections: [], nodeLostApplied: [], eventTimeMaxMs: null };
+  const out: FoldOutput = { changed: new Set(), closures: [], jobObservations: [], rejections: [], reportRejections: [], nodeLostApplied: [], eventTimeMaxMs: null };
   const nodeLostSeen = new Set(input.appliedNodeLost);
 
   const get = (key: string, kind: AllocationKind): Allocation => {
@@ -284,6 +293,12 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
     out.changed.add(allocation.key);
     discardStaleReports(allocation);
     if (allocation.gpuMs !== null || allocation.gpus === null || allocation.startMs === null || allocation.endMs === null) return;
+    if (allocation.kind === 'subtask') {
+      // The run on the server's clock: a node clock behind the placement moves both ends (libs/contracts).
+      const endFromAgent = allocation.endReason === EndReason.completed || allocation.endReason === EndReason.failed;
+      const latestMs = stored.receivedAtMs === undefined ? undefined : stored.receivedAtMs + REPORT_TIME_TOLERANCE_MS;
+      Object.assign(allocation, reportedIntervalMs({ startMs: allocation.startMs, endMs: allocation.endMs, endFromAgent }, { placedAtMs: allocation.placedMs, latestMs }));
+    }
     const { totalGpuMs, hours } = hourlyPieces(allocation);
     allocation.gpuMs = totalGpuMs;
     allocation.closedEventId = stored.event.id;
@@ -321,9 +336,25 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
     touch(allocation, stored);
   };
 
+  /** Whether a node report may be applied: by the shared rule against the placement, or (before it) against the node of the reports already waiting. */
+  const reportAccepted = (allocation: Allocation, stored: StoredEvent, report: DomainEvent<'SubtaskStarted' | 'SubtaskCompleted' | 'SubtaskFailed'>): boolean => {
+    const d = report.data;
+    const placed = allocation.placedEventId !== null && allocation.nodeId !== null && allocation.leaseEpoch !== null;
+    const placement = placed ? { nodeId: allocation.nodeId!, subtaskId: allocation.subtaskId, attempt: allocation.attempt, leaseEpoch: allocation.leaseEpoch! } : { nodeId: allocation.nodeId ?? d.nodeId, subtaskId: d.subtaskId, attempt: d.attempt, leaseEpoch: d.leaseEpoch };
+    const judgement = judgeNodeReport(placement, { ...d, subject: stored.subject });
+    if (judgement.ok) return true;
+    allocation.staleReports++;
+    out.changed.add(allocation.key);
+    out.reportRejections.push({ eventId: report.id, sequence: stored.sequence, type: report.type, nodeId: d.nodeId, subject: stored.subject, subtaskId: d.subtaskId, code: judgement.code, reason: judgement.reason });
+    return false;
+  };
+
   const place = (allocation: Allocation, stored: StoredEvent, placement: Partial<Allocation>): boolean => {
     if (allocation.placedEventId !== null) return false;
+    // Reports that arrived before the placement came from this node; from another, they are refused now.
+    const reporterNodeId = allocation.kind === 'subtask' ? allocation.nodeId : null;
     Object.assign(allocation, placement);
+    if (reporterNodeId !== null && reporterNodeId !== allocation.nodeId) discardReportsFromAnotherNode(allocation);
     allocation.placedEventId = stored.event.id;
     allocation.placedSequence = stored.sequence;
     // Reports applied before their placement (out of order) are clamped now, as if in order.
@@ -350,22 +381,25 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
       case 'SubtaskStarted': {
         const d = event.data;
         const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
+        if (!reportAccepted(a, stored, event)) break;
         identifyReport(a, d);
-        setStart(a, stored, clampToLease(a, stored, instantMs(d.startedAt)), d.leaseEpoch);
+        setStart(a, stored, reportedMs(d.startedAt, stored), d.leaseEpoch);
         break;
       }
       case 'SubtaskCompleted': {
         const d = event.data;
         const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
+        if (!reportAccepted(a, stored, event)) break;
         identifyReport(a, d);
-        setEnd(a, stored, clampToLease(a, stored, instantMs(d.endedAt)), d.leaseEpoch, 'completed', false);
+        setEnd(a, stored, reportedMs(d.endedAt, stored), d.leaseEpoch, 'completed', false);
         break;
       }
       case 'SubtaskFailed': {
         const d = event.data;
         const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
+        if (!reportAccepted(a, stored, event)) break;
         identifyReport(a, d);
-        setEnd(a, stored, clampToLease(a, stored, instantMs(d.endedAt)), d.leaseEpoch, 'failed', d.fault === 'platform');
+        setEnd(a, stored, reportedMs(d.endedAt, stored), d.leaseEpoch, 'failed', d.fault === 'platform');
         break;
       }
       case 'SubtaskPreempted': {
@@ -466,6 +500,19 @@ function identifyReport(a: Allocation, d: { tenantId: string; jobId: string; sub
   a.subtaskId = d.subtaskId;
   a.attempt = d.attempt;
   if (a.nodeId === null) a.nodeId = d.nodeId;
+}
+
+/** Reports that waited for the placement but came from another node than the placed one: drop them. */
+function discardReportsFromAnotherNode(a: Allocation): void {
+  if (a.startEventId !== null) {
+    a.startMs = a.startEpoch = a.startEventId = a.startSequence = null;
+    a.staleReports++;
+  }
+  if (a.endEventId !== null && (a.endReason === EndReason.completed || a.endReason === EndReason.failed)) {
+    a.endMs = a.endEpoch = a.endEventId = a.endSequence = a.endReason = null;
+    a.interrupted = false;
+    a.staleReports++;
+  }
 }
 
 /** Reports that waited for the placement and carry another epoch are stale: drop them. */

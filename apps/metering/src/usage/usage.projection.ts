@@ -4,6 +4,7 @@ import { DeliverPolicy } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Bus, EventPublisher, Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
 import { COPY_NULL, copyRows, copyText } from '@fastgpu/db';
+import { recordRejectedNodeReport } from '@fastgpu/observability';
 import { publishBatch } from '../external/ack-counting-publisher';
 import { KeyFilter } from './key-filter';
 import { DEFAULT_LATENESS_HORIZON, foldUsage, keysOf, usageEventTypes, type Allocation, type AllocationKind, type Closure, type EndReason, type HourlyUsage, type LatenessHorizon } from './usage.fold';
@@ -421,6 +422,8 @@ export class UsageProjection implements Projection {
         INSERT INTO ${table('metering_state')} (id, event_time_max_ms) VALUES (1, ${out.eventTimeMaxMs})
         ON CONFLICT (id) DO UPDATE SET event_time_max_ms = greatest(${table('metering_state')}.event_time_max_ms, excluded.event_time_max_ms)`.execute(trx);
     }
+    // Node reports the shared report rule refused: counted and logged once, when live.
+    if (context.live) for (const rejected of out.reportRejections) recordRejectedNodeReport({ consumer: 'metering-usage', ...rejected });
     if (context.live && this.deps.publisher && out.closures.length) {
       // Before the commit: a crash after publishing repeats the batch, which republishes the same ids.
       const usage = out.closures.map((closure) => (closure.allocation.late ? lateUsageRecordedFor(this.deps.publisher!, closure) : usageRecordedFor(this.deps.publisher!, closure)));
