@@ -38,6 +38,21 @@ const configSchema = z.object({
   rateLimitTenantBurst: z.coerce.number().int().min(1).max(10_000_000).default(1000),
   /** Open job-watch streams (gRPC WatchJob) one tenant may hold in this process. */
   watchStreamsPerTenantMax: z.coerce.number().int().min(1).max(100_000).default(32),
+  /**
+   * Replicas of every stream (and of the durable consumers, which inherit their stream's):
+   * 1 on one nats-server (embedded), 3 on a JetStream cluster (docs/cluster.md). Unset: streams
+   * that exist keep theirs and new ones get 1, so a process that does not say cannot scale a
+   * cluster's streams down.
+   */
+  streamReplicas: z.coerce.number().int().min(1).max(5).optional(),
+  /**
+   * How long a publish is retried (same Nats-Msg-Id, so the stream stores it once) while
+   * JetStream does not answer: a stream leader being elected, no quorum, a reconnect. Past it the
+   * request fails; an API answers 503 with Retry-After.
+   */
+  publishRetryMs: z.coerce.number().int().min(0).max(600_000).default(15_000),
+  /** This process's name among instances of the same service (leases, logs); generated when absent. */
+  instanceId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
 });
 
 export type FastGpuConfig = z.infer<typeof configSchema>;
@@ -62,6 +77,9 @@ const envNames: Record<keyof FastGpuConfig, string> = {
   rateLimitTenantPerSecond: 'FASTGPU_RATE_LIMIT_TENANT_PER_SECOND',
   rateLimitTenantBurst: 'FASTGPU_RATE_LIMIT_TENANT_BURST',
   watchStreamsPerTenantMax: 'FASTGPU_WATCH_STREAMS_PER_TENANT_MAX',
+  streamReplicas: 'FASTGPU_STREAM_REPLICAS',
+  publishRetryMs: 'FASTGPU_PUBLISH_RETRY_MS',
+  instanceId: 'FASTGPU_INSTANCE_ID',
 };
 
 export function loadConfig(overrides: Partial<FastGpuConfig> = {}, env: NodeJS.ProcessEnv = process.env): FastGpuConfig {

@@ -1,6 +1,7 @@
 import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import { throwError, type Observable } from 'rxjs';
 import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '@fastgpu/db';
+import { EVENT_LOG_RETRY_AFTER_SECONDS, isEventLogUnavailable } from '@fastgpu/messaging';
 import type { RouteTable } from './route-table';
 
 /** Every HTTP error has one shape: `{ error: { code, message, field? } }`. */
@@ -103,6 +104,8 @@ export function toApiError(exception: unknown, request?: RoutedRequest, routes?:
   if (exception instanceof ApiError) return { error: exception, internal: false };
   // The database down or out of reach is no fault of the request: 503 with Retry-After, never 500 (logged).
   if (isDatabaseUnavailable(exception)) return { error: new ApiError(503, 'unavailable', 'the database is unavailable; retry later', undefined, { 'retry-after': String(DATABASE_RETRY_AFTER_SECONDS) }), internal: true };
+  // The event log would not take a write (no stream leader, no quorum, NATS down) within the publisher's retries.
+  if (isEventLogUnavailable(exception)) return { error: new ApiError(503, 'unavailable', 'the event log is unavailable; retry later', undefined, { 'retry-after': String(EVENT_LOG_RETRY_AFTER_SECONDS) }), internal: true };
   const status = exception instanceof HttpException ? exception.getStatus() : (exception as { statusCode?: unknown } | null)?.statusCode;
   if (typeof status !== 'number' || status < 400 || status > 599) return { error: INTERNAL, internal: true };
   // A deliberate 5xx (e.g. 503 while a dependency is down) keeps its status; its details stay in the log.

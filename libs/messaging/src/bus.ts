@@ -11,6 +11,11 @@ export interface Bus {
   topology: Topology;
   /** The server URL(s) it connected with: for helpers that open their own connection (the replay's reader thread). */
   natsUrl: string;
+  /**
+   * Replicas this process asked streams to have (FASTGPU_STREAM_REPLICAS), for the small streams
+   * it creates itself (leader leases); undefined when it did not say.
+   */
+  replicas?: number;
   close(): Promise<void>;
 }
 
@@ -20,6 +25,8 @@ export interface BusOptions {
   name?: string;
   /** Create or update streams and assert what the server accepted (default true). */
   ensureStreams?: boolean;
+  /** Replicas of every stream, asserted at start; absent: existing streams keep theirs, new ones get 1. */
+  replicas?: number;
 }
 
 export async function connectBus(options: BusOptions): Promise<Bus> {
@@ -34,13 +41,14 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
   const js = jetstream(nc, { timeout: 10_000 });
   const jsm = await jetstreamManager(nc, { timeout: 10_000 });
   const topo = topology(options.subjectPrefix);
-  if (options.ensureStreams !== false) await ensureTopology(jsm, topo);
+  if (options.ensureStreams !== false) await ensureTopology(jsm, topo, options.replicas !== undefined ? { replicas: options.replicas } : {});
   return {
     nc,
     js,
     jsm,
     topology: topo,
     natsUrl: options.natsUrl,
+    ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
     close: async () => {
       if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
     },

@@ -22,10 +22,11 @@ export const LOGS_STREAM_LIMITS_DEFAULT: LogsStreamLimits = { messageBytesMax: 6
 /**
  * Streams of the event log. Domain facts go to one stream (one total order); heartbeats and
  * node commands have their own retention; one dead-letter stream. Everything here exists on
- * nats-server 2.9.10 (no sync_interval, no per-message TTL, no multi-filter consumers).
+ * nats-server 2.9.10 (no per-message TTL, no multi-filter consumers; `sync_interval` is a server
+ * setting, docs/cluster.md). `replicas`: 1 on one server, 3 on a cluster (every stream alike).
  */
-export function streamConfigs(topo: Topology, logs: LogsStreamLimits = LOGS_STREAM_LIMITS_DEFAULT): Array<Partial<StreamConfig> & { name: string; subjects: string[] }> {
-  return [
+export function streamConfigs(topo: Topology, logs: LogsStreamLimits = LOGS_STREAM_LIMITS_DEFAULT, replicas = 1): Array<Partial<StreamConfig> & { name: string; subjects: string[] }> {
+  return withReplicas(replicas, [
     {
       name: topo.streams.events,
       subjects: [topo.subjects.eventsAll],
@@ -81,7 +82,12 @@ export function streamConfigs(topo: Topology, logs: LogsStreamLimits = LOGS_STRE
       duplicate_window: 2 * 60 * SECOND_NS,
       num_replicas: 1,
     },
-  ];
+  ]);
+}
+
+function withReplicas<T extends Partial<StreamConfig>>(replicas: number, configs: T[]): T[] {
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new Error(`stream replicas must be an integer from 1 to 5, not ${replicas}`);
+  return configs.map((config) => ({ ...config, num_replicas: replicas }));
 }
 
 /** The limits of the LOGS stream: an update without explicit limits keeps what the stream has. */
@@ -91,14 +97,18 @@ const LOGS_LIMIT_FIELDS = ['max_age', 'max_bytes', 'max_msg_size'] as const;
  * Creates or updates every stream, then reads each back and asserts the server kept our settings.
  * The LOGS stream gets `options.logs` when given; without them it is created with the defaults
  * and an existing one keeps its limits (every process connects with this, few configure logs).
+ * Likewise `options.replicas`: when given, every stream is created or scaled to it and asserted;
+ * without it a new stream gets 1 and an existing one keeps its replicas (a process that does not
+ * say never scales a cluster's streams down).
  */
-export async function ensureTopology(jsm: JetStreamManager, topo: Topology, options: { logs?: LogsStreamLimits } = {}): Promise<void> {
-  for (const configured of streamConfigs(topo, options.logs)) {
+export async function ensureTopology(jsm: JetStreamManager, topo: Topology, options: { logs?: LogsStreamLimits; replicas?: number } = {}): Promise<void> {
+  for (const configured of streamConfigs(topo, options.logs, options.replicas ?? 1)) {
     let wanted = configured;
     let info;
     try {
       info = await jsm.streams.info(wanted.name);
       if (wanted.name === topo.streams.logs && !options.logs) wanted = Object.fromEntries(Object.entries(wanted).filter(([field]) => !(LOGS_LIMIT_FIELDS as readonly string[]).includes(field))) as typeof wanted;
+      if (options.replicas === undefined) wanted = { ...wanted, num_replicas: info.config.num_replicas };
       info = await jsm.streams.update(wanted.name, { ...info.config, ...wanted });
     } catch (error) {
       if (!/stream not found/i.test((error as Error).message)) throw error;
@@ -111,6 +121,8 @@ export async function ensureTopology(jsm: JetStreamManager, topo: Topology, opti
     if (got.storage !== wanted.storage) mismatches.push(`storage ${got.storage}`);
     if (got.duplicate_window !== wanted.duplicate_window) mismatches.push(`duplicate_window ${got.duplicate_window}`);
     for (const field of LOGS_LIMIT_FIELDS) if (wanted[field] !== undefined && got[field] !== wanted[field]) mismatches.push(`${field} ${got[field]}`);
+    // A single server refuses more than one replica outright; a cluster with fewer servers than asked does too.
+    if (got.num_replicas !== wanted.num_replicas) mismatches.push(`num_replicas ${got.num_replicas}`);
     if (mismatches.length) throw new Error(`stream ${wanted.name} was not configured as asked: ${mismatches.join(', ')}`);
   }
 }

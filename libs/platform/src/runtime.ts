@@ -16,7 +16,7 @@ export interface OwnedRuntime extends Runtime {
 export async function createRuntime(config: FastGpuConfig, options: { clock?: Clock; migrate?: boolean } = {}): Promise<OwnedRuntime> {
   const database = createDatabase({ databaseUrl: config.databaseUrl, dataDir: path.join(config.dataDir, 'pglite') });
   if (options.migrate !== false) await migrateToLatest(database.db);
-  const bus = await connectBus({ natsUrl: config.natsUrl, subjectPrefix: config.subjectPrefix, name: 'fastgpu' });
+  const bus = await connectBus({ natsUrl: config.natsUrl, subjectPrefix: config.subjectPrefix, name: 'fastgpu', ...(config.streamReplicas !== undefined ? { replicas: config.streamReplicas } : {}) });
   const generatedAdminKey = config.adminKey ? undefined : newApiKeySecret();
   const health = new HealthRegistry();
   // Not ready while NATS is down, reconnecting included (the client retries for ever, so "not closed" is not "up").

@@ -47,7 +47,7 @@ export interface Runtime {
 export const RUNTIME = Symbol('Runtime');
 
 export function publisherFor(runtime: Runtime, service: string): EventPublisher {
-  return new EventPublisher(runtime.bus.js, runtime.bus.topology, `fastgpu/${service}`);
+  return new EventPublisher(runtime.bus.js, runtime.bus.topology, `fastgpu/${service}`, { retryMs: runtime.config.publishRetryMs });
 }
 
 @Global()
