@@ -2,6 +2,8 @@ import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter 
 import { throwError, type Observable } from 'rxjs';
 import { DATABASE_RETRY_AFTER_SECONDS, isDatabaseUnavailable } from '@fastgpu/db';
 import { EVENT_LOG_RETRY_AFTER_SECONDS, isEventLogUnavailable } from '@fastgpu/messaging';
+import { DomainError } from '@fastgpu/eventsourcing';
+import { apiErrorOfDomainError } from './domain-errors';
 import type { RouteTable } from './route-table';
 
 /** Every HTTP error has one shape: `{ error: { code, message, field? } }`. */
@@ -95,13 +97,16 @@ export interface RoutedRequest {
 }
 
 /**
- * Any thrown value as the `ApiError` it answers: an `ApiError` as is; a Nest `HttpException` or a
+ * Any thrown value as the `ApiError` it answers: an `ApiError` as is; a `DomainError` by its kind
+ * (domain-errors.ts); a Nest `HttpException` or a
  * Fastify error (they carry a status) with the platform's code and field; a request that matched
  * no route but whose path exists under other methods as 405 with `Allow`; anything else as 500
  * without details (logged by the caller).
  */
 export function toApiError(exception: unknown, request?: RoutedRequest, routes?: RouteTable): { error: ApiError; internal: boolean } {
   if (exception instanceof ApiError) return { error: exception, internal: false };
+  // A decider's refusal: the one mapping of its kind onto a status (domain-errors.ts).
+  if (exception instanceof DomainError) return { error: apiErrorOfDomainError(exception), internal: false };
   // The database down or out of reach is no fault of the request: 503 with Retry-After, never 500 (logged).
   if (isDatabaseUnavailable(exception)) return { error: new ApiError(503, 'unavailable', 'the database is unavailable; retry later', undefined, { 'retry-after': String(DATABASE_RETRY_AFTER_SECONDS) }), internal: true };
   // The event log would not take a write (no stream leader, no quorum, NATS down) within the publisher's retries.

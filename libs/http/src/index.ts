@@ -1,4 +1,5 @@
 export * from './errors';
+export * from './domain-errors';
 export * from './validation';
 export * from './api-doc';
 export * from './query';
