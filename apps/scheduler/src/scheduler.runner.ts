@@ -3,7 +3,7 @@ import { lastSequence } from '@fastgpu/messaging';
 import { recordRejectedNodeReport } from '@fastgpu/observability';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { SchedulerEngine } from './scheduling/scheduler.engine';
-import { defaultPolicy, schedulerPolicySchema, type SchedulerPolicy } from './scheduling/scheduler.types';
+import { defaultPolicy, schedulerPolicySchema, type SchedulerPolicy } from './placement/placement.types';
 
 /**
  * Scheduler settings from the environment: FASTGPU_SCHEDULER_POLICY (JSON: tenant weights and

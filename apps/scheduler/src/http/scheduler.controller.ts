@@ -6,9 +6,9 @@ import { ApiDoc, ApiError, conflict, notFound, parseInput, unprocessable } from 
 import { isWrongLastSequence } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { capacityPlan, CapacityPlanError } from '../capacity/capacity-plan';
-import { freeByModel, fragmentation } from '../scheduling/scheduler.decider';
+import { freeByModel, fragmentation } from '../placement/metrics';
 import { SchedulerRunner } from '../scheduler.runner';
-import { schedulerPolicySchema } from '../scheduling/scheduler.types';
+import { schedulerPolicySchema } from '../placement/placement.types';
 import { capacityPlanResponse, drainResponse, dryRunResponse, nodesResponse, policyResponse, schedulerStatusResponse } from './scheduler.responses';
 
 /** Decimal strings, read exactly by capacityPlan; text a store could not hold is malformed (400) before that. */

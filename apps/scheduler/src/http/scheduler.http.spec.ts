@@ -17,7 +17,7 @@ import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgp
 import { schedulerService } from '../scheduler.service';
 import { SchedulerRunner } from '../scheduler.runner';
 import { SchedulerEngine } from '../scheduling/scheduler.engine';
-import { defaultPolicy } from '../scheduling/scheduler.types';
+import { defaultPolicy } from '../placement/placement.types';
 
 const ADMIN = 'test-admin-key-0123456789abcdef';
 const TENANT = 'acme-key-000000000000000000';

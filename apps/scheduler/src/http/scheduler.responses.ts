@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { schedulerPolicySchema } from '../scheduling/scheduler.types';
+import { schedulerPolicySchema } from '../placement/placement.types';
 import type { SchedulerController } from './scheduler.controller';
 
 /**

@@ -10,7 +10,7 @@ import { explainReply, feasibilityReply, newEventId, SUBTASKS_PER_JOB_MAX } from
 import { EventPublisher } from '@fastgpu/messaging';
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
 import { SchedulerEngine } from '../scheduling/scheduler.engine';
-import { defaultPolicy } from '../scheduling/scheduler.types';
+import { defaultPolicy } from '../placement/placement.types';
 
 let env: TestEnvironment;
 let engine: SchedulerEngine;

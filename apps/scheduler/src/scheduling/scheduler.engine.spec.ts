@@ -11,10 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEvent, nameId, type DomainEvent, type EventData, type NodeCommand, type StoredEvent } from '@fastgpu/contracts';
 import { EventPublisher, isWrongLastSequence } from '@fastgpu/messaging';
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
-import { decide } from './scheduler.decider';
+import { decide } from '../placement/scheduler.decider';
+import { evolve } from '../placement/scheduler.evolve';
+import { initialState } from '../placement/scheduler.state';
+import { defaultPolicy } from '../placement/placement.types';
 import { SchedulerEngine } from './scheduler.engine';
-import { evolve, initialState } from './scheduler.state';
-import { defaultPolicy } from './scheduler.types';
 
 let env: TestEnvironment;
 let publisher: EventPublisher;

@@ -21,9 +21,13 @@ import {
 import type { z } from 'zod';
 import { EventPublisher, SequenceWaiters, StreamFollower, isWrongLastSequence, lastSequence, PUBLISH_IN_FLIGHT_MAX, type Bus } from '@fastgpu/messaging';
 import { LeaderLease } from '../leadership/leader-lease';
-import { decide, explain, feasibility, PLACEMENTS_PER_CYCLE_MAX, type Explanation, type FeasibilityRequest } from './scheduler.decider';
-import { evolve, initialState, type SchedulerState } from './scheduler.state';
-import { schedulerEventTypeSet, type CycleResult, type Decision, type HypotheticalJob, type Reservation, type SchedulerPolicy, type Waiting } from './scheduler.types';
+import { PLACEMENTS_PER_CYCLE_MAX } from '../placement/cycle';
+import { attachLeaseCommand, runSubtaskCommand } from '../placement/node-commands';
+import { schedulerEventTypeSet, type CycleResult, type Decision, type HypotheticalJob, type Reservation, type SchedulerPolicy, type Waiting } from '../placement/placement.types';
+import { explain, feasibility, type Explanation, type FeasibilityRequest } from '../placement/questions';
+import { decide } from '../placement/scheduler.decider';
+import { evolve } from '../placement/scheduler.evolve';
+import { initialState, type SchedulerState } from '../placement/scheduler.state';
 
 /**
  * The scheduler's imperative shell. It folds the domain stream into the state (an ordered
@@ -339,29 +343,12 @@ export class SchedulerEngine {
     for (const allocation of this.state.unstarted) {
       const subtask = allocation.subtask;
       if (!subtask) continue;
-      commands.push({
-        nodeId: allocation.node.nodeId,
-        command: {
-          kind: 'RunSubtask',
-          commandId: allocation.eventId,
-          jobId: subtask.job.jobId,
-          tenantId: allocation.tenantId,
-          subtaskId: subtask.subtaskId,
-          attempt: allocation.attempt,
-          leaseEpoch: allocation.leaseEpoch,
-          gpuIndices: allocation.gpuIndices,
-          runtimeMs: subtask.runtimeMs,
-          issuedAt: new Date(allocation.placedAtMs).toISOString(),
-        },
-      });
+      commands.push({ nodeId: allocation.node.nodeId, command: runSubtaskCommand(allocation.eventId, subtask, allocation, new Date(allocation.placedAtMs).toISOString()) });
     }
     for (const lease of this.state.leases.values()) {
       const allocation = lease.allocation;
       if (lease.status !== 'granted' || !allocation) continue;
-      commands.push({
-        nodeId: allocation.node.nodeId,
-        command: { kind: 'AttachLease', commandId: allocation.eventId, leaseId: lease.leaseId, tenantId: lease.tenantId, leaseEpoch: allocation.leaseEpoch, gpuIndices: allocation.gpuIndices, issuedAt: new Date(allocation.placedAtMs).toISOString() },
-      });
+      commands.push({ nodeId: allocation.node.nodeId, command: attachLeaseCommand(allocation.eventId, lease, allocation, new Date(allocation.placedAtMs).toISOString()) });
     }
     for (const stop of this.state.recentStops) commands.push(stop);
     await this.sendCommands(commands);

@@ -7,8 +7,11 @@
  * EASY backfill, drain, leases, feasibility, explanations, dry-run and determinism.
  */
 import { describe, expect, it } from 'vitest';
-import { decide, explain, feasibility, fragmentation } from './scheduler.decider';
-import { evolve, initialState, PLATFORM_ATTEMPTS_MAX } from './scheduler.state';
+import { fragmentation } from './metrics';
+import { explain, feasibility } from './questions';
+import { decide } from './scheduler.decider';
+import { evolve } from './scheduler.evolve';
+import { initialState, PLATFORM_ATTEMPTS_MAX } from './scheduler.state';
 import { at, ofType, placements, SchedulerLog, types } from './scheduler.testkit';
 
 describe('placement basics', () => {

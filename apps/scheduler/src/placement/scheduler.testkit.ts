@@ -1,7 +1,8 @@
 import { makeEvent, nameId, subjectFor, topology, type DomainEvent, type EventData, type EventType, type StoredEvent } from '@fastgpu/contracts';
 import { decide } from './scheduler.decider';
-import { evolve, initialState, type SchedulerState } from './scheduler.state';
-import { defaultPolicy, type CycleCommand, type CycleResult, type Decision, type SchedulerPolicy } from './scheduler.types';
+import { defaultPolicy, type CycleCommand, type CycleResult, type Decision, type SchedulerPolicy } from './placement.types';
+import { evolve } from './scheduler.evolve';
+import { initialState, type SchedulerState } from './scheduler.state';
 
 /**
  * Given / when / then for the scheduler decider: `given` appends events to an in-memory log and

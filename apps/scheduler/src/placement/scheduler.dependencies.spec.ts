@@ -9,8 +9,10 @@
  * - explanations and feasibility answer another tenant's job, live or finished, like a missing one.
  */
 import { describe, expect, it } from 'vitest';
-import { explain, feasibility } from './scheduler.decider';
-import { completedOutcome, evolve, initialState } from './scheduler.state';
+import { completedOutcome } from './dependencies';
+import { explain, feasibility } from './questions';
+import { evolve } from './scheduler.evolve';
+import { initialState } from './scheduler.state';
 import { at, ofType, placements, SchedulerLog } from './scheduler.testkit';
 
 /** Given: acme's job `first` ran on n1 and ended (`fail`: with exit code 1), and its JobCompleted is in the log. */
