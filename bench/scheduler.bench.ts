@@ -5,9 +5,11 @@ import { connectBus, deleteTopology, EventPublisher } from '@fastgpu/messaging';
 import { SchedulerEngine } from '../apps/scheduler/src/scheduling/scheduler.engine';
 import { leaderStreamName } from '../apps/scheduler/src/leadership/leader-lease';
 import { nameId, type DomainEvent, type StoredEvent } from '@fastgpu/contracts';
-import { decide, fragmentation } from '../apps/scheduler/src/scheduling/scheduler.decider';
-import { evolve, initialState, type SchedulerState } from '../apps/scheduler/src/scheduling/scheduler.state';
-import { defaultPolicy, type CycleResult, type SchedulerPolicy } from '../apps/scheduler/src/scheduling/scheduler.types';
+import { fragmentation } from '../apps/scheduler/src/placement/metrics';
+import { defaultPolicy, type CycleResult, type SchedulerPolicy } from '../apps/scheduler/src/placement/placement.types';
+import { decide } from '../apps/scheduler/src/placement/scheduler.decider';
+import { evolve } from '../apps/scheduler/src/placement/scheduler.evolve';
+import { initialState, type SchedulerState } from '../apps/scheduler/src/placement/scheduler.state';
 
 /**
  * `npm run bench -- scheduler [--large]`: the placement function on a seeded fleet
@@ -86,7 +88,7 @@ function generate(nodes: number, pending: number, seed: number): Workload {
       events.push(stored(++seq, 'JobSubmitted', { jobId, tenantId, projectId: 'p', gpuModels: [modelOfRack[Math.floor(i / 8)]], gpusPerSubtask: size, subtaskCount: 1, runtimeMs, priorityClass: random() < 0.3 ? 'preemptible' : 'standard', priority: 0, preemptible: false, gang: false, capacityType: 'on-demand', dependsOn: [], submittedAt: iso(startedAt) }));
       events.push(stored(++seq, 'SubtaskCreated', { jobId, tenantId, subtaskId: `${jobId}-0`, index: 0, gpus: size, gpuModels: [modelOfRack[Math.floor(i / 8)]], runtimeMs }));
       events.push(stored(++seq, 'SubtaskPlaced', { jobId, tenantId, projectId: 'p', subtaskId: `${jobId}-0`, attempt: 1, nodeId: `n${i}`, gpuModel: modelOfRack[Math.floor(i / 8)], gpus: size, gpuIndices: Array.from({ length: size }, (_, k) => index + k), leaseEpoch: ++epoch, capacityType: 'on-demand', runtimeMs, placedAt: iso(startedAt) }, `x.n${i}`));
-      events.push(stored(++seq, 'SubtaskStarted', { jobId, tenantId, subtaskId: `${jobId}-0`, attempt: 1, nodeId: `n${i}`, leaseEpoch: epoch, startedAt: iso(startedAt) }));
+      events.push(stored(++seq, 'SubtaskStarted', { jobId, tenantId, subtaskId: `${jobId}-0`, attempt: 1, nodeId: `n${i}`, leaseEpoch: epoch, startedAt: iso(startedAt) }, `bench.evt.agent.node.n${i}`));
       index += size;
       busy -= size;
     }
@@ -196,7 +198,7 @@ function simulate(workload: Workload, secondsPerCycle: number): SimulationResult
       const a = subtask?.allocation;
       if (!a || a.attempt !== end.attempt || a.leaseEpoch !== end.leaseEpoch) continue;
       const seq = next();
-      evolve(state, stored(seq, 'SubtaskCompleted', { jobId: subtask.job.jobId, tenantId: a.tenantId, subtaskId: end.subtaskId, attempt: a.attempt, nodeId: a.node.nodeId, leaseEpoch: a.leaseEpoch, exitCode: 0, endedAt: new Date(nowMs).toISOString() }, 'x', `completed-${seq}`));
+      evolve(state, stored(seq, 'SubtaskCompleted', { jobId: subtask.job.jobId, tenantId: a.tenantId, subtaskId: end.subtaskId, attempt: a.attempt, nodeId: a.node.nodeId, leaseEpoch: a.leaseEpoch, exitCode: 0, endedAt: new Date(nowMs).toISOString() }, `x.evt.agent.node.${a.node.nodeId}`, `completed-${seq}`));
     }
     ends.delete(cycle);
     const started = performance.now();
