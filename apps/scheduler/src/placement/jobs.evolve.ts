@@ -18,27 +18,9 @@ export type JobEvent = Extract<SchedulerEvent, { type: JobEventType }>;
 export type JobEventType = 'JobSubmitted' | 'SubtaskCreated' | 'JobCancelRequested' | 'SubtaskPlaced' | 'SubtaskStarted' | 'SubtaskCompleted' | 'SubtaskFailed' | 'SubtaskPreempted' | 'SubtaskRequeued' | 'SubtaskAbandoned' | 'JobCompleted';
 
 /** A job as the queues hold it, before any sub-task: from JobSubmitted, or a dry-run's hypothetical job. */
-export interface NewJob {
-  jobId: string;
-  tenantId: string;
-  projectId: string;
-  eventId: string;
-  traceparent?: string;
-  gpuModels: string[];
-  gpusPerSubtask: number;
-  subtaskCount: number;
-  runtimeMs: number;
+export type NewJob = Omit<JobState, 'classRank' | 'subtasks' | 'pending' | 'pendingCount' | 'runningCount' | 'succeeded' | 'failed' | 'cancelled' | 'gpuMsObserved' | 'cancelReason' | 'doomedReason'> & {
   priorityClass: keyof typeof CLASS_RANK;
-  priority: number;
-  preemptible: boolean;
-  gang: boolean;
-  gangTopologyKey?: string;
-  capacityType: JobState['capacityType'];
-  dependsOn: JobState['dependsOn'];
-  retryPolicy?: JobState['retryPolicy'];
-  submittedAtMs: number;
-  sequence: number;
-}
+};
 
 export function newJobState(j: NewJob): JobState {
   return {
