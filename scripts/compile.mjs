@@ -15,18 +15,21 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const libs = path.join(repositoryRoot, 'libs') + path.sep;
 
-/** Compiles `entry` (a path from the repository root or absolute) and returns the output file. */
-export async function compile(entry) {
+/**
+ * Compiles `entry` (a path from the repository root or absolute) and returns the output file:
+ * `outfile` when given (scripts/build.mjs writes dist/), else a file under the cache.
+ */
+export async function compile(entry, outfile = undefined) {
   const absolute = path.resolve(repositoryRoot, entry);
   const name = path.relative(repositoryRoot, absolute).replace(/[\\/]/g, '__').replace(/\.ts$/, '.mjs');
-  const outfile = path.join(repositoryRoot, 'node_modules/.cache/fastgpu', name);
+  outfile = outfile ? path.resolve(repositoryRoot, outfile) : path.join(repositoryRoot, 'node_modules/.cache/fastgpu', name);
   await build({
     entryPoints: [absolute],
     outfile,
     bundle: true,
     platform: 'node',
     format: 'esm',
-    target: 'node20',
+    target: 'node24',
     packages: 'external',
     tsconfig: path.join(repositoryRoot, 'tsconfig.json'),
     logLevel: 'warning',
