@@ -115,7 +115,31 @@ function defineEventSchemas(text: TextRule) {
     retryOnExitCodes: z.array(z.number().int()).max(64),
   });
   const dependencySchema = z.object({ jobId: id, condition: z.enum(['afterSuccess', 'afterAny']) });
+  /**
+   * What a job runs (v2; the request's rules in job-submission.ts are checked at the edge): argv,
+   * or one script for /bin/sh -c with `shell`; secrets by name only; paths relative to the
+   * attempt's directory; the timeout per attempt; inputs (one per sub-task, or chunks of
+   * `inputsPerSubtask`); the result file and its cap; the aggregation rule.
+   */
+  const jobWorkload = z.object({
+    command: z.array(text.lines(16_384)).min(1).max(256),
+    shell: z.boolean(),
+    env: z.record(text.line(128, 1), text.lines(16_384)).optional(),
+    secrets: z.array(z.object({ env: text.line(128, 1), secret: id })).max(32).optional(),
+    workingDirectory: text.line(512, 1).optional(),
+    timeoutMs: positiveInt,
+    inputs: z.array(text.lines(65_536)).min(1).max(10_000).optional(),
+    inputsPerSubtask: positiveInt.optional(),
+    resultPath: text.line(512, 1),
+    resultBytesMax: positiveInt,
+    aggregate: z.enum(['concat', 'jsonl', 'none']),
+  });
 
+  /**
+   * v2 adds `workload`. v1 events replay as jobs without one (upcasters.ts); the version is
+   * raised so a process that knows only v1 refuses a v2 event instead of reading it without its
+   * workload and placing sub-tasks that have nothing to run.
+   */
   const JobSubmitted = z.object({
     jobId: id,
     tenantId: id,
@@ -139,6 +163,8 @@ function defineEventSchemas(text: TextRule) {
     dependsOn: z.array(dependencySchema).max(64).default([]),
     retryPolicy: retryPolicySchema.optional(),
     idempotencyKey: text.line(256).optional(),
+    /** What each sub-task runs on a node agent; absent: the job only holds its GPUs for its runtime (the simulator). */
+    workload: jobWorkload.optional(),
     submittedAt: instant,
   });
   const SubtaskCreated = z.object({
@@ -151,6 +177,23 @@ function defineEventSchemas(text: TextRule) {
     runtimeMs: positiveInt,
   });
   const JobCancelRequested = z.object({ jobId: id, tenantId: id, requestedAt: instant, reason: text.lines(500) });
+  /**
+   * A job whose sub-tasks all succeeded had its results aggregated by its workload's rule
+   * (`concat`, `jsonl`): `stored` with the aggregate's size and SHA-256 (in the results bucket
+   * as `<tenantId>/<jobId>/aggregate`), or `failed` with why (a result missing or expired, a
+   * `jsonl` result that is not JSON Lines, the aggregate over its limit).
+   */
+  const JobResultsAggregated = z.object({
+    jobId: id,
+    tenantId: id,
+    rule: z.enum(['concat', 'jsonl']),
+    outcome: z.enum(['stored', 'failed']),
+    subtaskCount: positiveInt,
+    bytes: nonNegativeInt.optional(),
+    sha256: text.line(64, 64).optional(),
+    reason: text.lines(500).optional(),
+    aggregatedAt: instant,
+  });
 
   // ---------------------------------------------------------------- intake: leases
   const LeaseRequested = z.object({
@@ -539,6 +582,7 @@ function defineEventSchemas(text: TextRule) {
     JobSubmitted,
     SubtaskCreated,
     JobCancelRequested,
+    JobResultsAggregated,
     LeaseRequested,
     LeaseReleaseRequested,
     SubtaskPlaced,
@@ -595,6 +639,7 @@ export const {
   JobSubmitted,
   SubtaskCreated,
   JobCancelRequested,
+  JobResultsAggregated,
   LeaseRequested,
   LeaseReleaseRequested,
   SubtaskPlaced,
@@ -643,9 +688,10 @@ export const eventCatalogue = {
   TenantCreated: { version: 1, schema: TenantCreated },
   ApiKeyIssued: { version: 1, schema: ApiKeyIssued },
   ApiKeyRevoked: { version: 1, schema: ApiKeyRevoked },
-  JobSubmitted: { version: 1, schema: JobSubmitted },
+  JobSubmitted: { version: 2, schema: JobSubmitted },
   SubtaskCreated: { version: 1, schema: SubtaskCreated },
   JobCancelRequested: { version: 1, schema: JobCancelRequested },
+  JobResultsAggregated: { version: 1, schema: JobResultsAggregated },
   LeaseRequested: { version: 1, schema: LeaseRequested },
   LeaseReleaseRequested: { version: 1, schema: LeaseReleaseRequested },
   SubtaskPlaced: { version: 1, schema: SubtaskPlaced },

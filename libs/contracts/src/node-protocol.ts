@@ -1,5 +1,23 @@
 import { z } from 'zod';
-import { SUBTASKS_PER_JOB_MAX } from './job-submission';
+import type { FailureKind } from './events';
+import {
+  SUBTASKS_PER_JOB_MAX,
+  subtaskInput,
+  utf8Bytes,
+  workloadArgv,
+  workloadEnvName,
+  workloadRelativePath,
+  WORKLOAD_ARGUMENT_LENGTH_MAX,
+  WORKLOAD_ARGUMENTS_MAX,
+  WORKLOAD_ENV_ENTRIES_MAX,
+  WORKLOAD_ENV_VALUE_LENGTH_MAX,
+  WORKLOAD_INPUT_LENGTH_MAX,
+  WORKLOAD_RESULT_BYTES_MAX,
+  WORKLOAD_SECRETS_MAX,
+  WORKLOAD_TEXT_BYTES_MAX,
+  WORKLOAD_TIMEOUT_MS_MAX,
+  type JobWorkload,
+} from './job-submission';
 import { isSingleLineText, multiLineText, singleLineText } from './text';
 
 /**
@@ -12,38 +30,10 @@ const instant = z.iso.datetime({ offset: false });
 // Free text follows text.ts like the events' (a stop reason often repeats an event's reason).
 
 // ------------------------------------------------------------------ workload (what a real agent runs)
-/** Bounds of a workload: every list, string and number is bounded, and the whole fits a NATS message. */
-export const WORKLOAD_ARGUMENTS_MAX = 256;
-export const WORKLOAD_ARGUMENT_LENGTH_MAX = 16_384;
-export const WORKLOAD_ENV_ENTRIES_MAX = 128;
-export const WORKLOAD_ENV_NAME_LENGTH_MAX = 128;
-export const WORKLOAD_ENV_VALUE_LENGTH_MAX = 16_384;
-export const WORKLOAD_SECRETS_MAX = 32;
-export const WORKLOAD_PATH_LENGTH_MAX = 512;
-export const WORKLOAD_PATH_SEGMENTS_MAX = 32;
-export const WORKLOAD_INPUT_LENGTH_MAX = 65_536;
-/** argv, environment and input together, in UTF-8 bytes: well inside NATS's 1 MiB payload and Linux's argument space. */
-export const WORKLOAD_TEXT_BYTES_MAX = 262_144;
-export const WORKLOAD_TIMEOUT_MS_MAX = 30 * 24 * 3600 * 1000;
-/** The largest result file a workload may declare (the agent may configure a lower cap). */
-export const WORKLOAD_RESULT_BYTES_MAX = 1024 * 1024 * 1024;
-/** Variables the agent sets itself for each sub-task; a workload may not set or shadow them. */
-export const WORKLOAD_RESERVED_ENV = ['CUDA_VISIBLE_DEVICES', 'NVIDIA_VISIBLE_DEVICES', 'JOB_COMPLETION_INDEX'] as const;
-export const WORKLOAD_RESERVED_ENV_PREFIX = 'FASTGPU_';
-
-/** A relative path below a directory the agent owns: no leading "/", no empty, "." or ".." segment. */
-export function isContainedRelativePath(path: string): boolean {
-  if (path.startsWith('/')) return false;
-  const segments = path.split('/');
-  return segments.length <= WORKLOAD_PATH_SEGMENTS_MAX && segments.every((segment) => segment !== '' && segment !== '.' && segment !== '..');
-}
-const relativePath = singleLineText(WORKLOAD_PATH_LENGTH_MAX, 1).refine(isContainedRelativePath, 'must be a relative path ("out/result.json"): no leading "/", no empty, "." or ".." segment');
-const envName = z
-  .string()
-  .max(WORKLOAD_ENV_NAME_LENGTH_MAX)
-  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name (letters, digits, "_", not starting with a digit)')
-  .refine((name) => !name.startsWith(WORKLOAD_RESERVED_ENV_PREFIX) && !(WORKLOAD_RESERVED_ENV as readonly string[]).includes(name), `is set by the agent (${WORKLOAD_RESERVED_ENV.join(', ')}, ${WORKLOAD_RESERVED_ENV_PREFIX}*)`);
-const utf8Bytes = (text: string): number => new TextEncoder().encode(text).length;
+// The bounds and field rules are the job request's (job-submission.ts): a job's workload and
+// what one sub-task receives are checked by the same rules.
+const relativePath = workloadRelativePath;
+const envName = workloadEnvName;
 
 /**
  * What a real node agent runs for a sub-task (docs/node-protocol.md, "Workload"). The command
@@ -87,6 +77,31 @@ export const Workload = z
     if (textBytes > WORKLOAD_TEXT_BYTES_MAX) context.addIssue({ code: 'custom', path: [], message: `command, environment and input take ${textBytes} bytes (at most ${WORKLOAD_TEXT_BYTES_MAX})` });
   });
 export type Workload = z.infer<typeof Workload>;
+
+/**
+ * What sub-task `index` of a job runs: the job's workload (JobSubmitted) with the sub-task's
+ * index, count and input. The scheduler puts it into each RunSubtask; pure.
+ */
+export function subtaskWorkload(job: JobWorkload, subtaskIndex: number, subtaskCount: number): Workload {
+  const input = subtaskInput(job, subtaskIndex);
+  return {
+    command: workloadArgv(job),
+    ...(job.env ? { env: job.env } : {}),
+    ...(job.secrets ? { secrets: job.secrets } : {}),
+    ...(job.workingDirectory ? { workingDirectory: job.workingDirectory } : {}),
+    timeoutMs: job.timeoutMs,
+    subtaskIndex,
+    subtaskCount,
+    ...(input !== undefined ? { input } : {}),
+    resultPath: job.resultPath,
+    resultBytesMax: job.resultBytesMax,
+  };
+}
+
+/** Who caused a failure of this kind (docs/node-protocol.md, "Reports"): the agent's own failures and restarts are the platform's, the program's end is the user's. */
+export function failureKindFault(kind: FailureKind): 'user' | 'platform' {
+  return kind === 'agent' || kind === 'agent-restart' ? 'platform' : 'user';
+}
 
 export const RunSubtaskCommand = z.object({
   kind: z.literal('RunSubtask'),
@@ -168,6 +183,11 @@ export const LogHeader = {
 export const LogKind = { stdout: 'stdout', stderr: 'stderr', truncated: 'truncated', end: 'end' } as const;
 export type LogKind = (typeof LogKind)[keyof typeof LogKind];
 export const logKindSchema = z.enum(['stdout', 'stderr', 'truncated', 'end']);
+
+/** Where a job's aggregate result lives in the results bucket (a sub-task index is never "aggregate"). */
+export function aggregateObjectName(tenantId: string, jobId: string): string {
+  return `${tenantId}/${jobId}/aggregate`;
+}
 
 /** Where an attempt's result lives in the results bucket (`topology.buckets.results`). */
 export function resultObjectName(tenantId: string, jobId: string, subtaskIndex: number, attempt: number): string {

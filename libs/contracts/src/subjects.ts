@@ -106,6 +106,7 @@ export function subjectFor<T extends EventType>(topo: Topology, type: T, data: E
     case 'JobSubmitted':
     case 'SubtaskCreated':
     case 'JobCancelRequested':
+    case 'JobResultsAggregated':
       return s.job(key('jobId'));
     case 'LeaseRequested':
     case 'LeaseReleaseRequested':

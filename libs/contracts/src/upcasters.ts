@@ -6,7 +6,19 @@ import type { EventType } from './events';
  * N+1 in the catalogue and `upcasters.X[N]` here, mapping vN data to vN+1.
  */
 type Upcaster = (data: unknown) => unknown;
-const upcasters: Partial<Record<EventType, Record<number, Upcaster>>> = {};
+const upcasters: Partial<Record<EventType, Record<number, Upcaster>>> = {
+  JobSubmitted: {
+    /**
+     * v1 → v2 (v2 adds `workload`): a v1 job has no workload. A v1 reader ignored any `workload`
+     * key a v1 event might carry, so it is dropped here too: a replay sees what was applied then.
+     */
+    1: (data) => {
+      if (typeof data !== 'object' || data === null || !('workload' in data)) return data;
+      const { workload: _ignored, ...rest } = data as Record<string, unknown>;
+      return rest;
+    },
+  },
+};
 
 export function upcast(type: EventType, fromVersion: number, data: unknown): { ok: true; data: unknown } | { ok: false; reason: string } {
   let current = data;
