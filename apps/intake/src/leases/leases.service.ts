@@ -1,12 +1,13 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { deriveId, feasibilityReply, nameId, newEntityId, requestIdSchema, type EventData, type FeasibilityRequest } from '@fastgpu/contracts';
+import { feasibilityReply, nameId, newEntityId, requestIdSchema, type DomainEvent, type FeasibilityRequest } from '@fastgpu/contracts';
 import { IdempotencyKeys, keyOwner, readIdempotencyKey, requestHash } from '../shared/idempotency';
 import type { Principal } from '@fastgpu/auth';
+import { handleCommand, JetStreamEventStream, type Decider } from '@fastgpu/eventsourcing';
 import { ApiError, notFound, unprocessable } from '@fastgpu/http';
 import { gpuMs as gpuMsOf } from '@fastgpu/money';
-import type { EventPublisher } from '@fastgpu/messaging';
 import { ProjectionHost } from '@fastgpu/platform';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
+import { leaseDecider, leaseRequestRefusal, type LeaseCommand, type LeaseState } from './lease.decider';
 import { leasesProjection } from './leases.projection';
 import type { LeaseView, RequestLeaseBody } from './leases.schema';
 
@@ -46,13 +47,16 @@ const iso = (value: Date | string | null): string | null => (value ? new Date(va
  */
 @Injectable()
 export class LeasesService implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly publisher: EventPublisher;
+  private readonly store: JetStreamEventStream;
+  private readonly decider: Decider<LeaseState, LeaseCommand, DomainEvent>;
   private readonly host: ProjectionHost;
   private readonly keys: IdempotencyKeys;
   private readonly logger = new Logger('intake.leases');
 
   constructor(@Inject(RUNTIME) private readonly runtime: Runtime) {
-    this.publisher = publisherFor(runtime, 'intake');
+    const publisher = publisherFor(runtime, 'intake');
+    this.store = new JetStreamEventStream(runtime.bus, publisher);
+    this.decider = leaseDecider((type, data, meta) => publisher.build(type, data, meta));
     this.keys = new IdempotencyKeys(runtime);
     this.host = new ProjectionHost(runtime);
     this.host.add(leasesProjection);
@@ -75,7 +79,8 @@ export class LeasesService implements OnApplicationBootstrap, OnApplicationShutd
     const tenantId = principal.tenantId;
     if (!tenantId) throw new ApiError(403, 'forbidden', 'leases are requested with a tenant API key');
     const idempotencyKey = readIdempotencyKey(options.idempotencyKey, { required: false });
-    if (body.priorityClass === 'preemptible' && body.capacityType && body.capacityType !== 'preemptible') throw unprocessable('a preemptible lease is billed as preemptible capacity', 'capacityType');
+    const refusal = leaseRequestRefusal(body);
+    if (refusal) throw refusal;
     let leaseId = newEntityId();
     let requestedAt = this.runtime.clock.now();
     if (idempotencyKey !== undefined) {
@@ -92,21 +97,9 @@ export class LeasesService implements OnApplicationBootstrap, OnApplicationShutd
     } else {
       await this.checkFeasible(tenantId, body);
     }
-    if (!(await this.row(leaseId))) {
-      const data: EventData<'LeaseRequested'> = {
-        leaseId,
-        tenantId,
-        projectId: body.projectId,
-        gpuModels: body.gpuModels,
-        gpus: body.gpus,
-        capacityType: body.capacityType ?? (body.priorityClass === 'preemptible' ? 'preemptible' : 'on-demand'),
-        priorityClass: body.priorityClass,
-        requestedAt: requestedAt.toISOString(),
-      };
-      const event = this.publisher.build('LeaseRequested', data, { id: deriveId(leaseId, 'LeaseRequested'), time: data.requestedAt, tenantId, correlationId: leaseId });
-      const ack = await this.publisher.publish(event);
-      await this.host.runner(leasesProjection.name).waitFor(ack.sequence, READ_MODEL_WAIT_MS);
-    }
+    // The lease's own history decides: requested already (a retry), nothing is published again.
+    const decided = await handleCommand(this.store, this.decider, this.runtime.bus.topology.subjects.lease(leaseId), { kind: 'request', leaseId, tenantId, body, requestedAt: requestedAt.toISOString() });
+    await this.host.runner(leasesProjection.name).waitFor(decided.version, READ_MODEL_WAIT_MS);
     const deadline = Date.now() + options.waitMs;
     for (;;) {
       const view = await this.get(principal, leaseId);
@@ -118,19 +111,13 @@ export class LeasesService implements OnApplicationBootstrap, OnApplicationShutd
   async release(principal: Principal, leaseId: string): Promise<LeaseView> {
     const row = await this.visibleRow(principal, leaseId);
     if (row.state === 'released' || row.state === 'releasing') return this.view(row);
-    const requestedAt = this.runtime.clock.now().toISOString();
-    const event = this.publisher.build('LeaseReleaseRequested', { leaseId, tenantId: row.tenant_id, requestedAt }, { id: deriveId(leaseId, 'LeaseReleaseRequested'), time: requestedAt, tenantId: row.tenant_id, correlationId: leaseId });
-    const ack = await this.publisher.publish(event);
-    await this.host.runner(leasesProjection.name).waitFor(ack.sequence, READ_MODEL_WAIT_MS);
+    const decided = await handleCommand(this.store, this.decider, this.runtime.bus.topology.subjects.lease(leaseId), { kind: 'release', leaseId, tenantId: row.tenant_id, requestedAt: this.runtime.clock.now().toISOString() });
+    await this.host.runner(leasesProjection.name).waitFor(decided.version, READ_MODEL_WAIT_MS);
     return this.get(principal, leaseId);
   }
 
   async get(principal: Principal, leaseId: string): Promise<LeaseView> {
     return this.view(await this.visibleRow(principal, leaseId));
-  }
-
-  private async row(leaseId: string): Promise<LeaseRow | undefined> {
-    return (await this.runtime.db.selectFrom('leases').selectAll().where('lease_id', '=', leaseId).executeTakeFirst()) as LeaseRow | undefined;
   }
 
   /** The lease this caller may see: another tenant's lease is a missing one (the same query). */
