@@ -24,6 +24,12 @@ export interface ApiDocMetadata {
    * whose body is never JSON gives these and no `response`.
    */
   media?: string[];
+  /**
+   * Error statuses whose body may be another document than the one error shape (e.g. the
+   * per-event outcomes of `POST /v1/events` with 409 and 422): documented as either that
+   * schema or the Error shape.
+   */
+  errorBodies?: Record<number, z.ZodType>;
   /** Request headers the route reads (e.g. `Idempotency-Key`), with what they mean. */
   headers?: Record<string, string>;
 }

@@ -91,11 +91,13 @@ const DEFAULT_ROLES = ['tenant'];
 const WRITE_METHODS = new Set<RouteDescriptor['method']>(['post', 'put', 'patch', 'delete']);
 const BODY_METHODS = new Set<RouteDescriptor['method']>(['post', 'put', 'patch']);
 
-function errorResponse(status: number, description: string): Record<string, unknown> {
+function errorResponse(status: number, description: string, otherBody?: z.ZodType): Record<string, unknown> {
+  const error = { $ref: '#/components/schemas/Error' };
   return {
     description,
     ...(status === 429 ? { headers: { 'Retry-After': { description: 'Whole seconds to wait before retrying (at least 1)', schema: { type: 'integer', minimum: 1 } } } } : {}),
-    content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+    // A route that answers some statuses with its own document (ApiDoc `errorBodies`): that document or the Error shape.
+    content: { 'application/json': { schema: otherBody ? { anyOf: [toJsonSchema(otherBody, 'output'), error] } : error } },
   };
 }
 
@@ -199,7 +201,7 @@ export function buildOpenApiDocument(routes: RouteDescriptor[], info: OpenApiInf
       if (!noContent && !Object.keys(content).length) responseSchemaMissing = true;
       responses[status] = { description, ...(noContent || !Object.keys(content).length ? {} : { content }) };
     }
-    for (const status of errorStatuses(route, pathParams, queryNames)) responses[String(status)] = errorResponse(status, doc?.errors?.[status] ?? STATUS_REASONS[status] ?? 'Error');
+    for (const status of errorStatuses(route, pathParams, queryNames)) responses[String(status)] = errorResponse(status, doc?.errors?.[status] ?? STATUS_REASONS[status] ?? 'Error', doc?.errorBodies?.[status]);
     let id = operationId(route);
     for (let n = 2; usedIds.has(id); n++) id = `${operationId(route)}_${n}`;
     usedIds.add(id);

@@ -30,11 +30,13 @@ export class ExternalEventsController {
     summary: 'Report external GPU allocations (ExternalAllocationStarted / Stopped) as CloudEvents in structured, batch or binary mode; tenant from the API key',
     body: z.union([externalCloudEventSchema, z.array(externalCloudEventSchema).max(EXTERNAL_EVENTS_PER_REQUEST_MAX)]),
     response: ingestOutcomeResponse,
+    // Per-event outcomes (docs/metering.md) are the body of 409 and 422 too; the Error shape remains possible.
+    errorBodies: { 409: ingestOutcomeResponse, 422: ingestOutcomeResponse },
     errors: {
       400: 'body is not an event or an array of events, or a ce- header is malformed',
-      409: 'a (source, id) was already received from this tenant with other content (the body is the per-event outcome, as with 200, not the Error shape; nothing was applied)',
+      409: 'a (source, id) was already received from this tenant with other content: the body is the per-event outcome (the conflicting events say `conflict`, the others `rejected: not applied`), not the Error shape; nothing was applied',
       413: 'too many events',
-      422: 'no event could be accepted (the body is then the per-event outcome, as with 200), or a platform key named no tenantId (the Error shape)',
+      422: 'no event could be accepted: the body is the per-event outcome (each event `rejected` with its field and reason); or a platform key named no tenantId: the Error shape',
       503: 'the event log did not store the events (nothing recorded)',
     },
     tags: ['usage'],

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Controller, Get, Inject, Query, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
+import { requestIdSchema } from '@fastgpu/contracts';
 import { ApiKeyGuard, CurrentPrincipal, Roles, tenantScope, type Principal } from '@fastgpu/auth';
 import { ApiDoc, ApiError, parseDate, parseInput, parseInstant, parsePeriod, queryParam } from '@fastgpu/http';
 import { formatLocal, windowContaining, offsetAt, type CalendarWindow } from '@fastgpu/money';
@@ -30,6 +31,8 @@ export const usageQuerySchema = z.object({
       return [...new Set(names)] as UsageDimension[];
     }),
   tenantId: z.string().min(1).max(128).optional(),
+  /** Only this project's usage (every project when absent). */
+  projectId: requestIdSchema.optional(),
   accrueUntil: queryParam.instant().optional(),
   limit: queryParam.integer(1, USAGE_PAGE_ROWS_MAX).optional(),
   cursor: z.string().min(1).max(USAGE_CURSOR_LENGTH_MAX).optional(),
@@ -106,7 +109,7 @@ export class UsageController {
 
   @Get()
   @ApiDoc({
-    summary: 'GPU-ms per hour, day or month in a time zone, grouped by dimensions, paged by cursor; tenants see their own, finance sees all (optional tenantId)',
+    summary: 'GPU-ms per hour, day or month in a time zone between from and to, grouped by dimensions, filtered by project (projectId), paged by cursor; tenants see their own, finance sees all (optional tenantId)',
     query: usageQuerySchema,
     response: usageResponse,
     errors: { 400: 'malformed, unknown or repeated parameter (period, date, instant, zone, dimension, limit, cursor)', 422: 'reversed range, too many windows' },
@@ -123,7 +126,7 @@ export class UsageController {
     const tenantId = tenantScope(principal, query.tenantId);
     const accrueUntilMs = query.accrueUntil === undefined ? undefined : parseInstant(query.accrueUntil, 'accrueUntil');
     const windowCount = this.queries.windowsFor({ fromMs, toMs, window: query.window, timeZone: query.tz }).length;
-    const fingerprint = queryFingerprint([fromMs, toMs, query.window, query.tz, query.groupBy, tenantId, accrueUntilMs ?? null]);
+    const fingerprint = queryFingerprint([fromMs, toMs, query.window, query.tz, query.groupBy, tenantId, accrueUntilMs ?? null, ...(query.projectId === undefined ? [] : [query.projectId])]);
     const after = query.cursor === undefined ? undefined : decodeUsageCursor(query.cursor, fingerprint, query.groupBy, windowCount);
     let result;
     try {
@@ -134,6 +137,7 @@ export class UsageController {
         timeZone: query.tz,
         groupBy: query.groupBy,
         tenantId,
+        ...(query.projectId === undefined ? {} : { projectId: query.projectId }),
         ...(accrueUntilMs === undefined ? {} : { accrueUntilMs }),
         ...(query.limit === undefined ? {} : { limit: query.limit }),
         ...(after ? { after } : {}),
@@ -149,6 +153,7 @@ export class UsageController {
       timeZone: query.tz,
       groupBy: query.groupBy,
       tenantId,
+      projectId: query.projectId ?? null,
       asOfSequence: result.asOfSequence,
       accruedUntil: result.accruedUntilMs === null ? null : new Date(result.accruedUntilMs).toISOString(),
       source: result.source,

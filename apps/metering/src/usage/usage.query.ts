@@ -41,6 +41,8 @@ export interface UsageQuery {
   groupBy: UsageDimension[];
   /** null: every tenant (platform roles). */
   tenantId: string | null;
+  /** Only this project's usage; absent: every project. */
+  projectId?: string;
   /** Open allocations accrue up to this instant (and never past `toMs`); default: the log time. */
   accrueUntilMs?: number;
   /** Rows per page (default USAGE_PAGE_ROWS_DEFAULT). */
@@ -121,7 +123,7 @@ export class UsageQueries {
     const firstWindow = query.groupBy.length === 0 ? (query.after ? query.after.windowIndex + 1 : 0) : 0;
     const pageWindows = query.groupBy.length === 0 ? windows.slice(firstWindow, firstWindow + limit) : windows;
     const read = (over: Array<{ startMs: number; endMs: number }>, groupBy: readonly UsageDimension[], page: { after?: UsageRowKey; limit?: number }) =>
-      this.read(over, aligned, groupBy, query.tenantId, untilMs, query.fromMs, query.toMs, page);
+      this.read(over, aligned, groupBy, { tenantId: query.tenantId, projectId: query.projectId }, untilMs, query.fromMs, query.toMs, page);
 
     const rows: UsageRow[] = [];
     let nextKey: UsageRowKey | null = null;
@@ -165,7 +167,7 @@ export class UsageQueries {
     windows: ReadonlyArray<{ startMs: number; endMs: number }>,
     aligned: boolean,
     groupBy: readonly UsageDimension[],
-    tenantId: string | null,
+    scope: Pick<UsageQuery, 'tenantId' | 'projectId'>,
     untilMs: number | null,
     fromMs: number,
     toMs: number,
@@ -177,7 +179,7 @@ export class UsageQueries {
     const dimensionList = dims.length ? sql`, ${sql.join(dims.map((c) => sql.ref(`u.${c}`)))}` : sql``;
     // Text sorts by code point (bytes of UTF-8) whatever the database's collation: the cursor compares the same way.
     const orderTerms = [sql`w.i`, ...groupBy.map((d) => (integerDimensions.has(d) ? sql.ref(`u.${usageDimensions[d]}`) : sql`${sql.ref(`u.${usageDimensions[d]}`)} COLLATE "C"`))];
-    const tenantFilter = tenantId === null ? sql`` : sql`AND u.tenant_id = ${tenantId}`;
+    const tenantFilter = sql`${scope.tenantId === null ? sql`` : sql`AND u.tenant_id = ${scope.tenantId}`} ${scope.projectId === undefined ? sql`` : sql`AND u.project_id = ${scope.projectId}`}`;
     const afterValues = page.after ? [sql`${page.after.windowIndex + 1}::int8`, ...page.after.values.map((v, k) => (integerDimensions.has(groupBy[k]!) ? sql`${v}::int8` : sql`${String(v)}::text COLLATE "C"`))] : [];
     const having = page.after ? sql`HAVING (${sql.join(orderTerms)}) > (${sql.join(afterValues)})` : sql``;
     const pageClause = page.limit === undefined ? sql`` : sql`ORDER BY ${sql.join(orderTerms)} LIMIT ${page.limit + 1}`;

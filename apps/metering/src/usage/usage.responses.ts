@@ -30,6 +30,7 @@ export const usageResponse = z.object({
   timeZone: z.string(),
   groupBy: z.array(z.enum(usageDimensionNames as [UsageDimension, ...UsageDimension[]])),
   tenantId: z.string().nullable().describe('null: every tenant (platform roles without tenantId)'),
+  projectId: z.string().nullable().describe('The project the usage is filtered to; null: every project'),
   asOfSequence: z.number().int().nonnegative().describe("The usage projection's checkpoint the answer was read at"),
   accruedUntil: instant.nullable(),
   source: z.enum(['hourly', 'intervals']).describe('Which store answered: the hourly table (boundaries on UTC hours) or the exact intervals'),
