@@ -14,14 +14,15 @@ export class JobsController {
   @Post()
   @Roles('tenant')
   @ApiDoc({
-    summary: 'Submit a job: divided into sub-tasks and queued. The Idempotency-Key header is required: a retry with the same key and body returns the same job.',
+    summary:
+      'Submit a job: divided into sub-tasks and queued. The Idempotency-Key header is required: a retry with the same key and body returns the same job. With a `workload`, each sub-task runs its command on a node agent (docs/node-agent.md): argv (a shell only with shell: true), env, secrets by name, working directory, timeout, inputs (one per sub-task, or inputsPerSubtask per sub-task as a JSON array), result file, and the aggregation rule (concat, jsonl, none) applied when every sub-task succeeded.',
     body: submitJobRequest,
     response: jobView,
     success: { 202: 'accepted: a new job, queued', 200: 'a retry with the same Idempotency-Key: the job as it is now' },
     errors: {
       400: 'malformed field (control characters in text included), or a missing or malformed Idempotency-Key',
       409: 'Idempotency-Key reused with another body (code idempotency_key_reused)',
-      422: 'job no node could run, an unknown dependency (another tenant\'s job id is unknown too), too many sub-tasks, or invalid combination',
+      422: 'job no node could run, an unknown dependency (another tenant\'s job id is unknown too), too many sub-tasks, invalid combination (inputs with a count or GPU-hours that disagree), a sub-task input too large, or a container image (no node runs containers yet)',
     },
     tags: ['jobs'],
   })

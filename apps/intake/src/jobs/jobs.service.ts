@@ -124,6 +124,8 @@ export class JobsService {
       ...(request.deadline ? { deadline: new Date(request.deadline).toISOString() } : {}),
       ...(request.retryPolicy ? { retryPolicy: request.retryPolicy } : {}),
       idempotencyKey,
+      // Secrets are names only (the agent reads their values on its host): nothing secret is recorded or echoed.
+      ...(checked.workload ? { workload: checked.workload } : {}),
     };
     if (created) {
       await this.checkDependencies(tenantId, request.dependsOn);
