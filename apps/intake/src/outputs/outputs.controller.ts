@@ -2,6 +2,7 @@ import { Controller, Get, Headers, Inject, Param, Query, Res, UseGuards } from '
 import type { ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import { Readable } from 'node:stream';
+import type { ObjectResult } from '@nats-io/obj';
 import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
 import { ApiDoc, badRequest, parseInput } from '@fastgpu/http';
 import { logsQuery, resultIndexParams, resultQuery, resultsResponse } from './outputs.schema';
@@ -77,9 +78,38 @@ export class OutputsController {
   }
 
   @Get(':jobId/results')
-  @ApiDoc({ summary: 'The stored results of a job\'s sub-tasks: index, attempt, bytes, SHA-256, exit code, node, when stored', response: resultsResponse, errors: { 404: 'no such job for this caller' }, tags: ['jobs'] })
+  @ApiDoc({
+    summary: 'The stored results of a job\'s sub-tasks (index, attempt, bytes, SHA-256, exit code, node, when stored; failed attempts\' results too), and its aggregate once built (null before, or when its workload\'s rule is none)',
+    response: resultsResponse,
+    errors: { 404: 'no such job for this caller' },
+    tags: ['jobs'],
+  })
   async results(@CurrentPrincipal() principal: Principal, @Param('jobId') jobId: string) {
-    return { jobId, results: await this.outputs.listResults(principal, jobId) };
+    const results = await this.outputs.listResults(principal, jobId);
+    return { jobId, results, aggregate: await this.outputs.aggregateOf(await this.outputs.job(principal, jobId)) };
+  }
+
+  @Get(':jobId/results/aggregate')
+  @ApiDoc({
+    summary:
+      'The job\'s aggregate result, byte-exact (application/octet-stream), with Repr-Digest (SHA-256) and ETag: built by its workload\'s rule (concat: the results\' bytes in sub-task order; jsonl: their JSON lines in sub-task order) once every sub-task succeeded, and announced by JobResultsAggregated',
+    media: ['application/octet-stream'],
+    errors: { 404: 'no such job for this caller, no aggregate (yet, or the rule is none), or aggregation failed (the message says why)' },
+    tags: ['jobs'],
+  })
+  async aggregate(@CurrentPrincipal() principal: Principal, @Param('jobId') jobId: string, @Res() reply: Reply) {
+    const { view, result } = await this.outputs.openAggregate(principal, jobId);
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'content-length': String(view.bytes),
+      'content-disposition': `attachment; filename="${jobId}-aggregate"`,
+      'repr-digest': `sha-256=:${Buffer.from(view.sha256, 'hex').toString('base64')}:`,
+      etag: `"${view.sha256}"`,
+      'x-fastgpu-aggregate-rule': view.rule,
+    });
+    await this.pipe(raw, result);
   }
 
   @Get(':jobId/results/:index')
@@ -105,13 +135,17 @@ export class OutputsController {
       'x-fastgpu-attempt': String(view.attempt),
       'x-fastgpu-exit-code': String(view.exitCode),
     });
+    await this.pipe(raw, result);
+  }
+
+  /** Streams an object to the socket; the store checks the digest once every chunk is read: a mismatch cuts the response short. */
+  private async pipe(raw: ServerResponse, result: ObjectResult): Promise<void> {
     const sink = socketSink(raw);
     try {
       for await (const chunk of Readable.fromWeb(result.data)) {
         if (sink.closed) break;
         await sink.write(chunk as Uint8Array);
       }
-      // The store checks the digest once every chunk is read: a mismatch cuts the response short.
       const error = await result.error;
       if (error) raw.destroy(error);
       else raw.end();

@@ -41,4 +41,14 @@ export const resultView = z.object({
 });
 export type ResultView = z.infer<typeof resultView>;
 
-export const resultsResponse = z.object({ jobId: z.string(), results: z.array(resultView) });
+/** A job's aggregate result (its workload's rule), once built: `stored` with its size and SHA-256, or `failed` with why. */
+export const aggregateView = z.object({
+  rule: z.enum(['concat', 'jsonl']),
+  outcome: z.enum(['stored', 'failed']),
+  bytes: z.number().int().nullable(),
+  sha256: z.string().nullable(),
+  reason: z.string().nullable(),
+});
+export type AggregateView = z.infer<typeof aggregateView>;
+
+export const resultsResponse = z.object({ jobId: z.string(), results: z.array(resultView), aggregate: aggregateView.nullable() });

@@ -1,13 +1,13 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { Objm, type ObjectInfo, type ObjectResult, type ObjectStore } from '@nats-io/obj';
-import { LogHeader, LogKind, requestIdSchema, resultObjectName, ResultMetadata } from '@fastgpu/contracts';
+import { aggregateObjectName, LogHeader, LogKind, requestIdSchema, resultObjectName, ResultMetadata } from '@fastgpu/contracts';
 import type { Principal } from '@fastgpu/auth';
 import { notFound, tooManyRequests } from '@fastgpu/http';
 import { lastSequence } from '@fastgpu/messaging';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { logEventOf, sseFrame } from './log-events';
-import type { LogsQuery, ResultView } from './outputs.schema';
+import type { AggregateView, LogsQuery, ResultView } from './outputs.schema';
 
 /**
  * A job's outputs, as node agents wrote them (docs/node-protocol.md, "Logs" and "Results"): log
@@ -95,7 +95,7 @@ export class OutputsService implements OnApplicationShutdown {
   }
 
   /** Waits (bounded) until intake's jobs read model has applied the log up to its current end. */
-  private async catchUp(): Promise<void> {
+  async catchUp(): Promise<void> {
     const last = await lastSequence(this.runtime.bus, this.runtime.bus.topology.streams.events);
     const deadline = Date.now() + READ_MODEL_WAIT_MS;
     while (Date.now() < deadline) {
@@ -227,7 +227,8 @@ export class OutputsService implements OnApplicationShutdown {
 
   // ------------------------------------------------------------------ results
 
-  private async results(): Promise<ObjectStore | undefined> {
+  /** The results bucket, or undefined while no agent has created it. */
+  async results(): Promise<ObjectStore | undefined> {
     if (this.bucket) return this.bucket;
     try {
       this.bucket = await new Objm(this.runtime.bus.nc).open(this.runtime.bus.topology.buckets.results);
@@ -279,5 +280,28 @@ export class OutputsService implements OnApplicationShutdown {
       if (result) return { view, result };
     }
     throw missing;
+  }
+
+  // ------------------------------------------------------------------ the aggregate
+
+  /** The job's aggregate as recorded by the aggregator (result-aggregator.ts), or null when there is none (yet). */
+  async aggregateOf(job: OutputJob): Promise<AggregateView | null> {
+    const store = await this.results();
+    const info = store ? await store.info(aggregateObjectName(job.tenantId, job.jobId)) : null;
+    const metadata = info?.metadata;
+    if (!info || info.deleted || metadata?.tenantId !== job.tenantId || metadata.jobId !== job.jobId || (metadata.outcome !== 'stored' && metadata.outcome !== 'failed') || (metadata.rule !== 'concat' && metadata.rule !== 'jsonl')) return null;
+    if (metadata.outcome === 'stored' && !/^[0-9a-f]{64}$/.test(metadata.sha256 ?? '')) return null; // still being written
+    return metadata.outcome === 'stored' ? { rule: metadata.rule, outcome: 'stored', bytes: info.size, sha256: metadata.sha256!, reason: null } : { rule: metadata.rule, outcome: 'failed', bytes: null, sha256: null, reason: metadata.reason ?? null };
+  }
+
+  /** The aggregate's bytes: 404 while there is none, or when aggregation failed (the reason is in the message). */
+  async openAggregate(principal: Principal, jobId: string): Promise<{ view: AggregateView & { outcome: 'stored'; bytes: number; sha256: string }; result: ObjectResult }> {
+    const job = await this.job(principal, jobId);
+    const view = await this.aggregateOf(job);
+    if (!view) throw notFound(`aggregate result of job ${jobId} (built when every sub-task succeeded and the workload names a rule)`);
+    if (view.outcome === 'failed') throw notFound(`aggregate result of job ${jobId}: aggregation failed: ${view.reason}`);
+    const result = await (await this.results())!.get(aggregateObjectName(job.tenantId, job.jobId));
+    if (!result) throw notFound(`aggregate result of job ${jobId}`);
+    return { view: view as AggregateView & { outcome: 'stored'; bytes: number; sha256: string }, result };
   }
 }
