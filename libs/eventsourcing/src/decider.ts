@@ -5,17 +5,23 @@
  *   is not allowed in that state. Time and ids arrive in the command, never read inside;
  * - `evolve(state, event)`: the state after one event.
  * All three import no Nest, kysely, nats, clock or randomness.
+ *
+ * `Fact` is an event as evolve reads it back from the log. For most deciders it is the event
+ * itself (the default). A decider whose state needs the log's position of each event (the
+ * scheduler: expected subject sequences, the subject a node report came on) reads stored events
+ * instead, and decides events that are not stored yet; `handleCommand` needs the two to be the
+ * same, the given/when/then helpers do not.
  */
-export interface Decider<State, Command, Event> {
+export interface Decider<State, Command, Event, Fact = Event> {
   initialState(): State;
   decide(command: Command, state: State): readonly Event[];
-  evolve(state: State, event: Event): State;
+  evolve(state: State, fact: Fact): State;
 }
 
-/** The state after `events`, folded with the decider's evolve from its initial state. */
-export function foldEvents<State, Event>(decider: Pick<Decider<State, unknown, Event>, 'initialState' | 'evolve'>, events: Iterable<Event>): State {
+/** The state after `facts`, folded with the decider's evolve from its initial state. */
+export function foldEvents<State, Fact>(decider: Pick<Decider<State, never, unknown, Fact>, 'initialState' | 'evolve'>, facts: Iterable<Fact>): State {
   let state = decider.initialState();
-  for (const event of events) state = decider.evolve(state, event);
+  for (const fact of facts) state = decider.evolve(state, fact);
   return state;
 }
 

@@ -1,3 +1,4 @@
+export * from './build-event';
 export * from './decider';
 export * from './event-stream';
 export * from './handle-command';

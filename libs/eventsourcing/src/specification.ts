@@ -7,12 +7,13 @@ import { foldEvents, type Decider, type DomainError } from './decider';
  *   spec(invoice).given([created, finalized]).when(pay).then([paid]);
  *   spec(invoice).given([created]).when(pay).thenThrows('illegal-state', 'invoice_not_finalized');
  */
-export function spec<State, Command, Event>(decider: Decider<State, Command, Event>) {
+export function spec<State, Command, Event, Fact = Event>(decider: Decider<State, Command, Event, Fact>) {
   return {
-    given(events: readonly Event[]) {
+    /** What the log holds before the command (the events as evolve reads them). */
+    given(facts: readonly Fact[]) {
       return {
         when(command: Command) {
-          const run = () => decider.decide(command, foldEvents(decider, events));
+          const run = () => decider.decide(command, foldEvents(decider, facts));
           return {
             then(expected: readonly Event[]): void {
               const actual = run();
