@@ -5,13 +5,15 @@
  * or with impossible values are rejected without moving anything; a node whose clock is an hour
  * ahead or ten minutes behind stays alive on server time, its skew measured and flagged once per
  * crossing of the allowed skew; silence from before the loop's own NATS connection came back is
- * not counted.
+ * not counted. The same rule through the kernel's Decider type (livenessDecider) reads as
+ * given / when / then.
  */
 import { describe, expect, it } from 'vitest';
 import { deriveId, nameId, type Heartbeat } from '@fastgpu/contracts';
 import { event } from '../testkit';
 import { evolveFencing, initialFencingState } from '../fencing/fencing.decider';
-import { decideHeartbeat, decideTick, evolveLiveness, initialLivenessState, type LivenessPolicy, type LivenessState } from './liveness.decider';
+import { spec } from '@fastgpu/eventsourcing';
+import { decideHeartbeat, decideTick, evolveLiveness, initialLivenessState, livenessDecider, type LivenessPolicy, type LivenessState } from './liveness.decider';
 
 const policy: LivenessPolicy = { heartbeatIntervalMs: 5_000, missedHeartbeatsBeforeLost: 3, clockSkewMs: 5_000, heartbeatRejectionIntervalMs: 60_000, eccErrorsMax: 8, xidErrorsMax: 4, temperatureCMax: 90 };
 const T0 = Date.parse('2026-11-01T00:00:00.000Z');
@@ -156,5 +158,15 @@ describe('liveness', () => {
       expect(decide(T0 + 59_000)).toMatchObject({ id: (first as { id: string }).id });
       expect(decide(T0 + 61_000)).not.toMatchObject({ id: (first as { id: string }).id });
     });
+  });
+});
+
+describe('liveness as the kernel Decider', () => {
+  it('given a registration, when a tick past the timeout, then NodeLost; before it, nothing', () => {
+    const registration = { event: event('NodeRegistered', { nodeId: 'n1', gpuModel: 'a100', gpuCount: 2, gpuMemoryGb: 80, labels: {}, agentEpoch: 1, registeredAt: new Date(T0).toISOString() }), receivedAtMs: T0 };
+    spec(livenessDecider).given([registration]).when({ nowMs: T0 + 15_000, policy }).then([]);
+    const [lost] = livenessDecider.decide({ nowMs: T0 + 15_001, policy }, livenessDecider.evolve(livenessDecider.initialState(), registration));
+    expect(lost).toMatchObject({ kind: 'event', type: 'NodeLost', id: nameId('NodeLost', 'n1', String(T0)) });
+    spec(livenessDecider).given([registration]).when({ nowMs: T0 + 15_001, policy }).then([lost!]);
   });
 });

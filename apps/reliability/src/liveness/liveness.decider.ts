@@ -1,4 +1,5 @@
 import { clockSkewMs, deriveId, Heartbeat, idSchema, nameId, type DomainEvent } from '@fastgpu/contracts';
+import type { Decider } from '@fastgpu/eventsourcing';
 import { iso, type Effect } from '../monitor/effects';
 import { staleRunningWork, type FencingState } from '../fencing/fencing.decider';
 
@@ -123,6 +124,34 @@ export function decideTick(state: LivenessState, nowMs: number, policy: Liveness
   }
   return effects;
 }
+
+/** A domain event as liveness reads it: with the stream's (server) receive time. */
+export interface ReceivedEvent {
+  event: DomainEvent;
+  receivedAtMs: number;
+}
+
+/** A liveness tick: the instant (the shell's clock) and what `decideTick` needs besides the state. */
+export interface LivenessTick {
+  nowMs: number;
+  policy: LivenessPolicy;
+  heardFromMs?: number;
+}
+
+/**
+ * Liveness as the kernel's one Decider type (libs/eventsourcing): a tick decides the losses,
+ * the fold reads events with their receive time. Like the scheduler it decides over the whole
+ * fleet, so its shell publishes the effects itself; and heartbeats are judged by
+ * `decideHeartbeat`, which also moves the state (a node's last sign of life) on the way.
+ */
+export const livenessDecider: Decider<LivenessState, LivenessTick, Effect, ReceivedEvent> = {
+  initialState: initialLivenessState,
+  decide: (tick, state) => decideTick(state, tick.nowMs, tick.policy, tick.heardFromMs),
+  evolve: (state, { event, receivedAtMs }) => {
+    evolveLiveness(state, event, receivedAtMs);
+    return state;
+  },
+};
 
 export interface HeartbeatMessage {
   /** The node named by the subject `<prefix>.hb.<nodeId>`: NATS permissions bind it to the agent's credentials. */

@@ -4,12 +4,16 @@
  * events): model constraints and fallback, best fit, no GPU twice, priority classes, fair share,
  * quotas with borrowing and reclaim, gangs (topology too), preemption (gangs whole), requeue,
  * cancellation, dependencies, retries, node loss with bounded platform attempts, stale reports,
- * EASY backfill, drain, leases, feasibility, explanations, dry-run and determinism.
+ * EASY backfill, drain, leases, feasibility, explanations, dry-run and determinism; and the
+ * scheduler wrapped as the kernel's Decider, with libs/eventsourcing's given / when / then.
  */
 import { describe, expect, it } from 'vitest';
+import { deriveId } from '@fastgpu/contracts';
+import { spec } from '@fastgpu/eventsourcing';
 import { fragmentation } from './metrics';
+import { defaultPolicy } from './placement.types';
 import { explain, feasibility } from './questions';
-import { decide } from './scheduler.decider';
+import { decide, schedulerDecider } from './scheduler.decider';
 import { evolve } from './scheduler.evolve';
 import { initialState, PLATFORM_ATTEMPTS_MAX } from './scheduler.state';
 import { at, ofType, placements, SchedulerLog, types } from './scheduler.testkit';
@@ -425,5 +429,39 @@ describe('feasibility, explanations, dry-run, determinism', () => {
     const rebuilt = decide(replayed, { now: at(40), policy: log.policy, explain: true });
     expect(rebuilt.decisions).toEqual(live.decisions);
     expect(live.decisions.length).toBeGreaterThan(0);
+  });
+});
+
+describe('the scheduler as the kernel Decider (given / when / then of libs/eventsourcing)', () => {
+  it('given the log, when a cycle, then its decisions: a placement with its id derived from the sub-task and its command', () => {
+    const log = new SchedulerLog().node('n1', 'a100', 8).job({ jobId: 'j1', gpus: 2 });
+    const created = log.events.find((e) => e.event.type === 'SubtaskCreated')!.event;
+    const id = deriveId(created.id, 'placed/1');
+    const now = at(10);
+    spec(schedulerDecider)
+      .given(log.events)
+      .when({ now, policy: defaultPolicy })
+      .then([
+        {
+          type: 'SubtaskPlaced',
+          id,
+          causationId: created.id,
+          correlationId: 'j1',
+          tenantId: 'acme',
+          nodeId: 'n1',
+          command: { kind: 'RunSubtask', commandId: id, jobId: 'j1', tenantId: 'acme', subtaskId: 'j1-0', attempt: 1, leaseEpoch: 1, gpuIndices: [0, 1], runtimeMs: 60_000, issuedAt: now },
+          data: { jobId: 'j1', tenantId: 'acme', projectId: 'p1', subtaskId: 'j1-0', attempt: 1, nodeId: 'n1', gpuModel: 'a100', gpus: 2, gpuIndices: [0, 1], leaseEpoch: 1, capacityType: 'on-demand', runtimeMs: 60_000, placedAt: now },
+        },
+      ]);
+  });
+
+  it('given a platform failure, when a cycle, then a requeue derived from the failure; given nothing queued, nothing', () => {
+    const log = new SchedulerLog().node('n1', 'a100', 8).job({ jobId: 'j1' });
+    log.cycle(at(1));
+    log.failed('j1-0', 2, 137, 'platform');
+    const failure = log.events[log.events.length - 1]!.event;
+    const decided = schedulerDecider.decide({ now: at(3), policy: defaultPolicy }, log.state);
+    expect(decided.map((d) => [d.type, d.id, d.causationId])).toEqual([['SubtaskRequeued', deriveId(failure.id, 'requeued/j1-0/1'), failure.id]]);
+    spec(schedulerDecider).given(new SchedulerLog().node('n1').events).when({ now: at(3), policy: defaultPolicy }).then([]);
   });
 });

@@ -1,3 +1,5 @@
+import type { StoredEvent } from '@fastgpu/contracts';
+import type { Decider } from '@fastgpu/eventsourcing';
 import { Cycle } from './cycle';
 import { hypotheticalEntry, hypotheticalOutcome } from './dry-run';
 import { dominantShare } from './fair-share';
@@ -6,9 +8,10 @@ import { dependencyState } from './dependencies';
 import { housekeeping } from './housekeeping';
 import { MinHeap } from './min-heap';
 import { attemptJob, attemptLease, nothingFits, waitFull } from './placement';
-import type { CycleCommand, CycleResult } from './placement.types';
+import type { CycleCommand, CycleResult, Decision } from './placement.types';
 import { compareEntries, isQueued, tidyQueue } from './queues';
-import type { QueueEntry, SchedulerState, TenantQueue } from './scheduler.state';
+import { evolve } from './scheduler.evolve';
+import { initialState, type QueueEntry, type SchedulerState, type TenantQueue } from './scheduler.state';
 
 /**
  * The placement function: `decide(state, command) → decisions`, pure. Given the folded state and
@@ -112,3 +115,18 @@ export function decide(state: SchedulerState, command: CycleCommand): CycleResul
   if (hypothetical?.kind === 'job') result.hypothetical = hypotheticalOutcome(cycle.decisions, cycle.waiting, hypothetical.job.jobId);
   return result;
 }
+
+/**
+ * The scheduler as the kernel's one Decider type (libs/eventsourcing): a cycle command decides
+ * the cycle's events, and the fold reads stored events back (it needs their sequence and
+ * subject: expected subject sequences, the subject a node report came on). Unlike a decider of
+ * one aggregate, it decides over the whole log, so the engine publishes its decisions itself
+ * (per node subject, with the expected sequence) instead of through `handleCommand`; and it calls
+ * `decide` above for the rest of a cycle's result (waiting reasons, the reservation, a dry-run's
+ * placements). Its evolve mutates the state it is given and returns it (one owner, a large fleet).
+ */
+export const schedulerDecider: Decider<SchedulerState, CycleCommand, Decision, StoredEvent> = {
+  initialState,
+  decide: (command, state) => decide(state, command).decisions,
+  evolve,
+};
