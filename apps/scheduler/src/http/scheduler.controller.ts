@@ -1,10 +1,9 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
-import { checkJobRequest, JobRequestError, multiLineText, newEventId, singleLineText, submitJobRequest } from '@fastgpu/contracts';
+import { checkJobRequest, JobRequestError, multiLineText, singleLineText, submitJobRequest } from '@fastgpu/contracts';
 import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
-import { ApiDoc, ApiError, conflict, notFound, parseInput, unprocessable } from '@fastgpu/http';
-import { isWrongLastSequence } from '@fastgpu/messaging';
-import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
+import { ApiDoc, ApiError, notFound, parseInput, unprocessable } from '@fastgpu/http';
+import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { capacityPlan, CapacityPlanError } from '../capacity/capacity-plan';
 import { freeByModel, fragmentation } from '../placement/metrics';
 import { SchedulerRunner } from '../scheduler.runner';
@@ -140,23 +139,12 @@ export class SchedulerController {
     summary: 'Replace the scheduling policy: recorded as a SchedulingPolicySet event (with actor and reason) that every later decision uses',
     body: setPolicyRequest,
     response: policyResponse,
-    errors: { 400: 'malformed policy', 422: 'a value out of range (with its field)', 409: 'the policy changed meanwhile: read it again' },
+    errors: { 400: 'malformed policy', 422: 'a value out of range (with its field)', 409: 'the policy kept changing under concurrent writers: read it again and retry' },
     tags: ['scheduler'],
   })
   async setPolicy(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
     const { policy, reason } = parseInput(setPolicyRequest, body);
-    const publisher = publisherFor(this.runtime, 'scheduler');
-    const id = newEventId();
-    const time = this.runtime.clock.now().toISOString();
-    const event = publisher.build('SchedulingPolicySet', { policy, setAt: time, actor: principal.keyId, reason }, { id, time, tenantId: null, correlationId: id });
-    let sequence: number;
-    try {
-      // Optimistic concurrency: the policy subject holds only policies, so its last sequence is the one folded here.
-      ({ sequence } = await publisher.publish(event, { expectedLastSubjectSequence: this.scheduler.engine.state.policy?.sequence ?? 0 }));
-    } catch (error) {
-      if (isWrongLastSequence(error)) throw conflict('the scheduling policy changed meanwhile: read it again and retry', 'policy');
-      throw error;
-    }
+    const { sequence } = await this.scheduler.engine.policyCommands.set(policy, principal.keyId, reason);
     await this.scheduler.engine.waitForSequence(sequence, 3000);
     return this.policy();
   }
@@ -169,17 +157,12 @@ export class SchedulerController {
   }
 
   private async setDrain(nodeId: string, drain: boolean, reason = ''): Promise<{ nodeId: string; status: string; sequence: number }> {
+    // The fleet as folded knows which nodes exist (a node registers on its agent subject).
     const node = this.scheduler.engine.state.nodes.get(nodeId);
     if (!node) throw notFound(`node ${nodeId}`);
     if (node.status === 'lost') throw new ApiError(409, 'conflict', `node ${nodeId} is lost`);
-    const publisher = publisherFor(this.runtime, 'scheduler');
-    const id = newEventId();
-    const time = this.runtime.clock.now().toISOString();
-    const event = drain
-      ? publisher.build('NodeDrained', { nodeId, reason, drainedAt: time, automatic: false }, { id, time, tenantId: null, correlationId: id })
-      : publisher.build('NodeUndrained', { nodeId, undrainedAt: time }, { id, time, tenantId: null, correlationId: id });
-    const ack = await publisher.publish(event);
-    await this.scheduler.engine.waitForSequence(ack.sequence, 3000);
-    return { nodeId, status: this.scheduler.engine.state.nodes.get(nodeId)?.status ?? 'unknown', sequence: ack.sequence };
+    const { sequence } = await this.scheduler.engine.drains.setDrain(nodeId, drain ? { reason } : undefined);
+    await this.scheduler.engine.waitForSequence(sequence, 3000);
+    return { nodeId, status: this.scheduler.engine.state.nodes.get(nodeId)?.status ?? 'unknown', sequence };
   }
 }

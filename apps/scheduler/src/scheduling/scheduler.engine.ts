@@ -8,7 +8,6 @@ import {
   explainRequest,
   feasibilityRequest,
   invalidServiceRequest,
-  newEventId,
   parseJson,
   peekType,
   SERVICE_REPLY_TEXT_LENGTH_MAX,
@@ -21,6 +20,8 @@ import {
 import type { z } from 'zod';
 import { EventPublisher, SequenceWaiters, StreamFollower, isWrongLastSequence, lastSequence, PUBLISH_IN_FLIGHT_MAX, type Bus } from '@fastgpu/messaging';
 import { LeaderLease } from '../leadership/leader-lease';
+import { NodeDrainHandler } from '../drains/node-drain.handler';
+import { SchedulingPolicyHandler } from '../policy/scheduling-policy.handler';
 import { PLACEMENTS_PER_CYCLE_MAX } from '../placement/cycle';
 import { attachLeaseCommand, runSubtaskCommand } from '../placement/node-commands';
 import { schedulerEventTypeSet, type CycleResult, type Decision, type HypotheticalJob, type Reservation, type SchedulerPolicy, type Waiting } from '../placement/placement.types';
@@ -79,6 +80,10 @@ export class SchedulerEngine {
   readonly state: SchedulerState = initialState();
   readonly instanceId: string;
   readonly leader: LeaderLease;
+  /** The scheduling policy's commands (set, record the configured one). */
+  readonly policyCommands: SchedulingPolicyHandler;
+  /** Operators' drains and undrains of nodes. */
+  readonly drains: NodeDrainHandler;
   private readonly publisher: EventPublisher;
   private follower?: StreamFollower;
   private subscriptions: Subscription[] = [];
@@ -101,6 +106,8 @@ export class SchedulerEngine {
     this.instanceId = options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.publisher = new EventPublisher(options.bus.js, options.bus.topology, 'fastgpu/scheduler');
     this.leader = new LeaderLease({ bus: options.bus, instanceId: this.instanceId, ttlMs: options.leaseTtlMs ?? 3000 });
+    this.policyCommands = new SchedulingPolicyHandler(options.bus, this.publisher, options.clock);
+    this.drains = new NodeDrainHandler(options.bus, this.publisher, options.clock);
   }
 
   get caughtUp(): boolean {
@@ -244,22 +251,14 @@ export class SchedulerEngine {
   }
 
   /**
-   * Writes the configured policy as the first SchedulingPolicySet. Expected subject sequence 0:
-   * when the log already has a policy (set through the API, or by another instance) it stays.
+   * Records the configured policy as the first SchedulingPolicySet (the policy's own command,
+   * policy/scheduling-policy.decider.ts): when the log already has one (set through the API, or
+   * by another instance) it stays.
    */
   private async recordConfiguredPolicy(): Promise<void> {
-    if (this.state.policy) {
-      this.policyRecorded = true;
-      return;
-    }
-    const now = this.options.clock.now().toISOString();
-    const id = newEventId();
-    const event = this.publisher.build('SchedulingPolicySet', { policy: this.options.policy, setAt: now, actor: 'config', reason: 'FASTGPU_SCHEDULER_POLICY at scheduler start' }, { id, time: now, tenantId: null, correlationId: id });
-    try {
-      const ack = await this.publisher.publish(event, { expectedLastSubjectSequence: 0 });
-      await this.waitForSequence(ack.sequence);
-    } catch (error) {
-      if (!isWrongLastSequence(error)) throw error;
+    if (!this.state.policy) {
+      const { sequence } = await this.policyCommands.recordConfigured(this.options.policy);
+      await this.waitForSequence(sequence);
     }
     this.policyRecorded = true;
   }

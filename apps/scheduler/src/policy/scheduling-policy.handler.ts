@@ -1,0 +1,46 @@
+import { newEventId } from '@fastgpu/contracts';
+import { handleCommand, JetStreamEventStream } from '@fastgpu/eventsourcing';
+import type { Bus, EventPublisher } from '@fastgpu/messaging';
+import type { Clock } from '@fastgpu/runtime';
+import type { SchedulerPolicy } from '../placement/placement.types';
+import { schedulingPolicyDecider, type SchedulingPolicyCommand } from './scheduling-policy.decider';
+
+/**
+ * The shell of the scheduling policy's commands: a command gets its id and time here, then goes
+ * through the kernel's one command loop (libs/eventsourcing handleCommand: read the policy
+ * subject, decide, append with its expected sequence, decide again when another writer got
+ * there first, a bounded number of times, then a ConcurrencyError: 409 at the edge).
+ */
+export class SchedulingPolicyHandler {
+  private readonly store: JetStreamEventStream;
+  private readonly decider;
+
+  constructor(
+    private readonly bus: Bus,
+    publisher: EventPublisher,
+    private readonly clock: Clock,
+  ) {
+    this.store = new JetStreamEventStream(bus, publisher);
+    this.decider = schedulingPolicyDecider((type, data, meta) => publisher.build(type, data, meta));
+  }
+
+  /** Replaces the policy; resolves with the log position of the SchedulingPolicySet. */
+  async set(policy: SchedulerPolicy, actor: string, reason: string): Promise<{ sequence: number }> {
+    const { version } = await this.run({ kind: 'set', ...this.stamp(), policy, actor, reason });
+    return { sequence: version };
+  }
+
+  /** Records the configured policy unless the log holds one; resolves with the log position of the policy in force. */
+  async recordConfigured(policy: SchedulerPolicy): Promise<{ recorded: boolean; sequence: number }> {
+    const { events, version } = await this.run({ kind: 'recordConfigured', ...this.stamp(), policy });
+    return { recorded: events.length > 0, sequence: version };
+  }
+
+  private stamp(): { id: string; at: string } {
+    return { id: newEventId(), at: this.clock.now().toISOString() };
+  }
+
+  private run(command: SchedulingPolicyCommand) {
+    return handleCommand(this.store, this.decider, this.bus.topology.subjects.schedulingPolicy(), command);
+  }
+}
