@@ -13,3 +13,4 @@ export * from './report-fencing';
 export * from './canonical-json';
 export * from './pricing';
 export * from './services';
+export * from './external-usage';

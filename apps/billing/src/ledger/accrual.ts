@@ -1,17 +1,21 @@
-import type { StoredEvent } from '@fastgpu/contracts';
-import { DAY_MS, instantMs, periodOf, splitAtPeriods } from '@fastgpu/money';
+import { externalGpusRefusal, externalTenantRefusal, externalTimeVerdict, judgeNodeReport, reportTimeMs, streamTimeHorizon, type DomainEvent, type StoredEvent } from '@fastgpu/contracts';
+import { instantMs, periodOf, splitAtPeriods } from '@fastgpu/money';
 
 /**
  * Accrual at period close, pure: which allocations are open, what a period close cuts of them,
  * and what their stop later bills. No clock, no I/O; every instant is an event time.
  *
- * Billing learns that an allocation is open from the same events metering folds, with metering's
- * rules for when one starts (apps/metering usage.fold.ts): a sub-task attempt is open once it is
- * placed and started under the placement's lease epoch (a report with another epoch is stale),
- * its start clamped into [placement, receipt + node clock skew]; a lease from its grant; an
- * external allocation from its start, when its subject and envelope name its tenant, its GPU count
- * is within bounds and its time within the lateness horizon of its receipt. Any end report (or the
- * node's loss) makes it no longer open: its UsageRecorded follows from metering. The UsageRecorded
+ * Billing learns that an allocation is open from the same events metering folds, judged by the
+ * rules metering judges them by, which live once in libs/contracts: a sub-task attempt is open once
+ * it is placed and started by a node report the report rule accepts (`judgeNodeReport`: the placed
+ * node, on its own subject, under the placement's attempt and lease epoch), its start the report's
+ * time bounded by the server's (`reportTimeMs`: not before the placement, not after the receipt
+ * plus the tolerance); a lease from its grant; an external allocation from its start, when the
+ * external-usage rule accepts it (external-usage.ts: subject and envelope name its tenant, GPU count
+ * within bounds, producer time within the lateness horizon of its stream time). A late start is
+ * never accrued (metering records it as late usage for review). Any accepted end report, a late
+ * external stop, or the node's loss makes it no longer open: its usage follows from metering. The
+ * UsageRecorded
  * (matched by sub-task and attempt, lease, or — external — by the start event's sequence among its
  * source sequences) closes it for good.
  *
@@ -26,13 +30,6 @@ import { DAY_MS, instantMs, periodOf, splitAtPeriods } from '@fastgpu/money';
 export const AllocationKind = { subtask: 'subtask', lease: 'lease', external: 'external' } as const;
 export type AllocationKind = (typeof AllocationKind)[keyof typeof AllocationKind];
 
-/** How far ahead of the stream's receive time a node's clock is trusted (metering's bound). */
-export const NODE_CLOCK_SKEW_MS_MAX = 5_000;
-/** GPUs one external allocation may claim (metering's bound). */
-export const EXTERNAL_ALLOCATION_GPUS_MAX = 10_000;
-/** The lateness horizon of external usage (metering's default, with its stream-time slack). */
-export const EXTERNAL_HORIZON_BACK_MS = 35 * DAY_MS + 10 * 60_000;
-export const EXTERNAL_HORIZON_AHEAD_MS = 5 * 60_000;
 /**
  * The allocation end of an accrued piece: not known yet. A piece whose allocation ends later than
  * the piece bills exactly its own time (libs/money puts the rounding where the allocation ends).
@@ -122,29 +119,44 @@ export function allocationOf(stored: StoredEvent): { key: string; kind: Allocati
   }
 }
 
-/** A reported instant clamped into the lease: not before the placement, not after receipt plus the skew. */
-function clamp(a: OpenAllocation, stored: StoredEvent, reportedMs: number): number {
-  let ms = reportedMs;
-  if (stored.receivedAtMs !== undefined) ms = Math.min(ms, stored.receivedAtMs + NODE_CLOCK_SKEW_MS_MAX);
-  if (a.placedMs !== null) ms = Math.max(ms, a.placedMs);
-  return ms;
+/** A node report's time on the server's clock (libs/contracts `reportTimeMs`), bounded by the placement when it is known. */
+function reportedMs(a: OpenAllocation, stored: StoredEvent, reportedAtMs: number): number {
+  return reportTimeMs(reportedAtMs, { placedAtMs: a.placedMs, receivedAtMs: stored.receivedAtMs });
 }
 
-/** Why metering refuses an external event (so billing must not accrue it), or null. */
+/**
+ * Whether a node report counts, by the shared report rule (libs/contracts `judgeNodeReport`):
+ * against the placement once known; before it, against the node of the reports already waiting
+ * (the placement judges them again when it comes, in `place`).
+ */
+function reportAccepted(a: OpenAllocation, stored: StoredEvent, d: DomainEvent<'SubtaskStarted' | 'SubtaskCompleted' | 'SubtaskFailed'>['data']): boolean {
+  const placement = { nodeId: a.nodeId ?? d.nodeId, subtaskId: d.subtaskId, attempt: d.attempt, leaseEpoch: a.leaseEpoch ?? d.leaseEpoch };
+  return judgeNodeReport(placement, { ...d, subject: stored.subject }).ok;
+}
+
+/**
+ * Why the external-usage rule (libs/contracts external-usage.ts) refuses an external event, or
+ * null; `late` when its producer time is beyond the lateness horizon of its stream time (kept by
+ * metering for review: a late start is never accrued, a late stop still ends the allocation).
+ */
 export function externalRefusal(stored: StoredEvent, atMs: number): string | null {
   const { event } = stored;
   if (event.type !== 'ExternalAllocationStarted' && event.type !== 'ExternalAllocationStopped') return null;
-  const tenantId = event.data.tenantId;
-  if (!stored.subject.includes('.evt.external.tenant.') || stored.subject.split('.').pop() !== tenantId) return 'subject does not name the tenant';
-  if (event.tenantid !== null && event.tenantid !== tenantId) return 'envelope tenant differs';
-  if (event.type === 'ExternalAllocationStarted' && event.data.gpus > EXTERNAL_ALLOCATION_GPUS_MAX) return 'too many GPUs';
-  if (stored.receivedAtMs !== undefined && (atMs < stored.receivedAtMs - EXTERNAL_HORIZON_BACK_MS || atMs > stored.receivedAtMs + EXTERNAL_HORIZON_AHEAD_MS)) return 'outside the lateness horizon';
-  return null;
+  const refusal = externalTenantRefusal(stored.subject, event.data.tenantId, event.tenantid) ?? (event.type === 'ExternalAllocationStarted' ? externalGpusRefusal(event.data.gpus) : null);
+  if (refusal !== null) return refusal;
+  const verdict = externalTimeVerdict(atMs, stored.receivedAtMs, streamTimeHorizon());
+  return verdict === 'within' ? null : verdict;
 }
 
 function place(a: OpenAllocation, placement: Partial<OpenAllocation>): void {
   if (a.leaseEpoch !== null || a.placedMs !== null) return;
+  const reporterNodeId = a.kind === 'subtask' ? a.nodeId : null;
   Object.assign(a, placement);
+  // Reports that waited for the placement came from one node; from another than the placed one, they do not count.
+  if (reporterNodeId !== null && reporterNodeId !== a.nodeId) {
+    a.startMs = a.startEpoch = a.startSequence = a.endEpoch = null;
+    a.ended = false;
+  }
   // Reports that came before their placement are judged now, as if in order.
   if (a.leaseEpoch !== null && a.startEpoch !== null && a.startEpoch !== a.leaseEpoch) a.startMs = a.startEpoch = a.startSequence = null;
   if (a.leaseEpoch !== null && a.endEpoch !== null && a.endEpoch !== a.leaseEpoch) {
@@ -184,11 +196,16 @@ export function evolveAllocation(current: OpenAllocation, stored: StoredEvent): 
       return a;
     }
     case 'SubtaskStarted':
+      if (!reportAccepted(a, stored, event.data)) return current;
       identify(event.data);
-      start(a, stored, clamp(a, stored, instantMs(event.data.startedAt)), event.data.leaseEpoch);
+      start(a, stored, reportedMs(a, stored, instantMs(event.data.startedAt)), event.data.leaseEpoch);
       return a;
     case 'SubtaskCompleted':
     case 'SubtaskFailed':
+      if (!reportAccepted(a, stored, event.data)) return current;
+      identify(event.data);
+      end(a, event.data.leaseEpoch);
+      return a;
     case 'SubtaskPreempted':
       identify(event.data);
       end(a, event.data.leaseEpoch);
@@ -213,11 +230,13 @@ export function evolveAllocation(current: OpenAllocation, stored: StoredEvent): 
       start(a, stored, atMs, null);
       return a;
     }
-    case 'ExternalAllocationStopped':
-      if (externalRefusal(stored, instantMs(event.data.stoppedAt)) !== null) return a;
+    case 'ExternalAllocationStopped': {
+      const refusal = externalRefusal(stored, instantMs(event.data.stoppedAt));
+      if (refusal !== null && refusal !== 'late') return a;
       if (a.tenantId === null) a.tenantId = event.data.tenantId;
       end(a, null);
       return a;
+    }
     default:
       return a;
   }

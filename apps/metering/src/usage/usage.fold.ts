@@ -1,5 +1,5 @@
-import { judgeNodeReport, REPORT_TIME_TOLERANCE_MS, reportedIntervalMs, reportTimeMs, type CapacityType, type DomainEvent, type EventType, type ReportRejectionCode, type StoredEvent } from '@fastgpu/contracts';
-import { DAY_MS, gpuMs, HOUR_MS, instantMs, splitAtHours } from '@fastgpu/money';
+import { DEFAULT_LATENESS_HORIZON, externalGpusRefusal, externalTenantRefusal, externalTimeVerdict, judgeNodeReport, REPORT_TIME_TOLERANCE_MS, reportedIntervalMs, reportTimeMs, type CapacityType, type DomainEvent, type EventType, type LatenessHorizon, type ReportRejectionCode, type StoredEvent } from '@fastgpu/contracts';
+import { gpuMs, HOUR_MS, instantMs, splitAtHours } from '@fastgpu/money';
 
 /**
  * The usage fold, pure: allocation intervals from event times only. No clock, no I/O.
@@ -41,21 +41,8 @@ export const EndReason = {
 } as const;
 export type EndReason = (typeof EndReason)[keyof typeof EndReason];
 
-/**
- * Lateness horizon for producer times of external usage, relative to when they were received.
- * A report older than `backMs` is late: kept, never metered into billable usage (see `late`);
- * one more than `aheadMs` in the future is refused.
- */
-export interface LatenessHorizon {
-  backMs: number;
-  aheadMs: number;
-}
-export const DEFAULT_LATENESS_HORIZON: LatenessHorizon = { backMs: 35 * DAY_MS, aheadMs: 5 * 60_000 };
-/**
- * GPUs one external allocation may claim. Producers outside FastGPU must not be able to stall
- * metering for everyone with a count whose GPU-ms overflow: 10,000 GPUs stay exact for 28 years.
- */
-export const EXTERNAL_ALLOCATION_GPUS_MAX = 10_000;
+/** The external-usage rule (lateness horizon, GPU bound, tenant of the subject) is libs/contracts external-usage.ts, shared with billing's accrual. */
+export { DEFAULT_LATENESS_HORIZON, EXTERNAL_ALLOCATION_GPUS_MAX, type LatenessHorizon } from '@fastgpu/contracts';
 
 export interface Allocation {
   key: string;
@@ -548,9 +535,8 @@ interface ExternalReport {
 function externalReport(stored: StoredEvent, receivedMs: number | undefined, horizon: LatenessHorizon): ExternalReport | { reason: string } {
   const event = stored.event as ExternalReportEvent;
   const tenantId = event.data.tenantId;
-  const subjectTenant = stored.subject.split('.').pop();
-  if (!stored.subject.includes('.evt.external.tenant.') || subjectTenant !== tenantId) return { reason: `tenantId ${tenantId} does not match the subject ${stored.subject}` };
-  if (event.tenantid !== null && event.tenantid !== tenantId) return { reason: `tenantId ${tenantId} does not match the envelope tenant ${event.tenantid}` };
+  const tenantRefusal = externalTenantRefusal(stored.subject, tenantId, event.tenantid);
+  if (tenantRefusal !== null) return { reason: tenantRefusal };
   switch (event.type) {
     case 'ExternalAllocationReportedLate': {
       const d = event.data;
@@ -558,17 +544,20 @@ function externalReport(stored: StoredEvent, receivedMs: number | undefined, hor
       const lateReceivedMs = instantMs(d.receivedAt);
       if (d.report === 'stopped') return { atMs, started: null, lateReceivedMs };
       if (d.projectId === undefined || d.gpuModel === undefined || d.gpus === undefined || d.capacityType === undefined) return { reason: 'a late start report must carry projectId, gpuModel, gpus and capacityType' };
-      if (d.gpus > EXTERNAL_ALLOCATION_GPUS_MAX) return { reason: `gpus ${d.gpus} is more than ${EXTERNAL_ALLOCATION_GPUS_MAX}` };
+      const gpusRefusal = externalGpusRefusal(d.gpus);
+      if (gpusRefusal !== null) return { reason: gpusRefusal };
       return { atMs, started: { projectId: d.projectId, gpuModel: d.gpuModel, gpus: d.gpus, capacityType: d.capacityType }, lateReceivedMs };
     }
     case 'ExternalAllocationStarted':
     case 'ExternalAllocationStopped': {
       const started = event.type === 'ExternalAllocationStarted' ? event.data : null;
-      if (started && started.gpus > EXTERNAL_ALLOCATION_GPUS_MAX) return { reason: `gpus ${started.gpus} is more than ${EXTERNAL_ALLOCATION_GPUS_MAX}` };
+      const gpusRefusal = started && externalGpusRefusal(started.gpus);
+      if (gpusRefusal) return { reason: gpusRefusal };
       const atMs = instantMs(started ? started.startedAt : (event as DomainEvent<'ExternalAllocationStopped'>).data.stoppedAt);
-      if (receivedMs !== undefined && atMs > receivedMs + horizon.aheadMs) return { reason: `producer time ${new Date(atMs).toISOString()} is more than ${horizon.aheadMs} ms after receipt` };
-      const late = receivedMs !== undefined && atMs < receivedMs - horizon.backMs;
-      return { atMs, started: started && { projectId: started.projectId, gpuModel: started.gpuModel, gpus: started.gpus, capacityType: started.capacityType }, lateReceivedMs: late ? receivedMs : null };
+      const verdict = externalTimeVerdict(atMs, receivedMs, horizon);
+      if (verdict === 'ahead') return { reason: `producer time ${new Date(atMs).toISOString()} is more than ${horizon.aheadMs} ms after receipt` };
+      const late = verdict === 'late';
+      return { atMs, started: started && { projectId: started.projectId, gpuModel: started.gpuModel, gpus: started.gpus, capacityType: started.capacityType }, lateReceivedMs: late && receivedMs !== undefined ? receivedMs : null };
     }
     default: {
       const unreachable: never = event;

@@ -1,5 +1,5 @@
 import { sql, type RawBuilder } from 'kysely';
-import { deriveId, type DomainEvent, type StoredEvent } from '@fastgpu/contracts';
+import { deriveId, streamTimeHorizon, type DomainEvent, type StoredEvent } from '@fastgpu/contracts';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Bus, EventPublisher, Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
@@ -14,11 +14,6 @@ export const usageTables = ['metering_allocations', 'metering_usage_hourly', 'me
 
 export const USAGE_PROJECTION = 'usage';
 
-/**
- * Slack on the lateness horizon when the projection re-checks it against stream time: the HTTP
- * gateway checks at receipt and publishes moments later.
- */
-const STREAM_TIME_GRACE_MS = 10 * 60_000;
 /** Messages buffered while reading stream times of a batch's external events. */
 const STREAM_TIME_READ_BUFFER_MAX = 5000;
 const STREAM_TIME_READ_TIMEOUT_MS = 30_000;
@@ -368,7 +363,7 @@ export class UsageProjection implements Projection {
     if (externalSequences.length && this.deps.streamTimes) for (const [sequence, ms] of await this.deps.streamTimes(externalSequences)) streamTimeMs.set(sequence, ms);
     const horizon = this.deps.horizon ?? DEFAULT_LATENESS_HORIZON;
 
-    const out = foldUsage(events, { allocations, appliedNodeLost, streamTimeMs, horizon: { backMs: horizon.backMs + STREAM_TIME_GRACE_MS, aheadMs: horizon.aheadMs } });
+    const out = foldUsage(events, { allocations, appliedNodeLost, streamTimeMs, horizon: streamTimeHorizon(horizon) });
 
     const changed = [...out.changed].map((key) => allocations.get(key)!);
     // Rows the batch created are inserted; rows it loaded are updated (no speculative upserts).
