@@ -20,6 +20,9 @@ export interface FollowOptions {
   onBatch(messages: JsMsg[]): Promise<void>;
 }
 
+/** How often a follower checks that it is not stuck behind the stream (see StreamFollower). */
+export const FOLLOW_WATCH_MS = 2000;
+
 /**
  * Follows a stream from a sequence with an ordered consumer: no acks, no server-side state to
  * clean up; the caller's own checkpoint is the cursor. Used by projections, replays and the
@@ -33,6 +36,13 @@ export interface FollowOptions {
  * 16: billing 406 events behind for minutes on a quiet stream, `invoices verify` hanging).
  * Under load, messages queue up while a batch is applied, so batches grow by themselves; when
  * idle, a lone message goes through at once.
+ *
+ * On a cluster, an ordered consumer lives on one server (it has one replica); when that server
+ * dies the client library waits for heartbeats and consumer info that never come (30 s and more
+ * per try). So a watchdog compares, every FOLLOW_WATCH_MS while nothing is being delivered or
+ * applied, what was delivered with the stream's last sequence: behind on two checks in a row, the
+ * follower drops its consumer and opens a new one just after the last message it delivered
+ * (a follower with a subject filter is not watched: the stream's last sequence says nothing of it).
  */
 export class StreamFollower {
   private messages?: ConsumerMessages;
@@ -42,43 +52,118 @@ export class StreamFollower {
   private readerEnded = false;
   private wakeApplier?: () => void;
   private wakeReader?: () => void;
+  /** The next stream sequence to deliver: a reopened consumer starts here. */
+  private nextSequence: number;
+  private applying = false;
+  private deliveredSinceCheck = false;
+  private behindChecks = 0;
+  private watch?: NodeJS.Timeout;
+  private checking = false;
+  /** Consumers dropped by the watchdog and opened again. */
+  reopened = 0;
 
   constructor(
     private readonly bus: Bus,
     private readonly options: FollowOptions,
-  ) {}
+  ) {
+    this.nextSequence = Math.max(1, options.fromSequence);
+  }
 
-  async start(): Promise<void> {
-    const { stream, fromSequence, filterSubject } = this.options;
+  private async open(): Promise<ConsumerMessages> {
+    const { stream, filterSubject } = this.options;
+    const fromSequence = this.nextSequence;
     const consumer = await this.bus.js.consumers.get(stream, {
       ...(fromSequence > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSequence } : { deliver_policy: DeliverPolicy.All }),
       ...(filterSubject ? { filter_subjects: filterSubject } : {}),
     });
-    const messages = await consumer.consume({ max_messages: READ_BUFFER_MESSAGES_MAX });
-    this.messages = messages;
-    const reading = this.read(messages);
+    return consumer.consume({ max_messages: READ_BUFFER_MESSAGES_MAX });
+  }
+
+  async start(): Promise<void> {
+    // The first consumer's failure (no such stream) is the caller's; later ones are retried.
+    const first = await this.open();
+    this.messages = first;
+    const reading = this.read(first);
     const applying = this.apply();
     // The applier's failure (an onBatch that throws) stops the reader too, as a broken loop did before.
     this.loop = Promise.all([reading, applying.catch(async (error: unknown) => {
       this.stopped = true;
-      await messages.close().catch(() => undefined);
+      await this.messages?.close().catch(() => undefined);
       this.wakeReader?.();
       throw error;
     })]).then(() => undefined);
+    if (!this.options.filterSubject) {
+      this.watch = setInterval(() => void this.check(), FOLLOW_WATCH_MS);
+      this.watch.unref?.();
+    }
   }
 
-  /** Moves delivered messages into the queue, waiting while it holds READ_BUFFER_MESSAGES_MAX. */
-  private async read(messages: ConsumerMessages): Promise<void> {
+  /** Moves delivered messages into the queue, waiting while it holds READ_BUFFER_MESSAGES_MAX; reopens a dropped consumer. */
+  private async read(first: ConsumerMessages): Promise<void> {
+    let messages: ConsumerMessages | undefined = first;
+    let delayMs = 200;
     try {
-      for await (const m of messages) {
-        if (this.stopped) break;
-        this.queue.push(m);
-        this.wakeApplier?.();
-        while (this.queue.length >= READ_BUFFER_MESSAGES_MAX && !this.stopped) await new Promise<void>((resolve) => (this.wakeReader = resolve));
+      while (!this.stopped) {
+        if (!messages) {
+          try {
+            messages = await this.open();
+            this.messages = messages;
+            delayMs = 200;
+          } catch {
+            // No stream leader or meta leader yet (an election): try again shortly.
+            await new Promise((resolve) => setTimeout(resolve, delayMs));
+            delayMs = Math.min(delayMs * 2, 5000);
+            continue;
+          }
+          if (this.stopped) break;
+        }
+        try {
+          for await (const m of messages) {
+            if (this.stopped) break;
+            // A reopened consumer starts at nextSequence; anything older was delivered already.
+            if (m.seq < this.nextSequence) continue;
+            this.nextSequence = m.seq + 1;
+            this.deliveredSinceCheck = true;
+            this.queue.push(m);
+            this.wakeApplier?.();
+            while (this.queue.length >= READ_BUFFER_MESSAGES_MAX && !this.stopped) await new Promise<void>((resolve) => (this.wakeReader = resolve));
+          }
+        } catch {
+          // The library gave up on this consumer; open another below.
+        }
+        messages = undefined;
       }
     } finally {
       this.readerEnded = true;
       this.wakeApplier?.();
+    }
+  }
+
+  /** The watchdog: reopens the consumer when the stream holds more than was delivered and nothing moves. */
+  private async check(): Promise<void> {
+    if (this.stopped || this.checking) return;
+    if (this.deliveredSinceCheck || this.applying || this.queue.length > 0) {
+      this.deliveredSinceCheck = false;
+      this.behindChecks = 0;
+      return;
+    }
+    this.checking = true;
+    try {
+      const info = await this.bus.jsm.streams.info(this.options.stream);
+      if (info.state.last_seq >= this.nextSequence && !this.deliveredSinceCheck) {
+        if (++this.behindChecks >= 2) {
+          this.behindChecks = 0;
+          this.reopened++;
+          // Ends the reader's iteration over it; the reader opens a new consumer at nextSequence.
+          await this.messages?.close().catch(() => undefined);
+        }
+      } else {
+        this.behindChecks = 0;
+      }
+    } catch {
+      // The stream's state is not to be had now (an election): judge again next time.
+    } finally {
+      this.checking = false;
     }
   }
 
@@ -99,7 +184,12 @@ export class StreamFollower {
       }
       const batch = this.queue.splice(0, batchMax);
       this.wakeReader?.();
-      await this.options.onBatch(batch);
+      this.applying = true;
+      try {
+        await this.options.onBatch(batch);
+      } finally {
+        this.applying = false;
+      }
     }
   }
 
@@ -110,6 +200,7 @@ export class StreamFollower {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.watch) clearInterval(this.watch);
     this.wakeApplier?.();
     this.wakeReader?.();
     await this.messages?.close().catch(() => undefined);

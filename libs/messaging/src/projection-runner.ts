@@ -8,6 +8,7 @@ import { sendToDeadLetters } from './dead-letters';
 import { StreamFollower } from './follower';
 import { SequenceWaiters } from './sequence-waiters';
 import { headerType, judgeMessage, mustStopAt } from './message-decoding';
+import { isEventLogUnavailable } from './publisher';
 import { projectionApplyFailures, projectionStalls } from './projection-metrics';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -61,7 +62,8 @@ export interface ProjectionStall {
   /**
    * `undecodable`: the message does not decode (dead-lettered too) and the projection stops on
    * those (money); `unappliable`: a valid event the projection's apply refuses, the same way on
-   * every retry; `transient`: the database is unreachable or busy, retried until it answers.
+   * every retry; `transient`: the database is unreachable or busy, or the event log would not
+   * take a derived event, retried until it answers.
    */
   kind: StallKind;
   /** When this stall began (ISO-8601): retries of the same stall keep it. */
@@ -77,6 +79,8 @@ export interface ProjectionHealth {
   /** One line: the sequence, event id and type, and the reason. */
   error?: string;
   stall?: ProjectionStall;
+  /** Times its stream consumer was found stuck (its server gone) and opened again. */
+  consumerReopens?: number;
 }
 
 /** Where a runner reports stalls: a JSON-lines logger (libs/observability's JsonLogger fits). */
@@ -174,7 +178,8 @@ export class ProjectionRunner {
   }
 
   get health(): ProjectionHealth {
-    return { ...this.state, ...(this.state.stall ? { stall: { ...this.state.stall } } : {}) };
+    const reopens = this.follower?.reopened ?? 0;
+    return { ...this.state, ...(this.state.stall ? { stall: { ...this.state.stall } } : {}), ...(reopens ? { consumerReopens: reopens } : {}) };
   }
 
   get lastSequence(): number {
@@ -251,7 +256,8 @@ export class ProjectionRunner {
       return { index, stall: { sequence: error.sequence, eventId: error.eventId, eventType: error.eventType, reason: error.reason, kind: 'undecodable' } };
     }
     const first = messages[0]!;
-    if (isTransientDatabaseError(error)) return { index: 0, stall: { sequence: first.seq, reason: errorMessage(error), kind: 'transient' } };
+    // The database or the event log (a projection that publishes derived events) not answering is no fault of the event.
+    if (isTransientDatabaseError(error) || isEventLogUnavailable(error)) return { index: 0, stall: { sequence: first.seq, reason: errorMessage(error), kind: 'transient' } };
     if (messages.length > 1) {
       for (let index = 0; index < messages.length; index++) {
         if (this.stopped) return { index };
