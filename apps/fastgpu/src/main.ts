@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { loadConfig } from '@fastgpu/config';
 import { createRuntime, ensureNats, startServices } from '@fastgpu/platform';
 import { startTelemetry } from '@fastgpu/telemetry';
+import { localAgentWanted, startLocalAgent } from '../../node-agent/src/local-agent';
 import { startSimulatedFleet } from '../../node-simulator/src/simulated-node';
 import { seedDemo } from './demo';
 import { allServices } from './services';
@@ -20,6 +21,8 @@ try {
   const started = await startServices(runtime, allServices);
   const demo = await seedDemo(runtime, started.url, adminKey);
   const fleet = await startSimulatedFleet(runtime.bus, config.simulatedNodes, { speed: config.simulatorSpeed, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  // FASTGPU_LOCAL_AGENT=1: this host's GPUs through the real node agent (docs/node-agent.md), beside the simulated nodes.
+  const localAgent = localAgentWanted() ? await startLocalAgent(runtime.bus, { dataDir: config.dataDir }) : undefined;
 
   const now = runtime.clock.now();
   const month = now.toISOString().slice(0, 7);
@@ -28,7 +31,7 @@ try {
 FastGPU is running at ${started.url}
   database : ${config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `PGlite in ${config.dataDir}/pglite`}
   NATS     : ${config.natsUrl}${nats.started ? ` (started nats-server, store in ${config.dataDir}/nats)` : ''}
-  nodes    : ${fleet.map((n) => `${n.spec.nodeId} (${n.spec.gpuCount}× ${n.spec.gpuModel})`).join(', ')}
+  nodes    : ${fleet.map((n) => `${n.spec.nodeId} (${n.spec.gpuCount}× ${n.spec.gpuModel})`).join(', ')}${localAgent ? `\n  local agent : ${localAgent.summary}, runs jobs with a workload on this host` : ''}
   admin key   : ${config.adminKey ? '(FASTGPU_ADMIN_KEY)' : adminKey}
   demo tenant : demo   key: ${demo.tenantKey}
   finance key : ${demo.financeKey}
@@ -46,6 +49,7 @@ Try:
 
   const shutdown = async () => {
     for (const node of fleet) await node.stop();
+    await localAgent?.stop();
     await started.close();
     await runtime.close();
     nats.stop();

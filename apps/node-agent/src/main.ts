@@ -24,7 +24,13 @@ else if (config.natsUser) {
 const nc = await connect(options);
 const bus = { nc, js: jetstream(nc, { timeout: 10_000 }), jsm: await jetstreamManager(nc, { timeout: 10_000 }), topology: topology(config.subjectPrefix) };
 const agent = new NodeAgent(bus, config);
-await agent.start();
+try {
+  await agent.start();
+} catch (error) {
+  console.error(`fastgpu node agent: cannot start: ${(error as Error).message}`);
+  await nc.close();
+  process.exit(1);
+}
 
 let stopping = false;
 const shutdown = async () => {

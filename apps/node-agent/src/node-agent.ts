@@ -122,6 +122,11 @@ export class NodeAgent {
     return this.gpus;
   }
 
+  /** "gpu-17 (8× h100)": what it registered, for start-up banners. */
+  get summary(): string {
+    return `${this.config.nodeId} (${this.gpus.length}× ${this.gpuModel})`;
+  }
+
   // ------------------------------------------------------------------ start and stop
 
   async start(): Promise<void> {

@@ -97,6 +97,10 @@ export function queryGpus(nvidiaSmi: string, timeoutMs: number): Promise<GpuRead
   return new Promise((resolve, reject) => {
     execFile(nvidiaSmi, [...NVIDIA_SMI_ARGS], { timeout: timeoutMs, maxBuffer: OUTPUT_BYTES_MAX, encoding: 'utf8' }, (error, stdout, stderr) => {
       if (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+          reject(new NvidiaSmiError(`${nvidiaSmi} not found: this host has no NVIDIA driver (the agent runs only on a GPU host), or set FASTGPU_AGENT_NVIDIA_SMI to its path`));
+          return;
+        }
         reject(new NvidiaSmiError(`${nvidiaSmi} failed: ${error.message}${stderr ? `: ${stderr.trim().slice(0, 300)}` : ''}`));
         return;
       }
