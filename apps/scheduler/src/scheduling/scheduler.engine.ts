@@ -3,21 +3,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Subscription } from '@nats-io/transport-node';
 import type { JsMsg } from '@nats-io/jetstream';
-import {
-  decodeValue,
-  explainRequest,
-  feasibilityRequest,
-  invalidServiceRequest,
-  parseJson,
-  peekType,
-  SERVICE_REPLY_TEXT_LENGTH_MAX,
-  type DomainEvent,
-  type ExplainReply,
-  type FeasibilityReply,
-  type NodeCommand,
-  type ServiceErrorReply,
-} from '@fastgpu/contracts';
-import type { z } from 'zod';
+import { decodeValue, parseJson, peekType, type DomainEvent, type NodeCommand } from '@fastgpu/contracts';
 import { EventPublisher, SequenceWaiters, StreamFollower, isWrongLastSequence, lastSequence, PUBLISH_IN_FLIGHT_MAX, type Bus } from '@fastgpu/messaging';
 import { LeaderLease } from '../leadership/leader-lease';
 import { NodeDrainHandler } from '../drains/node-drain.handler';
@@ -28,6 +14,7 @@ import { schedulerEventTypeSet, type CycleResult, type Decision, type Hypothetic
 import { explain, feasibility, type Explanation, type FeasibilityRequest } from '../placement/questions';
 import { decide } from '../placement/scheduler.decider';
 import { evolve } from '../placement/scheduler.evolve';
+import { serveIntakeQuestions } from './intake-questions';
 import { initialState, type SchedulerState } from '../placement/scheduler.state';
 
 /**
@@ -72,8 +59,6 @@ export interface EngineStatus {
 
 /** Explanations computed off the leader path are reused this long at the same log position. */
 const EXPLANATION_CACHE_MS = 1000;
-/** The request fields a negative feasibility verdict may name (the decider's own field names). */
-const feasibilityFields = ['gpuModels', 'gpusPerSubtask', 'subtaskCount', 'gangTopologyKey'] as const;
 const encoder = new TextEncoder();
 
 export class SchedulerEngine {
@@ -136,7 +121,7 @@ export class SchedulerEngine {
     this.caughtUpAt = await lastSequence(bus, bus.topology.streams.events);
     this.follower = new StreamFollower(bus, { stream: bus.topology.streams.events, fromSequence: this.state.lastSequence + 1, onBatch: async (messages) => this.fold(messages) });
     await this.follower.start();
-    this.serve();
+    this.subscriptions = serveIntakeQuestions(bus, this, (error) => this.options.onError?.(error));
     const ttl = this.options.leaseTtlMs ?? 3000;
     const leadershipTick = () => {
       // One tick at a time: two overlapping renewals would race each other on the lease subject.
@@ -379,57 +364,5 @@ export class SchedulerEngine {
     if (!verdict.feasible) return { feasible: false, reason: verdict.reason, placed: [], preempted: [] };
     const result = decide(this.state, { now: this.options.clock.now().toISOString(), policy: this.policy, explain: true, hypothetical: job, placementsMax: Number.MAX_SAFE_INTEGER });
     return { feasible: true, ...result.hypothetical! };
-  }
-
-  /**
-   * Core NATS request/reply for intake (queue group: one instance answers). Requests and replies
-   * follow libs/contracts service-requests.ts: a request that does not parse, or a handler that
-   * fails, gets a typed error reply; nothing a requester sends can crash the engine or go unanswered.
-   */
-  private serve(): void {
-    const { nc, topology } = this.options.bus;
-    const reply =
-      <S extends z.ZodType>(schema: S, handler: (request: z.infer<S>) => unknown) =>
-      (error: Error | null, msg: { data: Uint8Array; respond(data: Uint8Array): boolean }) => {
-        if (error) return;
-        const answer = (): unknown => {
-          const parsed = parseJson(msg.data);
-          if (!parsed.ok) return { error: { code: 'invalid_request', message: 'request: not JSON' } } satisfies ServiceErrorReply;
-          const request = schema.safeParse(parsed.value);
-          if (!request.success) return invalidServiceRequest(request.error);
-          try {
-            return handler(request.data);
-          } catch (e) {
-            this.options.onError?.(e as Error);
-            return { error: { code: 'internal', message: 'the scheduler could not answer' } } satisfies ServiceErrorReply;
-          }
-        };
-        msg.respond(encoder.encode(JSON.stringify(answer())));
-      };
-    this.subscriptions.push(
-      nc.subscribe(topology.subjects.service('scheduler', 'feasibility'), {
-        queue: 'scheduler',
-        callback: reply(feasibilityRequest, (request): FeasibilityReply => {
-          // Until the fleet is folded, no verdict is better than a wrong rejection.
-          if (!this.caughtUp) return { feasible: true, note: 'scheduler is still reading the log' };
-          const verdict = this.feasibility(request);
-          if (verdict.feasible) return { feasible: true };
-          const field = feasibilityFields.find((f) => f === verdict.field) ?? 'gpuModels';
-          return { feasible: false, field, reason: (verdict.reason ?? 'no node could ever run this job').slice(0, SERVICE_REPLY_TEXT_LENGTH_MAX) };
-        }),
-      }),
-      nc.subscribe(topology.subjects.service('scheduler', 'explain'), {
-        queue: 'scheduler',
-        callback: reply(explainRequest, ({ jobId, tenantId }): ExplainReply => {
-          // Only a live job of the asking tenant is explained; any other id (missing, ended, or
-          // another tenant's) answers the same `unknown` after the same lookup, so the answer
-          // never tells anything about another tenant's job.
-          if (this.state.jobs.get(jobId)?.tenantId !== tenantId) return { state: 'unknown' };
-          const explained = this.explain(jobId, tenantId);
-          if (explained.state === 'completed' || explained.state === 'unknown') return { state: 'unknown' };
-          return { ...explained, state: explained.state, ...(explained.waiting !== undefined ? { waiting: explained.waiting.slice(0, SERVICE_REPLY_TEXT_LENGTH_MAX) } : {}) };
-        }),
-      }),
-    );
   }
 }
