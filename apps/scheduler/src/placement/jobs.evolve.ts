@@ -1,4 +1,4 @@
-import { judgeNodeReport, type DomainEvent, type StoredEvent } from '@fastgpu/contracts';
+import { failureKindFault, judgeNodeReport, type DomainEvent, type StoredEvent } from '@fastgpu/contracts';
 import { instantMs } from '@fastgpu/money';
 import { allocate, observe, release, rememberStop } from './allocations';
 import { completedOutcome } from './dependencies';
@@ -42,6 +42,7 @@ export function newJobState(j: NewJob): JobState {
     capacityType: j.capacityType,
     dependsOn: j.dependsOn,
     retryPolicy: j.retryPolicy,
+    workload: j.workload,
     submittedAtMs: j.submittedAtMs,
     sequence: j.sequence,
     subtasks: [],
@@ -215,6 +216,7 @@ export function evolveJobs(state: SchedulerState, stored: StoredEvent, e: JobEve
         capacityType: d.capacityType,
         dependsOn: d.dependsOn,
         retryPolicy: d.retryPolicy,
+        workload: d.workload,
         submittedAtMs: instantMs(d.submittedAt),
         sequence,
       });
@@ -327,7 +329,9 @@ export function evolveJobs(state: SchedulerState, stored: StoredEvent, e: JobEve
       if (!allocation?.subtask) return state;
       observe(allocation, instantMs(d.endedAt));
       release(state, allocation);
-      endAttempt(state, allocation.subtask, d.fault, d.exitCode, e.id, `${d.fault} failure (exit ${d.exitCode}): ${d.reason}`);
+      // A real agent's failure kind decides who caused it (its own failures and restarts: platform, retried; the program's end: user, under the retry policy).
+      const fault = d.failureKind ? failureKindFault(d.failureKind) : d.fault;
+      endAttempt(state, allocation.subtask, fault, d.exitCode, e.id, `${fault} failure (exit ${d.exitCode}): ${d.reason}`);
       return state;
     }
     case 'SubtaskPreempted': {

@@ -1,4 +1,4 @@
-import type { NodeCommand } from '@fastgpu/contracts';
+import { subtaskWorkload, type NodeCommand } from '@fastgpu/contracts';
 import type { LeaseState, SubtaskState } from './scheduler.state';
 
 /**
@@ -23,6 +23,7 @@ export function runSubtaskCommand(commandId: string, subtask: SubtaskState, plac
     leaseEpoch: placement.leaseEpoch,
     gpuIndices: placement.gpuIndices,
     runtimeMs: subtask.runtimeMs,
+    ...(job.workload ? { workload: subtaskWorkload(job.workload, subtask.index, job.subtaskCount) } : {}),
     issuedAt,
   };
 }

@@ -1,4 +1,4 @@
-import type { NodeCommand, ReportRejectionCode } from '@fastgpu/contracts';
+import type { JobWorkload, NodeCommand, ReportRejectionCode } from '@fastgpu/contracts';
 import type { DependencyCondition, SchedulerPolicy } from './placement.types';
 
 /**
@@ -105,6 +105,8 @@ export interface JobState {
   capacityType: 'on-demand' | 'preemptible' | 'reserved';
   dependsOn: Array<{ jobId: string; condition: DependencyCondition }>;
   retryPolicy?: { maxAttempts: number; retryOnExitCodes: number[] };
+  /** What each sub-task runs (JobSubmitted v2): each RunSubtask carries its sub-task's part (node-commands.ts). */
+  workload?: JobWorkload;
   submittedAtMs: number;
   sequence: number;
   subtasks: SubtaskState[];
