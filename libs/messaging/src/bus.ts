@@ -29,9 +29,31 @@ export interface BusOptions {
   replicas?: number;
 }
 
+/**
+ * Servers and credentials from a NATS_URL: comma-separated URLs; `nats://user:password@host:port`
+ * signs in as that user (the client library itself does not read credentials from a URL).
+ */
+export function natsServers(natsUrl: string): { servers: string[]; user?: string; pass?: string } {
+  let user: string | undefined;
+  let pass: string | undefined;
+  const servers = natsUrl
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((server) => {
+      const match = /^([a-z]+:\/\/)([^@/]*)@(.*)$/i.exec(server);
+      if (!match) return server;
+      const [name, password] = match[2]!.split(':');
+      user = decodeURIComponent(name ?? '');
+      pass = password === undefined ? undefined : decodeURIComponent(password);
+      return `${match[1]}${match[3]}`;
+    });
+  return { servers, ...(user ? { user } : {}), ...(pass !== undefined ? { pass } : {}) };
+}
+
 export async function connectBus(options: BusOptions): Promise<Bus> {
   const nc = await connect({
-    servers: options.natsUrl,
+    ...natsServers(options.natsUrl),
     name: options.name ?? 'fastgpu',
     // Async stack traces cost ~45% of publish throughput (toolchain.md); errors still carry messages.
     noAsyncTraces: true,
