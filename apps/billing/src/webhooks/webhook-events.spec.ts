@@ -4,7 +4,8 @@
  * invoice.created or invoice.updated per invoice it landed on and usage.late when it landed on a
  * later invoice or in review; a draft the ledger changed otherwise (re-rated by a price book, given
  * moved usage at a finalization, a deletion or a reissue, an accrual, a review item) yields
- * invoice.updated, or invoice.created when it is new; finance actions the ledger did not record yield nothing; the
+ * invoice.updated, or invoice.created when it is new; a draft deletion the ledger applied yields
+ * invoice.deleted before its successor's invoice.created, a refused one nothing; finance actions the ledger did not record yield nothing; the
  * backoff doubles from its base up to its cap and stops after the last attempt; an endpoint gets
  * only its tenant's events of its types, after the sequence it was registered at.
  */
@@ -69,6 +70,24 @@ describe('webhook messages', () => {
       ['invoice.updated', 'inv-nov'],
     ]);
     expect(webhookMessages(finalized, { kind: 'finalized', applied: false, drafts: [] })).toEqual([]);
+  });
+
+  it('announces an applied draft deletion as invoice.deleted, then its successor; a refused one not at all', () => {
+    const deletion = {
+      ...usage,
+      sequence: 60,
+      event: { id: 'evt-del', type: 'InvoiceDraftDeleted', time: '2026-11-05T00:00:00.000Z', data: { invoiceId: 'inv-old', tenantId: 'acme', period: '2026-11', usage: 'move', deletedAt: '2026-11-05T00:00:00.000Z', actor: 'k', reason: 'recreated' } },
+    } as unknown as StoredEvent;
+    const successor = { invoiceId: 'inv-next', tenantId: 'acme', invoicePeriod: '2026-11', invoiceIsNew: true };
+    const messages = webhookMessages(deletion, { kind: 'deleted', deleted: { successorInvoiceId: 'inv-next' }, drafts: [successor] });
+    expect(messages.map((m) => m.type)).toEqual(['invoice.deleted', 'invoice.created']);
+    expect(JSON.parse(messages[0]!.body)).toEqual({
+      type: 'invoice.deleted',
+      timestamp: '2026-11-05T00:00:00.000Z',
+      data: { invoiceId: 'inv-old', tenantId: 'acme', period: '2026-11', usage: 'move', successorInvoiceId: 'inv-next', deletedAt: '2026-11-05T00:00:00.000Z', reason: 'recreated' },
+    });
+    expect(webhookMessages(deletion, { kind: 'deleted', deleted: { successorInvoiceId: 'inv-next' }, drafts: [successor] })).toEqual(messages);
+    expect(webhookMessages(deletion, { kind: 'deleted', deleted: null, drafts: [] })).toEqual([]);
   });
 
   it('sends nothing for a finance action the ledger did not record', () => {

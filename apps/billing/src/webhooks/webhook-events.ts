@@ -8,7 +8,7 @@ import { nameId, type StoredEvent } from '@fastgpu/contracts';
  *
  * Body (Standard Webhooks): `{ "type": "...", "timestamp": "<event time>", "data": { ... } }`.
  */
-export const WEBHOOK_EVENT_TYPES = ['invoice.created', 'invoice.updated', 'invoice.finalized', 'invoice.paid', 'invoice.voided', 'credit_note.issued', 'usage.late'] as const;
+export const WEBHOOK_EVENT_TYPES = ['invoice.created', 'invoice.updated', 'invoice.deleted', 'invoice.finalized', 'invoice.paid', 'invoice.voided', 'credit_note.issued', 'usage.late'] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
 export interface WebhookMessage {
@@ -46,7 +46,14 @@ export type LedgerFacts =
   | { kind: 'finalized'; applied: boolean; drafts: DraftChange[] }
   | { kind: 'finance-action'; recorded: boolean }
   | { kind: 'drafts'; drafts: DraftChange[] }
+  | { kind: 'deleted'; deleted: DraftDeletion | null; drafts: DraftChange[] }
   | { kind: 'none' };
+
+/** A draft deletion the ledger applied (`billing_deleted_invoices`); null facts when it refused it. */
+export interface DraftDeletion {
+  /** The draft that took the deleted draft's usage (or, with `discard`, its SLA credits) at this event; null when nothing moved. */
+  successorInvoiceId: string | null;
+}
 
 function message(stored: StoredEvent, type: WebhookEventType, tenantId: string, data: Record<string, unknown>, scope = ''): WebhookMessage {
   return { messageId: nameId('webhook', stored.event.id, type, scope), type, tenantId, body: JSON.stringify({ type, timestamp: stored.event.time, data }) };
@@ -94,10 +101,17 @@ export function webhookMessages(stored: StoredEvent, facts: LedgerFacts): Webhoo
         ...facts.drafts.map((draft) => draftMessage(stored, draft.tenantId, draft)),
       ];
     }
+    case 'InvoiceDraftDeleted': {
+      const d = event.data;
+      const drafts = facts.kind === 'drafts' || facts.kind === 'deleted' ? facts.drafts.map((draft) => draftMessage(stored, draft.tenantId, draft)) : [];
+      if (facts.kind !== 'deleted' || facts.deleted === null) return drafts;
+      // The deletion first, then the successor that took its usage (invoice.created).
+      const deleted = { invoiceId: d.invoiceId, tenantId: d.tenantId, period: d.period, usage: d.usage, successorInvoiceId: facts.deleted.successorInvoiceId, deletedAt: d.deletedAt, reason: d.reason };
+      return [message(stored, 'invoice.deleted', d.tenantId, deleted), ...drafts];
+    }
     case 'TenantCreated':
     case 'PriceBookPublished':
     case 'BillingPeriodClosed':
-    case 'InvoiceDraftDeleted':
     case 'InvoiceReissued':
     case 'LateUsageBilled':
       return facts.kind === 'drafts' ? facts.drafts.map((draft) => draftMessage(stored, draft.tenantId, draft)) : [];

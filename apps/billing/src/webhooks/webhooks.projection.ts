@@ -85,11 +85,17 @@ async function ledgerFacts(trx: ProjectionTransaction, stored: StoredEvent): Pro
       const row = await trx.selectFrom('billing_invoices').select('invoice_id').where('finalized_event_id', '=', event.id).executeTakeFirst();
       return { kind: 'finalized', applied: row !== undefined, drafts: row ? await draftsChanged(trx, stored) : [] };
     }
+    case 'InvoiceDraftDeleted': {
+      // Applied when the ledger moved the draft to billing_deleted_invoices at this event (a refused deletion announces nothing).
+      const row = await trx.selectFrom('billing_deleted_invoices').select('successor_invoice_id').where('event_id', '=', event.id).executeTakeFirst();
+      const drafts = await draftsChanged(trx, stored);
+      const successor = row && drafts.some((d) => d.invoiceId === row.successor_invoice_id) ? (row.successor_invoice_id as string) : null;
+      return { kind: 'deleted', deleted: row ? { successorInvoiceId: successor } : null, drafts };
+    }
     case 'SlaCreditIssued':
     case 'TenantCreated':
     case 'PriceBookPublished':
     case 'BillingPeriodClosed':
-    case 'InvoiceDraftDeleted':
     case 'InvoiceReissued':
     case 'LateUsageBilled':
       return { kind: 'drafts', drafts: await draftsChanged(trx, stored) };

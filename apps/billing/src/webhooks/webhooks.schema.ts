@@ -39,6 +39,18 @@ const body = <T extends (typeof WEBHOOK_EVENT_TYPES)[number], D extends z.ZodTyp
 export const webhookBodySchemas = {
   'invoice.created': body('invoice.created', draftData),
   'invoice.updated': body('invoice.updated', draftData),
+  'invoice.deleted': body(
+    'invoice.deleted',
+    z.object({
+      invoiceId: z.string(),
+      tenantId: z.string(),
+      period: z.string(),
+      usage: z.enum(['move', 'discard']),
+      successorInvoiceId: z.string().nullable().describe("The draft that took the deleted draft's usage (or, with discard, its SLA credits); null when nothing moved"),
+      deletedAt: instant,
+      reason: z.string(),
+    }),
+  ),
   'invoice.finalized': body('invoice.finalized', z.object({ invoiceId: z.string(), tenantId: z.string(), period: z.string(), number: z.string(), total: decimal, currency: z.string(), sha256: z.string(), finalizedAt: instant })),
   'invoice.paid': body('invoice.paid', z.object({ invoiceId: z.string(), tenantId: z.string(), amount: decimal, currency: z.string(), paidAt: instant, paymentReference: z.string().optional() })),
   'invoice.voided': body('invoice.voided', z.object({ invoiceId: z.string(), tenantId: z.string(), number: z.string(), voidedAt: instant })),
@@ -74,6 +86,7 @@ export const webhookBodySchemas = {
 export const WEBHOOK_EVENT_DESCRIPTIONS: Record<WebhookEventType, string> = {
   'invoice.created': "a draft invoice got its first usage or credit (also a draft that succeeds a deleted one, or a reissue's replacement); `cause` names the event",
   'invoice.updated': "a draft invoice changed: more usage or a credit, re-rated by a new price version, usage the ledger moved onto it (late usage at a finalization, a deleted draft's usage), an accrual at period close, a review item billed onto it; `cause` names the event",
+  'invoice.deleted': 'a draft invoice was deleted by finance (it never had a number); its usage moved to the successor draft (announced by invoice.created) or was discarded',
   'invoice.finalized': 'an invoice was numbered and frozen (number, total, SHA-256)',
   'invoice.paid': 'a payment was recorded',
   'invoice.voided': 'an invoice was voided (it keeps its number)',

@@ -7,7 +7,8 @@
  * corrects, in JSON, CSV and PDF (nothing overprinted); it reduces the invoice's balance due; the
  * Idempotency-Key rule holds (same key and body: the original note; another body: 409, nothing
  * published); tenants read only their own notes (another tenant's answers like a missing one);
- * and a rebuild of the ledger from the log renders every note byte for byte.
+ * and a rebuild of the ledger from the log renders every note and every finalized invoice byte for
+ * byte (JSON, CSV, PDF).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nameId } from '@fastgpu/contracts';
@@ -16,6 +17,7 @@ import { invoiceIdFor } from '../../src/ledger/billing.projection';
 import { dropRebuildTables, rebuildLedger } from '../../src/ledger/billing.rebuild';
 import { BillingStore } from '../../src/ledger/billing.store';
 import { InvoiceReader } from '../../src/invoices/invoice.reader';
+import { invoiceCsv, invoiceJson, invoicePdf } from '../../src/invoices/invoice-exports';
 import { CreditNoteReader } from '../../src/credit-notes/credit-notes.service';
 import { creditNoteJson, creditNotePdf, creditNotesCsv, type CreditNoteDocument } from '../../src/credit-notes/credit-note-document';
 import { ACME, DocumentsHarness, FINANCE, GLOBEX, layoutProblems, readPdf, requirePoppler } from './harness';
@@ -172,7 +174,7 @@ describe('credit notes', () => {
     expect((await h.call('POST', `/v1/invoices/${invoiceId}/credit-notes`, ACME, { reason: 'self-service', amount: '1.00' })).status).toBe(403);
   });
 
-  it('renders every note byte for byte from a rebuild of the ledger', async () => {
+  it('renders every note and every finalized invoice byte for byte from a rebuild of the ledger', async () => {
     const db = h.runtime.db;
     const live = new CreditNoteReader(new BillingStore(db, (n) => n), new InvoiceReader(new BillingStore(db, (n) => n), 'FGPU'));
     const { store } = await rebuildLedger(h.env.bus, db, '_rebuild_notes', 30_000);
@@ -183,6 +185,18 @@ describe('credit notes', () => {
       expect(b.map(creditNoteJson)).toEqual(a.map(creditNoteJson));
       expect(creditNotesCsv(b)).toBe(creditNotesCsv(a));
       for (const [i, doc] of a.entries()) expect((await creditNotePdf(b[i]!)).equals(await creditNotePdf(doc))).toBe(true);
+      // Every finalized invoice the notes correct: the same stored row, and the same JSON, CSV and PDF bytes.
+      const [liveInvoices, rebuiltInvoices] = [new InvoiceReader(new BillingStore(db, (n) => n), 'FGPU'), new InvoiceReader(store, 'FGPU')];
+      const finalized = (table: string) => db.selectFrom(table).selectAll().where('status', '=', 'finalized').orderBy('invoice_id').execute() as Promise<never[]>;
+      const [liveRows, rebuiltRows] = [await finalized('billing_invoices'), await finalized(store.table('billing_invoices'))];
+      expect(liveRows.length).toBeGreaterThan(0);
+      expect(rebuiltRows).toEqual(liveRows);
+      for (const row of liveRows) {
+        const [x, y] = [await liveInvoices.document(row, 0, 0), await rebuiltInvoices.document(row, 0, 0)];
+        expect(invoiceJson(y)).toBe(invoiceJson(x));
+        expect(invoiceCsv(y)).toBe(invoiceCsv(x));
+        expect((await invoicePdf(y)).equals(await invoicePdf(x))).toBe(true);
+      }
     } finally {
       await dropRebuildTables(db, '_rebuild_notes');
     }

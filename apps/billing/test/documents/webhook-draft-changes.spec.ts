@@ -123,7 +123,7 @@ describe('webhooks for drafts the ledger changes', () => {
     ]);
   });
 
-  it("announces a deleted draft's successor, an accrual at period close, and a reissue's replacement", async () => {
+  it("announces a deleted draft and its successor, an accrual at period close, and a reissue's replacement", async () => {
     // An allocation running across the period's end (2 GPUs from two hours before it).
     const common = { jobId: 'job-long', tenantId: 'acme', subtaskId: 'long', attempt: 1, nodeId: 'node-1', leaseEpoch: 1 };
     await h.publish('SubtaskPlaced', { ...common, projectId: 'p1', gpuModel: 'a100', gpus: 2, gpuIndices: [0, 1], capacityType: 'on-demand', runtimeMs: 1000, placedAt: iso(boundaryMs - 2 * HOUR_MS) }, { tenantId: 'acme' });
@@ -138,7 +138,10 @@ describe('webhooks for drafts the ledger changes', () => {
     const reissued = await h.call('POST', `/v1/invoices/${successor}/reissue`, FINANCE, { reason: 'price correction' });
     expect(reissued.status, reissued.text).toBe(201);
     replacement = reissued.json.replacementInvoiceId;
-    await delivered(7);
+    await delivered(8);
+    // The deletion is announced once, with what became of the usage (deliveries are concurrent, so the order of arrival is not asserted).
+    const deletions = receiver.received.filter((r) => r.body.type === 'invoice.deleted');
+    expect(deletions.map((r) => r.body.data)).toEqual([{ invoiceId: draftOf(previous), tenantId: 'acme', period: previous, usage: 'move', successorInvoiceId: successor, deletedAt: expect.any(String), reason: 'recreated' }]);
     expect(receiver.drafts()).toEqual(
       [
         ['invoice.created', 'UsageRecorded', draftOf(previous)],
@@ -172,7 +175,7 @@ describe('webhooks for drafts the ledger changes', () => {
     await h.tenant('initech', 'Initech', 'UTC', 'USD');
     await h.settle();
     expect((await h.document(invoiceIdFor('initech', current))).subtotal).toBe('3.00');
-    await delivered(10);
+    await delivered(11);
     const drafts = receiver.drafts();
     expect(drafts).toContainEqual(['invoice.created', 'UsageRecorded', draftOf(current)]);
     expect(drafts).toContainEqual(['invoice.updated', 'LateUsageBilled', draftOf(current)]);
