@@ -218,7 +218,7 @@ export function initialState(): SchedulerState {
     subtasks: new Map(),
     leases: new Map(),
     completedJobs: new Map(),
-    queues: [new Map(), new Map(), new Map()],
+    queues: [new Map<string, TenantQueue>(), new Map<string, TenantQueue>(), new Map<string, TenantQueue>()],
     usage: new Map(),
     lastLeaseEpoch: 0,
     attentionSubtasks: new Set(),
