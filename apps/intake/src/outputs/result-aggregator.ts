@@ -130,10 +130,10 @@ export class ResultAggregator implements OnApplicationBootstrap, OnApplicationSh
   /** One job: build and store its aggregate unless it is there, then announce it unless announced. */
   async aggregate(store: ObjectStore, tenantId: string, jobId: string, rule: AggregateRuleName): Promise<void> {
     const name = aggregateObjectName(tenantId, jobId);
-    let info = await store.info(name);
-    if (info && !info.deleted && info.metadata?.announced === 'true') return;
-    if (!info || info.deleted || info.metadata?.jobId !== jobId) info = await this.build(store, tenantId, jobId, rule);
-    const metadata = info.metadata as AggregateMetadata;
+    const existing = await store.info(name);
+    if (existing && !existing.deleted && existing.metadata?.announced === 'true') return;
+    const info = existing && !existing.deleted && existing.metadata?.jobId === jobId && (existing.metadata.outcome === 'failed' || /^[0-9a-f]{64}$/.test(existing.metadata.sha256 ?? '')) ? { size: existing.size, metadata: existing.metadata as AggregateMetadata } : await this.build(store, tenantId, jobId, rule);
+    const metadata = info.metadata;
     const subtaskCount = Number((await this.runtime.db.selectFrom('jobs').select(sql<string>`spec->>'subtaskCount'`.as('count')).where('job_id', '=', jobId).executeTakeFirst())?.count ?? 1);
     const aggregatedAt = this.runtime.clock.now().toISOString();
     const data: EventData<'JobResultsAggregated'> = {
@@ -151,10 +151,14 @@ export class ResultAggregator implements OnApplicationBootstrap, OnApplicationSh
   }
 
   /** The results of the job's sub-tasks (each one's succeeded attempt, in index order), through the rule, into the aggregate object. */
-  private async build(store: ObjectStore, tenantId: string, jobId: string, rule: AggregateRuleName): Promise<ObjectInfo> {
+  private async build(store: ObjectStore, tenantId: string, jobId: string, rule: AggregateRuleName): Promise<{ size: number; metadata: AggregateMetadata }> {
     const name = aggregateObjectName(tenantId, jobId);
     const base = { tenantId, jobId, rule, announced: 'false' as const };
-    const failed = (reason: string) => store.putBlob({ name, metadata: { ...base, outcome: 'failed', sha256: '', reason } satisfies AggregateMetadata }, new Uint8Array(0));
+    const failed = async (reason: string) => {
+      const metadata: AggregateMetadata = { ...base, outcome: 'failed', sha256: '', reason };
+      await store.putBlob({ name, metadata }, new Uint8Array(0));
+      return { size: 0, metadata };
+    };
     const subtasks = (await this.runtime.db.selectFrom('subtasks').select(['index', 'attempt', 'state']).where('job_id', '=', jobId).orderBy('index').execute()) as Array<{ index: number; attempt: number; state: string }>;
     const sources: Array<{ index: number; name: string; info: ObjectInfo }> = [];
     let total = 0;
@@ -207,10 +211,11 @@ export class ResultAggregator implements OnApplicationBootstrap, OnApplicationSh
         }
       },
     });
+    // Written without its digest first: a reader takes an aggregate whose sha256 is not set yet for one still being written.
     const info = await store.put({ name, metadata: { ...base, outcome: 'stored', sha256: '', reason: '' } satisfies AggregateMetadata, options: { max_chunk_size: CHUNK_BYTES } }, data, { timeout: PUT_TIMEOUT_MS });
-    const sha256 = hash.digest('hex');
-    await store.update(name, { metadata: { ...base, outcome: 'stored', sha256, reason: '' } satisfies AggregateMetadata });
-    return { ...info, metadata: { ...base, outcome: 'stored', sha256, reason: '' } };
+    const metadata: AggregateMetadata = { ...base, outcome: 'stored', sha256: hash.digest('hex'), reason: '' };
+    await store.update(name, { metadata });
+    return { size: info.size, metadata };
   }
 
   /** Reads one result through the rule, giving each output part to `sink`. */

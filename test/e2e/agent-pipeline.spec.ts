@@ -1,0 +1,230 @@
+/**
+ * Real work, end to end (issue 18's "Done when"), in one process on real NATS JetStream and
+ * PostgreSQL with every service and the real node agent (apps/node-agent) on this host, whose
+ * only stand-in is an `nvidia-smi` script on PATH printing the real CSV for four A100s:
+ *
+ * - a job of three sub-tasks, submitted with the TS client, each running a real `node -e`
+ *   program that checks it sees exactly its two GPUs (by UUID) and its index, count and input,
+ *   prints, and writes a result; its logs are followed while it runs; its results and their
+ *   jsonl aggregate download byte-exact; the invoice line equals the GPU time the agent
+ *   reported (GPUs × its start-to-end); another tenant gets 404 for its logs and results;
+ * - a cancellation mid-run leaves no process of the run's group;
+ * - a non-zero exit fails the job at once (user fault, no retry policy), while the same job
+ *   whose agent crashed under it is retried elsewhere in time (platform fault) and succeeds;
+ * - a timeout fails the job as `timeout`.
+ */
+import 'reflect-metadata';
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { amountForGpuMs, formatMoney, roundToMinor } from '@fastgpu/money';
+import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
+import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
+import { createClient, FastGpuError, type FastGpuClient, type LogEntry } from '../../libs/client/src/index';
+import { agentConfig, EventTail, FakeHost, GPU_UUIDS, processRuns, startAgent, type RunningAgent } from '../../apps/node-agent/test/agent-harness';
+import { allServices } from '../../apps/fastgpu/src/services';
+
+const ADMIN = 'e2e-agent-admin-key-0123456789abcdef';
+const PRICE_PER_GPU_HOUR = '36000';
+const NODE = 'gpu-e2e-1';
+
+let env: TestEnvironment;
+let runtime: OwnedRuntime;
+let app: StartedApp;
+let host: FakeHost;
+let agent: RunningAgent;
+let tail: EventTail;
+let acme: FastGpuClient;
+let other: FastGpuClient;
+let acmeKey: string;
+
+async function call(method: string, path: string, key: string, body?: unknown) {
+  const response = await fetch(`${app.url}${path}`, { method, headers: { authorization: `Bearer ${key}`, accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  return { status: response.status, body: (text ? JSON.parse(text) : undefined) as any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** The program every sub-task runs: it refuses to work unless it sees exactly its GPUs, index, count and input. */
+const PROGRAM = `
+const fs = require('fs');
+const env = process.env;
+const gpus = (env.CUDA_VISIBLE_DEVICES || '').split(',');
+if (gpus.length !== 2 || env.NVIDIA_VISIBLE_DEVICES !== env.CUDA_VISIBLE_DEVICES || !gpus.every((g) => /^GPU-/.test(g))) { console.error('wrong GPUs: ' + env.CUDA_VISIBLE_DEVICES); process.exit(4); }
+const index = Number(env.FASTGPU_SUBTASK_INDEX);
+if (env.JOB_COMPLETION_INDEX !== String(index) || env.FASTGPU_SUBTASK_COUNT !== '3') { console.error('wrong index or count'); process.exit(5); }
+const input = env.FASTGPU_INPUT;
+console.log('sub-task ' + index + ' of ' + env.FASTGPU_SUBTASK_COUNT + ' starts on ' + input);
+setTimeout(() => {
+  fs.writeFileSync(env.FASTGPU_RESULT_PATH, JSON.stringify({ index, input, words: input.split(' ').length, gpus, greeting: env.GREETING }) + '\\n');
+  console.log('sub-task ' + index + ' done');
+}, 1500);
+`;
+
+beforeAll(async () => {
+  env = await createTestEnvironment({ adminKey: ADMIN, heartbeatIntervalMs: 200 });
+  runtime = await createRuntime(env.config);
+  app = await startServices(runtime, allServices, { port: 0, logger: false });
+  host = await FakeHost.create();
+  agent = await startAgent(env, agentConfig(env, host, { nodeId: NODE }));
+  tail = new EventTail(env.bus);
+  await tail.start();
+  await tail.waitFor('NodeRegistered', (e) => e.data.nodeId === NODE);
+
+  const finance = await call('POST', '/v1/api-keys', ADMIN, { role: 'finance' });
+  const book = await call('POST', '/v1/price-books', finance.body.secret, {
+    priceBookId: 'list',
+    currency: 'USD',
+    effectiveFrom: '2026-01-01T00:00:00.000Z',
+    prices: [{ gpuModel: 'a100', capacityType: 'on-demand', pricePerGpuHour: PRICE_PER_GPU_HOUR, incrementMs: 1, minimumMs: 0 }],
+  });
+  expect(book.status).toBe(201);
+  for (const tenantId of ['acme', 'other']) expect((await call('POST', '/v1/tenants', ADMIN, { tenantId, name: tenantId })).status).toBe(201);
+  acmeKey = (await call('POST', '/v1/tenants/acme/api-keys', ADMIN, {})).body.secret;
+  acme = createClient({ baseUrl: app.url, apiKey: acmeKey });
+  other = createClient({ baseUrl: app.url, apiKey: (await call('POST', '/v1/tenants/other/api-keys', ADMIN, {})).body.secret });
+}, 60_000);
+
+afterAll(async () => {
+  await tail?.stop();
+  await agent?.stop();
+  await app?.close();
+  await runtime?.close();
+  await host?.cleanup();
+  await env?.cleanup();
+});
+
+const base = { projectId: 'vision', gpuModels: ['a100'], gpusPerSubtask: 2, runtimeSeconds: 60 };
+
+describe('a job with a workload on the real agent', () => {
+  it('runs each sub-task on its own GPUs with its input; logs follow it live; results and the aggregate download byte-exact; the invoice bills the GPU time the agent measured', async () => {
+    const inputs = ['the quick brown fox', 'jumps over', 'the lazy dog'];
+    const job = await acme.submitJob({ ...base, workload: { command: [process.execPath, '-e', PROGRAM], env: { GREETING: 'hello' }, inputs, aggregate: 'jsonl' } }, { idempotencyKey: 'agent-e2e-1' });
+    expect(job.subtasks).toHaveLength(3);
+    expect((job.spec as { workload: unknown }).workload).toMatchObject({ command: [process.execPath, '-e', PROGRAM], shell: false, inputs, aggregate: 'jsonl', timeoutMs: 60_000 });
+
+    // Follow sub-task 0's first attempt while it runs: its first line arrives before it ends.
+    const followed: Array<LogEntry & { endedAtArrival: boolean }> = [];
+    const following = (async () => {
+      for await (const entry of acme.logs(job.jobId, { subtask: 0, attempt: 1, follow: true })) {
+        const ended = tail.all('SubtaskCompleted', (e) => e.data.subtaskId === `${job.jobId}-0`).length > 0;
+        followed.push({ ...entry, endedAtArrival: ended });
+      }
+    })();
+
+    const done = await acme.waitForJob(job.jobId, { timeoutMs: 60_000 });
+    expect(done.state).toBe('succeeded');
+    await following;
+    expect(followed.map((e) => `${e.kind}:${e.text}`)).toEqual([`stdout:sub-task 0 of 3 starts on ${inputs[0]}\n`, 'stdout:sub-task 0 done\n', 'end:']);
+    expect(followed[0]!.endedAtArrival).toBe(false);
+
+    // Each sub-task ran on two GPUs of its own, as placed.
+    const placements = tail.all('SubtaskPlaced', (e) => e.data.jobId === job.jobId);
+    expect(placements).toHaveLength(3);
+    const uuidsOf = (index: number) => placements.find((p) => p.data.subtaskId === `${job.jobId}-${index}`)!.data.gpuIndices.map((i) => GPU_UUIDS[i]!);
+
+    // Results: listed with their digests, downloaded byte-exact; the aggregate is their JSON lines in sub-task order.
+    const expected = inputs.map((input, index) => Buffer.from(`${JSON.stringify({ index, input, words: input.split(' ').length, gpus: uuidsOf(index), greeting: 'hello' })}\n`));
+    const listed = await acme.listResults(job.jobId);
+    expect(listed.map((r) => [r.subtaskIndex, r.attempt, r.bytes, r.sha256, r.exitCode, r.nodeId])).toEqual(expected.map((bytes, index) => [index, 1, bytes.length, createHash('sha256').update(bytes).digest('hex'), 0, NODE]));
+    for (const [index, bytes] of expected.entries()) expect(Buffer.from(await acme.getResult(job.jobId, index))).toEqual(bytes);
+    const aggregated = await tail.waitFor('JobResultsAggregated', (e) => e.data.jobId === job.jobId);
+    const aggregate = Buffer.concat(expected);
+    expect(aggregated.data).toMatchObject({ rule: 'jsonl', outcome: 'stored', subtaskCount: 3, bytes: aggregate.length, sha256: createHash('sha256').update(aggregate).digest('hex') });
+    expect(Buffer.from(await eventually(() => acme.getAggregateResult(job.jobId).catch(() => undefined)))).toEqual(aggregate);
+
+    // The invoice line is the GPU time the agent reported: GPUs × (its end − its start), per sub-task.
+    const measuredGpuMs = [0, 1, 2].reduce((sum, index) => {
+      const subtaskId = `${job.jobId}-${index}`;
+      const started = tail.all('SubtaskStarted', (e) => e.data.subtaskId === subtaskId)[0]!;
+      const completed = tail.all('SubtaskCompleted', (e) => e.data.subtaskId === subtaskId)[0]!;
+      return sum + 2 * (Date.parse(completed.data.endedAt) - Date.parse(started.data.startedAt));
+    }, 0);
+    expect(measuredGpuMs).toBeGreaterThanOrEqual(3 * 2 * 1500);
+    const key = acmeKey;
+    const period = (done.submittedAt as string).slice(0, 7);
+    const expectedTotal = formatMoney(roundToMinor(amountForGpuMs(measuredGpuMs, PRICE_PER_GPU_HOUR), 'USD'), 'USD');
+    const invoice = await eventually(async () => {
+      const list = await call('GET', `/v1/invoices?period=${period}`, key);
+      const summary = list.body?.invoices?.[0];
+      if (!summary) return undefined;
+      const doc = await call('GET', `/v1/invoices/${summary.invoiceId}`, key);
+      return doc.body?.total === expectedTotal ? doc.body : undefined;
+    }, { timeoutMs: 30_000, message: `no invoice totalling ${expectedTotal}` });
+    const lines = (invoice.lines as Array<{ gpuModel: string | null; quantityGpuMs: number | null }>).filter((l) => l.gpuModel === 'a100');
+    expect(lines.reduce((sum, l) => sum + (l.quantityGpuMs ?? 0), 0)).toBe(measuredGpuMs);
+
+    // Another tenant: the same 404 as a missing job, on every output route.
+    for (const read of [() => other.listResults(job.jobId), () => other.getResult(job.jobId, 0), () => other.getAggregateResult(job.jobId), async () => other.logs(job.jobId).next()]) {
+      await expect(read()).rejects.toMatchObject({ status: 404 });
+    }
+  }, 120_000);
+
+  it('is stopped as a whole process group when the job is cancelled mid-run', async () => {
+    // The program leaves a grandchild in its group: both must be gone after the cancellation.
+    const script = "require('child_process').spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' }); console.log('running'); setInterval(() => {}, 1000);";
+    const job = await acme.submitJob({ ...base, subtaskCount: 1, workload: { command: [process.execPath, '-e', script] } }, { idempotencyKey: 'agent-e2e-cancel' });
+    await tail.waitFor('SubtaskStarted', (e) => e.data.jobId === job.jobId);
+    const key = `${job.jobId}-0#1`;
+    const group = await eventually(() => agent.agent.processGroupOf(key));
+    expect(await processRuns(group)).toBe(true);
+    await acme.cancelJob(job.jobId);
+    expect((await acme.waitForJob(job.jobId, { timeoutMs: 30_000 })).state).toBe('cancelled');
+    await eventually(async () => !(await groupAlive(group)), { timeoutMs: 15_000, message: `process group ${group} still has processes` });
+  }, 60_000);
+
+  it('fails a non-zero exit at once as the user\'s, but retries a run lost in an agent crash as the platform\'s', async () => {
+    const exits = await acme.submitJob({ ...base, subtaskCount: 1, workload: { command: [process.execPath, '-e', 'process.exit(3)'] } }, { idempotencyKey: 'agent-e2e-exit' });
+    const failed = await acme.waitForJob(exits.jobId, { timeoutMs: 30_000 });
+    expect(failed.state).toBe('failed');
+    expect(failed.subtasks[0]!.attempt).toBe(1);
+    expect((await tail.waitFor('SubtaskFailed', (e) => e.data.jobId === exits.jobId)).data).toMatchObject({ failureKind: 'exit-code', fault: 'user', exitCode: 3 });
+
+    // The first attempt would run for a minute; the agent crashes under it (agent and run gone), comes back, reports it lost.
+    const script = "if (process.env.FASTGPU_ATTEMPT === '1') setInterval(() => {}, 1000); else require('fs').writeFileSync(process.env.FASTGPU_RESULT_PATH, 'attempt ' + process.env.FASTGPU_ATTEMPT);";
+    const crashes = await acme.submitJob({ ...base, subtaskCount: 1, workload: { command: [process.execPath, '-e', script] } }, { idempotencyKey: 'agent-e2e-crash' });
+    await tail.waitFor('SubtaskStarted', (e) => e.data.jobId === crashes.jobId);
+    const group = await eventually(() => agent.agent.processGroupOf(`${crashes.jobId}-0#1`));
+    await agent.stop();
+    process.kill(-group, 'SIGKILL');
+    await eventually(async () => !(await groupAlive(group)));
+    agent = await startAgent(env, agentConfig(env, host, { nodeId: NODE }));
+    expect((await tail.waitFor('SubtaskFailed', (e) => e.data.jobId === crashes.jobId)).data).toMatchObject({ failureKind: 'agent-restart', fault: 'platform', attempt: 1 });
+    // Retried without any retry policy: a platform fault. (A retry placed on the node between the
+    // agent's report and its new registration is interrupted by that registration and placed
+    // again, so the attempt that succeeds may be the third: docs/node-agent.md, known gaps.)
+    const retried = await acme.waitForJob(crashes.jobId, { timeoutMs: 60_000 });
+    expect(retried.state).toBe('succeeded');
+    const attempt = retried.subtasks[0]!.attempt;
+    expect(attempt).toBeGreaterThanOrEqual(2);
+    expect(Buffer.from(await acme.getResult(crashes.jobId, 0)).toString()).toBe(`attempt ${attempt}`);
+  }, 120_000);
+
+  it('fails a run past its timeout as `timeout`', async () => {
+    const job = await acme.submitJob({ ...base, subtaskCount: 1, workload: { command: [process.execPath, '-e', 'setInterval(() => {}, 1000)'], timeoutSeconds: 1 } }, { idempotencyKey: 'agent-e2e-timeout' });
+    expect((await acme.waitForJob(job.jobId, { timeoutMs: 30_000 })).state).toBe('failed');
+    expect((await tail.waitFor('SubtaskFailed', (e) => e.data.jobId === job.jobId)).data).toMatchObject({ failureKind: 'timeout', fault: 'user' });
+  }, 60_000);
+
+  it('refuses a container image and a bad workload at the edge with the field', async () => {
+    await expect(acme.submitJob({ ...base, subtaskCount: 1, workload: { command: ['python3'], image: 'pytorch/pytorch:2.4' } } as never, { idempotencyKey: 'agent-e2e-image' })).rejects.toMatchObject({ status: 422, field: 'workload.image' });
+    await expect(acme.submitJob({ ...base, subtaskCount: 1, workload: { command: ['x'], env: { CUDA_VISIBLE_DEVICES: '0' } } }, { idempotencyKey: 'agent-e2e-env' })).rejects.toMatchObject({ status: 422, field: 'workload.env.CUDA_VISIBLE_DEVICES' });
+    await expect(acme.submitJob({ ...base, subtaskCount: 2, workload: { command: ['x'], inputs: ['a', 'b', 'c'] } }, { idempotencyKey: 'agent-e2e-inputs' })).rejects.toBeInstanceOf(FastGpuError);
+  });
+});
+
+/** Whether any process is left in a process group. */
+async function groupAlive(pgid: number): Promise<boolean> {
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return false;
+  }
+  // kill(0) also succeeds for zombies: look at the members' states.
+  const { readdir, readFile } = await import('node:fs/promises');
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true;
+  }
+  return false;
+}
