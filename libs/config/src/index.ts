@@ -53,6 +53,13 @@ const configSchema = z.object({
   publishRetryMs: z.coerce.number().int().min(0).max(600_000).default(15_000),
   /** This process's name among instances of the same service (leases, logs); generated when absent. */
   instanceId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+  /**
+   * A service started alone (`npm run start:<service>`, any number of instances) applies each
+   * projection in one instance at a time, the holder of a lease renewed every third of this; a
+   * standby takes over this long after the holder stops renewing. 0: every instance applies
+   * (still once per event: the checkpoint row is locked by the transaction that applies a batch).
+   */
+  projectionLeaseTtlMs: z.coerce.number().int().min(0).max(600_000).default(3000),
 });
 
 export type FastGpuConfig = z.infer<typeof configSchema>;
@@ -80,6 +87,7 @@ const envNames: Record<keyof FastGpuConfig, string> = {
   streamReplicas: 'FASTGPU_STREAM_REPLICAS',
   publishRetryMs: 'FASTGPU_PUBLISH_RETRY_MS',
   instanceId: 'FASTGPU_INSTANCE_ID',
+  projectionLeaseTtlMs: 'FASTGPU_PROJECTION_LEASE_TTL_MS',
 };
 
 export function loadConfig(overrides: Partial<FastGpuConfig> = {}, env: NodeJS.ProcessEnv = process.env): FastGpuConfig {

@@ -16,6 +16,11 @@ export interface Bus {
    * it creates itself (leader leases); undefined when it did not say.
    */
   replicas?: number;
+  /**
+   * Set when several instances of a service may run (FASTGPU_PROJECTION_LEASE_TTL_MS): each live
+   * projection runner applies only while it holds its lease, the others stand by (ProjectionRunner).
+   */
+  leases?: { instanceId: string; ttlMs: number };
   close(): Promise<void>;
 }
 
@@ -27,6 +32,8 @@ export interface BusOptions {
   ensureStreams?: boolean;
   /** Replicas of every stream, asserted at start; absent: existing streams keep theirs, new ones get 1. */
   replicas?: number;
+  /** One active instance per projection (see Bus.leases). */
+  leases?: { instanceId: string; ttlMs: number };
 }
 
 /**
@@ -71,6 +78,7 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
     topology: topo,
     natsUrl: options.natsUrl,
     ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
+    ...(options.leases ? { leases: options.leases } : {}),
     close: async () => {
       if (!nc.isClosed()) await nc.drain().catch(() => nc.close());
     },

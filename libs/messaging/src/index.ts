@@ -7,3 +7,4 @@ export * from './projection-runner';
 export * from './sequence-waiters';
 export * from './message-decoding';
 export * from './projection-metrics';
+export * from './leader-lease';

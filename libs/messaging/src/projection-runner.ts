@@ -9,6 +9,7 @@ import { StreamFollower } from './follower';
 import { SequenceWaiters } from './sequence-waiters';
 import { headerType, judgeMessage, mustStopAt } from './message-decoding';
 import { isEventLogUnavailable } from './publisher';
+import { LeaderLease, projectionLeaseNames } from './leader-lease';
 import { projectionApplyFailures, projectionStalls } from './projection-metrics';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -81,6 +82,9 @@ export interface ProjectionHealth {
   stall?: ProjectionStall;
   /** Times its stream consumer was found stuck (its server gone) and opened again. */
   consumerReopens?: number;
+  /** With several instances (leases on): whether this one applies or stands by, and who holds the lease. */
+  role?: 'active' | 'standby';
+  leaseHolder?: string;
 }
 
 /** Where a runner reports stalls: a JSON-lines logger (libs/observability's JsonLogger fits). */
@@ -164,6 +168,11 @@ export class ProjectionRunner {
   private readonly deadLettered = new Set<number>();
   private readonly logger: ProjectionLogger;
   private wakePause?: () => void;
+  private lease?: LeaderLease;
+  private leaseTimer?: NodeJS.Timeout;
+  private leaseTickInFlight = false;
+  /** Bumped each time this runner starts or stops applying: a batch of an older one stops retrying. */
+  private generation = 0;
   readonly checkpointName: string;
 
   constructor(
@@ -179,7 +188,8 @@ export class ProjectionRunner {
 
   get health(): ProjectionHealth {
     const reopens = this.follower?.reopened ?? 0;
-    return { ...this.state, ...(this.state.stall ? { stall: { ...this.state.stall } } : {}), ...(reopens ? { consumerReopens: reopens } : {}) };
+    const lease = this.lease ? { role: this.follower ? ('active' as const) : ('standby' as const), leaseHolder: this.lease.lastHolder } : {};
+    return { ...this.state, ...(this.state.stall ? { stall: { ...this.state.stall } } : {}), ...(reopens ? { consumerReopens: reopens } : {}), ...lease };
   }
 
   get lastSequence(): number {
@@ -188,22 +198,83 @@ export class ProjectionRunner {
 
   async start(): Promise<void> {
     this.stopped = false;
+    const leases = this.bus.leases;
+    if (leases && (this.options.live ?? true) && !this.options.tableSuffix) {
+      // Several instances of the service: one applies (the lease holder), the others stand by.
+      this.lease = new LeaderLease({ bus: this.bus, instanceId: leases.instanceId, ttlMs: leases.ttlMs, ...projectionLeaseNames(this.bus, this.checkpointName) });
+      await this.lease.ensureStream();
+      const checkpoint = await readCheckpoint(this.db, this.checkpointName);
+      this.state = { ...this.state, lastSequence: checkpoint ? Number(checkpoint.last_sequence) : 0, status: 'running' };
+      await this.leaseTick();
+      this.leaseTimer = setInterval(() => void this.leaseTick(), Math.max(50, Math.floor(leases.ttlMs / 3)));
+      return;
+    }
+    await this.follow();
+  }
+
+  /** Reads from the checkpoint in the database on: another instance may have moved it. */
+  private async follow(): Promise<void> {
     const checkpoint = await readCheckpoint(this.db, this.checkpointName);
-    this.state.lastSequence = checkpoint ? Number(checkpoint.last_sequence) : 0;
+    this.state.lastSequence = Math.max(this.state.lastSequence, checkpoint ? Number(checkpoint.last_sequence) : 0);
     this.state.status = 'running';
+    const generation = ++this.generation;
     this.follower = new StreamFollower(this.bus, {
       stream: this.bus.topology.streams.events,
       fromSequence: this.state.lastSequence + 1,
       batchMax: this.options.batchMax,
-      onBatch: (messages) => this.applyWithRetry(messages),
+      onBatch: (messages) => this.applyWithRetry(messages, generation),
     });
     await this.follower.start();
   }
 
+  /**
+   * One lease step: renew or take over, start applying on becoming the holder, stop on losing it
+   * (a standby took over after this process paused or lost NATS for a TTL). A standby follows the
+   * checkpoint row, so readers waiting for a sequence on this instance are answered all the same.
+   */
+  private async leaseTick(): Promise<void> {
+    const lease = this.lease;
+    if (!lease || this.stopped || this.leaseTickInFlight) return;
+    this.leaseTickInFlight = true;
+    try {
+      await lease.tick().catch(() => false);
+      if (this.stopped) return;
+      if (lease.isLeader && !this.follower) {
+        this.logger.info('projection taking over', { projection: this.checkpointName, term: lease.currentTerm, lastSequence: this.state.lastSequence });
+        await this.follow();
+      } else if (!lease.isLeader && this.follower) {
+        this.logger.warn('projection lost its lease; standing by', { projection: this.checkpointName, holder: lease.lastHolder });
+        await this.unfollow();
+      }
+      if (!this.follower) {
+        const checkpoint = await readCheckpoint(this.db, this.checkpointName).catch(() => undefined);
+        const sequence = checkpoint ? Number(checkpoint.last_sequence) : 0;
+        if (sequence > this.state.lastSequence) {
+          this.state = { ...this.state, lastSequence: sequence };
+          this.waiters.advance(sequence);
+        }
+      }
+    } catch (error) {
+      this.logger.warn('projection lease step failed', { projection: this.checkpointName, reason: errorMessage(error) });
+    } finally {
+      this.leaseTickInFlight = false;
+    }
+  }
+
+  private async unfollow(): Promise<void> {
+    const follower = this.follower;
+    this.follower = undefined;
+    this.generation++;
+    this.wakePause?.();
+    await follower?.stop();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
     this.wakePause?.();
     await this.follower?.stop();
+    await this.lease?.resign();
     this.state = { ...this.state, status: 'stopped' };
   }
 
@@ -218,11 +289,11 @@ export class ProjectionRunner {
     return this.waiters.waitFor(sequence, this.state.lastSequence, timeoutMs);
   }
 
-  private async applyWithRetry(messages: JsMsg[]): Promise<void> {
+  private async applyWithRetry(messages: JsMsg[], generation: number): Promise<void> {
     let remaining = messages;
     let delayMs = 100;
     const delayMsMax = this.options.retryDelayMsMax ?? 30_000;
-    while (!this.stopped && remaining.length) {
+    while (!this.stopped && this.generation === generation && remaining.length) {
       try {
         await this.applyBatch(remaining);
         this.resume();

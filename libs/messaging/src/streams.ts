@@ -134,4 +134,7 @@ export async function deleteTopology(jsm: JetStreamManager, topo: Topology): Pro
   for (const bucket of Object.values(topo.buckets)) {
     await jsm.streams.delete(`OBJ_${bucket}`).catch(() => false);
   }
+  // Leader leases (projections', the scheduler's).
+  const base = topo.streams.events.replace(/_EVENTS$/, '');
+  for (const name of [`${base}_LEADERS`, `${base}_SCHEDULER_LEADER`]) await jsm.streams.delete(name).catch(() => false);
 }

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
 import type { FastGpuConfig } from '@fastgpu/config';
@@ -13,10 +15,21 @@ export interface OwnedRuntime extends Runtime {
 }
 
 /** Connects to NATS and Postgres (or PGlite), applies migrations, registers health checks. */
-export async function createRuntime(config: FastGpuConfig, options: { clock?: Clock; migrate?: boolean } = {}): Promise<OwnedRuntime> {
+/** This process's name among instances: FASTGPU_INSTANCE_ID, or host, pid and a random part. */
+export function instanceIdOf(config: FastGpuConfig): string {
+  return config.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Connects to NATS and Postgres (or PGlite), applies migrations, registers health checks.
+ * `projectionLeases`: this process is one of several instances of a service (runStandalone), so
+ * its projections apply only while they hold their lease (FASTGPU_PROJECTION_LEASE_TTL_MS).
+ */
+export async function createRuntime(config: FastGpuConfig, options: { clock?: Clock; migrate?: boolean; projectionLeases?: boolean } = {}): Promise<OwnedRuntime> {
   const database = createDatabase({ databaseUrl: config.databaseUrl, dataDir: path.join(config.dataDir, 'pglite') });
   if (options.migrate !== false) await migrateToLatest(database.db);
-  const bus = await connectBus({ natsUrl: config.natsUrl, subjectPrefix: config.subjectPrefix, name: 'fastgpu', ...(config.streamReplicas !== undefined ? { replicas: config.streamReplicas } : {}) });
+  const leases = options.projectionLeases && config.projectionLeaseTtlMs > 0 ? { leases: { instanceId: instanceIdOf(config), ttlMs: config.projectionLeaseTtlMs } } : {};
+  const bus = await connectBus({ natsUrl: config.natsUrl, subjectPrefix: config.subjectPrefix, name: 'fastgpu', ...(config.streamReplicas !== undefined ? { replicas: config.streamReplicas } : {}), ...leases });
   const generatedAdminKey = config.adminKey ? undefined : newApiKeySecret();
   const health = new HealthRegistry();
   // Not ready while NATS is down, reconnecting included (the client retries for ever, so "not closed" is not "up").

@@ -7,7 +7,8 @@ import { startServices, type ServiceDefinition } from './app';
 export async function runStandalone(service: ServiceDefinition): Promise<void> {
   const config = loadConfig();
   const telemetry = startTelemetry({ serviceName: `fastgpu-${service.name}`, otlpEndpoint: config.otlpEndpoint });
-  const runtime = await createRuntime(config);
+  // Any number of instances may run: each projection applies in one of them at a time.
+  const runtime = await createRuntime(config, { projectionLeases: true });
   if (runtime.generatedAdminKey) console.log(`admin key (generated, shown once): ${runtime.generatedAdminKey}`);
   const started = await startServices(runtime, [service]);
   console.log(`fastgpu ${service.name} listening on ${started.url}`);
