@@ -3,7 +3,8 @@
  * `{ error: { code, message, field? } }`, with a stable code and the field at fault, on real NATS
  * and Postgres: malformed and empty JSON bodies, a body too large, an unsupported media type, an
  * unknown route (404), a known path with another method (405 with `Allow`), a malformed URL, and
- * malformed HTTP on the socket (400, 431). Generated requests are in hostile-input.spec.ts.
+ * malformed HTTP on the socket (400, 431). Generated requests (every route, from the published
+ * schemas) are in the hostile-input suite, test/hostile/hostile-input.spec.ts.
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

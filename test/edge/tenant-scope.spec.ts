@@ -4,7 +4,9 @@
  * same SQL (the tenant is in the query, so a foreign row is never read), the same catch-up on a
  * miss and the same number of lookups, and throws the same 404; a platform key finds both
  * tenants' objects. Over HTTP and gRPC with intake running: another tenant's job and a job that
- * does not exist get the same status and the same body (but for the id itself).
+ * does not exist get the same status and the same body (but for the id itself); another
+ * tenant's lease likewise, to GET and DELETE over HTTP and GetLease and ReleaseLease over gRPC,
+ * and the refused release leaves the owner's lease as it was.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
@@ -88,5 +90,36 @@ describe("another tenant's job over HTTP and gRPC", () => {
     const grpcForeign = await overGrpc(globexJob);
     expect(grpcForeign.code).toBe(grpc.status.NOT_FOUND);
     expect(grpcForeign).toEqual(await overGrpc(missingJob));
+  });
+});
+
+describe("another tenant's lease over HTTP and gRPC", () => {
+  it('answers like a lease that does not exist, to reads and to a release', async () => {
+    const acme = await edge.tenantKey('acme');
+    const globex = await edge.tenantKey('globex');
+    const requested = await edge.http('POST', '/v1/leases', globex.secret, { projectId: 'p', gpuModels: ['a100'], gpus: 1 });
+    expect(requested.status, requested.text).toBeLessThan(300);
+    const globexLease = requested.body.leaseId as string;
+    const missingLease = `${globexLease.slice(0, -4)}0000`;
+    for (const method of ['GET', 'DELETE']) {
+      const foreign = await edge.http(method, `/v1/leases/${globexLease}`, acme.secret);
+      const missing = await edge.http(method, `/v1/leases/${missingLease}`, acme.secret);
+      expect(foreign.status, method).toBe(404);
+      expect([foreign.status, foreign.text.replaceAll(globexLease, '<id>')], method).toEqual([missing.status, missing.text.replaceAll(missingLease, '<id>')]);
+    }
+    // The release was refused: the owner's lease is untouched.
+    expect((await edge.http('GET', `/v1/leases/${globexLease}`, globex.secret)).body.state).toBe('requested');
+
+    const intake = edge.intake();
+    const overGrpc = async (method: string, leaseId: string) => {
+      const answer = await unary(intake, method, { leaseId }, metadata(acme.secret));
+      if (answer.ok) throw new Error(`${leaseId} answered`);
+      return { code: answer.error.code, details: answer.error.details.replaceAll(leaseId, '<id>'), trailer: answer.error.metadata.get('fastgpu-error-code') };
+    };
+    for (const method of ['GetLease', 'ReleaseLease']) {
+      const foreign = await overGrpc(method, globexLease);
+      expect(foreign.code, method).toBe(grpc.status.NOT_FOUND);
+      expect(foreign, method).toEqual(await overGrpc(method, missingLease));
+    }
   });
 });

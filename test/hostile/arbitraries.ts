@@ -1,7 +1,8 @@
 /**
- * fast-check arbitraries for hostile input, driven by the JSON Schemas the API publishes in its
- * OpenAPI document: values that fit the schema, values at its boundaries, and values that break
- * it (control characters, every Unicode plane, lone surrogates, huge numbers, wrong types).
+ * fast-check arbitraries for hostile input, driven by the schemas the API publishes: the JSON
+ * Schemas of its OpenAPI document (HTTP) and the message descriptors of its `.proto` files
+ * (gRPC). Values that fit the schema, values at its boundaries, and values that break it
+ * (control characters, every Unicode plane, lone surrogates, huge numbers, wrong types).
  */
 import fc from 'fast-check';
 
@@ -36,8 +37,9 @@ const ARRAY_ITEMS_MAX = 4;
 
 /** Strings nobody should be able to store: every control character and plane, broken UTF-16. */
 export const hostileString: fc.Arbitrary<string> = fc.oneof(
-  fc.constantFrom('\u0000', 'a\u0000b', '\r\n', 'x\ry', '\u0007', '\u001b[31m', '\u007f', '\u0085', '\u009f', '\ud800', 'a\udfffb', '\ufeff', '\u202e', '\u2028', '%00', '../../etc', '${jndi:x}', "'; DROP TABLE jobs; --", '<script>', ''),
+  fc.constantFrom('\u0000', 'a\u0000b', '\r\n', 'x\ry', '\u0007', '\u001b[31m', '\u001b[2J', '\u007f', '\u0085', '\u009f', '\ud800', '\udfff', 'a\udfffb', '\ufeff', '\u202e', '\u2028', '𝔘𝔫𝔦', '%00', '../../etc', '${jndi:x}', "'; DROP TABLE jobs; --", '<script>', 'a'.repeat(600), ''),
   fc.string({ unit: 'binary', maxLength: 24 }),
+  fc.string({ unit: 'grapheme', maxLength: 8 }),
   fc.string({ unit: fc.integer({ min: 0, max: 0x1f }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 8 }),
   fc.string({ unit: fc.integer({ min: 0xd800, max: 0xdfff }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 4 }),
   fc.integer({ min: 1, max: 16 }).map((plane) => String.fromCodePoint(plane * 0x10000 + 0x41)),
@@ -143,4 +145,66 @@ function replaceStrings(value: unknown, hostile: string): unknown {
 /** A path parameter: a plausible id, a hostile one, or one of the given known ids (another tenant's included). */
 export function pathParameter(known: string[]): fc.Arbitrary<string> {
   return fc.oneof(fc.constantFrom(...known), fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/), hostileString.filter((v) => v.length > 0 && v.length < 2000));
+}
+
+/** A field of a protobuf message descriptor, as @grpc/proto-loader gives it (names already camelCase). */
+interface ProtoField {
+  name: string;
+  label: string;
+  type: string;
+  typeName: string;
+}
+/** Message descriptors by full name (`fastgpu.intake.v1.SubmitJobRequest`), from a proto-loader package definition. */
+export type ProtoMessages = Record<string, { type?: { field?: ProtoField[] } }>;
+
+const int32Values = fc.oneof(fc.integer({ min: -5, max: 100 }), fc.constantFrom(0, -1, 2 ** 31 - 1, -(2 ** 31)));
+
+/**
+ * A message for a `.proto` message type: every field optional, each with a value of its wire type
+ * — strings hostile or plausible (ids among `known`), integers at their boundaries, 64-bit
+ * integers as decimal strings beyond 2^53, nested messages to a bounded depth, repeated fields as
+ * short arrays.
+ */
+export function protoMessage(messages: ProtoMessages, fullName: string, known: string[], depth = 0): fc.Arbitrary<Record<string, unknown>> {
+  const fields = messages[fullName]?.type?.field ?? [];
+  const pkg = fullName.slice(0, fullName.lastIndexOf('.'));
+  const text = fc.oneof(hostileString, fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/), fc.constantFrom('a100', 'standard', 'preemptible', 'on-demand', 'afterSuccess', '2026-10', '2026-13', '1.5', '1e9', ...known));
+  const valueOf = (field: ProtoField): fc.Arbitrary<unknown> => {
+    switch (field.type) {
+      case 'TYPE_STRING':
+        return text;
+      case 'TYPE_BOOL':
+        return fc.boolean();
+      case 'TYPE_INT32':
+      case 'TYPE_SINT32':
+      case 'TYPE_SFIXED32':
+      case 'TYPE_ENUM':
+        return int32Values;
+      case 'TYPE_UINT32':
+      case 'TYPE_FIXED32':
+        return fc.oneof(fc.integer({ min: 0, max: 100 }), fc.constantFrom(0, 2 ** 32 - 1));
+      case 'TYPE_INT64':
+      case 'TYPE_SINT64':
+      case 'TYPE_SFIXED64':
+      case 'TYPE_UINT64':
+      case 'TYPE_FIXED64':
+        return fc.oneof(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }).map(String), fc.constantFrom('0', '1', '9007199254740993', '18446744073709551615'));
+      case 'TYPE_DOUBLE':
+      case 'TYPE_FLOAT':
+        return fc.oneof(fc.double({ noNaN: true }), fc.constantFrom(0, -1, 1e308));
+      case 'TYPE_BYTES':
+        return fc.uint8Array({ maxLength: 16 }).map((bytes) => Buffer.from(bytes));
+      case 'TYPE_MESSAGE':
+        return depth >= SCHEMA_DEPTH_MAX ? fc.constant({}) : protoMessage(messages, field.typeName.startsWith('.') ? field.typeName.slice(1) : `${pkg}.${field.typeName}`, known, depth + 1);
+      default:
+        return fc.constant(undefined);
+    }
+  };
+  // A `map<string, string>` is a repeated nested `…Entry` message in the descriptor (not a top-level type): an object on the wire.
+  const isMap = (field: ProtoField) => field.type === 'TYPE_MESSAGE' && field.label === 'LABEL_REPEATED' && field.typeName.endsWith('Entry') && !messages[`${pkg}.${field.typeName}`];
+  return fc.record(
+    Object.fromEntries(fields.map((field) => [field.name, isMap(field) ? fc.dictionary(text, text, { maxKeys: 3, noNullPrototype: true }) : field.label === 'LABEL_REPEATED' ? fc.array(valueOf(field), { maxLength: 3 }) : valueOf(field)])),
+    // Plain objects: the protobuf encoder cannot read objects without a prototype.
+    { requiredKeys: [], noNullPrototype: true },
+  );
 }

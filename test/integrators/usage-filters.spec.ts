@@ -30,7 +30,7 @@ interface Usage {
 }
 
 async function usage(key: string, query: Record<string, string>): Promise<Answer & { body: Usage }> {
-  return (await p.http('GET', `/v1/usage?${new URLSearchParams(query).toString()}`, key));
+  return p.http('GET', `/v1/usage?${new URLSearchParams(query).toString()}`, key);
 }
 
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { feasibilityReply, nameId, newEntityId, requestIdSchema, type DomainEvent, type FeasibilityRequest } from '@fastgpu/contracts';
 import { IdempotencyKeys, keyOwner, readIdempotencyKey, requestHash } from '../shared/idempotency';
-import type { Principal } from '@fastgpu/auth';
+import { findForTenant, type Principal } from '@fastgpu/auth';
 import { handleCommand, JetStreamEventStream, type Decider } from '@fastgpu/eventsourcing';
 import { ApiError, notFound, unprocessable } from '@fastgpu/http';
 import { gpuMs as gpuMsOf } from '@fastgpu/money';
@@ -120,15 +120,15 @@ export class LeasesService implements OnApplicationBootstrap, OnApplicationShutd
     return this.view(await this.visibleRow(principal, leaseId));
   }
 
-  /** The lease this caller may see: another tenant's lease is a missing one (the same query). */
+  /** The lease this caller may see: another tenant's lease is a missing one (findForTenant: the same query, the same 404). */
   private async visibleRow(principal: Principal, leaseId: string): Promise<LeaseRow> {
     // An id that cannot exist is missing (and never reaches the database: PostgreSQL refuses U+0000).
     if (!requestIdSchema.safeParse(leaseId).success) throw notFound(`lease ${leaseId}`);
-    let query = this.runtime.db.selectFrom('leases').selectAll().where('lease_id', '=', leaseId);
-    if (principal.tenantId !== null) query = query.where('tenant_id', '=', principal.tenantId);
-    const row = (await query.executeTakeFirst()) as LeaseRow | undefined;
-    if (!row) throw notFound(`lease ${leaseId}`);
-    return row;
+    return findForTenant(principal, `lease ${leaseId}`, async (scope) => {
+      let query = this.runtime.db.selectFrom('leases').selectAll().where('lease_id', '=', leaseId);
+      if (scope !== null) query = query.where('tenant_id', '=', scope);
+      return (await query.executeTakeFirst()) as LeaseRow | undefined;
+    });
   }
 
   private view(row: LeaseRow): LeaseView {
