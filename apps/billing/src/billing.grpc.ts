@@ -6,7 +6,7 @@ import { PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX } from '@fastgpu/http';
 import { invoiceCsv, invoiceJson, invoicePdf } from './invoices/invoice-exports';
 import { answer } from './invoices/invoices.controller';
 import { invoicePage, listInvoicesQuery, type InvoiceSummary, type ListInvoicesQuery } from './invoices/invoice-list';
-import { InvoicesService } from './invoices/invoices.service';
+import { InvoiceQueries } from './invoices/invoice-queries';
 
 const { from, to, limit: _httpLimit, ...shared } = listInvoicesQuery.shape;
 /**
@@ -48,7 +48,7 @@ export function invoiceSummaryMessage(item: InvoiceSummary): Record<string, unkn
 
 /** Billing's gRPC ports: list and export invoices through the same service as HTTP. */
 export function billingGrpcHandlers(ref: Pick<ModuleRef, 'get'>): Partial<GrpcHandlers> {
-  const service = ref.get(InvoicesService, { strict: false });
+  const service = ref.get(InvoiceQueries, { strict: false });
   return {
     invoices: {
       listSchema: listInvoicesRequest,

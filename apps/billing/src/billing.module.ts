@@ -2,7 +2,11 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { BILLING_OPTIONS, billingOptions, type BillingOptions } from './billing.config';
 import { BillingLedger } from './ledger/billing.ledger';
 import { BillingAdminController, InvoicesController } from './invoices/invoices.controller';
-import { InvoicesService } from './invoices/invoices.service';
+import { InvoiceCommands } from './invoices/invoice-commands';
+import { InvoiceQueries } from './invoices/invoice-queries';
+import { FinanceActionPublisher } from './finance-actions/finance-action-publisher';
+import { TenantSettingsService } from './finance-actions/tenant-settings.service';
+import { ReviewQueueService } from './ledger/review-queue.service';
 import { PriceBooksController } from './price-books/price-books.controller';
 import { CreditNotesController } from './credit-notes/credit-notes.controller';
 import { CreditNotesService } from './credit-notes/credit-notes.service';
@@ -22,8 +26,8 @@ export class BillingModule {
     return {
       module: BillingModule,
       controllers: [InvoicesController, BillingAdminController, PriceBooksController, CreditNotesController, InvoiceLifecycleController, BillingAuditController, ReviewQueueController, WebhooksController, BillingProfilesController],
-      providers: [{ provide: BILLING_OPTIONS, useValue: billingOptions(options) }, BillingLedger, BillingMetrics, InvoicesService, PriceBooksService, CreditNotesService, WebhooksService],
-      exports: [BillingLedger, InvoicesService],
+      providers: [{ provide: BILLING_OPTIONS, useValue: billingOptions(options) }, BillingLedger, BillingMetrics, FinanceActionPublisher, InvoiceQueries, InvoiceCommands, TenantSettingsService, ReviewQueueService, PriceBooksService, CreditNotesService, WebhooksService],
+      exports: [BillingLedger, InvoiceQueries, InvoiceCommands],
     };
   }
 }

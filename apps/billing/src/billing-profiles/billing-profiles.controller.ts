@@ -2,7 +2,7 @@ import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Put, UseGuards
 import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
 import { ApiDoc, parseInput } from '@fastgpu/http';
 import { answer } from '../invoices/invoices.controller';
-import { InvoicesService } from '../invoices/invoices.service';
+import { TenantSettingsService } from '../finance-actions/tenant-settings.service';
 import { billingProfileParams, billingProfileRequest, billingProfileResponse } from './billing-profiles.schema';
 
 /**
@@ -14,7 +14,7 @@ import { billingProfileParams, billingProfileRequest, billingProfileResponse } f
 @Controller('v1/billing/tenants')
 @UseGuards(ApiKeyGuard)
 export class BillingProfilesController {
-  constructor(@Inject(InvoicesService) private readonly invoices: InvoicesService) {}
+  constructor(@Inject(TenantSettingsService) private readonly settings: TenantSettingsService) {}
 
   @Put(':tenantId/profile')
   @HttpCode(200)
@@ -30,7 +30,7 @@ export class BillingProfilesController {
   async set(@CurrentPrincipal() principal: Principal, @Param('tenantId') tenantId: string, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const params = parseInput(billingProfileParams, { tenantId }, 'params');
     const b = parseInput(billingProfileRequest, body);
-    return answer(() => this.invoices.setBillingProfile({ ...b, tenantId: params.tenantId, actor: principal.keyId, actionId: key }));
+    return answer(() => this.settings.setBillingProfile({ ...b, tenantId: params.tenantId, actor: principal.keyId, actionId: key }));
   }
 
   @Get(':tenantId/profile')
@@ -38,6 +38,6 @@ export class BillingProfilesController {
   @ApiDoc({ summary: "A tenant's billing profile in force now (a tenant reads its own)", response: billingProfileResponse, errors: { 404: 'no profile set, or another tenant' }, tags: ['billing'] })
   async get(@CurrentPrincipal() principal: Principal, @Param('tenantId') tenantId: string) {
     const params = parseInput(billingProfileParams, { tenantId }, 'params');
-    return answer(() => this.invoices.billingProfile(params.tenantId, principal.tenantId));
+    return answer(() => this.settings.billingProfile(params.tenantId, principal.tenantId));
   }
 }

@@ -1,8 +1,7 @@
 import { sql } from 'kysely';
 import { z } from 'zod';
 import { cursorPeriod, nextCursorSchema, pageOf, pageParam, queryParam, unprocessable } from '@fastgpu/http';
-import type { InvoicesService } from './invoices.service';
-import { InvoiceNotFound, summary } from './invoices.service';
+import { InvoiceNotFound, summary, type InvoiceQueries } from './invoice-queries';
 import { statusOf } from './invoice.reader';
 
 /** The list's name in its cursors: a cursor of another list is refused. */
@@ -56,7 +55,7 @@ export const invoicesPage = z.object({ invoices: z.array(invoiceSummarySchema), 
  * invoice's as finance actions left it (paid, void), so it is checked on the documents read: a
  * page filtered by status may hold fewer than `limit` invoices and still have a next page.
  */
-export async function invoicePage(invoices: InvoicesService, scope: string | null, query: ListInvoicesQuery): Promise<{ invoices: InvoiceSummary[]; nextCursor: string | null }> {
+export async function invoicePage(invoices: InvoiceQueries, scope: string | null, query: ListInvoicesQuery): Promise<{ invoices: InvoiceSummary[]; nextCursor: string | null }> {
   if (query.from !== undefined && query.to !== undefined && query.to <= query.from) throw unprocessable('to: must be a later period than from', 'to');
   const store = invoices.reader().store;
   const usagePieces = sql.table(store.table('billing_usage_pieces'));

@@ -8,7 +8,10 @@ import { creditNotesCsv, creditNoteJson } from '../credit-notes/credit-note-docu
 import { BillingRejection } from './invoice.decider';
 import { invoiceCsv, invoiceJson, invoicePdf, periodCsv, presentationOf } from './invoice-exports';
 import { canonicalJson } from './invoice-document';
-import { InvoiceNotFound, InvoicesService, summary } from './invoices.service';
+import { InvoiceNotFound, InvoiceQueries, summary } from './invoice-queries';
+import { InvoiceCommands } from './invoice-commands';
+import { TenantSettingsService } from '../finance-actions/tenant-settings.service';
+import { ReviewQueueService } from '../ledger/review-queue.service';
 import { creditGrantRequest, exportQuery, finalizeDueRequest, finalizeRequest, payRequest, taxRatesRequest, voidRequest, whatIfQuery } from './invoices.schema';
 import { invoicePage, invoicesPage, invoiceSummarySchema, listInvoicesQuery } from './invoice-list';
 import { creditNoteDocumentsResponse, creditNoteIssuedResponse } from '../credit-notes/credit-notes.responses';
@@ -73,7 +76,8 @@ export function negotiateList(accept: string | undefined): 'json' | 'csv' {
 @Roles('tenant', 'finance')
 export class InvoicesController {
   constructor(
-    @Inject(InvoicesService) private readonly invoices: InvoicesService,
+    @Inject(InvoiceQueries) private readonly queries: InvoiceQueries,
+    @Inject(InvoiceCommands) private readonly commands: InvoiceCommands,
     @Inject(CreditNotesService) private readonly creditNotes: CreditNotesService,
   ) {}
 
@@ -87,7 +91,7 @@ export class InvoicesController {
   })
   async list(@CurrentPrincipal() principal: Principal, @Query() query: unknown) {
     const q = parseInput(listInvoicesQuery, query, 'query');
-    return invoicePage(this.invoices, tenantScope(principal, q.tenantId), q);
+    return invoicePage(this.queries, tenantScope(principal, q.tenantId), q);
   }
 
   @Get('export')
@@ -96,7 +100,7 @@ export class InvoicesController {
   async exportPeriod(@Query() query: unknown, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
     const q = parseInput(exportQuery, query, 'query');
     const format = negotiateList(accept);
-    const docs = await answer(() => this.invoices.periodDocuments(q.period, q.tenantId ?? null));
+    const docs = await answer(() => this.queries.periodDocuments(q.period, q.tenantId ?? null));
     if (format === 'csv') reply.status(200).header('content-type', 'text/csv; charset=utf-8').send(periodCsv(docs));
     else reply.status(200).header('content-type', 'application/json').send(canonicalJson(docs));
   }
@@ -105,11 +109,11 @@ export class InvoicesController {
   @ApiDoc({ summary: 'One invoice document: Accept application/json (canonical, the default), text/csv or application/pdf, with q-values (q=0: never that type)', response: invoiceDocumentResponse, media: ['text/csv', 'application/pdf'], errors: { 404: 'no such invoice for this caller', 406: 'Accept allows none of application/json, text/csv, application/pdf' }, tags: ['billing'] })
   async get(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
     const format = negotiate(accept);
-    const view = await answer(() => this.invoices.view(invoiceId, principal.tenantId));
+    const view = await answer(() => this.queries.view(invoiceId, principal.tenantId));
     reply.header('x-invoice-status', summary(view).status);
     if (view.row.sha256) reply.header('x-invoice-sha256', view.row.sha256);
     if (format === 'pdf') {
-      const pdf = await invoicePdf(view.document, presentationOf(this.invoices.options));
+      const pdf = await invoicePdf(view.document, presentationOf(this.queries.options));
       reply.status(200).header('content-type', 'application/pdf').header('content-disposition', `inline; filename="${view.document.number ?? view.document.invoiceId}.pdf"`).send(pdf);
     } else if (format === 'csv') {
       reply.status(200).header('content-type', 'text/csv; charset=utf-8').send(invoiceCsv(view.document));
@@ -121,7 +125,7 @@ export class InvoicesController {
   @Get(':invoiceId/status')
   @ApiDoc({ summary: 'Status, totals, credit notes, the balance due after them, and the audited finance actions of an invoice (each an event on the bus)', response: invoiceStatusResponse, errors: { 404: 'no such invoice for this caller' }, tags: ['billing'] })
   async status(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string) {
-    const view = await answer(() => this.invoices.view(invoiceId, principal.tenantId));
+    const view = await answer(() => this.queries.view(invoiceId, principal.tenantId));
     return {
       ...summary(view),
       creditNotes: view.actions.filter((a) => a.kind === 'CreditNoteIssued').map((a) => a.payload),
@@ -134,7 +138,7 @@ export class InvoicesController {
   async evidence(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Param('line') line: string) {
     const n = Number(line);
     if (!Number.isInteger(n) || n < 1) throw new ApiError(400, 'invalid_request', 'line must be a positive integer', 'line');
-    return answer(() => this.invoices.evidence(invoiceId, n, principal.tenantId));
+    return answer(() => this.queries.evidence(invoiceId, n, principal.tenantId));
   }
 
   @Get(':invoiceId/what-if')
@@ -142,7 +146,7 @@ export class InvoicesController {
   @ApiDoc({ summary: 'Rate the invoice under another price-book version; changes nothing, shows the difference per line', query: whatIfQuery, response: whatIfResponse, tags: ['billing'] })
   async whatIf(@Param('invoiceId') invoiceId: string, @Query() query: unknown) {
     const q = parseInput(whatIfQuery, query, 'query');
-    return answer(() => this.invoices.whatIf(invoiceId, q.priceBookId, q.version));
+    return answer(() => this.queries.whatIf(invoiceId, q.priceBookId, q.version));
   }
 
   @Post('finalize-due')
@@ -152,7 +156,7 @@ export class InvoicesController {
   async finalizeDue(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
     const b = parseInput(finalizeDueRequest, body);
     const asOf = b.asOf ? new Date(b.asOf) : new Date();
-    return answer(() => this.invoices.finalizeDue(asOf, { actor: principal.keyId, reason: b.reason }));
+    return answer(() => this.commands.finalizeDue(asOf, { actor: principal.keyId, reason: b.reason }));
   }
 
   @Post(':invoiceId/finalize')
@@ -161,7 +165,7 @@ export class InvoicesController {
   @ApiDoc({ summary: 'Finalize a draft: number it, freeze it, announce InvoiceFinalized', body: finalizeRequest, response: invoiceDocumentResponse, errors: { 404: 'no such invoice', 409: 'already finalized', 422: 'validation errors (usage without a price)' }, tags: ['billing'] })
   async finalize(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Body() body: unknown) {
     const b = parseInput(finalizeRequest, body ?? {});
-    return answer(() => this.invoices.finalize(invoiceId, { actor: principal.keyId, reason: b.reason }, b.at ? new Date(b.at) : new Date()));
+    return answer(() => this.commands.finalize(invoiceId, { actor: principal.keyId, reason: b.reason }, b.at ? new Date(b.at) : new Date()));
   }
 
   @Post(':invoiceId/pay')
@@ -170,7 +174,7 @@ export class InvoicesController {
   @ApiDoc({ summary: 'Record payment of a finalized invoice', body: payRequest, response: invoiceSummarySchema, errors: { 409: 'draft, already paid or void, or the invoice changed concurrently' }, tags: ['billing'] })
   async pay(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const b = parseInput(payRequest, body);
-    return answer(async () => summary(await this.invoices.pay(invoiceId, { actor: principal.keyId, reason: b.reason }, { paymentReference: b.paymentReference, actionId: key })));
+    return answer(async () => summary(await this.commands.pay(invoiceId, { actor: principal.keyId, reason: b.reason }, { paymentReference: b.paymentReference, actionId: key })));
   }
 
   @Post(':invoiceId/void')
@@ -179,7 +183,7 @@ export class InvoicesController {
   @ApiDoc({ summary: 'Void a finalized, unpaid invoice (it keeps its number)', body: voidRequest, response: invoiceSummarySchema, errors: { 409: 'draft, paid or already void, or the invoice changed concurrently' }, tags: ['billing'] })
   async void(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const b = parseInput(voidRequest, body);
-    return answer(async () => summary(await this.invoices.void(invoiceId, { actor: principal.keyId, reason: b.reason }, { actionId: key })));
+    return answer(async () => summary(await this.commands.void(invoiceId, { actor: principal.keyId, reason: b.reason }, { actionId: key })));
   }
 
   @Post(':invoiceId/credit-notes')
@@ -213,7 +217,7 @@ export class InvoicesController {
   @Roles('finance')
   @ApiDoc({ summary: 'Invoices are not edited: finalized ones never change (409); drafts follow their usage (422)', success: {}, errors: { 409: 'finalized', 422: 'draft' }, tags: ['billing'] })
   async edit(@Param('invoiceId') invoiceId: string) {
-    const view = await answer(() => this.invoices.view(invoiceId, null));
+    const view = await answer(() => this.queries.view(invoiceId, null));
     if (view.row.status === 'finalized') throw new ApiError(409, 'invoice_finalized', 'a finalized invoice never changes; correct it with a credit note');
     throw new ApiError(422, 'invoice_draft', 'a draft is computed from usage, price books and credits; change those instead');
   }
@@ -224,14 +228,17 @@ export class InvoicesController {
 @UseGuards(ApiKeyGuard)
 @Roles('finance')
 export class BillingAdminController {
-  constructor(@Inject(InvoicesService) private readonly invoices: InvoicesService) {}
+  constructor(
+    @Inject(TenantSettingsService) private readonly settings: TenantSettingsService,
+    @Inject(ReviewQueueService) private readonly review: ReviewQueueService,
+  ) {}
 
   @Post('credit-grants')
   @HttpCode(201)
   @ApiDoc({ summary: 'Grant prepaid credit to a tenant (priority, optional expiry)', body: creditGrantRequest, response: creditGrantResponse, tags: ['billing'] })
   async grant(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const b = parseInput(creditGrantRequest, body);
-    return answer(() => this.invoices.grantCredit({ ...b, actor: principal.keyId, actionId: key }));
+    return answer(() => this.settings.grantCredit({ ...b, actor: principal.keyId, actionId: key }));
   }
 
   @Post('tax-rates')
@@ -239,12 +246,12 @@ export class BillingAdminController {
   @ApiDoc({ summary: "Set a tenant's tax rates: from `effectiveFrom` (periods ending after it; may be in the future), or for invoices finalized from now on", body: taxRatesRequest, response: taxRatesResponse, tags: ['billing'] })
   async taxRates(@CurrentPrincipal() principal: Principal, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const b = parseInput(taxRatesRequest, body);
-    return answer(() => this.invoices.setTaxRates({ ...b, actor: principal.keyId, actionId: key }));
+    return answer(() => this.settings.setTaxRates({ ...b, actor: principal.keyId, actionId: key }));
   }
 
   @Get('review-queue')
   @ApiDoc({ summary: 'Late usage and credits too old for an adjustment line, for review', response: reviewItemsResponse, tags: ['billing'] })
   async reviewQueue(@Query('tenantId') tenantId: string | undefined) {
-    return { items: await this.invoices.reviewQueue(tenantId ?? null) };
+    return { items: await this.review.reviewQueue(tenantId ?? null) };
   }
 }

@@ -2,7 +2,7 @@ import { Body, Controller, Headers, HttpCode, Inject, Param, Post, UseGuards } f
 import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
 import { ApiDoc, parseInput } from '@fastgpu/http';
 import { answer } from './invoices.controller';
-import { InvoicesService } from './invoices.service';
+import { InvoiceCommands } from './invoice-commands';
 import { deleteDraftRequest, reissueRequest } from './invoices.schema';
 import { deletedDraftResponse, reissueResponse } from './invoices.responses';
 
@@ -15,7 +15,7 @@ import { deletedDraftResponse, reissueResponse } from './invoices.responses';
 @UseGuards(ApiKeyGuard)
 @Roles('finance')
 export class InvoiceLifecycleController {
-  constructor(@Inject(InvoicesService) private readonly invoices: InvoicesService) {}
+  constructor(@Inject(InvoiceCommands) private readonly commands: InvoiceCommands) {}
 
   @Post(':invoiceId/delete')
   @HttpCode(200)
@@ -28,7 +28,7 @@ export class InvoiceLifecycleController {
   })
   async deleteDraft(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const b = parseInput(deleteDraftRequest, body);
-    return answer(() => this.invoices.deleteDraft(invoiceId, { actor: principal.keyId, reason: b.reason }, { usage: b.usage, actionId: key }));
+    return answer(() => this.commands.deleteDraft(invoiceId, { actor: principal.keyId, reason: b.reason }, { usage: b.usage, actionId: key }));
   }
 
   @Post(':invoiceId/reissue')
@@ -42,6 +42,6 @@ export class InvoiceLifecycleController {
   })
   async reissue(@CurrentPrincipal() principal: Principal, @Param('invoiceId') invoiceId: string, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const b = parseInput(reissueRequest, body);
-    return answer(() => this.invoices.reissue(invoiceId, { actor: principal.keyId, reason: b.reason }, { actionId: key }));
+    return answer(() => this.commands.reissue(invoiceId, { actor: principal.keyId, reason: b.reason }, { actionId: key }));
   }
 }

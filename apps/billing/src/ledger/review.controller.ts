@@ -2,7 +2,7 @@ import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, R
 import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
 import { ApiDoc, ApiError, notFound, parseInput } from '@fastgpu/http';
 import { answer, negotiateList } from '../invoices/invoices.controller';
-import { InvoicesService, ReviewItemNotFound } from '../invoices/invoices.service';
+import { ReviewItemNotFound, ReviewQueueService } from './review-queue.service';
 import { billReviewItemRequest, dismissReviewItemRequest, lateUsageQuery } from '../invoices/invoices.schema';
 import { reviewDecisionResponse, reviewItemsResponse } from './review.responses';
 
@@ -44,14 +44,14 @@ async function reviewAnswer<T>(work: () => Promise<T>): Promise<T> {
 @UseGuards(ApiKeyGuard)
 @Roles('finance')
 export class ReviewQueueController {
-  constructor(@Inject(InvoicesService) private readonly invoices: InvoicesService) {}
+  constructor(@Inject(ReviewQueueService) private readonly review: ReviewQueueService) {}
 
   @Post('review-queue/:eventId/:piece/bill')
   @HttpCode(200)
   @ApiDoc({ summary: 'Bill a review item of usage onto an open draft of its tenant (LateUsageBilled); an adjustment line when the draft is of a later period', body: billReviewItemRequest, response: reviewDecisionResponse, errors: { 404: 'no such item', 409: 'decided already, or not usage', 422: 'the invoice is not an open draft of the tenant' }, tags: ['billing'] })
   async bill(@CurrentPrincipal() principal: Principal, @Param('eventId') eventId: string, @Param('piece') piece: string, @Body() body: unknown) {
     const b = parseInput(billReviewItemRequest, body);
-    return reviewAnswer(() => this.invoices.decideReviewItem('bill', eventId, parsePiece(piece), { actor: principal.keyId, reason: b.reason }, b.invoiceId));
+    return reviewAnswer(() => this.review.decideReviewItem('bill', eventId, parsePiece(piece), { actor: principal.keyId, reason: b.reason }, b.invoiceId));
   }
 
   @Post('review-queue/:eventId/:piece/dismiss')
@@ -59,7 +59,7 @@ export class ReviewQueueController {
   @ApiDoc({ summary: 'Dismiss a review item of usage (LateUsageDismissed): it is never billed', body: dismissReviewItemRequest, response: reviewDecisionResponse, errors: { 404: 'no such item', 409: 'decided already, or not usage' }, tags: ['billing'] })
   async dismiss(@CurrentPrincipal() principal: Principal, @Param('eventId') eventId: string, @Param('piece') piece: string, @Body() body: unknown) {
     const b = parseInput(dismissReviewItemRequest, body);
-    return reviewAnswer(() => this.invoices.decideReviewItem('dismiss', eventId, parsePiece(piece), { actor: principal.keyId, reason: b.reason }));
+    return reviewAnswer(() => this.review.decideReviewItem('dismiss', eventId, parsePiece(piece), { actor: principal.keyId, reason: b.reason }));
   }
 
   @Get('late-usage')
@@ -67,7 +67,7 @@ export class ReviewQueueController {
   async lateUsage(@Query() query: unknown, @Headers('accept') accept: string | undefined, @Res() reply: Reply) {
     const q = parseInput(lateUsageQuery, query, 'query');
     const format = negotiateList(accept);
-    const items = await this.invoices.reviewQueue(q.tenantId ?? null, ['usage', 'late-usage']);
+    const items = await this.review.reviewQueue(q.tenantId ?? null, ['usage', 'late-usage']);
     if (format === 'json') {
       reply.status(200).header('content-type', 'application/json').send(JSON.stringify({ items }));
       return;

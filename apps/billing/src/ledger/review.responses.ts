@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import type { InvoicesService } from '../invoices/invoices.service';
+import type { ReviewQueueService } from './review-queue.service';
 
 /**
  * The review queue as the routes answer it (`GET /v1/billing/review-queue`, the JSON of
  * `GET /v1/billing/late-usage`, and a decision on an item), as the zod schemas the OpenAPI
- * document shows. The type-check holds them to what InvoicesService returns.
+ * document shows. The type-check holds them to what ReviewQueueService returns.
  */
 const instant = z.string().describe('RFC 3339 instant, UTC');
 
@@ -41,7 +41,7 @@ export const reviewDecisionResponse = z.object({
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 /** Fails the type-check (at its line) unless given `true`. */
 type Assert<T extends true> = T;
-type Returned<K extends keyof InvoicesService> = InvoicesService[K] extends (...args: never[]) => infer R ? Awaited<R> : never;
+type Returned<K extends keyof ReviewQueueService> = ReviewQueueService[K] extends (...args: never[]) => infer R ? Awaited<R> : never;
 export type AnswersMatchSchemas = [
   Assert<Same<Returned<'reviewQueue'>[number], z.output<typeof reviewItemSchema>>>,
   // `status` is a string to the type-checker (read back from the row); the schema names its two values.

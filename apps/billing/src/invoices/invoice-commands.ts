@@ -1,0 +1,295 @@
+import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { sql } from 'kysely';
+import { deriveId, nameId, type EventData } from '@fastgpu/contracts';
+import { isWrongLastSequence } from '@fastgpu/messaging';
+import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
+import { RUNTIME, type Runtime } from '@fastgpu/runtime';
+import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
+import { BillingLedger } from '../ledger/billing.ledger';
+import { formatInvoiceNumber } from '../ledger/billing.projection';
+import { accrualRange } from '../ledger/accrual';
+import { successorInvoiceId, type LifecycleActionKind } from '../ledger/invoice-lifecycle';
+import { financeAction, type FinanceAction } from '../finance-actions/finance-actions';
+import { FinanceActionPublisher, type Actor } from '../finance-actions/finance-action-publisher';
+import { buildInvoice, documentSha256, type InvoiceDocument } from './invoice-document';
+import { BillingRejection, decideDeleteDraft, decideFinalize, decidePay, decideReissue, decideVoid, type DraftUsageDisposition } from './invoice.decider';
+import { factsOf, type InvoiceView } from './invoice.reader';
+import { InvoiceNotFound, InvoiceQueries } from './invoice-queries';
+
+/**
+ * Invoice commands, the shell around the pure invoice decider (invoice.decider.ts): loads the
+ * invoice as the ledger applied it, decides, publishes the event (`InvoiceFinalized`,
+ * `BillingPeriodClosed`, `InvoicePaid`, `InvoiceVoided`, `InvoiceDraftDeleted`, `InvoiceReissued`)
+ * and waits for the ledger to apply it before answering (read-your-writes). Actions on an invoice
+ * are published with the invoice subject's expected last sequence, so a decision taken on a stale
+ * state answers 409. Finalizations are serialized: their numbers are taken in order and the ledger
+ * checks they stay gapless. Reads are invoice-queries.ts; tenant settings (grants, tax rates,
+ * billing profiles) tenant-settings.service.ts; credit notes credit-notes.service.ts.
+ */
+@Injectable()
+export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('billing');
+  private finalizeChain: Promise<unknown> = Promise.resolve();
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    @Inject(RUNTIME) private readonly runtime: Runtime,
+    @Inject(BillingLedger) private readonly ledger: BillingLedger,
+    @Inject(BILLING_OPTIONS) readonly options: BillingOptions,
+    @Inject(InvoiceQueries) private readonly queries: InvoiceQueries,
+    @Inject(FinanceActionPublisher) private readonly actions: FinanceActionPublisher,
+  ) {}
+
+  onModuleInit(): void {
+    if (this.options.autoFinalizeIntervalMs > 0) {
+      this.timer = setInterval(() => {
+        this.finalizeDue(this.runtime.clock.now(), { actor: 'billing-scheduler', reason: 'grace period after the billing period elapsed' }).catch((error: Error) => this.logger.warn(`automatic finalization: ${error.message}`));
+      }, this.options.autoFinalizeIntervalMs);
+      this.timer.unref();
+    }
+  }
+
+  onModuleDestroy(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  private nowMs(): number {
+    return this.runtime.clock.now().getTime();
+  }
+
+  /** Serializes finalizations in this process (numbers are taken one at a time). */
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.finalizeChain.then(work, work);
+    this.finalizeChain = next.catch(() => undefined);
+    return next;
+  }
+
+  async finalize(invoiceId: string, who: Actor, at: Date): Promise<InvoiceDocument> {
+    if (at.getTime() > this.nowMs() + 1000) throw new BillingRejection(422, 'finalized_in_future', 'an invoice cannot be finalized at a time in the future', 'at');
+    return this.serialized(() => this.withIssuerLock(() => this.finalizeNow(invoiceId, who, at)));
+  }
+
+  /** Across billing processes on one Postgres, one finalization at a time (PGlite is one process already). */
+  private async withIssuerLock<T>(work: () => Promise<T>): Promise<T> {
+    if (!this.runtime.config.databaseUrl) return work();
+    return this.runtime.db.connection().execute(async (conn) => {
+      await sql`SELECT pg_advisory_lock(hashtext(${`fastgpu.billing.issuer.${this.options.issuer}`}))`.execute(conn);
+      try {
+        return await work();
+      } finally {
+        await sql`SELECT pg_advisory_unlock(hashtext(${`fastgpu.billing.issuer.${this.options.issuer}`}))`.execute(conn);
+      }
+    });
+  }
+
+  private async finalizeNow(invoiceId: string, who: Actor, at: Date): Promise<InvoiceDocument> {
+    const draft = await this.ledger.store().invoice(invoiceId);
+    // Running allocations are cut at the period's end onto this invoice first (accrual).
+    if (draft?.status === 'draft') await this.closePeriod(draft.tenant_id, draft.period, who, at);
+    const cutoff = await this.ledger.catchUp();
+    const store = this.ledger.store();
+    const row = await store.invoice(invoiceId);
+    if (!row) throw new InvoiceNotFound(invoiceId);
+    if (row.status !== 'draft') decideFinalize({ status: row.status, settlement: null, validationErrors: 0, total: row.total ?? '0', credited: '0', lineCount: 0 });
+    const number = formatInvoiceNumber(this.options.issuer, (await store.lastNumberSequence(this.options.issuer)) + 1);
+    const finalizedAt = at.toISOString();
+    const built = buildInvoice(await store.inputs(row, { cutoff, atMs: at.getTime(), issuer: this.options.issuer, finalization: { number, finalizedAt } }));
+    decideFinalize({ status: 'draft', settlement: null, validationErrors: built.document.validationErrors.length, total: built.document.total, credited: '0', lineCount: built.document.lines.length });
+    const eventId = nameId('InvoiceFinalized', invoiceId);
+    const event = this.actions.publisher.build(
+      'InvoiceFinalized',
+      {
+        invoiceId,
+        tenantId: row.tenant_id,
+        period: row.period,
+        number,
+        total: built.document.total,
+        currency: built.document.currency,
+        cutoffSequence: cutoff,
+        priceBookVersion: built.priceBookVersion,
+        sha256: documentSha256(built.document),
+        actor: who.actor,
+        reason: who.reason,
+        finalizedAt,
+      },
+      { id: eventId, time: finalizedAt, tenantId: row.tenant_id, correlationId: eventId },
+    );
+    let published;
+    try {
+      // Only one InvoiceFinalized may ever stand on an invoice's subject.
+      published = await this.actions.publisher.publish(event, { expectedLastSubjectSequence: 0 });
+    } catch (error) {
+      if (isWrongLastSequence(error)) throw new BillingRejection(409, 'invoice_finalized', 'the invoice was finalized concurrently');
+      throw error;
+    }
+    if (published.duplicate) throw new BillingRejection(409, 'invoice_finalized', 'the invoice is already finalized');
+    await this.ledger.waitFor(published.sequence);
+    return built.document;
+  }
+
+  /**
+   * Closes a tenant's period (`BillingPeriodClosed`): the ledger cuts every running allocation at
+   * the period's end onto its invoices. Only once the period has ended at `at` (the command's time;
+   * the cut itself is at the period's end, from event times), and only when some running
+   * allocation has time before that end not cut yet; waits until the ledger applied it.
+   */
+  async closePeriod(tenantId: string, period: string, who: Actor, at: Date): Promise<boolean> {
+    const cutoff = await this.ledger.catchUp();
+    const store = this.ledger.store();
+    const tenant = await store.tenant(tenantId);
+    if (!tenant) return false;
+    const periodEndMs = periodBounds(period, tenant.billingTimeZone).endMs;
+    if (at.getTime() < periodEndMs) return false;
+    if (!(await store.runningAllocations(tenantId)).some((a) => accrualRange(a, periodEndMs) !== null)) return false;
+    const eventId = nameId('BillingPeriodClosed', tenantId, period, String(cutoff));
+    const closedAt = at.toISOString();
+    const event = this.actions.publisher.build(
+      'BillingPeriodClosed',
+      { tenantId, period, closedAt, actor: who.actor, reason: `${who.reason}: running allocations accrued to the end of ${period}` },
+      { id: eventId, time: closedAt, tenantId, correlationId: eventId },
+    );
+    const published = await this.actions.publisher.publish(event);
+    await this.ledger.waitFor(published.sequence);
+    return true;
+  }
+
+  /**
+   * Closes, for every tenant with running allocations, the last period whose grace ended at
+   * `asOf`, so those allocations are on the drafts `finalizeDue` then finalizes (an allocation
+   * running for a whole month has no usage record yet, so without the close no draft would exist).
+   */
+  private async closeDue(asOf: Date, who: Actor): Promise<void> {
+    const store = this.ledger.store();
+    const running = await store.runningAllocations();
+    const tenants = [...new Set(running.map((a) => a.tenantId).filter((t): t is string => t !== null))];
+    for (const tenantId of tenants) {
+      const tenant = await store.tenant(tenantId);
+      if (!tenant) continue;
+      const period = addPeriods(periodOf(asOf.getTime() - this.options.graceMs, tenant.billingTimeZone), -1);
+      const periodEndMs = periodBounds(period, tenant.billingTimeZone).endMs;
+      // Most ticks have nothing to cut: only then is the log asked.
+      if (running.some((a) => a.tenantId === tenantId && accrualRange(a, periodEndMs) !== null)) await this.closePeriod(tenantId, period, who, asOf);
+    }
+  }
+
+  /** Finalizes every draft whose grace period ended at `asOf` (a command time, not the processing clock). */
+  async finalizeDue(asOf: Date, who: Actor): Promise<{ finalized: Array<{ invoiceId: string; number: string }>; skipped: Array<{ invoiceId: string; reason: string }> }> {
+    await this.ledger.catchUp();
+    await this.closeDue(asOf, who);
+    const due = await this.queries.reader().dueDrafts(asOf.getTime(), this.options.graceMs);
+    const finalized: Array<{ invoiceId: string; number: string }> = [];
+    const skipped: Array<{ invoiceId: string; reason: string }> = [];
+    for (const row of due) {
+      try {
+        const doc = await this.finalize(row.invoice_id, who, asOf);
+        finalized.push({ invoiceId: row.invoice_id, number: doc.number! });
+      } catch (error) {
+        skipped.push({ invoiceId: row.invoice_id, reason: (error as Error).message });
+      }
+    }
+    return { finalized, skipped };
+  }
+
+  /**
+   * The invoice as of everything on its subject (finalization and earlier finance actions), and
+   * that subject's last sequence, to publish the next action against.
+   */
+  private async invoiceState(invoiceId: string): Promise<{ view: InvoiceView; subjectSequence: number }> {
+    const subjectSequence = await this.actions.lastSubjectSequence(this.runtime.bus.topology.subjects.invoice(invoiceId));
+    await this.ledger.waitFor(subjectSequence);
+    return { view: await this.queries.view(invoiceId, null), subjectSequence };
+  }
+
+  /**
+   * Records payment of what is left to pay: the amount due less the credit notes issued against the
+   * invoice (`balanceDue`), so a payment after a credit note is not the amount due the credit note
+   * already took off.
+   */
+  async pay(invoiceId: string, who: Actor, input: { paymentReference?: string; actionId?: string }): Promise<InvoiceView> {
+    // One payment per invoice: without a key the id is the invoice's, so a re-sent publish is a duplicate.
+    const eventId = this.actions.actionId('InvoicePaid', invoiceId, input.actionId, () => nameId('InvoicePaid', invoiceId));
+    const { view, subjectSequence } = await this.invoiceState(invoiceId);
+    if (input.actionId && this.actions.retried(await financeAction(this.ledger.store(), eventId), { reason: who.reason, paymentReference: input.paymentReference })) return view;
+    decidePay(factsOf(view));
+    const at = this.actions.nowIso();
+    const data: FinanceAction<'InvoicePaid'> = {
+      invoiceId,
+      tenantId: view.row.tenant_id,
+      amount: view.balanceDue,
+      currency: view.document.currency,
+      ...(input.paymentReference ? { paymentReference: input.paymentReference } : {}),
+      paidAt: at,
+      ...who,
+    };
+    await this.actions.publish('InvoicePaid', eventId, data, at, subjectSequence);
+    return this.queries.view(invoiceId, null);
+  }
+
+  async void(invoiceId: string, who: Actor, input: { actionId?: string }): Promise<InvoiceView> {
+    const eventId = this.actions.actionId('InvoiceVoided', invoiceId, input.actionId, () => nameId('InvoiceVoided', invoiceId));
+    const { view, subjectSequence } = await this.invoiceState(invoiceId);
+    if (input.actionId && this.actions.retried(await financeAction(this.ledger.store(), eventId), { reason: who.reason })) return view;
+    decideVoid(factsOf(view));
+    const at = this.actions.nowIso();
+    await this.actions.publish('InvoiceVoided', eventId, { invoiceId, tenantId: view.row.tenant_id, number: view.row.number!, voidedAt: at, ...who }, at, subjectSequence);
+    return this.queries.view(invoiceId, null);
+  }
+
+  /**
+   * Deletes a draft (`InvoiceDraftDeleted`): no number is used; its usage moves to a new draft of
+   * the period or is discarded, as finance chooses. Published against the invoice subject's last
+   * sequence, so a deletion and a finalization cannot both land.
+   */
+  async deleteDraft(invoiceId: string, who: Actor, input: { usage: DraftUsageDisposition; actionId?: string }): Promise<{ deletedInvoiceId: string; usage: DraftUsageDisposition; replacementInvoiceId: string | null }> {
+    const eventId = this.actions.actionId('InvoiceDraftDeleted', invoiceId, input.actionId, () => nameId('InvoiceDraftDeleted', invoiceId));
+    const answer = (payload: Record<string, unknown>) => ({ deletedInvoiceId: invoiceId, usage: payload.usage as DraftUsageDisposition, replacementInvoiceId: payload.usage === 'move' ? (payload.replacementInvoiceId as string) : null });
+    const existing = await financeAction(this.ledger.store(), eventId);
+    if (existing && input.actionId) return answer(this.actions.retried(existing, { usage: input.usage, reason: who.reason })!.payload);
+    if (existing || (await this.isDeleted(invoiceId))) throw new BillingRejection(409, 'invoice_deleted', 'the draft was already deleted');
+    const { view, subjectSequence } = await this.invoiceState(invoiceId);
+    decideDeleteDraft(factsOf(view));
+    const at = this.actions.nowIso();
+    const replacementInvoiceId = successorInvoiceId(view.row.tenant_id, view.row.period, invoiceId);
+    const data = { invoiceId, tenantId: view.row.tenant_id, period: view.row.period, usage: input.usage, replacementInvoiceId, deletedAt: at, ...who };
+    await this.publishLifecycle('InvoiceDraftDeleted', eventId, data, at, subjectSequence);
+    return answer(data);
+  }
+
+  private async isDeleted(invoiceId: string): Promise<boolean> {
+    return (await this.runtime.db.selectFrom('billing_deleted_invoices').select('invoice_id').where('invoice_id', '=', invoiceId).executeTakeFirst()) !== undefined;
+  }
+
+  /**
+   * Void with reissue: the invoice is voided (`InvoiceVoided`, when not void yet: it must be unpaid)
+   * and replaced (`InvoiceReissued`) by a new draft of its period holding what it billed, rated
+   * with the price versions in force now; finalizing the replacement gives it the next number, and
+   * it names the invoice it replaces.
+   */
+  async reissue(invoiceId: string, who: Actor, input: { actionId?: string }): Promise<{ voidedInvoiceId: string; number: string; replacementInvoiceId: string }> {
+    const eventId = this.actions.actionId('InvoiceReissued', invoiceId, input.actionId, () => nameId('InvoiceReissued', invoiceId));
+    const answer = (payload: Record<string, unknown>) => ({ voidedInvoiceId: invoiceId, number: payload.number as string, replacementInvoiceId: payload.replacementInvoiceId as string });
+    const existing = input.actionId ? await financeAction(this.ledger.store(), eventId) : undefined;
+    if (existing) return answer(this.actions.retried(existing, { reason: who.reason })!.payload);
+    let { view, subjectSequence } = await this.invoiceState(invoiceId);
+    decideReissue({ ...factsOf(view), replacedBy: view.row.replaced_by_invoice_id ?? null });
+    const at = this.actions.nowIso();
+    if (view.settlement !== 'void') {
+      const voidId = deriveId(eventId, 'void');
+      subjectSequence = await this.actions.publish('InvoiceVoided', voidId, { invoiceId, tenantId: view.row.tenant_id, number: view.row.number!, voidedAt: at, ...who }, at, subjectSequence);
+      view = await this.queries.view(invoiceId, null);
+      if (view.settlement !== 'void') throw new BillingRejection(409, 'invoice_changed', 'the invoice changed concurrently; nothing was reissued, read it again and retry');
+    }
+    const data = { invoiceId, tenantId: view.row.tenant_id, period: view.row.period, number: view.row.number!, replacementInvoiceId: successorInvoiceId(view.row.tenant_id, view.row.period, invoiceId), reissuedAt: at, ...who };
+    await this.publishLifecycle('InvoiceReissued', eventId, data, at, subjectSequence);
+    return answer(data);
+  }
+
+  /** Publishes a lifecycle event against the invoice subject's last sequence and waits for the ledger (409 when the invoice changed, or when the ledger did not apply it). */
+  private async publishLifecycle<K extends LifecycleActionKind>(kind: K, eventId: string, data: EventData<K>, time: string, expectedLastSubjectSequence: number): Promise<void> {
+    await this.actions.publish(kind, eventId, data as never, time, expectedLastSubjectSequence);
+    if (!(await financeAction(this.ledger.store(), eventId))) {
+      const review = await this.runtime.db.selectFrom('billing_review_queue').select('reason').where('event_id', '=', eventId).executeTakeFirst();
+      throw new BillingRejection(409, 'invoice_changed', review?.reason ?? `${kind} was not applied`);
+    }
+  }
+}
