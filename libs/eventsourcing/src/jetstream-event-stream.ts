@@ -1,7 +1,10 @@
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { decodeEvent, type DomainEvent } from '@fastgpu/contracts';
 import { StreamFollower, type Bus, type EventPublisher } from '@fastgpu/messaging';
+import type { BuildEvent } from './build-event';
+import type { Decider } from './decider';
 import { StreamVersionMismatch, type EventStream } from './event-stream';
+import { handleCommand, type HandledCommand } from './handle-command';
 
 /** True when JetStream refused a publish because the subject was not at the expected sequence (API error 10071). */
 export function isStreamVersionConflict(error: unknown): boolean {
@@ -84,3 +87,18 @@ export class JetStreamEventStream implements EventStream<DomainEvent> {
     return { version: expected };
   }
 }
+
+/**
+ * A decider's commands on the domain event stream: the decider is built with the publisher's
+ * `build` (so its events land on their subjects with the publisher's source), and each command
+ * runs through `handleCommand` on the aggregate's subject. What a handler needs besides stamping
+ * the command's id and time.
+ */
+export function jetStreamCommands<State, Command>(bus: Bus, publisher: EventPublisher, makeDecider: (build: BuildEvent) => Decider<State, Command, DomainEvent>): CommandRunner<State, Command> {
+  const store = new JetStreamEventStream(bus, publisher);
+  const decider = makeDecider((type, data, meta) => publisher.build(type, data, meta));
+  return (subject, command) => handleCommand(store, decider, subject, command);
+}
+
+/** Runs one command on the aggregate of `subject` (see jetStreamCommands). */
+export type CommandRunner<State, Command> = (subject: string, command: Command) => Promise<HandledCommand<State, DomainEvent>>;

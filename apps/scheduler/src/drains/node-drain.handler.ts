@@ -1,8 +1,8 @@
 import { newEventId } from '@fastgpu/contracts';
-import { handleCommand, JetStreamEventStream } from '@fastgpu/eventsourcing';
+import { jetStreamCommands, type CommandRunner } from '@fastgpu/eventsourcing';
 import type { Bus, EventPublisher } from '@fastgpu/messaging';
 import type { Clock } from '@fastgpu/runtime';
-import { nodeDrainDecider } from './node-drain.decider';
+import { nodeDrainDecider, type NodeDrainCommand, type NodeDrainState } from './node-drain.decider';
 
 /**
  * The shell of drains: the command gets its id and time here and goes through the kernel's
@@ -10,23 +10,21 @@ import { nodeDrainDecider } from './node-drain.decider';
  * decide again after another writer, bounded; a refusal is a DomainError the edge maps once).
  */
 export class NodeDrainHandler {
-  private readonly store: JetStreamEventStream;
-  private readonly decider;
+  private readonly run: CommandRunner<NodeDrainState, NodeDrainCommand>;
 
   constructor(
     private readonly bus: Bus,
     publisher: EventPublisher,
     private readonly clock: Clock,
   ) {
-    this.store = new JetStreamEventStream(bus, publisher);
-    this.decider = nodeDrainDecider((type, data, meta) => publisher.build(type, data, meta));
+    this.run = jetStreamCommands(bus, publisher, nodeDrainDecider);
   }
 
   /** Drains (`reason` given) or undrains a node; resolves with the log position of the event. */
   async setDrain(nodeId: string, drain: { reason: string } | undefined): Promise<{ sequence: number }> {
     const stamp = { id: newEventId(), at: this.clock.now().toISOString(), nodeId };
     const command = drain ? { kind: 'drain' as const, ...stamp, reason: drain.reason } : { kind: 'undrain' as const, ...stamp };
-    const { version } = await handleCommand(this.store, this.decider, this.bus.topology.subjects.reliabilityNode(nodeId), command);
+    const { version } = await this.run(this.bus.topology.subjects.reliabilityNode(nodeId), command);
     return { sequence: version };
   }
 }
