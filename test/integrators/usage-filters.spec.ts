@@ -29,8 +29,9 @@ interface Usage {
   rows: Array<{ project?: string; gpuMs: number }>;
 }
 
-async function usage(key: string, query: Record<string, string>): Promise<Answer & { body: Usage }> {
-  return p.http('GET', `/v1/usage?${new URLSearchParams(query).toString()}`, key);
+async function usage(key: string, query: Record<string, string>): Promise<Omit<Answer, 'body'> & { body: Usage }> {
+  const answer = await p.http('GET', `/v1/usage?${new URLSearchParams(query).toString()}`, key);
+  return { ...answer, body: answer.body as Usage };
 }
 
 beforeAll(async () => {
