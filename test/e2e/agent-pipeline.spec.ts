@@ -11,17 +11,25 @@
  * - a cancellation mid-run leaves no process of the run's group;
  * - a non-zero exit fails the job at once (user fault, no retry policy), while the same job
  *   whose agent crashed under it is retried elsewhere in time (platform fault) and succeeds;
- * - a timeout fails the job as `timeout`.
+ * - a timeout fails the job as `timeout`;
+ * - a job submitted over gRPC with a shell script and chunked inputs gets its concat aggregate;
+ *   a failed job keeps its sub-tasks' results and gets no aggregate; a jsonl result that is not
+ *   JSON Lines is announced as a failed aggregation; the events CLI prints a job's logs;
+ * - the seed's call shape in the TS client: allocate GPUs on the agent's node, submit, wait,
+ *   read results, release.
  */
 import 'reflect-metadata';
 import { createHash } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadFastGpuProtos } from '@fastgpu/grpc';
 import { amountForGpuMs, formatMoney, roundToMinor } from '@fastgpu/money';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
 import { createClient, FastGpuError, type FastGpuClient, type LogEntry } from '../../libs/client/src/index';
 import { agentConfig, EventTail, FakeHost, GPU_UUIDS, processRuns, startAgent, type RunningAgent } from '../../apps/node-agent/test/agent-harness';
 import { allServices } from '../../apps/fastgpu/src/services';
+import { runEventsCli } from '../../apps/fastgpu/src/cli/events/cli';
 
 const ADMIN = 'e2e-agent-admin-key-0123456789abcdef';
 const PRICE_PER_GPU_HOUR = '36000';
@@ -40,7 +48,7 @@ let acmeKey: string;
 async function call(method: string, path: string, key: string, body?: unknown) {
   const response = await fetch(`${app.url}${path}`, { method, headers: { authorization: `Bearer ${key}`, accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();
-  return { status: response.status, body: (text ? JSON.parse(text) : undefined) as any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  return { status: response.status, body: (text ? JSON.parse(text) : undefined) };
 }
 
 /** The program every sub-task runs: it refuses to work unless it sees exactly its GPUs, index, count and input. */
@@ -209,6 +217,57 @@ describe('a job with a workload on the real agent', () => {
     await expect(acme.submitJob({ ...base, subtaskCount: 1, workload: { command: ['x'], env: { CUDA_VISIBLE_DEVICES: '0' } } }, { idempotencyKey: 'agent-e2e-env' })).rejects.toMatchObject({ status: 422, field: 'workload.env.CUDA_VISIBLE_DEVICES' });
     await expect(acme.submitJob({ ...base, subtaskCount: 2, workload: { command: ['x'], inputs: ['a', 'b', 'c'] } }, { idempotencyKey: 'agent-e2e-inputs' })).rejects.toBeInstanceOf(FastGpuError);
   });
+});
+
+describe('aggregation, gRPC, the events CLI and the seed\'s call shape', () => {
+  it('takes a workload over gRPC (shell script, chunked inputs) and builds its concat aggregate', async () => {
+    const definition = grpc.loadPackageDefinition(loadFastGpuProtos()) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const client = new definition.fastgpu.intake.v1.IntakeService(`127.0.0.1:${app.grpcPort}`, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    metadata.set('authorization', `Bearer ${acmeKey}`);
+    const request = { ...base, idempotencyKey: 'agent-e2e-grpc', workload: { command: ['printf "%s\\n" "$FASTGPU_INPUT" > "$FASTGPU_RESULT_PATH"'], shell: true, inputs: ['a', 'b', 'c'], inputsPerSubtask: 2, aggregate: 'concat' } };
+    const submitted = await new Promise<Record<string, any>>((resolve, reject) => client.SubmitJob(request, metadata, (error: Error | null, response: Record<string, any>) => (error ? reject(error) : resolve(response)))); // eslint-disable-line @typescript-eslint/no-explicit-any
+    client.close();
+    expect(JSON.parse(submitted.specJson).workload).toMatchObject({ shell: true, inputs: ['a', 'b', 'c'], inputsPerSubtask: 2, aggregate: 'concat' });
+    expect(submitted.subtasks).toHaveLength(2);
+    expect((await acme.waitForJob(submitted.jobId, { timeoutMs: 30_000 })).state).toBe('succeeded');
+    expect(Buffer.from(await eventually(() => acme.getAggregateResult(submitted.jobId).catch(() => undefined))).toString()).toBe('["a","b"]\n["c"]\n');
+  }, 60_000);
+
+  it('keeps a failed job\'s results without an aggregate, and announces a jsonl aggregation that fails', async () => {
+    const script = "require('fs').writeFileSync(process.env.FASTGPU_RESULT_PATH, 'partial ' + process.env.FASTGPU_SUBTASK_INDEX); process.exit(Number(process.env.FASTGPU_SUBTASK_INDEX));";
+    const failing = await acme.submitJob({ ...base, subtaskCount: 2, workload: { command: [process.execPath, '-e', script], aggregate: 'concat' } }, { idempotencyKey: 'agent-e2e-partial' });
+    expect((await acme.waitForJob(failing.jobId, { timeoutMs: 30_000 })).state).toBe('failed');
+    expect((await acme.listResults(failing.jobId)).map((r) => [r.subtaskIndex, r.exitCode])).toEqual([[0, 0], [1, 1]]);
+    expect(Buffer.from(await acme.getResult(failing.jobId, 1)).toString()).toBe('partial 1');
+    await expect(acme.getAggregateResult(failing.jobId)).rejects.toMatchObject({ status: 404 });
+
+    const notJson = await acme.submitJob({ ...base, subtaskCount: 1, workload: { command: [process.execPath, '-e', "require('fs').writeFileSync(process.env.FASTGPU_RESULT_PATH, '{\"ok\":1}\\nnot json\\n')"], aggregate: 'jsonl' } }, { idempotencyKey: 'agent-e2e-notjson' });
+    expect((await acme.waitForJob(notJson.jobId, { timeoutMs: 30_000 })).state).toBe('succeeded');
+    expect((await tail.waitFor('JobResultsAggregated', (e) => e.data.jobId === notJson.jobId)).data).toMatchObject({ outcome: 'failed', reason: 'sub-task 0, line 2: not a JSON value' });
+    await expect(acme.getAggregateResult(notJson.jobId)).rejects.toMatchObject({ status: 404, message: expect.stringMatching(/aggregation failed: sub-task 0, line 2/) });
+    expect(tail.all('JobResultsAggregated', (e) => e.data.jobId === failing.jobId)).toEqual([]);
+  }, 60_000);
+
+  it('prints a job\'s logs with the events CLI', async () => {
+    const job = await acme.submitJob({ ...base, subtaskCount: 1, workload: { command: [process.execPath, '-e', "console.log('one'); console.error('two'); console.log('three'); require('fs').writeFileSync(process.env.FASTGPU_RESULT_PATH, '')"] } }, { idempotencyKey: 'agent-e2e-cli' });
+    expect((await acme.waitForJob(job.jobId, { timeoutMs: 30_000 })).state).toBe('succeeded');
+    const out: string[] = [];
+    const code = await runEventsCli(['logs', job.jobId, '--subtask', '0', '--attempt', '1', '--follow'], { bus: env.bus, io: { out: (line) => out.push(line), err: (line) => out.push(`err: ${line}`) } });
+    expect(code).toBe(0);
+    expect(out.filter((line) => line.includes('stdout'))).toEqual(['0.1 stdout| one', '0.1 stdout| three']);
+    expect(out).toContain('0.1 stderr| two');
+    expect(out[out.length - 1]).toBe('0.1 (end of attempt)');
+  }, 60_000);
+
+  it('allocates GPUs on the agent\'s node, runs a job, reads its results and releases them (the seed\'s call shape)', async () => {
+    const lease = await acme.allocateGpus({ numGpus: 2, gpuModels: ['a100'], projectId: 'vision', timeoutMs: 20_000 });
+    expect(lease).toMatchObject({ state: 'granted', nodeId: NODE, gpus: 2 });
+    const job = await acme.submitJob({ ...base, subtaskCount: 1, workload: { command: [process.execPath, '-e', "require('fs').writeFileSync(process.env.FASTGPU_RESULT_PATH, 'hello from ' + process.env.CUDA_VISIBLE_DEVICES.split(',').length + ' GPUs')"] } }, { idempotencyKey: 'agent-e2e-seed' });
+    expect((await acme.waitForJob(job.jobId, { timeoutMs: 30_000 })).state).toBe('succeeded');
+    expect(Buffer.from(await acme.getResult(job.jobId, 0)).toString()).toBe('hello from 2 GPUs');
+    expect((await acme.releaseGpus(lease)).state).toMatch(/releasing|released/);
+  }, 60_000);
 });
 
 /** Whether any process is left in a process group. */

@@ -18,7 +18,7 @@ import {
   WORKLOAD_TIMEOUT_MS_MAX,
   type JobWorkload,
 } from './job-submission';
-import { isSingleLineText, multiLineText, singleLineText } from './text';
+import { isSingleLineText, multiLineText } from './text';
 
 /**
  * The node agent protocol (documented in docs/node-protocol.md). Commands go to

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { DeliverPolicy } from '@nats-io/jetstream';
-import { eventTypes, idSchema, type StoredEvent } from '@fastgpu/contracts';
+import { eventTypes, idSchema, LogHeader, type StoredEvent } from '@fastgpu/contracts';
 import type { AnyDatabase } from '@fastgpu/db';
 import type { Bus } from '@fastgpu/messaging';
 import { foldJob, foldNode, foldTenantUsage } from './as-of.fold';
@@ -8,6 +8,7 @@ import { countDeadLetters, getDeadLetter, groupByOriginal, listDeadLetters, purg
 import { decodeMessage, eventJson, formatEvent, matches, stripPrefix, type EventFilter } from './format';
 import { CliError, readLog, streamBounds } from './log-reader';
 import { runReplay } from './replay';
+import { logEventOf } from '../../../../intake/src/outputs/log-events';
 
 export interface CliIo {
   out(line: string): void;
@@ -35,6 +36,7 @@ Commands:
   as-of <seq|time>     state of --job, --node or --tenant usage as of a stream sequence or time
   dlq <list|show|redrive|purge>   inspect and re-drive the dead-letter stream
   replay <projection>  rebuild a projection into fresh tables, diff, swap (see replay --help)
+  logs <jobId>         a job's stdout/stderr from the LOGS stream (--subtask --attempt --follow)
 
 Run "npm run events -- <command> --help" for a command's options.
 Environment: NATS_URL, FASTGPU_PREFIX (subject/stream prefix), DATABASE_URL (replay).`,
@@ -58,6 +60,11 @@ that time) into the state of a job, a node, or a tenant's recorded usage.`,
            cause is not fixed it fails again and comes back with its count grown. Bodies that
            still do not decode are refused unless --force.
   purge    [--consumer C] [--yes]    delete dead letters (asks for confirmation, or --yes)`,
+  logs: `Usage: npm run events -- logs <jobId> [--subtask N] [--attempt A] [--follow] [--json]
+Prints a job's stdout and stderr as node agents shipped them to the LOGS stream, in order, each
+line prefixed "<subtask>.<attempt> <stdout|stderr>|" (--json: one object per message, as
+GET /v1/jobs/{id}/logs sends them). --follow keeps reading (until Ctrl-C, or the attempt's end
+when --subtask and --attempt are given). Reads any tenant's logs: this is an operator's tool.`,
   replay: `Usage: npm run events -- replay <projection> [options]
 Delegates to the replay tool (libs/replay): rebuild a projection into fresh tables, diff against
 the live ones, swap on request, resume after a crash. "replay --list" shows the projections.`,
@@ -123,8 +130,10 @@ async function dispatch(argv: string[], ctx: CliContext): Promise<number> {
       return dlq(rest, ctx);
     case 'replay':
       return runReplay(rest, ctx);
+    case 'logs':
+      return logs(rest, ctx);
     default:
-      throw new CliError(`unknown command "${command}" (commands: tail, show, as-of, dlq, replay; see --help)`, 2);
+      throw new CliError(`unknown command "${command}" (commands: tail, show, as-of, dlq, replay, logs; see --help)`, 2);
   }
 }
 
@@ -149,6 +158,41 @@ async function tail(args: string[], { bus, io, signal }: CliContext): Promise<nu
     onMessage: (m) => {
       const decoded = decodeMessage(m);
       if (matches(decoded, filter)) io.out(values.json ? eventJson(decoded) : formatEvent(decoded, bus.topology.prefix));
+    },
+  });
+  return 0;
+}
+
+// ------------------------------------------------------------------ logs
+async function logs(args: string[], { bus, io, signal }: CliContext): Promise<number> {
+  const { values, positionals } = parse(args, { subtask: { type: 'string' }, attempt: { type: 'string' }, follow: { type: 'boolean' } });
+  const jobId = validId(positionals[0], 'job id');
+  if (!jobId) throw new CliError('logs needs a job id (see logs --help)', 2);
+  const subtask = values.subtask === undefined ? undefined : String(values.subtask);
+  if (subtask !== undefined && !/^(0|[1-9][0-9]{0,8})$/.test(subtask)) throw new CliError(`--subtask must be a sub-task index, got "${subtask}"`, 2);
+  const attempt = positiveInt(values.attempt as string | undefined, '--attempt');
+  const stream = bus.topology.streams.logs;
+  const filterSubject = `${bus.topology.prefix}.logs.*.${jobId}.${subtask ?? '*'}.${attempt ?? '*'}`;
+  const follow = values.follow === true;
+  if (!follow) {
+    const info = await bus.jsm.streams.info(stream, { subjects_filter: filterSubject }).catch((error: Error) => {
+      throw /not found/i.test(error.message) ? new CliError(`stream ${stream} does not exist`) : error;
+    });
+    if (Object.keys(info.state.subjects ?? {}).length === 0) throw new CliError(`no logs of job ${jobId}${subtask !== undefined ? ` sub-task ${subtask}` : ''}${attempt !== undefined ? ` attempt ${attempt}` : ''} in ${stream}`, 2);
+  }
+  const oneAttempt = subtask !== undefined && attempt !== undefined;
+  await readLog(bus, {
+    stream,
+    filterSubject,
+    follow,
+    signal,
+    onMessage: (m) => {
+      const event = logEventOf({ seq: m.seq, subject: m.subject, data: m.data, kind: m.headers?.get(LogHeader.kind) || undefined, offset: m.headers?.get(LogHeader.offset) || undefined });
+      if (!event) return;
+      if (values.json) io.out(JSON.stringify({ id: event.sequence, subtask: event.subtaskIndex, attempt: event.attempt, kind: event.kind, offset: event.offset, text: event.text }));
+      else if (event.kind === 'stdout' || event.kind === 'stderr') for (const line of event.text.replace(/\n$/, '').split('\n')) io.out(`${event.subtaskIndex}.${event.attempt} ${event.kind}| ${line}`);
+      else io.out(`${event.subtaskIndex}.${event.attempt} ${event.kind === 'end' ? '(end of attempt)' : '(output truncated at the attempt\'s limit)'}`);
+      if (follow && oneAttempt && event.kind === 'end') return false;
     },
   });
   return 0;
