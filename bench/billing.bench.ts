@@ -4,8 +4,9 @@ import pg from 'pg';
 import { sql } from 'kysely';
 import { createDatabase, migrateToLatest } from '@fastgpu/db';
 import { money, PriceTimeline, sumMoney } from '@fastgpu/money';
-import { BillingStore, SEQUENCE_MAX, type PieceRow } from '../apps/billing/src/ledger/billing.store';
-import { ratedPartRows } from '../apps/billing/src/ledger/billing.projection';
+import { BillingStore } from '../apps/billing/src/ledger/billing.store';
+import { SEQUENCE_MAX, type PieceRow } from '../apps/billing/src/ledger/billing-tables';
+import { ratedPartRows } from '../apps/billing/src/ledger/rated-parts';
 import { InvoiceReader } from '../apps/billing/src/invoices/invoice.reader';
 import { canonicalJson, type InvoiceDocument } from '../apps/billing/src/invoices/invoice-document';
 

@@ -4,8 +4,10 @@ import { newEventId, type DomainEvent, type EventData, type EventType } from '@f
 import { createDatabase, migrateToLatest } from '@fastgpu/db';
 import { connectBus, deleteTopology, EventPublisher, lastSequence, ProjectionRunner, type Bus } from '@fastgpu/messaging';
 import { databaseUrl, testServices, withAdminClient } from '@fastgpu/testing';
-import { billingProjection, formatInvoiceNumber, invoiceIdFor } from '../apps/billing/src/ledger/billing.projection';
-import { BillingStore, type InvoiceRow } from '../apps/billing/src/ledger/billing.store';
+import { billingProjection } from '../apps/billing/src/ledger/billing.projection';
+import { formatInvoiceNumber, invoiceIdFor } from '../apps/billing/src/ledger/invoice-ids';
+import { BillingStore } from '../apps/billing/src/ledger/billing.store';
+import type { InvoiceRow } from '../apps/billing/src/ledger/billing-tables';
 import { buildInvoice, documentSha256 } from '../apps/billing/src/invoices/invoice-document';
 import { DEFAULT_PRESENTATION } from '../apps/billing/src/invoices/invoice-exports';
 import { decideCreditNoteDocument } from '../apps/billing/src/credit-notes/credit-note.decider';

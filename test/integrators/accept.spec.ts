@@ -17,7 +17,7 @@ import fc from 'fast-check';
 import { negotiateMediaType, parseAccept, preferredOffer, type MediaOffer } from '@fastgpu/http';
 import { ApiError } from '@fastgpu/http';
 import { createBillingService } from '../../apps/billing/src/billing.service';
-import { invoiceIdFor } from '../../apps/billing/src/ledger/billing.projection';
+import { invoiceIdFor } from '../../apps/billing/src/ledger/invoice-ids';
 import { meteringService } from '../../apps/metering/src/metering.service';
 import { reliabilityService } from '../../apps/reliability/src/reliability.service';
 import { monthBack, PRICE_BOOK, startPlatform, usage, type Answer, type Platform } from './harness';

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { ErrorTrailers } from '../../libs/grpc/src';
 import { createBillingService } from '../../apps/billing/src/billing.service';
-import { invoiceIdFor } from '../../apps/billing/src/ledger/billing.projection';
+import { invoiceIdFor } from '../../apps/billing/src/ledger/invoice-ids';
 import { intakeService } from '../../apps/intake/src/intake.service';
 import { ADMIN, monthBack, PRICE_BOOK, startPlatform, usage, type Platform } from './harness';
 import { meta, reflect, rejection, unary, type AnyClient, type ReflectedApi } from './reflection-client';

@@ -13,7 +13,7 @@
  * - The OpenAPI document shows the parameters and the `nextCursor` field of each list.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { invoiceIdFor } from '../../apps/billing/src/ledger/billing.projection';
+import { invoiceIdFor } from '../../apps/billing/src/ledger/invoice-ids';
 import { createBillingService } from '../../apps/billing/src/billing.service';
 import { intakeService } from '../../apps/intake/src/intake.service';
 import { ADMIN, monthBack, PRICE_BOOK, startPlatform, usage, type Answer, type Platform } from './harness';

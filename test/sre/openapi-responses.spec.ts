@@ -15,7 +15,7 @@ import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { eventually, logNow } from '@fastgpu/testing';
 import { startSimulatedFleet, type SimulatedNode } from '../../apps/node-simulator/src/simulated-node';
 import { allServices } from '../../apps/fastgpu/src/services';
-import { invoiceIdFor } from '../../apps/billing/src/ledger/billing.projection';
+import { invoiceIdFor } from '../../apps/billing/src/ledger/invoice-ids';
 import { ADMIN, monthBack, startPlatform, usage, type Answer, type Platform } from '../integrators/harness';
 
 type Service = 'intake' | 'scheduler' | 'metering' | 'billing' | 'reliability' | 'platform';

@@ -28,7 +28,7 @@ import { money, sumMoney } from '@fastgpu/money';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
 import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
 import { createBillingService } from './billing.service';
-import { invoiceIdFor } from './ledger/billing.projection';
+import { invoiceIdFor } from './ledger/invoice-ids';
 import { dropRebuildTables, rebuildLedger } from './ledger/billing.rebuild';
 import { InvoiceReader, statusOf } from './invoices/invoice.reader';
 import { BillingStore } from './ledger/billing.store';

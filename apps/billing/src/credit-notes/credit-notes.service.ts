@@ -7,7 +7,7 @@ import { isWrongLastSequence, type EventPublisher } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
 import { BillingLedger } from '../ledger/billing.ledger';
-import { formatInvoiceNumber } from '../ledger/billing.projection';
+import { formatInvoiceNumber } from '../ledger/invoice-ids';
 import type { BillingStore } from '../ledger/billing.store';
 import { lastCreditNoteSequence, type FinanceActionRow } from '../finance-actions/finance-actions';
 import { canonicalJson } from '../invoices/invoice-document';

@@ -85,7 +85,7 @@ export class FinanceActionPublisher {
    * nothing. Returns the event's stream sequence.
    */
   async publish<K extends FinanceActionKind | LifecycleActionKind>(kind: K, eventId: string, data: K extends FinanceActionKind ? FinanceAction<K> : EventData<K>, time: string, expectedLastSubjectSequence?: number): Promise<number> {
-    const event = this.publisher.build(kind, data as EventData<K>, { id: eventId, time, tenantId: (data as { tenantId: string }).tenantId, correlationId: eventId });
+    const event = this.publisher.build(kind, data, { id: eventId, time, tenantId: (data as { tenantId: string }).tenantId, correlationId: eventId });
     let published;
     try {
       published = await this.publisher.publish(event as DomainEvent, expectedLastSubjectSequence === undefined ? {} : { expectedLastSubjectSequence });

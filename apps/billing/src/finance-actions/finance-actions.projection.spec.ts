@@ -6,7 +6,7 @@
  * tax rates always apply. Every rebuild judges the same events the same way.
  */
 import { describe, expect, it } from 'vitest';
-import type { InvoiceRow } from '../ledger/billing.store';
+import type { InvoiceRow } from '../ledger/billing-tables';
 import type { FinanceActionKind, FinanceActionRow } from './finance-actions';
 import { judgeFinanceAction } from './finance-actions.projection';
 

@@ -1,7 +1,8 @@
 import type { StoredEvent } from '@fastgpu/contracts';
 import type { ProjectionTransaction } from '@fastgpu/messaging';
 import { BillingRejection, creditedTotal, decideCreditNote, decidePay, decideVoid, type InvoiceFacts } from '../invoices/invoice.decider';
-import type { BillingStore, BillingTable, InvoiceRow } from '../ledger/billing.store';
+import type { BillingStore } from '../ledger/billing.store';
+import type { BillingTable, InvoiceRow } from '../ledger/billing-tables';
 import { sameJson } from '../ledger/billing-audit';
 import { actionsForInvoice, lastCreditNoteSequence, parseCreditNoteNumber, type FinanceActionKind, type FinanceActionRow } from './finance-actions';
 

@@ -8,7 +8,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { PriceVersion } from '@fastgpu/money';
-import { assembleInputs, type InvoiceRow, type PieceRow } from '../ledger/billing.store';
+import { assembleInputs } from '../ledger/invoice-inputs';
+import type { InvoiceRow, PieceRow } from '../ledger/billing-tables';
 import { buildFinalizedInvoice, buildInvoice, documentSha256, type BuyerProfile, type InvoiceInputs } from './invoice-document';
 import { buyerLines, invoiceCsv } from './invoice-exports';
 

@@ -6,7 +6,7 @@ import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
 import { BillingLedger } from '../ledger/billing.ledger';
-import { formatInvoiceNumber } from '../ledger/billing.projection';
+import { formatInvoiceNumber } from '../ledger/invoice-ids';
 import { accrualRange } from '../ledger/accrual';
 import { successorInvoiceId, type LifecycleActionKind } from '../ledger/invoice-lifecycle';
 import { financeAction, type FinanceAction } from '../finance-actions/finance-actions';

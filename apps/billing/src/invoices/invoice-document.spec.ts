@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { PriceVersion, TaxRate } from '@fastgpu/money';
-import { assembleInputs, type InvoiceRow, type PieceRow, type SlaCreditRow } from '../ledger/billing.store';
+import { assembleInputs } from '../ledger/invoice-inputs';
+import type { InvoiceRow, PieceRow, SlaCreditRow } from '../ledger/billing-tables';
 import { buildInvoice, canonicalJson, type InvoiceDocument } from './invoice-document';
 import { invoiceCsv } from './invoice-exports';
 

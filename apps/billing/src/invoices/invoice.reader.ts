@@ -1,6 +1,8 @@
 import { notFoundError } from '@fastgpu/eventsourcing';
 import { formatMoney, money, Money, periodBounds, sumMoney } from '@fastgpu/money';
-import { BillingStore, RUN_CHUNK_INVOICES, type InvoiceRow } from '../ledger/billing.store';
+import { BillingStore } from '../ledger/billing.store';
+import { RUN_CHUNK_INVOICES } from '../ledger/period-run';
+import type { InvoiceRow } from '../ledger/billing-tables';
 import { actionsForInvoice, type FinanceActionRow } from '../finance-actions/finance-actions';
 import { assertDocument, buildFinalizedInvoice, buildInvoice, documentSha256, type BuiltInvoice, type InvoiceDocument } from './invoice-document';
 import { creditedTotal, type InvoiceFacts } from './invoice.decider';

@@ -1,6 +1,6 @@
 import type { StoredEvent } from '@fastgpu/contracts';
 import type { ProjectionTransaction } from '@fastgpu/messaging';
-import type { BillingTable } from './billing.store';
+import type { BillingTable } from './billing-tables';
 
 /**
  * The audit trail of the billing ledger (`billing_audit`): for every billing event it reads, what

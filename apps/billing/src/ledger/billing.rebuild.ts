@@ -2,7 +2,8 @@ import { sql } from 'kysely';
 import type { AnyDatabase } from '@fastgpu/db';
 import { lastSequence, ProjectionRunner, type Bus } from '@fastgpu/messaging';
 import { billingProjection, BILLING_PROJECTION } from './billing.projection';
-import { BILLING_TABLES, BillingStore } from './billing.store';
+import { BILLING_TABLES } from './billing-tables';
+import { BillingStore } from './billing.store';
 
 /** Bound on how long a rebuild may take to reach the stream's end. */
 export const REBUILD_TIMEOUT_MS = 10 * 60_000;

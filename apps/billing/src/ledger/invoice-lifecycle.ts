@@ -1,7 +1,7 @@
 import { deriveId, nameId, type StoredEvent } from '@fastgpu/contracts';
 import { decideDeleteDraft, decideReissue, BillingRejection, type InvoiceFacts } from '../invoices/invoice.decider';
 import { actionsForInvoice } from '../finance-actions/finance-actions';
-import type { InvoiceRow, PieceRow } from './billing.store';
+import type { InvoiceRow, PieceRow } from './billing-tables';
 import type { LedgerContext } from './ledger-context';
 
 /**

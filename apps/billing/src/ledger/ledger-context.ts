@@ -1,8 +1,12 @@
 import type { ProjectionTransaction } from '@fastgpu/messaging';
-import type { BillingStore, BillingTable, PieceRow } from './billing.store';
+import type { BillingStore } from './billing.store';
+import type { BillingTable, PieceRow } from './billing-tables';
 import type { AuditOutcome } from './billing-audit';
 
-/** What the ledger's event handlers share within one projection transaction (the LedgerWriter). */
+/** Where something of a service period goes: onto an invoice, or to the review queue with a reason. */
+export type Target = { invoiceId: string } | { review: string };
+
+/** What the ledger's event handlers share within one projection transaction (the LedgerWriter, ledger-writer.ts). */
 export interface LedgerContext {
   readonly trx: ProjectionTransaction;
   readonly t: (name: BillingTable) => string;
@@ -14,6 +18,18 @@ export interface LedgerContext {
   flushParts(): Promise<void>;
   /** Says an invoice row was inserted, updated or deleted (what the batch remembered of current invoices is stale). */
   invoicesChanged(): void;
+  /**
+   * The invoice that bills something of `servicePeriod` for a tenant (created as a draft when
+   * absent; a later draft when the period is finalized), or the review queue when none is open
+   * within LATE_PERIODS_MAX periods. `usage` notes late usage in the audit trail.
+   */
+  target(tenantId: string, servicePeriod: string, usage?: boolean): Promise<Target>;
+  /** Records a repeated id: the same payload is a duplicate, another payload a conflict (the first stands). */
+  repeated(same: boolean, invoiceId: string | null, tenantId: string | null, what: string): void;
+  /** The issuer's last invoice number taken, as of the events applied so far. */
+  lastNumberOf(issuer: string): Promise<number>;
+  /** A finalization took the issuer's next number. */
+  numberTaken(issuer: string, numberSequence: number): void;
   /** Notes what the event being applied did to an invoice (or, with null, to no invoice) for the audit trail. */
   audit(outcome: AuditOutcome, invoiceId: string | null, tenantId: string | null, detail?: string | null): void;
 }

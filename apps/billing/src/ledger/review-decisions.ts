@@ -1,7 +1,7 @@
 import type { StoredEvent } from '@fastgpu/contracts';
 import { gpuMs, splitAtPeriods } from '@fastgpu/money';
 import { stopPieces } from './accrual';
-import type { PieceRow } from './billing.store';
+import type { PieceRow } from './billing-tables';
 import type { LedgerContext } from './ledger-context';
 
 /**

@@ -7,7 +7,7 @@
  * invoice …"); and that a reissued invoice names the void invoice it replaces in JSON, CSV and PDF.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { invoiceIdFor } from '../../src/ledger/billing.projection';
+import { invoiceIdFor } from '../../src/ledger/invoice-ids';
 import { DocumentsHarness, FINANCE, layoutProblems, readPdf, requirePoppler } from './harness';
 
 const HOUR_MS = 3_600_000;

@@ -13,7 +13,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nameId } from '@fastgpu/contracts';
 import { money, sumMoney } from '@fastgpu/money';
-import { invoiceIdFor } from '../../src/ledger/billing.projection';
+import { invoiceIdFor } from '../../src/ledger/invoice-ids';
 import { dropRebuildTables, rebuildLedger } from '../../src/ledger/billing.rebuild';
 import { BillingStore } from '../../src/ledger/billing.store';
 import { InvoiceReader } from '../../src/invoices/invoice.reader';

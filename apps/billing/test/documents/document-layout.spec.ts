@@ -7,7 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { PriceVersion } from '@fastgpu/money';
-import { assembleInputs, type InvoiceRow, type PieceRow } from '../../src/ledger/billing.store';
+import { assembleInputs } from '../../src/ledger/invoice-inputs';
+import type { InvoiceRow, PieceRow } from '../../src/ledger/billing-tables';
 import { buildFinalizedInvoice, buildInvoice, canonicalJson, documentSha256, type InvoiceInputs } from '../../src/invoices/invoice-document';
 import { invoiceCsv, invoicePdf, lineTaxes } from '../../src/invoices/invoice-exports';
 import { layoutProblems, readPdf, requirePoppler } from './harness';

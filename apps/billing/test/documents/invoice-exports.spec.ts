@@ -14,7 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import PDFDocument from 'pdfkit';
 import { money, sumMoney } from '@fastgpu/money';
-import { invoiceIdFor } from '../../src/ledger/billing.projection';
+import { invoiceIdFor } from '../../src/ledger/invoice-ids';
 import type { InvoiceDocument } from '../../src/invoices/invoice-document';
 import { ACME, DocumentsHarness, FINANCE, layoutProblems, readPdf, requirePoppler, SELLER } from './harness';
 

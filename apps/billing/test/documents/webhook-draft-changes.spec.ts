@@ -20,7 +20,7 @@ import { lastSequence, ProjectionRunner } from '@fastgpu/messaging';
 import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
 import { toJsonSchema } from '@fastgpu/openapi';
 import { eventually } from '@fastgpu/testing';
-import { invoiceIdFor } from '../../src/ledger/billing.projection';
+import { invoiceIdFor } from '../../src/ledger/invoice-ids';
 import { dropRebuildTables, rebuildLedger } from '../../src/ledger/billing.rebuild';
 import { webhookProjection } from '../../src/webhooks/webhooks.projection';
 import { webhookBodySchemas } from '../../src/webhooks/webhooks.schema';

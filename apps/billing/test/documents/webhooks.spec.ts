@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import { ProjectionRunner, lastSequence } from '@fastgpu/messaging';
 import { eventually } from '@fastgpu/testing';
-import { invoiceIdFor } from '../../src/ledger/billing.projection';
+import { invoiceIdFor } from '../../src/ledger/invoice-ids';
 import { dropRebuildTables, rebuildLedger } from '../../src/ledger/billing.rebuild';
 import { webhookProjection } from '../../src/webhooks/webhooks.projection';
 import { webhookBodySchemas } from '../../src/webhooks/webhooks.schema';

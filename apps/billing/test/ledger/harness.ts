@@ -9,7 +9,7 @@ import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
 import { createBillingService } from '../../src/billing.service';
 import type { InvoiceDocument } from '../../src/invoices/invoice-document';
 import type { BillingOptions } from '../../src/billing.config';
-import { BILLING_TABLES } from '../../src/ledger/billing.store';
+import { BILLING_TABLES } from '../../src/ledger/billing-tables';
 import { dropRebuildTables, rebuildLedger } from '../../src/ledger/billing.rebuild';
 
 /**

@@ -15,7 +15,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
-import { invoiceIdFor } from '../../src/ledger/billing.projection';
+import { invoiceIdFor } from '../../src/ledger/invoice-ids';
 import { ACME, BillingHarness, FINANCE, FLAT_PRICES, usageData } from './harness';
 
 let h: BillingHarness;

@@ -13,7 +13,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
-import { invoiceIdFor, LATE_PERIODS_MAX } from '../../src/ledger/billing.projection';
+import { invoiceIdFor } from '../../src/ledger/invoice-ids';
+import { LATE_PERIODS_MAX } from '../../src/ledger/ledger-writer';
 import { ACME, BillingHarness, FINANCE, FLAT_PRICES, usageData } from './harness';
 
 let h: BillingHarness;

@@ -1,0 +1,135 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { OpenAllocation } from './accrual';
+
+/**
+ * Reads and writes of billing's tables, always through `table(name)`, so that a rebuild runs the
+ * same code into fresh suffixed tables, finance actions included (they are folded from their
+ * catalogue events like everything else).
+ */
+export const BILLING_TABLES = [
+  'billing_tenants',
+  'billing_price_books',
+  'billing_usage',
+  'billing_usage_pieces',
+  'billing_sla_credits',
+  'billing_invoices',
+  'billing_review_queue',
+  'billing_grant_usage',
+  'billing_rated_parts',
+  'billing_finance_actions',
+  'billing_open_allocations',
+  'billing_accruals',
+  'billing_deleted_invoices',
+  'billing_audit',
+] as const;
+export type BillingTable = (typeof BILLING_TABLES)[number];
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Db = Kysely<any> | Transaction<any>;
+
+export interface InvoiceRow {
+  invoice_id: string;
+  tenant_id: string;
+  period: string;
+  status: 'draft' | 'finalized';
+  issuer: string | null;
+  number: string | null;
+  number_sequence: number | null;
+  cutoff_sequence: number | null;
+  finalized_sequence: number | null;
+  finalized_event_id: string | null;
+  finalized_at: string | null;
+  price_book_version: number | null;
+  sha256: string | null;
+  document: string | null;
+  total: string | null;
+  actor: string | null;
+  reason: string | null;
+  /** A reissue's replacement: the void invoice it replaces. */
+  replaces_invoice_id?: string | null;
+  /** A reissued invoice: its replacement, and the sequence of the reissue. */
+  replaced_by_invoice_id?: string | null;
+  replaced_sequence?: number | null;
+}
+
+export interface PieceRow {
+  event_id: string;
+  piece: number;
+  usage_id: string;
+  tenant_id: string;
+  service_period: string;
+  invoice_id: string | null;
+  gpu_model: string;
+  capacity_type: string;
+  gpus: number;
+  start_ms: number;
+  end_ms: number;
+  allocation_start_ms: number;
+  allocation_end_ms: number;
+  interrupted: boolean;
+  sequence: number;
+  assigned_sequence: number;
+}
+
+/** Largest sequence a filter can take: "everything applied so far". */
+export const SEQUENCE_MAX = Number.MAX_SAFE_INTEGER;
+
+export interface SlaCreditRow {
+  event_id: string;
+  credit_id: string;
+  tenant_id: string;
+  period: string;
+  metric: string;
+  measured: string;
+  target: string;
+  credit_percent: number;
+  invoice_id: string | null;
+  sequence: number;
+  assigned_sequence: number;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function allocationFromRow(r: Record<string, any>): OpenAllocation {
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  return {
+    allocationKey: r.allocation_key,
+    kind: r.kind,
+    tenantId: r.tenant_id,
+    projectId: r.project_id,
+    gpuModel: r.gpu_model,
+    capacityType: r.capacity_type,
+    gpus: num(r.gpus),
+    nodeId: r.node_id,
+    leaseEpoch: num(r.lease_epoch),
+    placedMs: num(r.placed_ms),
+    startMs: num(r.start_ms),
+    startEpoch: num(r.start_epoch),
+    startSequence: num(r.start_sequence),
+    endEpoch: num(r.end_epoch),
+    ended: Boolean(r.ended),
+    accruedFromMs: num(r.accrued_from_ms),
+    accruedUntilMs: num(r.accrued_until_ms),
+  };
+}
+
+export function allocationToRow(a: OpenAllocation) {
+  return {
+    allocation_key: a.allocationKey,
+    kind: a.kind,
+    tenant_id: a.tenantId,
+    project_id: a.projectId,
+    gpu_model: a.gpuModel,
+    capacity_type: a.capacityType,
+    gpus: a.gpus,
+    node_id: a.nodeId,
+    lease_epoch: a.leaseEpoch,
+    placed_ms: a.placedMs,
+    start_ms: a.startMs,
+    start_epoch: a.startEpoch,
+    start_sequence: a.startSequence,
+    end_epoch: a.endEpoch,
+    ended: a.ended,
+    accrued_from_ms: a.accruedFromMs,
+    accrued_until_ms: a.accruedUntilMs,
+  };
+}
