@@ -1,4 +1,4 @@
-import PDFDocument from 'pdfkit';
+import type PDFDocumentClass from 'pdfkit';
 import { allocateTaxToLines, fixedUnits, formatMinor, minorUnits, Money, offsetAt, periodBounds } from '@fastgpu/money';
 import type { BillingOptions } from '../billing.config';
 import { canonicalJson, documentSha256, DOCUMENT_SCHEMA, quantityFixed, type BuyerProfile, type InvoiceDocument, type InvoiceLine, type LineTax } from './invoice-document';
@@ -341,7 +341,14 @@ export interface PdfSpec {
   footer: [string] | [string, string];
 }
 
-type Pdf = InstanceType<typeof PDFDocument>;
+type Pdf = InstanceType<typeof PDFDocumentClass>;
+
+/**
+ * pdfkit (with fontkit and its fonts) loads on the first PDF rendered, not when billing starts:
+ * about 20 MB that an idle billing process, or one that never renders a PDF, does not hold.
+ */
+let pdfkit: Promise<typeof PDFDocumentClass> | undefined;
+const loadPdfkit = () => (pdfkit ??= import('pdfkit').then((module) => module.default));
 
 /** Font size at which one line of text fits a width (down to a floor; below it, the text wraps). */
 function fittingSize(pdf: Pdf, text: string, width: number, size: number): number {
@@ -368,7 +375,8 @@ function measure(pdf: Pdf, text: string, width: number, options: { size: number;
   return pdf.fontSize(size).heightOfString(text, { width });
 }
 
-export function renderPdf(spec: PdfSpec): Promise<Buffer> {
+export async function renderPdf(spec: PdfSpec): Promise<Buffer> {
+  const PDFDocument = await loadPdfkit();
   const pdf = new PDFDocument({
     size: 'A4',
     margin: PAGE_MARGIN,
