@@ -18,6 +18,8 @@ const JOBS_PER_SCAN = 100;
 const RETRY_MS = 10_000;
 const CHUNK_BYTES = 128 * 1024;
 const PUT_TIMEOUT_MS = 60_000;
+/** Scans follow each other at least this far apart: a burst of completions costs one scan a second, not one each. */
+const SCAN_SPACING_MS = 1000;
 
 /** What a job's aggregate object carries besides its bytes (Object Store metadata values are strings). */
 interface AggregateMetadata extends Record<string, string> {
@@ -66,7 +68,12 @@ export class ResultAggregator implements OnApplicationBootstrap, OnApplicationSh
   }
 
   onApplicationBootstrap(): void {
-    this.subscription = this.runtime.bus.nc.subscribe(this.runtime.bus.topology.subjects.schedulerJob('*'), { callback: () => this.wake() });
+    // Every publisher sets Ce-Type: only a job's completion can make an aggregate due.
+    this.subscription = this.runtime.bus.nc.subscribe(this.runtime.bus.topology.subjects.schedulerJob('*'), {
+      callback: (_error, message) => {
+        if (message.headers?.get('Ce-Type') === 'JobCompleted') this.wake();
+      },
+    });
     this.wake();
   }
 
@@ -97,6 +104,7 @@ export class ResultAggregator implements OnApplicationBootstrap, OnApplicationSh
             this.wake();
           }, RETRY_MS);
         }
+        if (this.again && !this.stopped) await new Promise((resolve) => setTimeout(resolve, SCAN_SPACING_MS));
       } while (this.again && !this.stopped);
     })().finally(() => (this.running = undefined));
   }
