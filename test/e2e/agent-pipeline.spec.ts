@@ -15,6 +15,7 @@
  * - a job submitted over gRPC with a shell script and chunked inputs gets its concat aggregate;
  *   a failed job keeps its sub-tasks' results and gets no aggregate; a jsonl result that is not
  *   JSON Lines is announced as a failed aggregation; the events CLI prints a job's logs;
+ * - a secret reaches its run by name; its value is in no event, command, agent log or answer;
  * - the seed's call shape in the TS client: allocate GPUs on the agent's node, submit, wait,
  *   read results, release.
  */
@@ -44,6 +45,8 @@ let tail: EventTail;
 let acme: FastGpuClient;
 let other: FastGpuClient;
 let acmeKey: string;
+let secretsDir: string;
+const SECRET_VALUE = 'hf_s3cr3t-value-never-in-the-log';
 
 async function call(method: string, path: string, key: string, body?: unknown) {
   const response = await fetch(`${app.url}${path}`, { method, headers: { authorization: `Bearer ${key}`, accept: 'application/json', ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -72,7 +75,11 @@ beforeAll(async () => {
   runtime = await createRuntime(env.config);
   app = await startServices(runtime, allServices, { port: 0, logger: false });
   host = await FakeHost.create();
-  agent = await startAgent(env, agentConfig(env, host, { nodeId: NODE }));
+  secretsDir = await host.directory('secrets');
+  const { mkdir, writeFile } = await import('node:fs/promises');
+  await mkdir(`${secretsDir}/acme`, { recursive: true });
+  await writeFile(`${secretsDir}/acme/hf-token`, `${SECRET_VALUE}\n`);
+  agent = await startAgent(env, agentConfig(env, host, { nodeId: NODE, secretsDir }));
   tail = new EventTail(env.bus);
   await tail.start();
   await tail.waitFor('NodeRegistered', (e) => e.data.nodeId === NODE);
@@ -194,7 +201,7 @@ describe('a job with a workload on the real agent', () => {
     await agent.stop();
     process.kill(-group, 'SIGKILL');
     await eventually(async () => !(await groupAlive(group)));
-    agent = await startAgent(env, agentConfig(env, host, { nodeId: NODE }));
+    agent = await startAgent(env, agentConfig(env, host, { nodeId: NODE, secretsDir }));
     expect((await tail.waitFor('SubtaskFailed', (e) => e.data.jobId === crashes.jobId)).data).toMatchObject({ failureKind: 'agent-restart', fault: 'platform', attempt: 1 });
     // Retried without any retry policy: a platform fault. (A retry placed on the node between the
     // agent's report and its new registration is interrupted by that registration and placed
@@ -258,6 +265,19 @@ describe('aggregation, gRPC, the events CLI and the seed\'s call shape', () => {
     expect(out.filter((line) => line.includes('stdout'))).toEqual(['0.1 stdout| one', '0.1 stdout| three']);
     expect(out).toContain('0.1 stderr| two');
     expect(out[out.length - 1]).toBe('0.1 (end of attempt)');
+  }, 60_000);
+
+  it('gives a run its secret by name, and the value appears in no event, command, agent log or API answer', async () => {
+    const script = "require('fs').writeFileSync(process.env.FASTGPU_RESULT_PATH, 'token of ' + process.env.HF_TOKEN.length + ' characters, ' + (process.env.HF_TOKEN.startsWith('hf_') ? 'as stored' : 'wrong'))";
+    const job = await acme.submitJob({ ...base, subtaskCount: 1, workload: { command: [process.execPath, '-e', script], secrets: [{ env: 'HF_TOKEN', secret: 'hf-token' }] } }, { idempotencyKey: 'agent-e2e-secret' });
+    expect((job.spec as { workload: { secrets: unknown } }).workload.secrets).toEqual([{ env: 'HF_TOKEN', secret: 'hf-token' }]);
+    expect((await acme.waitForJob(job.jobId, { timeoutMs: 30_000 })).state).toBe('succeeded');
+    expect(Buffer.from(await acme.getResult(job.jobId, 0)).toString()).toBe(`token of ${SECRET_VALUE.length} characters, as stored`);
+    const commands = await env.bus.jsm.streams.info(env.bus.topology.streams.commands);
+    const seen: string[] = [JSON.stringify(tail.events), JSON.stringify(await acme.getJob(job.jobId)), ...agent.logs];
+    for (let seq = commands.state.first_seq; seq <= commands.state.last_seq; seq++) seen.push(new TextDecoder().decode((await env.bus.jsm.streams.getMessage(env.bus.topology.streams.commands, { seq }).catch(() => undefined))?.data ?? new Uint8Array()));
+    expect(seen.join('\n')).toContain('hf-token');
+    expect(seen.join('\n')).not.toContain(SECRET_VALUE);
   }, 60_000);
 
   it('allocates GPUs on the agent\'s node, runs a job, reads its results and releases them (the seed\'s call shape)', async () => {
