@@ -15,7 +15,8 @@ describe('nemesis', () => {
     it(`seed ${seed}: every invariant holds after 15 s of faults`, async () => {
       const result = await runNemesis({ seed, chaosMs: 15_000, instances: 2, convergeMs: 120_000, log: () => undefined });
       const faults = result.faults.map((f) => `${f.kind} ${f.target} ${f.durationMs} ms`).join(', ');
-      process.stdout.write(`nemesis seed ${seed}: ${result.ok ? 'PASS' : 'FAIL'}, ${result.history.operations} operations, faults: ${faults}; converged ${result.convergedInMs ?? 'never'} ms after healing\n`);
+      const failed = result.invariants.filter((i) => !i.ok).map((i) => `\n  FAIL ${i.name}: ${i.detail}`).join('');
+      process.stdout.write(`nemesis seed ${seed}: ${result.ok ? 'PASS' : 'FAIL'}, ${result.history.operations} operations, faults: ${faults}; converged ${result.convergedInMs ?? 'never'} ms after healing${failed}\n`);
       expect(result.invariants.filter((i) => !i.ok)).toEqual([]);
       expect(result.invariants.length).toBeGreaterThanOrEqual(11);
     }, 300_000);

@@ -308,13 +308,14 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
     const result = await checkInvariants({ bus, db: database.db, history, samples, keys, intake: of('intake'), call: callAny, convergeMs, replayBundle, replayEnv: { ...process.env, NATS_URL: cluster.natsUrl, DATABASE_URL: databaseUrl, FASTGPU_PREFIX: prefix } });
     sampling = false;
     await sampleLoop;
-    const count = (filter: (h: HistoryEntry) => boolean) => history.filter(filter).reduce<Record<string, number>>((acc, h) => ({ ...acc, [h.op]: (acc[h.op] ?? 0) + 1 }), {});
+    const count = (filter: (h: HistoryEntry) => boolean, key: (h: HistoryEntry) => string) => history.filter(filter).reduce<Record<string, number>>((acc, h) => ({ ...acc, [key(h)]: (acc[key(h)] ?? 0) + 1 }), {});
     const ok = result.invariants.every((i) => i.ok);
     return {
       seed,
       ok,
       invariants: result.invariants,
-      history: { operations: history.length, acknowledged: count((h) => h.status >= 200 && h.status < 300), refused: count((h) => h.status < 200 || h.status >= 300) },
+      // Refusals by operation and status (0: no answer after every retry).
+      history: { operations: history.length, acknowledged: count((h) => h.status >= 200 && h.status < 300, (h) => h.op), refused: count((h) => h.status < 200 || h.status >= 300, (h) => `${h.op} ${h.status}`) },
       faults,
       convergedInMs: result.convergedAtMs === null ? null : result.convergedAtMs - healedAt,
       ...(ok ? {} : { tails: Object.fromEntries(processes.map((p) => [p.name, p.tail()])) }),
