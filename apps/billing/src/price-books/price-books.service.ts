@@ -1,10 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { nameId, TIER_MODE_DEFAULT, type EventData, type TierMode } from '@fastgpu/contracts';
-import { isWrongLastSequence, type EventPublisher } from '@fastgpu/messaging';
+import { TIER_MODE_DEFAULT, type DomainEvent, type EventData, type TierMode } from '@fastgpu/contracts';
+import { handleCommand, JetStreamEventStream, type Decider } from '@fastgpu/eventsourcing';
 import { minorUnits, money, validateTiers, type PriceTier } from '@fastgpu/money';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BillingLedger } from '../ledger/billing.ledger';
 import { BillingRejection } from '../invoices/invoice.decider';
+import { priceBookDecider, type PriceBookState, type PublishPriceBookCommand } from './price-book.decider';
 
 export interface PublishPriceBook {
   priceBookId: string;
@@ -18,18 +19,23 @@ type EventPrice = EventData<'PriceBookPublished'>['prices'][number];
 
 /**
  * Price books: effective-dated, immutable versions published as `PriceBookPublished`. A version
- * is never replaced: publishing takes the next version number of the book, guarded by the
- * book subject's expected last sequence, so two concurrent publishers cannot both take it.
+ * is never replaced: the pure decider (price-book.decider.ts) gives the next version number of the
+ * book, read from the book's subject, and the kernel (libs/eventsourcing `handleCommand`) appends
+ * it against that subject's last sequence, so two concurrent publishers never take one number: the
+ * later one is decided again (the next number, or 409 `version_taken` when it asked for a version).
  */
 @Injectable()
 export class PriceBooksService {
-  private readonly publisher: EventPublisher;
+  private readonly store: JetStreamEventStream;
+  private readonly decider: Decider<PriceBookState, PublishPriceBookCommand, DomainEvent>;
 
   constructor(
     @Inject(RUNTIME) private readonly runtime: Runtime,
     @Inject(BillingLedger) private readonly ledger: BillingLedger,
   ) {
-    this.publisher = publisherFor(runtime, 'billing');
+    const publisher = publisherFor(runtime, 'billing');
+    this.store = new JetStreamEventStream(runtime.bus, publisher);
+    this.decider = priceBookDecider((type, data, meta) => publisher.build(type, data, meta));
   }
 
   async list() {
@@ -61,31 +67,12 @@ export class PriceBooksService {
       seen.add(key);
       prices.push(eventPrice(p, i));
     }
-    await this.ledger.catchUp();
     const subject = this.runtime.bus.topology.subjects.priceBook(input.priceBookId);
-    const last = await this.runtime.db.selectFrom('billing_price_books').select(['version', 'currency', 'effective_from_ms']).where('price_book_id', '=', input.priceBookId).orderBy('version', 'desc').executeTakeFirst();
-    const version = (last?.version ?? 0) + 1;
-    if (input.version !== undefined && input.version !== version) throw new BillingRejection(409, 'version_taken', `price book ${input.priceBookId} is at version ${last?.version ?? 0}; the next version is ${version} (versions are immutable)`, 'version');
-    if (last && last.currency !== input.currency) throw new BillingRejection(422, 'currency_mismatch', `price book ${input.priceBookId} is in ${last.currency}`, 'currency');
-    const lastSubjectSequence = await this.runtime.bus.jsm.streams
-      .getMessage(this.runtime.bus.topology.streams.events, { last_by_subj: subject })
-      .then((m) => m?.seq ?? 0)
-      .catch(() => 0);
-    const now = this.runtime.clock.now().toISOString();
-    const eventId = nameId('PriceBookPublished', input.priceBookId, String(version));
-    const event = this.publisher.build(
-      'PriceBookPublished',
-      { priceBookId: input.priceBookId, version, currency: input.currency, effectiveFrom: input.effectiveFrom, prices, publishedBy: actor, publishedAt: now },
-      { id: eventId, time: now, tenantId: null, correlationId: eventId },
-    );
-    try {
-      const published = await this.publisher.publish(event, { expectedLastSubjectSequence: lastSubjectSequence });
-      await this.ledger.waitFor(published.sequence);
-      return { priceBookId: input.priceBookId, version, eventSequence: published.sequence };
-    } catch (error) {
-      if (isWrongLastSequence(error)) throw new BillingRejection(409, 'version_taken', `price book ${input.priceBookId} changed concurrently; retry`);
-      throw error;
-    }
+    const command: PublishPriceBookCommand = { priceBookId: input.priceBookId, version: input.version, currency: input.currency, effectiveFrom: input.effectiveFrom, prices, actor, publishedAt: this.runtime.clock.now().toISOString() };
+    // Read the book's subject, decide, append against its last sequence; decided again when another publisher got there first (10071).
+    const { events, version } = await handleCommand(this.store, this.decider, subject, command);
+    await this.ledger.waitFor(version);
+    return { priceBookId: input.priceBookId, version: (events[0] as DomainEvent<'PriceBookPublished'>).data.version, eventSequence: version };
   }
 }
 
