@@ -2,7 +2,16 @@ import type { Subscription } from '@nats-io/transport-node';
 import { explainRequest, feasibilityRequest, invalidServiceRequest, parseJson, SERVICE_REPLY_TEXT_LENGTH_MAX, type ExplainReply, type FeasibilityReply, type ServiceErrorReply } from '@fastgpu/contracts';
 import type { Bus } from '@fastgpu/messaging';
 import type { z } from 'zod';
-import type { SchedulerEngine } from './scheduler.engine';
+import type { Explanation, FeasibilityRequest } from '../placement/questions';
+import type { SchedulerState } from '../placement/scheduler.state';
+
+/** What the replies ask of the engine. */
+export interface IntakeQuestions {
+  readonly caughtUp: boolean;
+  readonly state: SchedulerState;
+  feasibility(request: FeasibilityRequest): { feasible: boolean; reason?: string; field?: string };
+  explain(jobId: string, tenantId: string): Explanation;
+}
 
 /** The request fields a negative feasibility verdict may name (the decider's own field names). */
 const feasibilityFields = ['gpuModels', 'gpusPerSubtask', 'subtaskCount', 'gangTopologyKey'] as const;
@@ -15,7 +24,7 @@ const encoder = new TextEncoder();
  * error reply; nothing a requester sends can crash the engine or go unanswered. Returns the
  * subscriptions, for the engine to end at stop.
  */
-export function serveIntakeQuestions(bus: Bus, engine: Pick<SchedulerEngine, 'caughtUp' | 'feasibility' | 'explain' | 'state'>, onError: (error: Error) => void): Subscription[] {
+export function serveIntakeQuestions(bus: Bus, engine: IntakeQuestions, onError: (error: Error) => void): Subscription[] {
   const { nc, topology } = bus;
   const reply =
     <S extends z.ZodType>(schema: S, handler: (request: z.infer<S>) => unknown) =>
