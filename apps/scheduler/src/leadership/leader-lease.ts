@@ -1,6 +1,6 @@
 import { DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import type { Bus } from '@fastgpu/messaging';
-import { isWrongLastSequence } from '@fastgpu/messaging';
+import { isStreamVersionConflict } from '@fastgpu/eventsourcing';
 
 /**
  * One active scheduler: a leader lease kept in its own small JetStream stream (one subject, one
@@ -60,10 +60,12 @@ export class LeaderLease {
       storage: StorageType.File,
       discard: DiscardPolicy.Old,
       max_msgs_per_subject: 1,
-      num_replicas: 1,
+      // As many replicas as the event log (FASTGPU_STREAM_REPLICAS): the lease survives losing a server.
+      num_replicas: this.options.bus.replicas ?? 1,
     };
     try {
-      await jsm.streams.info(this.stream);
+      const existing = await jsm.streams.info(this.stream);
+      if (this.options.bus.replicas !== undefined && existing.config.num_replicas !== this.options.bus.replicas) await jsm.streams.update(this.stream, { ...existing.config, num_replicas: this.options.bus.replicas });
     } catch (error) {
       if (!/stream not found/i.test((error as Error).message)) throw error;
       await jsm.streams.add(config).catch(async (e: Error) => {
@@ -112,7 +114,7 @@ export class LeaderLease {
       this.term = term;
       return true;
     } catch (error) {
-      if (!isWrongLastSequence(error)) throw error;
+      if (!isStreamVersionConflict(error)) throw error;
       this.heldSequence = 0;
       return false;
     }
