@@ -164,8 +164,15 @@ describe('a job with a workload on the real agent', () => {
       const doc = await call('GET', `/v1/invoices/${summary.invoiceId}`, key);
       return doc.body?.total === expectedTotal ? doc.body : undefined;
     }, { timeoutMs: 30_000, message: `no invoice totalling ${expectedTotal}` });
-    const lines = (invoice.lines as Array<{ gpuModel: string | null; quantityGpuMs: number | null }>).filter((l) => l.gpuModel === 'a100');
+    const lines = (invoice.lines as Array<{ line: number; gpuModel: string | null; quantityGpuMs: number | null }>).filter((l) => l.gpuModel === 'a100');
     expect(lines.reduce((sum, l) => sum + (l.quantityGpuMs ?? 0), 0)).toBe(measuredGpuMs);
+    // Its evidence reaches each sub-task's attempt and the agent's report of how it ended (exit 0).
+    const evidence = (await Promise.all(lines.map((l) => call('GET', `/v1/invoices/${invoice.invoiceId}/lines/${l.line}/evidence`, key)))).flatMap((r) => r.body.usage as Array<{ subtaskId: string; attempt: number; gpuMs: number; sourceSequences: number[] }>);
+    expect(evidence.map((u) => [u.subtaskId, u.attempt]).sort()).toEqual([0, 1, 2].map((i) => [`${job.jobId}-${i}`, 1]));
+    for (const usage of evidence) {
+      const sources = await Promise.all(usage.sourceSequences.map(async (seq) => JSON.parse(new TextDecoder().decode((await env.bus.jsm.streams.getMessage(env.bus.topology.streams.events, { seq }))!.data)) as { type: string; data: { subtaskId: string; exitCode?: number } }));
+      expect(sources.find((e) => e.type === 'SubtaskCompleted')?.data).toMatchObject({ subtaskId: usage.subtaskId, exitCode: 0 });
+    }
 
     // Another tenant: the same 404 as a missing job, on every output route.
     for (const read of [() => other.listResults(job.jobId), () => other.getResult(job.jobId, 0), () => other.getAggregateResult(job.jobId), async () => other.logs(job.jobId).next()]) {
