@@ -1,7 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { Kysely, PGliteDialect, PostgresDialect, type DatabaseConnection, type Dialect, type Driver, type TransactionSettings } from 'kysely';
 import pg from 'pg';
-import { PGlite } from '@electric-sql/pglite';
 import { enableCopy, markCopyCapable } from './copy';
 
 /**
@@ -58,12 +57,17 @@ export function createDatabase(options: DatabaseOptions): DatabaseHandle {
   }
   const dataDir = options.dataDir ?? 'memory://';
   if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
-  const pglite = new PGlite(dataDir, {
-    parsers: {
-      [INT8]: (value: string) => parseInt8(value),
-      [NUMERIC]: (value: string) => value,
-    },
-  });
+  // PGlite (and its WebAssembly Postgres) is loaded when the first query opens it, so a service
+  // on PostgreSQL never loads it (issue 16: idle RSS).
+  const pglite = async () => {
+    const { PGlite } = await import('@electric-sql/pglite');
+    return new PGlite(dataDir, {
+      parsers: {
+        [INT8]: (value: string) => parseInt8(value),
+        [NUMERIC]: (value: string) => value,
+      },
+    });
+  };
   const db = new Kysely<any>({ dialect: serialized(new PGliteDialect({ pglite })) }); // eslint-disable-line @typescript-eslint/no-explicit-any
   return { db, kind: 'pglite', close: () => db.destroy() };
 }
