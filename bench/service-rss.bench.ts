@@ -75,6 +75,19 @@ async function idleMemory(args: string[], env: NodeJS.ProcessEnv, idleMs: number
   }
 }
 
+/** Node itself, idle with nothing loaded: the floor under every service (mostly the binary's own pages). */
+async function bareNodeMemory(idleMs: number): Promise<Memory> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    await new Promise((r) => setTimeout(r, Math.min(idleMs, 2_000)));
+    return memoryOf(child.pid!);
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
 const mb = (n: number) => `${Math.round(n)} MB`;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
@@ -102,6 +115,8 @@ export default async function serviceRss(flags: string[]): Promise<void> {
     LOG_LEVEL: 'warn',
   };
   console.log(`node ${process.version}; production Node options: ${nodeOptions.join(' ') || '(none)'}; idle ${idleMs} ms; ${runs} run(s), medians`);
+  const bare = await bareNodeMemory(idleMs);
+  console.log(`node alone, idle: ${mb(bare.rssMb)} (${mb(bare.anonMb)} + ${mb(bare.fileMb)})`);
   console.log('service      | dist RSS (anon + file) | tsx RSS (anon + file) | dist/tsx | target ≤ 100 MB');
   try {
     for (const service of SERVICES) {
