@@ -9,7 +9,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEvent, nameId, type DomainEvent, type EventData, type NodeCommand, type StoredEvent } from '@fastgpu/contracts';
-import { EventPublisher, isWrongLastSequence } from '@fastgpu/messaging';
+import { isStreamVersionConflict } from '@fastgpu/eventsourcing';
+import { EventPublisher } from '@fastgpu/messaging';
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
 import { decide } from '../placement/scheduler.decider';
 import { evolve } from '../placement/scheduler.evolve';
@@ -214,7 +215,8 @@ describe('scheduler engine on NATS', () => {
     // n1's agent subject already holds its registration: "expect nothing there yet" must fail.
     const event = publisher.build('NodeRegistered', { nodeId: 'n1', gpuModel: 'a100', gpuCount: 8, gpuMemoryGb: 80, labels: {}, agentEpoch: 1, registeredAt: new Date().toISOString() }, { id, time: new Date().toISOString(), tenantId: null, correlationId: id });
     const error = await publisher.publish(event, { expectedLastSubjectSequence: 0 }).catch((e: unknown) => e);
-    expect(isWrongLastSequence(error)).toBe(true);
+    // Recognised by JetStream's error code (10071), as the engine and the leader lease recognise it.
+    expect(isStreamVersionConflict(error)).toBe(true);
   });
 
   it('records a configured policy in the log once; a later instance configured otherwise uses the log', async () => {

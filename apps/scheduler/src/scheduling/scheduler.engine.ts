@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import type { Subscription } from '@nats-io/transport-node';
 import type { JsMsg } from '@nats-io/jetstream';
 import { decodeValue, parseJson, peekType, type DomainEvent, type NodeCommand } from '@fastgpu/contracts';
-import { EventPublisher, SequenceWaiters, StreamFollower, isWrongLastSequence, lastSequence, PUBLISH_IN_FLIGHT_MAX, type Bus } from '@fastgpu/messaging';
+import { isStreamVersionConflict } from '@fastgpu/eventsourcing';
+import { EventPublisher, SequenceWaiters, StreamFollower, lastSequence, PUBLISH_IN_FLIGHT_MAX, type Bus } from '@fastgpu/messaging';
 import { LeaderLease } from '../leadership/leader-lease';
 import { NodeDrainHandler } from '../drains/node-drain.handler';
 import { SchedulingPolicyHandler } from '../policy/scheduling-policy.handler';
@@ -287,7 +288,7 @@ export class SchedulerEngine {
           // The command carries the job's trace, so the node's reports continue it.
           if (d.command) commands.push({ nodeId, command: d.command, traceparent: this.state.jobs.get(d.correlationId)?.traceparent });
         } catch (error) {
-          if (!isWrongLastSequence(error)) throw error;
+          if (!isStreamVersionConflict(error)) throw error;
           conflicts++;
           return;
         }
