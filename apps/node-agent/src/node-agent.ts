@@ -154,11 +154,16 @@ export class NodeAgent {
     const adopted = await this.recoverRuns(sameBoot);
     await this.killOrphans();
     await this.startCommands();
-    // Work that survived keeps its epoch (a new one would tell the scheduler it was lost);
-    // otherwise the reports owed for what was lost go out first, then the new registration.
-    if (adopted === 0 || this.state.agentEpoch === 0) {
+    // A new epoch tells the scheduler the node lost everything it ran. With its state file the
+    // agent knows every run it accepted and reports each one truthfully (adopted, ended as it
+    // ended, or agent-restart), so it keeps its epoch: a new one would also interrupt the retries
+    // the scheduler placed here after those reports, and end the node's leases. Only an agent
+    // without state (first start, or the file lost) registers a new epoch, after what it owes.
+    if (this.state.agentEpoch === 0) {
       await this.awaitRecoveredEndings();
       await this.register();
+    } else if (adopted === 0) {
+      this.log('info', `restarted with agent epoch ${this.state.agentEpoch} (no run survived; each is reported as it ended)`);
     }
     this.scheduleHeartbeat(0);
   }
