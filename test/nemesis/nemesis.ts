@@ -193,7 +193,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
     const sampleLoop = (async () => {
       while (sampling) {
         try {
-          const { rows } = await sampler!.query<{ projection: string; last_sequence: string }>('SELECT projection, last_sequence FROM projection_checkpoints');
+          const { rows } = await sampler.query<{ projection: string; last_sequence: string }>('SELECT projection, last_sequence FROM projection_checkpoints');
           for (const row of rows) samples.set(row.projection, [...(samples.get(row.projection) ?? []), Number(row.last_sequence)]);
         } catch {
           // PostgreSQL is down (a fault): sample again later.

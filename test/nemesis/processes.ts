@@ -46,11 +46,11 @@ export function serviceProcess(options: { name: string; kind: ServiceKind; bundl
       proc.child = child;
       proc.stopped = false;
       const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-3000));
-      child.stderr!.on('data', keep);
+      child.stderr.on('data', keep);
       await new Promise<void>((resolve, reject) => {
         let seen = '';
         const timer = setTimeout(() => reject(new Error(`${options.name} did not start within 90 s: ${output}`)), 90_000);
-        child.stdout!.on('data', (chunk: Buffer) => {
+        child.stdout.on('data', (chunk: Buffer) => {
           keep(chunk);
           seen += chunk.toString();
           if (/listening on|simulating \d+ nodes/.test(seen)) {
