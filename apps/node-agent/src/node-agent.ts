@@ -159,7 +159,8 @@ export class NodeAgent {
     // ended, or agent-restart), so it keeps its epoch: a new one would also interrupt the retries
     // the scheduler placed here after those reports, and end the node's leases. Only an agent
     // without state (first start, or the file lost) registers a new epoch, after what it owes.
-    if (this.state.agentEpoch === 0) {
+    // A host that comes back with other GPUs or labels (and nothing running) registers anew too.
+    if (this.state.agentEpoch === 0 || (adopted === 0 && this.state.registered !== this.registeredShape())) {
       await this.awaitRecoveredEndings();
       await this.register();
     } else if (adopted === 0) {
@@ -214,8 +215,14 @@ export class NodeAgent {
     }
   }
 
+  /** What a registration says about this node, as one comparable string. */
+  private registeredShape(): string {
+    return JSON.stringify([this.gpuModel, this.gpus.length, this.gpuMemoryGb, Object.entries(this.config.labels).sort()]);
+  }
+
   private async register(): Promise<void> {
     this.state.agentEpoch = Math.max(this.state.agentEpoch + 1, Math.floor(Date.now() / 1000));
+    this.state.registered = this.registeredShape();
     await this.store.save(this.snapshot());
     const time = new Date().toISOString();
     const data: EventData<'NodeRegistered'> = {

@@ -123,6 +123,22 @@ describe('an agent restart', () => {
     await after.stop();
   });
 
+  it('registers a new epoch when the host comes back with other GPUs and nothing running', async () => {
+    const before = await start();
+    const epochBefore = before.agent.agentEpoch;
+    await before.stop();
+    await host.setGpus([{}, {}]);
+    try {
+      const after = await start();
+      const registration = await tail.waitFor('NodeRegistered', (e) => e.data.nodeId === NODE && e.data.agentEpoch > epochBefore);
+      expect(registration.data.gpuCount).toBe(2);
+      expect(after.agent.agentEpoch).toBe(registration.data.agentEpoch);
+      await after.stop();
+    } finally {
+      await host.setGpus([{}, {}, {}, {}]);
+    }
+  });
+
   it('kills the processes of runs its state file does not name', async () => {
     const before = await start();
     const orphan = runCommand({ subtaskId: 'st-orphan', jobId: 'job-restart', script: waitingScript('orphan'), workload: { env: { OUTBOX: outbox } } });

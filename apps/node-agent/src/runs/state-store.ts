@@ -54,6 +54,8 @@ export const AgentState = z.object({
   version: z.literal(1),
   nodeId: z.string(),
   agentEpoch: z.number().int().nonnegative(),
+  /** What the node last registered (model, GPU count, memory, labels: `registeredShape`); a restart that finds another shape registers anew. */
+  registered: z.string().optional(),
   bootId: z.string(),
   runs: z.array(RunRecord),
   ended: z.array(z.string()).max(ENDED_RUNS_REMEMBERED_MAX),
