@@ -5,7 +5,7 @@
  * (no tsx, Node options only), and a service started from dist with plain node — Nest's decorators compiled by
  * esbuild, without emitted metadata — answers /healthz, rejects a bad request with the 4xx
  * shape, authenticates with the admin key and stops on SIGTERM. The compiled migration CLI
- * runs against a real database.
+ * runs against a real database, and the bundles import only production dependencies.
  */
 import { spawn, execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -59,6 +59,21 @@ describe('production build', () => {
     expect(outputs).toEqual(expect.arrayContaining(['dist/apps/fastgpu/replay.cli.mjs', 'dist/apps/billing/invoices.cli.mjs', 'dist/libs/db/migrate.cli.mjs']));
     expect(existsSync(path.join(root, 'dist/apps/node-agent/runs/supervisor.mjs'))).toBe(true);
     expect(existsSync(path.join(root, 'dist/apps/fastgpu/stream-reader.worker.mjs'))).toBe(true);
+  });
+
+  it('imports at run time only production dependencies (what npm ci --omit=dev installs in the image)', () => {
+    const dependencies = new Set(Object.keys((JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies));
+    const files = (folder: string): string[] => readdirSync(folder, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(folder, e.name)) : [path.join(folder, e.name)]));
+    const bundles = files(path.join(root, 'dist')).filter((file) => file.endsWith('.mjs'));
+    expect(bundles.length).toBeGreaterThan(10);
+    for (const bundle of bundles) {
+      const text = readFileSync(bundle, 'utf8');
+      const specifiers = [...text.matchAll(/^import\s[^;]*?from\s*"([^"]+)"|^import\s*"([^"]+)"|import\(\s*"([^"]+)"\s*\)/gm)].map((m) => m[1] ?? m[2] ?? m[3]!);
+      for (const specifier of specifiers.filter((s) => !s.startsWith('node:') && !s.startsWith('.'))) {
+        const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : specifier.split('/')[0]!;
+        expect(dependencies.has(name), `${path.relative(root, bundle)} imports ${specifier}`).toBe(true);
+      }
+    }
   });
 
   it('start:prod scripts run the compiled files with plain node', () => {
