@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { sql } from 'kysely';
-import { deriveId, nameId, type EventData } from '@fastgpu/contracts';
+import { deriveId, nameId, type DomainEvent, type EventData } from '@fastgpu/contracts';
+import { handleCommand, JetStreamEventStream, type Decider } from '@fastgpu/eventsourcing';
 import { isWrongLastSequence } from '@fastgpu/messaging';
 import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
@@ -9,10 +10,11 @@ import { BillingLedger } from '../ledger/billing.ledger';
 import { formatInvoiceNumber } from '../ledger/invoice-ids';
 import { accrualRange } from '../ledger/accrual';
 import { successorInvoiceId, type LifecycleActionKind } from '../ledger/invoice-lifecycle';
-import { financeAction, type FinanceAction } from '../finance-actions/finance-actions';
+import { financeAction } from '../finance-actions/finance-actions';
 import { FinanceActionPublisher, type Actor } from '../finance-actions/finance-action-publisher';
 import { buildInvoice, documentSha256, type InvoiceDocument } from './invoice-document';
-import { BillingRejection, decideDeleteDraft, decideFinalize, decidePay, decideReissue, decideVoid, type DraftUsageDisposition } from './invoice.decider';
+import { BillingRejection, decideDeleteDraft, decideFinalize, decideReissue, type DraftUsageDisposition } from './invoice.decider';
+import { settlementDecider, type SettlementCommand, type SettlementState } from './invoice-settlement.decider';
 import { factsOf, type InvoiceView } from './invoice.reader';
 import { InvoiceNotFound, InvoiceQueries } from './invoice-queries';
 
@@ -20,9 +22,10 @@ import { InvoiceNotFound, InvoiceQueries } from './invoice-queries';
  * Invoice commands, the shell around the pure invoice decider (invoice.decider.ts): loads the
  * invoice as the ledger applied it, decides, publishes the event (`InvoiceFinalized`,
  * `BillingPeriodClosed`, `InvoicePaid`, `InvoiceVoided`, `InvoiceDraftDeleted`, `InvoiceReissued`)
- * and waits for the ledger to apply it before answering (read-your-writes). Actions on an invoice
- * are published with the invoice subject's expected last sequence, so a decision taken on a stale
- * state answers 409. Finalizations are serialized: their numbers are taken in order and the ledger
+ * and waits for the ledger to apply it before answering (read-your-writes). Pay and void run on the
+ * event-sourcing kernel (invoice-settlement.decider.ts: decided on the invoice subject's events and
+ * decided again when another action landed first); deletion and reissue are published with the
+ * invoice subject's expected last sequence, so a decision taken on a stale state answers 409. Finalizations are serialized: their numbers are taken in order and the ledger
  * checks they stay gapless. Reads are invoice-queries.ts; tenant settings (grants, tax rates,
  * billing profiles) tenant-settings.service.ts; credit notes credit-notes.service.ts.
  */
@@ -31,6 +34,8 @@ export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('billing');
   private finalizeChain: Promise<unknown> = Promise.resolve();
   private timer?: NodeJS.Timeout;
+  private readonly store: JetStreamEventStream;
+  private readonly settlement: Decider<SettlementState, SettlementCommand, DomainEvent>;
 
   constructor(
     @Inject(RUNTIME) private readonly runtime: Runtime,
@@ -38,7 +43,15 @@ export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
     @Inject(BILLING_OPTIONS) readonly options: BillingOptions,
     @Inject(InvoiceQueries) private readonly queries: InvoiceQueries,
     @Inject(FinanceActionPublisher) private readonly actions: FinanceActionPublisher,
-  ) {}
+  ) {
+    this.store = new JetStreamEventStream(runtime.bus, actions.publisher);
+    this.settlement = settlementDecider((type, data, meta) => actions.publisher.build(type, data, meta));
+  }
+
+  /** The invoice's subject: its aggregate for the kernel. */
+  private subject(invoiceId: string): string {
+    return this.runtime.bus.topology.subjects.invoice(invoiceId);
+  }
 
   onModuleInit(): void {
     if (this.options.autoFinalizeIntervalMs > 0) {
@@ -208,30 +221,31 @@ export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
   async pay(invoiceId: string, who: Actor, input: { paymentReference?: string; actionId?: string }): Promise<InvoiceView> {
     // One payment per invoice: without a key the id is the invoice's, so a re-sent publish is a duplicate.
     const eventId = this.actions.actionId('InvoicePaid', invoiceId, input.actionId, () => nameId('InvoicePaid', invoiceId));
-    const { view, subjectSequence } = await this.invoiceState(invoiceId);
+    const { view } = await this.invoiceState(invoiceId);
     if (input.actionId && this.actions.retried(await financeAction(this.ledger.store(), eventId), { reason: who.reason, paymentReference: input.paymentReference })) return view;
-    decidePay(factsOf(view));
-    const at = this.actions.nowIso();
-    const data: FinanceAction<'InvoicePaid'> = {
+    const { version } = await handleCommand(this.store, this.settlement, this.subject(invoiceId), {
+      kind: 'pay',
+      eventId,
       invoiceId,
       tenantId: view.row.tenant_id,
-      amount: view.balanceDue,
+      total: view.document.total,
+      amountDue: view.document.amountDue,
       currency: view.document.currency,
       ...(input.paymentReference ? { paymentReference: input.paymentReference } : {}),
-      paidAt: at,
+      at: this.actions.nowIso(),
       ...who,
-    };
-    await this.actions.publish('InvoicePaid', eventId, data, at, subjectSequence);
+    });
+    await this.ledger.waitFor(version);
     return this.queries.view(invoiceId, null);
   }
 
   async void(invoiceId: string, who: Actor, input: { actionId?: string }): Promise<InvoiceView> {
     const eventId = this.actions.actionId('InvoiceVoided', invoiceId, input.actionId, () => nameId('InvoiceVoided', invoiceId));
-    const { view, subjectSequence } = await this.invoiceState(invoiceId);
+    const { view } = await this.invoiceState(invoiceId);
     if (input.actionId && this.actions.retried(await financeAction(this.ledger.store(), eventId), { reason: who.reason })) return view;
-    decideVoid(factsOf(view));
-    const at = this.actions.nowIso();
-    await this.actions.publish('InvoiceVoided', eventId, { invoiceId, tenantId: view.row.tenant_id, number: view.row.number!, voidedAt: at, ...who }, at, subjectSequence);
+    const command: SettlementCommand = { kind: 'void', eventId, invoiceId, tenantId: view.row.tenant_id, number: view.row.number ?? '', total: view.document.total, currency: view.document.currency, at: this.actions.nowIso(), ...who };
+    const { version } = await handleCommand(this.store, this.settlement, this.subject(invoiceId), command);
+    await this.ledger.waitFor(version);
     return this.queries.view(invoiceId, null);
   }
 

@@ -49,7 +49,7 @@ export function priceBookDecider(build: BuildEvent): Decider<PriceBookState, Pub
     },
     evolve(state, event) {
       if (event.type !== 'PriceBookPublished') return state;
-      const d = (event).data;
+      const d = event.data;
       return { lastVersion: Math.max(state.lastVersion, d.version), currency: state.currency ?? d.currency };
     },
   };
