@@ -6,7 +6,7 @@
  * refusals are invoice.decider.ts's, with their HTTP status.
  */
 import { describe, expect, it } from 'vitest';
-import { makeEvent, subjectFor, topology, type DomainEvent, type EventData } from '@fastgpu/contracts';
+import { makeEvent, subjectFor, topology, type DomainEvent } from '@fastgpu/contracts';
 import type { BuildEvent } from '@fastgpu/eventsourcing';
 import { BillingRejection } from './invoice.decider';
 import { settlementDecider, type SettlementCommand } from './invoice-settlement.decider';
