@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import type { FailureKind } from '@fastgpu/contracts';
+import { failureKindFault, type FailureKind } from '@fastgpu/contracts';
 
 /**
  * What the agent reports when a run ends, from what it observed: the supervisor's exit record
@@ -57,7 +57,8 @@ export function signalExitCode(signal: string): number {
 }
 
 const REASON_LENGTH_MAX = 500;
-const failed = (exitCode: number, fault: 'user' | 'platform', failureKind: FailureKind, reason: string): RunReport => ({ kind: 'failed', exitCode, fault, failureKind, reason: reason.slice(0, REASON_LENGTH_MAX) });
+/** The fault follows from the kind by the rule the scheduler applies (libs/contracts `failureKindFault`). */
+const failed = (exitCode: number, failureKind: FailureKind, reason: string): RunReport => ({ kind: 'failed', exitCode, fault: failureKindFault(failureKind), failureKind, reason: reason.slice(0, REASON_LENGTH_MAX) });
 
 /** The exit code a run is recorded with: its own, 128 + a signal's number, 127/126 when it could not start, -1 when unknown. */
 export function exitCodeOf(end: ProcessEnd): number {
@@ -97,26 +98,26 @@ function describeEnd(end: ProcessEnd): string {
 export function classifyRunEnd(facts: RunEndFacts): RunReport {
   const { end } = facts;
   if (facts.stoppedByAgent) return { kind: 'none', why: 'stopped by a command: the scheduler recorded why it ended' };
-  if (facts.killedAtRestart) return failed(-1, 'platform', 'agent-restart', 'the agent restarted and killed this run (FASTGPU_AGENT_ON_RESTART=kill)');
-  if (facts.timedOut) return failed(exitCodeOf(end), 'user', 'timeout', `timed out after ${facts.timeoutMs} ms: the agent stopped its process group (${describeEnd(end)})`);
+  if (facts.killedAtRestart) return failed(-1, 'agent-restart', 'the agent restarted and killed this run (FASTGPU_AGENT_ON_RESTART=kill)');
+  if (facts.timedOut) return failed(exitCodeOf(end), 'timeout', `timed out after ${facts.timeoutMs} ms: the agent stopped its process group (${describeEnd(end)})`);
   const oom = (facts.oomKillsDuringRun ?? 0) > 0;
   switch (end.kind) {
     case 'vanished':
       return facts.sawRestart
-        ? failed(-1, 'platform', 'agent-restart', 'the agent restarted and the process was gone without an exit status (host restart, or its supervisor was killed)')
-        : failed(-1, 'platform', 'agent', 'the run\'s supervisor ended without an exit status');
+        ? failed(-1, 'agent-restart', 'the agent restarted and the process was gone without an exit status (host restart, or its supervisor was killed)')
+        : failed(-1, 'agent', 'the run\'s supervisor ended without an exit status');
     case 'spawn-failed':
-      return failed(exitCodeOf(end), 'user', 'exec', `could not start ${facts.program}: ${end.errorCode} ${end.message}`);
+      return failed(exitCodeOf(end), 'exec', `could not start ${facts.program}: ${end.errorCode} ${end.message}`);
     case 'signaled':
-      if (end.signal === 'SIGKILL' && oom) return failed(exitCodeOf(end), 'user', 'oom', `killed by the kernel OOM killer (SIGKILL; the memory cgroup's oom_kill counter grew by ${facts.oomKillsDuringRun} during the run)`);
+      if (end.signal === 'SIGKILL' && oom) return failed(exitCodeOf(end), 'oom', `killed by the kernel OOM killer (SIGKILL; the memory cgroup's oom_kill counter grew by ${facts.oomKillsDuringRun} during the run)`);
       if (end.signal === 'SIGKILL') {
         const why = facts.oomKillsDuringRun === undefined ? 'the OOM kill counter could not be read' : 'no OOM kill in the agent\'s memory cgroup: the host\'s OOM killer or another process';
-        return failed(exitCodeOf(end), 'user', 'signal', `killed by SIGKILL, not sent by the agent (${why})`);
+        return failed(exitCodeOf(end), 'signal', `killed by SIGKILL, not sent by the agent (${why})`);
       }
-      return failed(exitCodeOf(end), 'user', 'signal', `killed by ${end.signal}, not sent by the agent`);
+      return failed(exitCodeOf(end), 'signal', `killed by ${end.signal}, not sent by the agent`);
     case 'exited':
-      if (end.code === signalExitCode('SIGKILL') && oom) return failed(end.code, 'user', 'oom', `exit code ${end.code} with an OOM kill in the memory cgroup during the run (a child killed by the OOM killer)`);
-      if (end.code !== 0) return failed(end.code, 'user', 'exit-code', `exit code ${end.code}`);
+      if (end.code === signalExitCode('SIGKILL') && oom) return failed(end.code, 'oom', `exit code ${end.code} with an OOM kill in the memory cgroup during the run (a child killed by the OOM killer)`);
+      if (end.code !== 0) return failed(end.code, 'exit-code', `exit code ${end.code}`);
       return reportResult(facts);
     default: {
       const unreachable: never = end;
@@ -132,13 +133,13 @@ function reportResult(facts: RunEndFacts): RunReport {
     case 'stored':
       return { kind: 'completed' };
     case 'absent':
-      return failed(0, 'user', 'result', `exit code 0 but no result at ${facts.resultPath}`);
+      return failed(0, 'result', `exit code 0 but no result at ${facts.resultPath}`);
     case 'refused':
-      return failed(0, 'user', 'result', `exit code 0 but the result was refused: ${result.reason}`);
+      return failed(0, 'result', `exit code 0 but the result was refused: ${result.reason}`);
     case 'store-failed':
-      return failed(0, 'platform', 'agent', `exit code 0 but the agent could not store the result: ${result.reason}`);
+      return failed(0, 'agent', `exit code 0 but the agent could not store the result: ${result.reason}`);
     case 'not-checked':
-      return failed(0, 'platform', 'agent', 'exit code 0 but the result was not checked');
+      return failed(0, 'agent', 'exit code 0 but the result was not checked');
     default: {
       const unreachable: never = result;
       throw new Error(`unknown result check ${JSON.stringify(unreachable)}`);
