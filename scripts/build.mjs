@@ -30,6 +30,8 @@ export const distFolder = path.join(repositoryRoot, 'dist');
 /** Files loaded at run time relative to a bundle: source (from the root) → place beside the bundle. */
 const besideBundle = {
   'apps/node-agent/main.mjs': [['apps/node-agent/src/runs/supervisor.mjs', 'runs/supervisor.mjs']],
+  // `npm start`'s local agent (FASTGPU_LOCAL_AGENT=1) runs in the all-in-one bundle.
+  'apps/fastgpu/main.mjs': [['apps/node-agent/src/runs/supervisor.mjs', 'runs/supervisor.mjs']],
 };
 
 /** Every entry point: `{ source, output }`, paths from the repository root. */
