@@ -6,6 +6,7 @@ import { NodeMonitor } from './monitor/node-monitor';
 import { reliabilityConfig, type ReliabilityConfig, type ReliabilityOptions } from './reliability.config';
 import { slaProjection } from './sla/sla.projection';
 import { periodBounds, periodOf, previousPeriod } from './sla/sla.report';
+import { SlaRepository } from './sla/sla.repository';
 import { SlaService } from './sla/sla.service';
 import { ApiRequestRecorder, countsAsApiRequest } from './slo/api-requests.recorder';
 import { currentSloStates } from './slo/slo-states';
@@ -43,7 +44,7 @@ export class ReliabilityEngine implements OnModuleInit, OnApplicationBootstrap, 
     const publisher = publisherFor(runtime, 'reliability');
     this.monitor = new NodeMonitor(runtime.bus, publisher, runtime.clock, this.config);
     this.projection = new ProjectionRunner(runtime.bus, runtime.db, slaProjection(this.config.slo));
-    this.sla = new SlaService(runtime.db, this.config, publisher);
+    this.sla = new SlaService(new SlaRepository(runtime.db), this.config, publisher);
     this.recorder = new ApiRequestRecorder(runtime.db);
   }
 

@@ -1,5 +1,5 @@
 import { sql, type Transaction } from 'kysely';
-import type { AnyDatabase } from './database';
+import type { CheckpointDatabase, Queryable } from './schema';
 
 /**
  * Projection checkpoints live in `projection_checkpoints` and are moved in the same
@@ -14,8 +14,7 @@ export interface CheckpointRow {
   updated_at: Date;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Tx = Transaction<any>;
+type Tx = Transaction<CheckpointDatabase>;
 
 /** Locks and reads the checkpoint row for update, creating it at 0 when absent. */
 export async function lockCheckpoint(trx: Tx, projection: string): Promise<number> {
@@ -36,11 +35,11 @@ export async function advanceCheckpoint(trx: Tx, projection: string, sequence: n
     .execute();
 }
 
-export async function readCheckpoint(db: AnyDatabase, projection: string): Promise<CheckpointRow | undefined> {
-  return (await db.selectFrom('projection_checkpoints').selectAll().where('projection', '=', projection).executeTakeFirst()) as CheckpointRow | undefined;
+export async function readCheckpoint(db: Queryable<CheckpointDatabase>, projection: string): Promise<CheckpointRow | undefined> {
+  return await db.selectFrom('projection_checkpoints').selectAll().where('projection', '=', projection).executeTakeFirst();
 }
 
-export async function markStalled(db: AnyDatabase, projection: string, sequence: number, error: string): Promise<void> {
+export async function markStalled(db: Queryable<CheckpointDatabase>, projection: string, sequence: number, error: string): Promise<void> {
   await db
     .insertInto('projection_checkpoints')
     .values({ projection, last_sequence: 0, status: 'stalled', error, stalled_sequence: sequence })

@@ -4,3 +4,4 @@ export * from './checkpoint';
 export * from './copy';
 export * from './errors';
 export * from './unavailable';
+export * from './schema';

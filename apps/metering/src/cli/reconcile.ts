@@ -1,5 +1,5 @@
-import { sql } from 'kysely';
-import type { AnyDatabase } from '@fastgpu/db';
+import { sql, type Kysely } from 'kysely';
+import type { MeteringDatabase } from '@fastgpu/db';
 
 /** Differing jobs listed with their attempts at most (the count is always complete). */
 export const RECONCILE_DETAILS_MAX = 200;
@@ -39,7 +39,7 @@ export interface ReconcileReport {
  * the GPU-ms it saw run over all attempts) and lists every job where they differ, with the
  * attempts metering saw.
  */
-export async function reconcileJobs(db: AnyDatabase, options: { tenantId?: string } = {}): Promise<ReconcileReport> {
+export async function reconcileJobs(db: Kysely<MeteringDatabase>, options: { tenantId?: string } = {}): Promise<ReconcileReport> {
   const tenantFilter = options.tenantId ? sql`AND o.tenant_id = ${options.tenantId}` : sql``;
   const { rows } = await sql<{ job_id: string; tenant_id: string; outcome: string; gpu_ms_observed: number; gpu_ms_metered: number; open_attempts: number }>`
     WITH metered AS (
@@ -103,7 +103,7 @@ export function formatReconcileReport(report: ReconcileReport): string[] {
 }
 
 /** `reconcile [--tenant <id>]`: prints the report; exit code 1 when any job differs. */
-export async function runReconcile(args: string[], db: AnyDatabase, io: { out(line: string): void }): Promise<number> {
+export async function runReconcile(args: string[], db: Kysely<MeteringDatabase>, io: { out(line: string): void }): Promise<number> {
   const tenantIndex = args.indexOf('--tenant');
   const tenantId = tenantIndex >= 0 ? args[tenantIndex + 1] : undefined;
   const report = await reconcileJobs(db, tenantId ? { tenantId } : {});

@@ -1,9 +1,9 @@
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { z } from 'zod';
 import { parseTraceParent } from '@opentelemetry/core';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { canonicalJson, compiledReject, compileRaw, deriveId, eventCatalogue, makeEvent, singleLineText, subjectFor, sha256Hex, type DomainEvent, type EventData } from '@fastgpu/contracts';
-import type { AnyDatabase } from '@fastgpu/db';
+import type { MeteringDatabase } from '@fastgpu/db';
 import type { EventPublisher } from '@fastgpu/messaging';
 import { currentTraceparent } from '@fastgpu/telemetry';
 import { publishBatch } from './ack-counting-publisher';
@@ -182,7 +182,7 @@ class ConflictRollback extends Error {}
  */
 export class ExternalIngest {
   constructor(
-    private readonly db: AnyDatabase,
+    private readonly db: Kysely<MeteringDatabase>,
     private readonly publisher: EventPublisher,
     private readonly nc: NatsConnection,
     private readonly horizon: LatenessHorizon = DEFAULT_LATENESS_HORIZON,

@@ -1,5 +1,5 @@
-import { sql } from 'kysely';
-import type { AnyDatabase } from '@fastgpu/db';
+import { sql, type Kysely } from 'kysely';
+import type { MeteringDatabase } from '@fastgpu/db';
 import { lateUsageIdFor, USAGE_PROJECTION } from './usage.projection';
 
 /** Rows one late-usage page holds at most, and by default. */
@@ -82,7 +82,7 @@ const isoOrNull = (ms: number | string | null) => (ms === null ? null : new Date
  * usage projection keeps out of billable usage. Ordered by tenant and allocation key in byte
  * order (`COLLATE "C"`, like the partial index), paged with a cursor after the last row.
  */
-export async function lateUsagePage(db: AnyDatabase, query: LateUsageQuery): Promise<LateUsagePage> {
+export async function lateUsagePage(db: Kysely<MeteringDatabase>, query: LateUsageQuery): Promise<LateUsagePage> {
   const tenantFilter = query.tenantId === null ? sql`` : sql`AND tenant_id = ${query.tenantId}`;
   const stateFilter = query.state === undefined ? sql`` : query.state === 'closed' ? sql`AND gpu_ms IS NOT NULL` : sql`AND gpu_ms IS NULL`;
   const afterFilter = query.after ? sql`AND (tenant_id COLLATE "C", allocation_key COLLATE "C") > (${query.after.tenantId}, ${query.after.allocationKey})` : sql``;

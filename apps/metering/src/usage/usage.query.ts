@@ -1,5 +1,5 @@
-import { sql } from 'kysely';
-import type { AnyDatabase } from '@fastgpu/db';
+import { sql, type Kysely } from 'kysely';
+import type { MeteringDatabase } from '@fastgpu/db';
 import { HOUR_MS, windowsBetween, type CalendarWindow } from '@fastgpu/money';
 import { USAGE_PROJECTION } from './usage.projection';
 
@@ -103,7 +103,7 @@ export function compareKeys(a: UsageRowKey, b: UsageRowKey): number {
  * memory it takes are bounded by the page size whatever the range holds.
  */
 export class UsageQueries {
-  constructor(private readonly db: AnyDatabase) {}
+  constructor(private readonly db: Kysely<MeteringDatabase>) {}
 
   windowsFor(query: Pick<UsageQuery, 'fromMs' | 'toMs' | 'window' | 'timeZone'>) {
     return windowsBetween(query.fromMs, query.toMs, query.window, query.timeZone);

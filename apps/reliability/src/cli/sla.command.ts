@@ -1,8 +1,10 @@
-import { readCheckpoint, type AnyDatabase } from '@fastgpu/db';
+import type { Kysely } from 'kysely';
+import { readCheckpoint, type ReliabilityDatabase } from '@fastgpu/db';
 import { EventPublisher, lastSequence, type Bus } from '@fastgpu/messaging';
 import type { ReliabilityConfig } from '../reliability.config';
 import { SLA_PROJECTION } from '../sla/sla.projection';
 import { periodOf, reportsToCsv } from '../sla/sla.report';
+import { SlaRepository } from '../sla/sla.repository';
 import { SlaService } from '../sla/sla.service';
 import { currentSloStates } from '../slo/slo-states';
 
@@ -16,7 +18,7 @@ activity, as JSON or CSV: the stored final report for a closed month, else a pro
 Exit code: 0 done, 2 usage error, 1 failure.`;
 
 export interface SlaCliContext {
-  db: AnyDatabase;
+  db: Kysely<ReliabilityDatabase>;
   config: ReliabilityConfig;
   nowMs: number;
   /** Only `--close` needs the bus. */
@@ -80,7 +82,7 @@ export async function runSlaCommand(args: string[], ctx: SlaCliContext): Promise
         }
         await new Promise((r) => setTimeout(r, 250));
       }
-      const service = new SlaService(ctx.db, ctx.config, new EventPublisher(bus.js, bus.topology, 'fastgpu/reliability'));
+      const service = new SlaService(new SlaRepository(ctx.db), ctx.config, new EventPublisher(bus.js, bus.topology, 'fastgpu/reliability'));
       const closed = await service.closePeriod(period, ctx.nowMs, tenant ? [tenant] : undefined);
       ctx.out(JSON.stringify(closed.map((c) => ({ tenantId: c.tenantId, reportHash: c.report.hash, windowEndSequence: c.report.windowEndSequence, credits: c.credits })), null, 2));
       return 0;
@@ -89,7 +91,7 @@ export async function runSlaCommand(args: string[], ctx: SlaCliContext): Promise
     }
   }
 
-  const reports = await new SlaService(ctx.db, ctx.config).reports(period, tenant ?? null, ctx.nowMs);
+  const reports = await new SlaService(new SlaRepository(ctx.db), ctx.config).reports(period, tenant ?? null, ctx.nowMs);
   ctx.out(format === 'csv' ? reportsToCsv(reports) : JSON.stringify({ period, reports }, null, 2));
   return 0;
 }

@@ -1,5 +1,5 @@
-import { sql } from 'kysely';
-import type { AnyDatabase } from '@fastgpu/db';
+import { sql, type Kysely } from 'kysely';
+import type { ReliabilityDatabase } from '@fastgpu/db';
 
 /** Counters held in memory between flushes: one per (tenant, minute). */
 const PENDING_KEYS_MAX = 100_000;
@@ -29,7 +29,7 @@ export class ApiRequestRecorder {
   private flushing?: Promise<void>;
   dropped = 0;
 
-  constructor(private readonly db: AnyDatabase) {}
+  constructor(private readonly db: Kysely<ReliabilityDatabase>) {}
 
   start(flushEveryMs = 5_000): void {
     this.timer = setInterval(() => void this.flush().catch(() => undefined), flushEveryMs);

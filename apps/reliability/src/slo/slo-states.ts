@@ -1,5 +1,5 @@
-import { sql } from 'kysely';
-import type { AnyDatabase } from '@fastgpu/db';
+import { sql, type Kysely } from 'kysely';
+import type { ReliabilityDatabase } from '@fastgpu/db';
 import type { ReliabilityConfig } from '../reliability.config';
 import { SliName } from '../sla/sla.projection';
 import { evaluateSlo, googleWindows30d, type EventCounts, type SloState } from './slo';
@@ -7,7 +7,7 @@ import { evaluateSlo, googleWindows30d, type EventCounts, type SloState } from '
 /** The SLOs FastGPU keeps, as named in reports and metrics. */
 export const SloName = { apiAvailability: 'api-availability', jobStartLatency: SliName.jobStartLatency, meteringFreshness: SliName.meteringFreshness } as const;
 
-async function windowCounts(db: AnyDatabase, source: 'sli' | 'api', sli: string, nowMs: number, windowMs: number): Promise<EventCounts> {
+async function windowCounts(db: Kysely<ReliabilityDatabase>, source: 'sli' | 'api', sli: string, nowMs: number, windowMs: number): Promise<EventCounts> {
   const fromMs = nowMs - windowMs;
   if (source === 'api') {
     const row = await db
@@ -29,7 +29,7 @@ async function windowCounts(db: AnyDatabase, source: 'sli' | 'api', sli: string,
   return { total, bad: total - Number(row?.good ?? 0) };
 }
 
-async function stateOf(db: AnyDatabase, slo: string, objective: string, source: 'sli' | 'api', nowMs: number): Promise<SloState> {
+async function stateOf(db: Kysely<ReliabilityDatabase>, slo: string, objective: string, source: 'sli' | 'api', nowMs: number): Promise<SloState> {
   const windows = new Set<number>([googleWindows30d.periodMs, ...googleWindows30d.windows.flatMap((w) => [w.shortWindowMs, w.longWindowMs])]);
   const counts = new Map<number, EventCounts>();
   for (const windowMs of windows) counts.set(windowMs, await windowCounts(db, source, slo, nowMs, windowMs));
@@ -42,7 +42,7 @@ async function stateOf(db: AnyDatabase, slo: string, objective: string, source: 
  * freshness come from the SLI minutes folded from the log; API availability from the request
  * counts the HTTP layer records.
  */
-export async function currentSloStates(db: AnyDatabase, config: Pick<ReliabilityConfig, 'slo'>, nowMs: number): Promise<SloState[]> {
+export async function currentSloStates(db: Kysely<ReliabilityDatabase>, config: Pick<ReliabilityConfig, 'slo'>, nowMs: number): Promise<SloState[]> {
   return [
     await stateOf(db, SloName.apiAvailability, config.slo.apiAvailabilityObjective, 'api', nowMs),
     await stateOf(db, SloName.jobStartLatency, config.slo.jobStartLatencyObjective, 'sli', nowMs),
