@@ -9,7 +9,7 @@ import { formatInvoiceNumber, invoiceIdFor } from '../apps/billing/src/ledger/in
 import { BillingStore } from '../apps/billing/src/ledger/billing.store';
 import type { InvoiceRow } from '../apps/billing/src/ledger/billing-tables';
 import { buildInvoice, documentSha256 } from '../apps/billing/src/invoices/invoice-document';
-import { DEFAULT_PRESENTATION } from '../apps/billing/src/invoices/invoice-exports';
+import { DEFAULT_PRESENTATION } from '../apps/billing/src/invoices/document-format';
 import { decideCreditNoteDocument } from '../apps/billing/src/credit-notes/credit-note.decider';
 import { verifyInvoices } from '../apps/billing/src/cli/verify';
 

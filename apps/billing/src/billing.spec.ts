@@ -32,7 +32,8 @@ import { invoiceIdFor } from './ledger/invoice-ids';
 import { dropRebuildTables, rebuildLedger } from './ledger/billing.rebuild';
 import { InvoiceReader, statusOf } from './invoices/invoice.reader';
 import { BillingStore } from './ledger/billing.store';
-import { invoiceCsv, invoiceJson, invoicePdf } from './invoices/invoice-exports';
+import { invoiceCsv, invoiceJson } from './invoices/invoice-csv';
+import { invoicePdf } from './invoices/invoice-pdf';
 import type { InvoiceDocument } from './invoices/invoice-document';
 
 const execFileAsync = promisify(execFile);

@@ -11,7 +11,9 @@ import { BillingStore } from '../ledger/billing.store';
 import { InvoiceReader } from '../invoices/invoice.reader';
 import { verifyInvoices } from './verify';
 import { canonicalJson } from '../invoices/invoice-document';
-import { invoicePdf, periodCsv, presentationOf } from '../invoices/invoice-exports';
+import { invoicePdf } from '../invoices/invoice-pdf';
+import { periodCsv } from '../invoices/invoice-csv';
+import { presentationOf } from '../invoices/document-format';
 
 /**
  * `npm run invoices -- <command>` for finance, against DATABASE_URL (or the embedded PGlite data):

@@ -1,21 +1,7 @@
 import { buyerProfileOf, canonicalJson, type BuyerProfile, type InvoiceDocument } from '../invoices/invoice-document';
-import {
-  addAmounts,
-  buyerCsvFields,
-  buyerLines,
-  csvField,
-  DEFAULT_PRESENTATION,
-  groupedNumber,
-  humanDate,
-  humanPeriod,
-  LINE_COLUMNS,
-  percent,
-  renderPdf,
-  unitPriceFixed,
-  type DocumentPresentation,
-  type PdfCell,
-  type PdfTotal,
-} from '../invoices/invoice-exports';
+import { addAmounts, buyerLines, csvField, DEFAULT_PRESENTATION, groupedNumber, humanDate, humanPeriod, percent, unitPriceFixed, type DocumentPresentation } from '../invoices/document-format';
+import { buyerCsvFields } from '../invoices/invoice-csv';
+import { LINE_COLUMNS, renderPdf, type PdfCell, type PdfTotal } from '../invoices/pdf-layout';
 import type { CreditNoteData } from './credit-note.decider';
 import { createHash } from 'node:crypto';
 

@@ -3,7 +3,7 @@ import { ApiKeyGuard, CurrentPrincipal, Roles, tenantScope, type Principal } fro
 import { ApiDoc, parseInput } from '@fastgpu/http';
 import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
 import { answer, negotiate, negotiateList } from '../invoices/invoices.controller';
-import { presentationOf } from '../invoices/invoice-exports';
+import { presentationOf } from '../invoices/document-format';
 import { creditNoteJson, creditNotePdf, creditNotesCsv, creditNoteSha256 } from './credit-note-document';
 import { CreditNotesService } from './credit-notes.service';
 import { creditNotePage, creditNotesPage, listCreditNotesPageQuery } from './credit-note-list';

@@ -11,7 +11,8 @@ import type { PriceVersion } from '@fastgpu/money';
 import { assembleInputs } from '../ledger/invoice-inputs';
 import type { InvoiceRow, PieceRow } from '../ledger/billing-tables';
 import { buildFinalizedInvoice, buildInvoice, documentSha256, type BuyerProfile, type InvoiceInputs } from './invoice-document';
-import { buyerLines, invoiceCsv } from './invoice-exports';
+import { buyerLines } from './document-format';
+import { invoiceCsv } from './invoice-csv';
 
 const HOUR_MS = 3_600_000;
 const tenant = { tenantId: 'acme', name: 'Acme', currency: 'EUR', billingTimeZone: 'Europe/Berlin' };

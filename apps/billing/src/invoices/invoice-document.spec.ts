@@ -9,7 +9,7 @@ import type { PriceVersion, TaxRate } from '@fastgpu/money';
 import { assembleInputs } from '../ledger/invoice-inputs';
 import type { InvoiceRow, PieceRow, SlaCreditRow } from '../ledger/billing-tables';
 import { buildInvoice, canonicalJson, type InvoiceDocument } from './invoice-document';
-import { invoiceCsv } from './invoice-exports';
+import { invoiceCsv } from './invoice-csv';
 
 const HOUR_MS = 3_600_000;
 const tenant = { tenantId: 'initech', name: 'Initech', currency: 'USD', billingTimeZone: 'UTC' };

@@ -10,7 +10,9 @@ import type { PriceVersion } from '@fastgpu/money';
 import { assembleInputs } from '../../src/ledger/invoice-inputs';
 import type { InvoiceRow, PieceRow } from '../../src/ledger/billing-tables';
 import { buildFinalizedInvoice, buildInvoice, canonicalJson, documentSha256, type InvoiceInputs } from '../../src/invoices/invoice-document';
-import { invoiceCsv, invoicePdf, lineTaxes } from '../../src/invoices/invoice-exports';
+import { invoiceCsv } from '../../src/invoices/invoice-csv';
+import { invoicePdf } from '../../src/invoices/invoice-pdf';
+import { lineTaxes } from '../../src/invoices/document-format';
 import { layoutProblems, readPdf, requirePoppler } from './harness';
 
 const HOUR_MS = 3_600_000;
