@@ -239,7 +239,12 @@ describe('aggregation, gRPC, the events CLI and the seed\'s call shape', () => {
     const metadata = new grpc.Metadata();
     metadata.set('authorization', `Bearer ${acmeKey}`);
     const request = { ...base, idempotencyKey: 'agent-e2e-grpc', workload: { command: ['printf "%s\\n" "$FASTGPU_INPUT" > "$FASTGPU_RESULT_PATH"'], shell: true, inputs: ['a', 'b', 'c'], inputsPerSubtask: 2, aggregate: 'concat' } };
-    const submitted = await new Promise<Record<string, any>>((resolve, reject) => client.SubmitJob(request, metadata, (error: Error | null, response: Record<string, any>) => (error ? reject(error) : resolve(response)))); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const submit = (body: object) => new Promise<Record<string, any>>((resolve, reject) => client.SubmitJob(body, metadata, (error: Error | null, response: Record<string, any>) => (error ? reject(error) : resolve(response)))); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const submitted = await submit(request);
+    // The same edge checks as HTTP: an image is refused, naming the field.
+    const refused = (await submit({ ...request, idempotencyKey: 'agent-e2e-grpc-image', workload: { ...request.workload, image: 'pytorch/pytorch:2.4' } }).catch((error: grpc.ServiceError) => error)) as grpc.ServiceError;
+    expect(refused.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(refused.metadata.get('fastgpu-error-field')).toEqual(['workload.image']);
     client.close();
     expect(JSON.parse(submitted.specJson).workload).toMatchObject({ shell: true, inputs: ['a', 'b', 'c'], inputsPerSubtask: 2, aggregate: 'concat' });
     expect(submitted.subtasks).toHaveLength(2);
