@@ -45,6 +45,8 @@ export interface Runtime {
 }
 
 export const RUNTIME = Symbol('Runtime');
+/** The runtime's clock alone, for classes that need "now" and nothing else of the runtime. */
+export const CLOCK = Symbol('Clock');
 
 export function publisherFor(runtime: Runtime, service: string): EventPublisher {
   return new EventPublisher(runtime.bus.js, runtime.bus.topology, `fastgpu/${service}`, { retryMs: runtime.config.publishRetryMs });
@@ -54,7 +56,14 @@ export function publisherFor(runtime: Runtime, service: string): EventPublisher 
 @Module({})
 export class RuntimeModule {
   static forRoot(runtime: Runtime): DynamicModule {
-    return { module: RuntimeModule, providers: [{ provide: RUNTIME, useValue: runtime }], exports: [RUNTIME] };
+    return {
+      module: RuntimeModule,
+      providers: [
+        { provide: RUNTIME, useValue: runtime },
+        { provide: CLOCK, useValue: runtime.clock },
+      ],
+      exports: [RUNTIME, CLOCK],
+    };
   }
 }
 

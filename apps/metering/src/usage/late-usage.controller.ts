@@ -2,8 +2,8 @@ import { Controller, Get, Headers, Inject, Query, Res, UseGuards } from '@nestjs
 import { z } from 'zod';
 import { ApiKeyGuard, Roles } from '@fastgpu/auth';
 import { ApiDoc, ApiError, negotiateMediaType, parseInput, type MediaOffer } from '@fastgpu/http';
-import { RUNTIME, type Runtime } from '@fastgpu/runtime';
-import { decodeCursor, LATE_USAGE_PAGE_DEFAULT, LATE_USAGE_PAGE_MAX, lateUsageCsv, lateUsagePage } from './late-usage.query';
+import { decodeCursor, LATE_USAGE_PAGE_DEFAULT, LATE_USAGE_PAGE_MAX, lateUsageCsv } from './late-usage.query';
+import { UsageRepository } from './usage.repository';
 import { lateUsageResponse } from './usage.responses';
 
 export const lateUsageQuerySchema = z.object({
@@ -44,7 +44,7 @@ interface Reply {
 @UseGuards(ApiKeyGuard)
 @Roles('finance')
 export class LateUsageController {
-  constructor(@Inject(RUNTIME) private readonly runtime: Runtime) {}
+  constructor(@Inject(UsageRepository) private readonly usageRepository: UsageRepository) {}
 
   @Get()
   @ApiDoc({
@@ -60,7 +60,7 @@ export class LateUsageController {
     const format = negotiateLateUsage(accept);
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     if (query.cursor !== undefined && !after) throw new ApiError(400, 'invalid_request', 'cursor: not a cursor of this report (use nextCursor as given)', 'cursor');
-    const page = await lateUsagePage(this.runtime.db, { tenantId: query.tenantId ?? null, limit: query.limit ?? LATE_USAGE_PAGE_DEFAULT, ...(query.state ? { state: query.state } : {}), ...(after ? { after } : {}) });
+    const page = await this.usageRepository.lateUsage({ tenantId: query.tenantId ?? null, limit: query.limit ?? LATE_USAGE_PAGE_DEFAULT, ...(query.state ? { state: query.state } : {}), ...(after ? { after } : {}) });
     if (page.nextCursor) {
       const next = new URLSearchParams({ ...(query.tenantId ? { tenantId: query.tenantId } : {}), ...(query.state ? { state: query.state } : {}), ...(query.limit ? { limit: String(query.limit) } : {}), cursor: page.nextCursor });
       reply.header('link', `</v1/usage/late?${next.toString()}>; rel="next"`);

@@ -1,6 +1,7 @@
-import { sql, type Kysely } from 'kysely';
-import type { MeteringDatabase } from '@fastgpu/db';
-import { lateUsageIdFor, USAGE_PROJECTION } from './usage.projection';
+
+/**
+ * The late-usage report's shapes, cursor and CSV (its SQL is `UsageRepository.lateUsage`).
+ */
 
 /** Rows one late-usage page holds at most, and by default. */
 export const LATE_USAGE_PAGE_MAX = 10_000;
@@ -58,61 +59,6 @@ export function decodeCursor(cursor: string): { tenantId: string; allocationKey:
     // not JSON: not ours
   }
   return undefined;
-}
-
-type Row = {
-  allocation_key: string;
-  tenant_id: string;
-  allocation_id: string;
-  project_id: string | null;
-  gpu_model: string | null;
-  capacity_type: string | null;
-  gpus: number | null;
-  start_ms: number | string | null;
-  end_ms: number | string | null;
-  gpu_ms: number | string | null;
-  late_received_ms: number | string;
-  closed_event_id: string | null;
-};
-
-const isoOrNull = (ms: number | string | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
-
-/**
- * The late-usage report: external allocations reported beyond the lateness horizon, which the
- * usage projection keeps out of billable usage. Ordered by tenant and allocation key in byte
- * order (`COLLATE "C"`, like the partial index), paged with a cursor after the last row.
- */
-export async function lateUsagePage(db: Kysely<MeteringDatabase>, query: LateUsageQuery): Promise<LateUsagePage> {
-  const tenantFilter = query.tenantId === null ? sql`` : sql`AND tenant_id = ${query.tenantId}`;
-  const stateFilter = query.state === undefined ? sql`` : query.state === 'closed' ? sql`AND gpu_ms IS NOT NULL` : sql`AND gpu_ms IS NULL`;
-  const afterFilter = query.after ? sql`AND (tenant_id COLLATE "C", allocation_key COLLATE "C") > (${query.after.tenantId}, ${query.after.allocationKey})` : sql``;
-  const { rows } = await sql<Row>`
-    SELECT allocation_key, tenant_id, allocation_id, project_id, gpu_model, capacity_type, gpus, start_ms, end_ms, gpu_ms, late_received_ms, closed_event_id
-    FROM metering_allocations
-    WHERE late ${tenantFilter} ${stateFilter} ${afterFilter}
-    ORDER BY tenant_id COLLATE "C", allocation_key COLLATE "C"
-    LIMIT ${query.limit + 1}`.execute(db);
-  const page = rows.slice(0, query.limit);
-  const last = page[page.length - 1];
-  const checkpoint = await db.selectFrom('projection_checkpoints').select('last_sequence').where('projection', '=', USAGE_PROJECTION).executeTakeFirst();
-  return {
-    items: page.map((r) => ({
-      tenantId: r.tenant_id,
-      allocationId: r.allocation_id,
-      projectId: r.project_id,
-      gpuModel: r.gpu_model,
-      capacityType: r.capacity_type,
-      gpus: r.gpus === null ? null : Number(r.gpus),
-      startAt: isoOrNull(r.start_ms),
-      endAt: r.gpu_ms === null ? isoOrNull(r.end_ms) : isoOrNull(Math.max(Number(r.end_ms), Number(r.start_ms))),
-      gpuMs: r.gpu_ms === null ? null : Number(r.gpu_ms),
-      state: r.gpu_ms === null ? 'open' : 'closed',
-      reportedLateAt: new Date(Number(r.late_received_ms)).toISOString(),
-      usageId: r.closed_event_id === null || r.gpu_ms === null ? null : lateUsageIdFor(r.closed_event_id, r.allocation_key),
-    })),
-    nextCursor: rows.length > query.limit && last ? encodeCursor(last.tenant_id, last.allocation_key) : null,
-    asOfSequence: Number(checkpoint?.last_sequence ?? 0),
-  };
 }
 
 /** The report's CSV columns, in order. */

@@ -5,8 +5,8 @@ import { requestIdSchema } from '@fastgpu/contracts';
 import { ApiKeyGuard, CurrentPrincipal, Roles, tenantScope, type Principal } from '@fastgpu/auth';
 import { ApiDoc, ApiError, parseDate, parseInput, parseInstant, parsePeriod, queryParam } from '@fastgpu/http';
 import { formatLocal, windowContaining, offsetAt, type CalendarWindow } from '@fastgpu/money';
-import { RUNTIME, type Runtime } from '@fastgpu/runtime';
-import { USAGE_PAGE_ROWS_MAX, UsageQueries, usageDimensionNames, type UsageDimension, type UsageRowKey } from './usage.query';
+import { CLOCK, type Clock } from '@fastgpu/runtime';
+import { USAGE_PAGE_ROWS_MAX, UsageRepository, usageDimensionNames, type UsageDimension, type UsageRowKey } from './usage.repository';
 import { usageResponse } from './usage.responses';
 
 /** Longest cursor accepted (a key of nine dimensions of at most 128 characters each, encoded). */
@@ -101,11 +101,10 @@ function decodeUsageCursor(cursor: string, fingerprint: string, groupBy: readonl
 @UseGuards(ApiKeyGuard)
 @Roles('tenant', 'finance', 'sre')
 export class UsageController {
-  private readonly queries: UsageQueries;
-
-  constructor(@Inject(RUNTIME) private readonly runtime: Runtime) {
-    this.queries = new UsageQueries(runtime.db);
-  }
+  constructor(
+    @Inject(UsageRepository) private readonly usageRepository: UsageRepository,
+    @Inject(CLOCK) private readonly clock: Clock,
+  ) {}
 
   @Get()
   @ApiDoc({
@@ -119,18 +118,18 @@ export class UsageController {
     assertKnownParameters(raw);
     const query = parseInput(usageQuerySchema, raw, 'query');
     // Without a range: the current day (or month) in the zone, from the service clock.
-    const current = windowContaining(this.runtime.clock.now().getTime(), query.window === 'month' ? 'month' : 'day', query.tz);
+    const current = windowContaining(this.clock.now().getTime(), query.window === 'month' ? 'month' : 'day', query.tz);
     const fromMs = query.from ? parseBound(query.from, query.tz, 'from') : current.startMs;
     const toMs = query.to ? parseBound(query.to, query.tz, 'to') : query.from ? windowContaining(fromMs, query.window === 'month' ? 'month' : 'day', query.tz).endMs : current.endMs;
     if (toMs <= fromMs) throw new ApiError(422, 'unprocessable', 'to: must be after from', 'to');
     const tenantId = tenantScope(principal, query.tenantId);
     const accrueUntilMs = query.accrueUntil === undefined ? undefined : parseInstant(query.accrueUntil, 'accrueUntil');
-    const windowCount = this.queries.windowsFor({ fromMs, toMs, window: query.window, timeZone: query.tz }).length;
+    const windowCount = this.usageRepository.windowsFor({ fromMs, toMs, window: query.window, timeZone: query.tz }).length;
     const fingerprint = queryFingerprint([fromMs, toMs, query.window, query.tz, query.groupBy, tenantId, accrueUntilMs ?? null, ...(query.projectId === undefined ? [] : [query.projectId])]);
     const after = query.cursor === undefined ? undefined : decodeUsageCursor(query.cursor, fingerprint, query.groupBy, windowCount);
     let result;
     try {
-      result = await this.queries.usage({
+      result = await this.usageRepository.usage({
         fromMs,
         toMs,
         window: query.window,

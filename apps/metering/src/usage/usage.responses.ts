@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { LateUsagePage } from './late-usage.query';
 import type { UsageController } from './usage.controller';
-import { usageDimensionNames, type UsageDimension } from './usage.query';
+import { usageDimensionNames, type UsageDimension } from './usage.repository';
 
 /**
  * What `GET /v1/usage` and `GET /v1/usage/late` answer, as the zod schemas the OpenAPI document

@@ -1,7 +1,8 @@
 import { sql, type Kysely } from 'kysely';
 import type { MeteringDatabase } from '@fastgpu/db';
 import { HOUR_MS, windowsBetween, type CalendarWindow } from '@fastgpu/money';
-import { USAGE_PROJECTION } from './usage.projection';
+import { encodeCursor, type LateUsagePage, type LateUsageQuery } from './late-usage.query';
+import { lateUsageIdFor, USAGE_PROJECTION } from './usage.projection';
 
 /** Dimensions usage can be grouped by, with their column in the usage tables. */
 export const usageDimensions = {
@@ -73,7 +74,7 @@ export interface UsageResult {
   source: 'hourly' | 'intervals';
 }
 
-type Row = { i: number | string; gpu_ms: number | string; interrupted_gpu_ms: number | string } & Record<string, unknown>;
+type UsageSqlRow = { i: number | string; gpu_ms: number | string; interrupted_gpu_ms: number | string } & Record<string, unknown>;
 
 /** Compares two dimension values as the database orders them: integers as numbers, text by code point (UTF-8 bytes, `COLLATE "C"`). */
 function compareValues(x: string | number, y: string | number): number {
@@ -102,7 +103,7 @@ export function compareKeys(a: UsageRowKey, b: UsageRowKey): number {
  * in SQL (each source returns at most one page and one row past it), so an answer and the
  * memory it takes are bounded by the page size whatever the range holds.
  */
-export class UsageQueries {
+export class UsageRepository {
   constructor(private readonly db: Kysely<MeteringDatabase>) {}
 
   windowsFor(query: Pick<UsageQuery, 'fromMs' | 'toMs' | 'window' | 'timeZone'>) {
@@ -145,16 +146,59 @@ export class UsageQueries {
     }
     // The whole range as one window: the totals of every page.
     const [whole] = await read([{ startMs: query.fromMs, endMs: query.toMs }], [], {});
-    const checkpoint = await this.db.selectFrom('projection_checkpoints').select('last_sequence').where('projection', '=', USAGE_PROJECTION).executeTakeFirst();
+    const asOfSequence = await this.asOfSequence();
     return {
       windows,
       rows,
       nextKey,
       total: { gpuMs: whole?.gpuMs ?? 0, interruptedGpuMs: whole?.interruptedGpuMs ?? 0, accruedGpuMs: whole?.accruedGpuMs ?? 0 },
       accruedUntilMs: untilMs,
-      asOfSequence: Number(checkpoint?.last_sequence ?? 0),
+      asOfSequence,
       source: aligned ? 'hourly' : 'intervals',
     };
+  }
+
+  /**
+   * The late-usage report: external allocations reported beyond the lateness horizon, which the
+   * usage projection keeps out of billable usage. Ordered by tenant and allocation key in byte
+   * order (`COLLATE "C"`, like the partial index), paged with a cursor after the last row.
+   */
+  async lateUsage(query: LateUsageQuery): Promise<LateUsagePage> {
+    const tenantFilter = query.tenantId === null ? sql`` : sql`AND tenant_id = ${query.tenantId}`;
+    const stateFilter = query.state === undefined ? sql`` : query.state === 'closed' ? sql`AND gpu_ms IS NOT NULL` : sql`AND gpu_ms IS NULL`;
+    const afterFilter = query.after ? sql`AND (tenant_id COLLATE "C", allocation_key COLLATE "C") > (${query.after.tenantId}, ${query.after.allocationKey})` : sql``;
+    const { rows } = await sql<LateUsageSqlRow>`
+      SELECT allocation_key, tenant_id, allocation_id, project_id, gpu_model, capacity_type, gpus, start_ms, end_ms, gpu_ms, late_received_ms, closed_event_id
+      FROM metering_allocations
+      WHERE late ${tenantFilter} ${stateFilter} ${afterFilter}
+      ORDER BY tenant_id COLLATE "C", allocation_key COLLATE "C"
+      LIMIT ${query.limit + 1}`.execute(this.db);
+    const page = rows.slice(0, query.limit);
+    const last = page[page.length - 1];
+    return {
+      items: page.map((r) => ({
+        tenantId: r.tenant_id,
+        allocationId: r.allocation_id,
+        projectId: r.project_id,
+        gpuModel: r.gpu_model,
+        capacityType: r.capacity_type,
+        gpus: r.gpus === null ? null : Number(r.gpus),
+        startAt: isoOrNull(r.start_ms),
+        endAt: r.gpu_ms === null ? isoOrNull(r.end_ms) : isoOrNull(Math.max(Number(r.end_ms), Number(r.start_ms))),
+        gpuMs: r.gpu_ms === null ? null : Number(r.gpu_ms),
+        state: r.gpu_ms === null ? 'open' : 'closed',
+        reportedLateAt: new Date(Number(r.late_received_ms)).toISOString(),
+        usageId: r.closed_event_id === null || r.gpu_ms === null ? null : lateUsageIdFor(r.closed_event_id, r.allocation_key),
+      })),
+      nextCursor: rows.length > query.limit && last ? encodeCursor(last.tenant_id, last.allocation_key) : null,
+      asOfSequence: await this.asOfSequence(),
+    };
+  }
+
+  /** The usage projection's checkpoint: the last event sequence the answers include. */
+  private async asOfSequence(): Promise<number> {
+    const checkpoint = await this.db.selectFrom('projection_checkpoints').select('last_sequence').where('projection', '=', USAGE_PROJECTION).executeTakeFirst();
+    return Number(checkpoint?.last_sequence ?? 0);
   }
 
   /**
@@ -185,14 +229,14 @@ export class UsageQueries {
     const pageClause = page.limit === undefined ? sql`` : sql`ORDER BY ${sql.join(orderTerms)} LIMIT ${page.limit + 1}`;
 
     const closed = aligned
-      ? await sql<Row>`
+      ? await sql<UsageSqlRow>`
           SELECT w.i${dimensionList}, sum(u.gpu_ms)::int8 AS gpu_ms, sum(u.interrupted_gpu_ms)::int8 AS interrupted_gpu_ms
           FROM metering_usage_hourly u
           JOIN unnest(${starts.map(iso)}::timestamptz[], ${ends.map(iso)}::timestamptz[]) WITH ORDINALITY AS w(ws, we, i)
             ON u.hour_start >= w.ws AND u.hour_start < w.we
           WHERE u.hour_start >= ${iso(fromMs)}::timestamptz AND u.hour_start < ${iso(toMs)}::timestamptz ${tenantFilter}
           GROUP BY w.i${dimensionList} ${having} ${pageClause}`.execute(this.db)
-      : await sql<Row>`
+      : await sql<UsageSqlRow>`
           SELECT w.i${dimensionList},
             sum(u.gpus::int8 * (least(greatest(u.end_ms, u.start_ms), w.we) - greatest(u.start_ms, w.ws)))::int8 AS gpu_ms,
             sum(CASE WHEN u.interrupted THEN u.gpus::int8 * (least(greatest(u.end_ms, u.start_ms), w.we) - greatest(u.start_ms, w.ws)) ELSE 0 END)::int8 AS interrupted_gpu_ms
@@ -202,10 +246,10 @@ export class UsageQueries {
           WHERE u.gpu_ms IS NOT NULL AND NOT u.late AND u.start_ms < ${toMs} AND greatest(u.end_ms, u.start_ms) > ${fromMs} ${tenantFilter}
           GROUP BY w.i${dimensionList} ${having} ${pageClause}`.execute(this.db);
 
-    let open: Row[] = [];
+    let open: UsageSqlRow[] = [];
     if (untilMs !== null) {
       open = (
-        await sql<Row>`
+        await sql<UsageSqlRow>`
           SELECT w.i${dimensionList}, sum(u.gpus::int8 * (least(${untilMs}::int8, w.we) - greatest(u.start_ms, w.ws)))::int8 AS gpu_ms, 0 AS interrupted_gpu_ms
           FROM metering_allocations u
           JOIN unnest(${starts}::int8[], ${ends}::int8[]) WITH ORDINALITY AS w(ws, we, i)
@@ -217,7 +261,7 @@ export class UsageQueries {
     }
 
     const byKey = new Map<string, UsageRow>();
-    const add = (row: Row, accrued: boolean) => {
+    const add = (row: UsageSqlRow, accrued: boolean) => {
       const dimensions: UsageRow['dimensions'] = {};
       groupBy.forEach((d) => (dimensions[d] = integerDimensions.has(d) ? Number(row[usageDimensions[d]]) : (row[usageDimensions[d]] as string)));
       const windowIndex = Number(row.i) - 1;
@@ -237,6 +281,23 @@ export class UsageQueries {
     return [...byKey.values()].sort((a, b) => compareKeys(keyOf(a, groupBy), keyOf(b, groupBy)));
   }
 }
+
+type LateUsageSqlRow = {
+  allocation_key: string;
+  tenant_id: string;
+  allocation_id: string;
+  project_id: string | null;
+  gpu_model: string | null;
+  capacity_type: string | null;
+  gpus: number | null;
+  start_ms: number | string | null;
+  end_ms: number | string | null;
+  gpu_ms: number | string | null;
+  late_received_ms: number | string;
+  closed_event_id: string | null;
+};
+
+const isoOrNull = (ms: number | string | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
 
 function keyOf(row: UsageRow, groupBy: readonly UsageDimension[]): UsageRowKey {
   return { windowIndex: row.windowIndex, values: groupBy.map((d) => row.dimensions[d]!) };
