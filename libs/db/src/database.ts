@@ -50,7 +50,13 @@ export function createDatabase(options: DatabaseOptions): DatabaseHandle {
     // next query opens a new one, so it is reported, not fatal.
     pool.on('error', (error) => console.warn(`postgres: idle connection closed by the server: ${error.message}`));
     // Every client understands the COPY marker of copy.ts (bulk inserts inside kysely transactions).
-    pool.on('connect', (client) => enableCopy(client));
+    pool.on('connect', (client) => {
+      enableCopy(client);
+      // A checked-out client whose server goes away between two queries of a transaction (an
+      // immediate stop) emits 'error' on itself, where the pool does not listen: without this the
+      // process crashed (the nemesis, issue 16). The transaction's next query fails and is retried.
+      client.on('error', (error) => console.warn(`postgres: connection lost: ${error.message}`));
+    });
     const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) }); // eslint-disable-line @typescript-eslint/no-explicit-any
     markCopyCapable(db);
     return { db, kind: 'postgres', close: () => db.destroy() };
