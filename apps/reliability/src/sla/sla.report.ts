@@ -1,5 +1,5 @@
 import { canonicalJson, sha256Hex } from '@fastgpu/contracts';
-import { gpuMs, Money } from '@fastgpu/money';
+import { gpuMs, Money, windowContaining } from '@fastgpu/money';
 import type { SlaMetricPolicy } from '../reliability.config';
 import type { SloState } from '../slo/slo';
 
@@ -140,18 +140,21 @@ export type ServedReport = SlaReport & { credits: IssuedCredit[] };
 
 const PERIOD = /^(\d{4})-(0[1-9]|1[0-2])$/;
 
-/** [start, end) of a month in UTC. SLA months are UTC; a tenant's billing zone moves invoices only. */
+/** SLA months are calendar months of this zone (libs/money calendar.ts), whatever a tenant's billing zone: that zone moves invoices only. */
+export const SLA_TIME_ZONE = 'UTC';
+
+/** [start, end) of an SLA month (`YYYY-MM`): the calendar's month window in SLA_TIME_ZONE. */
 export function periodBounds(period: string): { startMs: number; endMs: number } {
   const match = PERIOD.exec(period);
   if (!match) throw new Error(`period must be YYYY-MM, got ${period}`);
-  const year = Number(match[1]);
-  const month = Number(match[2]) - 1;
-  return { startMs: Date.UTC(year, month, 1), endMs: Date.UTC(year, month + 1, 1) };
+  const { startMs, endMs } = windowContaining(Date.UTC(Number(match[1]), Number(match[2]) - 1, 1), 'month', SLA_TIME_ZONE);
+  return { startMs, endMs };
 }
 
+/** The SLA month (`YYYY-MM`) an instant falls in. */
 export function periodOf(ms: number): string {
-  const d = new Date(ms);
-  return `${d.getUTCFullYear()}-${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
+  const start = new Date(windowContaining(ms, 'month', SLA_TIME_ZONE).startMs);
+  return `${start.getUTCFullYear()}-${String(start.getUTCMonth() + 1).padStart(2, '0')}`;
 }
 
 export function previousPeriod(period: string): string {
