@@ -9,9 +9,12 @@
  * deep-equal to zod's with the same key order (stripped keys, filled defaults, fresh default
  * copies). It also proves that compileSchema refuses features it does not reproduce (refine,
  * transform, union, …), and that decodeValue / validateEventData, which now use the compiled
- * path, return exactly what the zod-only decoder returns (same events, same dead-letter reasons).
+ * path, return exactly what the zod-only decoder returns (same events, same dead-letter reasons),
+ * also as a fast-check property over arbitrary JSON put in place of an envelope, a payload or one
+ * payload field.
  */
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { decodeValue, decodeValueWithZod, describeIssues, validateEventData } from './codec';
@@ -514,6 +517,33 @@ describe('decodeValue (compiled path) returns exactly what the zod-only decoder 
     expect(disagreements.slice(0, 10)).toEqual([]);
     expect(accepted).toBeGreaterThan(eventTypes.length * 10);
     expect(corpus.length - accepted).toBeGreaterThan(eventTypes.length * 100);
+  });
+
+  it('as a property: any JSON as the body, the payload or one payload field decodes as with zod alone', () => {
+    const rng = random(99);
+    const valid = eventTypes.map((type) => envelopeOf(type, sample(asSchema(eventCatalogue[type].schema), rng), rng));
+    const body = fc.oneof(
+      fc.jsonValue(),
+      fc.tuple(fc.constantFrom(...valid), fc.jsonValue()).map(([envelope, data]) => ({ ...envelope, data })),
+      fc
+        .tuple(fc.constantFrom(...valid), fc.jsonValue(), fc.nat())
+        .map(([envelope, value, pick]) => {
+          const data = { ...(envelope.data as Record<string, unknown>) };
+          const fields = Object.keys(data);
+          if (fields.length) data[fields[pick % fields.length]!] = value;
+          return { ...envelope, data };
+        }),
+      fc.constantFrom(...valid),
+    );
+    fc.assert(
+      fc.property(body, (raw) => {
+        const expected = decodeValueWithZod(raw);
+        const actual = decodeValue(raw);
+        assert.deepStrictEqual(actual, expected);
+        assert.deepStrictEqual(keyOrder(actual), keyOrder(expected));
+      }),
+      { numRuns: 2_000, seed: 17 },
+    );
   });
 
   it('validateEventData returns zod data or throws zod’s message', () => {

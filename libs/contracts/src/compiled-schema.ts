@@ -17,6 +17,16 @@ import { util } from 'zod/v4/core';
  * string lengths are counted in code points (zod's `util.codePointLength`), `z.number()` rejects
  * NaN and ±Infinity, `.int()` means a safe integer, ISO date-times use the regex zod put on the
  * def, and object fields follow zod's optin/optout rules for absent and undefined keys.
+ *
+ * Why a fast path: zod's `safeParse` cost about 3 s of CPU per 1M replayed events (payload and
+ * issue objects, output clones), most of a rebuild's decoding. The bench case that shows it is
+ * `npm run bench -- metering`, line "replay into Postgres (npm run replay -- usage)" and its
+ * replay/raw ratio (the decode runs on every replayed event); `reliability`'s "read+decode only"
+ * rate is the same path on the SLA replay. The plain reference is the zod schema itself:
+ * `decodeValueWithZod` in codec.ts, which the compiled path must equal (compiled-schema.spec.ts:
+ * a generated corpus of values and mutants per catalogue type, and a fast-check property over
+ * arbitrary JSON). It stays at ~400 lines in one file: the walk of zod's defs and the code it
+ * generates change together with zod, and only with it.
  */
 
 export type CompiledValidator = (value: unknown) => { ok: true; data: unknown } | { ok: false };
