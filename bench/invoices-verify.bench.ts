@@ -8,7 +8,8 @@ import { billingProjection } from '../apps/billing/src/ledger/billing.projection
 import { formatInvoiceNumber, invoiceIdFor } from '../apps/billing/src/ledger/invoice-ids';
 import { BillingStore } from '../apps/billing/src/ledger/billing.store';
 import type { InvoiceRow } from '../apps/billing/src/ledger/billing-tables';
-import { buildInvoice, documentSha256 } from '../apps/billing/src/invoices/invoice-document';
+import { documentSha256 } from '../apps/billing/src/invoices/invoice-document';
+import { buildInvoice } from '../apps/billing/src/invoices/invoice-builder';
 import { DEFAULT_PRESENTATION } from '../apps/billing/src/invoices/document-format';
 import { decideCreditNoteDocument } from '../apps/billing/src/credit-notes/credit-note.decider';
 import { verifyInvoices } from '../apps/billing/src/cli/verify';

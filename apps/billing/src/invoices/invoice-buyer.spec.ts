@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import type { PriceVersion } from '@fastgpu/money';
 import { assembleInputs } from '../ledger/invoice-inputs';
 import type { InvoiceRow, PieceRow } from '../ledger/billing-tables';
-import { buildFinalizedInvoice, buildInvoice, documentSha256, type BuyerProfile, type InvoiceInputs } from './invoice-document';
+import { documentSha256, type BuyerProfile, type InvoiceInputs } from './invoice-document';
+import { buildFinalizedInvoice, buildInvoice } from './invoice-builder';
 import { buyerLines } from './document-format';
 import { invoiceCsv } from './invoice-csv';
 

@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import type { PriceVersion, TaxRate } from '@fastgpu/money';
 import { assembleInputs } from '../ledger/invoice-inputs';
 import type { InvoiceRow, PieceRow, SlaCreditRow } from '../ledger/billing-tables';
-import { buildInvoice, canonicalJson, type InvoiceDocument } from './invoice-document';
+import { canonicalJson, type InvoiceDocument } from './invoice-document';
+import { buildInvoice } from './invoice-builder';
 import { invoiceCsv } from './invoice-csv';
 
 const HOUR_MS = 3_600_000;

@@ -3,7 +3,8 @@ import { formatMoney, money, Money, periodIndex, type PriceVersion } from '@fast
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
 import { BillingLedger } from '../ledger/billing.ledger';
-import { buildFinalizedInvoice, buildInvoice, type InvoiceDocument, type InvoiceLine } from './invoice-document';
+import { type InvoiceDocument, type InvoiceLine } from './invoice-document';
+import { buildFinalizedInvoice, buildInvoice } from './invoice-builder';
 import { BillingRejection } from './invoice.decider';
 import { InvoiceReader, statusOf, type InvoiceView } from './invoice.reader';
 

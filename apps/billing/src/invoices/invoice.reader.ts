@@ -4,7 +4,8 @@ import { BillingStore } from '../ledger/billing.store';
 import { RUN_CHUNK_INVOICES } from '../ledger/period-run';
 import type { InvoiceRow } from '../ledger/billing-tables';
 import { actionsForInvoice, type FinanceActionRow } from '../finance-actions/finance-actions';
-import { assertDocument, buildFinalizedInvoice, buildInvoice, documentSha256, type BuiltInvoice, type InvoiceDocument } from './invoice-document';
+import { assertDocument, documentSha256, type BuiltInvoice, type InvoiceDocument } from './invoice-document';
+import { buildFinalizedInvoice, buildInvoice } from './invoice-builder';
 import { creditedTotal, type InvoiceFacts } from './invoice.decider';
 
 /**

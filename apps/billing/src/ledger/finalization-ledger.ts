@@ -1,5 +1,6 @@
 import type { StoredEvent } from '@fastgpu/contracts';
-import { buildFinalizedInvoice, canonicalJson, documentSha256 } from '../invoices/invoice-document';
+import { canonicalJson, documentSha256 } from '../invoices/invoice-document';
+import { buildFinalizedInvoice } from '../invoices/invoice-builder';
 import type { PieceRow } from './billing-tables';
 import { parseInvoiceNumber } from './invoice-ids';
 import type { LedgerContext } from './ledger-context';
