@@ -300,7 +300,7 @@ function defineEventSchemas(text: TextRule) {
     gpuCount: positiveInt,
     gpuMemoryGb: positiveInt,
     labels: z.record(text.line(), text.line()).default({}),
-    /** Grows each time the agent (re)starts; reports carry it. */
+    /** Grows when an agent starts without its earlier work (docs/node-protocol.md, "Lifecycle"): a new one ends what the node ran. */
     agentEpoch: positiveInt,
     registeredAt: instant,
   });
