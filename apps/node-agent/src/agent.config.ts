@@ -34,6 +34,8 @@ export const agentConfigSchema = z.object({
   subjectPrefix: z.string(),
   /** A NATS credentials file (JWT + nkey seed) for this node's own user (docs/node-agent.md, "Credentials"). */
   natsCredsFile: z.string().optional(),
+  /** A file holding this node's nkey seed (`SU…`, from `npm run node-credentials`): the agent signs in as that nkey user. */
+  natsNkeySeedFile: z.string().optional(),
   natsUser: z.string().optional(),
   natsPassword: z.string().optional(),
   nodeId: idSchema,
@@ -72,6 +74,7 @@ export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
 const envNames: Partial<Record<keyof AgentConfig, string>> = {
   natsCredsFile: 'NATS_CREDS',
+  natsNkeySeedFile: 'FASTGPU_NODE_NKEY_SEED_FILE',
   natsUser: 'NATS_USER',
   natsPassword: 'NATS_PASSWORD',
   nodeId: 'FASTGPU_AGENT_NODE_ID',
@@ -117,5 +120,7 @@ export function loadAgentConfig(overrides: Partial<Record<keyof AgentConfig, unk
     const key = String(issue?.path[0] ?? '');
     throw new Error(`invalid agent configuration ${envNames[key as keyof AgentConfig] ?? key}: ${issue?.message}`);
   }
+  const signIns = [parsed.data.natsCredsFile, parsed.data.natsNkeySeedFile, parsed.data.natsUser].filter((value) => value !== undefined).length;
+  if (signIns > 1) throw new Error('invalid agent configuration: give one of NATS_CREDS, FASTGPU_NODE_NKEY_SEED_FILE or NATS_USER');
   return parsed.data;
 }

@@ -1,34 +1,18 @@
-import { readFile } from 'node:fs/promises';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, credsAuthenticator, type ConnectionOptions } from '@nats-io/transport-node';
-import { topology } from '@fastgpu/contracts';
 import { loadAgentConfig } from './agent.config';
+import { connectAgent } from './agent-connection';
 import { NodeAgent } from './node-agent';
 
 // The node agent on a GPU host (docs/node-agent.md): `npx tsx apps/node-agent/src/main.ts`.
-// It authenticates as this node's own NATS user (a credentials file, or user and password)
-// and keeps its runs going when it stops: a restarted agent adopts them.
+// It authenticates as this node's own NATS user (its nkey seed, a credentials file, or user and
+// password: agent-connection.ts) and keeps its runs going when it stops: a restarted agent adopts them.
 const config = loadAgentConfig();
-const options: ConnectionOptions = {
-  servers: config.natsUrl,
-  name: `fastgpu-node-agent-${config.nodeId}`,
-  maxReconnectAttempts: -1,
-  reconnectTimeWait: 1000,
-  noAsyncTraces: true,
-};
-if (config.natsCredsFile) options.authenticator = credsAuthenticator(await readFile(config.natsCredsFile));
-else if (config.natsUser) {
-  options.user = config.natsUser;
-  options.pass = config.natsPassword;
-}
-const nc = await connect(options);
-const bus = { nc, js: jetstream(nc, { timeout: 10_000 }), jsm: await jetstreamManager(nc, { timeout: 10_000 }), topology: topology(config.subjectPrefix) };
+const bus = await connectAgent(config);
 const agent = new NodeAgent(bus, config);
 try {
   await agent.start();
 } catch (error) {
   console.error(`fastgpu node agent: cannot start: ${(error as Error).message}`);
-  await nc.close();
+  await bus.nc.close();
   process.exit(1);
 }
 
@@ -37,7 +21,7 @@ const shutdown = async () => {
   if (stopping) return;
   stopping = true;
   await agent.stop();
-  await nc.drain().catch(() => nc.close());
+  await bus.close();
   process.exit(0);
 };
 process.once('SIGINT', shutdown);

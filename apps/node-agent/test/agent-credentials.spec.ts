@@ -1,0 +1,110 @@
+/**
+ * Proves the real node agent works with its own NATS credential (issue 18; docs/node-agent.md,
+ * "Credentials") on a throwaway nats-server with JetStream whose `authorization` block holds a
+ * platform user and two nodes' nkey users exactly as `npm run node-credentials` prints them
+ * (scripts/node-credentials.ts): the agent, given only its seed file
+ * (FASTGPU_NODE_NKEY_SEED_FILE) and no stream rights, registers, runs a sub-task, ships its logs
+ * and stores its result; on the same connection it is refused another node's subjects. What a
+ * node's credential refuses subject by subject is proved in test/cluster/node-credentials.spec.ts.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Objm } from '@nats-io/obj';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resultObjectName } from '@fastgpu/contracts';
+import { connectBus, type Bus } from '@fastgpu/messaging';
+import { eventually } from '@fastgpu/testing';
+import { freePort } from '../../../scripts/cluster/cluster';
+import { generateNodeCredential } from '../../../scripts/node-credentials';
+import { agentConfigSchema, loadAgentConfig } from '../src/agent.config';
+import { connectAgent } from '../src/agent-connection';
+import { openResultBucket, RESULT_BUCKET_LIMITS_DEFAULT } from '../src/results/result-store';
+import { NodeAgent } from '../src/node-agent';
+import { EventTail, FakeHost, runCommand } from './agent-harness';
+
+const PREFIX = 'agentcreds';
+const PLATFORM_PASSWORD = 'platform-secret-for-this-test-only';
+let dir: string;
+let port: number;
+let server: ChildProcess;
+let platform: Bus;
+let host: FakeHost;
+let tail: EventTail;
+let agentBus: Bus;
+let agent: NodeAgent;
+const agentLog: string[] = [];
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'fastgpu-agent-creds-'));
+  port = await freePort();
+  const nodeA = generateNodeCredential('gpu-a', PREFIX);
+  const nodeB = generateNodeCredential('gpu-b', PREFIX);
+  writeFileSync(path.join(dir, 'server.conf'), [`listen: 127.0.0.1:${port}`, `jetstream { store_dir: ${JSON.stringify(path.join(dir, 'store'))} }`, 'authorization {', '  users: [', `  { user: platform, password: ${JSON.stringify(PLATFORM_PASSWORD)} }`, nodeA.userEntry, nodeB.userEntry, '  ]', '}', ''].join('\n'));
+  server = spawn('nats-server', ['-c', path.join(dir, 'server.conf')], { stdio: 'ignore' });
+  const natsUrl = `nats://127.0.0.1:${port}`;
+  // The platform's user creates the streams and the results bucket (the operator's part in production).
+  platform = await eventually(() => connectBus({ natsUrl: `nats://platform:${PLATFORM_PASSWORD}@127.0.0.1:${port}`, subjectPrefix: PREFIX, name: 'platform' }), { timeoutMs: 15_000 });
+  await openResultBucket(platform.nc, platform.topology, { create: true, limits: RESULT_BUCKET_LIMITS_DEFAULT });
+  tail = new EventTail(platform);
+  await tail.start();
+
+  host = await FakeHost.create();
+  const seedFile = path.join(dir, 'gpu-a.nk');
+  writeFileSync(seedFile, `${nodeA.seed}\n`, { mode: 0o600 });
+  // Parsed as the agent's own process parses its environment.
+  const config = loadAgentConfig({}, { NATS_URL: natsUrl, FASTGPU_PREFIX: PREFIX, FASTGPU_NODE_NKEY_SEED_FILE: seedFile, FASTGPU_AGENT_NODE_ID: 'gpu-a', FASTGPU_AGENT_WORK_ROOT: path.join(host.root, 'work'), FASTGPU_AGENT_MANAGE_STREAMS: 'false', FASTGPU_HEARTBEAT_INTERVAL_MS: '200', FASTGPU_AGENT_LOG_POLL_MS: '50' });
+  expect(config.natsNkeySeedFile).toBe(seedFile);
+  agentBus = await connectAgent(config, { maxReconnectAttempts: 0 });
+  agent = new NodeAgent(agentBus, config, { log: (level, message) => agentLog.push(`${level}: ${message}`) });
+  await agent.start();
+});
+
+afterAll(async () => {
+  await agent?.stop();
+  await agentBus?.close();
+  await tail?.stop();
+  await platform?.close();
+  await host?.cleanup();
+  server?.kill('SIGTERM');
+  await new Promise((resolve) => (server && server.exitCode === null ? server.once('exit', resolve) : resolve(undefined)));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the node agent signed in with its own nkey', () => {
+  it('registers, runs a sub-task, ships its logs and stores its result', async () => {
+    const registered = await tail.waitFor('NodeRegistered', (e) => e.data.nodeId === 'gpu-a');
+    expect(registered.data).toMatchObject({ gpuCount: 4 });
+    await eventually(async () => (await platform.jsm.streams.info(platform.topology.streams.heartbeats, { subjects_filter: platform.topology.subjects.heartbeat('gpu-a') })).state.subjects?.[platform.topology.subjects.heartbeat('gpu-a')]);
+
+    const command = runCommand({ subtaskId: 'st-creds', jobId: 'job-creds', tenantId: 'acme', script: "console.log('hello from ' + process.env.CUDA_VISIBLE_DEVICES); require('fs').writeFileSync(process.env.FASTGPU_RESULT_PATH, 'signed-in result')" });
+    await platform.js.publish(platform.topology.subjects.command('gpu-a'), JSON.stringify(command), { msgID: command.commandId });
+    const completed = await tail.waitFor('SubtaskCompleted', (e) => e.data.subtaskId === 'st-creds');
+    expect(completed.data).toMatchObject({ nodeId: 'gpu-a', attempt: 1, exitCode: 0 });
+
+    const store = await new Objm(platform.nc).open(platform.topology.buckets.results);
+    expect(new TextDecoder().decode(await store.getBlob(resultObjectName('acme', 'job-creds', 0, 1)))).toBe('signed-in result');
+    const subject = platform.topology.subjects.logs('acme', 'job-creds', 0, 1);
+    const logs = await platform.jsm.streams.info(platform.topology.streams.logs, { subjects_filter: subject });
+    expect(logs.state.subjects?.[subject]).toBeGreaterThanOrEqual(2); // its output and the end marker
+    const first = await platform.jsm.streams.getMessage(platform.topology.streams.logs, { seq: logs.state.first_seq });
+    expect(new TextDecoder().decode(first!.data)).toMatch(/^hello from GPU-/);
+    expect(agentLog.filter((line) => /permission/i.test(line) || line.startsWith('error'))).toEqual([]);
+  });
+
+  it('is refused another node\'s reports and heartbeats on its own connection', async () => {
+    for (const subject of [platform.topology.subjects.agentNode('gpu-b'), platform.topology.subjects.heartbeat('gpu-b')]) {
+      const refused = await agentBus.js.publish(subject, new TextEncoder().encode('{}'), { timeout: 2000 }).then(
+        () => 'stored',
+        (error: Error) => error.message,
+      );
+      expect({ subject, refused }).toEqual({ subject, refused: expect.stringMatching(/permission/i) });
+    }
+  });
+
+  it('takes one way of signing in', () => {
+    expect(() => loadAgentConfig({}, { FASTGPU_NODE_NKEY_SEED_FILE: '/x/node.nk', NATS_CREDS: '/x/node.creds', FASTGPU_AGENT_NODE_ID: 'gpu-a' })).toThrow(/one of/);
+    expect(agentConfigSchema.shape.natsNkeySeedFile.safeParse(undefined).success).toBe(true);
+  });
+});
