@@ -2,7 +2,7 @@
  * Proves the gRPC gateway (GrpcModule in the Nest app's lifecycle) on real NATS and Postgres with a generic client that knows nothing
  * but the server address: it discovers the services by server reflection, builds its stubs
  * from the returned descriptors, submits a job (the same events as POST /v1/jobs, idempotent
- * by key, the caller's trace continued), watches it as a stream of its events until it
+ * by key, the caller's trace continued; a Workload message round-trips, secrets by name only), watches it as a stream of its events until it
  * completes, allocates, reads and releases a lease, and lists invoices. Bad arguments get
  * INVALID_ARGUMENT naming the field; missing keys UNAUTHENTICATED; other tenants' jobs NOT_FOUND.
  */
@@ -183,6 +183,38 @@ describe('gRPC gateway', () => {
 
     const got = await call(intake, 'GetJob', { jobId: job.jobId }, meta(acmeKey));
     expect(JSON.parse(got.specJson)).toMatchObject({ gpusPerSubtask: 2 });
+  });
+
+  it('submits a job with a Workload message: every field round-trips into the spec and JobSubmitted (the timeout as ms), secrets by name only', async () => {
+    const workload = {
+      command: ['python3', 'train.py', '--epochs', '3'],
+      env: { MODE: 'fast', EMPTY_OK: 'x' },
+      secrets: [{ env: 'HF_TOKEN', secret: 'hugging-face' }],
+      workingDirectory: 'src',
+      timeoutSeconds: 300,
+      inputs: ['a.txt', 'b.txt', 'c.txt', 'd.txt'],
+      inputsPerSubtask: 2,
+      resultPath: 'out/result.jsonl',
+      resultBytesMax: 5_000_000,
+      aggregate: 'jsonl',
+    };
+    const { subtaskCount: _count, ...shape } = jobRequest;
+    // Loaded from reflected descriptors, a map is its wire form: repeated {key, value} entries.
+    const wire = (w: typeof workload) => ({ ...w, env: Object.entries(w.env).map(([key, value]) => ({ key, value })) });
+    const job = await call(intake, 'SubmitJob', { ...shape, workload: wire(workload), idempotencyKey: 'grpc-workload' }, meta(acmeKey));
+    expect(job.subtasks).toHaveLength(2); // 4 inputs, 2 per sub-task
+    const expected = { command: workload.command, env: workload.env, secrets: workload.secrets, workingDirectory: 'src', timeoutMs: 300_000, inputs: workload.inputs, inputsPerSubtask: 2, resultPath: 'out/result.jsonl', resultBytesMax: 5_000_000, aggregate: 'jsonl' };
+    expect(JSON.parse(job.specJson).workload).toMatchObject(expected);
+    const got = await call(intake, 'GetJob', { jobId: job.jobId }, meta(acmeKey));
+    expect(JSON.parse(got.specJson).workload).toEqual(JSON.parse(job.specJson).workload);
+    const [submitted] = await jobEvents(job.jobId);
+    expect(submitted!.type).toBe('JobSubmitted');
+    expect((submitted!.data as { workload?: unknown }).workload).toMatchObject(expected);
+    // A secret is a reference: a value smuggled into it is not taken, stored or answered.
+    const smuggled = await call(intake, 'SubmitJob', { ...shape, workload: { ...wire(workload), secrets: [{ env: 'HF_TOKEN', secret: 'hugging-face', value: 'hf_do-not-echo' }] }, idempotencyKey: 'grpc-workload-2' }, meta(acmeKey));
+    expect(JSON.parse(smuggled.specJson).workload.secrets).toEqual([{ env: 'HF_TOKEN', secret: 'hugging-face' }]);
+    expect(JSON.stringify(smuggled)).not.toContain('hf_do-not-echo');
+    expect(JSON.stringify(await jobEvents(smuggled.jobId))).not.toContain('hf_do-not-echo');
   });
 
   it('watches a job as a stream of its events until it completes', async () => {
