@@ -1,7 +1,8 @@
 // `npm run build`: the production build. Every service, the all-in-one apps/fastgpu, the node agent,
 // the simulator and every CLI (`*.cli.ts` under apps/ and libs/) compiled ahead of time into
 // dist/ — one ESM file per entry point, bundled by esbuild as scripts/compile.mjs does (our
-// TypeScript bundled, npm packages left to node_modules) — so production runs them with plain
+// TypeScript bundled, npm packages left to node_modules; what an entry loads with `await import()`
+// goes into chunk files beside it, loaded on that path only) — so production runs them with plain
 // `node dist/...`, no TypeScript loader at run time.
 //
 // Layout: `apps/<app>/src/main.ts` → `dist/apps/<app>/main.mjs`, `<pkg>/src/cli/x.cli.ts` and

@@ -24,8 +24,16 @@ export async function compile(entry, outfile = undefined) {
   const name = path.relative(repositoryRoot, absolute).replace(/[\\/]/g, '__').replace(/\.ts$/, '.mjs');
   outfile = outfile ? path.resolve(repositoryRoot, outfile) : path.join(repositoryRoot, 'node_modules/.cache/fastgpu', name);
   await build({
-    entryPoints: [absolute],
-    outfile,
+    // Code splitting: a module our code loads with `await import()` (gRPC in libs/platform,
+    // the OTLP exporter in libs/telemetry) becomes a chunk beside the entry file, with its own
+    // imports of npm packages, so a process loads those packages only when it takes that path.
+    // Without splitting esbuild would inline the module and hoist its package imports to the
+    // top of the entry file, loading them in every process.
+    entryPoints: [{ in: absolute, out: path.basename(outfile, '.mjs') }],
+    outdir: path.dirname(outfile),
+    outExtension: { '.js': '.mjs' },
+    splitting: true,
+    chunkNames: '[name]-[hash]',
     bundle: true,
     platform: 'node',
     format: 'esm',

@@ -1,5 +1,8 @@
 import 'reflect-metadata';
-import { runStandalone } from '@fastgpu/platform';
-import { intakeService } from './intake.service';
+import { prepareServiceProcess } from '@fastgpu/platform/process-start';
 
+// The service is imported after prepareServiceProcess (libs/platform/src/process-start.ts).
+await prepareServiceProcess();
+const { runStandalone } = await import('@fastgpu/platform');
+const { intakeService } = await import('./intake.service');
 await runStandalone(intakeService);

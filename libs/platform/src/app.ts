@@ -3,7 +3,7 @@ import { NestFactory, type ModuleRef } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyServerOptions } from 'fastify';
 import { ApiKeyGuard, ApiKeyResolver, Authenticator } from '@fastgpu/auth';
-import { GrpcModule, GrpcServerHandle, type GrpcHandlers } from '@fastgpu/grpc';
+import type { GrpcHandlers } from '@fastgpu/grpc';
 import { isSingleLineText, SINGLE_LINE_TEXT_MESSAGE, type ServiceName } from '@fastgpu/contracts';
 import { ApiErrorFilter, assertSingleValuedQuery, badRequest, errorBody, ERROR_CONTENT_TYPE, parseQueryString, RouteTable, sendApiError, toApiError } from '@fastgpu/http';
 import { instrumentHttp, MetricsModule, NestJsonLogger } from '@fastgpu/observability';
@@ -66,8 +66,11 @@ function fastifyOptions(): FastifyServerOptions {
  */
 export async function startServices(runtime: Runtime, services: ServiceDefinition[], options: { port?: number; host?: string; logger?: boolean } = {}): Promise<StartedApp> {
   const grpcServices = services.filter((s) => s.grpc);
-  const grpc = grpcServices.length
-    ? [GrpcModule.forRoot({ port: runtime.config.grpcPort, handlers: (ref) => Object.assign({}, ...grpcServices.map((s) => s.grpc!(ref))) as GrpcHandlers })]
+  // Loaded only by a process that serves gRPC (intake, billing, the all-in-one): gRPC, its proto
+  // loader and reflection are some MB of an idle process's memory (docs/benchmarks.md, service-rss).
+  const grpcLib = grpcServices.length ? await import('@fastgpu/grpc') : undefined;
+  const grpc = grpcLib
+    ? [grpcLib.GrpcModule.forRoot({ port: runtime.config.grpcPort, handlers: (ref) => Object.assign({}, ...grpcServices.map((s) => s.grpc!(ref))) as GrpcHandlers })]
     : [];
 
   @Module({
@@ -111,7 +114,7 @@ export async function startServices(runtime: Runtime, services: ServiceDefinitio
   return {
     app,
     url: `http://${options.host ?? runtime.config.httpHost}:${port}`,
-    ...(grpc.length ? { grpcPort: app.get(GrpcServerHandle, { strict: false }).port } : {}),
+    ...(grpcLib ? { grpcPort: app.get(grpcLib.GrpcServerHandle, { strict: false }).port } : {}),
     close: () => app.close(),
   };
 }

@@ -1,9 +1,8 @@
 import { context, propagation, trace, SpanKind, SpanStatusCode, type Context, type Span, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, SimpleSpanProcessor, type ReadableSpan, type Span as SdkSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 
 /**
  * Telemetry is started before Nest. Spans are named `<service>.<handler>`; `traceparent`
@@ -18,10 +17,48 @@ export interface TelemetryOptions {
 
 let provider: NodeTracerProvider | undefined;
 
+/**
+ * The OTLP exporter's batch processor, with the exporter loaded on start (`await import`): a
+ * process without OTEL_EXPORTER_OTLP_ENDPOINT never loads the exporter and its dependencies
+ * (protobuf transformer, metrics and logs SDK types), a few MB of an idle service's memory
+ * (docs/benchmarks.md, service-rss). Spans that end while it loads wait for it.
+ */
+class OtlpSpanProcessor implements SpanProcessor {
+  private batch?: BatchSpanProcessor;
+  private readonly waiting: ReadableSpan[] = [];
+  private readonly ready: Promise<void>;
+
+  constructor(url: string) {
+    this.ready = import('@opentelemetry/exporter-trace-otlp-http').then(({ OTLPTraceExporter }) => {
+      this.batch = new BatchSpanProcessor(new OTLPTraceExporter({ url }));
+      for (const span of this.waiting.splice(0)) this.batch.onEnd(span);
+    });
+  }
+
+  onStart(span: SdkSpan, parentContext: Context): void {
+    this.batch?.onStart(span, parentContext);
+  }
+
+  onEnd(span: ReadableSpan): void {
+    if (this.batch) this.batch.onEnd(span);
+    else this.waiting.push(span);
+  }
+
+  async forceFlush(): Promise<void> {
+    await this.ready;
+    await this.batch!.forceFlush();
+  }
+
+  async shutdown(): Promise<void> {
+    await this.ready;
+    await this.batch!.shutdown();
+  }
+}
+
 export function startTelemetry(options: TelemetryOptions): { shutdown(): Promise<void> } {
   if (provider) return { shutdown: async () => undefined };
   const spanProcessors: SpanProcessor[] = [];
-  if (options.otlpEndpoint) spanProcessors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: `${options.otlpEndpoint.replace(/\/$/, '')}/v1/traces` })));
+  if (options.otlpEndpoint) spanProcessors.push(new OtlpSpanProcessor(`${options.otlpEndpoint.replace(/\/$/, '')}/v1/traces`));
   if (options.exporter) spanProcessors.push(new SimpleSpanProcessor(options.exporter));
   provider = new NodeTracerProvider({ resource: resourceFromAttributes({ 'service.name': options.serviceName }), spanProcessors });
   provider.register({ propagator: new W3CTraceContextPropagator() });

@@ -1,0 +1,49 @@
+import { createRequire } from 'node:module';
+
+/**
+ * Run first by a service's main, before it imports the service (`await import`), so that what an
+ * idle service never uses is not loaded at start (docs/benchmarks.md, service-rss). Imports no
+ * package itself. Two things Node and Nest would otherwise do on import:
+ *
+ * - `import ... from 'node:http'` (Nest, Fastify) builds the ES module view of node:http from
+ *   every export, which calls the lazy getters `WebSocket`, `CloseEvent` and `MessageEvent` and
+ *   so loads Node's bundled undici. The view is built here with those three left out; CommonJS
+ *   `require('node:http').WebSocket` and the globals (`WebSocket`, `fetch`) are unchanged, and
+ *   nothing of ours imports them from node:http.
+ * - @nestjs/common builds two `Intl.DateTimeFormat`s when it loads (its console logger's
+ *   timestamps), which pages in the ICU date data. They are built on their first use instead
+ *   (our services log with NestJsonLogger and never use them).
+ */
+export async function prepareServiceProcess(): Promise<void> {
+  const http = createRequire(import.meta.url)('node:http') as object;
+  const undiciGetters = ['WebSocket', 'CloseEvent', 'MessageEvent'].flatMap((name) => {
+    const descriptor = Object.getOwnPropertyDescriptor(http, name);
+    return descriptor?.get ? [[name, descriptor] as const] : [];
+  });
+  for (const [name, descriptor] of undiciGetters) Object.defineProperty(http, name, { configurable: true, enumerable: descriptor.enumerable, writable: true, value: undefined });
+  try {
+    await import('node:http');
+  } finally {
+    for (const [name, descriptor] of undiciGetters) Object.defineProperty(http, name, descriptor);
+  }
+
+  const DateTimeFormat = Intl.DateTimeFormat;
+  Intl.DateTimeFormat = new Proxy(DateTimeFormat, { construct: (_target, args: ConstructorParameters<typeof Intl.DateTimeFormat>) => lazyDateTimeFormat(DateTimeFormat, args) });
+  try {
+    await import('@nestjs/common');
+  } finally {
+    Intl.DateTimeFormat = DateTimeFormat;
+  }
+}
+
+/** An `Intl.DateTimeFormat` built on first use: every property read goes to the real one. */
+function lazyDateTimeFormat(DateTimeFormat: typeof Intl.DateTimeFormat, args: ConstructorParameters<typeof Intl.DateTimeFormat>): Intl.DateTimeFormat {
+  let real: Intl.DateTimeFormat | undefined;
+  const formatter = () => (real ??= new DateTimeFormat(...args));
+  return new Proxy(Object.create(DateTimeFormat.prototype) as Intl.DateTimeFormat, {
+    get: (_target, key) => {
+      const value: unknown = Reflect.get(formatter(), key);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(formatter()) : value;
+    },
+  });
+}
