@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { StoredEvent } from '@fastgpu/contracts';
 import { isTransientDatabaseError, lockCheckpoint, type AnyDatabase } from '@fastgpu/db';
 import type { Bus, Projection, ProjectionContext } from '@fastgpu/messaging';
+import type { RangeReader } from './plain-reader';
 import { decodeRawBatchUntilStop, EventNotAppliedError, READER_PULL_MESSAGES_MAX, readRangeOnThread } from './threaded-reader';
 
 /** Longest wait between retries of a rebuild batch that failed to apply. */
@@ -18,6 +19,8 @@ export interface PipelinedReplayOptions {
   fromSequence: number;
   toSequence: number;
   batchMax: number;
+  /** How the log is read (default: the reader thread, readRangeOnThread; the plain reference is readRangeOnMainThread). */
+  reader?: RangeReader;
   /** After each committed batch: its last sequence and how many events it applied. */
   onApplied(lastSequence: number, eventsApplied: number): void;
   /**
@@ -104,7 +107,7 @@ export async function replayPipelined(options: PipelinedReplayOptions): Promise<
 
   // The reader thread reads ahead (a few batches at most) while this thread decodes the previous
   // batch and Postgres applies the one before: three stages at once, one batch in flight each.
-  await readRangeOnThread({
+  await (options.reader ?? readRangeOnThread)({
     bus: options.bus,
     fromSequence: options.fromSequence,
     toSequence,

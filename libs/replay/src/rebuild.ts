@@ -3,6 +3,7 @@ import { lockCheckpoint, quoteIdent, readCheckpoint, supportsCopy, type AnyDatab
 import { lastSequence, type Bus, type Projection, type ProjectionContext, type ProjectionTransaction } from '@fastgpu/messaging';
 import { diffTables, type TableDiff } from './diff';
 import { ALIGN_READ_IDLE_TIMEOUT_MS, replayPipelined } from './pipeline';
+import type { RangeReader } from './plain-reader';
 import { decodeRawBatchUntilStop, READER_PULL_MESSAGES_MAX, readRangeOnThread } from './threaded-reader';
 
 /**
@@ -98,6 +99,8 @@ export interface RebuildOptions {
   progressIntervalMs?: number;
   /** Fail the catch-up when the rebuild stays stalled this long (default: keep retrying). */
   stalledTimeoutMs?: number;
+  /** How the log is read: the reader thread (default, for speed) or the plain reader (plain-reader.ts). */
+  reader?: RangeReader;
 }
 
 export interface AlignedResult {
@@ -248,6 +251,7 @@ export class Rebuild {
         fromSequence: sequence + 1,
         toSequence: target,
         batchMax: this.options.batchMax ?? REBUILD_BATCH_MESSAGES_MAX,
+        ...(this.options.reader ? { reader: this.options.reader } : {}),
         onApplied: (last, applied) => {
           sequence = last;
           eventsApplied += applied;
@@ -328,7 +332,7 @@ export class Rebuild {
 
   /** Reads [fromSequence, toSequence] of the stream and applies it to the rebuild tables in `trx`. */
   private async applyRange(trx: ProjectionTransaction, fromSequence: number, toSequence: number): Promise<void> {
-    await readRangeOnThread({
+    await (this.options.reader ?? readRangeOnThread)({
       bus: this.bus,
       fromSequence,
       toSequence,

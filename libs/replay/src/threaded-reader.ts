@@ -73,6 +73,13 @@ export interface ThreadedReadOptions {
  * Reads [fromSequence, toSequence] of the events stream on a worker thread, so the NATS client's
  * protocol work runs beside the caller's decoding, folding and writing instead of between them.
  * Returns once the batch holding `toSequence` is handled; fails when the reader does.
+ *
+ * A benchmark-driven fast path: its plain reference, to read first, is `readRangeOnMainThread`
+ * (plain-reader.ts), with the same options and batches; range-readers.spec.ts proves both give
+ * the same events. It exists for `npm run bench -- metering`, line "replay into Postgres (npm run
+ * replay -- usage)" and its replay/raw ratio (target >= 0.5): on one thread the client's protocol
+ * parsing ran between the decode and the database writes. Replays use it by default
+ * (`RebuildOptions.reader` / `PipelinedReplayOptions.reader` choose).
  */
 export async function readRangeOnThread(options: ThreadedReadOptions): Promise<void> {
   const { bus, fromSequence, toSequence } = options;
