@@ -11,13 +11,14 @@ import { multiLineText, singleLineText } from '@fastgpu/contracts';
 export const ADDRESS_LINES_MAX = 6;
 const id = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
 const COUNTRY_CODE = /^[A-Z]{2}$/;
-const regions = new Intl.DisplayNames(['en'], { type: 'region', fallback: 'none' });
+// Built on first use: Intl's region names page in ICU data an idle billing process does not need (docs/benchmarks.md, service-rss).
+let regions: Intl.DisplayNames | undefined;
 
 /** Whether a two-capital code names a region Intl knows (it throws on malformed codes, which the regex refuses first). */
 function knownCountry(code: string): boolean {
   if (!COUNTRY_CODE.test(code)) return true;
   try {
-    return regions.of(code) !== undefined;
+    return (regions ??= new Intl.DisplayNames(['en'], { type: 'region', fallback: 'none' })).of(code) !== undefined;
   } catch {
     return false;
   }

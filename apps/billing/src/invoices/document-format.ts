@@ -64,11 +64,12 @@ export function lineTaxes(doc: InvoiceDocument): LineTax[][] {
   return allocated.map((taxes) => taxes.map((t) => ({ name: t.name, rate: t.rate, amount: formatMinor(t.amountMinor, doc.currency) })));
 }
 
-const regionNames = new Intl.DisplayNames(['en'], { type: 'region', fallback: 'code' });
+// Built on first use: Intl's region names page in ICU data an idle billing process does not need (docs/benchmarks.md, service-rss).
+let regionNames: Intl.DisplayNames | undefined;
 
 /** An ISO 3166-1 alpha-2 code as the country's English name ("DE" → "Germany"); the code when unknown. */
 export function countryName(code: string): string {
-  return regionNames.of(code) ?? code;
+  return (regionNames ??= new Intl.DisplayNames(['en'], { type: 'region', fallback: 'code' })).of(code) ?? code;
 }
 
 /**
