@@ -69,7 +69,9 @@ export function streamConfigs(topo: Topology, logs: LogsStreamLimits = LOGS_STRE
       num_replicas: 1,
     },
     {
-      // Sub-task output: bulky, of no use to projections, kept for its own age and size.
+      // Sub-task output: bulky, of no use to projections, kept for its own age and size. No
+      // per-tenant limit exists in JetStream: intake caps each tenant's bytes here by purging only
+      // that tenant's oldest messages (apps/intake/src/outputs/tenant-log-quota.ts).
       name: topo.streams.logs,
       subjects: [topo.subjects.logsAll],
       retention: RetentionPolicy.Limits,
