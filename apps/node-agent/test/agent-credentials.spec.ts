@@ -2,12 +2,14 @@
  * Proves the real node agent works with its own NATS credential (issue 18; docs/node-agent.md,
  * "Credentials") on a throwaway nats-server with JetStream whose `authorization` block holds a
  * platform user and two nodes' nkey users exactly as `npm run node-credentials` prints them
- * (scripts/node-credentials.ts): the agent, given only its seed file
- * (FASTGPU_NODE_NKEY_SEED_FILE) and no stream rights, registers, runs a sub-task, ships its logs
- * and stores its result; on the same connection it is refused another node's subjects. What a
- * node's credential refuses subject by subject is proved in test/cluster/node-credentials.spec.ts.
+ * (scripts/node-credentials.ts): the agent's own process (apps/node-agent/src/main.ts), given
+ * only its seed file (FASTGPU_NODE_NKEY_SEED_FILE) and no stream rights, registers, runs a
+ * sub-task, ships its logs and stores its result, and stops cleanly on SIGTERM; its connection
+ * (agent-connection.ts, what main.ts uses) is refused another node's subjects. What a node's
+ * credential refuses subject by subject is proved in test/cluster/node-credentials.spec.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -18,10 +20,9 @@ import { connectBus, type Bus } from '@fastgpu/messaging';
 import { eventually } from '@fastgpu/testing';
 import { freePort } from '../../../scripts/cluster/cluster';
 import { generateNodeCredential } from '../../../scripts/node-credentials';
-import { agentConfigSchema, loadAgentConfig } from '../src/agent.config';
+import { agentConfigSchema, loadAgentConfig, type AgentConfig } from '../src/agent.config';
 import { connectAgent } from '../src/agent-connection';
 import { openResultBucket, RESULT_BUCKET_LIMITS_DEFAULT } from '../src/results/result-store';
-import { NodeAgent } from '../src/node-agent';
 import { EventTail, FakeHost, runCommand } from './agent-harness';
 
 const PREFIX = 'agentcreds';
@@ -32,9 +33,11 @@ let server: ChildProcess;
 let platform: Bus;
 let host: FakeHost;
 let tail: EventTail;
-let agentBus: Bus;
-let agent: NodeAgent;
-const agentLog: string[] = [];
+let agentEnv: NodeJS.ProcessEnv;
+let config: AgentConfig;
+let agentProcess: ChildProcess | undefined;
+let agentOutput = '';
+const connections: Bus[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'fastgpu-agent-creds-'));
@@ -53,17 +56,18 @@ beforeAll(async () => {
   host = await FakeHost.create();
   const seedFile = path.join(dir, 'gpu-a.nk');
   writeFileSync(seedFile, `${nodeA.seed}\n`, { mode: 0o600 });
-  // Parsed as the agent's own process parses its environment.
-  const config = loadAgentConfig({}, { NATS_URL: natsUrl, FASTGPU_PREFIX: PREFIX, FASTGPU_NODE_NKEY_SEED_FILE: seedFile, FASTGPU_AGENT_NODE_ID: 'gpu-a', FASTGPU_AGENT_WORK_ROOT: path.join(host.root, 'work'), FASTGPU_AGENT_MANAGE_STREAMS: 'false', FASTGPU_HEARTBEAT_INTERVAL_MS: '200', FASTGPU_AGENT_LOG_POLL_MS: '50' });
+  // The agent's whole environment: no platform credentials, only its seed file.
+  agentEnv = { PATH: process.env.PATH, HOME: process.env.HOME, NATS_URL: natsUrl, FASTGPU_PREFIX: PREFIX, FASTGPU_NODE_NKEY_SEED_FILE: seedFile, FASTGPU_AGENT_NODE_ID: 'gpu-a', FASTGPU_AGENT_WORK_ROOT: path.join(host.root, 'work'), FASTGPU_AGENT_MANAGE_STREAMS: 'false', FASTGPU_HEARTBEAT_INTERVAL_MS: '200', FASTGPU_AGENT_LOG_POLL_MS: '50' };
+  config = loadAgentConfig({}, agentEnv);
   expect(config.natsNkeySeedFile).toBe(seedFile);
-  agentBus = await connectAgent(config, { maxReconnectAttempts: 0 });
-  agent = new NodeAgent(agentBus, config, { log: (level, message) => agentLog.push(`${level}: ${message}`) });
-  await agent.start();
 });
 
 afterAll(async () => {
-  await agent?.stop();
-  await agentBus?.close();
+  if (agentProcess && agentProcess.exitCode === null) {
+    agentProcess.kill('SIGKILL');
+    await once(agentProcess, 'exit');
+  }
+  for (const bus of connections) await bus.close();
   await tail?.stop();
   await platform?.close();
   await host?.cleanup();
@@ -73,8 +77,11 @@ afterAll(async () => {
 });
 
 describe('the node agent signed in with its own nkey', () => {
-  it('registers, runs a sub-task, ships its logs and stores its result', async () => {
-    const registered = await tail.waitFor('NodeRegistered', (e) => e.data.nodeId === 'gpu-a');
+  it('registers, runs a sub-task, ships its logs and stores its result, and stops on SIGTERM', async () => {
+    agentProcess = spawn(process.execPath, ['--import', 'tsx', 'apps/node-agent/src/main.ts'], { env: agentEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    agentProcess.stdout!.on('data', (chunk: Buffer) => (agentOutput += chunk.toString()));
+    agentProcess.stderr!.on('data', (chunk: Buffer) => (agentOutput += chunk.toString()));
+    const registered = await tail.waitFor('NodeRegistered', (e) => e.data.nodeId === 'gpu-a', 30_000);
     expect(registered.data).toMatchObject({ gpuCount: 4 });
     await eventually(async () => (await platform.jsm.streams.info(platform.topology.streams.heartbeats, { subjects_filter: platform.topology.subjects.heartbeat('gpu-a') })).state.subjects?.[platform.topology.subjects.heartbeat('gpu-a')]);
 
@@ -90,10 +97,17 @@ describe('the node agent signed in with its own nkey', () => {
     expect(logs.state.subjects?.[subject]).toBeGreaterThanOrEqual(2); // its output and the end marker
     const first = await platform.jsm.streams.getMessage(platform.topology.streams.logs, { seq: logs.state.first_seq });
     expect(new TextDecoder().decode(first!.data)).toMatch(/^hello from GPU-/);
-    expect(agentLog.filter((line) => /permission/i.test(line) || line.startsWith('error'))).toEqual([]);
+    expect(agentOutput).toMatch(/registered: 4 × a100/);
+    expect(agentOutput).not.toMatch(/permission|error/i);
+
+    agentProcess.kill('SIGTERM');
+    const [code] = (await once(agentProcess, 'exit')) as [number | null];
+    expect(code).toBe(0);
   });
 
   it('is refused another node\'s reports and heartbeats on its own connection', async () => {
+    const agentBus = await connectAgent(config, { maxReconnectAttempts: 0 });
+    connections.push(agentBus);
     for (const subject of [platform.topology.subjects.agentNode('gpu-b'), platform.topology.subjects.heartbeat('gpu-b')]) {
       const refused = await agentBus.js.publish(subject, new TextEncoder().encode('{}'), { timeout: 2000 }).then(
         () => 'stored',
