@@ -1,4 +1,6 @@
 import { createRequire } from 'node:module';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 
 /**
  * Run first by a service's main, before it imports the service (`await import`), so that what an
@@ -46,4 +48,17 @@ function lazyDateTimeFormat(DateTimeFormat: typeof Intl.DateTimeFormat, args: Co
       return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(formatter()) : value;
     },
   });
+}
+
+/**
+ * One full, compacting garbage collection once a service has started, which returns to the
+ * system what loading modules and building the app left behind: V8 does not shrink its heap
+ * by itself while a process idles, and module loading leaves ~10 MB of free heap pages
+ * (docs/benchmarks.md, service-rss). `gc` is reached as jest's leak detector does: the flag set
+ * at run time exposes it in a new context. Blocks the process for some tens of milliseconds.
+ */
+export function collectStartupGarbage(): void {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
+  gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 }

@@ -2,6 +2,7 @@ import { loadConfig } from '@fastgpu/config';
 import { startTelemetry } from '@fastgpu/telemetry';
 import { createRuntime } from './runtime';
 import { startServices, type ServiceDefinition } from './app';
+import { collectStartupGarbage } from './process-start';
 
 /** A service started alone against NATS_URL and DATABASE_URL (the docker compose shape). */
 export async function runStandalone(service: ServiceDefinition): Promise<void> {
@@ -11,6 +12,7 @@ export async function runStandalone(service: ServiceDefinition): Promise<void> {
   const runtime = await createRuntime(config, { projectionLeases: true });
   if (runtime.generatedAdminKey) console.log(`admin key (generated, shown once): ${runtime.generatedAdminKey}`);
   const started = await startServices(runtime, [service]);
+  collectStartupGarbage();
   console.log(`fastgpu ${service.name} listening on ${started.url}`);
   const shutdown = async () => {
     await started.close();
