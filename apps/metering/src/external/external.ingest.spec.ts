@@ -28,9 +28,8 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { z } from 'zod';
 import { eventBytes } from './ack-counting-publisher';
-import { canonicalJson, CanonicalJsonError } from '@fastgpu/contracts';
+import { canonicalJson, CanonicalJsonError, DEFAULT_LATENESS_HORIZON, EXTERNAL_ALLOCATION_GPUS_MAX } from '@fastgpu/contracts';
 import { externalCloudEventSchema, externalEventId, ExternalIngest, payloadHash, traceparentProblem, type Candidate, type IngestResult } from './external.ingest';
-import { DEFAULT_LATENESS_HORIZON, EXTERNAL_ALLOCATION_GPUS_MAX } from '../usage/usage.fold';
 
 /** The first version, kept as the reference. */
 function canonicalJsonReference(value: unknown): string {

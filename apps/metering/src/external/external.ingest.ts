@@ -2,12 +2,11 @@ import { sql, type Kysely } from 'kysely';
 import { z } from 'zod';
 import { parseTraceParent } from '@opentelemetry/core';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { canonicalJson, compiledReject, compileRaw, deriveId, eventCatalogue, makeEvent, singleLineText, subjectFor, sha256Hex, type DomainEvent, type EventData } from '@fastgpu/contracts';
+import { canonicalJson, compiledReject, compileRaw, DEFAULT_LATENESS_HORIZON, deriveId, eventCatalogue, EXTERNAL_ALLOCATION_GPUS_MAX, makeEvent, singleLineText, subjectFor, sha256Hex, type DomainEvent, type EventData, type LatenessHorizon } from '@fastgpu/contracts';
 import type { MeteringDatabase } from '@fastgpu/db';
 import type { EventPublisher } from '@fastgpu/messaging';
 import { currentTraceparent } from '@fastgpu/telemetry';
 import { publishBatch } from './ack-counting-publisher';
-import { DEFAULT_LATENESS_HORIZON, EXTERNAL_ALLOCATION_GPUS_MAX, type LatenessHorizon } from '../usage/usage.fold';
 
 /** Events one `POST /v1/events` request may carry. */
 export const EXTERNAL_EVENTS_PER_REQUEST_MAX = 1000;

@@ -10,7 +10,8 @@
 import { describe, expect, it } from 'vitest';
 import { makeEvent, REPORT_TIME_TOLERANCE_MS, subjectFor, topology, type DomainEvent, type EventData, type EventType, type StoredEvent } from '@fastgpu/contracts';
 import { HOUR_MS, DAY_MS } from '@fastgpu/money';
-import { foldUsage, subtaskKey, type Allocation } from './usage.fold';
+import { foldUsage } from './usage.fold';
+import { subtaskKey, type Allocation } from './usage.model';
 
 const topo = topology('unit');
 let counter = 0;

@@ -1,5 +1,5 @@
 import { sql, type RawBuilder } from 'kysely';
-import { deriveId, streamTimeHorizon, type DomainEvent, type StoredEvent } from '@fastgpu/contracts';
+import { DEFAULT_LATENESS_HORIZON, deriveId, streamTimeHorizon, type DomainEvent, type LatenessHorizon, type StoredEvent } from '@fastgpu/contracts';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Bus, EventPublisher, Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
@@ -7,7 +7,8 @@ import { COPY_NULL, copyRows, copyText } from '@fastgpu/db';
 import { recordRejectedNodeReport } from '@fastgpu/observability';
 import { publishBatch } from '../external/ack-counting-publisher';
 import { KeyFilter } from './key-filter';
-import { DEFAULT_LATENESS_HORIZON, foldUsage, keysOf, usageEventTypes, type Allocation, type AllocationKind, type Closure, type EndReason, type HourlyUsage, type LatenessHorizon } from './usage.fold';
+import { foldUsage } from './usage.fold';
+import { keysOf, usageEventTypes, type Allocation, type AllocationKind, type Closure, type EndReason, type HourlyUsage } from './usage.model';
 
 /** The projection's tables, rebuilt together (libs/replay copies each as `<name>_rebuild`). */
 export const usageTables = ['metering_allocations', 'metering_usage_hourly', 'metering_job_observations', 'metering_applied_events', 'metering_rejected_events', 'metering_state'] as const;
