@@ -4,7 +4,8 @@
  * platform user and two nodes' nkey users exactly as `npm run node-credentials` prints them
  * (scripts/node-credentials.ts): the agent's own process (apps/node-agent/src/main.ts), given
  * only its seed file (FASTGPU_NODE_NKEY_SEED_FILE) and no stream rights, registers, runs a
- * sub-task, ships its logs and stores its result, and stops cleanly on SIGTERM; its connection
+ * sub-task, ships its logs and stores its result, and stops cleanly on SIGTERM; restarted in the
+ * middle of a run it finds its consumer and resumes the run's logs from the stream; its connection
  * (agent-connection.ts, what main.ts uses) is refused another node's subjects. What a node's
  * credential refuses subject by subject is proved in test/cluster/node-credentials.spec.ts.
  */
@@ -103,6 +104,60 @@ describe('the node agent signed in with its own nkey', () => {
     agentProcess.kill('SIGTERM');
     const [code] = (await once(agentProcess, 'exit')) as [number | null];
     expect(code).toBe(0);
+  });
+
+  it('restarted mid-run, adopts the run and resumes its logs where they stopped', async () => {
+    const outbox = await host.directory('outbox');
+    const start = () => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'apps/node-agent/src/main.ts'], { env: agentEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      return { child, output: () => output };
+    };
+    let run = start();
+    agentProcess = run.child;
+    // Its state file from the test above: a restart with nothing running (same shape: no new registration).
+    await eventually(() => /registered|restarted with agent epoch/.test(run.output()), { timeoutMs: 30_000, message: 'the agent did not start' });
+    const command = runCommand({
+      subtaskId: 'st-creds-restart',
+      jobId: 'job-creds-restart',
+      workload: { env: { OUTBOX: outbox } },
+      script: `const fs = require('fs'); let i = 0;
+               const timer = setInterval(() => {
+                 console.log('tick ' + i++);
+                 if (fs.existsSync(process.env.OUTBOX + '/release') && i > 20) { clearInterval(timer); fs.writeFileSync(process.env.FASTGPU_RESULT_PATH, String(i)); }
+               }, 20);`,
+    });
+    await platform.js.publish(platform.topology.subjects.command('gpu-a'), JSON.stringify(command), { msgID: command.commandId });
+    const subject = platform.topology.subjects.logs('acme', 'job-creds-restart', 0, 1);
+    await eventually(async () => ((await platform.jsm.streams.info(platform.topology.streams.logs, { subjects_filter: subject })).state.subjects?.[subject] ?? 0) >= 2);
+    run.child.kill('SIGTERM');
+    expect((await once(run.child, 'exit'))[0]).toBe(0);
+    const before = run.output();
+
+    run = start();
+    agentProcess = run.child;
+    await eventually(() => /st-creds-restart\S* is alive after the restart: adopted/.test(run.output()), { timeoutMs: 30_000, message: 'the run was not adopted' });
+    writeFileSync(path.join(outbox, 'release'), '');
+    expect((await tail.waitFor('SubtaskCompleted', (e) => e.data.subtaskId === 'st-creds-restart', 30_000)).data.attempt).toBe(1);
+    const messages = await eventually(async () => {
+      const state = (await platform.jsm.streams.info(platform.topology.streams.logs, { subjects_filter: subject })).state;
+      const total = state.subjects?.[subject] ?? 0;
+      const consumer = await platform.js.consumers.get(platform.topology.streams.logs, { filter_subjects: subject });
+      const out: string[] = [];
+      while (out.length < total) {
+        const m = await consumer.next({ expires: 2000 });
+        if (!m) break;
+        out.push(new TextDecoder().decode(m.data));
+      }
+      return out.at(-1) === '' && out;
+    });
+    const ticks = messages.join('').trimEnd().split('\n');
+    expect(ticks).toEqual(ticks.map((_, i) => `tick ${i}`)); // shipped exactly once across the restart
+    expect(`${before}${run.output()}`).not.toMatch(/permission|error/i);
+    run.child.kill('SIGTERM');
+    expect((await once(run.child, 'exit'))[0]).toBe(0);
   });
 
   it('is refused another node\'s reports and heartbeats on its own connection', async () => {
