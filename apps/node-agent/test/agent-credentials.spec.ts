@@ -111,8 +111,8 @@ describe('the node agent signed in with its own nkey', () => {
     const start = () => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'apps/node-agent/src/main.ts'], { env: agentEnv, stdio: ['ignore', 'pipe', 'pipe'] });
       let output = '';
-      child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
       return { child, output: () => output };
     };
     let run = start();
