@@ -5,3 +5,4 @@ export * from './copy';
 export * from './errors';
 export * from './unavailable';
 export * from './schema';
+export * from './schema-billing';

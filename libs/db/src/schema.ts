@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Kysely, Transaction } from 'kysely';
+import type { BillingLedgerTables, BillingWebhookTables } from './schema-billing';
 
 /**
  * The tables of `migrations/`, as kysely sees them: one interface per table, columns named as
@@ -9,7 +10,8 @@ import type { ColumnType, Generated, Kysely, Transaction } from 'kysely';
  * numeric → string, timestamptz → Date (written as a Date or an ISO string).
  * Columns with a server default are `Generated` (optional on insert).
  *
- * Covered so far: the checkpoints of every projection, metering and reliability. The other
+ * Covered so far: the checkpoints of every projection, metering, reliability and billing
+ * (schema-billing.ts). The other
  * services' tables are added when their code moves to `Kysely<Database>`; until then they read
  * through `AnyDatabase`.
  */
@@ -236,7 +238,7 @@ export interface ReliabilityTables {
 }
 
 /** Every table typed so far. A service narrows to its own tables (`Kysely<MeteringDatabase>`). */
-export interface Database extends CheckpointTables, MeteringTables, ReliabilityTables {}
+export interface Database extends CheckpointTables, MeteringTables, ReliabilityTables, BillingLedgerTables, BillingWebhookTables {}
 
 export type CheckpointDatabase = CheckpointTables;
 export type MeteringDatabase = CheckpointTables & MeteringTables;

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
-import type { AnyDatabase } from '@fastgpu/db';
+import type { Kysely } from 'kysely';
+import type { BillingDatabase } from '@fastgpu/db';
 import type { Bus } from '@fastgpu/messaging';
 import { money } from '@fastgpu/money';
 import { dropRebuildTables, rebuildLedger, REBUILD_TIMEOUT_MS } from '../ledger/billing.rebuild';
@@ -59,7 +60,7 @@ interface PairRow {
   rebuilt_sha256: string | null;
 }
 
-export async function verifyInvoices(bus: Bus, db: AnyDatabase, options: VerifyOptions): Promise<VerifyResult> {
+export async function verifyInvoices(bus: Bus, db: Kysely<BillingDatabase>, options: VerifyOptions): Promise<VerifyResult> {
   const { suffix } = options;
   const pageSize = options.pageInvoices ?? VERIFY_PAGE_INVOICES;
   try {
@@ -117,7 +118,7 @@ export async function verifyInvoices(bus: Bus, db: AnyDatabase, options: VerifyO
         options.out(`${same ? 'same' : 'DIFFERENT'} ${pair.number} ${pair.live_sha256} ${statusOf(view)}${credited.gt(0) ? ` credited ${credited.toString()}` : ''}`);
       }
     }
-    const countActions = async (table: string) => Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).where('sequence', '<=', lastSequence).executeTakeFirstOrThrow()).n);
+    const countActions = async (table: 'billing_finance_actions') => Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).where('sequence', '<=', lastSequence).executeTakeFirstOrThrow()).n);
     const [liveCount, rebuiltCount] = [await countActions('billing_finance_actions'), await countActions(store.table('billing_finance_actions'))];
     if (liveCount !== rebuiltCount) differences++;
     options.out(`${liveCount === rebuiltCount ? 'same' : 'DIFFERENT'} finance actions: ${liveCount} live, ${rebuiltCount} rebuilt`);

@@ -88,7 +88,7 @@ export class InvoiceReader {
   async rowsForPeriod(period: string, tenantId?: string): Promise<InvoiceRow[]> {
     let query = this.store.db.selectFrom(this.store.table('billing_invoices')).selectAll().where('period', '=', period);
     if (tenantId) query = query.where('tenant_id', '=', tenantId);
-    return (await query.orderBy('tenant_id').execute()) as InvoiceRow[];
+    return (await query.orderBy('tenant_id').execute());
   }
 
   /**

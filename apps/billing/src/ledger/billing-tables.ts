@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import type { BillingDatabase, Queryable } from '@fastgpu/db';
 import type { OpenAllocation } from './accrual';
 
 /**
@@ -24,8 +24,19 @@ export const BILLING_TABLES = [
 ] as const;
 export type BillingTable = (typeof BILLING_TABLES)[number];
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Db = Kysely<any> | Transaction<any>;
+/** Billing's tables, typed (libs/db schema-billing.ts): a handle or a transaction. */
+export type Db = Queryable<BillingDatabase>;
+
+/**
+ * A billing table's name as the code refers to it: the live table, or a rebuild's copy with the
+ * same columns under a suffixed name. Typed as the live table's name, which is what its columns are.
+ */
+export type TableName = <N extends BillingTable>(name: N) => N;
+
+/** The live tables (no suffix), or a rebuild's copies (`<name><suffix>`). */
+export function tableNames(suffix = ''): TableName {
+  return <N extends BillingTable>(name: N) => `${name}${suffix}` as N;
+}
 
 export interface InvoiceRow {
   invoice_id: string;

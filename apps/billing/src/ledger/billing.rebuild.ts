@@ -1,8 +1,9 @@
 import { sql } from 'kysely';
-import type { AnyDatabase } from '@fastgpu/db';
+import type { Kysely } from 'kysely';
+import type { BillingDatabase } from '@fastgpu/db';
 import { lastSequence, ProjectionRunner, type Bus } from '@fastgpu/messaging';
 import { billingProjection, BILLING_PROJECTION } from './billing.projection';
-import { BILLING_TABLES } from './billing-tables';
+import { BILLING_TABLES, tableNames } from './billing-tables';
 import { BillingStore } from './billing.store';
 
 /** Bound on how long a rebuild may take to reach the stream's end. */
@@ -13,7 +14,7 @@ function assertSuffix(suffix: string): void {
 }
 
 /** Fresh, empty copies of every billing projection table (`<table><suffix>`), with their constraints and indexes. */
-export async function createRebuildTables(db: AnyDatabase, suffix: string): Promise<void> {
+export async function createRebuildTables(db: Kysely<BillingDatabase>, suffix: string): Promise<void> {
   assertSuffix(suffix);
   for (const table of BILLING_TABLES) {
     await sql.raw(`DROP TABLE IF EXISTS ${table}${suffix}`).execute(db);
@@ -21,7 +22,7 @@ export async function createRebuildTables(db: AnyDatabase, suffix: string): Prom
   }
 }
 
-export async function dropRebuildTables(db: AnyDatabase, suffix: string): Promise<void> {
+export async function dropRebuildTables(db: Kysely<BillingDatabase>, suffix: string): Promise<void> {
   assertSuffix(suffix);
   for (const table of BILLING_TABLES) await sql.raw(`DROP TABLE IF EXISTS ${table}${suffix}`).execute(db);
   await db.deleteFrom('projection_checkpoints').where('projection', '=', `${BILLING_PROJECTION}@${suffix.slice(1)}`).execute();
@@ -32,7 +33,7 @@ export async function dropRebuildTables(db: AnyDatabase, suffix: string): Promis
  * off, while the live tables keep serving. Returns a store over the rebuilt tables. `batchMax`
  * bounds the events applied per transaction (default: the runner's, up to a thousand).
  */
-export async function rebuildLedger(bus: Bus, db: AnyDatabase, suffix: string, timeoutMs = REBUILD_TIMEOUT_MS, options: { batchMax?: number } = {}): Promise<{ store: BillingStore; lastSequence: number }> {
+export async function rebuildLedger(bus: Bus, db: Kysely<BillingDatabase>, suffix: string, timeoutMs = REBUILD_TIMEOUT_MS, options: { batchMax?: number } = {}): Promise<{ store: BillingStore; lastSequence: number }> {
   await createRebuildTables(db, suffix);
   const checkpointName = `${BILLING_PROJECTION}@${suffix.slice(1)}`;
   await db.deleteFrom('projection_checkpoints').where('projection', '=', checkpointName).execute();
@@ -44,5 +45,5 @@ export async function rebuildLedger(bus: Bus, db: AnyDatabase, suffix: string, t
   } finally {
     await runner.stop();
   }
-  return { store: new BillingStore(db, (name) => `${name}${suffix}`), lastSequence: target };
+  return { store: new BillingStore(db, tableNames(suffix)), lastSequence: target };
 }

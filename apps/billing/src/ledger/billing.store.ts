@@ -3,7 +3,7 @@ import { money, periodBounds, taxRatesInForce, type TaxRateSet, type PrepaidGran
 import { INCREMENT_MS_DEFAULT, MINIMUM_MS_DEFAULT, TIER_MODE_DEFAULT, type TierMode } from '@fastgpu/contracts';
 import { buyerProfileOf, type BuyerProfile, type InvoiceDocument, type InvoiceInputs, type TenantInfo } from '../invoices/invoice-document';
 import type { OpenAllocation } from './accrual';
-import { allocationFromRow, SEQUENCE_MAX, type BillingTable, type Db, type InvoiceRow, type PieceRow, type SlaCreditRow } from './billing-tables';
+import { allocationFromRow, SEQUENCE_MAX, type Db, type InvoiceRow, type PieceRow, type TableName } from './billing-tables';
 import { assembleInputs, type InputOptions } from './invoice-inputs';
 import { PeriodRun, RUN_CHUNK_INVOICES } from './period-run';
 
@@ -66,7 +66,7 @@ export class BillingStore {
    */
   constructor(
     readonly db: Db,
-    readonly table: (name: BillingTable) => string,
+    readonly table: TableName,
     private readonly memo?: StoreMemo,
   ) {}
 
@@ -88,7 +88,7 @@ export class BillingStore {
   }
 
   async invoice(invoiceId: string): Promise<InvoiceRow | undefined> {
-    return (await this.db.selectFrom(this.table('billing_invoices')).selectAll().where('invoice_id', '=', invoiceId).executeTakeFirst()) as InvoiceRow | undefined;
+    return (await this.db.selectFrom(this.table('billing_invoices')).selectAll().where('invoice_id', '=', invoiceId).executeTakeFirst());
   }
 
   /** The tenant's current invoice of a period: the one not replaced by a reissue (deleted drafts are gone). */
@@ -99,7 +99,7 @@ export class BillingStore {
       .where('tenant_id', '=', tenantId)
       .where('period', '=', period)
       .where('replaced_by_invoice_id', 'is', null)
-      .executeTakeFirst()) as InvoiceRow | undefined;
+      .executeTakeFirst());
   }
 
   /** The void invoice a reissue's replacement replaces (its id and number), for its document. */
@@ -129,7 +129,7 @@ export class BillingStore {
       .where('assigned_sequence', '<=', maxAssignedSequence)
       .orderBy('sequence')
       .orderBy('piece')
-      .execute()) as PieceRow[];
+      .execute());
   }
 
   async lastNumberSequence(issuer: string): Promise<number> {
@@ -263,7 +263,7 @@ export class BillingStore {
         tenant,
         pieces: await this.pieces(row.invoice_id, options.cutoff),
         finalized: await this.finalizedDocuments(row.tenant_id, options.cutoff),
-        slaCredits: (await this.slaCredits(row.invoice_id, options.cutoff)) as SlaCreditRow[],
+        slaCredits: (await this.slaCredits(row.invoice_id, options.cutoff)),
         priceVersions: await this.priceVersions(options.cutoff),
         taxRates: taxRatesInForce(settings.taxRateSets.get(row.tenant_id) ?? [], { periodEndMs: periodBounds(row.period, tenant.billingTimeZone).endMs, atMs: options.atMs }),
         grants: await this.grantsOf(row.tenant_id, tenant.currency, options.cutoff, settings.grants.get(row.tenant_id) ?? []),

@@ -1,7 +1,6 @@
 import type { StoredEvent } from '@fastgpu/contracts';
 import { canonicalJson, documentSha256 } from '../invoices/invoice-document';
 import { buildFinalizedInvoice } from '../invoices/invoice-builder';
-import type { PieceRow } from './billing-tables';
 import { parseInvoiceNumber } from './invoice-ids';
 import type { LedgerContext } from './ledger-context';
 import { reviewedPiece } from './usage-ledger';
@@ -75,7 +74,7 @@ export async function applyInvoiceFinalized(ledger: LedgerContext, { event, sequ
     if ('review' in target) {
       await ledger.trx.deleteFrom(ledger.t('billing_usage_pieces')).where('event_id', '=', piece.event_id).where('piece', '=', piece.piece).execute();
       await ledger.trx.deleteFrom(ledger.t('billing_rated_parts')).where('event_id', '=', piece.event_id).where('piece', '=', piece.piece).execute();
-      await ledger.review(piece.event_id, piece.piece, 'usage', row.tenant_id, piece.usage_id, piece.service_period, target.review, sequence, reviewedPiece(piece as PieceRow));
+      await ledger.review(piece.event_id, piece.piece, 'usage', row.tenant_id, piece.usage_id, piece.service_period, target.review, sequence, reviewedPiece(piece));
       continue;
     }
     await ledger.trx

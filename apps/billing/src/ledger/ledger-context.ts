@@ -1,6 +1,7 @@
-import type { ProjectionTransaction } from '@fastgpu/messaging';
+import type { Transaction } from 'kysely';
+import type { BillingDatabase } from '@fastgpu/db';
 import type { BillingStore } from './billing.store';
-import type { BillingTable, PieceRow } from './billing-tables';
+import type { PieceRow, TableName } from './billing-tables';
 import type { AuditOutcome } from './billing-audit';
 
 /** Where something of a service period goes: onto an invoice, or to the review queue with a reason. */
@@ -8,8 +9,9 @@ export type Target = { invoiceId: string } | { review: string };
 
 /** What the ledger's event handlers share within one projection transaction (the LedgerWriter, ledger-writer.ts). */
 export interface LedgerContext {
-  readonly trx: ProjectionTransaction;
-  readonly t: (name: BillingTable) => string;
+  /** The projection's transaction, over billing's typed tables (libs/db schema-billing.ts). */
+  readonly trx: Transaction<BillingDatabase>;
+  readonly t: TableName;
   readonly store: BillingStore;
   review(eventId: string, piece: number, kind: string, tenantId: string, referenceId: string, servicePeriod: string, reason: string, sequence: number, usage?: Pick<PieceRow, 'gpu_model' | 'capacity_type' | 'gpus' | 'start_ms' | 'end_ms' | 'allocation_start_ms' | 'allocation_end_ms' | 'interrupted'>): Promise<void>;
   /** Rates pieces and holds their parts for the batch (written by `flushParts` or at the batch's end). */

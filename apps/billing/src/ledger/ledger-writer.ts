@@ -1,11 +1,12 @@
 import { type StoredEvent } from '@fastgpu/contracts';
-import type { ProjectionTransaction } from '@fastgpu/messaging';
+import type { Transaction } from 'kysely';
+import type { BillingDatabase } from '@fastgpu/db';
 import { addPeriods, compareCodeUnits, PriceTimeline } from '@fastgpu/money';
 import type { TenantInfo } from '../invoices/invoice-document';
 import type { FinanceActionKind } from '../finance-actions/finance-actions';
 import { applyFinanceAction } from '../finance-actions/finance-actions.projection';
 import { BillingStore, type StoreMemo } from './billing.store';
-import type { BillingTable, InvoiceRow, PieceRow } from './billing-tables';
+import type { InvoiceRow, PieceRow, TableName } from './billing-tables';
 import { applyDraftDeleted, applyReissued } from './invoice-lifecycle';
 import { invoiceIdFor } from './invoice-ids';
 import type { LedgerContext, Target } from './ledger-context';
@@ -51,8 +52,8 @@ export class LedgerWriter implements LedgerContext {
   private pendingAudit: AuditRow[] = [];
 
   constructor(
-    readonly trx: ProjectionTransaction,
-    readonly t: (name: BillingTable) => string,
+    readonly trx: Transaction<BillingDatabase>,
+    readonly t: TableName,
   ) {
     this.store = new BillingStore(trx, t, this.memo);
   }

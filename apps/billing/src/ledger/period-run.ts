@@ -2,7 +2,7 @@ import { sql, type RawBuilder } from 'kysely';
 import { periodBounds, taxRatesInForce, type PriceVersion, type RatePrice, type RatedPart } from '@fastgpu/money';
 import type { InvoiceDocument, InvoiceInputs, TenantInfo } from '../invoices/invoice-document';
 import type { BillingStore } from './billing.store';
-import type { Db, InvoiceRow, PieceRow, SlaCreditRow } from './billing-tables';
+import type { BillingTable, Db, InvoiceRow, PieceRow, SlaCreditRow } from './billing-tables';
 import { assembleInputs, type InputOptions, type RawInvoiceData } from './invoice-inputs';
 
 /** Fields of one line group in a period run's aggregate text, in order. */
@@ -33,7 +33,7 @@ export class PeriodRun {
     return this.store.db;
   }
 
-  private table(name: Parameters<BillingStore['table']>[0]): string {
+  private table<N extends BillingTable>(name: N): N {
     return this.store.table(name);
   }
 
@@ -138,7 +138,7 @@ export class PeriodRun {
     return {
       tenants,
       credits: groupBy(creditRows as SlaCreditRow[], (c) => c.invoice_id!),
-      finalized: groupBy(finalizedRows, (r) => r.tenant_id as string),
+      finalized: groupBy(finalizedRows, (r) => r.tenant_id),
       taxRateSets: settings.taxRateSets,
       grants: settings.grants,
       profiles: settings.profiles,

@@ -1,6 +1,7 @@
 import { Webhook } from 'standardwebhooks';
 import { sql } from 'kysely';
-import type { AnyDatabase } from '@fastgpu/db';
+import type { Kysely } from 'kysely';
+import type { BillingDatabase } from '@fastgpu/db';
 import { retryDelayMs } from './webhook-events';
 
 /**
@@ -46,7 +47,7 @@ export class WebhookDispatcher {
   private stopped = false;
 
   constructor(
-    private readonly db: AnyDatabase,
+    private readonly db: Kysely<BillingDatabase>,
     private readonly policy: DispatchPolicy,
     private readonly nowMs: () => number,
   ) {}
@@ -100,8 +101,8 @@ export class WebhookDispatcher {
     } else {
       try {
         const at = new Date(startedMs);
-        const signature = new Webhook(endpoint.secret as string).sign(delivery.message_id, at, delivery.payload);
-        const response = await fetch(endpoint.url as string, {
+        const signature = new Webhook(endpoint.secret).sign(delivery.message_id, at, delivery.payload);
+        const response = await fetch(endpoint.url, {
           method: 'POST',
           headers: {
             'content-type': 'application/json',
