@@ -19,7 +19,8 @@ import { RUNTIME, type Runtime } from '@fastgpu/runtime';
  * It keeps no table: at start it counts the stream from its first message again. Several
  * intake instances each purge the same ranges (a purge below a sequence is idempotent).
  * A tenant may exceed its cap for as long as the keeper lags behind the stream (normally
- * milliseconds). A message older than the stream's `max_age` is no longer counted.
+ * milliseconds). A message older than the stream's `max_age` is no longer counted. Memory: three
+ * numbers per LOGS message still counted (about 24 bytes; a million messages, some 24 MB).
  */
 export interface TenantLogQuotaOptions {
   /** Output bytes one tenant may keep in the LOGS stream; -1: no per-tenant cap. */
