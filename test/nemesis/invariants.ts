@@ -124,7 +124,8 @@ export async function checkInvariants(input: InvariantInput): Promise<{ invarian
   add('each-event-id-stored-once', repeated.length === 0, repeated.length ? `repeated: ${repeated.slice(0, 5).map(([id, c]) => `${id || '(no id)'}×${c}`).join(', ')}` : `${seen.size} ids`);
 
   // No GPU-ms counted twice: one UsageRecorded per allocation; billing holds each usage once and sums to the log's.
-  const usage = ofType('UsageRecorded').map((e) => e.data as { usageId: string; tenantId: string; subtaskId?: string; attempt?: number; leaseId?: string; gpuMs: number });
+  // Late usage (external reports past the lateness horizon) is billed like usage: both count.
+  const usage = [...ofType('UsageRecorded'), ...ofType('LateUsageRecorded')].map((e) => e.data as { usageId: string; tenantId: string; subtaskId?: string; attempt?: number; leaseId?: string; gpuMs: number });
   const perAllocation = new Map<string, number>();
   for (const u of usage) {
     const key = u.subtaskId ? `subtask ${u.subtaskId}#${u.attempt}` : u.leaseId ? `lease ${u.leaseId}` : `usage ${u.usageId}`;
@@ -141,7 +142,7 @@ export async function checkInvariants(input: InvariantInput): Promise<{ invarian
   add(
     'no-gpu-ms-counted-twice',
     twice.length === 0 && distinctBilled === billedRows.length && billedRows.length === new Set(usage.map((u) => u.usageId)).size && sumsDiffer.length === 0,
-    `${usage.length} UsageRecorded for ${perAllocation.size} allocations${twice.length ? ` (twice: ${twice.slice(0, 5).map(([k]) => k).join(', ')})` : ''}; billing rows ${billedRows.length}, distinct ${distinctBilled}${sumsDiffer.length ? `; GPU-ms differ for ${sumsDiffer.join(', ')}` : ''}`,
+    `${usage.length} UsageRecorded/LateUsageRecorded for ${perAllocation.size} allocations${twice.length ? ` (twice: ${twice.slice(0, 5).map(([k]) => k).join(', ')})` : ''}; billing rows ${billedRows.length}, distinct ${distinctBilled}${sumsDiffer.length ? `; GPU-ms differ for ${sumsDiffer.join(', ')}` : ''}`,
   );
 
   // Billed GPU-ms per tenant and month equal the metered closed intervals.
@@ -180,9 +181,14 @@ export async function checkInvariants(input: InvariantInput): Promise<{ invarian
   const overlaps: string[] = [];
   for (const [gpu, intervals] of perGpu) {
     intervals.sort((x, y) => x.start - y.start);
-    for (let i = 1; i < intervals.length; i++) if (intervals[i]!.start < intervals[i - 1]!.end) overlaps.push(`${gpu}: ${intervals[i - 1]!.key} and ${intervals[i]!.key}`);
+    const shown = (x: { key: string; start: number; end: number }) => `${x.key} [${new Date(x.start).toISOString()}, ${Number.isFinite(x.end) ? new Date(x.end).toISOString() : 'open'})`;
+    for (let i = 1; i < intervals.length; i++) if (intervals[i]!.start < intervals[i - 1]!.end) overlaps.push(`${gpu}: ${shown(intervals[i - 1]!)} and ${shown(intervals[i]!)}`);
   }
   add('intervals-per-gpu-never-overlap', overlaps.length === 0, overlaps.length ? overlaps.slice(0, 5).join('; ') : `${placedIntervals} intervals on ${perGpu.size} GPUs`);
+
+  // Once every job is terminal and every lease released, no allocation is still open (it would accrue GPU-ms for ever).
+  const stillOpen = await db.selectFrom('metering_allocations').select(['allocation_key', 'kind', 'node_id', 'start_ms']).where('start_ms', 'is not', null).where('end_ms', 'is', null).execute();
+  add('no-allocation-open-after-convergence', stillOpen.length === 0, stillOpen.length ? `${stillOpen.length} open: ${stillOpen.slice(0, 5).map((a) => `${a.allocation_key} on ${a.node_id} since ${new Date(Number(a.start_ms)).toISOString()}`).join('; ')}` : 'all closed');
 
   // Checkpoints never decrease.
   const decreased: string[] = [];

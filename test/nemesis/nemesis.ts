@@ -156,7 +156,8 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
       FASTGPU_ADMIN_KEY: adminKey,
       FASTGPU_HEARTBEAT_INTERVAL_MS: '1000',
       FASTGPU_MISSED_HEARTBEATS: '6',
-      FASTGPU_SIMULATED_NODES: 'a100:4x2,h100:4x1',
+      // Enough GPUs of each model for what the client submits: a backlog would outlast the convergence bound.
+      FASTGPU_SIMULATED_NODES: 'a100:4x2,h100:4x2',
       FASTGPU_SIMULATOR_SPEED: '0.05',
       FASTGPU_PROJECTION_LEASE_TTL_MS: '2000',
       FASTGPU_SCHEDULER_LEASE_TTL_MS: '2000',
@@ -170,7 +171,8 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
       }
     }
     processes.push(serviceProcess({ name: 'node-simulator-1', kind: 'node-simulator', bundle: bundles['node-simulator'], port: await freePort(), grpcPort: await freePort(), env }));
-    for (const proc of processes) await proc.start();
+    // All at once: the streams and the schema exist already, lease streams tolerate a race.
+    await Promise.all(processes.map((proc) => proc.start()));
     log(`nemesis seed ${seed}: ${processes.length} processes up at ${at()} ms`);
     const of = (kind: string) => () => processes.filter((p) => p.kind === kind);
 
@@ -215,7 +217,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
         const entryAt = at();
         if (roll < 0.55) {
           const key = `${seed}-job-${i}`;
-          const body = { projectId: 'nemesis', gpuModels: [pick(opsRandom, ['a100', 'h100'])], gpusPerSubtask: 1 + Math.floor(opsRandom() * 2), subtaskCount: 1 + Math.floor(opsRandom() * 2), runtimeSeconds: 20 + Math.floor(opsRandom() * 40) };
+          const body = { projectId: 'nemesis', gpuModels: [pick(opsRandom, ['a100', 'h100'])], gpusPerSubtask: 1 + Math.floor(opsRandom() * 2), subtaskCount: 1 + Math.floor(opsRandom() * 2), runtimeSeconds: 20 + Math.floor(opsRandom() * 20) };
           const answer = await callAny(of('intake'), 'POST', '/v1/jobs', keys[tenant]!, body, { 'idempotency-key': key });
           history.push({ atMs: entryAt, op: 'job', key, tenant, status: answer.status, attempts: answer.attempts, id: answer.body?.jobId });
         } else if (roll < 0.7) {
