@@ -1,4 +1,5 @@
 import { reportTimeMs, type DomainEvent, type StoredEvent } from '@fastgpu/contracts';
+import type { ReliabilitySlaAttemptsTable, ReliabilitySlaCreditsTable, ReliabilitySlaIncidentsTable } from '@fastgpu/db';
 import { judgeReport } from '../fencing/fencing.decider';
 
 /**
@@ -32,27 +33,8 @@ export interface JobRow {
   sequence: number;
 }
 
-export interface AttemptRow {
-  subtask_id: string;
-  attempt: number;
-  job_id: string;
-  tenant_id: string;
-  node_id: string;
-  gpus: number;
-  capacity_type: string;
-  lease_epoch: number;
-  placed_at_ms: number;
-  queue_wait_ms: number | null;
-  started_at_ms: number | null;
-  ended_at_ms: number | null;
-  end_kind: string | null;
-  revoked_reason: string | null;
-  interruption_cause: string | null;
-  interrupted_at_ms: number | null;
-  resumed_at_ms: number | null;
-  resumed_by: string | null;
-  sequence: number;
-}
+/** Rows of tables without server defaults are the tables' own shapes (libs/db schema.ts). */
+export type AttemptRow = ReliabilitySlaAttemptsTable;
 
 export interface NodeRow {
   node_id: string;
@@ -63,31 +45,9 @@ export interface NodeRow {
   heartbeats_rejected: number;
 }
 
-export interface IncidentRow {
-  incident_id: string;
-  node_id: string;
-  kind: string;
-  started_at_ms: number;
-  detected_at_ms: number | null;
-  ended_at_ms: number | null;
-  reason: string;
-  automatic: boolean;
-  sequence: number;
-}
+export type IncidentRow = ReliabilitySlaIncidentsTable;
 
-export interface CreditRow {
-  credit_id: string;
-  tenant_id: string;
-  period: string;
-  metric: string;
-  measured: string;
-  target: string;
-  credit_percent: number;
-  report_hash: string;
-  window_end_sequence: number;
-  issued_at_ms: number;
-  sequence: number;
-}
+export type CreditRow = ReliabilitySlaCreditsTable;
 
 export interface SliMinuteDelta {
   sli: SliName;
