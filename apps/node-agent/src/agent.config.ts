@@ -69,6 +69,8 @@ export const agentConfigSchema = z.object({
   resultsBucketBytesMax: z.coerce.number().int().min(-1).default(RESULT_BUCKET_LIMITS_DEFAULT.bucketBytesMax),
   /** The memory cgroup file with the `oom_kill` counter; found from /proc/self/cgroup when absent. */
   oomCounterFile: z.string().optional(),
+  /** Where XID errors are read: the kernel log device, a regular file followed like `tail -F`, or `off` (gpus/xid-reader.ts). */
+  kmsg: z.string().min(1).default('/dev/kmsg'),
 });
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 
@@ -100,6 +102,7 @@ const envNames: Partial<Record<keyof AgentConfig, string>> = {
   resultsMaxAgeMs: 'FASTGPU_RESULTS_MAX_AGE_MS',
   resultsBucketBytesMax: 'FASTGPU_RESULTS_BUCKET_BYTES_MAX',
   oomCounterFile: 'FASTGPU_AGENT_OOM_COUNTER_FILE',
+  kmsg: 'FASTGPU_AGENT_KMSG',
 };
 
 /** A node id from the host name: the characters a subject token allows. */

@@ -9,6 +9,7 @@ import { deriveId, Heartbeat, NodeCommand, type EventData, type Topology } from 
 import { ensureTopology, EventPublisher } from '@fastgpu/messaging';
 import type { AgentConfig } from './agent.config';
 import { gpuModelFromName, queryGpus, type GpuReading } from './gpus/nvidia-smi';
+import { XidCounter } from './gpus/xid-reader';
 import { LogShipper } from './logs/log-shipper';
 import { openResultBucket, storeResult } from './results/result-store';
 import { decideCommand, runKey, type CommandState, type RunCommand, type RunView } from './runs/command.decider';
@@ -91,6 +92,8 @@ export class NodeAgent {
   private messages?: ConsumerMessages;
   private loop?: Promise<void>;
   private heartbeatTimer?: NodeJS.Timeout;
+  /** XID errors per GPU since the agent started, from the kernel log (absent from heartbeats when unreadable). */
+  private xids?: XidCounter;
   private closed = false;
   private readonly log: (level: 'info' | 'warn' | 'error', message: string) => void;
 
@@ -136,6 +139,8 @@ export class NodeAgent {
     const workRoot = resolve(this.config.workRoot);
     await mkdir(join(workRoot, RUNS_FOLDER), { recursive: true, mode: 0o711 });
     await this.discoverGpus();
+    this.xids = new XidCounter(this.config.kmsg, this.log, (xid) => this.log('warn', `XID ${xid.xid} on the GPU at PCI ${xid.pciBusId}: ${xid.detail}`));
+    await this.xids.start();
     this.oomCounterFile = this.config.oomCounterFile ?? (await findOomCounterFile());
     if (!this.oomCounterFile) this.log('warn', 'no memory cgroup oom_kill counter found: an OOM kill is reported as a SIGKILL not sent by the agent');
     await this.prepareOutputs();
@@ -174,6 +179,7 @@ export class NodeAgent {
     this.closed = true;
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = undefined;
+    await this.xids?.close();
     await this.messages?.close().catch(() => undefined);
     await this.loop?.catch(() => undefined);
     for (const run of this.runs.values()) {
@@ -792,6 +798,8 @@ export class NodeAgent {
     } catch (error) {
       this.log('warn', `no GPU samples in this heartbeat: ${(error as Error).message}`);
     }
+    await this.xids?.poll();
+    const xids = this.xids?.available ? this.xids : undefined;
     const byUuid = new Map(readings.map((r) => [r.uuid, r]));
     const gpus: Heartbeat['gpus'] = [];
     this.gpus.forEach((gpu, index) => {
@@ -803,8 +811,8 @@ export class NodeAgent {
         memoryUsedMb: Math.min(this.gpuMemoryGb * 1024, Math.max(0, reading.memoryUsedMib ?? 0)),
         temperatureC: Math.min(150, Math.max(-20, reading.temperatureC ?? 0)),
         eccErrors: reading.eccUncorrectedVolatile ?? 0,
-        // XIDs are in the kernel log (NVRM: Xid) and DCGM, not in nvidia-smi's query: not read (docs/node-agent.md).
-        xidErrors: 0,
+        // From the kernel log (NVRM: Xid), matched by PCI address; left out when the log cannot be read (docs/node-agent.md).
+        ...(xids && reading.pciBusId !== null ? { xidErrors: xids.count(reading.pciBusId) } : {}),
       });
     });
     const running = [...this.runs.values()]

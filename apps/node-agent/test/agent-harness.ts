@@ -1,4 +1,4 @@
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeEvent, newEventId, type DomainEvent, type EventType, type NodeCommand, type Workload } from '@fastgpu/contracts';
@@ -10,11 +10,15 @@ import { NodeAgent } from '../src/node-agent';
 
 /**
  * What the node agent's tests share: a host with a stand-in `nvidia-smi` on PATH (a script that
- * prints the real command's CSV for a few GPUs, from a file the test rewrites — the only stand-in),
+ * prints the real command's CSV for a few GPUs, from a file the test rewrites — the only stand-in;
+ * and a kernel log file the agent follows for XIDs, to which tests append the driver's lines),
  * agents on their own NATS connections (a restart is a new agent on a new connection), commands
  * published to the agent's subject as the scheduler would, and a tail of the domain log.
  */
 export const GPU_UUIDS = ['GPU-0a1b2c3d-0000-4000-8000-000000000000', 'GPU-0a1b2c3d-1111-4111-8111-111111111111', 'GPU-0a1b2c3d-2222-4222-8222-222222222222', 'GPU-0a1b2c3d-3333-4333-8333-333333333333'];
+
+/** The GPUs' PCI addresses as nvidia-smi prints them (`pci.bus_id`); the kernel log writes `0000:07:00`. */
+export const GPU_PCI_BUS_IDS = ['00000000:07:00.0', '00000000:0F:00.0', '00000000:47:00.0', '00000000:4E:00.0'];
 
 export interface GpuRow {
   utilization?: number | string;
@@ -47,13 +51,24 @@ export class FakeHost {
     process.env.PATH = `${binDir}:${process.env.PATH ?? ''}`;
     const host = new FakeHost(root, binDir);
     await host.setGpus([{}, {}, {}, {}]);
+    await writeFile(host.kernelLog, '');
     return host;
   }
 
   /** Rewrites what nvidia-smi prints: one A100 80 GB line per row. */
   async setGpus(rows: GpuRow[]): Promise<void> {
-    const lines = rows.map((row, index) => [index, GPU_UUIDS[index], 'NVIDIA A100-SXM4-80GB', 81920, row.utilization ?? 0, row.memoryUsed ?? 1, row.temperature ?? 35, row.ecc ?? 0].join(', '));
+    const lines = rows.map((row, index) => [index, GPU_UUIDS[index], 'NVIDIA A100-SXM4-80GB', 81920, row.utilization ?? 0, row.memoryUsed ?? 1, row.temperature ?? 35, row.ecc ?? 0, GPU_PCI_BUS_IDS[index]].join(', '));
     await writeFile(join(this.binDir, 'gpus.csv'), `${lines.join('\n')}\n`);
+  }
+
+  /** The kernel log the host's agents follow for XIDs (FASTGPU_AGENT_KMSG), empty at first. */
+  get kernelLog(): string {
+    return join(this.root, 'kern.log');
+  }
+
+  /** Appends lines to the kernel log, as the kernel (through a syslog daemon) would. */
+  async appendKernelLog(lines: string[]): Promise<void> {
+    await appendFile(this.kernelLog, lines.map((line) => `${line}\n`).join(''));
   }
 
   /**
@@ -94,6 +109,7 @@ export function agentConfig(env: TestEnvironment, host: FakeHost, overrides: Par
     stopGraceMs: 500,
     logPollMs: 50,
     logPartialFlushMs: 200,
+    kmsg: host.kernelLog,
     ...overrides,
   });
 }

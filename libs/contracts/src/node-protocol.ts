@@ -154,7 +154,8 @@ export const GpuSample = z.object({
   memoryUsedMb: z.number().int().nonnegative(),
   temperatureC: z.number().min(-20).max(150),
   eccErrors: z.number().int().nonnegative(),
-  xidErrors: z.number().int().nonnegative(),
+  /** XIDs since the agent started; absent when the agent cannot read them (no access to the kernel log). */
+  xidErrors: z.number().int().nonnegative().optional(),
 });
 export const Heartbeat = z.object({
   nodeId: id,

@@ -14,35 +14,36 @@ const UUID_1 = 'GPU-1b2c3d4e-5f60-4718-a9b0-c1d2e3f4a5b6';
 
 describe('parseNvidiaSmiCsv', () => {
   it('reads real output into readings sorted by index', () => {
-    const output = [`1, ${UUID_1}, NVIDIA A100-SXM4-80GB, 81920, 97, 61234, 71, 3`, `0, ${UUID_0}, NVIDIA A100-SXM4-80GB, 81920, 0, 1, 33, 0`, ''].join('\n');
+    const output = [`1, ${UUID_1}, NVIDIA A100-SXM4-80GB, 81920, 97, 61234, 71, 3, 00000000:3B:00.0`, `0, ${UUID_0}, NVIDIA A100-SXM4-80GB, 81920, 0, 1, 33, 0, 0000:07:00.0`, ''].join('\n');
     expect(parseNvidiaSmiCsv(output)).toEqual([
-      { index: 0, uuid: UUID_0, name: 'NVIDIA A100-SXM4-80GB', memoryTotalMib: 81920, utilizationPercent: 0, memoryUsedMib: 1, temperatureC: 33, eccUncorrectedVolatile: 0 },
-      { index: 1, uuid: UUID_1, name: 'NVIDIA A100-SXM4-80GB', memoryTotalMib: 81920, utilizationPercent: 97, memoryUsedMib: 61234, temperatureC: 71, eccUncorrectedVolatile: 3 },
+      { index: 0, uuid: UUID_0, name: 'NVIDIA A100-SXM4-80GB', memoryTotalMib: 81920, utilizationPercent: 0, memoryUsedMib: 1, temperatureC: 33, eccUncorrectedVolatile: 0, pciBusId: '0000:07:00' },
+      { index: 1, uuid: UUID_1, name: 'NVIDIA A100-SXM4-80GB', memoryTotalMib: 81920, utilizationPercent: 97, memoryUsedMib: 61234, temperatureC: 71, eccUncorrectedVolatile: 3, pciBusId: '0000:3b:00' },
     ]);
   });
 
   it('turns unsupported counters into null, never into a number', () => {
-    const [gpu] = parseNvidiaSmiCsv(`0, ${UUID_0}, NVIDIA GeForce RTX 4090, 24564, [N/A], 300, [Not Supported], [N/A]\r\n`);
-    expect(gpu).toMatchObject({ utilizationPercent: null, memoryUsedMib: 300, temperatureC: null, eccUncorrectedVolatile: null });
+    const [gpu] = parseNvidiaSmiCsv(`0, ${UUID_0}, NVIDIA GeForce RTX 4090, 24564, [N/A], 300, [Not Supported], [N/A], [N/A]\r\n`);
+    expect(gpu).toMatchObject({ utilizationPercent: null, memoryUsedMib: 300, temperatureC: null, eccUncorrectedVolatile: null, pciBusId: null });
   });
 
   it('refuses what it cannot read', () => {
     const bad = [
       `0, ${UUID_0}, NVIDIA A100, 81920, 0, 1, 33`,
-      `0, not-a-uuid, NVIDIA A100, 81920, 0, 1, 33, 0`,
-      `0, GPU-abc;rm -rf, NVIDIA A100, 81920, 0, 1, 33, 0`,
-      `0, ${UUID_0}, NVIDIA A100, lots, 0, 1, 33, 0`,
-      `0, ${UUID_0}, NVIDIA A100, [N/A], 0, 1, 33, 0`,
-      `x, ${UUID_0}, NVIDIA A100, 81920, 0, 1, 33, 0`,
-      `0, ${UUID_0}, , 81920, 0, 1, 33, 0`,
-      `0, ${UUID_0}, NVIDIA A100, 81920, 0, 1, 33, 0\n0, ${UUID_1}, NVIDIA A100, 81920, 0, 1, 33, 0`,
-      `0, ${UUID_0}, NVIDIA A100, 81920, 0, 1, 33, 0\n1, ${UUID_0}, NVIDIA A100, 81920, 0, 1, 33, 0`,
+      `0, not-a-uuid, NVIDIA A100, 81920, 0, 1, 33, 0, 0000:07:00.0`,
+      `0, GPU-abc;rm -rf, NVIDIA A100, 81920, 0, 1, 33, 0, 0000:07:00.0`,
+      `0, ${UUID_0}, NVIDIA A100, lots, 0, 1, 33, 0, 0000:07:00.0`,
+      `0, ${UUID_0}, NVIDIA A100, [N/A], 0, 1, 33, 0, 0000:07:00.0`,
+      `0, ${UUID_0}, NVIDIA A100, 81920, 0, 1, 33, 0, 3B:00`,
+      `x, ${UUID_0}, NVIDIA A100, 81920, 0, 1, 33, 0, 0000:07:00.0`,
+      `0, ${UUID_0}, , 81920, 0, 1, 33, 0, 0000:07:00.0`,
+      `0, ${UUID_0}, NVIDIA A100, 81920, 0, 1, 33, 0, 0000:07:00.0\n0, ${UUID_1}, NVIDIA A100, 81920, 0, 1, 33, 0, 0000:07:00.0`,
+      `0, ${UUID_0}, NVIDIA A100, 81920, 0, 1, 33, 0, 0000:07:00.0\n1, ${UUID_0}, NVIDIA A100, 81920, 0, 1, 33, 0, 0000:07:00.0`,
     ];
     for (const output of bad) expect(() => parseNvidiaSmiCsv(output), output).toThrow(NvidiaSmiError);
   });
 
   it('queries exactly the documented fields', () => {
-    expect(NVIDIA_SMI_ARGS).toEqual(['--query-gpu=index,uuid,name,memory.total,utilization.gpu,memory.used,temperature.gpu,ecc.errors.uncorrected.volatile.total', '--format=csv,noheader,nounits']);
+    expect(NVIDIA_SMI_ARGS).toEqual(['--query-gpu=index,uuid,name,memory.total,utilization.gpu,memory.used,temperature.gpu,ecc.errors.uncorrected.volatile.total,pci.bus_id', '--format=csv,noheader,nounits']);
   });
 });
 

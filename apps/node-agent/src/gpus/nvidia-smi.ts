@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { isSingleLineText } from '@fastgpu/contracts';
+import { pciKey } from './xid';
 
 /**
  * GPU discovery and health samples from `nvidia-smi`, the one tool every NVIDIA driver ships.
@@ -7,7 +8,7 @@ import { isSingleLineText } from '@fastgpu/contracts';
  * a line it cannot read is an error, never a guess, because the UUIDs it yields end up in
  * `CUDA_VISIBLE_DEVICES` and the counters decide whether reliability drains the node.
  */
-export const NVIDIA_SMI_QUERY_FIELDS = ['index', 'uuid', 'name', 'memory.total', 'utilization.gpu', 'memory.used', 'temperature.gpu', 'ecc.errors.uncorrected.volatile.total'] as const;
+export const NVIDIA_SMI_QUERY_FIELDS = ['index', 'uuid', 'name', 'memory.total', 'utilization.gpu', 'memory.used', 'temperature.gpu', 'ecc.errors.uncorrected.volatile.total', 'pci.bus_id'] as const;
 export const NVIDIA_SMI_ARGS = [`--query-gpu=${NVIDIA_SMI_QUERY_FIELDS.join(',')}`, '--format=csv,noheader,nounits'] as const;
 
 /** A node registers at most this many GPUs (the heartbeat's bound). */
@@ -28,6 +29,8 @@ export interface GpuReading {
   memoryUsedMib: number | null;
   temperatureC: number | null;
   eccUncorrectedVolatile: number | null;
+  /** The GPU's PCI address as the kernel log names it (xid.ts pciKey: `0000:3b:00`), to match XIDs to it. */
+  pciBusId: string | null;
 }
 
 export class NvidiaSmiError extends Error {}
@@ -56,8 +59,10 @@ export function parseNvidiaSmiCsv(output: string): GpuReading[] {
     // nvidia-smi separates with ", " and never quotes; a GPU name contains no comma.
     const fields = text.split(',').map((field) => field.trim());
     if (fields.length !== NVIDIA_SMI_QUERY_FIELDS.length) throw new NvidiaSmiError(`line ${line}: ${fields.length} fields, expected ${NVIDIA_SMI_QUERY_FIELDS.length}`);
-    const [index, uuid, name, memoryTotal, utilization, memoryUsed, temperature, ecc] = fields as [string, string, string, string, string, string, string, string];
+    const [index, uuid, name, memoryTotal, utilization, memoryUsed, temperature, ecc, pciBusId] = fields as [string, string, string, string, string, string, string, string, string];
     if (!UUID_PATTERN.test(uuid)) throw new NvidiaSmiError(`line ${line}: uuid "${uuid}" is not a GPU or MIG UUID`);
+    const pci = unsupported(pciBusId) ? null : pciKey(pciBusId);
+    if (pci === undefined) throw new NvidiaSmiError(`line ${line}: pci.bus_id "${pciBusId}" is not a PCI address`);
     if (name === '' || name.length > NAME_LENGTH_MAX || !isSingleLineText(name)) throw new NvidiaSmiError(`line ${line}: name is empty, too long or not text`);
     const reading: GpuReading = {
       index: numberField(line, 'index', index, { integer: true, optional: false })!,
@@ -68,6 +73,7 @@ export function parseNvidiaSmiCsv(output: string): GpuReading[] {
       memoryUsedMib: numberField(line, 'memory.used', memoryUsed, { integer: true, optional: true }),
       temperatureC: numberField(line, 'temperature.gpu', temperature, { integer: false, optional: true }),
       eccUncorrectedVolatile: numberField(line, 'ecc.errors.uncorrected.volatile.total', ecc, { integer: true, optional: true }),
+      pciBusId: pci,
     };
     if (reading.index < 0 || reading.memoryTotalMib <= 0) throw new NvidiaSmiError(`line ${line}: index or memory.total out of range`);
     readings.push(reading);

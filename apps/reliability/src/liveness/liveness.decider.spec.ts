@@ -79,6 +79,16 @@ describe('liveness', () => {
     expect(again.effects[0]).toMatchObject({ type: 'NodeDrained', id: nameId('NodeDrained', 'n1', '1'), data: { reason: 'gpu 0: 95 °C (threshold 90 °C)' } });
   });
 
+  it('does not drain on an XID count a heartbeat leaves out (an agent that cannot read the kernel log)', () => {
+    const state = initialLivenessState();
+    registered(state);
+    const body = beat();
+    delete (body.gpus[0] as { xidErrors?: number }).xidErrors;
+    // Still a valid heartbeat (a rejected one would yield a ReportRejected), and no drain.
+    expect(decideHeartbeat(state, initialFencingState(), { subjectNodeId: 'n1', body, receivedAtMs: T0 + 1_000 }, policy).effects).toEqual([]);
+    expect(decideHeartbeat(state, initialFencingState(), { subjectNodeId: 'n1', body: beat({}, { xidErrors: 4 }), receivedAtMs: T0 + 2_000 }, policy).effects[0]).toMatchObject({ type: 'NodeDrained', data: { reason: 'gpu 0: 4 XID errors (threshold 4)' } });
+  });
+
   it('tells a recovered node to stop work whose lease moved elsewhere', () => {
     const state = initialLivenessState();
     registered(state);

@@ -220,7 +220,7 @@ function validate(state: LivenessState, message: HeartbeatMessage): { ok: true; 
 export function healthViolation(heartbeat: Heartbeat, policy: Pick<LivenessPolicy, 'eccErrorsMax' | 'xidErrorsMax' | 'temperatureCMax'>): string | undefined {
   for (const gpu of heartbeat.gpus) {
     if (gpu.eccErrors >= policy.eccErrorsMax) return `gpu ${gpu.index}: ${gpu.eccErrors} ECC errors (threshold ${policy.eccErrorsMax})`;
-    if (gpu.xidErrors >= policy.xidErrorsMax) return `gpu ${gpu.index}: ${gpu.xidErrors} XID errors (threshold ${policy.xidErrorsMax})`;
+    if (gpu.xidErrors !== undefined && gpu.xidErrors >= policy.xidErrorsMax) return `gpu ${gpu.index}: ${gpu.xidErrors} XID errors (threshold ${policy.xidErrorsMax})`;
     if (gpu.temperatureC >= policy.temperatureCMax) return `gpu ${gpu.index}: ${gpu.temperatureC} °C (threshold ${policy.temperatureCMax} °C)`;
   }
   return undefined;
