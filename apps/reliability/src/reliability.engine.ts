@@ -5,7 +5,7 @@ import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { NodeMonitor } from './monitor/node-monitor';
 import { reliabilityConfig, type ReliabilityConfig, type ReliabilityOptions } from './reliability.config';
 import { slaProjection } from './sla/sla.projection';
-import { periodBounds, periodOf, previousPeriod } from './sla/sla.report';
+import { periodBounds, periodOf, previousPeriod } from './sla/sla.period';
 import { SlaRepository } from './sla/sla.repository';
 import { SlaService } from './sla/sla.service';
 import { ApiRequestRecorder, countsAsApiRequest } from './slo/api-requests.recorder';

@@ -5,7 +5,9 @@ import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/a
 import { ApiDoc, negotiateMediaType, notFound, parseInput, queryParam, type MediaOffer } from '@fastgpu/http';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { ReliabilityEngine } from '../reliability.engine';
-import { periodOf, reportsToCsv, type ServedReport } from './sla.report';
+import { reportsToCsv } from './sla.csv';
+import { periodOf } from './sla.period';
+import type { ServedReport } from './sla.report';
 
 export const slaReportQuery = z.object({
   /** Read exactly (libs/http): `2026-13` and `0000-01` are 400, never another month. */

@@ -9,7 +9,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { periodBounds as billingPeriodBounds, periodOf as billingPeriodOf, windowContaining } from '@fastgpu/money';
-import { periodBounds, periodOf, previousPeriod, SLA_TIME_ZONE } from './sla.report';
+import { periodBounds, periodOf, previousPeriod, SLA_TIME_ZONE } from './sla.period';
 
 const instant = fc.integer({ min: 0, max: Date.UTC(2199, 11, 31) });
 

@@ -8,7 +8,9 @@
 import { describe, expect, it } from 'vitest';
 import { Money } from '@fastgpu/money';
 import { reliabilityConfig } from '../reliability.config';
-import { breaches, buildSlaReport, canonicalJson, creditFor, nearestRank, periodBounds, reportsToCsv, type SlaFacts } from './sla.report';
+import { reportsToCsv } from './sla.csv';
+import { periodBounds } from './sla.period';
+import { breaches, buildSlaReport, canonicalJson, creditFor, nearestRank, type SlaFacts } from './sla.report';
 
 const config = reliabilityConfig({ heartbeatIntervalMs: 5_000, missedHeartbeatsBeforeLost: 3 }, {}, {});
 const policy = { allocationAvailability: config.sla.allocationAvailability, apiAvailability: config.sla.apiAvailability, requeueTargetMs: config.requeueTargetMs };

@@ -1,5 +1,6 @@
 import { canonicalJson, sha256Hex } from '@fastgpu/contracts';
-import { gpuMs, Money, windowContaining } from '@fastgpu/money';
+import { gpuMs, Money } from '@fastgpu/money';
+import { periodBounds } from './sla.period';
 import type { SlaMetricPolicy } from '../reliability.config';
 import type { SloState } from '../slo/slo';
 
@@ -137,30 +138,6 @@ export interface IssuedCredit {
 }
 
 export type ServedReport = SlaReport & { credits: IssuedCredit[] };
-
-const PERIOD = /^(\d{4})-(0[1-9]|1[0-2])$/;
-
-/** SLA months are calendar months of this zone (libs/money calendar.ts), whatever a tenant's billing zone: that zone moves invoices only. */
-export const SLA_TIME_ZONE = 'UTC';
-
-/** [start, end) of an SLA month (`YYYY-MM`): the calendar's month window in SLA_TIME_ZONE. */
-export function periodBounds(period: string): { startMs: number; endMs: number } {
-  const match = PERIOD.exec(period);
-  if (!match) throw new Error(`period must be YYYY-MM, got ${period}`);
-  const { startMs, endMs } = windowContaining(Date.UTC(Number(match[1]), Number(match[2]) - 1, 1), 'month', SLA_TIME_ZONE);
-  return { startMs, endMs };
-}
-
-/** The SLA month (`YYYY-MM`) an instant falls in. */
-export function periodOf(ms: number): string {
-  const start = new Date(windowContaining(ms, 'month', SLA_TIME_ZONE).startMs);
-  return `${start.getUTCFullYear()}-${String(start.getUTCMonth() + 1).padStart(2, '0')}`;
-}
-
-export function previousPeriod(period: string): string {
-  const { startMs } = periodBounds(period);
-  return periodOf(startMs - 1);
-}
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -356,63 +333,4 @@ export function breaches(report: SlaReport): Array<{ metric: string; measured: s
   const api = report.apiAvailability;
   if (api.creditPercent > 0 && api.availabilityPercent !== null) out.push({ metric: SlaMetric.apiAvailability, measured: api.availabilityPercent, target: api.targetPercent, creditPercent: api.creditPercent });
   return out;
-}
-
-const CSV_HEADER = ['tenant_id', 'period', 'section', 'item', 'metric', 'value'] as const;
-
-function csvCell(value: unknown): string {
-  const text = value === null || value === undefined ? '' : String(value);
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-/** Long-format CSV (one value per row), so every section fits one header. */
-export function reportsToCsv(reports: readonly ServedReport[]): string {
-  const rows: unknown[][] = [CSV_HEADER as unknown as unknown[]];
-  for (const r of reports) {
-    const add = (section: string, item: string, metric: string, value: unknown) => rows.push([r.tenantId, r.period, section, item, metric, value]);
-    add('report', '', 'as_of', r.asOf);
-    add('report', '', 'final', r.final);
-    add('report', '', 'window_end_sequence', r.windowEndSequence);
-    add('report', '', 'hash', r.hash);
-    const a = r.allocationAvailability;
-    add('allocation', '', 'allocated_gpu_ms', a.allocatedGpuMs);
-    add('allocation', '', 'unavailable_gpu_ms', a.unavailableGpuMs);
-    add('allocation', '', 'availability_percent', a.availabilityPercent);
-    add('allocation', '', 'target_percent', a.targetPercent);
-    add('allocation', '', 'met', a.met);
-    add('allocation', '', 'credit_percent', a.creditPercent);
-    const api = r.apiAvailability;
-    add('api', '', 'requests', api.requests);
-    add('api', '', 'errors', api.errors);
-    add('api', '', 'availability_percent', api.availabilityPercent);
-    add('api', '', 'target_percent', api.targetPercent);
-    add('api', '', 'met', api.met);
-    add('api', '', 'credit_percent', api.creditPercent);
-    for (const [key, value] of Object.entries(r.jobs)) add('jobs', '', snake(key), value);
-    for (const [key, value] of Object.entries(r.queueWaitMs)) add('queue_wait_ms', '', key, value);
-    for (const [key, value] of Object.entries(r.requeueAfterNodeLoss)) add('requeue_after_node_loss', '', snake(key), value);
-    add('interruptions', '', 'count', r.interruptions.count);
-    add('interruptions', '', 'interrupted_gpu_ms', r.interruptions.interruptedGpuMs);
-    add('interruptions', '', 'unavailable_gpu_ms', r.interruptions.unavailableGpuMs);
-    for (const i of r.interruptions.items) {
-      const item = `${i.subtaskId}#${i.attempt}`;
-      for (const key of ['jobId', 'nodeId', 'cause', 'capacityType', 'slaCovered', 'gpus', 'interruptedAt', 'resumedAt', 'resumedBy', 'interruptedGpuMs', 'unavailableGpuMs'] as const) add('interruption', item, snake(key), i[key]);
-    }
-    for (const n of r.nodes) {
-      for (const key of ['gpuModel', 'gpuCount', 'observedMs', 'downtimeMs', 'drainedMs', 'uptimePercent', 'reportsRejectedTotal', 'heartbeatsRejectedTotal'] as const) add('node', n.nodeId, snake(key), n[key]);
-      for (const i of n.incidents) add('node_incident', `${n.nodeId}/${i.incidentId}`, i.kind, `${i.startedAt}..${i.endedAt ?? ''} ${i.reason}`);
-    }
-    for (const s of r.slos) {
-      add('slo', s.slo, 'objective_percent', s.objectivePercent);
-      add('slo', s.slo, 'status', s.status);
-      add('slo', s.slo, 'budget_remaining', s.budgetRemaining);
-      add('slo', s.slo, 'current_burn_rate', s.currentBurnRate);
-    }
-    for (const c of r.credits) add('credit', c.creditId, c.metric, `${c.creditPercent}% (measured ${c.measured}, target ${c.target})`);
-  }
-  return rows.map((row) => row.map(csvCell).join(',')).join('\r\n') + '\r\n';
-}
-
-function snake(key: string): string {
-  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }

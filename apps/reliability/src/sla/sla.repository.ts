@@ -4,7 +4,8 @@ import type { ReliabilityConfig } from '../reliability.config';
 import { currentSloStates } from '../slo/slo-states';
 import type { SloState } from '../slo/slo';
 import { SLA_PROJECTION } from './sla.projection';
-import { periodBounds, type IncidentFacts, type InterruptionFacts, type IssuedCredit, type NodeFacts, type SlaFacts, type SlaReport } from './sla.report';
+import { periodBounds } from './sla.period';
+import { type IncidentFacts, type InterruptionFacts, type IssuedCredit, type NodeFacts, type SlaFacts, type SlaReport } from './sla.report';
 
 /** Tenants in one report request at most (a platform-wide view of a month). */
 export const REPORT_TENANTS_MAX = 10_000;

@@ -3,7 +3,8 @@ import type { EventPublisher } from '@fastgpu/messaging';
 import type { ReliabilityConfig } from '../reliability.config';
 import type { SloState } from '../slo/slo';
 import type { SlaRepository } from './sla.repository';
-import { breaches, buildSlaReport, periodBounds, type ServedReport, type SlaReport } from './sla.report';
+import { periodBounds } from './sla.period';
+import { breaches, buildSlaReport, type ServedReport, type SlaReport } from './sla.report';
 
 /**
  * The shell around the SLA report: reads facts through the repository (which names the exact
