@@ -4,3 +4,4 @@ export * from './rating';
 export * from './rating-period';
 export * from './tax';
 export * from './calendar';
+export * from './price-timeline';
