@@ -1,4 +1,4 @@
-import { canonicalJson, sha256Hex } from '@fastgpu/contracts';
+import { CapacityType, canonicalJson, sha256Hex } from '@fastgpu/contracts';
 import { gpuMs, Money } from '@fastgpu/money';
 import { periodBounds } from './sla.period';
 import type { SlaMetricPolicy } from '../reliability.config';
@@ -191,7 +191,7 @@ export function buildSlaReport(facts: SlaFacts, policy: SlaPolicy): SlaReport {
     .slice()
     .sort((a, b) => a.interruptedAtMs - b.interruptedAtMs || a.subtaskId.localeCompare(b.subtaskId) || a.attempt - b.attempt)
     .map((i) => {
-      const slaCovered = i.capacityType !== 'preemptible';
+      const slaCovered = i.capacityType !== CapacityType.preemptible;
       const ranFromMs = i.startedAtMs ?? i.placedAtMs;
       const lost = gpuMsWithin(i.gpus, ranFromMs, i.interruptedAtMs, startMs, windowEndMs);
       const waited = gpuMsWithin(i.gpus, i.interruptedAtMs, i.resumedAtMs ?? windowEndMs, startMs, windowEndMs);

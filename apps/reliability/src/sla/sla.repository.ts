@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { CapacityType } from '@fastgpu/contracts';
 import { readCheckpoint, type Queryable, type ReliabilityDatabase } from '@fastgpu/db';
 import type { ReliabilityConfig } from '../reliability.config';
 import { currentSloStates } from '../slo/slo-states';
@@ -96,7 +97,7 @@ async function loadFacts(db: Queryable<ReliabilityDatabase>, tenantId: string, p
   const allocated = await sql<{ gpu_ms: string | null }>`
     select sum(gpus::numeric * (least(coalesce(ended_at_ms, ${endMs}), ${endMs}) - greatest(placed_at_ms, ${startMs}))) as gpu_ms
     from reliability_sla_attempts
-    where tenant_id = ${tenantId} and capacity_type <> 'preemptible'
+    where tenant_id = ${tenantId} and capacity_type <> ${CapacityType.preemptible}
       and placed_at_ms < ${endMs} and coalesce(ended_at_ms, ${endMs}) > ${startMs}`.execute(db);
 
   const interruptions = await db
