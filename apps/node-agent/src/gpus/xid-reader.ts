@@ -31,6 +31,7 @@ export class XidCounter {
   private offset = 0;
   private inode = 0;
   private partial = '';
+  private polling: Promise<void> = Promise.resolve();
   private readonly counts = new Map<string, number>();
   private readonly buffer = Buffer.alloc(RECORD_BYTES_MAX);
 
@@ -74,8 +75,13 @@ export class XidCounter {
     }
   }
 
-  /** Reads what the source logged since the last poll and counts its XIDs. */
-  async poll(): Promise<void> {
+  /** Reads what the source logged since the last poll and counts its XIDs (one poll at a time). */
+  poll(): Promise<void> {
+    this.polling = this.polling.then(() => this.readNew());
+    return this.polling;
+  }
+
+  private async readNew(): Promise<void> {
     try {
       if (this.mode === 'device') await this.readDevice(true);
       else if (this.mode === 'file') await this.readFile();
