@@ -1,9 +1,8 @@
 import 'reflect-metadata';
-import { hashSecret } from '@fastgpu/auth';
 import { decodeEvent, type DomainEvent } from '@fastgpu/contracts';
 import { lastSequence } from '@fastgpu/messaging';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, eventually, logNow, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, eventually, insertTestApiKey, logNow, type TestEnvironment } from '@fastgpu/testing';
 import { meteringService } from '../src/metering.service';
 
 /**
@@ -35,9 +34,7 @@ export class MeteringHarness {
 
   /** An API key of `role` for `tenantId` (null: a platform key). */
   async issueKey(keyId: string, tenantId: string | null, role: string): Promise<string> {
-    const secret = `fgk_test_${keyId}_0123456789abcdef`;
-    await this.env.database.db.insertInto('api_keys').values({ key_id: keyId, tenant_id: tenantId, role, secret_hash: hashSecret(secret), issued_at: new Date(this.now).toISOString() }).execute();
-    return secret;
+    return insertTestApiKey(this.env.database.db, { keyId, tenantId, role, issuedAt: new Date(this.now) });
   }
 
   /** An HTTP call; a JSON body is sent as is (`raw`: a string body). */

@@ -13,11 +13,10 @@
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashSecret } from '@fastgpu/auth';
 import { lastSequence } from '@fastgpu/messaging';
 import { DAY_MS, HOUR_MS } from '@fastgpu/money';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, eventually, logNow, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, eventually, insertTestApiKey, logNow, type TestEnvironment } from '@fastgpu/testing';
 import { reconcileJobs } from '../src/cli/reconcile';
 import { meteringService } from '../src/metering.service';
 import { History } from './history';
@@ -46,9 +45,7 @@ async function call(method: string, path: string, key: string | undefined, body?
 }
 
 async function issueKey(keyId: string, tenantId: string | null, role: string): Promise<string> {
-  const secret = `fgk_test_${keyId}_0123456789abcdef`;
-  await env.database.db.insertInto('api_keys').values({ key_id: keyId, tenant_id: tenantId, role, secret_hash: hashSecret(secret), issued_at: new Date(NOW).toISOString() }).execute();
-  return secret;
+  return insertTestApiKey(env.database.db, { keyId, tenantId, role, issuedAt: new Date(NOW) });
 }
 
 function cloudEvent(id: string, type: 'ExternalAllocationStarted' | 'ExternalAllocationStopped', data: Record<string, unknown>) {

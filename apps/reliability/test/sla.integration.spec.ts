@@ -11,10 +11,9 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nameId, newEventId, type DomainEvent, type EventData, type EventType } from '@fastgpu/contracts';
-import { hashSecret } from '@fastgpu/auth';
 import { EventPublisher } from '@fastgpu/messaging';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, eventually, insertTestApiKey, type TestEnvironment } from '@fastgpu/testing';
 import { runReplayCommand } from '@fastgpu/replay';
 import { ReliabilityEngine } from '../src/reliability.engine';
 import { slaReplayable } from '../src/sla/sla.replayable';
@@ -87,7 +86,7 @@ beforeAll(async () => {
     ['k-acme', 'acme', ACME_KEY],
     ['k-other', 'other', OTHER_KEY],
   ] as const) {
-    await runtime.db.insertInto('api_keys').values({ key_id: keyId, tenant_id: tenantId, role: 'tenant', secret_hash: hashSecret(secret), issued_at: new Date() }).execute();
+    await insertTestApiKey(runtime.db, { keyId, tenantId, role: 'tenant', issuedAt: new Date(), secret });
   }
   started = await startServices(runtime, [{ name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }) }], { port: 0, logger: false });
   engine = started.app.get(ReliabilityEngine);

@@ -1,3 +1,4 @@
 export * from './environment';
 export * from './services';
 export * from './clock';
+export * from './api-keys';
