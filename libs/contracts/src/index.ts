@@ -14,3 +14,4 @@ export * from './canonical-json';
 export * from './pricing';
 export * from './services';
 export * from './external-usage';
+export * from './gpu-time';

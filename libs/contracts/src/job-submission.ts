@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { capacityTypeSchema, priorityClassSchema, retryPolicySchema, type EventData } from './events';
+import { HOUR_MS } from './gpu-time';
 import { isSingleLineText, multiLineText, singleLineText } from './text';
 
 /**
@@ -165,7 +166,7 @@ export class JobRequestError extends Error {
   }
 }
 
-const MS_PER_HOUR = 3_600_000n;
+const MS_PER_HOUR = BigInt(HOUR_MS);
 
 export interface DivisionInput {
   gpusPerSubtask: number;

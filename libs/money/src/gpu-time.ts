@@ -3,8 +3,10 @@
  * `gpuMs = gpus × (end − start)`, split exactly at hour (and any other) boundaries.
  * Instants are UTC epoch milliseconds.
  */
+import { HOUR_MS } from '@fastgpu/contracts';
+
+export { HOUR_MS };
 export const SECOND_MS = 1000;
-export const HOUR_MS = 3_600_000;
 export const DAY_MS = 24 * HOUR_MS;
 
 export function assertInteger(name: string, value: number): void {

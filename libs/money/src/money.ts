@@ -1,4 +1,5 @@
 import Decimal from 'decimal.js';
+import { HOUR_MS } from './gpu-time';
 
 /**
  * Money rules, written once. decimal.js with its own context: 40 significant digits,
@@ -63,8 +64,6 @@ export function formatMoney(amount: Money, currency: string): string {
   return amount.toFixed(minorUnits(currency), Decimal.ROUND_HALF_UP);
 }
 
-export const MS_PER_HOUR = 3_600_000;
-
 const parsedPrices = new Map<string, Money>();
 /** Bound on memoized price strings. */
 const PARSED_PRICES_MAX = 10_000;
@@ -77,7 +76,7 @@ export function amountForGpuMs(gpuMsTotal: number, pricePerGpuHour: string | Mon
     if (parsedPrices.size >= PARSED_PRICES_MAX) parsedPrices.clear();
     parsedPrices.set(pricePerGpuHour as string, price);
   }
-  return new Money(gpuMsTotal).times(price).dividedBy(MS_PER_HOUR);
+  return new Money(gpuMsTotal).times(price).dividedBy(HOUR_MS);
 }
 
 interface ScaledPrice {
@@ -111,7 +110,7 @@ export function roundedMinorForGpuMs(gpuMsTotal: number, pricePerGpuHour: string
   const digits = minorUnits(currency);
   const { units, scale } = scaledPrice(pricePerGpuHour);
   const numerator = BigInt(gpuMsTotal) * units * POWERS_OF_TEN[digits]!;
-  const denominator = (POWERS_OF_TEN[scale] ?? 10n ** BigInt(scale)) * MS_PER_HOUR_BIG;
+  const denominator = (POWERS_OF_TEN[scale] ?? 10n ** BigInt(scale)) * HOUR_MS_BIG;
   return roundHalfAwayFromZero(numerator, denominator);
 }
 
@@ -120,7 +119,7 @@ export function roundedAmountForGpuMs(gpuMsTotal: number, pricePerGpuHour: strin
   return new Money(formatMinor(roundedMinorForGpuMs(gpuMsTotal, pricePerGpuHour, currency), currency));
 }
 
-const MS_PER_HOUR_BIG = BigInt(MS_PER_HOUR);
+const HOUR_MS_BIG = BigInt(HOUR_MS);
 /** 10^0 … 10^40: scales of prices and minor units. */
 const POWERS_OF_TEN: readonly bigint[] = Array.from({ length: 41 }, (_, i) => 10n ** BigInt(i));
 

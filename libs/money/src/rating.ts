@@ -1,5 +1,5 @@
 import { TIER_MODE_DEFAULT, TierMode } from '@fastgpu/contracts';
-import { assertInteger } from './gpu-time';
+import { assertInteger, HOUR_MS } from './gpu-time';
 import { amountForGpuMs, fromMinor, Money, roundedMinorForGpuMs, type Money as MoneyValue } from './money';
 import { billedDurationMs, compareCodeUnits, PriceTimeline, type PriceTier, type PriceVersion, type RatePrice } from './price-timeline';
 
@@ -150,14 +150,12 @@ interface LineAccumulator {
 
 const KIND_ORDER: Record<RatedLineKind, number> = { usage: 0, adjustment: 1, 'interruption-credit': 2 };
 
-const GPU_MS_PER_HOUR = 3_600_000;
-
 function tierRate(price: RatePrice, tierIndex: number | null): string {
   return tierIndex === null ? price.pricePerGpuHour : price.tiers![tierIndex]!.pricePerGpuHour;
 }
 
 function tierLimitGpuMs(tier: PriceTier): number {
-  return tier.upToGpuHours === null ? Number.POSITIVE_INFINITY : tier.upToGpuHours * GPU_MS_PER_HOUR;
+  return tier.upToGpuHours === null ? Number.POSITIVE_INFINITY : tier.upToGpuHours * HOUR_MS;
 }
 
 /** Splits pieces at price-version changes and applies each allocation's increment and minimum; a piece without a price is an error. */
@@ -321,7 +319,7 @@ export function rateParts(parts: readonly RatedPart[], currency: string, options
 
 /** Billed GPU-hours of a quantity, exact, as a decimal. */
 export function gpuHours(quantityGpuMs: number): MoneyValue {
-  return new Money(quantityGpuMs).dividedBy(GPU_MS_PER_HOUR);
+  return new Money(quantityGpuMs).dividedBy(HOUR_MS);
 }
 
 /** GPU-hours of a quantity to six decimals (half up), for display; integer arithmetic, no trailing zeros. */

@@ -1,5 +1,5 @@
 import type { EventData } from '@fastgpu/contracts';
-import { allocateTaxToLines, fixedUnits, formatMinor, minorUnits, Money, roundToMinor, splitTaxIncluded, taxOnNetMinor, toMinor } from '@fastgpu/money';
+import { allocateTaxToLines, fixedUnits, formatMinor, HOUR_MS, minorUnits, Money, roundToMinor, splitTaxIncluded, taxOnNetMinor, toMinor } from '@fastgpu/money';
 import { illegalState, validationError, type Decider } from '@fastgpu/eventsourcing';
 
 /**
@@ -58,7 +58,6 @@ export interface IssueCreditNote {
   requestSha256: string;
 }
 
-const MS_PER_HOUR = 3_600_000;
 /** GPU-hours are given to six decimals at most (micro-hours). */
 const QUANTITY_DIGITS_MAX = 6;
 const QUANTITY_PATTERN = /^\d+(\.\d{1,6})?$/;
@@ -99,14 +98,14 @@ function remainingOfLine(line: CreditableLine, prior: readonly PriorCreditNote[]
     for (const credited of note.lines ?? []) {
       if (credited.invoiceLine !== line.line) continue;
       netMinor -= units(credited.net);
-      if (quantity !== null && credited.quantityGpuHours !== null) quantity = quantity.minus(new Money(credited.quantityGpuHours).times(MS_PER_HOUR));
+      if (quantity !== null && credited.quantityGpuHours !== null) quantity = quantity.minus(new Money(credited.quantityGpuHours).times(HOUR_MS));
     }
   }
   return { netMinor, quantityGpuMs: quantity };
 }
 
 function hoursFixed(quantityGpuMs: Money): string {
-  return quantityGpuMs.dividedBy(MS_PER_HOUR).toFixed(QUANTITY_DIGITS_MAX, Money.ROUND_HALF_UP);
+  return quantityGpuMs.dividedBy(HOUR_MS).toFixed(QUANTITY_DIGITS_MAX, Money.ROUND_HALF_UP);
 }
 
 export function decideCreditNoteDocument(invoice: CreditableInvoice, prior: readonly PriorCreditNote[], command: IssueCreditNote): CreditNoteData {

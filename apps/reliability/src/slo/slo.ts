@@ -1,4 +1,4 @@
-import { Money } from '@fastgpu/money';
+import { DAY_MS, HOUR_MS, Money } from '@fastgpu/money';
 
 /**
  * SLO arithmetic, pure and exact (decimal.js through libs/money's context): error budgets and
@@ -8,8 +8,7 @@ import { Money } from '@fastgpu/money';
  * `factor = errorBudgetPercent / 100 × period / longWindow` (2 % of 30 days in 1 h = 14.4×).
  */
 export const MINUTE_MS = 60_000;
-export const HOUR_MS = 60 * MINUTE_MS;
-export const DAY_MS = 24 * HOUR_MS;
+export { DAY_MS, HOUR_MS };
 
 export type Severity = 'page' | 'ticket';
 
