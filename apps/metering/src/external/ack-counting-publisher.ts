@@ -84,6 +84,13 @@ function attempt(nc: NatsConnection, events: readonly DomainEvent[], timeoutMs: 
 }
 
 /**
+ * A benchmark-driven second publisher; its plain reference is `EventPublisher.publish`
+ * (libs/messaging publisher.ts), and ack-counting-publisher.spec.ts proves the two store the same
+ * subjects, bodies and headers, once per id. It exists for `npm run bench -- metering`, line
+ * "external ingestion: POST /v1/events" against "raw JetStream publish of the same events" (one
+ * request per event cost most of the door's CPU), and for the UsageRecorded events the usage
+ * projection publishes per batch during a replay.
+ *
  * Publishes a batch of domain events to JetStream as core publishes with one reply inbox and
  * counts the PubAcks, instead of one request per event: the bus still stores each event once
  * (`Nats-Msg-Id` = event id) and answers each with a PubAck, which is checked. Resolves when
