@@ -1,9 +1,9 @@
-import { buyerProfileOf, canonicalJson, type BuyerProfile, type InvoiceDocument } from '../invoices/invoice-document';
+import { canonicalJson, sha256Hex } from '@fastgpu/contracts';
+import { buyerProfileOf, type BuyerProfile, type InvoiceDocument } from '../invoices/invoice-document';
 import { addAmounts, buyerLines, csvField, DEFAULT_PRESENTATION, groupedNumber, humanDate, humanPeriod, percent, unitPriceFixed, type DocumentPresentation } from '../invoices/document-format';
 import { buyerCsvFields } from '../invoices/invoice-csv';
 import { LINE_COLUMNS, renderPdf, type PdfCell, type PdfTotal } from '../invoices/pdf-layout';
-import type { CreditNoteData } from './credit-note.decider';
-import { createHash } from 'node:crypto';
+import type { CreditNoteData, CreditNoteRequest } from './credit-note.decider';
 
 /**
  * A credit note as a document: a pure function of its `CreditNoteIssued` event and the frozen
@@ -101,7 +101,12 @@ export function creditNoteJson(doc: CreditNoteDocument): string {
 }
 
 export function creditNoteSha256(doc: CreditNoteDocument): string {
-  return createHash('sha256').update(creditNoteJson(doc)).digest('hex');
+  return sha256Hex(creditNoteJson(doc));
+}
+
+/** The hash of a credit-note request (`CreditNoteIssued.requestSha256`): a retried Idempotency-Key must carry the same request. */
+export function creditNoteRequestSha256(invoiceId: string, request: CreditNoteRequest, reason: string): string {
+  return sha256Hex(canonicalJson({ invoiceId, request, reason }));
 }
 
 export const CREDIT_NOTE_CSV_HEADER = [

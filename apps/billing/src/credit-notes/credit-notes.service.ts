@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { sql } from 'kysely';
 import { nameId } from '@fastgpu/contracts';
@@ -10,10 +9,9 @@ import { BillingLedger } from '../ledger/billing.ledger';
 import { formatInvoiceNumber } from '../ledger/invoice-ids';
 import type { BillingStore } from '../ledger/billing.store';
 import { lastCreditNoteSequence, type FinanceActionRow } from '../finance-actions/finance-actions';
-import { canonicalJson } from '../invoices/invoice-document';
 import { InvoiceReader, type InvoiceView } from '../invoices/invoice.reader';
 import { creditNoteDecider, type CreditableInvoice, type CreditNoteData, type CreditNoteRequest } from './credit-note.decider';
-import { creditNoteDocument, type CreditNoteDocument } from './credit-note-document';
+import { creditNoteDocument, creditNoteRequestSha256, type CreditNoteDocument } from './credit-note-document';
 
 /**
  * Credit notes, the shell: reads the invoice and the notes already issued against it as the
@@ -53,7 +51,7 @@ export class CreditNotesService {
   }
 
   async issue(invoiceId: string, who: { actor: string; reason: string }, request: CreditNoteRequest, idempotencyKey?: string): Promise<CreditNoteAnswer> {
-    const requestSha256 = createHash('sha256').update(canonicalJson({ invoiceId, request, reason: who.reason })).digest('hex');
+    const requestSha256 = creditNoteRequestSha256(invoiceId, request, who.reason);
     return this.serialized(() =>
       this.withIssuerLock(async () => {
         const subject = this.runtime.bus.topology.subjects.invoice(invoiceId);
