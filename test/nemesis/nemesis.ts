@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { DeliverPolicy } from '@nats-io/jetstream';
+import { decodeEvent } from '@fastgpu/contracts';
 import { createDatabase, migrateToLatest, type DatabaseHandle } from '@fastgpu/db';
 import { connectBus, type Bus } from '@fastgpu/messaging';
 import { freePort, startCluster, type Cluster } from '../../scripts/cluster/cluster';
@@ -114,6 +116,22 @@ function safeJson(text: string): unknown {
   } catch {
     return text;
   }
+}
+
+/** Leases requested in the log with no release requested. */
+async function unreleasedLeases(bus: Bus): Promise<Array<{ leaseId: string; tenantId: string }>> {
+  const consumer = await bus.js.consumers.get(bus.topology.streams.events, { deliver_policy: DeliverPolicy.All, filter_subjects: `${bus.topology.prefix}.evt.intake.lease.>` });
+  const requested = new Map<string, string>();
+  let pending = (await consumer.info(true)).num_pending;
+  while (pending > 0) {
+    const m = await consumer.next({ expires: 5000 });
+    if (!m) break;
+    const decoded = decodeEvent(m.data);
+    if (decoded.ok && decoded.event.type === 'LeaseRequested') requested.set((decoded.event.data as { leaseId: string }).leaseId, (decoded.event.data as { tenantId: string }).tenantId);
+    if (decoded.ok && decoded.event.type === 'LeaseReleaseRequested') requested.delete((decoded.event.data as { leaseId: string }).leaseId);
+    pending = m.info.pending;
+  }
+  return [...requested].map(([leaseId, tenantId]) => ({ leaseId, tenantId }));
 }
 
 export async function runNemesis(options: NemesisOptions): Promise<NemesisResult> {
@@ -304,6 +322,13 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
     for (const lease of openLeases.splice(0)) {
       const answer = await callAny(of('intake'), 'DELETE', `/v1/leases/${lease.id}`, keys[lease.tenant]!);
       history.push({ atMs: at(), op: 'release', key: lease.id, tenant: lease.tenant, status: answer.status, attempts: answer.attempts, id: lease.id });
+    }
+    // Leases whose request was stored but whose answer the client never got (no answer, or a
+    // refusal after its retries): released too, found in the log, as an operator would.
+    for (const { leaseId, tenantId } of await unreleasedLeases(bus)) {
+      if (!keys[tenantId]) continue;
+      const answer = await callAny(of('intake'), 'DELETE', `/v1/leases/${leaseId}`, keys[tenantId]);
+      history.push({ atMs: at(), op: 'release', key: leaseId, tenant: tenantId, status: answer.status, attempts: answer.attempts, id: leaseId });
     }
 
     const healedAt = Date.now();
