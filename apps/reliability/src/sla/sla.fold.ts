@@ -1,5 +1,5 @@
 import { reportTimeMs, type DomainEvent, type StoredEvent } from '@fastgpu/contracts';
-import type { ReliabilitySlaAttemptsTable, ReliabilitySlaCreditsTable, ReliabilitySlaIncidentsTable } from '@fastgpu/db';
+import type { ReliabilitySlaAttemptsTable, ReliabilitySlaCreditsTable, ReliabilitySlaIncidentsTable, ReliabilitySlaJobsTable, ReliabilitySlaNodesTable } from '@fastgpu/db';
 import { judgeReport } from '../fencing/fencing.decider';
 
 /**
@@ -21,29 +21,12 @@ export interface SlaFoldOptions {
   clockSkewMs?: number;
 }
 
-export interface JobRow {
-  job_id: string;
-  tenant_id: string;
-  project_id: string;
-  capacity_type: string;
-  submitted_at_ms: number;
-  outcome: string | null;
-  completed_at_ms: number | null;
-  platform_fault: boolean;
-  sequence: number;
-}
+/** Rows are the tables' shapes (libs/db schema.ts), with columns the server defaults always present. */
+export type JobRow = Omit<ReliabilitySlaJobsTable, 'platform_fault'> & { platform_fault: boolean };
 
-/** Rows of tables without server defaults are the tables' own shapes (libs/db schema.ts). */
 export type AttemptRow = ReliabilitySlaAttemptsTable;
 
-export interface NodeRow {
-  node_id: string;
-  gpu_model: string;
-  gpu_count: number;
-  registered_at_ms: number;
-  reports_rejected: number;
-  heartbeats_rejected: number;
-}
+export type NodeRow = Omit<ReliabilitySlaNodesTable, 'reports_rejected' | 'heartbeats_rejected'> & { reports_rejected: number; heartbeats_rejected: number };
 
 export type IncidentRow = ReliabilitySlaIncidentsTable;
 
