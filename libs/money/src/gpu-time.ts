@@ -14,11 +14,18 @@ export function assertInteger(name: string, value: number): void {
 }
 
 export function gpuMs(gpus: number, startMs: number, endMs: number): number {
-  assertInteger('gpus', gpus);
   assertInteger('startMs', startMs);
   assertInteger('endMs', endMs);
   if (endMs < startMs) throw new Error(`interval ends (${endMs}) before it starts (${startMs})`);
-  const product = gpus * (endMs - startMs);
+  return gpuMsOfDuration(gpus, endMs - startMs);
+}
+
+/** GPU-ms of `gpus` held for `durationMs` (a billed or overrun duration rather than an interval). */
+export function gpuMsOfDuration(gpus: number, durationMs: number): number {
+  assertInteger('gpus', gpus);
+  assertInteger('durationMs', durationMs);
+  if (durationMs < 0) throw new Error(`duration ${durationMs} is negative`);
+  const product = gpus * durationMs;
   // Past 2^53 the product is no longer an exact integer: refuse rather than round usage.
   assertInteger('gpuMs', product);
   return product;

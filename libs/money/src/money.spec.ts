@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { amountForGpuMs, fixedUnits, formatMinor, formatMoney, fromMinor, gpuMs, HOUR_MS, minorUnits, money, Money, roundHalfAwayFromZero, roundToMinor, splitAt, splitAtHours, taxesFor, toMinor } from './index';
+import { amountForGpuMs, fixedUnits, formatMinor, formatMoney, fromMinor, gpuMs, gpuMsOfDuration, HOUR_MS, minorUnits, money, Money, roundHalfAwayFromZero, roundToMinor, splitAt, splitAtHours, taxesFor, toMinor } from './index';
 
 /** The decimal.js path, the reference every integer rounding must agree with: ROUND_HALF_UP to the minor digits. */
 const decimalHalfUp = (amount: Money, currency: string) => amount.toDecimalPlaces(minorUnits(currency), Money.ROUND_HALF_UP);
@@ -31,6 +31,9 @@ describe('GPU time', () => {
   it('multiplies GPUs by duration and refuses reversed intervals', () => {
     expect(gpuMs(8, 1000, 4000)).toBe(24_000);
     expect(() => gpuMs(1, 5, 4)).toThrow(/before it starts/);
+    expect(gpuMsOfDuration(8, 3000)).toBe(gpuMs(8, 1000, 4000));
+    expect(() => gpuMsOfDuration(1, -1)).toThrow(/negative/);
+    expect(() => gpuMsOfDuration(2 ** 30, 2 ** 30)).toThrow(/gpuMs must be a safe integer/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { TIER_MODE_DEFAULT, TierMode } from '@fastgpu/contracts';
-import { assertInteger, HOUR_MS } from './gpu-time';
+import { assertInteger, gpuMsOfDuration, HOUR_MS } from './gpu-time';
 import { amountForGpuMs, fromMinor, Money, roundedMinorForGpuMs, type Money as MoneyValue } from './money';
 import { billedDurationMs, compareCodeUnits, PriceTimeline, type PriceTier, type PriceVersion, type RatePrice } from './price-timeline';
 
@@ -183,8 +183,7 @@ export function billedParts(pieces: readonly UsagePiece[], timeline: PriceTimeli
         billedMs += billedDurationMs(durationMs, found.price.incrementMs, found.price.minimumMs) - durationMs;
       }
       if (billedMs === 0) continue;
-      const billedGpuMs = piece.gpus * billedMs;
-      assertInteger('billedGpuMs', billedGpuMs);
+      const billedGpuMs = gpuMsOfDuration(piece.gpus, billedMs);
       parts.push({
         usageId: piece.usageId,
         servicePeriod: piece.servicePeriod,

@@ -1,5 +1,5 @@
 import type { StoredEvent } from '@fastgpu/contracts';
-import { gpuMs } from '@fastgpu/money';
+import { gpuMs, gpuMsOfDuration } from '@fastgpu/money';
 import type { TenantInfo } from '../invoices/invoice-document';
 import { ACCRUAL_OVERRUN_PIECE, closeAllocation } from './accrual-ledger';
 import { stopPieces } from './accrual';
@@ -53,7 +53,7 @@ async function splitUsage(ledger: LedgerContext, tenant: TenantInfo, u: UsageToS
   const accrued = u.accrued_until_ms === null ? null : { startMs: Number(u.accrued_from_ms), endMs: Number(u.accrued_until_ms) };
   const { pieces, overrunMs } = stopPieces(u.start_ms, u.end_ms, accrued, tenant.billingTimeZone);
   if (overrunMs > 0) {
-    const reason = `accrued at period close to ${new Date(accrued!.endMs).toISOString()} from ${new Date(accrued!.startMs).toISOString()}, but the allocation ran ${new Date(u.start_ms).toISOString()} to ${new Date(u.end_ms).toISOString()}: ${u.gpus * overrunMs} GPU-ms were billed that it did not use`;
+    const reason = `accrued at period close to ${new Date(accrued!.endMs).toISOString()} from ${new Date(accrued!.startMs).toISOString()}, but the allocation ran ${new Date(u.start_ms).toISOString()} to ${new Date(u.end_ms).toISOString()}: ${gpuMsOfDuration(u.gpus, overrunMs)} GPU-ms were billed that it did not use`;
     await ledger.review(u.event_id, ACCRUAL_OVERRUN_PIECE, 'accrual-overrun', tenantId, u.usage_id, pieces[0]?.period ?? '', reason, u.sequence);
   }
   for (const [index, piece] of pieces.entries()) {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import { newEventId, type DomainEvent, type EventData, type EventType } from '@fastgpu/contracts';
+import { gpuMs } from '@fastgpu/money';
 import { EventPublisher } from '@fastgpu/messaging';
 import { hashSecret } from '@fastgpu/auth';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
@@ -117,7 +118,7 @@ export class DocumentsHarness {
         gpus,
         startAt,
         endAt,
-        gpuMs: gpus * (Date.parse(endAt) - Date.parse(startAt)),
+        gpuMs: gpuMs(gpus, Date.parse(startAt), Date.parse(endAt)),
         interrupted: false,
         sourceSequences: [],
         ...extra,

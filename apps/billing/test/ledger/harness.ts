@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { expect } from 'vitest';
 import { sql } from 'kysely';
 import { newEventId, type DomainEvent, type EventData, type EventType } from '@fastgpu/contracts';
+import { gpuMs } from '@fastgpu/money';
 import { EventPublisher, lastSequence } from '@fastgpu/messaging';
 import { hashSecret } from '@fastgpu/auth';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
@@ -145,7 +146,7 @@ export function usageData(tenantId: string, usageId: string, startAt: string, en
     gpus,
     startAt,
     endAt,
-    gpuMs: gpus * (Date.parse(endAt) - Date.parse(startAt)),
+    gpuMs: gpuMs(gpus, Date.parse(startAt), Date.parse(endAt)),
     interrupted: false,
     sourceSequences: [],
     ...extra,
