@@ -1,5 +1,6 @@
 import { nameId } from '@fastgpu/contracts';
-import { EventPublisher, isWrongLastSequence } from '@fastgpu/messaging';
+import { isStreamVersionConflict } from '@fastgpu/eventsourcing';
+import { EventPublisher } from '@fastgpu/messaging';
 import type { Runtime } from '@fastgpu/runtime';
 
 /** The demo price book `npm start` publishes once (USD per GPU-hour). */
@@ -29,7 +30,7 @@ export async function seedDemo(runtime: Runtime, url: string, adminKey: string):
     { id: nameId('demo', 'price-book', 'default', '1'), time: now, tenantId: null, correlationId: 'demo-seed' },
   );
   await publisher.publish(priceBook, { expectedLastSubjectSequence: 0 }).catch((error) => {
-    if (!isWrongLastSequence(error)) throw error;
+    if (!isStreamVersionConflict(error)) throw error;
   });
   const tenant = await api(url, adminKey, 'POST', '/v1/tenants', { tenantId: 'demo', name: 'Demo Labs', billingTimeZone: 'UTC', currency: 'USD' });
   if (tenant.status !== 201 && tenant.status !== 409) throw new Error(`demo tenant: ${JSON.stringify(tenant.body)}`);

@@ -1,15 +1,13 @@
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { decodeEvent, type DomainEvent } from '@fastgpu/contracts';
-import { StreamFollower, type Bus, type EventPublisher } from '@fastgpu/messaging';
+import { isStreamVersionConflict, StreamFollower, type Bus, type EventPublisher } from '@fastgpu/messaging';
 import type { BuildEvent } from './build-event';
 import type { Decider } from './decider';
 import { StreamVersionMismatch, type EventStream } from './event-stream';
 import { handleCommand, type HandledCommand } from './handle-command';
 
-/** True when JetStream refused a publish because the subject was not at the expected sequence (API error 10071). */
-export function isStreamVersionConflict(error: unknown): boolean {
-  return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamWrongLastSequence;
-}
+/** True when JetStream refused a publish because the subject was not at the expected sequence (API error 10071); defined beside the publisher in libs/messaging. */
+export { isStreamVersionConflict };
 
 /**
  * The event store over the domain event stream: an aggregate is one subject

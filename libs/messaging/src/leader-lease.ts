@@ -1,6 +1,6 @@
 import { DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import type { Bus } from './bus';
-import { isWrongLastSequence } from './publisher';
+import { isStreamVersionConflict } from './publisher';
 
 /**
  * One active instance of something (the scheduler, a projection): a leader lease kept in a small
@@ -134,7 +134,7 @@ export class LeaderLease {
       this.holder = this.options.instanceId;
       return true;
     } catch (error) {
-      if (!isWrongLastSequence(error)) throw error;
+      if (!isStreamVersionConflict(error)) throw error;
       this.heldSequence = 0;
       return false;
     }

@@ -1,5 +1,5 @@
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
-import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type PubAck } from '@nats-io/jetstream';
 import { encodeEvent, Headers, makeEvent, subjectFor, type DomainEvent, type EventData, type EventMeta, type EventType, type Topology } from '@fastgpu/contracts';
 import { currentTraceparent, injectTraceContext } from '@fastgpu/telemetry';
 
@@ -141,7 +141,11 @@ export class EventPublisher {
   }
 }
 
-/** True when a publish failed because the expected subject sequence did not match. */
-export function isWrongLastSequence(error: unknown): boolean {
-  return /wrong last sequence/i.test((error as Error)?.message ?? '');
+/**
+ * True when JetStream refused a publish because the subject was not at the expected sequence
+ * (API error 10071, by its code rather than its text). libs/eventsourcing re-exports it for
+ * command handlers.
+ */
+export function isStreamVersionConflict(error: unknown): boolean {
+  return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamWrongLastSequence;
 }

@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { sql } from 'kysely';
 import { nameId } from '@fastgpu/contracts';
-import { conflictError, illegalState, notFoundError } from '@fastgpu/eventsourcing';
-import { isWrongLastSequence, type EventPublisher } from '@fastgpu/messaging';
+import { conflictError, illegalState, isStreamVersionConflict, notFoundError } from '@fastgpu/eventsourcing';
+import type { EventPublisher } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
 import { BillingLedger } from '../ledger/billing.ledger';
@@ -81,7 +81,7 @@ export class CreditNotesService {
         try {
           published = await this.publisher.publish(event, { expectedLastSubjectSequence: subjectSequence });
         } catch (error) {
-          if (isWrongLastSequence(error)) throw conflictError('invoice_changed', 'the invoice changed concurrently (another finance action landed first); nothing was recorded, read it again and retry');
+          if (isStreamVersionConflict(error)) throw conflictError('invoice_changed', 'the invoice changed concurrently (another finance action landed first); nothing was recorded, read it again and retry');
           throw error;
         }
         await this.ledger.waitFor(published.sequence);

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { nameId, type DomainEvent, type EventData } from '@fastgpu/contracts';
-import { isWrongLastSequence, type EventPublisher } from '@fastgpu/messaging';
+import { isStreamVersionConflict } from '@fastgpu/eventsourcing';
+import type { EventPublisher } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BillingLedger } from '../ledger/billing.ledger';
 import { BillingMetrics } from '../ledger/billing.metrics';
@@ -90,7 +91,7 @@ export class FinanceActionPublisher {
     try {
       published = await this.publisher.publish(event as DomainEvent, expectedLastSubjectSequence === undefined ? {} : { expectedLastSubjectSequence });
     } catch (error) {
-      if (isWrongLastSequence(error)) {
+      if (isStreamVersionConflict(error)) {
         const landed = kind === 'InvoiceDraftDeleted' || kind === 'InvoiceReissued' ? 'another action' : 'another finance action';
         throw new BillingRejection(409, 'invoice_changed', `the invoice changed concurrently (${landed} landed first); nothing was recorded, read it again and retry`);
       }

@@ -1,8 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { sql } from 'kysely';
 import { deriveId, nameId, type DomainEvent, type EventData } from '@fastgpu/contracts';
-import { handleCommand, JetStreamEventStream, type Decider } from '@fastgpu/eventsourcing';
-import { isWrongLastSequence } from '@fastgpu/messaging';
+import { handleCommand, isStreamVersionConflict, JetStreamEventStream, type Decider } from '@fastgpu/eventsourcing';
 import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
@@ -133,7 +132,7 @@ export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
       // Only one InvoiceFinalized may ever stand on an invoice's subject.
       published = await this.actions.publisher.publish(event, { expectedLastSubjectSequence: 0 });
     } catch (error) {
-      if (isWrongLastSequence(error)) throw new BillingRejection(409, 'invoice_finalized', 'the invoice was finalized concurrently');
+      if (isStreamVersionConflict(error)) throw new BillingRejection(409, 'invoice_finalized', 'the invoice was finalized concurrently');
       throw error;
     }
     if (published.duplicate) throw new BillingRejection(409, 'invoice_finalized', 'the invoice is already finalized');
