@@ -9,8 +9,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { makeEvent, subjectFor, topology, type DomainEvent } from '@fastgpu/contracts';
-import { spec } from '@fastgpu/eventsourcing';
-import { leaseDecider, leaseRequestRefusal, type BuildEvent, type LeaseCommand } from './lease.decider';
+import { spec, type BuildEvent } from '@fastgpu/eventsourcing';
+import { leaseDecider, leaseRequestRefusal, type LeaseCommand } from './lease.decider';
 import type { RequestLeaseBody } from './leases.schema';
 
 const topo = topology('spec');

@@ -1,5 +1,5 @@
-import { deriveId, type DomainEvent, type EventData, type EventMeta, type EventType } from '@fastgpu/contracts';
-import { notFoundError, validationError, type Decider } from '@fastgpu/eventsourcing';
+import { deriveId, type DomainEvent, type EventData } from '@fastgpu/contracts';
+import { notFoundError, validationError, type BuildEvent, type Decider } from '@fastgpu/eventsourcing';
 import type { RequestLeaseBody } from './leases.schema';
 
 /**
@@ -11,15 +11,14 @@ import type { RequestLeaseBody } from './leases.schema';
 export interface LeaseState {
   /** The tenant whose request created the lease; null before LeaseRequested. */
   tenantId: string | null;
+  /** What LeaseRequested recorded: a retried request answers from it while the read model lags. */
+  requested: EventData<'LeaseRequested'> | null;
   releaseRequested: boolean;
 }
 
 export type LeaseCommand =
   | { kind: 'request'; leaseId: string; tenantId: string; body: RequestLeaseBody; requestedAt: string }
   | { kind: 'release'; leaseId: string; tenantId: string; requestedAt: string };
-
-/** Builds one catalogue event on its subject (the publisher's `build`, bound to the topology). */
-export type BuildEvent = <T extends EventType>(type: T, data: EventData<T>, meta: Omit<EventMeta, 'source'>) => DomainEvent<T>;
 
 /**
  * What refuses a lease request whatever the aggregate holds; checked before an Idempotency-Key is
@@ -34,7 +33,7 @@ const leaseNotFound = (leaseId: string) => notFoundError('lease_not_found', `lea
 
 export function leaseDecider(build: BuildEvent): Decider<LeaseState, LeaseCommand, DomainEvent> {
   return {
-    initialState: () => ({ tenantId: null, releaseRequested: false }),
+    initialState: () => ({ tenantId: null, requested: null, releaseRequested: false }),
     decide(command, state) {
       switch (command.kind) {
         case 'request': {
@@ -76,7 +75,7 @@ export function leaseDecider(build: BuildEvent): Decider<LeaseState, LeaseComman
     evolve(state, event) {
       switch (event.type) {
         case 'LeaseRequested':
-          return { ...state, tenantId: (event).data.tenantId };
+          return { ...state, tenantId: event.data.tenantId, requested: event.data };
         case 'LeaseReleaseRequested':
           return { ...state, releaseRequested: true };
         default:

@@ -7,8 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { makeEvent, subjectFor, topology, type DomainEvent, type Role } from '@fastgpu/contracts';
-import { spec } from '@fastgpu/eventsourcing';
-import type { BuildEvent } from '../leases/lease.decider';
+import { spec, type BuildEvent } from '@fastgpu/eventsourcing';
 import { keyPlacementRefusal, tenantDecider, type TenantCommand } from './tenant.decider';
 
 const topo = topology('spec');

@@ -1,6 +1,5 @@
 import type { DomainEvent, EventData, Role } from '@fastgpu/contracts';
-import { conflictError, notFoundError, validationError, type Decider } from '@fastgpu/eventsourcing';
-import type { BuildEvent } from '../leases/lease.decider';
+import { conflictError, notFoundError, validationError, type BuildEvent, type Decider } from '@fastgpu/eventsourcing';
 
 /**
  * A tenant and its API keys as one aggregate (the subject `…intake.tenant.<id>`; platform keys,
