@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { feasibilityReply, nameId, newEntityId, requestIdSchema, type DomainEvent, type FeasibilityRequest } from '@fastgpu/contracts';
+import { feasibilityReply, nameId, newEntityId, requestIdSchema, type DomainEvent, type EventData, type FeasibilityRequest } from '@fastgpu/contracts';
 import { IdempotencyKeys, keyOwner, readIdempotencyKey, requestHash } from '../shared/idempotency';
 import { findForTenant, type Principal } from '@fastgpu/auth';
 import { handleCommand, JetStreamEventStream, type Decider } from '@fastgpu/eventsourcing';
@@ -99,13 +99,47 @@ export class LeasesService implements OnApplicationBootstrap, OnApplicationShutd
     }
     // The lease's own history decides: requested already (a retry), nothing is published again.
     const decided = await handleCommand(this.store, this.decider, this.runtime.bus.topology.subjects.lease(leaseId), { kind: 'request', leaseId, tenantId, body, requestedAt: requestedAt.toISOString() });
+    // What the log holds for this lease (decided now or by an earlier attempt).
+    const requested = decided.state.requested;
+    if (!requested) throw new Error(`lease ${leaseId}: no LeaseRequested after its request was decided`);
     await this.host.runner(leasesProjection.name).waitFor(decided.version, READ_MODEL_WAIT_MS);
     const deadline = Date.now() + options.waitMs;
     for (;;) {
-      const view = await this.get(principal, leaseId);
+      // The lease is in the log: a read model that has not caught up with it yet (lagging, or the
+      // first attempt's publish stored after its client gave up) answers the lease as its
+      // LeaseRequested says, never 404.
+      const row = await this.ownRow(tenantId, leaseId);
+      const view = row ? this.view(row) : this.requestedView(requested);
       if (view.state !== 'requested' || Date.now() >= deadline) return view;
       await new Promise((r) => setTimeout(r, GRANT_POLL_MS));
     }
+  }
+
+  private async ownRow(tenantId: string, leaseId: string): Promise<LeaseRow | undefined> {
+    return (await this.runtime.db.selectFrom('leases').selectAll().where('lease_id', '=', leaseId).where('tenant_id', '=', tenantId).executeTakeFirst()) as LeaseRow | undefined;
+  }
+
+  /** A lease as its LeaseRequested records it, before the read model holds its row. */
+  private requestedView(requested: EventData<'LeaseRequested'>): LeaseView {
+    return {
+      leaseId: requested.leaseId,
+      tenantId: requested.tenantId,
+      projectId: requested.projectId,
+      state: 'requested',
+      gpus: requested.gpus,
+      gpuModels: requested.gpuModels,
+      capacityType: requested.capacityType,
+      priorityClass: requested.priorityClass,
+      nodeId: null,
+      gpuModel: null,
+      gpuIndices: null,
+      leaseEpoch: null,
+      requestedAt: new Date(requested.requestedAt).toISOString(),
+      grantedAt: null,
+      releasedAt: null,
+      releaseReason: null,
+      gpuMs: 0,
+    };
   }
 
   async release(principal: Principal, leaseId: string): Promise<LeaseView> {
