@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { sql } from 'kysely';
 import { nameId } from '@fastgpu/contracts';
-import { conflictError, illegalState, isStreamVersionConflict, notFoundError } from '@fastgpu/eventsourcing';
+import { conflictError, illegalState, isStreamVersionConflict, JetStreamEventStream, notFoundError } from '@fastgpu/eventsourcing';
 import type { EventPublisher } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
@@ -36,6 +36,7 @@ export interface CreditNoteAnswer {
 @Injectable()
 export class CreditNotesService {
   private readonly publisher: EventPublisher;
+  private readonly events: JetStreamEventStream;
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -44,6 +45,7 @@ export class CreditNotesService {
     @Inject(BILLING_OPTIONS) private readonly options: BillingOptions,
   ) {
     this.publisher = publisherFor(runtime, 'billing');
+    this.events = new JetStreamEventStream(runtime.bus, this.publisher);
   }
 
   reader(store: BillingStore = this.ledger.store()): CreditNoteReader {
@@ -134,15 +136,8 @@ export class CreditNotesService {
   }
 
   /** Sequence of the last event on a subject (0 when none): the state a decision is taken against. */
-  private async lastSubjectSequence(subject: string): Promise<number> {
-    const bus = this.runtime.bus;
-    try {
-      const message = await bus.jsm.streams.getMessage(bus.topology.streams.events, { last_by_subj: subject });
-      return message?.seq ?? 0;
-    } catch (error) {
-      if (/no message found|not found/i.test((error as Error).message)) return 0;
-      throw error;
-    }
+  private lastSubjectSequence(subject: string): Promise<number> {
+    return this.events.version(subject);
   }
 }
 

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { nameId, type DomainEvent, type EventData } from '@fastgpu/contracts';
-import { isStreamVersionConflict } from '@fastgpu/eventsourcing';
+import { isStreamVersionConflict, JetStreamEventStream } from '@fastgpu/eventsourcing';
 import type { EventPublisher } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BillingLedger } from '../ledger/billing.ledger';
@@ -32,6 +32,7 @@ export const TENANT_SETTINGS_SCOPE = 'tenant-settings';
 @Injectable()
 export class FinanceActionPublisher {
   readonly publisher: EventPublisher;
+  private readonly events: JetStreamEventStream;
 
   constructor(
     @Inject(RUNTIME) private readonly runtime: Runtime,
@@ -39,6 +40,7 @@ export class FinanceActionPublisher {
     @Inject(BillingMetrics) private readonly metrics: BillingMetrics,
   ) {
     this.publisher = publisherFor(runtime, 'billing');
+    this.events = new JetStreamEventStream(runtime.bus, this.publisher);
   }
 
   /** Now on the runtime's clock, as the instant an action is recorded at. */
@@ -68,15 +70,8 @@ export class FinanceActionPublisher {
   }
 
   /** Sequence of the last event on a subject (0 when none): the state a decision is taken against. */
-  async lastSubjectSequence(subject: string): Promise<number> {
-    const bus = this.runtime.bus;
-    try {
-      const message = await bus.jsm.streams.getMessage(bus.topology.streams.events, { last_by_subj: subject });
-      return message?.seq ?? 0;
-    } catch (error) {
-      if (/no message found|not found/i.test((error as Error).message)) return 0;
-      throw error;
-    }
+  lastSubjectSequence(subject: string): Promise<number> {
+    return this.events.version(subject);
   }
 
   /**
