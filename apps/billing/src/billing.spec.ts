@@ -24,7 +24,7 @@ import { sql } from 'kysely';
 import { newEventId, type DomainEvent, type EventData } from '@fastgpu/contracts';
 import { EventPublisher } from '@fastgpu/messaging';
 import { hashSecret } from '@fastgpu/auth';
-import { money, sumMoney } from '@fastgpu/money';
+import { gpuMs, money, sumMoney } from '@fastgpu/money';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
 import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
 import { createBillingService } from './billing.service';
@@ -89,7 +89,7 @@ async function usage(tenantId: string, startAt: string, endAt: string, extra: Pa
       gpus,
       startAt,
       endAt,
-      gpuMs: gpus * (Date.parse(endAt) - Date.parse(startAt)),
+      gpuMs: gpuMs(gpus, Date.parse(startAt), Date.parse(endAt)),
       interrupted: false,
       sourceSequences: [1000 + usageCounter],
       ...extra,
