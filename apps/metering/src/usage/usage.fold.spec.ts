@@ -31,7 +31,7 @@ const started = (atMs: number, subtaskId = 'st1', attempt = 1, leaseEpoch = 1) =
 const completed = (atMs: number, subtaskId = 'st1', attempt = 1, leaseEpoch = 1) => stored('SubtaskCompleted', { ...report(subtaskId, attempt, leaseEpoch), exitCode: 0, endedAt: iso(atMs) });
 
 function fold(events: StoredEvent[], allocations = new Map<string, Allocation>(), streamTimeMs = new Map<number, number>()) {
-  return { out: foldUsage(events, { allocations, appliedNodeLost: new Set(), streamTimeMs }), allocations };
+  return { out: foldUsage(events, { allocations, appliedNodeEvents: new Set(), streamTimeMs }), allocations };
 }
 const hoursOf = (out: ReturnType<typeof foldUsage>) => out.closures.flatMap((c) => c.hours.map((h) => [iso(h.hourStartMs), h.gpuMs, h.interruptedGpuMs]));
 
@@ -129,7 +129,7 @@ describe('usage fold: interval arithmetic', () => {
       ['a', 8 * 30_000, true],
       ['b', 8 * 20_000, true],
     ]);
-    expect(out.nodeLostApplied).toHaveLength(1);
+    expect(out.nodeEventsApplied).toHaveLength(1);
   });
 
   it('meters leases and external allocations, keeping external times beyond the horizon as late', () => {

@@ -29,8 +29,8 @@ function reportedMs(iso: string, stored: Pick<StoredEvent, 'receivedAtMs'>): num
 export function foldUsage(events: readonly StoredEvent[], input: FoldInput): FoldOutput {
   const { allocations } = input;
   const horizon = input.horizon ?? DEFAULT_LATENESS_HORIZON;
-  const out: FoldOutput = { changed: new Set(), closures: [], jobObservations: [], rejections: [], reportRejections: [], nodeLostApplied: [], eventTimeMaxMs: null };
-  const nodeLostSeen = new Set(input.appliedNodeLost);
+  const out: FoldOutput = { changed: new Set(), closures: [], jobObservations: [], rejections: [], reportRejections: [], nodeEventsApplied: [], eventTimeMaxMs: null };
+  const nodeEventsSeen = new Set(input.appliedNodeEvents);
 
   const get = (key: string, kind: AllocationKind): Allocation => {
     let allocation = allocations.get(key);
@@ -40,6 +40,16 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
     }
     return allocation;
   };
+
+  /**
+   * The sub-tasks and leases still open on a node, sorted by key so the closing order (and so the
+   * published usage order) is deterministic. `placedOnly`: only those whose placement is already
+   * folded, i.e. placed before this event in log order, as the scheduler sees them.
+   */
+  const openOnNode = (nodeId: string, placedOnly: boolean): Allocation[] =>
+    [...allocations.values()]
+      .filter((a) => a.nodeId === nodeId && a.endEventId === null && a.kind !== 'external' && (!placedOnly || a.placedEventId !== null))
+      .sort((x, y) => (x.key < y.key ? -1 : 1));
 
   const touch = (allocation: Allocation, stored: StoredEvent): void => {
     out.changed.add(allocation.key);
@@ -163,13 +173,38 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
         break;
       }
       case 'NodeLost': {
-        if (nodeLostSeen.has(event.id)) break;
-        nodeLostSeen.add(event.id);
-        out.nodeLostApplied.push({ eventId: event.id, sequence: stored.sequence });
-        const lastHeartbeatMs = instantMs(event.data.lastHeartbeatAt);
-        // Sorted by key so the closing order (and so the published usage order) is deterministic.
-        const onNode = [...allocations.values()].filter((a) => a.nodeId === event.data.nodeId && a.endEventId === null && a.kind !== 'external').sort((x, y) => (x.key < y.key ? -1 : 1));
-        for (const a of onNode) setEnd(a, stored, lastHeartbeatMs, null, 'node-lost', true);
+        if (nodeEventsSeen.has(event.id)) break;
+        nodeEventsSeen.add(event.id);
+        out.nodeEventsApplied.push({ eventId: event.id, sequence: stored.sequence });
+        for (const a of openOnNode(event.data.nodeId, false)) setEnd(a, stored, instantMs(event.data.lastHeartbeatAt), null, EndReason.nodeLost, true);
+        break;
+      }
+      case 'NodeRegistered': {
+        // A registration is a new agent epoch (docs/node-protocol.md, "Lifecycle"): the agent lost
+        // what it ran, and the scheduler frees those GPUs and requeues the attempts. What was
+        // placed on the node before it (in log order) ends here, at the registration's time
+        // bounded by its receipt (no tolerance: the freed GPUs can be placed again from then on).
+        if (nodeEventsSeen.has(event.id)) break;
+        nodeEventsSeen.add(event.id);
+        out.nodeEventsApplied.push({ eventId: event.id, sequence: stored.sequence });
+        const atMs = reportTimeMs(instantMs(event.data.registeredAt), { receivedAtMs: stored.receivedAtMs }, 0);
+        for (const a of openOnNode(event.data.nodeId, true)) setEnd(a, stored, atMs, null, EndReason.agentRestarted, true);
+        break;
+      }
+      case 'SubtaskRequeued': {
+        // The scheduler ended the attempt (agent restart, node loss, platform fault) before it
+        // places the next one: an attempt still open ends at the requeue, never after.
+        const d = event.data;
+        const a = get(subtaskKey(d.subtaskId, d.previousAttempt), 'subtask');
+        if (a.endEventId !== null) break;
+        if (a.placedEventId === null) {
+          // Not placed (yet) in this log: keep who it is, the placement fills in the rest.
+          a.tenantId = d.tenantId;
+          a.jobId = d.jobId;
+          a.subtaskId = d.subtaskId;
+          a.attempt = d.previousAttempt;
+        }
+        setEnd(a, stored, instantMs(d.requeuedAt), null, EndReason.requeued, true);
         break;
       }
       case 'LeaseGranted': {

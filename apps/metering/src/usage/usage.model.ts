@@ -14,7 +14,9 @@ export const usageEventTypes = [
   'SubtaskCompleted',
   'SubtaskFailed',
   'SubtaskPreempted',
+  'SubtaskRequeued',
   'NodeLost',
+  'NodeRegistered',
   'LeaseGranted',
   'LeaseReleased',
   'ExternalAllocationStarted',
@@ -32,6 +34,10 @@ export const EndReason = {
   failed: 'failed',
   preempted: 'preempted',
   nodeLost: 'node-lost',
+  /** The node's agent registered a new epoch: what it ran is lost. */
+  agentRestarted: 'agent-restarted',
+  /** The scheduler requeued the attempt before the node reported its end. */
+  requeued: 'requeued',
   released: 'released',
   stopped: 'stopped',
 } as const;
@@ -137,10 +143,10 @@ export interface ReportRejection {
 
 /** What the shell must provide: loaded allocations and facts about the log, never the clock. */
 export interface FoldInput {
-  /** Every allocation the batch touches, loaded by key, plus every not-ended one on a lost node. */
+  /** Every allocation the batch touches, loaded by key, plus every not-ended one on a node lost or registered in the batch. */
   allocations: Map<string, Allocation>;
-  /** NodeLost event ids already applied in an earlier batch (permanent dedupe). */
-  appliedNodeLost: ReadonlySet<string>;
+  /** NodeLost and NodeRegistered event ids already applied in an earlier batch (permanent dedupe). */
+  appliedNodeEvents: ReadonlySet<string>;
   /** When the log stored each external event (stream time), for the lateness horizon. */
   streamTimeMs: ReadonlyMap<number, number>;
   horizon?: LatenessHorizon;
@@ -152,7 +158,8 @@ export interface FoldOutput {
   jobObservations: JobObservation[];
   rejections: Rejection[];
   reportRejections: ReportRejection[];
-  nodeLostApplied: Array<{ eventId: string; sequence: number }>;
+  /** NodeLost and NodeRegistered events applied by this batch (they end allocations found by node). */
+  nodeEventsApplied: Array<{ eventId: string; sequence: number }>;
   eventTimeMaxMs: number | null;
 }
 
@@ -160,7 +167,7 @@ export const subtaskKey = (subtaskId: string, attempt: number) => `s:${subtaskId
 export const leaseKey = (leaseId: string) => `l:${leaseId}`;
 export const externalKey = (tenantId: string, allocationId: string) => `x:${tenantId}:${allocationId}`;
 
-/** The allocation keys an event touches (NodeLost touches rows found by node instead). */
+/** The allocation keys an event touches (NodeLost and NodeRegistered touch rows found by node instead). */
 export function keysOf(event: DomainEvent): string[] {
   switch (event.type) {
     case 'SubtaskPlaced':
@@ -169,6 +176,8 @@ export function keysOf(event: DomainEvent): string[] {
     case 'SubtaskFailed':
     case 'SubtaskPreempted':
       return [subtaskKey(event.data.subtaskId, event.data.attempt)];
+    case 'SubtaskRequeued':
+      return [subtaskKey(event.data.subtaskId, event.data.previousAttempt)];
     case 'LeaseGranted':
     case 'LeaseReleased':
       return [leaseKey(event.data.leaseId)];

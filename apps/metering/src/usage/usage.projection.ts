@@ -184,15 +184,16 @@ export class UsageProjection implements Projection {
   async apply(trx: ProjectionTransaction, events: StoredEvent[], context: ProjectionContext): Promise<void> {
     const table = (name: (typeof usageTables)[number]) => sql.table(context.table(name));
     const keys = new Set<string>();
-    const lostNodes = new Set<string>();
-    const nodeLostIds: string[] = [];
+    /** Nodes lost or registered again in the batch: their open allocations end. */
+    const endingNodes = new Set<string>();
+    const nodeEventIds: string[] = [];
     const externalSequences: number[] = [];
     const streamTimeMs = new Map<number, number>();
     for (const { event, sequence, receivedAtMs } of events) {
       for (const key of keysOf(event)) keys.add(key);
-      if (event.type === 'NodeLost') {
-        lostNodes.add(event.data.nodeId);
-        nodeLostIds.push(event.id);
+      if (event.type === 'NodeLost' || event.type === 'NodeRegistered') {
+        endingNodes.add(event.data.nodeId);
+        nodeEventIds.push(event.id);
       }
       if (event.type === 'ExternalAllocationStarted' || event.type === 'ExternalAllocationStopped' || event.type === 'ExternalAllocationReportedLate') {
         // The runner and the replay pass the stream time each message was stored at; read it
@@ -212,21 +213,21 @@ export class UsageProjection implements Projection {
     // others are looked up (most keys of a batch are new allocations).
     const written = context.ownsTables ? this.writtenKeys(context.table('metering_allocations')) : undefined;
     const lookUp = written ? [...keys].filter((key) => written.mightContain(key)) : [...keys];
-    if (lookUp.length || lostNodes.size) {
-      const byNode = lostNodes.size ? sql`OR (node_id = ANY(${[...lostNodes]}::text[]) AND end_ms IS NULL)` : sql``;
+    if (lookUp.length || endingNodes.size) {
+      const byNode = endingNodes.size ? sql`OR (node_id = ANY(${[...endingNodes]}::text[]) AND end_ms IS NULL)` : sql``;
       const { rows } = await sql<Row>`SELECT * FROM ${table('metering_allocations')} WHERE allocation_key = ANY(${lookUp}::text[]) ${byNode}`.execute(trx);
       for (const row of rows) allocations.set(row.allocation_key as string, fromRow(row));
     }
     const loaded = new Set(allocations.keys());
-    const appliedNodeLost = new Set<string>();
-    if (nodeLostIds.length) {
-      const { rows } = await sql<{ event_id: string }>`SELECT event_id FROM ${table('metering_applied_events')} WHERE event_id = ANY(${nodeLostIds}::text[])`.execute(trx);
-      for (const row of rows) appliedNodeLost.add(row.event_id);
+    const appliedNodeEvents = new Set<string>();
+    if (nodeEventIds.length) {
+      const { rows } = await sql<{ event_id: string }>`SELECT event_id FROM ${table('metering_applied_events')} WHERE event_id = ANY(${nodeEventIds}::text[])`.execute(trx);
+      for (const row of rows) appliedNodeEvents.add(row.event_id);
     }
     if (externalSequences.length && this.deps.streamTimes) for (const [sequence, ms] of await this.deps.streamTimes(externalSequences)) streamTimeMs.set(sequence, ms);
     const horizon = this.deps.horizon ?? DEFAULT_LATENESS_HORIZON;
 
-    const out = foldUsage(events, { allocations, appliedNodeLost, streamTimeMs, horizon: streamTimeHorizon(horizon) });
+    const out = foldUsage(events, { allocations, appliedNodeEvents, streamTimeMs, horizon: streamTimeHorizon(horizon) });
 
     const changed = [...out.changed].map((key) => allocations.get(key)!);
     // Rows the batch created are inserted; rows it loaded are updated (no speculative upserts).
@@ -264,8 +265,8 @@ export class UsageProjection implements Projection {
           ${o.map((x) => x.gpuMsObserved)}::int8[], ${o.map((x) => new Date(x.completedAtMs).toISOString())}::timestamptz[], ${o.map((x) => x.eventId)}::text[], ${o.map((x) => x.sequence)}::int8[])
         ON CONFLICT (job_id) DO NOTHING`.execute(trx);
     }
-    if (out.nodeLostApplied.length) {
-      const n = out.nodeLostApplied;
+    if (out.nodeEventsApplied.length) {
+      const n = out.nodeEventsApplied;
       await sql`INSERT INTO ${table('metering_applied_events')} (event_id, sequence) SELECT * FROM unnest(${n.map((x) => x.eventId)}::text[], ${n.map((x) => x.sequence)}::int8[]) ON CONFLICT DO NOTHING`.execute(trx);
     }
     if (out.rejections.length) {
