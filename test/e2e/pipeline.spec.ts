@@ -7,7 +7,7 @@
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { amountForGpuMs, formatMoney, roundToMinor } from '@fastgpu/money';
+import { amountForGpuMs, formatMoney, gpuMs, roundToMinor } from '@fastgpu/money';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
 import { startSimulatedFleet, type SimulatedNode } from '../../apps/node-simulator/src/simulated-node';
@@ -83,7 +83,7 @@ describe('pipeline', () => {
     expect(job.subtasks).toHaveLength(2);
     const gpuMsRun = (job.subtasks as Array<{ gpus: number; startedAt: string; endedAt: string; gpuModel: string }>).reduce((sum, s) => {
       expect(s.gpuModel).toBe('a100');
-      return sum + s.gpus * (Date.parse(s.endedAt) - Date.parse(s.startedAt));
+      return sum + gpuMs(s.gpus, Date.parse(s.startedAt), Date.parse(s.endedAt));
     }, 0);
     expect(gpuMsRun).toBeGreaterThanOrEqual(2 * 2 * 1000);
 

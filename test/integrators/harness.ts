@@ -6,6 +6,7 @@ import { hashSecret } from '@fastgpu/auth';
 import type { FastGpuConfig } from '@fastgpu/config';
 import { newEventId, type DomainEvent, type EventData, type EventType } from '@fastgpu/contracts';
 import { EventPublisher } from '@fastgpu/messaging';
+import { gpuMs } from '@fastgpu/money';
 import { createRuntime, startServices, type OwnedRuntime, type ServiceDefinition, type StartedApp } from '@fastgpu/platform';
 import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
 
@@ -130,7 +131,7 @@ export function usage(tenantId: string, usageId: string, startAt: string, endAt:
     gpus,
     startAt,
     endAt,
-    gpuMs: gpus * (Date.parse(endAt) - Date.parse(startAt)),
+    gpuMs: gpuMs(gpus, Date.parse(startAt), Date.parse(endAt)),
     interrupted: false,
     sourceSequences: [],
     ...extra,
