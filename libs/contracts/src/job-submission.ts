@@ -166,7 +166,7 @@ export class JobRequestError extends Error {
   }
 }
 
-const MS_PER_HOUR = BigInt(HOUR_MS);
+const HOUR_MS_BIG = BigInt(HOUR_MS);
 
 export interface DivisionInput {
   gpusPerSubtask: number;
@@ -188,7 +188,7 @@ export function gpuHoursToGpuMs(gpuHours: string): bigint {
   if (!match) throw new JobRequestError('totalGpuHours', 'must be a positive decimal number of GPU-hours with at most 12 decimals');
   const fraction = (match[2] ?? '').padEnd(12, '0');
   const scaled = BigInt(match[1]!) * 10n ** 12n + BigInt(fraction);
-  const numerator = scaled * MS_PER_HOUR;
+  const numerator = scaled * HOUR_MS_BIG;
   const denominator = 10n ** 12n;
   return (numerator + denominator - 1n) / denominator;
 }
