@@ -68,9 +68,16 @@ export async function connectBus(options: BusOptions): Promise<Bus> {
     reconnectTimeWait: 500,
   });
   const js = jetstream(nc, { timeout: 10_000 });
-  const jsm = await jetstreamManager(nc, { timeout: 10_000 });
   const topo = topology(options.subjectPrefix);
-  if (options.ensureStreams !== false) await ensureTopology(jsm, topo, options.replicas !== undefined ? { replicas: options.replicas } : {});
+  let jsm: JetStreamManager;
+  try {
+    jsm = await jetstreamManager(nc, { timeout: 10_000 });
+    if (options.ensureStreams !== false) await ensureTopology(jsm, topo, options.replicas !== undefined ? { replicas: options.replicas } : {});
+  } catch (error) {
+    // JetStream not answering (yet): the connection is not left reconnecting behind the failure.
+    await nc.close().catch(() => undefined);
+    throw error;
+  }
   return {
     nc,
     js,

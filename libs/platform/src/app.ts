@@ -108,7 +108,13 @@ export async function startServices(runtime: Runtime, services: ServiceDefinitio
   });
   instrumentHttp(app, runtime);
   app.useGlobalFilters(new ApiErrorFilter(routes));
-  await app.listen(options.port ?? runtime.config.httpPort, options.host ?? runtime.config.httpHost);
+  try {
+    await app.listen(options.port ?? runtime.config.httpPort, options.host ?? runtime.config.httpHost);
+  } catch (error) {
+    // A module that failed to start (NATS not answering in time): what the others started stops.
+    await app.close().catch(() => undefined);
+    throw error;
+  }
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : options.port;
   return {

@@ -27,9 +27,16 @@ export function instanceIdOf(config: FastGpuConfig): string {
  */
 export async function createRuntime(config: FastGpuConfig, options: { clock?: Clock; migrate?: boolean; projectionLeases?: boolean } = {}): Promise<OwnedRuntime> {
   const database = createDatabase({ databaseUrl: config.databaseUrl, dataDir: path.join(config.dataDir, 'pglite') });
-  if (options.migrate !== false) await migrateToLatest(database.db);
   const leases = options.projectionLeases && config.projectionLeaseTtlMs > 0 ? { leases: { instanceId: instanceIdOf(config), ttlMs: config.projectionLeaseTtlMs } } : {};
-  const bus = await connectBus({ natsUrl: config.natsUrl, subjectPrefix: config.subjectPrefix, name: 'fastgpu', ...(config.streamReplicas !== undefined ? { replicas: config.streamReplicas } : {}), ...leases });
+  let bus;
+  try {
+    if (options.migrate !== false) await migrateToLatest(database.db);
+    bus = await connectBus({ natsUrl: config.natsUrl, subjectPrefix: config.subjectPrefix, name: 'fastgpu', ...(config.streamReplicas !== undefined ? { replicas: config.streamReplicas } : {}), ...leases });
+  } catch (error) {
+    // A start that is tried again (startWithRetry) leaves no pool behind.
+    await database.close().catch(() => undefined);
+    throw error;
+  }
   const generatedAdminKey = config.adminKey ? undefined : newApiKeySecret();
   const health = new HealthRegistry();
   // Not ready while NATS is down, reconnecting included (the client retries for ever, so "not closed" is not "up").

@@ -1,17 +1,20 @@
 import { loadConfig } from '@fastgpu/config';
+import { JsonLogger } from '@fastgpu/observability';
 import { startTelemetry } from '@fastgpu/telemetry';
-import { createRuntime } from './runtime';
-import { startServices, type ServiceDefinition } from './app';
+import { type ServiceDefinition } from './app';
 import { collectStartupGarbage } from './process-start';
+import { logUnhandledRejections, startWithRetry } from './start-retry';
 
 /** A service started alone against NATS_URL and DATABASE_URL (the docker compose shape). */
 export async function runStandalone(service: ServiceDefinition): Promise<void> {
   const config = loadConfig();
+  const logger = new JsonLogger(service.name);
+  logUnhandledRejections(logger);
   const telemetry = startTelemetry({ serviceName: `fastgpu-${service.name}`, otlpEndpoint: config.otlpEndpoint });
-  // Any number of instances may run: each projection applies in one of them at a time.
-  const runtime = await createRuntime(config, { projectionLeases: true });
+  // Any number of instances may run: each projection applies in one of them at a time. NATS or
+  // PostgreSQL not answering yet is waited out (startWithRetry), not a crash.
+  const { runtime, started } = await startWithRetry(service, config, { runtime: { projectionLeases: true }, logger });
   if (runtime.generatedAdminKey) console.log(`admin key (generated, shown once): ${runtime.generatedAdminKey}`);
-  const started = await startServices(runtime, [service]);
   collectStartupGarbage();
   console.log(`fastgpu ${service.name} listening on ${started.url}`);
   const shutdown = async () => {
