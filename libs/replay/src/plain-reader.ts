@@ -19,7 +19,8 @@ export const PLAIN_READ_IDLE_TIMEOUT_MS_DEFAULT = 60_000;
  *
  * A batch ends when it holds `batchMax` messages, at the range's end, or at a message with nothing
  * pending after it; a range whose last sequences were deleted ends there when they were stored
- * before the read began. No message for `idleTimeoutMs` fails the read.
+ * before the read began (also when the whole range was deleted). No message for `idleTimeoutMs`
+ * fails the read.
  */
 export async function readRangeOnMainThread(options: RangeReadOptions): Promise<void> {
   const { bus, fromSequence, toSequence } = options;
@@ -31,6 +32,13 @@ export async function readRangeOnMainThread(options: RangeReadOptions): Promise<
   // Read before the consumer starts: every sequence up to it was stored by then, so one that is
   // not pending after a delivery was deleted (a later publish cannot be mistaken for it).
   const lastAtStart = await lastSequence(bus, stream);
+  // Nothing stored from the range's start on (all of it deleted), yet its end was stored: no
+  // delivery would come to end it, so it ends here, with an empty batch at its end.
+  // (The server's message get by sequence with next_by_subj answers the first message stored at or after it.)
+  const firstStoredFrom = { seq: fromSequence, next_by_subj: '>' };
+  if (lastAtStart >= toSequence && (await bus.jsm.streams.getMessage(stream, firstStoredFrom)) === null) {
+    return options.onBatch({ lastSequence: toSequence, count: 0, bodies: new Uint8Array(0), meta: new Float64Array(0), subjects: [], types }, () => undefined);
+  }
   const consumer = await bus.js.consumers.get(stream, fromSequence > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSequence } : { deliver_policy: DeliverPolicy.All });
   const messages = await consumer.consume({ max_messages: options.pullMax, ...(options.pullExpiresMs === undefined ? {} : { expires: options.pullExpiresMs }) });
   const iterator = messages[Symbol.asyncIterator]();

@@ -5,8 +5,9 @@
 // this thread pays the NATS client's protocol parsing.
 //
 // A batch ends when full, at the range's end, or at a message the server delivered with nothing
-// pending after it; a range whose last sequences were deleted ends once the stream's real last
-// sequence shows they will never come (never on a client-side pending estimate).
+// pending after it; a range whose last sequences were deleted ends at the first delivery past
+// its end, or, with nothing stored after it, once the stream's real last sequence shows they will
+// never come (never on a client-side pending estimate).
 //
 // Messages whose type header names a type the projection does not read are left out here (only
 // their sequence counts): the same rule the live runner applies (libs/messaging message-decoding).
@@ -205,6 +206,9 @@ async function run() {
         current = consumer;
         pull();
         pull();
+        // A range with nothing stored from its start on (its sequences all deleted) gets no
+        // delivery to trigger the check: the new consumer's state tells.
+        void checkRangeGone();
       };
       const dropConsumer = (consumer) => {
         consumer.subscription.unsubscribe();
@@ -227,7 +231,10 @@ async function run() {
       };
 
       /**
-       * Nothing follows the last message received, yet the range goes further. When the stream's
+       * A delivery past the range's end shows at once that the range's last sequences were
+       * deleted. Without one (checked after a delivery with nothing pending after it, and when a
+       * consumer starts, for a range with nothing stored from its start on), nothing follows the
+       * last message received, yet the range goes further. When the stream's
        * real last sequence already reaches the range's end (read before the consumer's state, so
        * a message published in between cannot be mistaken for a deleted one), the missing
        * sequences were deleted and never come: the range ends with an empty batch at its end
@@ -240,6 +247,18 @@ async function run() {
        * (its delivered stream sequence may name a deleted message, so deliveries are counted).
        */
       let rangeEmptyAfter;
+      /** The batch at the range's end is handed over (once): later deliveries are past the range. */
+      let rangeEnded = false;
+      /** Ends the range at its end: the sequences missing before it were deleted. */
+      const endRange = () => {
+        if (rangeEnded) return;
+        rangeEnded = true;
+        lastReceived = Math.max(lastReceived, toSequence);
+        ready.push([batch, toSequence]);
+        batch = new BatchBuilder();
+        inBatch = 0;
+        void flush();
+      };
       const endIfRangeGone = () => {
         if (rangeEmptyAfter === undefined || done) return;
         if (rangeEmptyAfter.consumer !== current) {
@@ -248,25 +267,34 @@ async function run() {
         }
         if (current.expected - 1 < rangeEmptyAfter.deliveries) return;
         rangeEmptyAfter = undefined;
-        lastReceived = toSequence;
-        ready.push([batch, toSequence]);
-        batch = new BatchBuilder();
-        inBatch = 0;
-        void flush();
+        endRange();
+      };
+      /** A check asked for while one runs: it runs again after (the running one may have read older state). */
+      let checkAgain = false;
+      const checkRangeOnce = async () => {
+        const consumer = current;
+        if (!consumer) return;
+        const stream_ = await jsm.streams.info(stream);
+        if (stream_.state.last_seq < toSequence) return;
+        const info = await jsm.consumers.info(stream, consumer.name);
+        if (consumer !== current || info.num_pending !== 0) return;
+        rangeEmptyAfter = { consumer, deliveries: info.delivered.consumer_seq };
+        endIfRangeGone();
       };
       const checkRangeGone = async () => {
-        if (checkingRange || !current) return;
+        if (!current || done || rangeEnded) return;
+        if (checkingRange) {
+          checkAgain = true;
+          return;
+        }
         checkingRange = true;
         try {
-          const consumer = current;
-          const stream_ = await jsm.streams.info(stream);
-          if (stream_.state.last_seq < toSequence) return;
-          const info = await jsm.consumers.info(stream, consumer.name);
-          if (consumer !== current || info.num_pending !== 0) return;
-          rangeEmptyAfter = { consumer, deliveries: info.delivered.consumer_seq };
-          endIfRangeGone();
-        } catch {
-          // The consumer went away meanwhile: the new one's deliveries tell again.
+          do {
+            checkAgain = false;
+            await checkRangeOnce().catch(() => {
+              // The consumer went away meanwhile: the new one's deliveries tell again.
+            });
+          } while (checkAgain && !done && !rangeEnded);
         } finally {
           checkingRange = false;
         }
@@ -314,13 +342,15 @@ async function run() {
         const sequence = delivery.streamSequence;
         if (sequence <= lastReceived) return;
         lastReceived = sequence;
-        if (sequence > toSequence) return;
+        // Past the range's end: its last sequences were deleted, and the range is complete without them.
+        if (sequence > toSequence) return endRange();
         const type = typeOf(m);
         if (type !== UNREAD_TYPE) batch.add(sequence, delivery.timeMs, m.subject, type, m.data);
         inBatch++;
         // A batch ends when full, at the range's end, or when the server says nothing follows this
         // message (its pending count, exact when delivered): never on a client-side estimate.
         if (inBatch >= batchMax || sequence >= toSequence || delivery.pending === 0) {
+          if (sequence >= toSequence) rangeEnded = true;
           ready.push([batch, sequence]);
           batch = new BatchBuilder();
           inBatch = 0;
