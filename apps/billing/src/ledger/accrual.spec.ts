@@ -4,15 +4,15 @@
  * by a node report the shared report rule accepts (libs/contracts `judgeNodeReport`: stale epochs,
  * another node, another node's subject never start or stop it), its start bounded as metering
  * bounds it (`reportTimeMs`: not before the placement, not after receipt plus the tolerance), ended
- * by any accepted end report; a close cuts a running allocation from its start (or the last cut) to
- * the period's end; the stop bills only the rest, with a zero-length piece at the end carrying the
+ * by any accepted end report or the attempt's requeue; a close cuts a running allocation from its
+ * start (or the last cut) to the period's end; the stop bills only the rest, with a zero-length piece at the end carrying the
  * rounding when the cut reached it; accrued time past the real end is reported as an overrun;
  * external starts the shared external-usage rule refuses (libs/contracts external-usage.ts) are
  * never accrued, and a late external stop still ends the allocation.
  */
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LATENESS_HORIZON, REPORT_TIME_TOLERANCE_MS, reportTimeMs, type DomainEvent, type EventData, type EventType, type StoredEvent } from '@fastgpu/contracts';
-import { accrualRange, emptyAllocation, evolveAllocation, externalKey, isRunning, loseNode, remainderRanges, stopPieces, subtaskKey, type OpenAllocation } from './accrual';
+import { accrualRange, allocationOf, emptyAllocation, evolveAllocation, externalKey, isRunning, loseNode, remainderRanges, stopPieces, subtaskKey, type OpenAllocation } from './accrual';
 
 const T = (iso: string) => Date.parse(iso);
 let sequence = 0;
@@ -75,6 +75,14 @@ describe('which allocations are running', () => {
     const lateStop = stored('ExternalAllocationStopped', { allocationId: 'x2', tenantId: 'acme', stoppedAt: lateAt }, { subject: 'p.evt.external.tenant.acme', receivedAt, tenantid: 'acme' });
     expect(isRunning(given(externalKey('acme', 'x2'), 'external', [start]))).toBe(true);
     expect(isRunning(given(externalKey('acme', 'x2'), 'external', [start, lateStop]))).toBe(false);
+  });
+  it("a requeue of the attempt (its agent restarted) stops it, as it ends metering's allocation; another attempt's requeue does not", () => {
+    const running = given(key, 'subtask', [placed(1), started(1, '2026-11-30T22:00:00.000Z')]);
+    const requeued = (previousAttempt: number) => stored('SubtaskRequeued', { jobId: 'j', tenantId: 'acme', subtaskId: 's', previousAttempt, reason: 'node n1 agent restarted', requeuedAt: '2026-11-30T22:30:00.000Z' });
+    expect(allocationOf(requeued(1))).toEqual({ key, kind: 'subtask' });
+    expect(isRunning(evolveAllocation(running, requeued(1)))).toBe(false);
+    expect(allocationOf(requeued(2))!.key).not.toBe(key);
+    expect(accrualRange(evolveAllocation(running, requeued(1)), decemberStart)).toBeNull();
   });
   it('never accrues an external start that metering refuses', () => {
     const start = (subject: string, startedAt: string) =>

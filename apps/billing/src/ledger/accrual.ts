@@ -14,7 +14,8 @@ import { instantMs, periodOf, splitAtPeriods } from '@fastgpu/money';
  * external-usage rule accepts it (external-usage.ts: subject and envelope name its tenant, GPU count
  * within bounds, producer time within the lateness horizon of its stream time). A late start is
  * never accrued (metering records it as late usage for review). Any accepted end report, a late
- * external stop, or the node's loss makes it no longer open: its usage follows from metering. The
+ * external stop, the attempt's requeue or the node's loss makes it no longer open: its usage
+ * follows from metering. The
  * UsageRecorded
  * (matched by sub-task and attempt, lease, or — external — by the start event's sequence among its
  * source sequences) closes it for good.
@@ -69,6 +70,7 @@ export const ALLOCATION_EVENT_TYPES = [
   'SubtaskCompleted',
   'SubtaskFailed',
   'SubtaskPreempted',
+  'SubtaskRequeued',
   'LeaseGranted',
   'LeaseReleased',
   'ExternalAllocationStarted',
@@ -108,6 +110,8 @@ export function allocationOf(stored: StoredEvent): { key: string; kind: Allocati
     case 'SubtaskFailed':
     case 'SubtaskPreempted':
       return { key: subtaskKey(event.data.subtaskId, event.data.attempt), kind: 'subtask' };
+    case 'SubtaskRequeued':
+      return { key: subtaskKey(event.data.subtaskId, event.data.previousAttempt), kind: 'subtask' };
     case 'LeaseGranted':
     case 'LeaseReleased':
       return { key: leaseKey(event.data.leaseId), kind: 'lease' };
@@ -209,6 +213,11 @@ export function evolveAllocation(current: OpenAllocation, stored: StoredEvent): 
     case 'SubtaskPreempted':
       identify(event.data);
       end(a, event.data.leaseEpoch);
+      return a;
+    case 'SubtaskRequeued':
+      // The scheduler requeued the attempt (its agent restarted, say): metering ends it there too.
+      if (a.tenantId === null) a.tenantId = event.data.tenantId;
+      end(a, null);
       return a;
     case 'LeaseGranted': {
       const d = event.data;

@@ -262,6 +262,7 @@ export class LedgerWriter implements LedgerContext {
       case 'SubtaskCompleted':
       case 'SubtaskFailed':
       case 'SubtaskPreempted':
+      case 'SubtaskRequeued':
       case 'LeaseGranted':
       case 'LeaseReleased':
       case 'ExternalAllocationStarted':
