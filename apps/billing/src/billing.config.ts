@@ -1,12 +1,12 @@
 import { z } from 'zod';
-import { multiLineText, singleLineText } from '@fastgpu/contracts';
+import { HOUR_MS, multiLineText, singleLineText } from '@fastgpu/contracts';
 
 /** Billing's own settings, from the environment (validated once) or given by tests. */
 const schema = z.object({
   /** Issuer prefix of invoice numbers (gapless per issuer): `<issuer>-000001`. */
   issuer: z.string().regex(/^[A-Z][A-Z0-9]{1,15}$/).default('FGPU'),
   /** Grace after the end of a period before its drafts are finalized automatically. */
-  graceMs: z.coerce.number().int().nonnegative().default(72 * 3_600_000),
+  graceMs: z.coerce.number().int().nonnegative().default(72 * HOUR_MS),
   /** How often the automatic finalizer runs (0 = never; finance can still call finalize-due). */
   autoFinalizeIntervalMs: z.coerce.number().int().nonnegative().default(60_000),
   /** The seller printed on invoice and credit-note PDFs (rendering only: documents and hashes do not hold it). */
@@ -25,12 +25,12 @@ const schema = z.object({
   webhooks: z
     .object({
       retryBaseMs: z.coerce.number().int().positive().default(5_000),
-      retryMaxMs: z.coerce.number().int().positive().default(10 * 3_600_000),
+      retryMaxMs: z.coerce.number().int().positive().default(10 * HOUR_MS),
       attemptsMax: z.coerce.number().int().min(1).max(20).default(8),
       pollIntervalMs: z.coerce.number().int().positive().default(1_000),
       timeoutMs: z.coerce.number().int().positive().default(10_000),
     })
-    .default({ retryBaseMs: 5_000, retryMaxMs: 10 * 3_600_000, attemptsMax: 8, pollIntervalMs: 1_000, timeoutMs: 10_000 }),
+    .default({ retryBaseMs: 5_000, retryMaxMs: 10 * HOUR_MS, attemptsMax: 8, pollIntervalMs: 1_000, timeoutMs: 10_000 }),
 });
 export type BillingOptions = z.infer<typeof schema>;
 
@@ -38,7 +38,7 @@ export function billingOptions(overrides: Partial<BillingOptions> = {}, env: Nod
   const graceHours = env.FASTGPU_BILLING_GRACE_HOURS;
   return schema.parse({
     issuer: env.FASTGPU_BILLING_ISSUER || undefined,
-    graceMs: graceHours ? Number(graceHours) * 3_600_000 : undefined,
+    graceMs: graceHours ? Number(graceHours) * HOUR_MS : undefined,
     autoFinalizeIntervalMs: env.FASTGPU_BILLING_AUTO_FINALIZE_INTERVAL_MS || undefined,
     seller: {
       name: env.FASTGPU_BILLING_SELLER_NAME || undefined,
