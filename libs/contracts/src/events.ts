@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { INCREMENT_MS_DEFAULT, MINIMUM_MS_DEFAULT, tierModeSchema } from './pricing';
+import { INCREMENT_MS_DEFAULT, MINIMUM_MS_DEFAULT, TIERS_MAX, tierModeSchema } from './pricing';
 import { MULTI_LINE_TEXT_MESSAGE, MULTI_LINE_TEXT_PATTERN, SINGLE_LINE_TEXT_MESSAGE, SINGLE_LINE_TEXT_PATTERN } from './text';
 
 /**
@@ -459,7 +459,7 @@ function defineEventSchemas(text: TextRule) {
     minimumMs: nonNegativeInt.default(MINIMUM_MS_DEFAULT),
     /** Tiers reset every billing period: graduated prices each tier's part, volume prices all at the reached tier. */
     tierMode: tierModeSchema.optional(),
-    tiers: z.array(priceTierSchema).min(1).max(32).optional(),
+    tiers: z.array(priceTierSchema).min(1).max(TIERS_MAX).optional(),
   });
   const PriceBookPublished = z.object({
     priceBookId: id,

@@ -12,6 +12,8 @@ import { z } from 'zod';
 export const INCREMENT_MS_DEFAULT = 1000;
 /** Minimum billed duration per allocation when a price names none. */
 export const MINIMUM_MS_DEFAULT = 60_000;
+/** Most tiers one price may have: the event schema's bound, and a loop bound for rating. */
+export const TIERS_MAX = 32;
 
 /**
  * How a tiered price counts GPU time per billing period: `graduated` prices each tier's part at

@@ -1,4 +1,4 @@
-import type { TierMode } from '@fastgpu/contracts';
+import { TIERS_MAX, type TierMode } from '@fastgpu/contracts';
 import { assertInteger } from './gpu-time';
 
 /**
@@ -30,9 +30,6 @@ export interface PriceVersion {
   effectiveFromMs: number;
   prices: readonly RatePrice[];
 }
-
-/** Bound on tiers in one price (a loop bound and a sanity limit). */
-export const TIERS_MAX = 32;
 
 /** Billed duration of one allocation: rounded up to the increment, at least the minimum. A zero-length allocation bills nothing. */
 export function billedDurationMs(durationMs: number, incrementMs: number, minimumMs: number): number {

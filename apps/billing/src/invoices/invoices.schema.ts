@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { INCREMENT_MS_DEFAULT, MINIMUM_MS_DEFAULT, multiLineText, singleLineText, tierModeSchema } from '@fastgpu/contracts';
+import { INCREMENT_MS_DEFAULT, MINIMUM_MS_DEFAULT, multiLineText, singleLineText, TIERS_MAX, tierModeSchema } from '@fastgpu/contracts';
 
 /**
  * Request shapes of the billing API, validated at the edge (400 malformed, 422 unacceptable).
@@ -60,7 +60,7 @@ export const publishPriceBookRequest = z
             incrementMs: z.number().int().positive().default(INCREMENT_MS_DEFAULT),
             minimumMs: z.number().int().nonnegative().default(MINIMUM_MS_DEFAULT),
             tierMode: tierModeSchema.optional(),
-            tiers: z.array(tier).min(1).max(32).optional(),
+            tiers: z.array(tier).min(1).max(TIERS_MAX).optional(),
           })
           .strict(),
       )
