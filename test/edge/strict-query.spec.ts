@@ -107,6 +107,16 @@ describe('query strings at the edge', () => {
     expect([good.status, good.body.period]).toEqual([200, '2026-02']);
   });
 
+  it('answers a tenantId outside the id rule (a NUL, a space, a slash) with 400 naming it, on every route that filters by tenant', async () => {
+    for (const path of ['/v1/usage', '/v1/usage/late', '/v1/billing/review-queue', '/v1/sla-reports', '/v1/invoices']) {
+      for (const bad of ['%00', 'a%20b', 'a%2Fb']) {
+        const answer = await edge.http('GET', `${path}?tenantId=${bad}`, ADMIN);
+        expect([path, bad, answer.status, answer.body?.error?.field]).toEqual([path, bad, 400, 'tenantId']);
+        expect(isErrorShape(answer.body)).toBe(true);
+      }
+    }
+  });
+
   it('never answers a generated query string with a 5xx or outside the one error shape', async () => {
     const name = fc.constantFrom('period', 'tenantId', 'format', 'limit', 'tz', 'from', '__proto__', 'constructor', 'a[b]', '');
     const value = fc.oneof(fc.string({ unit: 'binary', maxLength: 12 }).map(encodeURIComponent), fc.constantFrom('%', '%E0%A4%A', '%00', '%FF', '2026-13', '0000-01', '+', '&', '%26%3D'));

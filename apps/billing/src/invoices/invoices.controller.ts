@@ -18,6 +18,8 @@ import { creditGrantRequest, exportQuery, finalizeDueRequest, finalizeRequest, p
 import { invoicePage, invoicesPage, invoiceSummarySchema, listInvoicesQuery } from './invoice-list';
 import { creditNoteDocumentsResponse, creditNoteIssuedResponse } from '../credit-notes/credit-notes.responses';
 import { reviewItemsResponse } from '../ledger/review.responses';
+import { z } from 'zod';
+import { idSchema } from '@fastgpu/contracts';
 import {
   creditGrantResponse,
   evidenceResponse,
@@ -28,6 +30,9 @@ import {
   taxRatesResponse,
   whatIfResponse,
 } from './invoices.responses';
+
+/** The review queue's one filter: a tenant id by the id rule (a NUL or a slash is a 400, not a database error). */
+const reviewQueueQuery = z.object({ tenantId: idSchema.optional() }).strict();
 
 interface Reply {
   status(code: number): Reply;
@@ -253,7 +258,8 @@ export class BillingAdminController {
 
   @Get('review-queue')
   @ApiDoc({ summary: 'Late usage and credits too old for an adjustment line, for review', response: reviewItemsResponse, tags: ['billing'] })
-  async reviewQueue(@Query('tenantId') tenantId: string | undefined) {
+  async reviewQueue(@Query() query: Record<string, unknown>) {
+    const { tenantId } = parseInput(reviewQueueQuery, query, 'query');
     return { items: await this.review.reviewQueue(tenantId ?? null) };
   }
 }

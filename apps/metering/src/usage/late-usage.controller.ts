@@ -1,13 +1,14 @@
 import { Controller, Get, Headers, Inject, Query, Res, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
 import { ApiKeyGuard, Roles } from '@fastgpu/auth';
+import { idSchema } from '@fastgpu/contracts';
 import { ApiDoc, ApiError, negotiateMediaType, parseInput, type MediaOffer } from '@fastgpu/http';
 import { decodeCursor, LATE_USAGE_PAGE_DEFAULT, LATE_USAGE_PAGE_MAX, lateUsageCsv } from './late-usage.query';
 import { UsageRepository } from './usage.repository';
 import { lateUsageResponse } from './usage.responses';
 
 export const lateUsageQuerySchema = z.object({
-  tenantId: z.string().min(1).max(128).optional(),
+  tenantId: idSchema.optional(),
   state: z.enum(['open', 'closed']).optional(),
   limit: z
     .string()

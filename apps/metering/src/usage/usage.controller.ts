@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Controller, Get, Inject, Query, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
-import { requestIdSchema } from '@fastgpu/contracts';
+import { idSchema, requestIdSchema } from '@fastgpu/contracts';
 import { ApiKeyGuard, CurrentPrincipal, Roles, tenantScope, type Principal } from '@fastgpu/auth';
 import { ApiDoc, ApiError, parseDate, parseInput, parseInstant, parsePeriod, queryParam } from '@fastgpu/http';
 import { formatLocal, windowContaining, offsetAt, type CalendarWindow } from '@fastgpu/money';
@@ -30,7 +30,7 @@ export const usageQuerySchema = z.object({
       if (unknown.length) ctx.addIssue({ code: 'custom', message: `unknown dimension(s) ${unknown.join(', ')}; use ${usageDimensionNames.join(', ')}` });
       return [...new Set(names)] as UsageDimension[];
     }),
-  tenantId: z.string().min(1).max(128).optional(),
+  tenantId: idSchema.optional(),
   /** Only this project's usage (every project when absent). */
   projectId: requestIdSchema.optional(),
   accrueUntil: queryParam.instant().optional(),
