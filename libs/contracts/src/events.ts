@@ -28,7 +28,7 @@ export const priorityClassSchema = z.enum(['high', 'standard', 'preemptible']);
 
 export const CapacityType = { onDemand: 'on-demand', preemptible: 'preemptible', reserved: 'reserved' } as const;
 export type CapacityType = (typeof CapacityType)[keyof typeof CapacityType];
-export const capacityTypeSchema = z.enum(['on-demand', 'preemptible', 'reserved']);
+export const capacityTypeSchema = z.enum(CapacityType);
 
 export const Role = { tenant: 'tenant', finance: 'finance', sre: 'sre', admin: 'admin' } as const;
 export type Role = (typeof Role)[keyof typeof Role];

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { INCREMENT_MS_DEFAULT, MINIMUM_MS_DEFAULT, multiLineText, singleLineText, TIERS_MAX, tierModeSchema } from '@fastgpu/contracts';
+import { capacityTypeSchema, INCREMENT_MS_DEFAULT, MINIMUM_MS_DEFAULT, multiLineText, singleLineText, TIERS_MAX, tierModeSchema } from '@fastgpu/contracts';
 
 /**
  * Request shapes of the billing API, validated at the edge (400 malformed, 422 unacceptable).
@@ -54,7 +54,7 @@ export const publishPriceBookRequest = z
         z
           .object({
             gpuModel: singleLineText(64, 1),
-            capacityType: z.enum(['on-demand', 'preemptible', 'reserved']),
+            capacityType: capacityTypeSchema,
             /** Optional for a tiered price: it is the first tier's. */
             pricePerGpuHour: z.string().regex(/^\d+(\.\d+)?$/, 'must be a decimal string').optional(),
             incrementMs: z.number().int().positive().default(INCREMENT_MS_DEFAULT),
