@@ -142,12 +142,27 @@ export class LeasesService implements OnApplicationBootstrap, OnApplicationShutd
     };
   }
 
+  /**
+   * Releases a lease. The lease's own history decides, not the read model: a lease whose
+   * LeaseRequested the projection has not folded yet (lagging under faults, or a DELETE right after
+   * the POST) is released all the same, like a retried POST answers from the log. An unknown id or
+   * another tenant's lease is 404 (the decider's). Released before its grant, the scheduler closes
+   * the grant at once should one still arrive (leases.evolve.ts).
+   */
   async release(principal: Principal, leaseId: string): Promise<LeaseView> {
-    const row = await this.visibleRow(principal, leaseId);
-    if (row.state === 'released' || row.state === 'releasing') return this.view(row);
-    const decided = await handleCommand(this.store, this.decider, this.runtime.bus.topology.subjects.lease(leaseId), { kind: 'release', leaseId, tenantId: row.tenant_id, requestedAt: this.runtime.clock.now().toISOString() });
+    const tenantId = principal.tenantId;
+    // An id that cannot exist is missing (and never reaches the database: PostgreSQL refuses U+0000).
+    if (!tenantId || !requestIdSchema.safeParse(leaseId).success) throw notFound(`lease ${leaseId}`);
+    const row = await this.ownRow(tenantId, leaseId);
+    if (row && (row.state === 'released' || row.state === 'releasing')) return this.view(row);
+    const decided = await handleCommand(this.store, this.decider, this.runtime.bus.topology.subjects.lease(leaseId), { kind: 'release', leaseId, tenantId, requestedAt: this.runtime.clock.now().toISOString() });
     await this.host.runner(leasesProjection.name).waitFor(decided.version, READ_MODEL_WAIT_MS);
-    return this.get(principal, leaseId);
+    const after = await this.ownRow(tenantId, leaseId);
+    if (after) return this.view(after);
+    // The read model still lags: the release is recorded; the lease answers as asked to be released.
+    const requested = decided.state.requested;
+    if (!requested) throw notFound(`lease ${leaseId}`);
+    return { ...this.requestedView(requested), state: 'releasing' };
   }
 
   async get(principal: Principal, leaseId: string): Promise<LeaseView> {
