@@ -1,10 +1,9 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- gRPC stubs are typed at run time from the protos */
 import 'reflect-metadata';
 import * as grpc from '@grpc/grpc-js';
-import { hashSecret } from '@fastgpu/auth';
 import type { FastGpuConfig } from '@fastgpu/config';
 import { createRuntime, startServices, type OwnedRuntime, type ServiceDefinition, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, insertTestApiKey, type TestEnvironment } from '@fastgpu/testing';
 import { loadFastGpuProtos } from '../../libs/grpc/src';
 
 /** The edge tests' own running platform: real NATS and Postgres, the services asked for, HTTP and gRPC. */
@@ -68,8 +67,7 @@ export async function startEdge(services: ServiceDefinition[], overrides: Partia
     },
     async directKey(keyId, role, tenantId) {
       const secret = `fgk_edge_${keyId}_0123456789abcdef0123`;
-      await env.database.db.insertInto('api_keys').values({ key_id: keyId, tenant_id: tenantId, role, secret_hash: hashSecret(secret), issued_at: new Date().toISOString() }).execute();
-      return secret;
+      return insertTestApiKey(env.database.db, { keyId, tenantId, role, issuedAt: new Date(), secret });
     },
     intake() {
       const loaded = grpc.loadPackageDefinition(loadFastGpuProtos()) as any;

@@ -9,8 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
-import { hashSecret } from '@fastgpu/auth';
-import { eventually } from '@fastgpu/testing';
+import { eventually, insertTestApiKey } from '@fastgpu/testing';
 import { ErrorTrailers } from '../../libs/grpc/src';
 import { intakeService } from '../../apps/intake/src/intake.service';
 import { isErrorShape, metadata, metricValue, startEdge, unary, type Edge } from './harness';
@@ -25,8 +24,7 @@ describe('per-key and per-tenant token buckets', () => {
   /** Keys written straight into the key directory: the admin key has a bucket of its own here. */
   async function issueKey(keyId: string, tenantId: string): Promise<string> {
     const secret = `fgk_rate_${keyId}_0123456789abcdef0123`;
-    await edge.env.database.db.insertInto('api_keys').values({ key_id: keyId, tenant_id: tenantId, role: 'tenant', secret_hash: hashSecret(secret), issued_at: new Date().toISOString() }).execute();
-    return secret;
+    return insertTestApiKey(edge.env.database.db, { keyId, tenantId, role: 'tenant', issuedAt: new Date(), secret });
   }
 
   beforeAll(async () => {

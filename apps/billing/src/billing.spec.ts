@@ -23,10 +23,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { newEventId, type DomainEvent, type EventData } from '@fastgpu/contracts';
 import { EventPublisher } from '@fastgpu/messaging';
-import { hashSecret } from '@fastgpu/auth';
 import { gpuMs, money, sumMoney } from '@fastgpu/money';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, insertTestApiKey, type TestEnvironment } from '@fastgpu/testing';
 import { createBillingService } from './billing.service';
 import { invoiceIdFor } from './ledger/invoice-ids';
 import { dropRebuildTables, rebuildLedger } from './ledger/billing.rebuild';
@@ -123,7 +122,7 @@ beforeAll(async () => {
     [ACME, 'tenant', 'acme'],
     [GLOBEX, 'tenant', 'globex'],
   ] as const) {
-    await runtime.db.insertInto('api_keys').values({ key_id: `key-${role}-${tenantId ?? 'platform'}`, tenant_id: tenantId, role, secret_hash: hashSecret(key), issued_at: new Date() }).execute();
+    await insertTestApiKey(runtime.db, { keyId: `key-${role}-${tenantId ?? 'platform'}`, tenantId, role, issuedAt: new Date(), secret: key });
   }
   started = await startServices(runtime, [createBillingService({ autoFinalizeIntervalMs: 0 })], { port: 0, logger: false });
   publisher = new EventPublisher(env.bus.js, env.bus.topology, 'test');

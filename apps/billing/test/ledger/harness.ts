@@ -4,9 +4,8 @@ import { sql } from 'kysely';
 import { newEventId, type DomainEvent, type EventData, type EventType } from '@fastgpu/contracts';
 import { gpuMs } from '@fastgpu/money';
 import { EventPublisher, lastSequence } from '@fastgpu/messaging';
-import { hashSecret } from '@fastgpu/auth';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, insertTestApiKey, type TestEnvironment } from '@fastgpu/testing';
 import { createBillingService } from '../../src/billing.service';
 import type { InvoiceDocument } from '../../src/invoices/invoice-document';
 import type { BillingOptions } from '../../src/billing.config';
@@ -46,7 +45,7 @@ export class BillingHarness {
       [ACME, 'tenant', 'acme'],
       [GLOBEX, 'tenant', 'globex'],
     ] as const) {
-      await runtime.db.insertInto('api_keys').values({ key_id: `key-${role}-${tenantId ?? 'platform'}`, tenant_id: tenantId, role, secret_hash: hashSecret(key), issued_at: new Date() }).execute();
+      await insertTestApiKey(runtime.db, { keyId: `key-${role}-${tenantId ?? 'platform'}`, tenantId, role, issuedAt: new Date(), secret: key });
     }
     const started = await startServices(runtime, [createBillingService({ autoFinalizeIntervalMs: 0, ...options })], { port: 0, logger: false });
     return new BillingHarness(env, runtime, started, new EventPublisher(env.bus.js, env.bus.topology, 'test'));

@@ -7,10 +7,9 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEventId } from '@fastgpu/contracts';
-import { hashSecret } from '@fastgpu/auth';
 import { EventPublisher } from '@fastgpu/messaging';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, eventually, insertTestApiKey, type TestEnvironment } from '@fastgpu/testing';
 import { schedulerService } from '../../../scheduler/src/scheduler.service';
 import { LeasesModule } from './leases.module';
 
@@ -20,7 +19,7 @@ let runtime: OwnedRuntime;
 let app: StartedApp;
 
 async function key(secret: string, tenantId: string | null, role = 'tenant'): Promise<void> {
-  await runtime.db.insertInto('api_keys').values({ key_id: secret, tenant_id: tenantId, role, secret_hash: hashSecret(secret), issued_at: new Date() }).execute();
+  await insertTestApiKey(runtime.db, { keyId: secret, tenantId, role, issuedAt: new Date(), secret });
 }
 
 async function call(method: string, path: string, secret: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {

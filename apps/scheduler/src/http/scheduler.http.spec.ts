@@ -10,10 +10,9 @@
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEventId } from '@fastgpu/contracts';
-import { hashSecret } from '@fastgpu/auth';
 import { EventPublisher } from '@fastgpu/messaging';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, eventually, insertTestApiKey, type TestEnvironment } from '@fastgpu/testing';
 import { schedulerService } from '../scheduler.service';
 import { SchedulerRunner } from '../scheduler.runner';
 import { SchedulerEngine } from '../scheduling/scheduler.engine';
@@ -34,7 +33,7 @@ beforeAll(async () => {
   env = await createTestEnvironment({ adminKey: ADMIN });
   runtime = await createRuntime(env.config);
   app = await startServices(runtime, [schedulerService], { port: 0, logger: false });
-  await runtime.db.insertInto('api_keys').values({ key_id: 'k1', tenant_id: 'acme', role: 'tenant', secret_hash: hashSecret(TENANT), issued_at: new Date() }).execute();
+  await insertTestApiKey(runtime.db, { keyId: 'k1', tenantId: 'acme', role: 'tenant', issuedAt: new Date(), secret: TENANT });
   const publisher = new EventPublisher(env.bus.js, env.bus.topology, 'test/agent');
   for (const [nodeId, gpuModel] of [
     ['n1', 'a100'],
