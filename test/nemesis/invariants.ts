@@ -65,8 +65,8 @@ function runReplay(bundle: string, projection: string, env: NodeJS.ProcessEnv): 
 }
 
 /**
- * Waits (up to `convergeMs`) for every acknowledged job to be terminal and every projection to be
- * at the end of the log, then checks each invariant against the log, the tables and the history.
+ * Waits (up to `convergeMs`) for every acknowledged job to be terminal, every lease released and
+ * every projection to be at the end of the log, then checks each invariant against the log, the tables and the history.
  */
 export async function checkInvariants(input: InvariantInput): Promise<{ invariants: InvariantResult[]; convergedAtMs: number | null }> {
   const { bus, db, history } = input;
@@ -74,7 +74,7 @@ export async function checkInvariants(input: InvariantInput): Promise<{ invarian
   const add = (name: string, ok: boolean, detail: string) => results.push({ name, ok, detail });
   const acknowledgedJobs = history.filter((h) => h.op === 'job' && h.status >= 200 && h.status < 300 && h.id).map((h) => h.id!);
 
-  // Convergence: all jobs terminal, all projections caught up, within the bound.
+  // Convergence: all jobs terminal, all leases released, all projections caught up, within the bound.
   const deadline = Date.now() + input.convergeMs;
   let convergedAtMs: number | null = null;
   let waiting = '';
@@ -86,8 +86,10 @@ export async function checkInvariants(input: InvariantInput): Promise<{ invarian
       const jobs = acknowledgedJobs.length ? await db.selectFrom('jobs').select(['job_id', 'state']).where('job_id', 'in', acknowledgedJobs).execute() : [];
       const states = new Map(jobs.map((j) => [String(j.job_id), String(j.state)]));
       const open = acknowledgedJobs.filter((id) => !TERMINAL.has(states.get(id) ?? 'missing'));
-      waiting = `${behind.length} projection(s) behind [${behind.join(', ')}], ${open.length} job(s) not terminal [${open.slice(0, 5).map((id) => `${id}: ${states.get(id) ?? 'missing'}`).join(', ')}]`;
-      if (!behind.length && !open.length) {
+      // Every lease was asked to be released when healing: converged once the scheduler released each (LeaseReleased folded).
+      const held = await db.selectFrom('leases').select(['lease_id', 'state']).where('state', '!=', 'released').execute();
+      waiting = `${behind.length} projection(s) behind [${behind.join(', ')}], ${open.length} job(s) not terminal [${open.slice(0, 5).map((id) => `${id}: ${states.get(id) ?? 'missing'}`).join(', ')}], ${held.length} lease(s) not released [${held.slice(0, 5).map((l) => `${l.lease_id}: ${l.state}`).join(', ')}]`;
+      if (!behind.length && !open.length && !held.length) {
         convergedAtMs = Date.now();
         break;
       }
