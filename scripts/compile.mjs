@@ -37,7 +37,7 @@ export async function compile(entry, outfile = undefined) {
     bundle: true,
     platform: 'node',
     format: 'esm',
-    target: 'node24',
+    target: 'node22',
     packages: 'external',
     tsconfig: path.join(repositoryRoot, 'tsconfig.json'),
     logLevel: 'warning',
