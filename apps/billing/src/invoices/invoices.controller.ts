@@ -257,7 +257,7 @@ export class BillingAdminController {
   }
 
   @Get('review-queue')
-  @ApiDoc({ summary: 'Late usage and credits too old for an adjustment line, for review', response: reviewItemsResponse, tags: ['billing'] })
+  @ApiDoc({ summary: 'Late usage and credits too old for an adjustment line, for review', query: reviewQueueQuery, response: reviewItemsResponse, tags: ['billing'] })
   async reviewQueue(@Query() query: Record<string, unknown>) {
     const { tenantId } = parseInput(reviewQueueQuery, query, 'query');
     return { items: await this.review.reviewQueue(tenantId ?? null) };
