@@ -38,28 +38,42 @@ export interface StartRetryOptions {
 }
 
 /**
- * Connects and starts one service, and starts it again, with backoff (doubling from 250 ms to
- * 5 s), for as long as it fails for a reason that goes away by itself (isTransientStartError):
- * NATS or its JetStream not answering yet, or not answering in time, at start (a cluster electing
- * leaders, a server restarting) is waited out instead of ending the process. What a failed attempt
- * opened (connections, a half-started app) is closed before the next one. Other errors are thrown.
+ * Runs `start` and runs it again, with backoff (doubling from 250 ms to 5 s), for as long as it
+ * fails for a reason that goes away by itself (isTransientStartError): NATS or its JetStream not
+ * answering yet, or not answering in time, at start (a cluster electing leaders, a server
+ * restarting) is waited out instead of ending the process. `start` closes what a failed attempt
+ * opened before it throws. Other errors are thrown. The one start rule of every process that
+ * connects at start (services, the node simulator).
  */
-export async function startWithRetry(service: ServiceDefinition, config: FastGpuConfig, options: StartRetryOptions = {}): Promise<{ runtime: OwnedRuntime; started: StartedApp }> {
-  const logger = options.logger ?? new JsonLogger(service.name);
+export async function retryTransientStart<T>(start: () => Promise<T>, options: Pick<StartRetryOptions, 'onRetry'> & { logger: JsonLogger }): Promise<T> {
   for (let attempt = 1, delayMs = START_RETRY_DELAY_MS_MIN; ; attempt++, delayMs = Math.min(delayMs * 2, START_RETRY_DELAY_MS_MAX)) {
-    let runtime: OwnedRuntime | undefined;
     try {
-      runtime = await createRuntime(config, options.runtime);
-      const started = await startServices(runtime, [service], options.http);
-      return { runtime, started };
+      return await start();
     } catch (error) {
-      await runtime?.close().catch(() => undefined);
       if (!isTransientStartError(error)) throw error;
-      logger.warn('start failed; retrying', { attempt, retryInMs: delayMs, error });
+      options.logger.warn('start failed; retrying', { attempt, retryInMs: delayMs, error });
       options.onRetry?.(attempt, error, delayMs);
       await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
+}
+
+/** Connects and starts one service with retryTransientStart; a failed attempt closes its runtime and half-started app. */
+export async function startWithRetry(service: ServiceDefinition, config: FastGpuConfig, options: StartRetryOptions = {}): Promise<{ runtime: OwnedRuntime; started: StartedApp }> {
+  return retryTransientStart(
+    async () => {
+      let runtime: OwnedRuntime | undefined;
+      try {
+        runtime = await createRuntime(config, options.runtime);
+        const started = await startServices(runtime, [service], options.http);
+        return { runtime, started };
+      } catch (error) {
+        await runtime?.close().catch(() => undefined);
+        throw error;
+      }
+    },
+    { logger: options.logger ?? new JsonLogger(service.name), onRetry: options.onRetry },
+  );
 }
 
 /**
