@@ -239,8 +239,14 @@ export function parseFleetSpec(spec: string, prefix = 'sim'): SimulatedNodeSpec[
   return nodes;
 }
 
+/** Starts every node of `spec`; when one fails to start, the ones already started are stopped and the error thrown. */
 export async function startSimulatedFleet(bus: Bus, spec: string, options: SimulatedNodeOptions = {}): Promise<SimulatedNode[]> {
   const nodes = parseFleetSpec(spec).map((s) => new SimulatedNode(bus, s, options));
-  for (const node of nodes) await node.start();
+  try {
+    for (const node of nodes) await node.start();
+  } catch (error) {
+    for (const node of nodes) await node.stop();
+    throw error;
+  }
   return nodes;
 }
