@@ -1,6 +1,6 @@
 import { Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { DomainError, DomainErrorKind } from '@fastgpu/eventsourcing';
-import { ApiError, apiErrorOfDomainError } from '@fastgpu/http';
+import { apiErrorOfDomainError, toApiError } from '@fastgpu/http';
 
 /** Trailers carrying the HTTP error shape's code and field, so gateways see the same error as over HTTP. */
 export const ErrorTrailers = { code: 'fastgpu-error-code', field: 'fastgpu-error-field' } as const;
@@ -43,8 +43,10 @@ export class GrpcError extends Error {
 }
 
 /**
- * ApiError (the HTTP error) → gRPC status with the same message, code and field; a DomainError by
- * its kind, with the code and field its HTTP answer has. Anything else is INTERNAL without details.
+ * A thrown value → gRPC status. A DomainError by its kind and a GrpcError as is; anything else
+ * as HTTP answers it (libs/http toApiError, the one mapping): an ApiError with its message, code
+ * and field, the database or the event log unreachable as UNAVAILABLE with `retry-after` (HTTP's
+ * 503 with Retry-After; a client retries it), an unknown error as INTERNAL without details.
  */
 export function toServiceError(error: unknown): Partial<ServiceError> {
   const metadata = new Metadata();
@@ -59,14 +61,11 @@ export function toServiceError(error: unknown): Partial<ServiceError> {
     if (error.field) metadata.set(ErrorTrailers.field, error.field);
     return { code: error.code, details: error.message, message: error.message, metadata };
   }
-  if (error instanceof ApiError) {
-    metadata.set(ErrorTrailers.code, error.code);
-    if (error.field) metadata.set(ErrorTrailers.field, error.field);
-    // `retry-after` (seconds) on RESOURCE_EXHAUSTED, as over HTTP.
-    for (const [name, value] of Object.entries(error.headers)) metadata.set(name, value);
-    const code = STATUS_BY_HTTP[error.status] ?? (error.status < 500 ? status.FAILED_PRECONDITION : status.INTERNAL);
-    return { code, details: error.message, message: error.message, metadata };
-  }
-  metadata.set(ErrorTrailers.code, 'internal');
-  return { code: status.INTERNAL, details: 'internal error', message: 'internal error', metadata };
+  const { error: api } = toApiError(error);
+  metadata.set(ErrorTrailers.code, api.code);
+  if (api.field) metadata.set(ErrorTrailers.field, api.field);
+  // `retry-after` (seconds) on RESOURCE_EXHAUSTED and UNAVAILABLE, as over HTTP.
+  for (const [name, value] of Object.entries(api.headers)) metadata.set(name, value);
+  const code = STATUS_BY_HTTP[api.status] ?? (api.status < 500 ? status.FAILED_PRECONDITION : status.INTERNAL);
+  return { code, details: api.message, message: api.message, metadata };
 }
