@@ -1,10 +1,11 @@
+import type { Kysely } from 'kysely';
 import { parseArgs } from 'node:util';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { eventTypes, idSchema, LogHeader, type StoredEvent } from '@fastgpu/contracts';
-import type { AnyDatabase } from '@fastgpu/db';
+import type { Database } from '@fastgpu/db';
 import type { Bus } from '@fastgpu/messaging';
 import { foldJob, foldNode, foldTenantUsage } from './as-of.fold';
-import { countDeadLetters, getDeadLetter, groupByOriginal, listDeadLetters, purgeDeadLetters, redrive, type DeadLetter } from './dlq';
+import { countDeadLetters, deadLetterSiblings, getDeadLetter, groupByOriginal, listDeadLetters, purgeDeadLetters, redrive, type DeadLetter } from './dlq';
 import { decodeMessage, eventJson, formatEvent, matches, stripPrefix, type EventFilter } from './format';
 import { CliError, readLog, streamBounds } from './log-reader';
 import { runReplay } from './replay';
@@ -24,7 +25,7 @@ export interface CliContext {
   /** Ends `tail` (Ctrl-C). */
   signal?: AbortSignal;
   /** For `replay`, which needs the database. */
-  openDatabase?: () => Promise<{ db: AnyDatabase; close(): Promise<void> }>;
+  openDatabase?: () => Promise<{ db: Kysely<Database>; close(): Promise<void> }>;
 }
 
 export const HELP: Record<string, string> = {
@@ -338,7 +339,7 @@ async function dlq(args: string[], { bus, io }: CliContext): Promise<number> {
       const sequence = positiveInt(positionals[0], 'dead-letter sequence');
       if (sequence === undefined) throw new CliError('redrive needs a dead-letter sequence or --all (see dlq --help)', 2);
       const letter = await getDeadLetter(bus, sequence);
-      const siblings = letter.originalSequence ? (await listDeadLetters(bus)).filter((l) => l.sequence !== letter.sequence && l.originalStream === letter.originalStream && l.originalSequence === letter.originalSequence) : [];
+      const siblings = await deadLetterSiblings(bus, letter);
       const result = await redrive(bus, letter, { force: Boolean(values.force), siblings });
       io.out(`redrove #${result.deadLetter} (${result.consumer}, dead-lettered ${letter.count} time(s)) to ${result.republishedTo} as #${result.sequence}${result.alsoRemoved.length ? `; removed copies ${result.alsoRemoved.map((s) => `#${s}`).join(', ')}` : ''}`);
       io.out('if its cause is not fixed it will fail again and return to the dead letters with its count grown');
