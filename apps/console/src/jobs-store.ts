@@ -1,0 +1,107 @@
+import { useEffect, useSyncExternalStore } from 'react';
+import { api, query } from './api';
+import { applyJobEvents } from './jobs-live';
+import { live, type LiveEvent } from './live';
+import type { JobSummary, JobsPage } from './types';
+
+/** Most jobs the table holds (the newest); older ones are reached by their link or the API. */
+export const JOBS_LOADED_MAX = 100_000;
+/** Rows per page asked of GET /v1/jobs (its maximum). */
+const PAGE_ROWS = 500;
+/** Live events are applied in batches this often, so a burst changes the rows once. */
+const LIVE_BATCH_MS = 250;
+
+export interface JobsSnapshot {
+  rows: readonly JobSummary[];
+  /** Every page is in (or JOBS_LOADED_MAX reached). */
+  complete: boolean;
+  truncated: boolean;
+  error: unknown;
+}
+
+/**
+ * The jobs the key may see, loaded once per sign-in and kept current by the live feed (not by
+ * refetching): the jobs table and the queues read it.
+ */
+class JobsStore {
+  private snapshot: JobsSnapshot = { rows: [], complete: false, truncated: false, error: undefined };
+  private readonly index = new Map<string, number>();
+  private readonly listeners = new Set<() => void>();
+  private pending: LiveEvent[] = [];
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private started = false;
+  private generation = 0;
+
+  subscribe = (listener: () => void): (() => void) => {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
+
+  getSnapshot = (): JobsSnapshot => this.snapshot;
+
+  private set(next: Partial<JobsSnapshot>): void {
+    this.snapshot = { ...this.snapshot, ...next };
+    for (const listener of this.listeners) listener();
+  }
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    const generation = ++this.generation;
+    live.subscribe((event) => {
+      if (generation !== this.generation || typeof event.data.jobId !== 'string') return;
+      this.pending.push(event);
+      this.timer ??= setTimeout(() => this.flush(), LIVE_BATCH_MS);
+    });
+    void this.load(generation);
+  }
+
+  /** Forgets everything (sign-out). */
+  reset(): void {
+    this.generation++;
+    this.started = false;
+    this.pending = [];
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.index.clear();
+    this.snapshot = { rows: [], complete: false, truncated: false, error: undefined };
+  }
+
+  private flush(): void {
+    this.timer = undefined;
+    const events = this.pending;
+    this.pending = [];
+    const rows = applyJobEvents(this.snapshot.rows, this.index, events);
+    if (rows !== this.snapshot.rows) this.set({ rows });
+  }
+
+  private async load(generation: number): Promise<void> {
+    let cursor: string | undefined;
+    try {
+      for (;;) {
+        const page = await api<JobsPage>(`/v1/jobs${query({ limit: PAGE_ROWS, cursor })}`);
+        if (generation !== this.generation) return;
+        const known = this.snapshot.rows;
+        const fresh = page.jobs.filter((job) => !this.index.has(job.jobId));
+        const rows = known.concat(fresh);
+        fresh.forEach((job, i) => this.index.set(job.jobId, known.length + i));
+        const full = rows.length >= JOBS_LOADED_MAX;
+        if (!page.nextCursor || full) {
+          this.set({ rows, complete: true, truncated: full && page.nextCursor !== null });
+          return;
+        }
+        this.set({ rows });
+        cursor = page.nextCursor;
+      }
+    } catch (error) {
+      if (generation === this.generation) this.set({ error, complete: true });
+    }
+  }
+}
+
+export const jobsStore = new JobsStore();
+
+export function useJobs(): JobsSnapshot {
+  useEffect(() => jobsStore.start(), []);
+  return useSyncExternalStore(jobsStore.subscribe, jobsStore.getSnapshot);
+}
