@@ -22,6 +22,7 @@ import * as m20261203202 from './20261203202_metering_drop_legacy_receipts';
 import * as m20261203300 from './20261203300_billing_accrual';
 import * as m20261203301 from './20261203301_billing_invoice_lifecycle';
 import * as m20261203400 from './20261203400_billing_webhooks';
+import * as m20261203500 from './20261203500_metering_node_epochs';
 import * as m20261203302 from './20261203302_billing_audit';
 import * as m20261203303 from './20261203303_billing_review_decisions';
 
@@ -46,4 +47,5 @@ export const migrations: Readonly<Record<string, Migration>> = {
   '20261203400_billing_webhooks': m20261203400,
   '20261203302_billing_audit': m20261203302,
   '20261203303_billing_review_decisions': m20261203303,
+  '20261203500_metering_node_epochs': m20261203500,
 };

@@ -3,8 +3,11 @@
  * to the agent's new registration: the usage projection loads the node's open rows when
  * NodeRegistered comes (in a later batch than the placement), ends them there, publishes their
  * UsageRecorded from the registration, ignores the lost run's late end report, and the requeued
- * attempt placed on the same GPUs does not overlap it.
+ * attempt placed on the same GPUs does not overlap it. A registration with an older agent epoch
+ * than the node's current one (a zombie or forged registration) ends and changes nothing: the
+ * attempt runs on and is billed to its own end (libs/contracts `registrationEndsRuns`).
  */
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEvent } from '@fastgpu/contracts';
 import { ProjectionRunner } from '@fastgpu/messaging';
@@ -41,6 +44,15 @@ afterAll(async () => {
   await env?.cleanup();
 });
 
+/** The usage projection over the test's stream, started once. Batches of three: a registration comes in another batch than the placement it ends. */
+async function usageRunner(): Promise<ProjectionRunner> {
+  if (!runner) {
+    runner = new ProjectionRunner(env.bus, env.database.db, new UsageProjection({ publisher: history.publisher, streamTimes: streamTimesFrom(env.bus) }), { batchMax: 3 });
+    await runner.start();
+  }
+  return runner;
+}
+
 describe('usage projection: a node agent restarted under a running attempt', () => {
   it('ends the attempt at the new registration, before its requeued attempt on the same GPUs', async () => {
     // Event times an hour before the log receives them (real now), so receipt bounds nothing else.
@@ -65,10 +77,7 @@ describe('usage projection: a node agent restarted under a running attempt', () 
       history.event('SubtaskCompleted', { ...report(1), exitCode: 0, endedAt: at(T + 180_000) }),
     ];
     const last = await history.publish(...events);
-    // Batches of three: the registration comes in another batch than the placement it ends.
-    runner = new ProjectionRunner(env.bus, env.database.db, new UsageProjection({ publisher: history.publisher, streamTimes: streamTimesFrom(env.bus) }), { batchMax: 3 });
-    await runner.start();
-    expect(await runner.waitFor(last, 15_000)).toBe(true);
+    expect(await (await usageRunner()).waitFor(last, 15_000)).toBe(true);
 
     const rows = await env.database.db.selectFrom('metering_allocations').select(['attempt', 'start_ms', 'end_ms', 'end_reason', 'interrupted', 'gpu_ms', 'closed_event_id']).where('subtask_id', '=', 's1').orderBy('attempt').execute();
     expect(rows.map((r) => [Number(r.attempt), Number(r.start_ms), Number(r.end_ms), r.end_reason, r.interrupted, Number(r.gpu_ms), r.closed_event_id])).toEqual([
@@ -83,5 +92,33 @@ describe('usage projection: a node agent restarted under a running attempt', () 
     expect(Number(usage.interrupted)).toBe(2 * 59_500);
     // Its UsageRecorded comes from the registration (billing ends the accrual there).
     await eventually(async () => (await usageRecordedIds()).includes(usageIdFor(restart.id, 's:s1:1')));
+  });
+
+  it('ignores a registration with an older agent epoch than the node has: the attempt runs on to its own end', async () => {
+    const T = Math.floor((Date.now() - 3_600_000) / 1000) * 1000;
+    const at = (ms: number) => new Date(ms).toISOString();
+    const node = { nodeId: 'n-zombie', gpuModel: 'H100', gpuCount: 8, gpuMemoryGb: 80, labels: {} };
+    const report = { jobId: 'j2', tenantId: 'acme', subtaskId: 's2', attempt: 1, nodeId: 'n-zombie', leaseEpoch: 1 };
+    const zombie = history.event('NodeRegistered', { ...node, agentEpoch: 2, registeredAt: at(T + 30_000) });
+    const end = history.event('SubtaskCompleted', { ...report, exitCode: 0, endedAt: at(T + 90_000) });
+    const last = await history.publish(
+      history.event('NodeRegistered', { ...node, agentEpoch: 3, registeredAt: at(T - 60_000) }),
+      history.event('SubtaskPlaced', { ...report, projectId: 'p1', gpuModel: 'H100', gpus: 2, gpuIndices: [0, 1], capacityType: 'on-demand', runtimeMs: 600_000, placedAt: at(T) }),
+      history.event('SubtaskStarted', { ...report, startedAt: at(T + 1_000) }),
+      zombie,
+      end,
+    );
+    expect(await (await usageRunner()).waitFor(last, 15_000)).toBe(true);
+
+    const rows = await env.database.db.selectFrom('metering_allocations').select(['start_ms', 'end_ms', 'end_reason', 'interrupted', 'gpu_ms', 'closed_event_id']).where('subtask_id', '=', 's2').execute();
+    expect(rows.map((r) => [Number(r.start_ms), Number(r.end_ms), r.end_reason, r.interrupted, Number(r.gpu_ms), r.closed_event_id])).toEqual([[T + 1_000, T + 90_000, 'completed', false, 2 * 89_000, end.id]]);
+    expect(await env.database.db.selectFrom('metering_applied_events').select('event_id').where('event_id', '=', zombie.id).execute()).toEqual([]);
+    const epochs = await sql<{ node_id: string; agent_epoch: string }>`SELECT node_id, agent_epoch FROM metering_node_epochs WHERE node_id = 'n-zombie'`.execute(env.database.db);
+    expect(epochs.rows.map((r) => [r.node_id, Number(r.agent_epoch)])).toEqual([['n-zombie', 3]]);
+    const ids = await eventually(async () => {
+      const published = await usageRecordedIds();
+      return published.includes(usageIdFor(end.id, 's:s2:1')) && published;
+    });
+    expect(ids).not.toContain(usageIdFor(zombie.id, 's:s2:1'));
   });
 });

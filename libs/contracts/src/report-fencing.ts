@@ -139,3 +139,22 @@ export function reportedIntervalMs(run: { startMs: number; endMs: number; endFro
 export function clockSkewMs(agentMs: number, receivedAtMs: number): number {
   return agentMs - receivedAtMs;
 }
+
+/**
+ * Agent epochs (docs/node-protocol.md, "Lifecycle"): an agent that starts without its earlier work
+ * registers with an epoch above every earlier one of its node, and that registration ends what
+ * the node ran. A node's current epoch is the highest one the log has shown for it (registered,
+ * or recovered through a heartbeat); it never goes down.
+ */
+export function agentEpochAfter(currentEpoch: number | undefined, seenEpoch: number): number {
+  return currentEpoch === undefined ? seenEpoch : Math.max(currentEpoch, seenEpoch);
+}
+
+/**
+ * Whether a NodeRegistered ends what its node ran: only when it raises the node's current agent
+ * epoch (or the node has none yet). A registration with the current or an older epoch (a
+ * repeated registration, a zombie agent, a forged one) changes nothing that was placed.
+ */
+export function registrationEndsRuns(currentEpoch: number | undefined, registeredEpoch: number): boolean {
+  return currentEpoch === undefined || registeredEpoch > currentEpoch;
+}

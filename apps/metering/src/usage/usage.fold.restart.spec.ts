@@ -4,7 +4,10 @@
  * registration's time bounded by its receipt; the scheduler's SubtaskRequeued ends an attempt
  * still open at the requeue. So a requeued attempt is never billed past the event that ended it,
  * a late report of the lost run changes nothing, and intervals on one GPU never overlap (also
- * checked over random restart/requeue histories of one node, folded in random batches).
+ * checked over random restart/requeue histories of one node, folded in random batches). Only a
+ * registration that raises the node's agent epoch ends anything (libs/contracts
+ * `registrationEndsRuns`, the scheduler's rule): an older epoch (a zombie or forged registration),
+ * or the current one again, changes nothing, in the same batch or a later one.
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -34,9 +37,11 @@ const requeued = (subtaskId: string, previousAttempt: number, atMs: number) => s
 function fold(batches: StoredEvent[][]) {
   const allocations = new Map<string, Allocation>();
   const applied = new Set<string>();
+  // What the table keeps between batches: each node's agent epoch.
+  const nodeEpochs = new Map<string, number>();
   const closures: Closure[] = [];
   for (const batch of batches) {
-    const out = foldUsage(batch, { allocations, appliedNodeEvents: applied, streamTimeMs: new Map() });
+    const out = foldUsage(batch, { allocations, appliedNodeEvents: applied, nodeEpochs, streamTimeMs: new Map() });
     for (const n of out.nodeEventsApplied) applied.add(n.eventId);
     closures.push(...out.closures);
   }
@@ -110,6 +115,28 @@ describe('usage fold: a restarted agent and a requeued attempt', () => {
     expect(allocations.get(leaseKey('L1'))).toMatchObject({ endMs: T0 + 60_000, gpuMs: 2 * 60_000, interrupted: true });
     expect(allocations.get(subtaskKey('b', 1))!.endMs).toBeNull();
     expect(allocations.get(subtaskKey('o', 1))!.endMs).toBeNull();
+  });
+
+  it('given a node at agent epoch 3, when a registration of epoch 2 (or 3 again, under another id) arrives, then nothing on the node ends; epoch 4 still ends it', () => {
+    const zombie = registered(2, T0 + 30_000);
+    const again = stored('NodeRegistered', { nodeId: 'n1', gpuModel: 'H100', gpuCount: 8, gpuMemoryGb: 80, labels: {}, agentEpoch: 3, registeredAt: iso(T0 + 31_000) });
+    const history = [registered(3, T0 - 60_000), placed('s', 1, T0), started('s', 1, T0), stored('LeaseGranted', { leaseId: 'L1', tenantId: 'acme', projectId: 'p1', nodeId: 'n1', gpuModel: 'H100', gpus: 2, gpuIndices: [2, 3], leaseEpoch: 1, capacityType: 'reserved', grantedAt: iso(T0) })];
+    for (const batches of [[[...history, zombie, again]], [history, [zombie], [again]]]) {
+      const { allocations, closures } = fold(batches);
+      expect(allocations.get(subtaskKey('s', 1))).toMatchObject({ endMs: null, endEventId: null, gpuMs: null });
+      expect(allocations.get(leaseKey('L1'))).toMatchObject({ endMs: null, gpuMs: null });
+      expect(closures).toEqual([]);
+    }
+    const restart = registered(4, T0 + 60_000);
+    const { allocations } = fold([history, [zombie, restart]]);
+    expect(allocations.get(subtaskKey('s', 1))).toMatchObject({ endMs: T0 + 60_000, endEventId: restart.event.id, endReason: 'agent-restarted' });
+  });
+
+  it("counts an epoch a heartbeat recovered the node with, as the scheduler does: a registration must raise it to end anything", () => {
+    const recovered = stored('NodeRecovered', { nodeId: 'n1', agentEpoch: 5, recoveredAt: iso(T0 - 1_000) });
+    const history = [registered(3, T0 - 60_000), recovered, placed('s', 1, T0), started('s', 1, T0)];
+    expect(fold([history, [registered(5, T0 + 30_000)]]).allocations.get(subtaskKey('s', 1))!.endMs).toBeNull();
+    expect(fold([history, [registered(6, T0 + 30_000)]]).allocations.get(subtaskKey('s', 1))!.endMs).toBe(T0 + 30_000);
   });
 
   it('keeps intervals per GPU from overlapping over random restart and requeue histories of a node, folded in any batches', () => {

@@ -31,7 +31,7 @@ const started = (atMs: number, subtaskId = 'st1', attempt = 1, leaseEpoch = 1) =
 const completed = (atMs: number, subtaskId = 'st1', attempt = 1, leaseEpoch = 1) => stored('SubtaskCompleted', { ...report(subtaskId, attempt, leaseEpoch), exitCode: 0, endedAt: iso(atMs) });
 
 function fold(events: StoredEvent[], allocations = new Map<string, Allocation>(), streamTimeMs = new Map<number, number>()) {
-  return { out: foldUsage(events, { allocations, appliedNodeEvents: new Set(), streamTimeMs }), allocations };
+  return { out: foldUsage(events, { allocations, appliedNodeEvents: new Set(), nodeEpochs: new Map(), streamTimeMs }), allocations };
 }
 const hoursOf = (out: ReturnType<typeof foldUsage>) => out.closures.flatMap((c) => c.hours.map((h) => [iso(h.hourStartMs), h.gpuMs, h.interruptedGpuMs]));
 

@@ -1,4 +1,4 @@
-import { DEFAULT_LATENESS_HORIZON, externalGpusRefusal, externalTenantRefusal, externalTimeVerdict, judgeNodeReport, REPORT_TIME_TOLERANCE_MS, reportedIntervalMs, reportTimeMs, type CapacityType, type DomainEvent, type LatenessHorizon, type StoredEvent } from '@fastgpu/contracts';
+import { agentEpochAfter, DEFAULT_LATENESS_HORIZON, externalGpusRefusal, externalTenantRefusal, externalTimeVerdict, judgeNodeReport, registrationEndsRuns, REPORT_TIME_TOLERANCE_MS, reportedIntervalMs, reportTimeMs, type CapacityType, type DomainEvent, type LatenessHorizon, type StoredEvent } from '@fastgpu/contracts';
 import { instantMs } from '@fastgpu/money';
 import { type Allocation, AllocationKind, emptyAllocation, EndReason, externalKey, type FoldInput, type FoldOutput, hourlyPieces, leaseKey, subtaskKey } from './usage.model';
 
@@ -29,8 +29,15 @@ function reportedMs(iso: string, stored: Pick<StoredEvent, 'receivedAtMs'>): num
 export function foldUsage(events: readonly StoredEvent[], input: FoldInput): FoldOutput {
   const { allocations } = input;
   const horizon = input.horizon ?? DEFAULT_LATENESS_HORIZON;
-  const out: FoldOutput = { changed: new Set(), closures: [], jobObservations: [], rejections: [], reportRejections: [], nodeEventsApplied: [], eventTimeMaxMs: null };
+  const out: FoldOutput = { changed: new Set(), closures: [], jobObservations: [], rejections: [], reportRejections: [], nodeEventsApplied: [], nodeEpochsChanged: new Set(), eventTimeMaxMs: null };
   const nodeEventsSeen = new Set(input.appliedNodeEvents);
+  const { nodeEpochs } = input;
+  const raiseEpoch = (nodeId: string, epoch: number): void => {
+    const raised = agentEpochAfter(nodeEpochs.get(nodeId), epoch);
+    if (raised === nodeEpochs.get(nodeId)) return;
+    nodeEpochs.set(nodeId, raised);
+    out.nodeEpochsChanged.add(nodeId);
+  };
 
   const get = (key: string, kind: AllocationKind): Allocation => {
     let allocation = allocations.get(key);
@@ -184,13 +191,22 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
         // what it ran, and the scheduler frees those GPUs and requeues the attempts. What was
         // placed on the node before it (in log order) ends here, at the registration's time
         // bounded by its receipt (no tolerance: the freed GPUs can be placed again from then on).
+        // Only a registration that raises the node's agent epoch does (libs/contracts
+        // `registrationEndsRuns`, the scheduler's rule): an older or the same epoch changes nothing.
         if (nodeEventsSeen.has(event.id)) break;
+        const endsRuns = registrationEndsRuns(nodeEpochs.get(event.data.nodeId), event.data.agentEpoch);
+        raiseEpoch(event.data.nodeId, event.data.agentEpoch);
+        if (!endsRuns) break;
         nodeEventsSeen.add(event.id);
         out.nodeEventsApplied.push({ eventId: event.id, sequence: stored.sequence });
         const atMs = reportTimeMs(instantMs(event.data.registeredAt), { receivedAtMs: stored.receivedAtMs }, 0);
         for (const a of openOnNode(event.data.nodeId, true)) setEnd(a, stored, atMs, null, EndReason.agentRestarted, true);
         break;
       }
+      case 'NodeRecovered':
+        // A heartbeat's epoch counts as the scheduler counts it: a later registration must raise it to end anything.
+        raiseEpoch(event.data.nodeId, event.data.agentEpoch);
+        break;
       case 'SubtaskRequeued': {
         // The scheduler ended the attempt (agent restart, node loss, platform fault) before it
         // places the next one: an attempt still open ends at the requeue, never after.

@@ -17,6 +17,7 @@ export const usageEventTypes = [
   'SubtaskRequeued',
   'NodeLost',
   'NodeRegistered',
+  'NodeRecovered',
   'LeaseGranted',
   'LeaseReleased',
   'ExternalAllocationStarted',
@@ -147,6 +148,8 @@ export interface FoldInput {
   allocations: Map<string, Allocation>;
   /** NodeLost and NodeRegistered event ids already applied in an earlier batch (permanent dedupe). */
   appliedNodeEvents: ReadonlySet<string>;
+  /** The current agent epoch of every node registered or recovered in the batch that has one; the fold raises them. */
+  nodeEpochs: Map<string, number>;
   /** When the log stored each external event (stream time), for the lateness horizon. */
   streamTimeMs: ReadonlyMap<number, number>;
   horizon?: LatenessHorizon;
@@ -160,6 +163,8 @@ export interface FoldOutput {
   reportRejections: ReportRejection[];
   /** NodeLost and NodeRegistered events applied by this batch (they end allocations found by node). */
   nodeEventsApplied: Array<{ eventId: string; sequence: number }>;
+  /** Nodes whose agent epoch the batch raised (their new epoch is in `nodeEpochs`). */
+  nodeEpochsChanged: Set<string>;
   eventTimeMaxMs: number | null;
 }
 

@@ -12,7 +12,7 @@ import { foldUsage } from './usage.fold';
 import { keysOf, usageEventTypes, type Allocation, type AllocationKind, type Closure, type EndReason } from './usage.model';
 
 /** The projection's tables, rebuilt together (libs/replay copies each as `<name>_rebuild`). */
-export const usageTables = ['metering_allocations', 'metering_usage_hourly', 'metering_job_observations', 'metering_applied_events', 'metering_rejected_events', 'metering_state'] as const;
+export const usageTables = ['metering_allocations', 'metering_usage_hourly', 'metering_job_observations', 'metering_applied_events', 'metering_rejected_events', 'metering_state', 'metering_node_epochs'] as const;
 
 export const USAGE_PROJECTION = 'usage';
 
@@ -187,6 +187,8 @@ export class UsageProjection implements Projection {
     /** Nodes lost or registered again in the batch: their open allocations end. */
     const endingNodes = new Set<string>();
     const nodeEventIds: string[] = [];
+    /** Nodes whose agent epoch the batch may raise (registered or recovered). */
+    const epochNodes = new Set<string>();
     const externalSequences: number[] = [];
     const streamTimeMs = new Map<number, number>();
     for (const { event, sequence, receivedAtMs } of events) {
@@ -195,6 +197,7 @@ export class UsageProjection implements Projection {
         endingNodes.add(event.data.nodeId);
         nodeEventIds.push(event.id);
       }
+      if (event.type === 'NodeRegistered' || event.type === 'NodeRecovered') epochNodes.add(event.data.nodeId);
       if (event.type === 'ExternalAllocationStarted' || event.type === 'ExternalAllocationStopped' || event.type === 'ExternalAllocationReportedLate') {
         // The runner and the replay pass the stream time each message was stored at; read it
         // from the log (one consumer per batch) only for events that come without it.
@@ -224,10 +227,15 @@ export class UsageProjection implements Projection {
       const { rows } = await sql<{ event_id: string }>`SELECT event_id FROM ${table('metering_applied_events')} WHERE event_id = ANY(${nodeEventIds}::text[])`.execute(trx);
       for (const row of rows) appliedNodeEvents.add(row.event_id);
     }
+    const nodeEpochs = new Map<string, number>();
+    if (epochNodes.size) {
+      const { rows } = await sql<{ node_id: string; agent_epoch: string }>`SELECT node_id, agent_epoch FROM ${table('metering_node_epochs')} WHERE node_id = ANY(${[...epochNodes]}::text[])`.execute(trx);
+      for (const row of rows) nodeEpochs.set(row.node_id, Number(row.agent_epoch));
+    }
     if (externalSequences.length && this.deps.streamTimes) for (const [sequence, ms] of await this.deps.streamTimes(externalSequences)) streamTimeMs.set(sequence, ms);
     const horizon = this.deps.horizon ?? DEFAULT_LATENESS_HORIZON;
 
-    const out = foldUsage(events, { allocations, appliedNodeEvents, streamTimeMs, horizon: streamTimeHorizon(horizon) });
+    const out = foldUsage(events, { allocations, appliedNodeEvents, nodeEpochs, streamTimeMs, horizon: streamTimeHorizon(horizon) });
 
     const changed = [...out.changed].map((key) => allocations.get(key)!);
     // Rows the batch created are inserted; rows it loaded are updated (no speculative upserts).
@@ -268,6 +276,12 @@ export class UsageProjection implements Projection {
     if (out.nodeEventsApplied.length) {
       const n = out.nodeEventsApplied;
       await sql`INSERT INTO ${table('metering_applied_events')} (event_id, sequence) SELECT * FROM unnest(${n.map((x) => x.eventId)}::text[], ${n.map((x) => x.sequence)}::int8[]) ON CONFLICT DO NOTHING`.execute(trx);
+    }
+    if (out.nodeEpochsChanged.size) {
+      const nodes = [...out.nodeEpochsChanged];
+      await sql`
+        INSERT INTO ${table('metering_node_epochs')} (node_id, agent_epoch) SELECT * FROM unnest(${nodes}::text[], ${nodes.map((node) => nodeEpochs.get(node)!)}::int8[])
+        ON CONFLICT (node_id) DO UPDATE SET agent_epoch = greatest(${table('metering_node_epochs')}.agent_epoch, excluded.agent_epoch)`.execute(trx);
     }
     if (out.rejections.length) {
       const r = out.rejections;

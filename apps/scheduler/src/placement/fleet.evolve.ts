@@ -1,4 +1,4 @@
-import type { StoredEvent } from '@fastgpu/contracts';
+import { agentEpochAfter, registrationEndsRuns, type StoredEvent } from '@fastgpu/contracts';
 import { release } from './allocations';
 import { endAttempt } from './jobs.evolve';
 import type { SchedulerEvent } from './placement.types';
@@ -53,9 +53,9 @@ export function evolveFleet(state: SchedulerState, _stored: StoredEvent, e: Flee
         state.nodeList.push(node);
         return state;
       }
-      // A restarted agent lost what it ran: its sub-tasks are interrupted by the platform.
-      if (d.agentEpoch > node.agentEpoch) interruptNode(state, node, e.id, `node ${d.nodeId} agent restarted`);
-      node.agentEpoch = Math.max(node.agentEpoch, d.agentEpoch);
+      // A restarted agent lost what it ran: its sub-tasks are interrupted by the platform (libs/contracts: only a new, higher epoch does it).
+      if (registrationEndsRuns(node.agentEpoch, d.agentEpoch)) interruptNode(state, node, e.id, `node ${d.nodeId} agent restarted`);
+      node.agentEpoch = agentEpochAfter(node.agentEpoch, d.agentEpoch);
       node.labels = d.labels;
       node.gpuMemoryGb = d.gpuMemoryGb;
       if (node.allocations.size === 0 && (d.gpuCount !== node.gpuCount || d.gpuModel !== node.gpuModel)) {
@@ -77,7 +77,7 @@ export function evolveFleet(state: SchedulerState, _stored: StoredEvent, e: Flee
     case 'NodeRecovered': {
       const node = state.nodes.get(e.data.nodeId);
       if (node && node.status === 'lost') node.status = 'ready';
-      if (node) node.agentEpoch = Math.max(node.agentEpoch, e.data.agentEpoch);
+      if (node) node.agentEpoch = agentEpochAfter(node.agentEpoch, e.data.agentEpoch);
       return state;
     }
     case 'NodeDrained': {
