@@ -22,6 +22,8 @@ const configSchema = z.object({
   /** Multiplies simulated run times (0.001 = a declared hour runs in 3.6 s). */
   simulatorSpeed: z.coerce.number().positive().default(1),
   simulatedNodes: z.string().default('a100:8x2,h100:8x2'),
+  /** Fault runs: a JSON file `{ nodeId: skewMs }` the node simulator reads its nodes' clock skews from. */
+  simulatorClockSkewFile: z.string().optional(),
   heartbeatIntervalMs: z.coerce.number().int().positive().default(5000),
   missedHeartbeatsBeforeLost: z.coerce.number().int().positive().default(3),
   otlpEndpoint: z.string().optional(),
@@ -75,6 +77,7 @@ const envNames: Record<keyof FastGpuConfig, string> = {
   adminKey: 'FASTGPU_ADMIN_KEY',
   simulatorSpeed: 'FASTGPU_SIMULATOR_SPEED',
   simulatedNodes: 'FASTGPU_SIMULATED_NODES',
+  simulatorClockSkewFile: 'FASTGPU_SIMULATOR_CLOCK_SKEW_FILE',
   heartbeatIntervalMs: 'FASTGPU_HEARTBEAT_INTERVAL_MS',
   missedHeartbeatsBeforeLost: 'FASTGPU_MISSED_HEARTBEATS',
   otlpEndpoint: 'OTEL_EXPORTER_OTLP_ENDPOINT',
