@@ -5,11 +5,13 @@
  * note's lines by largest remainder; the note that credits all that is left takes exactly what is
  * left of each tax; notes issued before documents (a bare amount) count against what is left; and
  * every refusal (draft, void, unknown or uncreditable line, more than is left, bad precision) is
- * a DomainError that records nothing.
+ * a DomainError that records nothing. On the kernel (creditNoteIssuer), the same document is
+ * decided from the invoice subject's history: its notes count, a void on it refuses.
  */
 import { describe, expect, it } from 'vitest';
-import { spec } from '@fastgpu/eventsourcing';
-import { creditNoteDecider, decideCreditNoteDocument, type CreditableInvoice, type CreditNoteData, type CreditNoteEvent, type IssueCreditNote } from './credit-note.decider';
+import { makeEvent, subjectFor, topology } from '@fastgpu/contracts';
+import { spec, type BuildEvent } from '@fastgpu/eventsourcing';
+import { creditNoteDecider, creditNoteIssuer, decideCreditNoteDocument, type CreditableInvoice, type CreditNoteData, type CreditNoteEvent, type IssueCreditNote, type IssueCreditNoteOn } from './credit-note.decider';
 
 /** FGPU-000007: 100 GPU-h at 2.50, 10 GPU-h at 3.333, an interruption credit and an SLA credit; VAT 20 %. */
 const invoice: CreditableInvoice = {
@@ -156,5 +158,36 @@ describe('credit-note refusals', () => {
       .given([])
       .when(command({ kind: 'amount', amount: '330.61' }))
       .thenThrows('validation', 'credit_exceeds_invoice');
+  });
+});
+
+describe('credit notes on the kernel (the invoice subject as history)', () => {
+  const topo = topology('spec');
+  const build: BuildEvent = (type, data, meta) => makeEvent(type, data, { ...meta, source: 'billing' }, subjectFor(topo, type, data));
+  const issuer = creditNoteIssuer(build);
+  const on = (c: IssueCreditNote): IssueCreditNoteOn => ({ ...c, invoice });
+  const metaOf = (id: string, time: string) => ({ id, time, tenantId: 'acme', correlationId: id });
+  const audit = { actor: 'finance-1', reason: 'settled' };
+  const paid = build('InvoicePaid', { invoiceId: 'inv-7', tenantId: 'acme', amount: '330.60', currency: 'USD', paidAt: '2026-11-10T00:00:00.000Z', ...audit }, metaOf('0190d000-0000-7000-8000-0000000000a1', '2026-11-10T00:00:00.000Z'));
+  const voided = build('InvoiceVoided', { invoiceId: 'inv-7', tenantId: 'acme', number: 'FGPU-000007', voidedAt: '2026-11-10T00:00:00.000Z', ...audit }, metaOf('0190d000-0000-7000-8000-0000000000a2', '2026-11-10T00:00:00.000Z'));
+
+  it('decides the same document as the note decider, as CreditNoteIssued on the invoice subject with the note id', () => {
+    const c = command({ kind: 'lines', lines: [{ invoiceLine: 1, quantityGpuHours: '10' }] });
+    const expected = build('CreditNoteIssued', decideCreditNoteDocument(invoice, [], c), metaOf(c.creditNoteId, c.issuedAt));
+    spec(issuer).given([]).when(on(c)).then([expected]);
+    expect(expected).toMatchObject({ id: c.creditNoteId, subject: topo.subjects.invoice('inv-7') });
+  });
+
+  it('counts the notes on the subject against what is left, and credits a paid invoice', () => {
+    const first = command({ kind: 'lines', lines: [{ invoiceLine: 1, quantityGpuHours: '10' }] });
+    const firstIssued = build('CreditNoteIssued', decideCreditNoteDocument(invoice, [], first), metaOf(first.creditNoteId, first.issuedAt));
+    const c = command({ kind: 'amount', amount: '300.60' });
+    const rest = decideCreditNoteDocument(invoice, [firstIssued.data], c);
+    spec(issuer).given([firstIssued, paid]).when(on(c)).then([build('CreditNoteIssued', rest, metaOf(c.creditNoteId, c.issuedAt))]);
+    spec(issuer).given([firstIssued]).when(on(command({ kind: 'amount', amount: '300.61' }))).thenThrows('validation', 'credit_exceeds_invoice');
+  });
+
+  it('refuses an invoice voided on its subject, as decided again after a void landed first', () => {
+    spec(issuer).given([voided]).when(on(command({ kind: 'amount', amount: '1.00' }))).thenThrows('illegal-state', 'invoice_void');
   });
 });

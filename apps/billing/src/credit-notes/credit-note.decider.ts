@@ -1,6 +1,6 @@
-import type { EventData } from '@fastgpu/contracts';
+import type { DomainEvent, EventData } from '@fastgpu/contracts';
 import { allocateTaxToLines, fixedUnits, formatMinor, HOUR_MS, minorUnits, Money, roundToMinor, splitTaxIncluded, taxOnNetMinor, toMinor } from '@fastgpu/money';
-import { illegalState, validationError, type Decider } from '@fastgpu/eventsourcing';
+import { illegalState, validationError, type BuildEvent, type Decider } from '@fastgpu/eventsourcing';
 
 /**
  * Credit notes, decided purely: from the finalized invoice (its lines, taxes and totals), the credit
@@ -251,23 +251,67 @@ export interface CreditNoteState {
 /** Events on the invoice's subject that change what a credit note may do. */
 export type CreditNoteEvent = { type: 'CreditNoteIssued'; data: CreditNoteData } | { type: 'InvoiceVoided' } | { type: 'InvoicePaid' };
 
-/** The credit-note decider of one finalized invoice (initialState / decide / evolve). */
+/** What the invoice's subject says about crediting it: whether it was paid or voided, and the notes issued so far. */
+export interface CreditNoteHistory {
+  settlement: 'paid' | 'void' | null;
+  notes: readonly PriorCreditNote[];
+}
+
+/** The one fold of the events that change what a credit note may do (both deciders below read it). */
+function evolveHistory(history: CreditNoteHistory, event: CreditNoteEvent): CreditNoteHistory {
+  switch (event.type) {
+    case 'CreditNoteIssued':
+      return { ...history, notes: [...history.notes, event.data] };
+    case 'InvoiceVoided':
+      return { ...history, settlement: 'void' };
+    case 'InvoicePaid':
+      return { ...history, settlement: 'paid' };
+    default: {
+      const unreachable: never = event;
+      throw new Error(`unknown event ${JSON.stringify(unreachable)}`);
+    }
+  }
+}
+
+/** The credit-note decider of one finalized invoice (initialState / decide / evolve): the note as a document. */
 export function creditNoteDecider(invoice: CreditableInvoice): Decider<CreditNoteState, IssueCreditNote, CreditNoteEvent> {
   return {
     initialState: () => ({ invoice, notes: [] }),
     decide: (command, state) => [{ type: 'CreditNoteIssued', data: decideCreditNoteDocument(state.invoice, state.notes, command) }],
     evolve: (state, event) => {
+      const history = evolveHistory({ settlement: state.invoice.settlement, notes: state.notes }, event);
+      return { invoice: { ...state.invoice, settlement: history.settlement }, notes: history.notes };
+    },
+  };
+}
+
+/** A credit note to issue against a finalized invoice: its frozen document's facts arrive with it. */
+export interface IssueCreditNoteOn extends IssueCreditNote {
+  invoice: CreditableInvoice;
+}
+
+/**
+ * Credit notes on the kernel (libs/eventsourcing `handleCommand`): the state is the invoice
+ * subject's history (`…billing.invoice.<id>`: its payments, void and notes), the command carries the
+ * frozen invoice, and the note decided is `CreditNoteIssued` on that subject — decided again on the
+ * fresh history when a pay, a void or another note landed first.
+ */
+export function creditNoteIssuer(build: BuildEvent): Decider<CreditNoteHistory, IssueCreditNoteOn, DomainEvent> {
+  return {
+    initialState: () => ({ settlement: null, notes: [] }),
+    decide(command, history) {
+      const invoice: CreditableInvoice = { ...command.invoice, settlement: history.settlement ?? command.invoice.settlement };
+      const data = decideCreditNoteDocument(invoice, history.notes, command);
+      return [build('CreditNoteIssued', data, { id: command.creditNoteId, time: command.issuedAt, tenantId: data.tenantId, correlationId: command.creditNoteId })];
+    },
+    evolve(history, event) {
       switch (event.type) {
         case 'CreditNoteIssued':
-          return { ...state, notes: [...state.notes, event.data] };
         case 'InvoiceVoided':
-          return { ...state, invoice: { ...state.invoice, settlement: 'void' } };
         case 'InvoicePaid':
-          return { ...state, invoice: { ...state.invoice, settlement: 'paid' } };
-        default: {
-          const unreachable: never = event;
-          throw new Error(`unknown event ${JSON.stringify(unreachable)}`);
-        }
+          return evolveHistory(history, event);
+        default:
+          return history;
       }
     },
   };

@@ -1,8 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { sql } from 'kysely';
-import { nameId } from '@fastgpu/contracts';
-import { conflictError, illegalState, isStreamVersionConflict, JetStreamEventStream, notFoundError } from '@fastgpu/eventsourcing';
-import type { EventPublisher } from '@fastgpu/messaging';
+import { nameId, type DomainEvent } from '@fastgpu/contracts';
+import { conflictError, handleCommand, illegalState, JetStreamEventStream, notFoundError, type Decider } from '@fastgpu/eventsourcing';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
 import { BillingLedger } from '../ledger/billing.ledger';
@@ -10,15 +9,15 @@ import { formatInvoiceNumber } from '../ledger/invoice-ids';
 import type { BillingStore } from '../ledger/billing.store';
 import { lastCreditNoteSequence, type FinanceActionRow } from '../finance-actions/finance-actions';
 import { InvoiceReader, type InvoiceView } from '../invoices/invoice.reader';
-import { creditNoteDecider, type CreditableInvoice, type CreditNoteData, type CreditNoteRequest } from './credit-note.decider';
+import { creditNoteIssuer, type CreditableInvoice, type CreditNoteData, type CreditNoteHistory, type CreditNoteRequest, type IssueCreditNoteOn } from './credit-note.decider';
 import { creditNoteDocument, creditNoteRequestSha256, type CreditNoteDocument } from './credit-note-document';
 
 /**
- * Credit notes, the shell: reads the invoice and the notes already issued against it as the
- * ledger has applied them up to the invoice subject's last event, decides with the pure decider,
- * publishes `CreditNoteIssued` on the invoice's subject with that sequence as the expected last
- * subject sequence (a concurrent pay, void or note answers 409 and records nothing), and answers
- * once the ledger has applied it. Numbers (`CN-<issuer>-000001`, …) are taken one at a time per
+ * Credit notes, the shell: reads the finalized invoice as the ledger has applied it up to the
+ * invoice subject's last event, runs the note on the event-sourcing kernel (`handleCommand` with
+ * creditNoteIssuer: decided on the invoice subject's payments, void and notes, appended against its
+ * last sequence, decided again when a pay, a void or another note landed first), and answers once
+ * the ledger has applied it. Numbers (`CN-<issuer>-000001`, …) are taken one at a time per
  * issuer (in this process, and across processes by a Postgres advisory lock) and the ledger checks
  * they stay gapless.
  *
@@ -35,8 +34,8 @@ export interface CreditNoteAnswer {
 
 @Injectable()
 export class CreditNotesService {
-  private readonly publisher: EventPublisher;
   private readonly events: JetStreamEventStream;
+  private readonly issuer: Decider<CreditNoteHistory, IssueCreditNoteOn, DomainEvent>;
   private chain: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -44,8 +43,9 @@ export class CreditNotesService {
     @Inject(BillingLedger) private readonly ledger: BillingLedger,
     @Inject(BILLING_OPTIONS) private readonly options: BillingOptions,
   ) {
-    this.publisher = publisherFor(runtime, 'billing');
-    this.events = new JetStreamEventStream(runtime.bus, this.publisher);
+    const publisher = publisherFor(runtime, 'billing');
+    this.events = new JetStreamEventStream(runtime.bus, publisher);
+    this.issuer = creditNoteIssuer((type, data, meta) => publisher.build(type, data, meta));
   }
 
   reader(store: BillingStore = this.ledger.store()): CreditNoteReader {
@@ -57,8 +57,7 @@ export class CreditNotesService {
     return this.serialized(() =>
       this.withIssuerLock(async () => {
         const subject = this.runtime.bus.topology.subjects.invoice(invoiceId);
-        const subjectSequence = await this.lastSubjectSequence(subject);
-        await this.ledger.waitFor(subjectSequence);
+        await this.ledger.waitFor(await this.events.version(subject));
         // Every note applied so far (on any invoice), for the next number.
         await this.ledger.catchUp();
         const store = this.ledger.store();
@@ -72,21 +71,10 @@ export class CreditNotesService {
         const issuer = view.row.issuer;
         const number = `CN-${formatInvoiceNumber(issuer, (await lastCreditNoteSequence(store, issuer)) + 1)}`;
         const creditNoteId = idempotencyKey ? nameId('CreditNoteIssued', invoiceId, idempotencyKey) : nameId('CreditNoteIssued', issuer, number);
-        const decider = creditNoteDecider(creditableInvoice(view));
-        let state = decider.initialState();
-        for (const note of await reader.notesOf(invoiceId)) state = decider.evolve(state, { type: 'CreditNoteIssued', data: note.payload as CreditNoteData });
         const issuedAt = this.runtime.clock.now().toISOString();
-        const [decided] = decider.decide({ request, creditNoteId, number, issuedAt, actor: who.actor, reason: who.reason, requestSha256 }, state);
-        const data = (decided as { data: CreditNoteData }).data;
-        const event = this.publisher.build('CreditNoteIssued', data, { id: creditNoteId, time: issuedAt, tenantId: data.tenantId, correlationId: creditNoteId });
-        let published;
-        try {
-          published = await this.publisher.publish(event, { expectedLastSubjectSequence: subjectSequence });
-        } catch (error) {
-          if (isStreamVersionConflict(error)) throw conflictError('invoice_changed', 'the invoice changed concurrently (another finance action landed first); nothing was recorded, read it again and retry');
-          throw error;
-        }
-        await this.ledger.waitFor(published.sequence);
+        const command: IssueCreditNoteOn = { invoice: creditableInvoice(view), request, creditNoteId, number, issuedAt, actor: who.actor, reason: who.reason, requestSha256 };
+        const { version } = await handleCommand(this.events, this.issuer, subject, command);
+        await this.ledger.waitFor(version);
         const recorded = await reader.note(creditNoteId);
         if (!recorded) throw illegalState('credit_note_refused', `the ledger did not record credit note ${number} (see the review queue)`);
         return { creditNote: recorded.payload as CreditNoteData, balanceDue: (await reader.invoices.viewOf(invoiceId, null)).balanceDue };
@@ -135,10 +123,6 @@ export class CreditNotesService {
     });
   }
 
-  /** Sequence of the last event on a subject (0 when none): the state a decision is taken against. */
-  private lastSubjectSequence(subject: string): Promise<number> {
-    return this.events.version(subject);
-  }
 }
 
 /** The facts of a finalized invoice a credit note is decided on. */

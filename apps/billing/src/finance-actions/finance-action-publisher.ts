@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { nameId, type DomainEvent, type EventData } from '@fastgpu/contracts';
-import { isStreamVersionConflict, JetStreamEventStream } from '@fastgpu/eventsourcing';
+import { nameId, type DomainEvent } from '@fastgpu/contracts';
+import { JetStreamEventStream } from '@fastgpu/eventsourcing';
 import type { EventPublisher } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BillingLedger } from '../ledger/billing.ledger';
@@ -24,10 +24,11 @@ export interface Actor {
 export const TENANT_SETTINGS_SCOPE = 'tenant-settings';
 
 /**
- * How billing's command handlers put a finance action on the log (what invoice commands and tenant
- * settings share): the action's id from the Idempotency-Key, the answer to a retried request, the
- * publish (with the invoice subject's expected last sequence when the action was decided against
- * that state) and the wait until the ledger applied it (read-your-writes).
+ * What billing's command handlers share about finance actions (invoice commands, credit notes' ids
+ * aside, and tenant settings): the action's id from the Idempotency-Key, the answer to a retried
+ * request, the publisher, and — for tenant settings, which no decider guards — the publish and the
+ * wait until the ledger applied it (read-your-writes). Actions on an invoice's subject are decided
+ * on the kernel instead (invoice-commands.ts).
  */
 @Injectable()
 export class FinanceActionPublisher {
@@ -75,24 +76,17 @@ export class FinanceActionPublisher {
   }
 
   /**
-   * Publishes a finance or lifecycle action and waits for the ledger to apply it. With
-   * `expectedLastSubjectSequence`, the action only lands if nothing else happened on its subject
-   * since the state it was decided against; otherwise it answers 409 `invoice_changed` and changes
-   * nothing. Returns the event's stream sequence.
+   * Publishes a tenant setting (a grant, tax rates, a billing profile: each on the tenant's billing
+   * subject, each a new fact that no earlier one forbids) and waits for the ledger to apply it.
+   * Returns the event's stream sequence.
    */
-  async publish<K extends FinanceActionKind | LifecycleActionKind>(kind: K, eventId: string, data: K extends FinanceActionKind ? FinanceAction<K> : EventData<K>, time: string, expectedLastSubjectSequence?: number): Promise<number> {
-    const event = this.publisher.build(kind, data, { id: eventId, time, tenantId: (data as { tenantId: string }).tenantId, correlationId: eventId });
-    let published;
-    try {
-      published = await this.publisher.publish(event as DomainEvent, expectedLastSubjectSequence === undefined ? {} : { expectedLastSubjectSequence });
-    } catch (error) {
-      if (isStreamVersionConflict(error)) {
-        const landed = kind === 'InvoiceDraftDeleted' || kind === 'InvoiceReissued' ? 'another action' : 'another finance action';
-        throw new BillingRejection(409, 'invoice_changed', `the invoice changed concurrently (${landed} landed first); nothing was recorded, read it again and retry`);
-      }
-      throw error;
-    }
+  async publish<K extends TenantSettingKind>(kind: K, eventId: string, data: FinanceAction<K>, time: string): Promise<number> {
+    const event = this.publisher.build(kind, data, { id: eventId, time, tenantId: data.tenantId, correlationId: eventId });
+    const published = await this.publisher.publish(event as DomainEvent);
     await this.ledger.waitFor(published.sequence);
     return published.sequence;
   }
 }
+
+/** The finance actions on a tenant's billing subject, published without a decider. */
+export type TenantSettingKind = Extract<FinanceActionKind, 'CreditGranted' | 'TaxRatesSet' | 'TenantBillingProfileSet'>;

@@ -1,32 +1,34 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { sql } from 'kysely';
 import { deriveId, nameId, type DomainEvent, type EventData } from '@fastgpu/contracts';
-import { handleCommand, isStreamVersionConflict, JetStreamEventStream, type Decider } from '@fastgpu/eventsourcing';
+import { handleCommand, JetStreamEventStream, type BuildEvent, type Decider } from '@fastgpu/eventsourcing';
 import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
 import { BillingLedger } from '../ledger/billing.ledger';
 import { formatInvoiceNumber } from '../ledger/invoice-ids';
 import { accrualRange } from '../ledger/accrual';
-import { successorInvoiceId, type LifecycleActionKind } from '../ledger/invoice-lifecycle';
+import { successorInvoiceId } from '../ledger/invoice-lifecycle';
 import { financeAction } from '../finance-actions/finance-actions';
 import { FinanceActionPublisher, type Actor } from '../finance-actions/finance-action-publisher';
 import { documentSha256, type InvoiceDocument } from './invoice-document';
 import { buildInvoice } from './invoice-builder';
-import { BillingRejection, decideDeleteDraft, decideFinalize, decideReissue, type DraftUsageDisposition } from './invoice.decider';
-import { settlementDecider, type SettlementCommand, type SettlementState } from './invoice-settlement.decider';
-import { factsOf, type InvoiceView } from './invoice.reader';
+import { BillingRejection, decideFinalize, type DraftUsageDisposition } from './invoice.decider';
+import { settlementDecider, type InvoiceSubjectState, type SettlementCommand } from './invoice-settlement.decider';
+import { lifecycleDecider, type LifecycleCommand } from './invoice-lifecycle.decider';
+import type { InvoiceView } from './invoice.reader';
 import { InvoiceNotFound, InvoiceQueries } from './invoice-queries';
 
 /**
- * Invoice commands, the shell around the pure invoice decider (invoice.decider.ts): loads the
- * invoice as the ledger applied it, decides, publishes the event (`InvoiceFinalized`,
- * `BillingPeriodClosed`, `InvoicePaid`, `InvoiceVoided`, `InvoiceDraftDeleted`, `InvoiceReissued`)
- * and waits for the ledger to apply it before answering (read-your-writes). Pay and void run on the
- * event-sourcing kernel (invoice-settlement.decider.ts: decided on the invoice subject's events and
- * decided again when another action landed first); deletion and reissue are published with the
- * invoice subject's expected last sequence, so a decision taken on a stale state answers 409. Finalizations are serialized: their numbers are taken in order and the ledger
- * checks they stay gapless. Reads are invoice-queries.ts; tenant settings (grants, tax rates,
+ * Invoice commands, the shell around the pure invoice deciders: loads the invoice as the ledger
+ * applied it, runs the command on the event-sourcing kernel (libs/eventsourcing `handleCommand` on
+ * the invoice's subject: decided on the subject's events, appended against its last sequence and
+ * decided again when another action landed first) and waits for the ledger to apply it before
+ * answering (read-your-writes). Pay and void are invoice-settlement.decider.ts's; finalization,
+ * draft deletion and reissue invoice-lifecycle.decider.ts's. Finalizations are serialized: their
+ * numbers are taken in order and the ledger checks they stay gapless. `BillingPeriodClosed` (the
+ * cut of running allocations, on the tenant's billing subject) is published here without a
+ * decider: it follows from the ledger's running allocations, not from an aggregate's history. Reads are invoice-queries.ts; tenant settings (grants, tax rates,
  * billing profiles) tenant-settings.service.ts; credit notes credit-notes.service.ts.
  */
 @Injectable()
@@ -35,7 +37,8 @@ export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
   private finalizeChain: Promise<unknown> = Promise.resolve();
   private timer?: NodeJS.Timeout;
   private readonly store: JetStreamEventStream;
-  private readonly settlement: Decider<SettlementState, SettlementCommand, DomainEvent>;
+  private readonly settlement: Decider<InvoiceSubjectState, SettlementCommand, DomainEvent>;
+  private readonly lifecycle: Decider<InvoiceSubjectState, LifecycleCommand, DomainEvent>;
 
   constructor(
     @Inject(RUNTIME) private readonly runtime: Runtime,
@@ -45,7 +48,9 @@ export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
     @Inject(FinanceActionPublisher) private readonly actions: FinanceActionPublisher,
   ) {
     this.store = new JetStreamEventStream(runtime.bus, actions.publisher);
-    this.settlement = settlementDecider((type, data, meta) => actions.publisher.build(type, data, meta));
+    const build: BuildEvent = (type, data, meta) => actions.publisher.build(type, data, meta);
+    this.settlement = settlementDecider(build);
+    this.lifecycle = lifecycleDecider(build);
   }
 
   /** The invoice's subject: its aggregate for the kernel. */
@@ -107,36 +112,24 @@ export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
     const number = formatInvoiceNumber(this.options.issuer, (await store.lastNumberSequence(this.options.issuer)) + 1);
     const finalizedAt = at.toISOString();
     const built = buildInvoice(await store.inputs(row, { cutoff, atMs: at.getTime(), issuer: this.options.issuer, finalization: { number, finalizedAt } }));
-    decideFinalize({ status: 'draft', settlement: null, validationErrors: built.document.validationErrors.length, total: built.document.total, credited: '0', lineCount: built.document.lines.length });
     const eventId = nameId('InvoiceFinalized', invoiceId);
-    const event = this.actions.publisher.build(
-      'InvoiceFinalized',
-      {
-        invoiceId,
-        tenantId: row.tenant_id,
-        period: row.period,
-        number,
-        total: built.document.total,
-        currency: built.document.currency,
-        cutoffSequence: cutoff,
-        priceBookVersion: built.priceBookVersion,
-        sha256: documentSha256(built.document),
-        actor: who.actor,
-        reason: who.reason,
-        finalizedAt,
-      },
-      { id: eventId, time: finalizedAt, tenantId: row.tenant_id, correlationId: eventId },
-    );
-    let published;
-    try {
-      // Only one InvoiceFinalized may ever stand on an invoice's subject.
-      published = await this.actions.publisher.publish(event, { expectedLastSubjectSequence: 0 });
-    } catch (error) {
-      if (isStreamVersionConflict(error)) throw new BillingRejection(409, 'invoice_finalized', 'the invoice was finalized concurrently');
-      throw error;
-    }
-    if (published.duplicate) throw new BillingRejection(409, 'invoice_finalized', 'the invoice is already finalized');
-    await this.ledger.waitFor(published.sequence);
+    const finalized: EventData<'InvoiceFinalized'> = {
+      invoiceId,
+      tenantId: row.tenant_id,
+      period: row.period,
+      number,
+      total: built.document.total,
+      currency: built.document.currency,
+      cutoffSequence: cutoff,
+      priceBookVersion: built.priceBookVersion,
+      sha256: documentSha256(built.document),
+      actor: who.actor,
+      reason: who.reason,
+      finalizedAt,
+    };
+    // Only one InvoiceFinalized may ever stand on an invoice's subject: the decider refuses a second.
+    const { version } = await handleCommand(this.store, this.lifecycle, this.subject(invoiceId), { kind: 'finalize', eventId, finalized, validationErrors: built.document.validationErrors.length });
+    await this.ledger.waitFor(version);
     return built.document;
   }
 
@@ -251,22 +244,30 @@ export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
 
   /**
    * Deletes a draft (`InvoiceDraftDeleted`): no number is used; its usage moves to a new draft of
-   * the period or is discarded, as finance chooses. Published against the invoice subject's last
-   * sequence, so a deletion and a finalization cannot both land.
+   * the period or is discarded, as finance chooses. Decided on the invoice's subject, so a deletion
+   * and a finalization cannot both land.
    */
   async deleteDraft(invoiceId: string, who: Actor, input: { usage: DraftUsageDisposition; actionId?: string }): Promise<{ deletedInvoiceId: string; usage: DraftUsageDisposition; replacementInvoiceId: string | null }> {
     const eventId = this.actions.actionId('InvoiceDraftDeleted', invoiceId, input.actionId, () => nameId('InvoiceDraftDeleted', invoiceId));
     const answer = (payload: Record<string, unknown>) => ({ deletedInvoiceId: invoiceId, usage: payload.usage as DraftUsageDisposition, replacementInvoiceId: payload.usage === 'move' ? (payload.replacementInvoiceId as string) : null });
     const existing = await financeAction(this.ledger.store(), eventId);
     if (existing && input.actionId) return answer(this.actions.retried(existing, { usage: input.usage, reason: who.reason })!.payload);
+    // A deleted draft has left the invoices: answered 409 here, before looking it up would answer 404.
     if (existing || (await this.isDeleted(invoiceId))) throw new BillingRejection(409, 'invoice_deleted', 'the draft was already deleted');
-    const { view, subjectSequence } = await this.invoiceState(invoiceId);
-    decideDeleteDraft(factsOf(view));
-    const at = this.actions.nowIso();
-    const replacementInvoiceId = successorInvoiceId(view.row.tenant_id, view.row.period, invoiceId);
-    const data = { invoiceId, tenantId: view.row.tenant_id, period: view.row.period, usage: input.usage, replacementInvoiceId, deletedAt: at, ...who };
-    await this.publishLifecycle('InvoiceDraftDeleted', eventId, data, at, subjectSequence);
-    return answer(data);
+    const { view } = await this.invoiceState(invoiceId);
+    const command: LifecycleCommand = {
+      kind: 'deleteDraft',
+      eventId,
+      invoiceId,
+      tenantId: view.row.tenant_id,
+      period: view.row.period,
+      usage: input.usage,
+      replacementInvoiceId: successorInvoiceId(view.row.tenant_id, view.row.period, invoiceId),
+      at: this.actions.nowIso(),
+      ...who,
+    };
+    const [deleted] = await this.runLifecycle(invoiceId, command, eventId);
+    return answer((deleted as DomainEvent<'InvoiceDraftDeleted'>).data);
   }
 
   private async isDeleted(invoiceId: string): Promise<boolean> {
@@ -277,33 +278,42 @@ export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
    * Void with reissue: the invoice is voided (`InvoiceVoided`, when not void yet: it must be unpaid)
    * and replaced (`InvoiceReissued`) by a new draft of its period holding what it billed, rated
    * with the price versions in force now; finalizing the replacement gives it the next number, and
-   * it names the invoice it replaces.
+   * it names the invoice it replaces. Both events are one decision on the invoice's subject.
    */
   async reissue(invoiceId: string, who: Actor, input: { actionId?: string }): Promise<{ voidedInvoiceId: string; number: string; replacementInvoiceId: string }> {
     const eventId = this.actions.actionId('InvoiceReissued', invoiceId, input.actionId, () => nameId('InvoiceReissued', invoiceId));
     const answer = (payload: Record<string, unknown>) => ({ voidedInvoiceId: invoiceId, number: payload.number as string, replacementInvoiceId: payload.replacementInvoiceId as string });
     const existing = input.actionId ? await financeAction(this.ledger.store(), eventId) : undefined;
     if (existing) return answer(this.actions.retried(existing, { reason: who.reason })!.payload);
-    let { view, subjectSequence } = await this.invoiceState(invoiceId);
-    decideReissue({ ...factsOf(view), replacedBy: view.row.replaced_by_invoice_id ?? null });
-    const at = this.actions.nowIso();
-    if (view.settlement !== 'void') {
-      const voidId = deriveId(eventId, 'void');
-      subjectSequence = await this.actions.publish('InvoiceVoided', voidId, { invoiceId, tenantId: view.row.tenant_id, number: view.row.number!, voidedAt: at, ...who }, at, subjectSequence);
-      view = await this.queries.view(invoiceId, null);
-      if (view.settlement !== 'void') throw new BillingRejection(409, 'invoice_changed', 'the invoice changed concurrently; nothing was reissued, read it again and retry');
-    }
-    const data = { invoiceId, tenantId: view.row.tenant_id, period: view.row.period, number: view.row.number!, replacementInvoiceId: successorInvoiceId(view.row.tenant_id, view.row.period, invoiceId), reissuedAt: at, ...who };
-    await this.publishLifecycle('InvoiceReissued', eventId, data, at, subjectSequence);
-    return answer(data);
+    const { view } = await this.invoiceState(invoiceId);
+    const command: LifecycleCommand = {
+      kind: 'reissue',
+      eventId,
+      voidEventId: deriveId(eventId, 'void'),
+      invoiceId,
+      tenantId: view.row.tenant_id,
+      period: view.row.period,
+      // A draft has no number: the decider refuses it before the number is used.
+      number: view.row.number ?? '',
+      replacementInvoiceId: successorInvoiceId(view.row.tenant_id, view.row.period, invoiceId),
+      at: this.actions.nowIso(),
+      ...who,
+    };
+    const events = await this.runLifecycle(invoiceId, command, eventId);
+    return answer((events.at(-1) as DomainEvent<'InvoiceReissued'>).data);
   }
 
-  /** Publishes a lifecycle event against the invoice subject's last sequence and waits for the ledger (409 when the invoice changed, or when the ledger did not apply it). */
-  private async publishLifecycle<K extends LifecycleActionKind>(kind: K, eventId: string, data: EventData<K>, time: string, expectedLastSubjectSequence: number): Promise<void> {
-    await this.actions.publish(kind, eventId, data as never, time, expectedLastSubjectSequence);
+  /**
+   * Runs a deletion or a reissue on the kernel and waits for the ledger; 409 `invoice_changed` when
+   * the ledger did not record the action (it put it in the review queue, whose reason is the answer).
+   */
+  private async runLifecycle(invoiceId: string, command: LifecycleCommand, eventId: string): Promise<readonly DomainEvent[]> {
+    const { events, version } = await handleCommand(this.store, this.lifecycle, this.subject(invoiceId), command);
+    await this.ledger.waitFor(version);
     if (!(await financeAction(this.ledger.store(), eventId))) {
       const review = await this.runtime.db.selectFrom('billing_review_queue').select('reason').where('event_id', '=', eventId).executeTakeFirst();
-      throw new BillingRejection(409, 'invoice_changed', review?.reason ?? `${kind} was not applied`);
+      throw new BillingRejection(409, 'invoice_changed', review?.reason ?? `${events.at(-1)?.type ?? command.kind} was not applied`);
     }
+    return events;
   }
 }

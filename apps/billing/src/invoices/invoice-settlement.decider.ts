@@ -15,13 +15,46 @@ import { decidePay, decideVoid, type InvoiceFacts } from './invoice.decider';
  * What the frozen document says (amount due, number, currency) arrives in the command: it never
  * changes after finalization. Pure: time, ids and the actor arrive in the command too.
  */
-export interface SettlementState {
+export interface InvoiceSubjectState {
   finalized: boolean;
   settlement: 'paid' | 'void' | null;
   /** Credit notes' totals on the subject (what reduces the balance due). */
   credited: string;
   /** Payments recorded on the subject. */
   paid: string;
+  /** The draft was deleted (InvoiceDraftDeleted). */
+  deleted: boolean;
+  /** The invoice replacing this one, once it was reissued (InvoiceReissued). */
+  replacedBy: string | null;
+}
+
+/** What settling needs of the invoice subject's state (the one state every invoice decider folds). */
+export type SettlementState = InvoiceSubjectState;
+
+/** The invoice subject before any event: a draft (drafts have nothing on their subject). */
+export const invoiceSubjectInitialState = (): InvoiceSubjectState => ({ finalized: false, settlement: null, credited: '0', paid: '0', deleted: false, replacedBy: null });
+
+/**
+ * The one fold of an invoice's subject, shared by the settlement decider and the lifecycle decider
+ * (invoice-lifecycle.decider.ts), so both decide on the same reading of the same events.
+ */
+export function evolveInvoiceSubject(state: InvoiceSubjectState, event: DomainEvent): InvoiceSubjectState {
+  switch (event.type) {
+    case 'InvoiceFinalized':
+      return { ...state, finalized: true };
+    case 'InvoicePaid':
+      return { ...state, settlement: state.settlement ?? 'paid', paid: sumMoney([money(state.paid), money(event.data.amount)]).toString() };
+    case 'InvoiceVoided':
+      return { ...state, settlement: 'void' };
+    case 'CreditNoteIssued':
+      return { ...state, credited: sumMoney([money(state.credited), money(event.data.amount)]).toString() };
+    case 'InvoiceDraftDeleted':
+      return { ...state, deleted: true };
+    case 'InvoiceReissued':
+      return { ...state, replacedBy: event.data.replacementInvoiceId };
+    default:
+      return state;
+  }
 }
 
 interface Common {
@@ -50,7 +83,7 @@ export function balanceDue(state: SettlementState, amountDue: string, currency: 
 
 export function settlementDecider(build: BuildEvent): Decider<SettlementState, SettlementCommand, DomainEvent> {
   return {
-    initialState: () => ({ finalized: false, settlement: null, credited: '0', paid: '0' }),
+    initialState: invoiceSubjectInitialState,
     decide(command, state) {
       const meta = { id: command.eventId, time: command.at, tenantId: command.tenantId, correlationId: command.eventId };
       switch (command.kind) {
@@ -78,19 +111,6 @@ export function settlementDecider(build: BuildEvent): Decider<SettlementState, S
         }
       }
     },
-    evolve(state, event) {
-      switch (event.type) {
-        case 'InvoiceFinalized':
-          return { ...state, finalized: true };
-        case 'InvoicePaid':
-          return { ...state, settlement: state.settlement ?? 'paid', paid: sumMoney([money(state.paid), money(event.data.amount)]).toString() };
-        case 'InvoiceVoided':
-          return { ...state, settlement: 'void' };
-        case 'CreditNoteIssued':
-          return { ...state, credited: sumMoney([money(state.credited), money(event.data.amount)]).toString() };
-        default:
-          return state;
-      }
-    },
+    evolve: evolveInvoiceSubject,
   };
 }
