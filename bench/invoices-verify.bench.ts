@@ -126,7 +126,7 @@ async function rawRead(bus: Bus, db: ReturnType<typeof createDatabase>['db'], la
   for (;;) {
     const page = await db.selectFrom('billing_invoices').select(['invoice_id', 'document']).where('status', '=', 'finalized').where('invoice_id', '>', after).orderBy('invoice_id').limit(500).execute();
     if (page.length === 0) break;
-    after = page[page.length - 1]!.invoice_id as string;
+    after = page[page.length - 1]!.invoice_id;
     for (const row of page) {
       JSON.parse(row.document as string);
       createHash('sha256').update(row.document as string).digest('hex');

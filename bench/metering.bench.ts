@@ -8,7 +8,7 @@ import { compile } from '../scripts/compile.mjs';
 import { hashSecret } from '@fastgpu/auth';
 import { loadConfig } from '@fastgpu/config';
 import { Headers, topology, type Topology } from '@fastgpu/contracts';
-import { createDatabase, migrateToLatest } from '@fastgpu/db';
+import { createDatabase, migrateToLatest, type MeteringUsageHourlyTable } from '@fastgpu/db';
 import { connectBus, deleteTopology, EventPublisher, lastSequence, type Bus } from '@fastgpu/messaging';
 import { createRuntime, startServices } from '@fastgpu/platform';
 import { databaseUrl, testServices, withAdminClient } from '@fastgpu/testing';
@@ -360,7 +360,9 @@ export default async function run(flags: string[]): Promise<void> {
     // The replay runs in its own process, as `npm run replay -- usage` does, so its peak memory is its own.
     const replay = await runReplayChild(await bundleReplayChild(), natsUrl, prefix, databaseUrl(dbName), last);
     const replayRate = last / replay.seconds;
+    // The replay's copy of the hourly table, with the live table's columns.
     const [totals] = await database.db
+      .withTables<{ metering_usage_hourly_rebuild: MeteringUsageHourlyTable }>()
       .selectFrom('metering_usage_hourly_rebuild')
       .select((eb) => [eb.fn.countAll().as('rows'), eb.fn.sum('gpu_ms').as('gpu_ms')])
       .execute();

@@ -3,6 +3,7 @@ import { sql, type Kysely } from 'kysely';
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { decodeEvent, type DomainEvent } from '@fastgpu/contracts';
 import { lastSequence, type Bus } from '@fastgpu/messaging';
+import type { Database } from '@fastgpu/db';
 import type { HistoryEntry } from './nemesis';
 import type { ServiceProcess } from './processes';
 
@@ -15,8 +16,7 @@ export interface InvariantResult {
 
 export interface InvariantInput {
   bus: Bus;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  db: Kysely<any>;
+  db: Kysely<Database>;
   history: HistoryEntry[];
   /** Checkpoint values sampled during the run, per projection, in order. */
   samples: Map<string, number[]>;

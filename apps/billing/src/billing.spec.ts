@@ -485,7 +485,7 @@ describe('billing on the log', () => {
     try {
       const rebuilt = new InvoiceReader(store, 'FGPU');
       const liveRows = (await runtime.db.selectFrom('billing_invoices').selectAll().where('status', '=', 'finalized').orderBy('invoice_id').execute()) as never[];
-      const rebuiltRows = (await runtime.db.selectFrom('billing_invoices_rebuild_test').selectAll().where('status', '=', 'finalized').orderBy('invoice_id').execute()) as never[];
+      const rebuiltRows = (await runtime.db.selectFrom(store.table('billing_invoices')).selectAll().where('status', '=', 'finalized').orderBy('invoice_id').execute()) as never[];
       expect(liveRows.length).toBe(6);
       expect(rebuiltRows).toEqual(liveRows);
       const statuses = new Set<string>();

@@ -89,7 +89,7 @@ describe('usage projection on NATS and Postgres', () => {
     await runner.start();
     expect(await runner.waitFor(last, 15_000)).toBe(true);
     const rows = await env.database.db.selectFrom('metering_usage_hourly').select(['job_id', 'subtask_id', 'hour_start', 'gpu_ms']).orderBy('job_id').orderBy('subtask_id').orderBy('hour_start').execute();
-    expect(rows.map((r) => [r.subtask_id, new Date(r.hour_start as string).toISOString(), Number(r.gpu_ms)])).toEqual([
+    expect(rows.map((r) => [r.subtask_id, r.hour_start.toISOString(), Number(r.gpu_ms)])).toEqual([
       ['s1', '2026-03-01T10:00:00.000Z', 4 * 30 * 60_000],
       ['s1', '2026-03-01T11:00:00.000Z', 4 * HOUR_MS],
       ['s1', '2026-03-01T12:00:00.000Z', 4 * 30 * 60_000],

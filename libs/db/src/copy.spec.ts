@@ -21,6 +21,9 @@ afterAll(async () => {
   await env?.cleanup();
 });
 
+/** The test's own table, typed for its reads. */
+const probe = () => env.database.db.withTables<{ copy_probe: { id: number; label: string | null; at: Date | null; ok: boolean | null } }>();
+
 const line = (...values: string[]) => `${values.join('\t')}\n`;
 
 describe('copyRows', () => {
@@ -34,7 +37,7 @@ describe('copyRows', () => {
       const { rows } = await sql<{ n: number }>`SELECT count(*)::int8 AS n FROM copy_probe`.execute(trx);
       expect(rows[0]!.n).toBe(labels.length + 1);
     });
-    const rows = await db.selectFrom('copy_probe').selectAll().orderBy('id').execute();
+    const rows = await probe().selectFrom('copy_probe').selectAll().orderBy('id').execute();
     expect(rows.map((r) => r.label)).toEqual([...labels, null]);
     expect(rows[0]!.at).toEqual(new Date('2026-03-01T01:00:00.000Z'));
     expect(rows.map((r) => r.ok)).toEqual([false, true, false, true, false, true, false, true, null]);
@@ -50,7 +53,7 @@ describe('copyRows', () => {
     ).rejects.toThrow('roll back');
     await expect(db.transaction().execute((trx) => copyRows(trx, 'copy_probe', ['id', 'label'], line('not-a-number', 'x')))).rejects.toThrow(/invalid input syntax for type bigint/);
     await expect(db.transaction().execute((trx) => copyRows(trx, 'copy_probe', ['id', 'label'], line('1', 'duplicate key')))).rejects.toThrow(/duplicate key/);
-    const ids = (await db.selectFrom('copy_probe').select('id').execute()).map((r) => Number(r.id));
+    const ids = (await probe().selectFrom('copy_probe').select('id').execute()).map((r) => Number(r.id));
     expect(ids).not.toContain(200);
     // The pool's connections still answer ordinary queries after the failed COPYs.
     const { rows } = await sql<{ one: number }>`SELECT 1 AS one`.execute(db);

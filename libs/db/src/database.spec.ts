@@ -6,7 +6,8 @@ import { createDatabase } from './database';
 describe('PGlite database', () => {
   it('serialises overlapping transactions instead of interleaving them', async () => {
     const handle = createDatabase({ dataDir: 'memory://' });
-    const db = handle.db;
+    // A table of this test only, typed for it.
+    const db = handle.db.withTables<{ counter: { id: number; n: number; amount: string } }>();
     await sql`create table counter (id int primary key, n bigint not null, amount numeric not null)`.execute(db);
     await sql`insert into counter values (1, 0, 0)`.execute(db);
     // Each transaction reads then writes: interleaving would lose increments.

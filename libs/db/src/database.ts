@@ -2,16 +2,15 @@ import { mkdirSync } from 'node:fs';
 import { Kysely, PGliteDialect, PostgresDialect, type DatabaseConnection, type Dialect, type Driver, type TransactionSettings } from 'kysely';
 import pg from 'pg';
 import { enableCopy, markCopyCapable } from './copy';
+import type { Database } from './schema';
 
 /**
  * One database handle for every service: kysely on `pg` when DATABASE_URL is set, else on
  * PGlite (embedded Postgres in a local folder). The two differ in how they return int8 and
  * numeric; both are normalised here, once: int8 → number (asserted safe), numeric → string.
  */
-export type AnyDatabase = Kysely<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
 export interface DatabaseHandle {
-  db: AnyDatabase;
+  db: Kysely<Database>;
   kind: 'postgres' | 'pglite';
   close(): Promise<void>;
 }
@@ -57,7 +56,7 @@ export function createDatabase(options: DatabaseOptions): DatabaseHandle {
       // process crashed (the nemesis, issue 16). The transaction's next query fails and is retried.
       client.on('error', (error) => console.warn(`postgres: connection lost: ${error.message}`));
     });
-    const db = new Kysely<any>({ dialect: new PostgresDialect({ pool }) }); // eslint-disable-line @typescript-eslint/no-explicit-any
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     markCopyCapable(db);
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
@@ -74,7 +73,7 @@ export function createDatabase(options: DatabaseOptions): DatabaseHandle {
       },
     });
   };
-  const db = new Kysely<any>({ dialect: serialized(new PGliteDialect({ pglite })) }); // eslint-disable-line @typescript-eslint/no-explicit-any
+  const db = new Kysely<Database>({ dialect: serialized(new PGliteDialect({ pglite })) });
   return { db, kind: 'pglite', close: () => db.destroy() };
 }
 

@@ -6,3 +6,4 @@ export * from './errors';
 export * from './unavailable';
 export * from './schema';
 export * from './schema-billing';
+export * from './schema-intake';

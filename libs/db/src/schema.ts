@@ -1,5 +1,6 @@
 import type { ColumnType, Generated, Kysely, Transaction } from 'kysely';
 import type { BillingLedgerTables, BillingWebhookTables } from './schema-billing';
+import type { IntakeTables } from './schema-intake';
 
 /**
  * The tables of `migrations/`, as kysely sees them: one interface per table, columns named as
@@ -10,10 +11,9 @@ import type { BillingLedgerTables, BillingWebhookTables } from './schema-billing
  * numeric → string, timestamptz → Date (written as a Date or an ISO string).
  * Columns with a server default are `Generated` (optional on insert).
  *
- * Covered so far: the checkpoints of every projection, metering, reliability and billing
- * (schema-billing.ts). The other
- * services' tables are added when their code moves to `Kysely<Database>`; until then they read
- * through `AnyDatabase`.
+ * Every table of the migrations: the checkpoints of every projection, metering and reliability
+ * here, billing in schema-billing.ts, intake (tenants, API keys, jobs, sub-tasks, idempotency
+ * keys, leases) in schema-intake.ts.
  */
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
@@ -237,8 +237,8 @@ export interface ReliabilityTables {
   reliability_api_requests: ReliabilityApiRequestsTable;
 }
 
-/** Every table typed so far. A service narrows to its own tables (`Kysely<MeteringDatabase>`). */
-export interface Database extends CheckpointTables, MeteringTables, ReliabilityTables, BillingLedgerTables, BillingWebhookTables {}
+/** Every table. A service narrows to its own tables (`Kysely<MeteringDatabase>`). */
+export interface Database extends CheckpointTables, IntakeTables, MeteringTables, ReliabilityTables, BillingLedgerTables, BillingWebhookTables {}
 
 export type CheckpointDatabase = CheckpointTables;
 export type MeteringDatabase = CheckpointTables & MeteringTables;

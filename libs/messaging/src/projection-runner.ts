@@ -1,8 +1,8 @@
 import type { JsMsg } from '@nats-io/jetstream';
-import type { Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { EventType, StoredEvent } from '@fastgpu/contracts';
 import { recordEventSpan } from '@fastgpu/telemetry';
-import { advanceCheckpoint, isTransientDatabaseError, lockCheckpoint, markStalled, readCheckpoint, type AnyDatabase } from '@fastgpu/db';
+import { advanceCheckpoint, isTransientDatabaseError, lockCheckpoint, markStalled, readCheckpoint, type Database } from '@fastgpu/db';
 import type { Bus } from './bus';
 import { sendToDeadLetters } from './dead-letters';
 import { StreamFollower } from './follower';
@@ -12,14 +12,16 @@ import { isEventLogUnavailable } from './publisher';
 import { LeaderLease, projectionLeaseNames } from './leader-lease';
 import { projectionApplyFailures, projectionStalls } from './projection-metrics';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type ProjectionTransaction = Transaction<any>;
+export type ProjectionTransaction = Transaction<Database>;
 
 export interface ProjectionContext {
   /** False during a rebuild into fresh tables: side effects (publishing derived events) are off. */
   live: boolean;
-  /** Table name for a logical table in this projection's table set (rebuilds use suffixed copies). */
-  table(name: string): string;
+  /**
+   * Table name for a logical table in this projection's table set (rebuilds use suffixed copies
+   * with the same columns, so the name is typed as the live table's: its columns in `Database`).
+   */
+  table<N extends string>(name: N): N;
   /**
    * True when this process created the tables empty and is their only writer (a rebuild from
    * sequence 1 in one run): a projection may then trust its memory of which rows it wrote, e.g.
@@ -177,7 +179,7 @@ export class ProjectionRunner {
 
   constructor(
     private readonly bus: Bus,
-    private readonly db: AnyDatabase,
+    private readonly db: Kysely<Database>,
     private readonly projection: Projection,
     private readonly options: ProjectionRunnerOptions = {},
   ) {
@@ -400,7 +402,7 @@ export class ProjectionRunner {
     // Everything before the message it stops at is applied; the checkpoint stops just before it.
     const lastSeq = stopAt ? stopAt.sequence - 1 : messages[messages.length - 1]!.seq;
     const suffix = this.options.tableSuffix ?? '';
-    const context: ProjectionContext = { live: this.options.live ?? true, table: (name) => `${name}${suffix}` };
+    const context: ProjectionContext = { live: this.options.live ?? true, table: <N extends string>(name: N) => `${name}${suffix}` as N };
     let advanced = false;
     await this.db.transaction().execute(async (trx) => {
       const checkpoint = await lockCheckpoint(trx, this.checkpointName);

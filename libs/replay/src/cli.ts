@@ -1,4 +1,5 @@
-import type { AnyDatabase } from '@fastgpu/db';
+import type { Kysely } from 'kysely';
+import type { Database } from '@fastgpu/db';
 import type { Bus } from '@fastgpu/messaging';
 import { formatDiff } from './diff';
 import { Rebuild, type RebuildProgress, type ReplayableProjection } from './rebuild';
@@ -37,7 +38,7 @@ export function formatProgress(p: RebuildProgress): string {
 }
 
 /** `replay <projection> …` over a registry of replayable projections. */
-export async function runReplayCommand(args: string[], registry: Readonly<Record<string, ReplayableProjection>>, ctx: { bus: Bus; db: AnyDatabase; io: ReplayIo; alignWaitIntervalMs?: number }): Promise<number> {
+export async function runReplayCommand(args: string[], registry: Readonly<Record<string, ReplayableProjection>>, ctx: { bus: Bus; db: Kysely<Database>; io: ReplayIo; alignWaitIntervalMs?: number }): Promise<number> {
   const name = args.find((a) => !a.startsWith('-'));
   const flags = new Set(args.filter((a) => a.startsWith('-')));
   const known = new Set(['--swap', '--diff-only', '--restart', '--discard']);

@@ -1,6 +1,6 @@
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { StoredEvent } from '@fastgpu/contracts';
-import { isTransientDatabaseError, lockCheckpoint, type AnyDatabase } from '@fastgpu/db';
+import { isTransientDatabaseError, lockCheckpoint, type Database } from '@fastgpu/db';
 import type { Bus, Projection, ProjectionContext } from '@fastgpu/messaging';
 import type { RangeReader } from './plain-reader';
 import { decodeRawBatchUntilStop, EventNotAppliedError, READER_PULL_MESSAGES_MAX, readRangeOnThread } from './threaded-reader';
@@ -12,7 +12,7 @@ export const ALIGN_READ_IDLE_TIMEOUT_MS = 60_000;
 
 export interface PipelinedReplayOptions {
   bus: Bus;
-  db: AnyDatabase;
+  db: Kysely<Database>;
   projection: Projection;
   checkpointName: string;
   context: ProjectionContext;

@@ -1,5 +1,5 @@
-import { sql } from 'kysely';
-import { lockCheckpoint, quoteIdent, readCheckpoint, supportsCopy, type AnyDatabase } from '@fastgpu/db';
+import { sql, type Kysely } from 'kysely';
+import { lockCheckpoint, quoteIdent, readCheckpoint, supportsCopy, type Database } from '@fastgpu/db';
 import { lastSequence, type Bus, type Projection, type ProjectionContext, type ProjectionTransaction } from '@fastgpu/messaging';
 import { diffTables, type TableDiff } from './diff';
 import { ALIGN_READ_IDLE_TIMEOUT_MS, replayPipelined } from './pipeline';
@@ -28,7 +28,7 @@ export interface ReplayableProjection {
   /** Columns left out of the comparison (e.g. wall-clock columns), per table. */
   ignoreColumns?: Readonly<Record<string, readonly string[]>>;
   /** A projection instance for rebuilding (it runs with `live: false`). */
-  create(deps: { bus: Bus; db: AnyDatabase }): Projection;
+  create(deps: { bus: Bus; db: Kysely<Database> }): Projection;
   /**
    * Indexes the projection never reads while it replays (e.g. a wide primary key that only
    * queries use): left off the rebuild tables during the catch-up and built once at its end,
@@ -50,7 +50,7 @@ interface IndexInfo {
 }
 
 /** Indexes of a table with their shape (definition without index or table name). */
-async function indexesOf(db: AnyDatabase | ProjectionTransaction, table: string): Promise<IndexInfo[]> {
+async function indexesOf(db: Kysely<Database> | ProjectionTransaction, table: string): Promise<IndexInfo[]> {
   const { rows } = await sql<{ index_name: string; definition: string; constraint_name: string | null; constraint_definition: string | null }>`
     SELECT i.indexrelid::regclass::text AS index_name, pg_get_indexdef(i.indexrelid) AS definition,
       c.conname AS constraint_name, pg_get_constraintdef(c.oid) AS constraint_definition
@@ -122,7 +122,7 @@ export class Rebuild {
 
   constructor(
     private readonly bus: Bus,
-    private readonly db: AnyDatabase,
+    private readonly db: Kysely<Database>,
     private readonly replayable: ReplayableProjection,
     private readonly options: RebuildOptions = {},
   ) {
@@ -136,7 +136,7 @@ export class Rebuild {
   }
 
   private context(): ProjectionContext {
-    return { live: false, table: (name) => `${name}${REBUILD_SUFFIX}`, ownsTables: this.ownsTables, bulkCopy: supportsCopy(this.db) };
+    return { live: false, table: <N extends string>(name: N) => `${name}${REBUILD_SUFFIX}` as N, ownsTables: this.ownsTables, bulkCopy: supportsCopy(this.db) };
   }
 
   /**

@@ -1,6 +1,7 @@
+import type { Kysely } from 'kysely';
 import { Global, Module, type DynamicModule } from '@nestjs/common';
 import type { FastGpuConfig } from '@fastgpu/config';
-import type { AnyDatabase } from '@fastgpu/db';
+import type { Database } from '@fastgpu/db';
 import { EventPublisher, type Bus } from '@fastgpu/messaging';
 
 /** The clock is a dependency so that handlers and tests agree on "now"; deciders never read it. */
@@ -37,7 +38,7 @@ export class HealthRegistry {
 export interface Runtime {
   config: FastGpuConfig;
   bus: Bus;
-  db: AnyDatabase;
+  db: Kysely<Database>;
   clock: Clock;
   health: HealthRegistry;
   /** SHA-256 (hex) of the admin API key. */

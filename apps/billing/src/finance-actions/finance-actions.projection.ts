@@ -2,7 +2,7 @@ import type { StoredEvent } from '@fastgpu/contracts';
 import type { ProjectionTransaction } from '@fastgpu/messaging';
 import { BillingRejection, creditedTotal, decideCreditNote, decidePay, decideVoid, type InvoiceFacts } from '../invoices/invoice.decider';
 import type { BillingStore } from '../ledger/billing.store';
-import type { BillingTable, InvoiceRow } from '../ledger/billing-tables';
+import type { InvoiceRow, TableName } from '../ledger/billing-tables';
 import { sameJson } from '../ledger/billing-audit';
 import { actionsForInvoice, lastCreditNoteSequence, parseCreditNoteNumber, type FinanceActionKind, type FinanceActionRow } from './finance-actions';
 
@@ -100,7 +100,7 @@ export interface FinanceActionOutcome {
  * Applies one finance-action event: recorded once (by event id and action id), or sent to review.
  * An id seen before is a duplicate when its payload is the same, a conflict (not applied) otherwise.
  */
-export async function applyFinanceAction(trx: ProjectionTransaction, t: (name: BillingTable) => string, store: BillingStore, stored: FinanceStored): Promise<FinanceActionOutcome> {
+export async function applyFinanceAction(trx: ProjectionTransaction, t: TableName, store: BillingStore, stored: FinanceStored): Promise<FinanceActionOutcome> {
   const row = rowOf(stored);
   const seen = await trx
     .selectFrom(t('billing_finance_actions'))

@@ -69,7 +69,7 @@ export class InvoiceQueries {
     const sequences = new Set<number>();
     for (const u of usage) {
       sequences.add(u.sequence);
-      for (const s of u.source_sequences as number[]) sequences.add(s);
+      for (const s of u.source_sequences) sequences.add(s);
     }
     for (const c of credits) sequences.add(c.sequence);
     return {

@@ -67,7 +67,7 @@ export class BillingAuditController {
     const scope = tenantScope(principal, q.tenantId);
     let rows = this.runtime.db.selectFrom('billing_audit').selectAll().where('sequence', '>', q.after);
     if (scope !== null) rows = rows.where('tenant_id', '=', scope);
-    return page((await rows.orderBy('sequence').orderBy('invoice_id').orderBy('outcome').limit(q.limit).execute()) as AuditRow[], q.limit);
+    return page(await rows.orderBy('sequence').orderBy('invoice_id').orderBy('outcome').limit(q.limit).execute(), q.limit);
   }
 }
 

@@ -1,6 +1,6 @@
 import type { StoredEvent } from '@fastgpu/contracts';
 import type { ProjectionTransaction } from '@fastgpu/messaging';
-import type { BillingTable } from './billing-tables';
+import type { TableName } from './billing-tables';
 
 /**
  * The audit trail of the billing ledger (`billing_audit`): for every billing event it reads, what
@@ -79,7 +79,7 @@ export function auditRowsOf(stored: StoredEvent, entries: readonly AuditEntry[])
  * Writes audit rows (of one event or of a whole batch: the ledger never reads its own audit trail,
  * so a batch's rows are written once, at its end, in the transaction that applies it).
  */
-export async function writeAuditRows(trx: ProjectionTransaction, t: (name: BillingTable) => string, rows: readonly AuditRow[]): Promise<void> {
+export async function writeAuditRows(trx: ProjectionTransaction, t: TableName, rows: readonly AuditRow[]): Promise<void> {
   for (let start = 0; start < rows.length; start += AUDIT_ROWS_PER_INSERT) {
     await trx
       .insertInto(t('billing_audit'))

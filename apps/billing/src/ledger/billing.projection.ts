@@ -30,7 +30,7 @@ export function billingProjection(name = BILLING_PROJECTION): Projection {
     // Money: an undecodable event of these types stops the ledger (and any rebuild) rather than being skipped.
     stopsOnUndecodable: true,
     async apply(trx: ProjectionTransaction, events: StoredEvent[], context: ProjectionContext): Promise<void> {
-      const writer = new LedgerWriter(trx, (table) => context.table(table) as typeof table);
+      const writer = new LedgerWriter(trx, (table) => context.table(table));
       for (const stored of events) await writer.apply(stored, true);
       await writer.flush();
     },

@@ -46,7 +46,7 @@ export class ReviewQueueService {
       reason: r.reason,
       status: (r.resolution ?? 'open') as 'open' | 'billed' | 'dismissed',
       resolvedInvoiceId: r.resolved_invoice_id ?? null,
-      ...(r.gpu_model === null || r.start_ms === null
+      ...(r.gpu_model === null || r.capacity_type === null || r.gpus === null || r.start_ms === null || r.end_ms === null
         ? {}
         : { gpuModel: r.gpu_model, capacityType: r.capacity_type, gpus: r.gpus, startAt: new Date(Number(r.start_ms)).toISOString(), endAt: new Date(Number(r.end_ms)).toISOString(), gpuMs: gpuMs(r.gpus, Number(r.start_ms), Number(r.end_ms)) }),
     }));

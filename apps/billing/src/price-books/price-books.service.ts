@@ -46,7 +46,8 @@ export class PriceBooksService {
       version: r.version,
       currency: r.currency,
       effectiveFrom: new Date(r.effective_from_ms).toISOString(),
-      prices: r.prices,
+      // Written from a validated PriceBookPublished (jsonb, parsed on read).
+      prices: r.prices as EventData<'PriceBookPublished'>['prices'],
       publishedBy: r.published_by,
       publishedAt: r.published_at,
       eventSequence: r.sequence,

@@ -38,9 +38,9 @@ async function usageFacts(trx: ProjectionTransaction, stored: StoredEvent): Prom
     .where('p.event_id', '=', stored.event.id)
     .orderBy('p.piece')
     .execute();
-  const placements: PiecePlacement[] = pieces.map((p) => ({ invoiceId: p.invoice_id as string, invoicePeriod: p.period as string, servicePeriod: p.service_period as string }));
+  const placements: PiecePlacement[] = pieces.map((p) => ({ invoiceId: p.invoice_id as string, invoicePeriod: p.period, servicePeriod: p.service_period }));
   const reviewed = await trx.selectFrom('billing_review_queue').select(['service_period', 'reason']).where('event_id', '=', stored.event.id).where('kind', '=', 'usage').orderBy('piece').execute();
-  return { kind: 'usage', drafts: await draftsChanged(trx, stored), placements, reviewed: reviewed.map((r) => ({ servicePeriod: r.service_period as string, reason: r.reason as string })) };
+  return { kind: 'usage', drafts: await draftsChanged(trx, stored), placements, reviewed: reviewed.map((r) => ({ servicePeriod: r.service_period, reason: r.reason })) };
 }
 
 /**
@@ -89,7 +89,7 @@ async function ledgerFacts(trx: ProjectionTransaction, stored: StoredEvent): Pro
       // Applied when the ledger moved the draft to billing_deleted_invoices at this event (a refused deletion announces nothing).
       const row = await trx.selectFrom('billing_deleted_invoices').select('successor_invoice_id').where('event_id', '=', event.id).executeTakeFirst();
       const drafts = await draftsChanged(trx, stored);
-      const successor = row && drafts.some((d) => d.invoiceId === row.successor_invoice_id) ? (row.successor_invoice_id as string) : null;
+      const successor = row && drafts.some((d) => d.invoiceId === row.successor_invoice_id) ? row.successor_invoice_id : null;
       return { kind: 'deleted', deleted: row ? { successorInvoiceId: successor } : null, drafts };
     }
     case 'SlaCreditIssued':

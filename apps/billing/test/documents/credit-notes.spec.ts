@@ -188,7 +188,7 @@ describe('credit notes', () => {
       for (const [i, doc] of a.entries()) expect((await creditNotePdf(b[i]!)).equals(await creditNotePdf(doc))).toBe(true);
       // Every finalized invoice the notes correct: the same stored row, and the same JSON, CSV and PDF bytes.
       const [liveInvoices, rebuiltInvoices] = [new InvoiceReader(new BillingStore(db, (n) => n), 'FGPU'), new InvoiceReader(store, 'FGPU')];
-      const finalized = (table: string) => db.selectFrom(table).selectAll().where('status', '=', 'finalized').orderBy('invoice_id').execute() as Promise<never[]>;
+      const finalized = (table: 'billing_invoices') => db.selectFrom(table).selectAll().where('status', '=', 'finalized').orderBy('invoice_id').execute() as Promise<never[]>;
       const [liveRows, rebuiltRows] = [await finalized('billing_invoices'), await finalized(store.table('billing_invoices'))];
       expect(liveRows.length).toBeGreaterThan(0);
       expect(rebuiltRows).toEqual(liveRows);

@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
+import { sql, type Insertable } from 'kysely';
 import { judgeNodeReport, type DomainEvent, type EventType, type StoredEvent } from '@fastgpu/contracts';
+import type { JobsTable, SubtasksTable } from '@fastgpu/db';
 import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
 import { recordRejectedNodeReport } from '@fastgpu/observability';
 
@@ -29,8 +30,8 @@ const types: EventType[] = [
 
 /** Rows inserted in one statement per batch: submissions are the bulk of the traffic. */
 interface PendingInserts {
-  jobs: Array<Record<string, unknown>>;
-  subtasks: Array<Record<string, unknown>>;
+  jobs: Array<Insertable<JobsTable>>;
+  subtasks: Array<Insertable<SubtasksTable>>;
 }
 
 async function flushInserts(trx: ProjectionTransaction, pending: PendingInserts, ctx: ProjectionContext): Promise<void> {
@@ -51,7 +52,7 @@ const INSERT_ROWS_MAX = 5000;
 async function reportAccepted(trx: ProjectionTransaction, stored: StoredEvent, report: DomainEvent<'SubtaskStarted' | 'SubtaskCompleted' | 'SubtaskFailed'>, ctx: ProjectionContext): Promise<boolean> {
   const d = report.data;
   const row = await trx.selectFrom(ctx.table('subtasks')).select(['node_id', 'attempt', 'lease_epoch', 'state']).where('subtask_id', '=', d.subtaskId).executeTakeFirst();
-  const current = row && (row.state === 'placed' || row.state === 'running') && row.node_id !== null ? { nodeId: row.node_id as string, subtaskId: d.subtaskId, attempt: Number(row.attempt), leaseEpoch: Number(row.lease_epoch) } : undefined;
+  const current = row && (row.state === 'placed' || row.state === 'running') && row.node_id !== null ? { nodeId: row.node_id, subtaskId: d.subtaskId, attempt: Number(row.attempt), leaseEpoch: Number(row.lease_epoch) } : undefined;
   const judgement = judgeNodeReport(current, { ...d, subject: stored.subject });
   if (!judgement.ok && ctx.live) recordRejectedNodeReport({ consumer: 'intake-jobs', eventId: report.id, sequence: stored.sequence, type: report.type, nodeId: d.nodeId, subject: stored.subject, subtaskId: d.subtaskId, code: judgement.code, reason: judgement.reason });
   return judgement.ok;

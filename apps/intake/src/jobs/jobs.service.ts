@@ -186,7 +186,7 @@ export class JobsService {
   /** The caller's own rows among `jobIds`: one query, the same for missing ids and other tenants' ids. */
   private async ownJobIds(tenantId: string, jobIds: readonly string[]): Promise<Set<string>> {
     const rows = await this.runtime.db.selectFrom('jobs').select('job_id').where('tenant_id', '=', tenantId).where('job_id', 'in', jobIds).execute();
-    return new Set(rows.map((r) => r.job_id as string));
+    return new Set(rows.map((r) => r.job_id));
   }
 
   /**

@@ -91,7 +91,7 @@ export class OutputsService implements OnApplicationShutdown {
     const subtasks = await this.runtime.db.selectFrom('subtasks').select(['index', 'attempt']).where('job_id', '=', jobId).orderBy('index').execute();
     const attempts: number[] = [];
     for (const s of subtasks as Array<{ index: number; attempt: number }>) attempts[Number(s.index)] = Number(s.attempt);
-    return { jobId: row.job_id as string, tenantId: row.tenant_id as string, attempts };
+    return { jobId: row.job_id, tenantId: row.tenant_id, attempts };
   }
 
   /** Waits (bounded) until intake's jobs read model has applied the log up to its current end. */
@@ -107,7 +107,7 @@ export class OutputsService implements OnApplicationShutdown {
 
   private async jobState(jobId: string): Promise<string | undefined> {
     const row = await this.runtime.db.selectFrom('jobs').select(['state']).where('job_id', '=', jobId).executeTakeFirst();
-    return row?.state as string | undefined;
+    return row?.state;
   }
 
   private subtaskOf(job: OutputJob, index: number): void {

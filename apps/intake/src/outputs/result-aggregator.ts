@@ -128,7 +128,7 @@ export class ResultAggregator implements OnApplicationBootstrap, OnApplicationSh
         .execute();
       for (const row of rows) {
         if (this.stopped) return false;
-        await this.aggregate(store, row.tenant_id as string, row.job_id as string, row.rule as AggregateRuleName);
+        await this.aggregate(store, row.tenant_id, row.job_id, row.rule as AggregateRuleName);
         this.cursor = Math.max(this.cursor, Number(row.last_sequence));
       }
       if (rows.length < JOBS_PER_SCAN) return true;

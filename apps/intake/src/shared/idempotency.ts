@@ -85,13 +85,13 @@ export class IdempotencyKeys {
       .where('scope', 'in', scopes)
       .where('key', 'in', keys)
       .execute()
-      .then((found) => new Map(found.map((r) => [nameOf({ owner: r.tenant_id as string, scope: r.scope as IdempotencyScope, key: r.key as string }), r])));
+      .then((found) => new Map(found.map((r) => [nameOf({ owner: r.tenant_id, scope: r.scope as IdempotencyScope, key: r.key }), r])));
     return lookups.map((lookup) =>
       rows.then((byName) => {
         const row = byName.get(nameOf(lookup));
         if (!row) return undefined;
         if (row.request_hash !== lookup.requestHash) throw keyReused();
-        return { resourceId: row.resource_id as string, createdAt: new Date(row.created_at as Date) };
+        return { resourceId: row.resource_id, createdAt: new Date(row.created_at) };
       }),
     );
   }
@@ -112,7 +112,7 @@ export class IdempotencyKeys {
       .onConflict((oc) => oc.columns(['tenant_id', 'scope', 'key']).doNothing())
       .returning(['tenant_id', 'scope', 'key'])
       .execute()
-      .then((returned) => new Set(returned.map((r) => nameOf({ owner: r.tenant_id as string, scope: r.scope as IdempotencyScope, key: r.key as string }))));
+      .then((returned) => new Set(returned.map((r) => nameOf({ owner: r.tenant_id, scope: r.scope as IdempotencyScope, key: r.key }))));
     return claims.map((claim, i) => (firstOfKey.get(nameOf(claim)) === i ? inserted.then((names) => names.has(nameOf(claim))) : inserted.then(() => false)));
   }
 

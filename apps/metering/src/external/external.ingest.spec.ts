@@ -1,3 +1,4 @@
+import type { Kysely } from 'kysely';
 /**
  * Proves the pure parts of external ingestion:
  * - canonicalJson (the one of @fastgpu/contracts, which payloadHash uses) writes exactly the text
@@ -22,7 +23,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { encodeEvent, eventCatalogue, topology, type DomainEvent, type EventData } from '@fastgpu/contracts';
-import type { AnyDatabase } from '@fastgpu/db';
+import type { Database } from '@fastgpu/db';
 import { EventPublisher } from '@fastgpu/messaging';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { JetStreamClient } from '@nats-io/jetstream';
@@ -171,7 +172,7 @@ describe('validate', () => {
   const iso = (ms: number) => new Date(ms).toISOString();
   // build/makeEvent only need the topology: the bus and the database are never touched by validate.
   const publisher = new EventPublisher(undefined as unknown as JetStreamClient, topology('spec'), 'metering');
-  const ingest = new ExternalIngest(undefined as unknown as AnyDatabase, publisher, undefined as unknown as NatsConnection);
+  const ingest = new ExternalIngest(undefined as unknown as Kysely<Database>, publisher, undefined as unknown as NatsConnection);
   const startedData = { allocationId: 'a-1', projectId: 'p', gpuModel: 'L40S', gpus: 2, capacityType: 'on-demand', startedAt: iso(NOW - 3_600_000) };
   const base = { specversion: '1.0', id: 'e-1', source: 'urn:partner', type: 'ExternalAllocationStarted', data: startedData };
   const samples: unknown[] = [

@@ -1,5 +1,6 @@
-import { sql } from 'kysely';
+import { sql, type Insertable } from 'kysely';
 import type { EventType, StoredEvent } from '@fastgpu/contracts';
+import type { Database } from '@fastgpu/db';
 import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
 import { attemptKey, foldSla, keysOf, type AttemptRow, type IncidentRow, type JobRow, type NodeRow, type SlaChanges, type SlaFoldOptions, type SlaRows } from './sla.fold';
 
@@ -75,7 +76,7 @@ export function slaProjection(options: SlaFoldOptions): Projection {
 
 // int8 columns arrive as numbers (libs/db normalises them once).
 async function load(trx: ProjectionTransaction, context: ProjectionContext, events: readonly StoredEvent[]): Promise<SlaRows> {
-  const t = (name: string) => context.table(name);
+  const t = <N extends string>(name: N) => context.table(name);
   const keys = keysOf(events);
   const rows: SlaRows = { jobs: new Map(), attempts: new Map(), nodes: new Map(), incidents: new Map() };
   const jobIds = [...keys.jobIds];
@@ -108,19 +109,25 @@ async function load(trx: ProjectionTransaction, context: ProjectionContext, even
   return rows;
 }
 
-async function upsert<T extends object>(trx: ProjectionTransaction, table: string, keyColumns: readonly string[], columns: readonly string[], values: T[]): Promise<void> {
+type SlaTable = 'reliability_sla_jobs' | 'reliability_sla_attempts' | 'reliability_sla_nodes' | 'reliability_sla_incidents';
+type ColumnOf<N extends SlaTable> = keyof Database[N] & string;
+
+async function upsert<N extends SlaTable>(trx: ProjectionTransaction, table: N, keyColumns: readonly ColumnOf<N>[], columns: readonly ColumnOf<N>[], values: Insertable<Database[N]>[]): Promise<void> {
+  // Every column but the key takes the proposed row's value. Kysely cannot check a column set built
+  // at run time against a table that is a type parameter; each name is a ColumnOf<N>.
+  const excludedSet = Object.fromEntries(columns.filter((c) => !keyColumns.includes(c)).map((c) => [c, sql.ref(`excluded.${c}`)]));
   for (let start = 0; start < values.length; start += WRITE_ROWS_MAX) {
     const slice = values.slice(start, start + WRITE_ROWS_MAX);
     await trx
       .insertInto(table)
       .values(slice)
-      .onConflict((oc) => oc.columns(keyColumns).doUpdateSet((eb) => Object.fromEntries(columns.filter((c) => !keyColumns.includes(c)).map((c) => [c, eb.ref(`excluded.${c}`)]))))
+      .onConflict((oc) => oc.columns(keyColumns).doUpdateSet(excludedSet as never))
       .execute();
   }
 }
 
 async function write(trx: ProjectionTransaction, context: ProjectionContext, rows: SlaRows, changes: SlaChanges): Promise<void> {
-  const t = (name: string) => context.table(name);
+  const t = <N extends string>(name: N) => context.table(name);
   const pick = <T>(map: Map<string, T>, keys: Set<string>) => [...keys].sort().map((key) => map.get(key)!);
   await upsert(trx, t('reliability_sla_jobs'), ['job_id'], jobColumns, pick(rows.jobs, changes.jobs));
   await upsert(trx, t('reliability_sla_attempts'), ['subtask_id', 'attempt'], attemptColumns, pick(rows.attempts, changes.attempts));
