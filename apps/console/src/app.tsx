@@ -18,10 +18,10 @@ export function navigation(me: Me): NavItem[] {
     items.push({ to: '/jobs', label: 'Jobs' }, { to: '/jobs/new', label: 'Submit job' }, { to: '/leases', label: 'Leases' }, { to: '/usage', label: 'Usage' }, { to: '/invoices', label: 'Invoices' }, { to: '/sla', label: 'SLA reports' });
   }
   if (allowed(me, 'finance')) {
-    items.push({ to: '/invoices', label: 'Invoices' }, { to: '/review-queue', label: 'Review queue' }, { to: '/price-books', label: 'Price books' }, { to: '/sla', label: 'SLA reports' });
+    items.push({ to: '/invoices', label: 'Invoices' }, { to: '/review-queue', label: 'Review queue' }, { to: '/price-books', label: 'Price books' }, { to: '/usage', label: 'Usage' }, { to: '/sla', label: 'SLA reports' });
   }
   if (allowed(me, 'sre')) {
-    items.push({ to: '/fleet', label: 'Fleet' }, { to: '/queues', label: 'Queues' }, { to: '/jobs', label: 'Jobs' }, { to: '/projections', label: 'Projections' }, { to: '/dead-letters', label: 'Dead letters' }, { to: '/slo', label: 'SLOs' });
+    items.push({ to: '/fleet', label: 'Fleet' }, { to: '/queues', label: 'Queues' }, { to: '/jobs', label: 'Jobs' }, { to: '/projections', label: 'Projections' }, { to: '/dead-letters', label: 'Dead letters' }, { to: '/slo', label: 'SLOs' }, { to: '/sla', label: 'SLA reports' });
   }
   const seen = new Set<string>();
   return items.filter((item) => !seen.has(item.to) && seen.add(item.to));

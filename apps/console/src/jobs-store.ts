@@ -31,6 +31,7 @@ class JobsStore {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private started = false;
   private generation = 0;
+  private unsubscribe: () => void = () => undefined;
 
   subscribe = (listener: () => void): (() => void) => {
     this.listeners.add(listener);
@@ -48,7 +49,7 @@ class JobsStore {
     if (this.started) return;
     this.started = true;
     const generation = ++this.generation;
-    live.subscribe((event) => {
+    this.unsubscribe = live.subscribe((event) => {
       if (generation !== this.generation || typeof event.data.jobId !== 'string') return;
       this.pending.push(event);
       this.timer ??= setTimeout(() => this.flush(), LIVE_BATCH_MS);
@@ -60,6 +61,7 @@ class JobsStore {
   reset(): void {
     this.generation++;
     this.started = false;
+    this.unsubscribe();
     this.pending = [];
     clearTimeout(this.timer);
     this.timer = undefined;

@@ -114,7 +114,7 @@ export function ConfirmDialog<T>({
         {error !== undefined && <Failure error={error} />}
         <div className="actions">
           <button type="button" onClick={onCancel} disabled={busy}>
-            Cancel
+            Back
           </button>
           <button type="submit" className={danger ? 'danger' : 'primary'} disabled={busy}>
             {busy ? 'Working…' : confirmLabel}
