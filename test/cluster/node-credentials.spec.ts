@@ -1,13 +1,14 @@
 /**
  * Proves per-node NATS credentials (issue 16; scripts/node-credentials.ts) on a real nats-server
- * with JetStream whose `authorization` block holds a platform user and two nodes' nkey users as
- * `npm run node-credentials` prints them: a node, signed in with its own seed, publishes its
+ * with JetStream whose `authorization` block is the shipped deploy/nats/authorization.conf (the
+ * services' user, no shared node user) with two nodes' nkey users added as `npm run
+ * node-credentials -- <id> --add-to` adds them (a second add for the same node is refused): a node, signed in with its own seed, publishes its
  * reports and heartbeats and reads its own command consumer; it is refused another node's report
  * and heartbeat subjects, another node's command consumer, and the platform's subjects; a seed
  * that is not in the block is refused at connect.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,9 +18,10 @@ import { createUser } from '@nats-io/nkeys';
 import { connectBus, type Bus } from '@fastgpu/messaging';
 import { eventually } from '@fastgpu/testing';
 import { freePort } from '../../scripts/cluster/cluster';
-import { generateNodeCredential, type NodeCredential } from '../../scripts/node-credentials';
+import { addNodeUser, generateNodeCredential, type NodeCredential } from '../../scripts/node-credentials';
 
 const PREFIX = 'creds';
+const root = path.resolve(import.meta.dirname, '../..');
 const PLATFORM_PASSWORD = 'platform-secret-for-this-test-only';
 let dir: string;
 let port: number;
@@ -40,21 +42,14 @@ beforeAll(async () => {
   port = await freePort();
   nodeA = generateNodeCredential('gpu-a', PREFIX);
   nodeB = generateNodeCredential('gpu-b', PREFIX);
-  const config = [
-    `listen: 127.0.0.1:${port}`,
-    `jetstream { store_dir: ${JSON.stringify(path.join(dir, 'store'))} }`,
-    'authorization {',
-    '  users: [',
-    `  { user: platform, password: ${JSON.stringify(PLATFORM_PASSWORD)} }`,
-    nodeA.userEntry,
-    nodeB.userEntry,
-    '  ]',
-    '}',
-    '',
-  ].join('\n');
-  writeFileSync(path.join(dir, 'server.conf'), config);
-  server = spawn('nats-server', ['-c', path.join(dir, 'server.conf')], { stdio: 'ignore' });
-  platform = await eventually(() => connectBus({ natsUrl: `nats://platform:${PLATFORM_PASSWORD}@127.0.0.1:${port}`, subjectPrefix: PREFIX, name: 'platform' }), { timeoutMs: 15_000 });
+  let authorization = readFileSync(path.join(root, 'deploy/nats/authorization.conf'), 'utf8');
+  expect(authorization).not.toMatch(/user: node-agent|NODE_AGENT_NATS_PASSWORD/);
+  for (const node of [nodeA, nodeB]) authorization = addNodeUser(authorization, node);
+  expect(() => addNodeUser(authorization, generateNodeCredential('gpu-a', PREFIX))).toThrow(/already has an entry/);
+  writeFileSync(path.join(dir, 'authorization.conf'), authorization);
+  writeFileSync(path.join(dir, 'server.conf'), [`listen: 127.0.0.1:${port}`, `jetstream { store_dir: ${JSON.stringify(path.join(dir, 'store'))} }`, 'include ./authorization.conf', ''].join('\n'));
+  server = spawn('nats-server', ['-c', path.join(dir, 'server.conf')], { stdio: 'ignore', env: { ...process.env, FASTGPU_NATS_PASSWORD: PLATFORM_PASSWORD } });
+  platform = await eventually(() => connectBus({ natsUrl: `nats://fastgpu:${PLATFORM_PASSWORD}@127.0.0.1:${port}`, subjectPrefix: PREFIX, name: 'platform' }), { timeoutMs: 15_000 });
 });
 
 afterAll(async () => {

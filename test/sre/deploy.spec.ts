@@ -141,7 +141,7 @@ describe('docker-compose.yml', () => {
         writeFileSync(path.join(folder, file), syncIntervalKnown ? text : text.replace(/^\s*sync_interval:.*$/m, ''));
       }
       for (const file of ['nats.conf', 'nats-cluster.conf']) {
-        const check = spawnSync('nats-server', ['-t', '-c', path.join(folder, file)], { encoding: 'utf8', env: { ...process.env, FASTGPU_NATS_PASSWORD: 'p1', NODE_AGENT_NATS_PASSWORD: 'p2', NATS_SERVER_NAME: 'nats-1' } });
+        const check = spawnSync('nats-server', ['-t', '-c', path.join(folder, file)], { encoding: 'utf8', env: { ...process.env, FASTGPU_NATS_PASSWORD: 'p1', NATS_SERVER_NAME: 'nats-1' } });
         expect(`${check.stdout}${check.stderr}`, file).toMatch(/is valid/);
         expect(check.status, file).toBe(0);
       }
