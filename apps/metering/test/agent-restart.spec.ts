@@ -7,7 +7,6 @@
  * than the node's current one (a zombie or forged registration) ends and changes nothing: the
  * attempt runs on and is billed to its own end (libs/contracts `registrationEndsRuns`).
  */
-import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEvent } from '@fastgpu/contracts';
 import { ProjectionRunner } from '@fastgpu/messaging';
@@ -113,8 +112,7 @@ describe('usage projection: a node agent restarted under a running attempt', () 
     const rows = await env.database.db.selectFrom('metering_allocations').select(['start_ms', 'end_ms', 'end_reason', 'interrupted', 'gpu_ms', 'closed_event_id']).where('subtask_id', '=', 's2').execute();
     expect(rows.map((r) => [Number(r.start_ms), Number(r.end_ms), r.end_reason, r.interrupted, Number(r.gpu_ms), r.closed_event_id])).toEqual([[T + 1_000, T + 90_000, 'completed', false, 2 * 89_000, end.id]]);
     expect(await env.database.db.selectFrom('metering_applied_events').select('event_id').where('event_id', '=', zombie.id).execute()).toEqual([]);
-    const epochs = await sql<{ node_id: string; agent_epoch: string }>`SELECT node_id, agent_epoch FROM metering_node_epochs WHERE node_id = 'n-zombie'`.execute(env.database.db);
-    expect(epochs.rows.map((r) => [r.node_id, Number(r.agent_epoch)])).toEqual([['n-zombie', 3]]);
+    expect(await env.database.db.selectFrom('metering_node_epochs').select(['node_id', 'agent_epoch']).where('node_id', '=', 'n-zombie').execute()).toEqual([{ node_id: 'n-zombie', agent_epoch: 3 }]);
     const ids = await eventually(async () => {
       const published = await usageRecordedIds();
       return published.includes(usageIdFor(end.id, 's:s2:1')) && published;

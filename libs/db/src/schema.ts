@@ -108,6 +108,12 @@ export interface MeteringStateTable {
   event_time_max_ms: number;
 }
 
+/** Each node's current agent epoch (the highest registered or recovered): only a registration raising it ends what the node ran. */
+export interface MeteringNodeEpochsTable {
+  node_id: string;
+  agent_epoch: number;
+}
+
 export interface MeteringExternalEventReceiptsTable {
   tenant_id: string;
   source: string;
@@ -223,6 +229,7 @@ export interface MeteringTables {
   metering_applied_events: MeteringAppliedEventsTable;
   metering_rejected_events: MeteringRejectedEventsTable;
   metering_state: MeteringStateTable;
+  metering_node_epochs: MeteringNodeEpochsTable;
   metering_external_event_receipts: MeteringExternalEventReceiptsTable;
 }
 
