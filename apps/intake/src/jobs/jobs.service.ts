@@ -1,28 +1,16 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import {
-  checkJobRequest,
-  deriveId,
-  explainReply,
-  feasibilityReply,
-  JobRequestError,
-  multiLineText,
-  nameId,
-  requestIdSchema,
-  type DomainEvent,
-  type EventData,
-  type ExplainRequest,
-  type FeasibilityRequest,
-  type FeasibilityVerdict,
-} from '@fastgpu/contracts';
+import { checkJobRequest, explainReply, feasibilityReply, JobRequestError, multiLineText, nameId, requestIdSchema, type ExplainRequest, type FeasibilityRequest, type FeasibilityVerdict } from '@fastgpu/contracts';
 import { z } from 'zod';
 import { sql } from 'kysely';
 import type { Principal } from '@fastgpu/auth';
-import { ApiError, conflict, notFound, pageOf, parseInput, parseInstant, unprocessable } from '@fastgpu/http';
-import { lastSequence, type EventPublisher, type Published } from '@fastgpu/messaging';
+import { jetStreamCommands, type CommandRunner } from '@fastgpu/eventsourcing';
+import { ApiError, notFound, pageOf, parseInput, parseInstant, unprocessable } from '@fastgpu/http';
+import { lastSequence } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, TickBatcher, type Runtime } from '@fastgpu/runtime';
 import { canonicalJson, IdempotencyKeys, keyOwner, readIdempotencyKey, requestHash, type ClaimedKey, type IdempotencyClaim } from '../shared/idempotency';
 import { IntakeProjections } from '../shared/intake-projections';
 import { JOBS_LIST, type JobView, type ListJobsQuery, type SubmitJobRequest } from './jobs.schema';
+import { jobDecider, subtaskId, type JobCommand, type JobEnd, type JobState } from './job.decider';
 
 /** How long intake waits for the scheduler's feasibility answer before accepting anyway. */
 const FEASIBILITY_TIMEOUT_MS = 1000;
@@ -54,15 +42,16 @@ function jobSummary(row: any): Omit<JobView, 'subtasks' | 'spec'> {
 }
 
 /**
- * Job submission: validate, divide into sub-tasks, append JobSubmitted + SubtaskCreated to the
- * log. Every submission carries an Idempotency-Key (per tenant): a retry without one would be a
- * second job. The key names the job: its id and event ids derive from it, so a retry republishes
- * identical events that the bus drops.
+ * Job submission: validate, divide into sub-tasks, and run the submission on the event-sourcing
+ * kernel (libs/eventsourcing `handleCommand` with job.decider.ts on the job's subject), which
+ * appends JobSubmitted + SubtaskCreated. Every submission carries an Idempotency-Key (per tenant):
+ * a retry without one would be a second job. The key names the job: its id and event ids derive
+ * from it, so a retry decides the same events, and appends only those not on the subject yet.
  */
 @Injectable()
 export class JobsService {
   private readonly logger = new Logger('intake.jobs');
-  private readonly publisher: EventPublisher;
+  private readonly commands: CommandRunner<JobState, JobCommand>;
   private readonly keys: IdempotencyKeys;
   /** Feasibility verdicts by the whole request they answer (tenant included); only verdicts are kept, never "no answer". */
   private readonly feasibility = new Map<string, { expiresAtMs: number; verdict: Promise<FeasibilityVerdict | undefined> }>();
@@ -70,14 +59,12 @@ export class JobsService {
   private readonly keyLookups: TickBatcher<Pick<IdempotencyClaim, 'owner' | 'scope' | 'key' | 'requestHash'>, ClaimedKey | undefined>;
   /** ...and claim them in one INSERT. */
   private readonly keyClaims: TickBatcher<IdempotencyClaim, boolean>;
-  /** ...and publish their events together, so the bus gets one socket write for all of them. */
-  private readonly publishes = new TickBatcher<DomainEvent[], Published[]>((groups) => groups.map((events) => this.publisher.publishAll(events)));
 
   constructor(
     @Inject(RUNTIME) private readonly runtime: Runtime,
     @Inject(IntakeProjections) private readonly projections: IntakeProjections,
   ) {
-    this.publisher = publisherFor(runtime, 'intake');
+    this.commands = jetStreamCommands(runtime.bus, publisherFor(runtime, 'intake'), jobDecider);
     this.keys = new IdempotencyKeys(runtime);
     this.keyLookups = new TickBatcher((lookups) => this.keys.findAll(lookups));
     this.keyClaims = new TickBatcher<IdempotencyClaim, boolean>((claims) => this.keys.claimAll(claims));
@@ -94,7 +81,6 @@ export class JobsService {
       if (error instanceof JobRequestError) throw unprocessable(error.message, error.field);
       throw error;
     }
-    const { preemptible, runtimeMs, subtasks: planned } = checked;
 
     // A retry answers the original request: no check runs again (the fleet may have changed since).
     const hash = requestHash(request);
@@ -103,62 +89,28 @@ export class JobsService {
     const earlier = await this.keyLookups.add({ owner, scope: 'job', key: idempotencyKey, requestHash: hash });
     let created = !earlier;
     let submittedAt = (earlier?.createdAt ?? this.runtime.clock.now()).toISOString();
-
-    const submitted: EventData<'JobSubmitted'> = {
-      jobId,
-      tenantId,
-      projectId: request.projectId,
-      gpuModels: request.gpuModels,
-      gpusPerSubtask: request.gpusPerSubtask,
-      subtaskCount: planned.length,
-      runtimeMs,
-      priorityClass: request.priorityClass,
-      priority: request.priority,
-      preemptible,
-      gang: request.gang,
-      capacityType: checked.capacityType,
-      dependsOn: request.dependsOn,
-      submittedAt,
-      ...(request.name ? { name: request.name } : {}),
-      ...(request.gangTopologyKey ? { gangTopologyKey: request.gangTopologyKey } : {}),
-      ...(request.deadline ? { deadline: new Date(request.deadline).toISOString() } : {}),
-      ...(request.retryPolicy ? { retryPolicy: request.retryPolicy } : {}),
-      idempotencyKey,
-      // Secrets are names only (the agent reads their values on its host): nothing secret is recorded or echoed.
-      ...(checked.workload ? { workload: checked.workload } : {}),
-    };
     if (created) {
       await this.checkDependencies(tenantId, request.dependsOn);
-      await this.checkFeasible({ tenantId, gpuModels: request.gpuModels, gpusPerSubtask: request.gpusPerSubtask, subtaskCount: planned.length, gang: request.gang, ...(request.gangTopologyKey ? { gangTopologyKey: request.gangTopologyKey } : {}) });
+      await this.checkFeasible({ tenantId, gpuModels: request.gpuModels, gpusPerSubtask: request.gpusPerSubtask, subtaskCount: checked.subtasks.length, gang: request.gang, ...(request.gangTopologyKey ? { gangTopologyKey: request.gangTopologyKey } : {}) });
       const claim: IdempotencyClaim = { owner, scope: 'job', key: idempotencyKey, requestHash: hash, resourceId: jobId, createdAt: new Date(submittedAt) };
       if (!(await this.keyClaims.add(claim))) {
         // A concurrent request with this key won: this one is its retry.
         const winner = await this.keys.afterLostClaim(claim);
         created = false;
         submittedAt = winner.createdAt.toISOString();
-        submitted.submittedAt = submittedAt;
       }
     }
 
-    const meta = (discriminator: string) => ({ id: deriveId(jobId, discriminator), time: submittedAt, tenantId, correlationId: jobId });
-    const events: DomainEvent[] = [this.publisher.build('JobSubmitted', submitted, meta('JobSubmitted'))];
-    for (const subtask of planned) {
-      events.push(
-        this.publisher.build(
-          'SubtaskCreated',
-          { jobId, tenantId, subtaskId: `${jobId}-${subtask.index}`, index: subtask.index, gpus: subtask.gpus, gpuModels: request.gpuModels, runtimeMs: subtask.runtimeMs },
-          { ...meta(`SubtaskCreated:${subtask.index}`), causationId: events[0]!.id },
-        ),
-      );
-    }
-    // A retry publishes the same events again: the bus drops them as duplicates, and a first
-    // attempt that claimed its key but never published gets its events now.
-    const acks = await this.publishes.add(events);
+    // The job's own history decides: a retry appends only what is not on the subject yet (a first
+    // attempt that claimed its key but never published, or was cut short, gets its events now).
+    const { state, version } = await this.commands(this.runtime.bus.topology.subjects.job(jobId), { kind: 'submit', jobId, tenantId, request, checked, idempotencyKey, submittedAt });
     if (!created) {
       // A retry answers with the job as it is now (it may have run since).
-      await this.projections.waitFor('intake-jobs', Math.max(...acks.map((a) => a.sequence)), READ_MODEL_WAIT_MS);
+      await this.projections.waitFor('intake-jobs', version, READ_MODEL_WAIT_MS);
       return { job: await this.get(principal, jobId, { explain: false }), created };
     }
+    const submitted = state.submitted;
+    if (!submitted) throw new Error(`job ${jobId}: no JobSubmitted after its submission was decided`);
     // A new job is exactly what its events say; the read model catches up on its own, and a GET
     // that does not find it yet waits for it (see get), so the POST does not wait here.
     const job: JobView = {
@@ -168,11 +120,11 @@ export class JobsService {
       name: submitted.name ?? null,
       state: 'pending',
       reason: null,
-      submittedAt,
+      submittedAt: submitted.submittedAt,
       completedAt: null,
       gpuMsObserved: null,
       spec: submitted,
-      subtasks: planned.map((p) => ({ subtaskId: `${jobId}-${p.index}`, index: p.index, gpus: p.gpus, runtimeMs: p.runtimeMs, state: 'pending', attempt: 0, nodeId: null, gpuModel: null, placedAt: null, startedAt: null, endedAt: null, exitCode: null, reason: null })),
+      subtasks: checked.subtasks.map((p) => ({ subtaskId: subtaskId(jobId, p.index), index: p.index, gpus: p.gpus, runtimeMs: p.runtimeMs, state: 'pending', attempt: 0, nodeId: null, gpuModel: null, placedAt: null, startedAt: null, endedAt: null, exitCode: null, reason: null })),
     };
     return { job, created };
   }
@@ -337,11 +289,13 @@ export class JobsService {
   async cancel(principal: Principal, jobId: string, reasonText: string): Promise<JobView> {
     const { reason } = parseInput(cancelReason, { reason: reasonText });
     const job = await this.get(principal, jobId, { explain: false });
-    if (['succeeded', 'failed', 'cancelled'].includes(job.state)) throw conflict(`job ${jobId} already ended (${job.state})`);
-    const now = this.runtime.clock.now().toISOString();
-    const event = this.publisher.build('JobCancelRequested', { jobId, tenantId: job.tenantId, requestedAt: now, reason }, { id: deriveId(jobId, 'JobCancelRequested'), time: now, tenantId: job.tenantId, correlationId: jobId });
-    const { sequence } = await this.publisher.publish(event);
-    await this.projections.waitFor('intake-jobs', sequence, READ_MODEL_WAIT_MS);
+    // The job's end is the scheduler's (JobCompleted, on its own subject): the read model says it.
+    const ended = ENDED_STATES.find((s) => s === job.state) ?? null;
+    const command: JobCommand = { kind: 'cancel', jobId, tenantId: job.tenantId, requestedAt: this.runtime.clock.now().toISOString(), reason, ended };
+    const { version } = await this.commands(this.runtime.bus.topology.subjects.job(jobId), command);
+    await this.projections.waitFor('intake-jobs', version, READ_MODEL_WAIT_MS);
     return this.get(principal, jobId, { explain: false });
   }
 }
+
+const ENDED_STATES: readonly JobEnd[] = ['succeeded', 'failed', 'cancelled'];
