@@ -5,8 +5,8 @@ import type { Subscription } from '@nats-io/transport-node';
 import type { JsMsg } from '@nats-io/jetstream';
 import { decodeValue, parseJson, peekType, type DomainEvent, type NodeCommand } from '@fastgpu/contracts';
 import { isStreamVersionConflict } from '@fastgpu/eventsourcing';
-import { EventPublisher, SequenceWaiters, StreamFollower, lastSequence, PUBLISH_IN_FLIGHT_MAX, type Bus } from '@fastgpu/messaging';
-import { LeaderLease } from '../leadership/leader-lease';
+import { EventPublisher, SequenceWaiters, StreamFollower, lastSequence, PUBLISH_IN_FLIGHT_MAX, type Bus, type LeaderLease } from '@fastgpu/messaging';
+import { schedulerLeaderLease } from '../leadership/leader-lease';
 import { NodeDrainHandler } from '../drains/node-drain.handler';
 import { SchedulingPolicyHandler } from '../policy/scheduling-policy.handler';
 import { PLACEMENTS_PER_CYCLE_MAX } from '../placement/cycle';
@@ -91,7 +91,7 @@ export class SchedulerEngine {
   constructor(private readonly options: SchedulerEngineOptions) {
     this.instanceId = options.instanceId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.publisher = new EventPublisher(options.bus.js, options.bus.topology, 'fastgpu/scheduler');
-    this.leader = new LeaderLease({ bus: options.bus, instanceId: this.instanceId, ttlMs: options.leaseTtlMs ?? 3000 });
+    this.leader = schedulerLeaderLease({ bus: options.bus, instanceId: this.instanceId, ttlMs: options.leaseTtlMs ?? 3000 });
     this.policyCommands = new SchedulingPolicyHandler(options.bus, this.publisher, options.clock);
     this.drains = new NodeDrainHandler(options.bus, this.publisher, options.clock);
   }
