@@ -1,5 +1,6 @@
-import type { BillingDatabase, Queryable } from '@fastgpu/db';
-import type { OpenAllocation } from './accrual';
+import type { Insertable, Selectable } from 'kysely';
+import type { BillingDatabase, BillingInvoicesTable, BillingOpenAllocationsTable, BillingSlaCreditsTable, BillingUsagePiecesTable, Queryable } from '@fastgpu/db';
+import type { AllocationKind, OpenAllocation } from './accrual';
 
 /**
  * Reads and writes of billing's tables, always through `table(name)`, so that a rebuild runs the
@@ -38,73 +39,27 @@ export function tableNames(suffix = ''): TableName {
   return <N extends BillingTable>(name: N) => `${name}${suffix}` as N;
 }
 
-export interface InvoiceRow {
-  invoice_id: string;
-  tenant_id: string;
-  period: string;
-  status: 'draft' | 'finalized';
-  issuer: string | null;
-  number: string | null;
-  number_sequence: number | null;
-  cutoff_sequence: number | null;
-  finalized_sequence: number | null;
-  finalized_event_id: string | null;
-  finalized_at: string | null;
-  price_book_version: number | null;
-  sha256: string | null;
-  document: string | null;
-  total: string | null;
-  actor: string | null;
-  reason: string | null;
-  /** A reissue's replacement: the void invoice it replaces. */
-  replaces_invoice_id?: string | null;
-  /** A reissued invoice: its replacement, and the sequence of the reissue. */
-  replaced_by_invoice_id?: string | null;
-  replaced_sequence?: number | null;
-}
+/**
+ * Billing's row types are the schema's (libs/db schema-billing.ts), written once there. A reissue's
+ * columns (`replaces_invoice_id`, `replaced_by_invoice_id`, `replaced_sequence`) may be left out
+ * where a row is built by hand: they are null unless a reissue set them.
+ */
+export type InvoiceRow = Omit<Selectable<BillingInvoicesTable>, ReissueColumn> & Partial<Pick<Selectable<BillingInvoicesTable>, ReissueColumn>>;
+type ReissueColumn = 'replaces_invoice_id' | 'replaced_by_invoice_id' | 'replaced_sequence';
 
-export interface PieceRow {
-  event_id: string;
-  piece: number;
-  usage_id: string;
-  tenant_id: string;
-  service_period: string;
-  invoice_id: string | null;
-  gpu_model: string;
-  capacity_type: string;
-  gpus: number;
-  start_ms: number;
-  end_ms: number;
-  allocation_start_ms: number;
-  allocation_end_ms: number;
-  interrupted: boolean;
-  sequence: number;
-  assigned_sequence: number;
-}
+export type PieceRow = Selectable<BillingUsagePiecesTable>;
 
 /** Largest sequence a filter can take: "everything applied so far". */
 export const SEQUENCE_MAX = Number.MAX_SAFE_INTEGER;
 
-export interface SlaCreditRow {
-  event_id: string;
-  credit_id: string;
-  tenant_id: string;
-  period: string;
-  metric: string;
-  measured: string;
-  target: string;
-  credit_percent: number;
-  invoice_id: string | null;
-  sequence: number;
-  assigned_sequence: number;
-}
+export type SlaCreditRow = Selectable<BillingSlaCreditsTable>;
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function allocationFromRow(r: Record<string, any>): OpenAllocation {
+export function allocationFromRow(r: Omit<Selectable<BillingOpenAllocationsTable>, 'sequence'>): OpenAllocation {
   const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   return {
     allocationKey: r.allocation_key,
-    kind: r.kind,
+    // Written from an AllocationKind (allocationToRow).
+    kind: r.kind as AllocationKind,
     tenantId: r.tenant_id,
     projectId: r.project_id,
     gpuModel: r.gpu_model,
@@ -123,7 +78,7 @@ export function allocationFromRow(r: Record<string, any>): OpenAllocation {
   };
 }
 
-export function allocationToRow(a: OpenAllocation) {
+export function allocationToRow(a: OpenAllocation): Omit<Insertable<BillingOpenAllocationsTable>, 'sequence'> {
   return {
     allocation_key: a.allocationKey,
     kind: a.kind,

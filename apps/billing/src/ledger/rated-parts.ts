@@ -1,3 +1,5 @@
+import type { Selectable } from 'kysely';
+import type { BillingRatedPartsTable } from '@fastgpu/db';
 import { billedParts, type PriceTimeline } from '@fastgpu/money';
 import type { PieceRow } from './billing-tables';
 import { usagePieceOf } from './invoice-inputs';
@@ -7,20 +9,7 @@ import { usagePieceOf } from './invoice-inputs';
  * when it is put on an invoice (or re-rated when a price version reaches it), into the rows of
  * `billing_rated_parts` that invoices sum. Nothing else rates stored usage.
  */
-export interface RatedPartRow {
-  event_id: string;
-  piece: number;
-  part: number;
-  invoice_id: string;
-  service_period: string;
-  gpu_model: string;
-  capacity_type: string;
-  interrupted: boolean;
-  price_book_id: string | null;
-  version: number | null;
-  start_ms: number;
-  billed_gpu_ms: number;
-}
+export type RatedPartRow = Selectable<BillingRatedPartsTable>;
 
 /** One piece rated by libs/money into the rows of `billing_rated_parts` (a part without a price keeps a null version). */
 export function ratedPartRows(p: PieceRow, timeline: PriceTimeline): RatedPartRow[] {

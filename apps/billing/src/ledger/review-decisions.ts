@@ -1,4 +1,6 @@
+import type { Selectable } from 'kysely';
 import type { StoredEvent } from '@fastgpu/contracts';
+import type { BillingReviewQueueTable } from '@fastgpu/db';
 import { gpuMs, splitAtPeriods } from '@fastgpu/money';
 import { stopPieces } from './accrual';
 import type { PieceRow } from './billing-tables';
@@ -38,27 +40,10 @@ export async function applyLateUsageRecorded(ledger: LedgerContext, { event, seq
   }
 }
 
-interface ReviewItem {
-  event_id: string;
-  piece: number;
-  kind: string;
-  tenant_id: string;
-  reference_id: string;
-  service_period: string;
-  sequence: number;
-  gpu_model: string | null;
-  capacity_type: string | null;
-  gpus: number | null;
-  start_ms: number | null;
-  end_ms: number | null;
-  allocation_start_ms: number | null;
-  allocation_end_ms: number | null;
-  interrupted: boolean | null;
-  resolution: string | null;
-}
+type ReviewItem = Selectable<BillingReviewQueueTable>;
 
 async function item(ledger: LedgerContext, d: { usageEventId: string; piece: number; tenantId: string }): Promise<{ item: ReviewItem } | { refusal: string }> {
-  const row = (await ledger.trx.selectFrom(ledger.t('billing_review_queue')).selectAll().where('event_id', '=', d.usageEventId).where('piece', '=', d.piece).executeTakeFirst()) as ReviewItem | undefined;
+  const row = (await ledger.trx.selectFrom(ledger.t('billing_review_queue')).selectAll().where('event_id', '=', d.usageEventId).where('piece', '=', d.piece).executeTakeFirst());
   if (!row || row.tenant_id !== d.tenantId) return { refusal: `no review item ${d.usageEventId}/${d.piece} of tenant ${d.tenantId}` };
   if (!USAGE_KINDS.has(row.kind)) return { refusal: `review item ${d.usageEventId}/${d.piece} is ${row.kind}, not usage` };
   if (row.resolution !== null) return { refusal: `review item ${d.usageEventId}/${d.piece} was already ${row.resolution}` };
