@@ -61,11 +61,11 @@ export function App() {
       </a>
       <header className="top">
         <span className="brand">FastGPU console</span>
-        <button type="button" className="menu-toggle" aria-expanded={menuOpen} aria-controls="main-nav" onClick={() => setMenuOpen((o) => !o)}>
-          Menu
-        </button>
-        <nav id="main-nav" aria-label="Main" className={menuOpen ? 'open' : ''}>
-          <ul>
+        <nav aria-label="Main" className={menuOpen ? 'open' : ''}>
+          <button type="button" className="menu-toggle" aria-expanded={menuOpen} aria-controls="main-menu" onClick={() => setMenuOpen((o) => !o)}>
+            Menu
+          </button>
+          <ul id="main-menu">
             {items.map((item) => (
               <li key={item.to}>
                 <Link to={item.to} aria-current={active?.to === item.to ? 'page' : undefined}>

@@ -34,7 +34,7 @@ export function ReviewQueueView() {
       {queue.error !== undefined && <Failure error={queue.error} what="The review queue could not be loaded" />}
       {!queue.data && queue.error === undefined && <Loading what="the review queue" />}
       {queue.data && (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Review items">
           <table>
             <thead>
               <tr>
@@ -134,14 +134,14 @@ export function PriceBooksView() {
       {sorted.map((book) => (
         <section key={`${book.priceBookId}-${book.version}`} aria-labelledby={`book-${book.priceBookId}-${book.version}`}>
           <h2 id={`book-${book.priceBookId}-${book.version}`}>
-            {book.priceBookId} v{book.version} {inForce.get(book.priceBookId) === book.version ? <StateBadge state="ok" /> : null}
+            {book.priceBookId} v{book.version}
             <span className="muted">
               {' '}
               effective from <Time at={book.effectiveFrom} />
               {Date.parse(book.effectiveFrom) > now ? ' (future)' : inForce.get(book.priceBookId) === book.version ? ' (in force)' : ' (superseded)'}
             </span>
           </h2>
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0} role="region" aria-label={`Prices of ${book.priceBookId} v${book.version}`}>
             <table>
               <thead>
                 <tr>

@@ -145,7 +145,7 @@ export function InvoiceDetailView({ invoiceId }: { invoiceId: string }) {
         </div>
       )}
       <h2 id="lines-heading">Lines</h2>
-      <div className="table-wrap">
+      <div className="table-wrap" tabIndex={0} role="region" aria-label="Invoice lines">
         <table aria-labelledby="lines-heading">
           <thead>
             <tr>
@@ -274,7 +274,7 @@ function LineEvidence({ invoiceId, line }: { invoiceId: string; line: number }) 
             {evidence.data.usage.length} usage records from events {evidence.data.eventSequences.slice(0, 20).join(', ')}
             {evidence.data.eventSequences.length > 20 ? '…' : ''}
           </p>
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0} role="region" aria-label="Evidence">
             <table>
               <thead>
                 <tr>

@@ -48,7 +48,7 @@ export function InvoicesView() {
       {list.error !== undefined && <Failure error={list.error} what="Invoices could not be loaded" />}
       {!list.data && list.error === undefined && <Loading what="invoices" />}
       {list.data && (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Invoices">
           <table>
             <thead>
               <tr>

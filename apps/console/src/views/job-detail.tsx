@@ -146,7 +146,7 @@ export function JobDetailView({ jobId }: { jobId: string }) {
       <h2>Timeline</h2>
       <SubtaskTimeline subtasks={j.subtasks} fromIso={j.submittedAt} nowMs={j.completedAt ? Date.parse(j.completedAt) : now} />
       <h2 id="subtasks-heading">Sub-tasks and attempts</h2>
-      <div className="table-wrap">
+      <div className="table-wrap" tabIndex={0} role="region" aria-label="Sub-tasks and attempts">
         <table aria-labelledby="subtasks-heading">
           <thead>
             <tr>

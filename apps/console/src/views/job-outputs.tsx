@@ -99,7 +99,7 @@ export function JobResults({ jobId }: { jobId: string }) {
   return (
     <>
       {failure !== undefined && <Failure error={failure} what="Download" />}
-      <div className="table-wrap">
+      <div className="table-wrap" tabIndex={0} role="region" aria-label="Results">
         <table>
           <caption className="muted">Results by sub-task</caption>
           <thead>

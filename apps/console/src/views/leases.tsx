@@ -92,7 +92,7 @@ export function LeasesView() {
         <button type="submit">Open lease</button>
       </form>
       <h2 id="lease-list-heading">Leases of this tab</h2>
-      <div className="table-wrap">
+      <div className="table-wrap" tabIndex={0} role="region" aria-label="Leases of this tab">
         <table aria-labelledby="lease-list-heading">
           <thead>
             <tr>

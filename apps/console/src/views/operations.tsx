@@ -40,7 +40,7 @@ export function QueuesView() {
       )}
       <h2 id="pending-heading">Pending jobs ({waiting.length}{complete ? '' : ', loading…'})</h2>
       <p className="muted">Open a job for why it waits and its queue position.</p>
-      <div className="table-wrap">
+      <div className="table-wrap" tabIndex={0} role="region" aria-label="Pending jobs">
         <table aria-labelledby="pending-heading">
           <thead>
             <tr>
@@ -106,6 +106,12 @@ export function ProjectionsView() {
     return () => clearInterval(timer);
   }, [reload]);
   const checks = Object.entries(health.data?.checks ?? {}).sort(([a], [b]) => a.localeCompare(b));
+  const sequenceOf = (check: HealthCheck) => {
+    const value = (check.detail as { lastSequence?: unknown } | undefined)?.lastSequence;
+    return typeof value === 'number' ? value : undefined;
+  };
+  /** The furthest any reader got: a projection's lag is how many events it is behind that. */
+  const head = Math.max(0, ...checks.map(([, check]) => sequenceOf(check) ?? 0));
   return (
     <section aria-labelledby="projections-heading">
       <div className="view-head">
@@ -120,13 +126,16 @@ export function ProjectionsView() {
           <p>
             Overall: <StateBadge state={health.data.status} />
           </p>
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0} role="region" aria-label="Health checks">
             <table>
               <thead>
                 <tr>
                   <th scope="col">Check</th>
                   <th scope="col">State</th>
-                  <th scope="col">Detail (lag, stalled sequence, error)</th>
+                  <th scope="col" className="num">
+                    Behind (events)
+                  </th>
+                  <th scope="col">Detail (status, stalled sequence, error)</th>
                 </tr>
               </thead>
               <tbody>
@@ -136,6 +145,7 @@ export function ProjectionsView() {
                     <td>
                       <StateBadge state={check.ok ? 'ok' : 'down'} />
                     </td>
+                    <td className="num">{sequenceOf(check) === undefined ? '' : head - (sequenceOf(check) ?? 0)}</td>
                     <td>{detailText(check.detail)}</td>
                   </tr>
                 ))}
@@ -174,7 +184,7 @@ export function DeadLettersView() {
       {list.error !== undefined && !list.missing && <Failure error={list.error} what="Dead letters could not be loaded" />}
       {!list.data && list.error === undefined && <Loading what="dead letters" />}
       {list.data && (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Dead letters">
           <table>
             <thead>
               <tr>

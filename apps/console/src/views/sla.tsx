@@ -33,7 +33,7 @@ export function SlaView() {
       {reports.error !== undefined && <Failure error={reports.error} what="Reports could not be loaded" />}
       {!reports.data && reports.error === undefined && <Loading what="SLA reports" />}
       {reports.data && (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="SLA reports">
           <table>
             <thead>
               <tr>

@@ -40,7 +40,7 @@ export function SloView() {
       {slo.error !== undefined && !slo.missing && <Failure error={slo.error} what="SLOs could not be loaded" />}
       {slo.data === undefined && slo.error === undefined && <Loading what="SLOs" />}
       {rows.length > 0 && (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="SLOs">
           <table>
             <thead>
               <tr>

@@ -105,7 +105,7 @@ export function SubmitJobView() {
           <Field id="job-gpusPerSubtask" label="GPUs per sub-task" error={errorFor('gpusPerSubtask')}>
             <input id="job-gpusPerSubtask" type="number" inputMode="numeric" min={1} required value={draft.gpusPerSubtask} onChange={(e) => set('gpusPerSubtask', e.target.value)} aria-invalid={invalid('gpusPerSubtask')} aria-describedby={describedBy('gpusPerSubtask')} />
           </Field>
-          <Field id="job-subtaskCount" label="Sub-task count" error={errorFor('subtaskCount')}>
+          <Field id="job-subtaskCount" label="Sub-tasks" error={errorFor('subtaskCount')}>
             <input id="job-subtaskCount" type="number" inputMode="numeric" min={1} value={draft.subtaskCount} onChange={(e) => set('subtaskCount', e.target.value)} aria-invalid={invalid('subtaskCount')} aria-describedby={describedBy('subtaskCount')} />
           </Field>
           <Field id="job-runtimeSeconds" label="Run time per sub-task (seconds)" error={errorFor('runtimeSeconds')}>

@@ -122,7 +122,7 @@ export function UsageView() {
             Total: <strong>{gpuHours(usage.data.totalGpuMs)}</strong> GPU-hours from {usage.data.from.slice(0, 10)} to {usage.data.to.slice(0, 10)} ({usage.data.timeZone}, by {usage.data.window})
           </p>
           <TimeChart range={[Date.parse(usage.data.from) / 1000, Date.parse(usage.data.to) / 1000]} xs={chart.xs} series={chart.series} timeZone={timeZone} yLabel="GPU-hours" label={`GPU-hours per ${window} in ${timeZone}: ${totals.map((t) => `${t.label} ${t.hours.toFixed(3)}`).join(', ') || 'no usage'}`} />
-          <div className="table-wrap">
+          <div className="table-wrap" tabIndex={0} role="region" aria-label="GPU-hours in the range">
             <table>
               <caption className="muted">GPU-hours in the range</caption>
               <thead>
