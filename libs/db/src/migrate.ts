@@ -20,7 +20,8 @@ export async function migrateToLatest(db: Kysely<Database>, migrations: Readonly
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
-    throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${error instanceof Error ? error.message : String(error)}`);
+    // The cause is kept: a database not answering yet (ECONNREFUSED) is retried at start (isDatabaseUnavailable).
+    throw new Error(`migration ${failed?.migrationName ?? ''} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
   return (results ?? []).map((r) => r.migrationName);
 }
