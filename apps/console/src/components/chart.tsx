@@ -1,14 +1,7 @@
 import { useEffect, useRef } from 'react';
 import uPlot from 'uplot';
+import type { ChartSeries } from '../usage-series';
 
-export interface ChartSeries {
-  label: string;
-  colour: string;
-  values: number[];
-}
-
-/** Colours for series and tenants: distinct, dark enough for white text and AA against white. */
-export const PALETTE = ['#0b5cad', '#b3261e', '#1e7b3c', '#8a4baf', '#b05d00', '#00727a', '#5f6b00', '#c2185b', '#3949ab', '#6d4c41'];
 
 /**
  * A uPlot line chart (it draws 100k points): x in epoch seconds, shown in `timeZone`. The chart

@@ -1,11 +1,12 @@
 import { useMemo, useRef, useState } from 'react';
 import { useVirtualizer } from '@tanstack/react-virtual';
 import { api } from '../api';
-import { PALETTE } from '../components/chart';
+
 import { ConfirmDialog, Failure, Loading, NotDeployed, StateBadge, Time } from '../components/ui';
 import { useApi, useDebounced, useLiveRefresh } from '../hooks';
 import { useTitle } from '../router';
 import type { FleetNode } from '../types';
+import { PALETTE } from '../usage-series';
 
 const ROW_PX = 40;
 const FLEET_EVENTS = /^(Subtask(Placed|Started|Completed|Failed|Preempted|Requeued|Abandoned)|Node(Registered|Lost|Recovered|Drained|Undrained)|Lease(Granted|Released)|JobCompleted)$/;

@@ -1,50 +1,21 @@
 import { useEffect, useMemo, useState } from 'react';
 import { query } from '../api';
-import { PALETTE, TimeChart, type ChartSeries } from '../components/chart';
+import { TimeChart } from '../components/chart';
 import { Failure, Loading, gpuHours } from '../components/ui';
 import { useApi, useLiveRefresh } from '../hooks';
 import { useTitle } from '../router';
 import { useSession } from '../session';
-import type { UsageAnswer, UsageRow } from '../types';
+import type { UsageAnswer } from '../types';
+import { defaultRange, usageSeries, type Dimension, type Window } from '../usage-series';
 
-type Window = 'hour' | 'day' | 'month';
-type Dimension = '' | 'project' | 'model' | 'tenant';
 /** While the range includes now, running allocations accrue: the chart is refreshed this often. */
 const ACCRUAL_REFRESH_MS = 10_000;
 const USAGE_EVENTS = new Set(['UsageRecorded', 'SubtaskStarted', 'SubtaskCompleted', 'SubtaskFailed', 'SubtaskPreempted', 'JobCompleted', 'LeaseGranted', 'LeaseReleased']);
-
-const pad = (n: number) => String(n).padStart(2, '0');
-const dateText = (d: Date) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-
-/** The default range of a window: today (hour), this month (day), this year (month). */
-export function defaultRange(window: Window, today: Date): { from: string; to: string } {
-  const y = today.getFullYear();
-  const m = today.getMonth();
-  if (window === 'hour') return { from: dateText(today), to: dateText(new Date(y, m, today.getDate() + 1)) };
-  if (window === 'day') return { from: dateText(new Date(y, m, 1)), to: dateText(new Date(y, m + 1, 1)) };
-  return { from: dateText(new Date(y, 0, 1)), to: dateText(new Date(y + 1, 0, 1)) };
-}
 
 const zones = (() => {
   const supported = (Intl as { supportedValuesOf?: (key: string) => string[] }).supportedValuesOf?.('timeZone') ?? [];
   return ['UTC', ...supported.filter((z) => z !== 'UTC')];
 })();
-
-/** Rows as chart series: one per group value (or one total), zeros where a window has none. */
-export function usageSeries(rows: readonly UsageRow[], dimension: Dimension): { xs: number[]; series: ChartSeries[] } {
-  const starts = [...new Set(rows.map((r) => r.windowStart))].sort();
-  const at = new Map(starts.map((s, i) => [s, i]));
-  const groups = new Map<string, number[]>();
-  for (const row of rows) {
-    const name = dimension ? (row[dimension] ?? '—') : 'all';
-    let values = groups.get(name);
-    if (!values) groups.set(name, (values = new Array<number>(starts.length).fill(0)));
-    const i = at.get(row.windowStart) as number;
-    values[i] = (values[i] ?? 0) + row.gpuMs / 3_600_000;
-  }
-  const series = [...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([label, values], i) => ({ label, values, colour: PALETTE[i % PALETTE.length] as string }));
-  return { xs: starts.map((s) => Date.parse(s) / 1000), series };
-}
 
 /** GPU usage over time (GET /v1/usage) by hour, day or month in any time zone, by project or model; live. */
 export function UsageView() {
