@@ -24,7 +24,7 @@ const positiveInt = z.number().int().positive();
 
 export const PriorityClass = { high: 'high', standard: 'standard', preemptible: 'preemptible' } as const;
 export type PriorityClass = (typeof PriorityClass)[keyof typeof PriorityClass];
-export const priorityClassSchema = z.enum(['high', 'standard', 'preemptible']);
+export const priorityClassSchema = z.enum(PriorityClass);
 
 export const CapacityType = { onDemand: 'on-demand', preemptible: 'preemptible', reserved: 'reserved' } as const;
 export type CapacityType = (typeof CapacityType)[keyof typeof CapacityType];
@@ -32,7 +32,7 @@ export const capacityTypeSchema = z.enum(CapacityType);
 
 export const Role = { tenant: 'tenant', finance: 'finance', sre: 'sre', admin: 'admin' } as const;
 export type Role = (typeof Role)[keyof typeof Role];
-export const roleSchema = z.enum(['tenant', 'finance', 'sre', 'admin']);
+export const roleSchema = z.enum(Role);
 
 /** Who caused a failure: the tenant's code or the platform (node loss, preemption by us, health drain). */
 export const faultSchema = z.enum(['user', 'platform']);

@@ -1,11 +1,12 @@
 import { Controller, Get, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
 import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
+import { roleSchema } from '@fastgpu/contracts';
 import { ApiDoc } from '@fastgpu/http';
 
 export const meResponse = z.object({
   keyId: z.string(),
-  role: z.enum(['tenant', 'finance', 'sre', 'admin']),
+  role: roleSchema,
   /** null for platform roles (finance, sre, admin), which act across tenants. */
   tenantId: z.string().nullable(),
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { requestIdSchema, singleLineText } from '@fastgpu/contracts';
+import { requestIdSchema, roleSchema, singleLineText } from '@fastgpu/contracts';
 import { minorUnits } from '@fastgpu/money';
 
 function isTimeZone(zone: string): boolean {
@@ -31,7 +31,7 @@ export type CreateTenantRequest = z.infer<typeof createTenantRequest>;
 export const tenantResponse = z.object({ tenantId: z.string(), name: z.string(), billingTimeZone: z.string(), currency: z.string(), createdAt: z.string() });
 
 export const issueKeyRequest = z.strictObject({
-  role: z.enum(['tenant', 'finance', 'sre', 'admin']).default('tenant'),
+  role: roleSchema.default('tenant'),
   label: singleLineText(200).optional(),
 });
 

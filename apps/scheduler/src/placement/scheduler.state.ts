@@ -1,4 +1,4 @@
-import type { JobWorkload, NodeCommand, ReportRejectionCode } from '@fastgpu/contracts';
+import type { JobWorkload, NodeCommand, PriorityClass, ReportRejectionCode } from '@fastgpu/contracts';
 import type { DependencyCondition, SchedulerPolicy } from './placement.types';
 
 /**
@@ -16,9 +16,11 @@ export const PLATFORM_ATTEMPTS_MAX = 3;
 /** Completed job outcomes kept for dependency checks after the job itself is dropped from memory. */
 export const COMPLETED_OUTCOMES_MAX = 1_000_000;
 
-export const CLASS_RANK = { high: 0, standard: 1, preemptible: 2 } as const;
 export type ClassRank = 0 | 1 | 2;
-export const CLASS_NAMES = ['high', 'standard', 'preemptible'] as const;
+/** The placement order of the priority classes of libs/contracts (`PriorityClass`): high first. */
+export const CLASS_RANK = { high: 0, standard: 1, preemptible: 2 } as const satisfies Record<PriorityClass, ClassRank>;
+/** Each rank's class name (CLASS_RANK read backwards). */
+export const CLASS_NAMES: readonly PriorityClass[] = (Object.keys(CLASS_RANK) as PriorityClass[]).sort((a, b) => CLASS_RANK[a] - CLASS_RANK[b]);
 
 export type NodeStatus = 'ready' | 'drained' | 'lost';
 
