@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { DeliverPolicy } from '@nats-io/jetstream';
-import { newEventId, type DomainEvent, type EventData, type EventType } from '@fastgpu/contracts';
+import { HOUR_MS, newEventId, type DomainEvent, type EventData, type EventType } from '@fastgpu/contracts';
 import { createDatabase, migrateToLatest } from '@fastgpu/db';
 import { connectBus, deleteTopology, EventPublisher, lastSequence, ProjectionRunner, type Bus } from '@fastgpu/messaging';
 import { databaseUrl, testServices, withAdminClient } from '@fastgpu/testing';
@@ -26,7 +26,6 @@ import { verifyInvoices } from '../apps/billing/src/cli/verify';
  */
 const USAGE_PER_INVOICE = 4;
 const PERIOD = '2026-10';
-const HOUR_MS = 3_600_000;
 /** Events published per acknowledged batch while generating. */
 const PUBLISH_BATCH = 500;
 /** Longest wait for the live ledger to apply the generated log. */

@@ -7,7 +7,7 @@ import { DeliverPolicy } from '@nats-io/jetstream';
 import { compile } from '../scripts/compile.mjs';
 import { hashSecret } from '@fastgpu/auth';
 import { loadConfig } from '@fastgpu/config';
-import { Headers, topology, type Topology } from '@fastgpu/contracts';
+import { HOUR_MS, Headers, topology, type Topology } from '@fastgpu/contracts';
 import { createDatabase, migrateToLatest, type MeteringUsageHourlyTable } from '@fastgpu/db';
 import { connectBus, deleteTopology, EventPublisher, lastSequence, type Bus } from '@fastgpu/messaging';
 import { createRuntime, startServices } from '@fastgpu/platform';
@@ -37,7 +37,6 @@ const GENERATE_IN_FLIGHT_MAX = 4000;
 const CONCURRENT_JOBS = 400;
 const INGEST_BATCH = 500;
 const INGEST_CONCURRENCY = 8;
-const HOUR = 3_600_000;
 
 function flagValue(flags: string[], name: string): number | undefined {
   const flag = flags.find((f) => f.startsWith(`--${name}=`));
@@ -78,20 +77,20 @@ export function* jobEvents(topo: Topology, jobIndex: number, random: () => numbe
     return { subject, type, id, tenantId, body: JSON.stringify({ specversion: '1.0', id, source: 'bench', type, subject, time: new Date(timeMs).toISOString(), tenantid: tenantId, correlationid: jobId, schemaversion: 1, data }) };
   };
   const iso = (ms: number) => new Date(ms).toISOString();
-  yield envelope('JobSubmitted', topo.subjects.job(jobId), { jobId, tenantId, projectId, gpuModels: [model], gpusPerSubtask: gpus, subtaskCount: subtasks, runtimeMs: HOUR, priorityClass: 'standard', priority: 10, preemptible: false, gang: false, capacityType, dependsOn: [], submittedAt: iso(submittedMs) }, submittedMs);
+  yield envelope('JobSubmitted', topo.subjects.job(jobId), { jobId, tenantId, projectId, gpuModels: [model], gpusPerSubtask: gpus, subtaskCount: subtasks, runtimeMs: HOUR_MS, priorityClass: 'standard', priority: 10, preemptible: false, gang: false, capacityType, dependsOn: [], submittedAt: iso(submittedMs) }, submittedMs);
   let gpuMsObserved = 0;
   for (let s = 0; s < subtasks; s++) {
     const subtaskId = `${jobId}s${s}`;
-    yield envelope('SubtaskCreated', topo.subjects.job(jobId), { jobId, tenantId, subtaskId, index: s, gpus, gpuModels: [model], runtimeMs: HOUR }, submittedMs);
+    yield envelope('SubtaskCreated', topo.subjects.job(jobId), { jobId, tenantId, subtaskId, index: s, gpus, gpuModels: [model], runtimeMs: HOUR_MS }, submittedMs);
     const attempts = random() < 0.05 ? 2 : 1;
     for (let attempt = 1; attempt <= attempts; attempt++) {
       const nodeId = `n${(jobIndex * 7 + s) % 512}`;
       const leaseEpoch = attempt;
       const placedMs = submittedMs + attempt * 60_000 + s * 1000;
       const startMs = placedMs + 1500 + Math.floor(random() * 1000);
-      const runMs = 20 * 60_000 + Math.floor(random() * 3 * HOUR);
+      const runMs = 20 * 60_000 + Math.floor(random() * 3 * HOUR_MS);
       const report = { jobId, tenantId, subtaskId, attempt, nodeId, leaseEpoch };
-      yield envelope('SubtaskPlaced', topo.subjects.schedulerNode(nodeId), { ...report, projectId, gpuModel: model, gpus, gpuIndices: [0], capacityType, runtimeMs: HOUR, placedAt: iso(placedMs) }, placedMs);
+      yield envelope('SubtaskPlaced', topo.subjects.schedulerNode(nodeId), { ...report, projectId, gpuModel: model, gpus, gpuIndices: [0], capacityType, runtimeMs: HOUR_MS, placedAt: iso(placedMs) }, placedMs);
       yield envelope('SubtaskStarted', topo.subjects.agentNode(nodeId), { ...report, startedAt: iso(startMs) }, startMs);
       if (attempt < attempts) {
         const preemptedMs = startMs + Math.floor(runMs / 3);
@@ -103,7 +102,7 @@ export function* jobEvents(topo: Topology, jobIndex: number, random: () => numbe
       }
     }
   }
-  yield envelope('JobCompleted', topo.subjects.schedulerJob(jobId), { jobId, tenantId, projectId, outcome: 'succeeded', subtasksSucceeded: subtasks, subtasksFailed: 0, subtasksCancelled: 0, gpuMsObserved, completedAt: iso(submittedMs + 4 * HOUR) }, submittedMs + 4 * HOUR);
+  yield envelope('JobCompleted', topo.subjects.schedulerJob(jobId), { jobId, tenantId, projectId, outcome: 'succeeded', subtasksSucceeded: subtasks, subtasksFailed: 0, subtasksCancelled: 0, gpuMsObserved, completedAt: iso(submittedMs + 4 * HOUR_MS) }, submittedMs + 4 * HOUR_MS);
 }
 
 /** N events from CONCURRENT_JOBS interleaved jobs, lazily. */
@@ -279,8 +278,8 @@ async function ingest(config: ReturnType<typeof loadConfig>, count: number): Pro
       Array.from({ length: count }, (_, i) => {
         const allocationId = `${prefix}-${Math.floor(i / 2)}`;
         return i % 2 === 0
-          ? { specversion: '1.0', id: `${prefix}-${i}`, source: 'urn:bench', type: 'ExternalAllocationStarted', data: { allocationId, projectId: 'p', gpuModel: 'L4', gpus: 1, capacityType: 'on-demand', startedAt: new Date(now - HOUR + i).toISOString() } }
-          : { specversion: '1.0', id: `${prefix}-${i}`, source: 'urn:bench', type: 'ExternalAllocationStopped', data: { allocationId, stoppedAt: new Date(now - HOUR / 2 + i).toISOString() } };
+          ? { specversion: '1.0', id: `${prefix}-${i}`, source: 'urn:bench', type: 'ExternalAllocationStarted', data: { allocationId, projectId: 'p', gpuModel: 'L4', gpus: 1, capacityType: 'on-demand', startedAt: new Date(now - HOUR_MS + i).toISOString() } }
+          : { specversion: '1.0', id: `${prefix}-${i}`, source: 'urn:bench', type: 'ExternalAllocationStopped', data: { allocationId, stoppedAt: new Date(now - HOUR_MS / 2 + i).toISOString() } };
       });
 
     // Baseline: the same events as envelopes, published straight to JetStream with msg ids.

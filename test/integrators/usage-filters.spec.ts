@@ -14,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, logNow } from '@fastgpu/testing';
 import { meteringService } from '../../apps/metering/src/metering.service';
 import { startPlatform, type Answer, type Platform } from './harness';
+import { HOUR_MS } from '@fastgpu/contracts';
 
-const HOUR_MS = 3_600_000;
 let p: Platform;
 const keys: Record<'acme' | 'globex' | 'finance', string> = { acme: '', globex: '', finance: '' };
 /** A whole UTC hour a day before the log's now: every allocation lies within the 35 days metering accepts. */

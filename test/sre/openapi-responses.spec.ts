@@ -17,6 +17,7 @@ import { startSimulatedFleet, type SimulatedNode } from '../../apps/node-simulat
 import { allServices } from '../../apps/fastgpu/src/services';
 import { invoiceIdFor } from '../../apps/billing/src/ledger/invoice-ids';
 import { ADMIN, monthBack, startPlatform, usage, type Answer, type Platform } from '../integrators/harness';
+import { HOUR_MS } from '@fastgpu/contracts';
 
 type Service = 'intake' | 'scheduler' | 'metering' | 'billing' | 'reliability' | 'platform';
 type JsonSchema = Record<string, unknown>;
@@ -179,7 +180,6 @@ describe('documented success schemas match the answers', () => {
   it('metering: external events (accepted, late and rejected), usage by every dimension, the late-usage report', async () => {
     const key = shared.tenantKey!;
     const nowMs = await logNow(platform.env.bus);
-    const HOUR_MS = 3_600_000;
     const event = (id: string, type: string, data: Record<string, unknown>) => ({ specversion: '1.0', id, source: 'urn:partner:cluster-7', type, datacontenttype: 'application/json', data });
     const outcome = await call('metering', 'POST', '/v1/events', {
       key,

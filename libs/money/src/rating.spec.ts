@@ -7,7 +7,7 @@
  * priority and expiry, and credits larger than the bill.
  */
 import { describe, expect, it } from 'vitest';
-import { TIER_MODE_DEFAULT, TierMode } from '@fastgpu/contracts';
+import { HOUR_MS, TIER_MODE_DEFAULT, TierMode } from '@fastgpu/contracts';
 import {
   applyPrepaidGrants,
   billedDurationMs,
@@ -39,7 +39,6 @@ import {
   type UsagePiece,
 } from './index';
 
-const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 9, 5, 10, 0, 0);
 
 function price(gpuModel: string, pricePerGpuHour: string, extra: Partial<RatePrice> = {}): RatePrice {
@@ -96,7 +95,7 @@ describe('rounding, once per line', () => {
   it('sums exact amounts in a line before rounding it (no per-allocation rounding)', () => {
     // Two allocations of 0.004 each: per-allocation rounding would give 0.00; the line is 0.008 → 0.01.
     const timeline = new PriceTimeline([book(1, 'USD', 0, [price('a100', '0.0144')])]);
-    const { lines } = rateUsage([piece(T0, T0 + 1_000_000), piece(T0 + HOUR, T0 + HOUR + 1_000_000)], timeline, 'USD');
+    const { lines } = rateUsage([piece(T0, T0 + 1_000_000), piece(T0 + HOUR_MS, T0 + HOUR_MS + 1_000_000)], timeline, 'USD');
     expect(lines).toHaveLength(1);
     expect(lines[0]!.exactAmount.toString()).toBe('0.008');
     expect(amounts(lines)).toEqual(['0.01']);
@@ -118,12 +117,12 @@ describe('rounding, once per line', () => {
     const yen = rateUsage([piece(T0, T0 + 120_000)], jpy, 'JPY');
     expect(amounts(yen.lines, 'JPY')).toEqual(['1']);
     const kwd = new PriceTimeline([book(1, 'KWD', 0, [price('a100', '1.2345')])]);
-    const dinar = rateUsage([piece(T0, T0 + HOUR)], kwd, 'KWD');
+    const dinar = rateUsage([piece(T0, T0 + HOUR_MS)], kwd, 'KWD');
     expect(amounts(dinar.lines, 'KWD')).toEqual(['1.235']);
   });
   it('refuses to mix a price book currency with the invoice currency', () => {
     const timeline = new PriceTimeline([book(1, 'EUR', 0, [price('a100', '1')])]);
-    expect(() => rateUsage([piece(T0, T0 + HOUR)], timeline, 'USD')).toThrow(/EUR/);
+    expect(() => rateUsage([piece(T0, T0 + HOUR_MS)], timeline, 'USD')).toThrow(/EUR/);
   });
 });
 
@@ -176,7 +175,7 @@ describe('splits', () => {
     ]);
   });
   it('splits exactly at a price change, with one line per price version', () => {
-    const change = T0 + HOUR;
+    const change = T0 + HOUR_MS;
     const timeline = new PriceTimeline([book(1, 'USD', 0, [price('a100', '2.00')]), book(2, 'USD', change, [price('a100', '3.00')])]);
     // 30 min before the change and 30 min + 0.5 s after (rounded up to a whole second there).
     const { lines } = rateUsage([piece(change - 30 * 60_000, change + 30 * 60_000 + 500)], timeline, 'USD');
@@ -237,22 +236,22 @@ describe('tiers', () => {
   const nov = Date.UTC(2026, 10, 10);
 
   it('graduated tiers fill in time order and reset in the next billing period', () => {
-    const pieces = [piece(oct, oct + 15 * HOUR), piece(nov, nov + 5 * HOUR, { servicePeriod: '2026-11' })];
+    const pieces = [piece(oct, oct + 15 * HOUR_MS), piece(nov, nov + 5 * HOUR_MS, { servicePeriod: '2026-11' })];
     const { lines } = rateUsage(pieces, tiered('graduated'), 'USD');
-    expect(lines.map((l) => [l.servicePeriod, l.tier, l.quantityGpuMs / HOUR, formatMoney(l.amount, 'USD')])).toEqual([
+    expect(lines.map((l) => [l.servicePeriod, l.tier, l.quantityGpuMs / HOUR_MS, formatMoney(l.amount, 'USD')])).toEqual([
       ['2026-10', 1, 10, '20.00'],
       ['2026-10', 2, 5, '7.50'],
       ['2026-11', 1, 5, '10.00'],
     ]);
   });
   it('volume tiers price every unit of the period at the tier its total falls in', () => {
-    const { lines } = rateUsage([piece(oct, oct + 6 * HOUR), piece(oct + 7 * HOUR, oct + 16 * HOUR)], tiered('volume'), 'USD');
-    expect(lines.map((l) => [l.tier, l.quantityGpuMs / HOUR, formatMoney(l.amount, 'USD')])).toEqual([[2, 15, '22.50']]);
-    const small = rateUsage([piece(oct, oct + 10 * HOUR)], tiered('volume'), 'USD');
+    const { lines } = rateUsage([piece(oct, oct + 6 * HOUR_MS), piece(oct + 7 * HOUR_MS, oct + 16 * HOUR_MS)], tiered('volume'), 'USD');
+    expect(lines.map((l) => [l.tier, l.quantityGpuMs / HOUR_MS, formatMoney(l.amount, 'USD')])).toEqual([[2, 15, '22.50']]);
+    const small = rateUsage([piece(oct, oct + 10 * HOUR_MS)], tiered('volume'), 'USD');
     expect(small.lines.map((l) => [l.tier, formatMoney(l.amount, 'USD')])).toEqual([[1, '20.00']]);
   });
   it('rates a tiered price that names no mode as graduated, and refuses a mode outside the closed set instead of guessing', () => {
-    const pieces = [piece(oct, oct + 15 * HOUR)];
+    const pieces = [piece(oct, oct + 15 * HOUR_MS)];
     const amounts = (timeline: PriceTimeline) => rateUsage(pieces, timeline, 'USD').lines.map((l) => [l.tier, formatMoney(l.amount, 'USD')]);
     expect(TIER_MODE_DEFAULT).toBe(TierMode.graduated);
     expect(amounts(tiered(undefined))).toEqual(amounts(tiered(TierMode.graduated)));
@@ -260,9 +259,9 @@ describe('tiers', () => {
     expect(() => rateUsage(pieces, tiered('stairstep' as TierMode), 'USD')).toThrow(/unknown tier mode stairstep/);
   });
   it('continues a period that was already billed from its prior quantity (late usage)', () => {
-    const prior = new Map([[scopeKey('2026-10', 'a100', 'on-demand'), 9 * HOUR]]);
-    const { lines } = rateUsage([piece(oct, oct + 2 * HOUR, { adjustment: true })], tiered('graduated'), 'USD', { priorQuantityGpuMs: prior });
-    expect(lines.map((l) => [l.kind, l.tier, l.quantityGpuMs / HOUR])).toEqual([
+    const prior = new Map([[scopeKey('2026-10', 'a100', 'on-demand'), 9 * HOUR_MS]]);
+    const { lines } = rateUsage([piece(oct, oct + 2 * HOUR_MS, { adjustment: true })], tiered('graduated'), 'USD', { priorQuantityGpuMs: prior });
+    expect(lines.map((l) => [l.kind, l.tier, l.quantityGpuMs / HOUR_MS])).toEqual([
       ['adjustment', 1, 1],
       ['adjustment', 2, 1],
     ]);
@@ -272,15 +271,15 @@ describe('tiers', () => {
 describe('usage without a price and interruptions', () => {
   it('reports usage with no price as an error and never bills it as zero', () => {
     const timeline = new PriceTimeline([book(1, 'USD', 0, [price('a100', '1')])]);
-    const { lines, errors } = rateUsage([piece(T0, T0 + HOUR, { gpuModel: 'h100', usageId: 'orphan' })], timeline, 'USD');
+    const { lines, errors } = rateUsage([piece(T0, T0 + HOUR_MS, { gpuModel: 'h100', usageId: 'orphan' })], timeline, 'USD');
     expect(lines).toEqual([]);
     expect(errors).toMatchObject([{ usageId: 'orphan', gpuModel: 'h100' }]);
-    const before = rateUsage([piece(T0 - HOUR, T0)], new PriceTimeline([book(1, 'USD', T0, [price('a100', '1')])]), 'USD');
+    const before = rateUsage([piece(T0 - HOUR_MS, T0)], new PriceTimeline([book(1, 'USD', T0, [price('a100', '1')])]), 'USD');
     expect(before.errors).toHaveLength(1);
   });
   it('bills an interrupted allocation and credits it back as its own line', () => {
     const timeline = new PriceTimeline([book(1, 'USD', 0, [price('a100', '2.50')])]);
-    const { lines } = rateUsage([piece(T0, T0 + HOUR, { gpus: 2 }), piece(T0, T0 + 30 * 60_000, { interrupted: true, usageId: 'int' })], timeline, 'USD');
+    const { lines } = rateUsage([piece(T0, T0 + HOUR_MS, { gpus: 2 }), piece(T0, T0 + 30 * 60_000, { interrupted: true, usageId: 'int' })], timeline, 'USD');
     expect(lines.map((l) => [l.kind, formatMoney(l.amount, 'USD')])).toEqual([
       ['usage', '6.25'],
       ['interruption-credit', '-1.25'],

@@ -14,8 +14,8 @@ import { documentSha256, type BuyerProfile, type InvoiceInputs } from './invoice
 import { buildFinalizedInvoice, buildInvoice } from './invoice-builder';
 import { buyerLines } from './document-format';
 import { invoiceCsv } from './invoice-csv';
+import { HOUR_MS } from '@fastgpu/contracts';
 
-const HOUR_MS = 3_600_000;
 const tenant = { tenantId: 'acme', name: 'Acme', currency: 'EUR', billingTimeZone: 'Europe/Berlin' };
 const priceVersions: PriceVersion[] = [{ priceBookId: 'standard', version: 1, currency: 'EUR', effectiveFromMs: Date.UTC(2026, 0, 1), prices: [{ gpuModel: 'a100', capacityType: 'on-demand', pricePerGpuHour: '2.00', incrementMs: 1000, minimumMs: 60_000 }] }];
 const buyer: BuyerProfile = { legalName: 'Acme Deutschland GmbH', addressLines: ['Hauptstraße 1', '10115 Berlin'], country: 'DE', taxId: 'DE123456789' };

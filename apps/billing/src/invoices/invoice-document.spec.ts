@@ -11,8 +11,8 @@ import type { InvoiceRow, PieceRow, SlaCreditRow } from '../ledger/billing-table
 import { canonicalJson, type InvoiceDocument } from './invoice-document';
 import { buildInvoice } from './invoice-builder';
 import { invoiceCsv } from './invoice-csv';
+import { HOUR_MS } from '@fastgpu/contracts';
 
-const HOUR_MS = 3_600_000;
 const tenant = { tenantId: 'initech', name: 'Initech', currency: 'USD', billingTimeZone: 'UTC' };
 const priceVersions: PriceVersion[] = [
   { priceBookId: 'standard', version: 1, currency: 'USD', effectiveFromMs: Date.UTC(2026, 0, 1), prices: [{ gpuModel: 'a100', capacityType: 'on-demand', pricePerGpuHour: '10.00', incrementMs: 1000, minimumMs: 60_000 }] },

@@ -9,8 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { invoiceIdFor } from '../../src/ledger/invoice-ids';
 import { DocumentsHarness, FINANCE, layoutProblems, readPdf, requirePoppler } from './harness';
+import { HOUR_MS } from '@fastgpu/contracts';
 
-const HOUR_MS = 3_600_000;
 let h: DocumentsHarness;
 
 function monthBack(back: number): { period: string; year: number; month: number; at(day: number): string } {

@@ -24,9 +24,9 @@ import { CreditNoteReader } from '../../src/credit-notes/credit-notes.service';
 import { creditNoteJson, type CreditNoteDocument } from '../../src/credit-notes/credit-note-document';
 import type { InvoiceDocument } from '../../src/invoices/invoice-document';
 import { ACME, DocumentsHarness, FINANCE, GLOBEX, layoutProblems, readPdf, requirePoppler } from './harness';
+import { HOUR_MS } from '@fastgpu/contracts';
 
 const ZONE = 'Europe/Berlin';
-const HOUR_MS = 3_600_000;
 const current = periodOf(Date.now(), ZONE);
 const [oldest, older, previous] = [addPeriods(current, -3), addPeriods(current, -2), addPeriods(current, -1)];
 const dayOf = (period: string, day: number) => new Date(periodBounds(period, ZONE).startMs + (day - 1) * 24 * HOUR_MS + 10 * HOUR_MS).toISOString();

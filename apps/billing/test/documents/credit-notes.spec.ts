@@ -11,7 +11,7 @@
  * byte (JSON, CSV, PDF).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nameId } from '@fastgpu/contracts';
+import { HOUR_MS, nameId } from '@fastgpu/contracts';
 import { money, sumMoney } from '@fastgpu/money';
 import { invoiceIdFor } from '../../src/ledger/invoice-ids';
 import { dropRebuildTables, rebuildLedger } from '../../src/ledger/billing.rebuild';
@@ -23,7 +23,6 @@ import { CreditNoteReader } from '../../src/credit-notes/credit-notes.service';
 import { creditNoteJson, creditNotePdf, creditNotesCsv, type CreditNoteDocument } from '../../src/credit-notes/credit-note-document';
 import { ACME, DocumentsHarness, FINANCE, GLOBEX, layoutProblems, readPdf, requirePoppler } from './harness';
 
-const HOUR_MS = 3_600_000;
 let h: DocumentsHarness;
 
 function monthBack(back: number): { period: string; at(day: number): string } {

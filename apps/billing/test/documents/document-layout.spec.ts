@@ -15,8 +15,8 @@ import { invoiceCsv } from '../../src/invoices/invoice-csv';
 import { invoicePdf } from '../../src/invoices/invoice-pdf';
 import { lineTaxes } from '../../src/invoices/document-format';
 import { layoutProblems, readPdf, requirePoppler } from './harness';
+import { HOUR_MS } from '@fastgpu/contracts';
 
-const HOUR_MS = 3_600_000;
 const tenant = { tenantId: 'initech', name: 'Initech', currency: 'USD', billingTimeZone: 'Europe/Berlin' };
 const priceVersions: PriceVersion[] = [
   { priceBookId: 'standard', version: 1, currency: 'USD', effectiveFromMs: Date.UTC(2026, 0, 1), prices: [{ gpuModel: 'a100', capacityType: 'on-demand', pricePerGpuHour: '3.00', incrementMs: 1000, minimumMs: 60_000 }] },

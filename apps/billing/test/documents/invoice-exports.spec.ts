@@ -17,8 +17,8 @@ import { money, sumMoney } from '@fastgpu/money';
 import { invoiceIdFor } from '../../src/ledger/invoice-ids';
 import type { InvoiceDocument } from '../../src/invoices/invoice-document';
 import { ACME, DocumentsHarness, FINANCE, layoutProblems, readPdf, requirePoppler, SELLER } from './harness';
+import { HOUR_MS } from '@fastgpu/contracts';
 
-const HOUR_MS = 3_600_000;
 let h: DocumentsHarness;
 
 /** The UTC month `back` months before now, as a period, and an instant on its `day` at `hour` UTC. */

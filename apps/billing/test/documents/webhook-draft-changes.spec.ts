@@ -26,8 +26,8 @@ import { webhookProjection } from '../../src/webhooks/webhooks.projection';
 import { webhookBodySchemas } from '../../src/webhooks/webhooks.schema';
 import { WEBHOOK_EVENT_TYPES, type WebhookEventType } from '../../src/webhooks/webhook-events';
 import { DocumentsHarness, FINANCE } from './harness';
+import { HOUR_MS } from '@fastgpu/contracts';
 
-const HOUR_MS = 3_600_000;
 const current = periodOf(Date.now(), 'UTC');
 const previous = addPeriods(current, -1);
 const previousStartMs = periodBounds(previous, 'UTC').startMs;

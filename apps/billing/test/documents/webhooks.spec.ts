@@ -21,8 +21,8 @@ import { webhookProjection } from '../../src/webhooks/webhooks.projection';
 import { webhookBodySchemas } from '../../src/webhooks/webhooks.schema';
 import type { WebhookEventType } from '../../src/webhooks/webhook-events';
 import { ACME, DocumentsHarness, FINANCE } from './harness';
+import { HOUR_MS } from '@fastgpu/contracts';
 
-const HOUR_MS = 3_600_000;
 const RETRY_BASE_MS = 400;
 
 interface Received {

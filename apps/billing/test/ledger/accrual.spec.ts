@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
 import { invoiceIdFor } from '../../src/ledger/invoice-ids';
 import { BillingHarness, FINANCE, FLAT_PRICES, usageData } from './harness';
+import { HOUR_MS } from '@fastgpu/contracts';
 
 let h: BillingHarness;
 const now = Date.now();
@@ -21,7 +22,6 @@ const closing = addPeriods(periodOf(now, 'UTC'), -1);
 const next = addPeriods(closing, 1);
 const boundaryMs = periodBounds(closing, 'UTC').endMs;
 const at = (offsetMs: number) => new Date(boundaryMs + offsetMs).toISOString();
-const HOUR_MS = 3_600_000;
 
 async function runSubtask(tenantId: string, subtaskId: string, gpus: number, startOffsetMs: number): Promise<number> {
   const common = { jobId: `job-${subtaskId}`, tenantId, subtaskId, attempt: 1, nodeId: 'node-1', leaseEpoch: 1 };

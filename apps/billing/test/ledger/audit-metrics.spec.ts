@@ -13,12 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
 import { invoiceIdFor } from '../../src/ledger/invoice-ids';
 import { ACME, BillingHarness, FINANCE, FLAT_PRICES, GLOBEX, usageData } from './harness';
+import { HOUR_MS } from '@fastgpu/contracts';
 
 let h: BillingHarness;
 const previous = addPeriods(periodOf(Date.now(), 'UTC'), -1);
 const startMs = periodBounds(previous, 'UTC').startMs;
 const at = (offsetMs: number) => new Date(startMs + offsetMs).toISOString();
-const HOUR_MS = 3_600_000;
 
 /** The value of one sample of the Prometheus exposition (labels given must all match), or undefined. */
 async function metric(name: string, labels: Record<string, string> = {}): Promise<number | undefined> {

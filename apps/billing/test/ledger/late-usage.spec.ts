@@ -13,13 +13,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
 import { invoiceIdFor } from '../../src/ledger/invoice-ids';
 import { BillingHarness, FINANCE, FLAT_PRICES, usageData } from './harness';
+import { HOUR_MS } from '@fastgpu/contracts';
 
 let h: BillingHarness;
 const current = periodOf(Date.now(), 'UTC');
 const old = addPeriods(current, -4);
 const oldStart = periodBounds(old, 'UTC').startMs;
 const currentStart = periodBounds(current, 'UTC').startMs;
-const HOUR_MS = 3_600_000;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 async function lateUsage(usageId: string, hours: number): Promise<void> {

@@ -17,13 +17,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
 import { invoiceIdFor } from '../../src/ledger/invoice-ids';
 import { ACME, BillingHarness, FINANCE, FLAT_PRICES, usageData } from './harness';
+import { HOUR_MS } from '@fastgpu/contracts';
 
 let h: BillingHarness;
 const previous = addPeriods(periodOf(Date.now(), 'UTC'), -1);
 const current = addPeriods(previous, 1);
 const startMs = periodBounds(previous, 'UTC').startMs;
 const at = (offsetMs: number) => new Date(startMs + offsetMs).toISOString();
-const HOUR_MS = 3_600_000;
 let counter = 0;
 const usage = (tenantId: string, hours: number) => {
   counter++;

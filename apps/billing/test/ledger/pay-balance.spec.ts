@@ -14,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
 import { invoiceIdFor } from '../../src/ledger/invoice-ids';
 import { ACME, BillingHarness, FINANCE, usageData } from './harness';
+import { HOUR_MS } from '@fastgpu/contracts';
 
-const HOUR_MS = 3_600_000;
 const previous = addPeriods(periodOf(Date.now(), 'UTC'), -1);
 const startMs = periodBounds(previous, 'UTC').startMs;
 const at = (offsetMs: number) => new Date(startMs + offsetMs).toISOString();

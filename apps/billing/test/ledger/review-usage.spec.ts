@@ -16,11 +16,11 @@ import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
 import { invoiceIdFor } from '../../src/ledger/invoice-ids';
 import { LATE_PERIODS_MAX } from '../../src/ledger/ledger-writer';
 import { ACME, BillingHarness, FINANCE, FLAT_PRICES, usageData } from './harness';
+import { HOUR_MS } from '@fastgpu/contracts';
 
 let h: BillingHarness;
 const current = periodOf(Date.now(), 'UTC');
 const old = addPeriods(current, -4);
-const HOUR_MS = 3_600_000;
 const iso = (ms: number) => new Date(ms).toISOString();
 const startOf = (period: string) => periodBounds(period, 'UTC').startMs;
 const items = async () => (await h.call('GET', '/v1/billing/review-queue?tenantId=acme', FINANCE)).json.items as Array<Record<string, unknown>>;
