@@ -1,8 +1,9 @@
 /**
- * Proves that the one canonicalJson writes the same bytes as each of the four copies it replaces
+ * Proves that the one canonicalJson writes the same bytes as each of the five copies it replaces
  * (kept here verbatim as references: billing's invoice documents → InvoiceFinalized.sha256,
  * intake's Idempotency-Key request hashes, metering's external event payload hashes,
- * reliability's SlaCreditIssued.reportHash) on every input those call sites pass: recorded ones
+ * reliability's SlaCreditIssued.reportHash; and billing's audit comparison of a repeated event's
+ * payload, which was never hashed) on every input those call sites pass: recorded ones
  * (invoice documents with taxes, credits and carried credits, an SLA report body, parsed job,
  * lease and tenant requests, external event data; canonical-json.recorded.json, written by the
  * apps' own builders) and generated ones (nested objects and arrays, optional members set to
@@ -16,7 +17,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, CanonicalJsonError, sha256Hex } from './canonical-json';
 
-// ------------------------------------------------------------ the four copies, as they were
+// ------------------------------------------------------------ the five copies, as they were
 /** apps/billing/src/invoices/invoice-document.ts (InvoiceFinalized.sha256, stored documents, credit-note request hashes). */
 function billingReference(value: unknown): string {
   if (value === null || typeof value === 'boolean' || typeof value === 'string') return JSON.stringify(value);
@@ -78,7 +79,19 @@ function reliabilityReference(value: unknown): string {
   return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${reliabilityReference(v)}`).join(',')}}`;
 }
 
-const references = { billing: billingReference, intake: intakeReference, metering: meteringReference, reliability: reliabilityReference };
+/** apps/billing/src/ledger/billing-audit.ts (`sameJson`: is a repeated finance action or price book the same payload). */
+function billingAuditReference(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(billingAuditReference).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${billingAuditReference(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+const references = { billing: billingReference, intake: intakeReference, metering: meteringReference, reliability: reliabilityReference, billingAudit: billingAuditReference };
 /** How each call site hashed: createHash over the canonical text (metering used crypto.hash, the same digest). */
 const referenceSha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 

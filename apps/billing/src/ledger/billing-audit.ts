@@ -1,4 +1,4 @@
-import type { StoredEvent } from '@fastgpu/contracts';
+import { canonicalJson, type StoredEvent } from '@fastgpu/contracts';
 import type { ProjectionTransaction } from '@fastgpu/messaging';
 import type { TableName } from './billing-tables';
 
@@ -89,18 +89,11 @@ export async function writeAuditRows(trx: ProjectionTransaction, t: TableName, r
   }
 }
 
-/** Whether two JSON values are equal whatever their key order (jsonb reorders keys). */
+/**
+ * Whether two JSON values are equal whatever their key order (jsonb reorders keys): their
+ * canonical JSON (libs/contracts) is the same. The payloads compared are event data, which holds
+ * safe integers only (amounts are decimal strings).
+ */
 export function sameJson(a: unknown, b: unknown): boolean {
-  return stableJson(a) === stableJson(b);
-}
-
-function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
+  return canonicalJson(a) === canonicalJson(b);
 }
