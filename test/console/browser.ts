@@ -71,3 +71,24 @@ export async function seriousAccessibilityViolations(page: Page): Promise<AxeVio
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target })) }));
 }
+
+/** Opens the console at `path` (below /console) and signs in with `key` through its form; answers once signed in. */
+export async function signIn(page: Page, origin: string, key: string, path = '/'): Promise<void> {
+  const answer = await page.goto(`${origin}/console${path}`);
+  if (!answer?.ok()) throw new Error(`GET /console${path}: ${answer?.status()} ${await answer?.text()}`);
+  await page.getByLabel('API key').fill(key);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+}
+
+/**
+ * Marks the document, so a test can later tell that what it saw arrived without a reload (a
+ * reload or a new page load drops the mark).
+ */
+export async function markDocument(page: Page): Promise<void> {
+  await page.evaluate(() => Object.assign(globalThis, { consoleTestMark: true }));
+}
+
+export function documentStillMarked(page: Page): Promise<boolean> {
+  return page.evaluate(() => (globalThis as any).consoleTestMark === true);
+}

@@ -18,12 +18,12 @@ export const ADMIN = 'console-admin-key-0123456789abcdef';
 /** Far above what a browser sends: these tests are about views, not the limiter. */
 const NO_RATE_LIMITS: Partial<FastGpuConfig> = { rateLimitKeyPerSecond: 1_000_000, rateLimitKeyBurst: 10_000_000, rateLimitTenantPerSecond: 1_000_000, rateLimitTenantBurst: 10_000_000 };
 
-/** A list price every test tenant is billed with, so invoices carry amounts. */
+/** A list price every test tenant is billed with: a dollar per GPU-second, so seconds of a test job are dollars on its invoice. */
 export const PRICE_BOOK = {
   priceBookId: 'list',
   currency: 'USD',
   effectiveFrom: '2020-01-01T00:00:00.000Z',
-  prices: [{ gpuModel: 'a100', capacityType: 'on-demand', pricePerGpuHour: '2.40', incrementMs: 1000, minimumMs: 0 }],
+  prices: [{ gpuModel: 'a100', capacityType: 'on-demand', pricePerGpuHour: '3600', incrementMs: 1000, minimumMs: 0 }],
 };
 
 export interface ConsoleSystem {
