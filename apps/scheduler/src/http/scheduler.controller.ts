@@ -1,6 +1,6 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Put, Query, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
-import { checkJobRequest, JobRequestError, multiLineText, singleLineText, submitJobRequest } from '@fastgpu/contracts';
+import { multiLineText, singleLineText, submitJobRequest } from '@fastgpu/contracts';
 import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
 import { ApiDoc, ApiError, notFound, parseInput, unprocessable } from '@fastgpu/http';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
@@ -8,6 +8,7 @@ import { capacityPlan, CapacityPlanError } from '../capacity/capacity-plan';
 import { freeByModel, fragmentation } from '../placement/metrics';
 import { SchedulerRunner } from '../scheduler.runner';
 import { schedulerPolicySchema } from '../placement/placement.types';
+import { dryRunJob } from './job-dry-run';
 import { capacityPlanResponse, drainResponse, dryRunResponse, nodesResponse, policyResponse, schedulerStatusResponse } from './scheduler.responses';
 
 /** Decimal strings, read exactly by capacityPlan; text a store could not hold is malformed (400) before that. */
@@ -43,42 +44,8 @@ export class SchedulerController {
     tags: ['scheduler'],
   })
   dryRun(@CurrentPrincipal() principal: Principal, @Body() body: unknown) {
-    // The submission's schema, checks and task division: a dry-run refuses exactly what a submission refuses.
-    const request = parseInput(submitJobRequest, body);
-    let checked;
-    try {
-      checked = checkJobRequest(request, this.runtime.clock.now().getTime());
-    } catch (error) {
-      if (error instanceof JobRequestError) throw unprocessable(error.message, error.field);
-      throw error;
-    }
-    const tenantId = principal.tenantId ?? 'platform';
-    const subtaskCount = checked.subtasks.length;
-    const verdict = this.scheduler.engine.feasibility({ gpuModels: request.gpuModels, gpusPerSubtask: request.gpusPerSubtask, subtaskCount, gang: request.gang, ...(request.gangTopologyKey ? { gangTopologyKey: request.gangTopologyKey } : {}) });
-    if (!verdict.feasible) throw unprocessable(verdict.reason ?? 'no node could ever run this job', verdict.field ?? 'gpuModels');
-    const result = this.scheduler.engine.dryRun({
-      jobId: 'dry-run',
-      tenantId,
-      gpuModels: request.gpuModels,
-      gpusPerSubtask: request.gpusPerSubtask,
-      subtaskCount,
-      runtimeMs: checked.runtimeMs,
-      priorityClass: request.priorityClass,
-      priority: request.priority,
-      preemptible: checked.preemptible,
-      gang: request.gang,
-      ...(request.gangTopologyKey ? { gangTopologyKey: request.gangTopologyKey } : {}),
-    });
-    if (!result.feasible) throw unprocessable(result.reason ?? 'no node could ever run this job', 'gpuModels');
-    return {
-      wouldPlace: result.placed.length === subtaskCount,
-      subtaskCount,
-      placedNow: result.placed.length,
-      placements: result.placed,
-      // A tenant learns where room would be made, not whose work it is.
-      wouldPreempt: result.preempted.map((p) => (principal.tenantId === null ? p : { nodeId: p.nodeId })),
-      ...(result.waiting ? { waiting: result.waiting.reason, code: result.waiting.code } : {}),
-    };
+    // The submission's schema here, its checks and task division in dryRunJob: a dry-run refuses exactly what a submission refuses.
+    return dryRunJob(this.scheduler.engine, principal.tenantId, parseInput(submitJobRequest, body), this.runtime.clock.now().getTime());
   }
 
   @Get('capacity-plan')
