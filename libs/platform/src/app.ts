@@ -3,6 +3,7 @@ import { NestFactory, type ModuleRef } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyServerOptions } from 'fastify';
 import { ApiKeyGuard, ApiKeyResolver, Authenticator } from '@fastgpu/auth';
+import { ConsoleModule, defaultConsoleDirectory, registerConsole } from '@fastgpu/console';
 import type { GrpcHandlers } from '@fastgpu/grpc';
 import { isSingleLineText, SINGLE_LINE_TEXT_MESSAGE, type ServiceName } from '@fastgpu/contracts';
 import { ApiErrorFilter, assertSingleValuedQuery, badRequest, errorBody, ERROR_CONTENT_TYPE, parseQueryString, RouteTable, sendApiError, toApiError } from '@fastgpu/http';
@@ -61,10 +62,15 @@ function fastifyOptions(): FastifyServerOptions {
 
 /**
  * Starts services in one Nest app: HTTP (Fastify) with the shared error shape, health,
- * `/metrics` and `/docs` routes, and gRPC for the services that serve it. `npm start` passes all
+ * `/metrics` and `/docs` routes, the console (`/console`, `/v1/live`, `/v1/dead-letters`:
+ * libs/console), and gRPC for the services that serve it. `npm start` passes all
  * five; a service's main passes one.
  */
-export async function startServices(runtime: Runtime, services: ServiceDefinition[], options: { port?: number; host?: string; logger?: boolean } = {}): Promise<StartedApp> {
+export async function startServices(
+  runtime: Runtime,
+  services: ServiceDefinition[],
+  options: { port?: number; host?: string; logger?: boolean; /** The built console served at /console (default: `<root>/dist/console`). */ consoleDirectory?: string } = {},
+): Promise<StartedApp> {
   const grpcServices = services.filter((s) => s.grpc);
   // Loaded only by a process that serves gRPC (intake, billing, the all-in-one): gRPC, its proto
   // loader and reflection are some MB of an idle process's memory (docs/benchmarks.md, service-rss).
@@ -74,7 +80,7 @@ export async function startServices(runtime: Runtime, services: ServiceDefinitio
     : [];
 
   @Module({
-    imports: [RuntimeModule.forRoot(runtime), { module: AuthModule, global: true }, MetricsModule, OpenApiModule, ...services.map((s) => s.module), ...grpc],
+    imports: [RuntimeModule.forRoot(runtime), { module: AuthModule, global: true }, MetricsModule, OpenApiModule, ConsoleModule, ...services.map((s) => s.module), ...grpc],
     controllers: [HealthController],
   })
   class PlatformModule {}
@@ -106,6 +112,8 @@ export async function startServices(runtime: Runtime, services: ServiceDefinitio
     }
     done();
   });
+  // The browser console (issue 19), same origin as the API; a missing build answers 503, never fails the start.
+  await registerConsole(fastify, options.consoleDirectory ?? defaultConsoleDirectory());
   instrumentHttp(app, runtime);
   app.useGlobalFilters(new ApiErrorFilter(routes));
   try {
