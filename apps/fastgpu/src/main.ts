@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { loadConfig } from '@fastgpu/config';
-import { createRuntime, ensureNats, startServices } from '@fastgpu/platform';
+import { ensureNats, startWithRetry } from '@fastgpu/platform';
 import { startTelemetry } from '@fastgpu/telemetry';
 import { localAgentWanted, startLocalAgent } from '../../node-agent/src/local-agent';
 import { startSimulatedFleet } from '../../node-simulator/src/simulated-node';
@@ -11,14 +11,15 @@ import { allServices } from './services';
  * `npm start`: the whole system on embedded defaults — all five services in one process,
  * PGlite under FASTGPU_DATA_DIR (unless DATABASE_URL), NATS at NATS_URL or a local
  * nats-server started with JetStream, simulated GPU nodes, and a demo tenant whose key it prints.
+ * NATS or PostgreSQL not answering yet is waited out as every service's main waits it out
+ * (startWithRetry, libs/platform start-retry.ts), not a crash.
  */
 const config = loadConfig();
 const telemetry = startTelemetry({ serviceName: 'fastgpu', otlpEndpoint: config.otlpEndpoint });
 try {
   const nats = await ensureNats(config.natsUrl, config.dataDir);
-  const runtime = await createRuntime(config);
+  const { runtime, started } = await startWithRetry(allServices, config);
   const adminKey = config.adminKey ?? runtime.generatedAdminKey!;
-  const started = await startServices(runtime, allServices);
   const demo = await seedDemo(runtime, started.url, adminKey);
   const fleet = await startSimulatedFleet(runtime.bus, config.simulatedNodes, { speed: config.simulatorSpeed, heartbeatIntervalMs: config.heartbeatIntervalMs });
   // FASTGPU_LOCAL_AGENT=1: this host's GPUs through the real node agent (docs/node-agent.md), beside the simulated nodes.

@@ -15,12 +15,12 @@ async function natsAnswers(url: string): Promise<boolean> {
 
 /**
  * The embedded default: use NATS at `natsUrl` when it answers; otherwise start `nats-server`
- * from PATH with JetStream in a local folder. Says how to install it when there is none.
+ * from PATH with JetStream in a local folder. Says how to install it when there is none. NATS on
+ * another host is not started here: the start retry waits until it answers (startWithRetry).
  */
 export async function ensureNats(natsUrl: string, dataDir: string): Promise<{ started?: ChildProcess; stop(): void }> {
-  if (await natsAnswers(natsUrl)) return { stop: () => undefined };
   const url = new URL(natsUrl);
-  if (!['127.0.0.1', 'localhost'].includes(url.hostname)) throw new Error(`NATS at ${natsUrl} does not answer`);
+  if (!['127.0.0.1', 'localhost'].includes(url.hostname) || (await natsAnswers(natsUrl))) return { stop: () => undefined };
   const found = spawnSync('nats-server', ['--version'], { encoding: 'utf8' });
   if (found.error) {
     throw new Error(

@@ -58,21 +58,25 @@ export async function retryTransientStart<T>(start: () => Promise<T>, options: P
   }
 }
 
-/** Connects and starts one service with retryTransientStart; a failed attempt closes its runtime and half-started app. */
-export async function startWithRetry(service: ServiceDefinition, config: FastGpuConfig, options: StartRetryOptions = {}): Promise<{ runtime: OwnedRuntime; started: StartedApp }> {
+/**
+ * Connects and starts one service (a service's main), or several in one app (`npm start`), with
+ * retryTransientStart; a failed attempt closes its runtime and half-started app.
+ */
+export async function startWithRetry(services: ServiceDefinition | readonly ServiceDefinition[], config: FastGpuConfig, options: StartRetryOptions = {}): Promise<{ runtime: OwnedRuntime; started: StartedApp }> {
+  const list: ServiceDefinition[] = 'module' in services ? [services] : [...services];
   return retryTransientStart(
     async () => {
       let runtime: OwnedRuntime | undefined;
       try {
         runtime = await createRuntime(config, options.runtime);
-        const started = await startServices(runtime, [service], options.http);
+        const started = await startServices(runtime, list, options.http);
         return { runtime, started };
       } catch (error) {
         await runtime?.close().catch(() => undefined);
         throw error;
       }
     },
-    { logger: options.logger ?? new JsonLogger(service.name), onRetry: options.onRetry },
+    { logger: options.logger ?? new JsonLogger(list.length === 1 ? list[0]!.name : 'fastgpu'), onRetry: options.onRetry },
   );
 }
 
