@@ -9,14 +9,9 @@
  * reader behind what the stream holds).
  */
 import 'reflect-metadata';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, eventually, ThrowawayNatsServer, type TestEnvironment } from '@fastgpu/testing';
 import { SimulatedNode } from '../../apps/node-simulator/src/simulated-node';
 import { ReliabilityEngine } from '../../apps/reliability/src/reliability.engine';
 import { ReliabilityModule } from '../../apps/reliability/src/reliability.module';
@@ -26,55 +21,17 @@ const HEARTBEAT_MS = 2_000;
 const MISSED = 4;
 const OUTAGE_MS = 5_000;
 
-let port: number;
-let storeDir: string;
-let server: ChildProcess | undefined;
+let nats: ThrowawayNatsServer;
 let env: TestEnvironment;
 let runtime: OwnedRuntime;
 let app: StartedApp;
 let engine: ReliabilityEngine;
 const nodes: SimulatedNode[] = [];
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function answers(): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port }, () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-async function startServer(): Promise<void> {
-  server = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', storeDir], { stdio: 'ignore' });
-  await eventually(answers, { timeoutMs: 10_000, intervalMs: 50, message: 'the throwaway nats-server did not start' });
-}
-
-async function killServer(): Promise<void> {
-  const running = server;
-  server = undefined;
-  if (!running || running.exitCode !== null) return;
-  const exited = new Promise((resolve) => running.once('exit', resolve));
-  running.kill('SIGKILL');
-  await exited;
-}
-
 beforeAll(async () => {
-  port = await freePort();
-  storeDir = mkdtempSync(path.join(tmpdir(), 'fastgpu-nats-outage-'));
-  await startServer();
-  env = await createTestEnvironment({ natsUrl: `nats://127.0.0.1:${port}`, heartbeatIntervalMs: HEARTBEAT_MS, missedHeartbeatsBeforeLost: MISSED });
+  nats = await ThrowawayNatsServer.create('nats-outage');
+  await nats.start();
+  env = await createTestEnvironment({ natsUrl: nats.url, heartbeatIntervalMs: HEARTBEAT_MS, missedHeartbeatsBeforeLost: MISSED });
   runtime = await createRuntime(env.config);
   app = await startServices(runtime, [{ name: 'reliability', module: ReliabilityModule.withOptions({ slaAutoClose: false }) }], { port: 0, logger: false });
   engine = app.app.get(ReliabilityEngine);
@@ -86,13 +43,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (!server) await startServer().catch(() => undefined);
+  if (nats && !nats.running) await nats.start().catch(() => undefined);
   for (const node of nodes) await node.stop();
   await app?.close();
   await runtime?.close();
   await env?.cleanup();
-  await killServer();
-  rmSync(storeDir, { recursive: true, force: true });
+  await nats?.dispose();
 });
 
 describe('a NATS outage', () => {
@@ -100,7 +56,7 @@ describe('a NATS outage', () => {
     await eventually(() => engine.monitor.caughtUp && engine.monitor.liveness.nodes.size === 2, { message: 'the liveness loop did not see both nodes' });
     expect((await runtime.health.report()).checks.nats).toMatchObject({ ok: true });
 
-    await killServer();
+    await nats.kill();
     const down = await eventually(async () => {
       const report = await runtime.health.report();
       return report.checks.nats?.ok === false ? report : undefined;
@@ -109,7 +65,7 @@ describe('a NATS outage', () => {
     expect(String(down.checks.nats!.detail)).toMatch(/^NATS disconnected for \d+ ms/);
     await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
     const restartedAtMs = Date.now();
-    await startServer();
+    await nats.start();
 
     await eventually(async () => (await runtime.health.report()).checks.nats?.ok === true, { timeoutMs: 15_000, message: 'readiness did not recover after NATS came back' });
     // Heartbeats are read again, and keep coming: each node heard two intervals after the restart.
