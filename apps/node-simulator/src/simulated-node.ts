@@ -22,6 +22,8 @@ export interface SimulatedNodeOptions {
   /** Exit code for a sub-task (0 = success); lets tests make user failures. */
   exitCodeFor?(command: Extract<NodeCommand, { kind: 'RunSubtask' }>): number;
   now?(): Date;
+  /** Each node's own clock (a skewed one, in fault runs); `now` for every node when absent. */
+  clockOf?(nodeId: string): () => Date;
 }
 
 /** The protocol's default heartbeat interval (docs/node-protocol.md). */
@@ -53,7 +55,7 @@ export class SimulatedNode {
     private readonly options: SimulatedNodeOptions = {},
   ) {
     this.publisher = new EventPublisher(bus.js, bus.topology, `fastgpu/node/${spec.nodeId}`);
-    this.now = options.now ?? (() => new Date());
+    this.now = options.clockOf?.(spec.nodeId) ?? options.now ?? (() => new Date());
   }
 
   get runningSubtasks(): string[] {
