@@ -1,13 +1,16 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
-import { DeliverPolicy } from '@nats-io/jetstream';
-import { decodeEvent } from '@fastgpu/contracts';
 import { createDatabase, migrateToLatest, type DatabaseHandle } from '@fastgpu/db';
 import { connectBus, type Bus } from '@fastgpu/messaging';
 import { freePort, startCluster, type Cluster } from '../../scripts/cluster/cluster';
 import { compile } from '../../scripts/compile.mjs';
-import { checkInvariants, type InvariantResult } from './invariants';
+import { checkInvariants, type CheckpointSamples, type InvariantResult } from './invariants';
+import { unreleasedLeases } from './log-summary';
 import { startThrowawayPostgres, type ThrowawayPostgres } from './postgres';
+import { parseFleetSpec } from '../../apps/node-simulator/src/simulated-node';
 import { compileServices, killProcess, SERVICES, serviceProcess, type ServiceProcess } from './processes';
 
 /**
@@ -46,10 +49,27 @@ export interface HistoryEntry {
 
 export interface FaultEntry {
   atMs: number;
-  kind: 'kill-9' | 'sigstop' | 'nats-leader-kill' | 'postgres-immediate-stop';
+  kind: 'kill-9' | 'sigstop' | 'nats-leader-kill' | 'postgres-immediate-stop' | 'clock-skew';
   target: string;
   durationMs: number;
+  /** clock-skew: how far the node's clock was ahead (negative: behind). */
+  skewMs?: number;
 }
+
+/** One node's clock skewed from `fromMs` to `toMs` (machine time): what the skew invariant checks. */
+export interface SkewWindow {
+  nodeId: string;
+  skewMs: number;
+  fromMs: number;
+  toMs: number;
+}
+
+/** The simulated fleet: enough GPUs of each model for what the client submits (a backlog would outlast the convergence bound). */
+const FLEET = 'a100:4x2,h100:4x2';
+const fleet = parseFleetSpec(FLEET);
+
+/** Clock skews the nemesis gives a node: ten minutes and an hour, either way (issue 16's findings). */
+const CLOCK_SKEWS_MS = [600_000, -600_000, 3_600_000, -3_600_000] as const;
 
 export interface NemesisResult {
   seed: number;
@@ -118,22 +138,6 @@ function safeJson(text: string): unknown {
   }
 }
 
-/** Leases requested in the log with no release requested. */
-async function unreleasedLeases(bus: Bus): Promise<Array<{ leaseId: string; tenantId: string }>> {
-  const consumer = await bus.js.consumers.get(bus.topology.streams.events, { deliver_policy: DeliverPolicy.All, filter_subjects: `${bus.topology.prefix}.evt.intake.lease.>` });
-  const requested = new Map<string, string>();
-  let pending = (await consumer.info(true)).num_pending;
-  while (pending > 0) {
-    const m = await consumer.next({ expires: 5000 });
-    if (!m) break;
-    const decoded = decodeEvent(m.data);
-    if (decoded.ok && decoded.event.type === 'LeaseRequested') requested.set((decoded.event.data as { leaseId: string }).leaseId, (decoded.event.data as { tenantId: string }).tenantId);
-    if (decoded.ok && decoded.event.type === 'LeaseReleaseRequested') requested.delete((decoded.event.data as { leaseId: string }).leaseId);
-    pending = m.info.pending;
-  }
-  return [...requested].map(([leaseId, tenantId]) => ({ leaseId, tenantId }));
-}
-
 export async function runNemesis(options: NemesisOptions): Promise<NemesisResult> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const seed = options.seed;
@@ -150,6 +154,9 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
   let bus: Bus | undefined;
   let sampler: pg.Pool | undefined;
   const processes: Array<ServiceProcess & { start(): Promise<void> }> = [];
+  const skewDir = mkdtempSync(path.join(tmpdir(), 'fastgpu-nemesis-skew-'));
+  const skewFile = path.join(skewDir, 'clock-skew.json');
+  const skews: SkewWindow[] = [];
   const started = Date.now();
   const at = () => Date.now() - started;
   try {
@@ -174,9 +181,9 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
       FASTGPU_ADMIN_KEY: adminKey,
       FASTGPU_HEARTBEAT_INTERVAL_MS: '1000',
       FASTGPU_MISSED_HEARTBEATS: '6',
-      // Enough GPUs of each model for what the client submits: a backlog would outlast the convergence bound.
-      FASTGPU_SIMULATED_NODES: 'a100:4x2,h100:4x2',
+      FASTGPU_SIMULATED_NODES: FLEET,
       FASTGPU_SIMULATOR_SPEED: '0.05',
+      FASTGPU_SIMULATOR_CLOCK_SKEW_FILE: skewFile,
       FASTGPU_PROJECTION_LEASE_TTL_MS: '2000',
       FASTGPU_SCHEDULER_LEASE_TTL_MS: '2000',
       FASTGPU_RATE_LIMIT_KEY_PER_SECOND: '0',
@@ -208,13 +215,22 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
     // Checkpoints sampled all along: none may ever decrease.
     sampler = new pg.Pool({ connectionString: databaseUrl, max: 1, connectionTimeoutMillis: 2000 });
     sampler.on('error', () => undefined);
-    const samples = new Map<string, number[]>();
+    const samples = new Map<string, CheckpointSamples>();
     let sampling = true;
     const sampleLoop = (async () => {
       while (sampling) {
         try {
           const { rows } = await sampler.query<{ projection: string; last_sequence: string }>('SELECT projection, last_sequence FROM projection_checkpoints');
-          for (const row of rows) samples.set(row.projection, [...(samples.get(row.projection) ?? []), Number(row.last_sequence)]);
+          for (const row of rows) {
+            const value = Number(row.last_sequence);
+            const sampled = samples.get(row.projection);
+            if (!sampled) samples.set(row.projection, { count: 1, last: value });
+            else {
+              if (value < sampled.last) sampled.decreased ??= `${sampled.last} then ${value}`;
+              sampled.count++;
+              sampled.last = value;
+            }
+          }
         } catch {
           // PostgreSQL is down (a fault): sample again later.
         }
@@ -271,19 +287,19 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
         const roll = faultRandom();
         const durationMs = 1000 + Math.floor(faultRandom() * 3000);
         const target = pick(faultRandom, processes);
-        if (roll < 0.35) {
+        if (roll < 0.3) {
           faults.push({ atMs: at(), kind: 'kill-9', target: target.name, durationMs });
           await killProcess(target, 'SIGKILL');
           await sleep(durationMs);
           await target.start().catch((error: Error) => log(`restart of ${target.name} failed: ${error.message}`));
-        } else if (roll < 0.6) {
+        } else if (roll < 0.5) {
           faults.push({ atMs: at(), kind: 'sigstop', target: target.name, durationMs });
           target.child?.kill('SIGSTOP');
           target.stopped = true;
           await sleep(durationMs);
           target.child?.kill('SIGCONT');
           target.stopped = false;
-        } else if (roll < 0.85) {
+        } else if (roll < 0.72) {
           const leader = await cluster!.streamLeader(bus!.topology.streams.events);
           if (leader) {
             faults.push({ atMs: at(), kind: 'nats-leader-kill', target: leader, durationMs });
@@ -291,11 +307,22 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
             await sleep(durationMs);
             await cluster!.restart(leader).catch((error: Error) => log(`restart of ${leader} failed: ${error.message}`));
           }
-        } else {
+        } else if (roll < 0.86) {
           faults.push({ atMs: at(), kind: 'postgres-immediate-stop', target: 'postgres', durationMs });
           postgres!.stopImmediate();
           await sleep(durationMs);
           postgres!.start();
+        } else {
+          // One node reports with a skewed clock for 3–12 s (longer than a run at the fleet's speed
+          // and than the loss timeout), then with the machine's again.
+          const nodeId = pick(faultRandom, fleet).nodeId;
+          const skewMs = pick(faultRandom, CLOCK_SKEWS_MS);
+          const window = { nodeId, skewMs, fromMs: Date.now(), toMs: 0 };
+          faults.push({ atMs: at(), kind: 'clock-skew', target: nodeId, durationMs: durationMs * 3, skewMs });
+          writeFileSync(skewFile, JSON.stringify({ [nodeId]: skewMs }));
+          await sleep(durationMs * 3);
+          writeFileSync(skewFile, '{}');
+          skews.push({ ...window, toMs: Date.now() });
         }
         await sleep(1000 + Math.floor(faultRandom() * 2500));
       }
@@ -308,7 +335,8 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
     await faulting;
     await Promise.all(clients);
 
-    // Heal: everything running again.
+    // Heal: everything running again, every clock the machine's.
+    writeFileSync(skewFile, '{}');
     if (!postgres.running) postgres.start();
     for (const server of cluster.servers) if (!server.running) await cluster.restart(server.name);
     for (const proc of processes) {
@@ -339,10 +367,14 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
     }
 
     const healedAt = Date.now();
-    const result = await checkInvariants({ bus, db: database.db, history, samples, keys, intake: of('intake'), call: callAny, convergeMs, replayBundle, replayEnv: { ...process.env, NATS_URL: cluster.natsUrl, DATABASE_URL: databaseUrl, FASTGPU_PREFIX: prefix } });
+    const result = await checkInvariants({ bus, db: database.db, history, samples, skews, lossTimeoutMs: Number(env.FASTGPU_HEARTBEAT_INTERVAL_MS) * Number(env.FASTGPU_MISSED_HEARTBEATS), keys, intake: of('intake'), call: callAny, convergeMs, replayBundle, replayEnv: { ...process.env, NATS_URL: cluster.natsUrl, DATABASE_URL: databaseUrl, FASTGPU_PREFIX: prefix } });
     sampling = false;
     await sampleLoop;
-    const count = (filter: (h: HistoryEntry) => boolean, key: (h: HistoryEntry) => string) => history.filter(filter).reduce<Record<string, number>>((acc, h) => ({ ...acc, [key(h)]: (acc[key(h)] ?? 0) + 1 }), {});
+    const count = (filter: (h: HistoryEntry) => boolean, key: (h: HistoryEntry) => string) => {
+      const counts: Record<string, number> = {};
+      for (const h of history) if (filter(h)) counts[key(h)] = (counts[key(h)] ?? 0) + 1;
+      return counts;
+    };
     const ok = result.invariants.every((i) => i.ok);
     return {
       seed,
@@ -361,5 +393,6 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
     await database?.close().catch(() => undefined);
     await cluster?.stop();
     postgres?.destroy();
+    rmSync(skewDir, { recursive: true, force: true });
   }
 }

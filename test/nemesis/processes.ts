@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { freePort } from '../../scripts/cluster/cluster';
 import { compile } from '../../scripts/compile.mjs';
 
 /** The services the nemesis runs as real processes, each compiled once ahead of time (scripts/compile.mjs). */
@@ -25,6 +26,9 @@ export async function compileServices(): Promise<Record<ServiceKind, string>> {
   return out;
 }
 
+/** Starts of a process on new ports after its port was taken (EADDRINUSE). */
+const PORT_ATTEMPTS_MAX = 5;
+
 export function serviceProcess(options: { name: string; kind: ServiceKind; bundle: string; port: number; grpcPort: number; env: Record<string, string> }): ServiceProcess & { start(): Promise<void> } {
   let output = '';
   const proc: ServiceProcess & { start(): Promise<void> } = {
@@ -39,31 +43,45 @@ export function serviceProcess(options: { name: string; kind: ServiceKind; bundl
     },
     tail: () => output,
     start: async () => {
-      const child = spawn(process.execPath, [options.bundle], {
-        env: { ...process.env, ...options.env, PORT: String(options.port), FASTGPU_GRPC_PORT: String(options.grpcPort), FASTGPU_INSTANCE_ID: options.name },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      proc.child = child;
-      proc.stopped = false;
-      const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-3000));
-      child.stderr.on('data', keep);
-      await new Promise<void>((resolve, reject) => {
-        let seen = '';
-        const timer = setTimeout(() => reject(new Error(`${options.name} did not start within 90 s: ${output}`)), 90_000);
-        child.stdout.on('data', (chunk: Buffer) => {
-          keep(chunk);
-          seen += chunk.toString();
-          if (/listening on|simulating \d+ nodes/.test(seen)) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        child.once('exit', (code, signal) => {
-          clearTimeout(timer);
-          reject(new Error(`${options.name} exited (${code ?? signal}) while starting: ${output}`));
-        });
-      });
+      // A free port found by probing can be taken by another program before the service binds it:
+      // then the service is started again on new ports (a few times).
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await startOnce();
+        } catch (error) {
+          if (attempt >= PORT_ATTEMPTS_MAX || !/EADDRINUSE/.test((error as Error).message)) throw error;
+          proc.port = await freePort();
+          proc.grpcPort = await freePort();
+          proc.url = `http://127.0.0.1:${proc.port}`;
+        }
+      }
     },
+  };
+  const startOnce = async () => {
+    const child = spawn(process.execPath, [options.bundle], {
+      env: { ...process.env, ...options.env, PORT: String(proc.port), FASTGPU_GRPC_PORT: String(proc.grpcPort), FASTGPU_INSTANCE_ID: options.name },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    proc.child = child;
+    proc.stopped = false;
+    const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-3000));
+    child.stderr.on('data', keep);
+    await new Promise<void>((resolve, reject) => {
+      let seen = '';
+      const timer = setTimeout(() => reject(new Error(`${options.name} did not start within 90 s: ${output}`)), 90_000);
+      child.stdout.on('data', (chunk: Buffer) => {
+        keep(chunk);
+        seen += chunk.toString();
+        if (/listening on|simulating \d+ nodes/.test(seen)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`${options.name} exited (${code ?? signal}) while starting: ${output}`));
+      });
+    });
   };
   return proc;
 }

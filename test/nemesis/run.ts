@@ -23,7 +23,7 @@ for (const seed of seeds) {
   if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
   else {
     process.stdout.write(`seed ${seed}: ${result.ok ? 'PASS' : 'FAIL'}; ${result.history.operations} operations (acknowledged ${JSON.stringify(result.history.acknowledged)}, refused ${JSON.stringify(result.history.refused)}); ${result.faults.length} faults (${Object.entries(result.faults.reduce<Record<string, number>>((acc, f) => ({ ...acc, [f.kind]: (acc[f.kind] ?? 0) + 1 }), {})).map(([k, n]) => `${k} ×${n}`).join(', ')}); converged ${result.convergedInMs === null ? 'never' : `in ${result.convergedInMs} ms`}\n`);
-    for (const invariant of result.invariants) process.stdout.write(`  ${invariant.ok ? 'ok  ' : 'FAIL'} ${invariant.name}: ${invariant.detail}\n`);
+    for (const invariant of result.invariants) process.stdout.write(`  ${invariant.ok ? 'ok  ' : 'FAIL'} ${invariant.name}${invariant.ms === undefined ? '' : ` (${invariant.ms} ms)`}: ${invariant.detail}\n`);
     if (!result.ok && result.tails) for (const [name, tail] of Object.entries(result.tails)) if (tail.trim()) process.stdout.write(`  --- ${name} (last output)\n${tail.trim().split('\n').slice(-8).map((l) => `    ${l}`).join('\n')}\n`);
   }
   if (!result.ok) failed++;
