@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,12 +10,16 @@ import { ApiError, notFound, sendApiError } from '@fastgpu/http';
 export const CONSOLE_PATH = '/console';
 
 /**
- * The built console (`npm run build:console`: index.html and hashed assets, base `/console/`).
- * Every module sits three folders below the repository root, in the sources as in the bundles
- * of `npm run build` (scripts/build.mjs), so this is `<root>/dist/console` in both.
+ * The built console (`npm run build:console`: index.html and hashed assets, base `/console/`):
+ * `<root>/dist/console`, the root being the nearest folder above this module that holds
+ * package.json. This module sits four folders below it in the sources (libs/console/src/static,
+ * as `npm start` runs them) and three in a bundle of `npm run build` (dist/apps/<name>), so no
+ * fixed number of `..` is right for both.
  */
 export function defaultConsoleDirectory(): string {
-  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../dist/console');
+  let folder = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(folder, 'package.json')) && path.dirname(folder) !== folder) folder = path.dirname(folder);
+  return path.join(folder, 'dist', 'console');
 }
 
 /**
