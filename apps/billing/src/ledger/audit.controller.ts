@@ -6,6 +6,7 @@ import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { idSchema } from '@fastgpu/contracts';
 import { BillingLedger } from './billing.ledger';
 import { auditPageResponse } from './audit.responses';
+import type { AuditRow } from './billing-audit';
 
 /** Rows of the audit trail per page, at most. */
 export const AUDIT_PAGE_MAX = 1000;
@@ -17,16 +18,6 @@ const auditPage = {
 };
 export const invoiceAuditQuery = z.object(auditPage).strict();
 export const tenantAuditQuery = z.object({ ...auditPage, tenantId: idSchema.optional() }).strict();
-
-interface AuditRow {
-  sequence: number;
-  event_id: string;
-  type: string;
-  invoice_id: string;
-  tenant_id: string | null;
-  outcome: string;
-  detail: string | null;
-}
 
 /**
  * The audit trail (`billing_audit`): the events behind an invoice, or a tenant's billing, each
@@ -55,7 +46,7 @@ export class BillingAuditController {
       return lookup.executeTakeFirst();
     };
     if (!(await owner('billing_invoices')) && !(await owner('billing_deleted_invoices'))) throw notFound('invoice');
-    const rows = (await db.selectFrom('billing_audit').selectAll().where('invoice_id', '=', invoiceId).where('sequence', '>', q.after).orderBy('sequence').orderBy('outcome').limit(q.limit).execute()) as AuditRow[];
+    const rows = await db.selectFrom('billing_audit').selectAll().where('invoice_id', '=', invoiceId).where('sequence', '>', q.after).orderBy('sequence').orderBy('outcome').limit(q.limit).execute();
     return page(rows, q.limit);
   }
 

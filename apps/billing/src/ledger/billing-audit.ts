@@ -1,4 +1,6 @@
+import type { Selectable } from 'kysely';
 import { canonicalJson, type StoredEvent } from '@fastgpu/contracts';
+import type { BillingAuditTable } from '@fastgpu/db';
 import type { ProjectionTransaction } from '@fastgpu/messaging';
 import type { TableName } from './billing-tables';
 
@@ -47,15 +49,8 @@ export const AUDITED_TYPES: ReadonlySet<string> = new Set([
   'TenantBillingProfileSet',
 ]);
 
-export interface AuditRow {
-  sequence: number;
-  invoice_id: string;
-  outcome: string;
-  event_id: string;
-  type: string;
-  tenant_id: string | null;
-  detail: string | null;
-}
+/** A row of `billing_audit` (libs/db schema-billing.ts). */
+export type AuditRow = Selectable<BillingAuditTable>;
 
 /** Audit rows written per statement (7 parameters a row, far below PostgreSQL's 65,535). */
 export const AUDIT_ROWS_PER_INSERT = 1000;
