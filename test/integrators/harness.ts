@@ -6,9 +6,8 @@ import { hashSecret } from '@fastgpu/auth';
 import type { FastGpuConfig } from '@fastgpu/config';
 import { newEventId, type DomainEvent, type EventData, type EventType } from '@fastgpu/contracts';
 import { EventPublisher } from '@fastgpu/messaging';
-import { gpuMs } from '@fastgpu/money';
 import { createRuntime, startServices, type OwnedRuntime, type ServiceDefinition, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, usageRecordedData, type TestEnvironment } from '@fastgpu/testing';
 
 /**
  * The integrator tests' running platform: the services asked for on a fresh database and stream
@@ -117,26 +116,7 @@ export function monthBack(back: number): { period: string; at(day: number, hour?
 }
 
 /** A `UsageRecorded` as metering announces it: one allocation of `gpus` GPUs over [startAt, endAt). */
-export function usage(tenantId: string, usageId: string, startAt: string, endAt: string, extra: Partial<EventData<'UsageRecorded'>> = {}): EventData<'UsageRecorded'> {
-  const gpus = extra.gpus ?? 1;
-  return {
-    usageId,
-    tenantId,
-    projectId: 'p1',
-    jobId: `job-${usageId}`,
-    subtaskId: `st-${usageId}`,
-    attempt: 1,
-    gpuModel: 'a100',
-    capacityType: 'on-demand',
-    gpus,
-    startAt,
-    endAt,
-    gpuMs: gpuMs(gpus, Date.parse(startAt), Date.parse(endAt)),
-    interrupted: false,
-    sourceSequences: [],
-    ...extra,
-  };
-}
+export const usage = usageRecordedData;
 
 /** One price book every test tenant is billed with. */
 export const PRICE_BOOK = {

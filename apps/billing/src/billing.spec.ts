@@ -23,9 +23,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sql } from 'kysely';
 import { newEventId, type DomainEvent, type EventData } from '@fastgpu/contracts';
 import { EventPublisher } from '@fastgpu/messaging';
-import { gpuMs, money, sumMoney } from '@fastgpu/money';
+import { money, sumMoney } from '@fastgpu/money';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, insertTestApiKey, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, insertTestApiKey, usageRecordedData, type TestEnvironment } from '@fastgpu/testing';
 import { createBillingService } from './billing.service';
 import { invoiceIdFor } from './ledger/invoice-ids';
 import { dropRebuildTables, rebuildLedger } from './ledger/billing.rebuild';
@@ -73,28 +73,8 @@ async function publish<T extends 'TenantCreated' | 'UsageRecorded' | 'SlaCreditI
 let usageCounter = 0;
 async function usage(tenantId: string, startAt: string, endAt: string, extra: Partial<EventData<'UsageRecorded'>> = {}): Promise<number> {
   usageCounter++;
-  const gpus = extra.gpus ?? 1;
-  return publish(
-    'UsageRecorded',
-    {
-      usageId: `use-${usageCounter}`,
-      tenantId,
-      projectId: 'p1',
-      jobId: `job-${usageCounter}`,
-      subtaskId: `st-${usageCounter}`,
-      attempt: 1,
-      gpuModel: 'a100',
-      capacityType: 'on-demand',
-      gpus,
-      startAt,
-      endAt,
-      gpuMs: gpuMs(gpus, Date.parse(startAt), Date.parse(endAt)),
-      interrupted: false,
-      sourceSequences: [1000 + usageCounter],
-      ...extra,
-    },
-    tenantId,
-  );
+  const data = usageRecordedData(tenantId, `use-${usageCounter}`, startAt, endAt, { jobId: `job-${usageCounter}`, subtaskId: `st-${usageCounter}`, sourceSequences: [1000 + usageCounter], ...extra });
+  return publish('UsageRecorded', data, tenantId);
 }
 
 async function priceBook(body: unknown) {

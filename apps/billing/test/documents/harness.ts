@@ -6,10 +6,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'vitest';
 import { newEventId, type DomainEvent, type EventData, type EventType } from '@fastgpu/contracts';
-import { gpuMs } from '@fastgpu/money';
 import { EventPublisher } from '@fastgpu/messaging';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, insertTestApiKey, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, insertTestApiKey, usageRecordedData, type TestEnvironment } from '@fastgpu/testing';
 import type { BillingOptions } from '../../src/billing.config';
 import { createBillingService } from '../../src/billing.service';
 import type { InvoiceDocument } from '../../src/invoices/invoice-document';
@@ -102,28 +101,7 @@ export class DocumentsHarness {
   }
 
   async usage(tenantId: string, usageId: string, startAt: string, endAt: string, extra: Partial<EventData<'UsageRecorded'>> = {}): Promise<number> {
-    const gpus = extra.gpus ?? 1;
-    return this.publish(
-      'UsageRecorded',
-      {
-        usageId,
-        tenantId,
-        projectId: 'p1',
-        jobId: `job-${usageId}`,
-        subtaskId: `st-${usageId}`,
-        attempt: 1,
-        gpuModel: 'a100',
-        capacityType: 'on-demand',
-        gpus,
-        startAt,
-        endAt,
-        gpuMs: gpuMs(gpus, Date.parse(startAt), Date.parse(endAt)),
-        interrupted: false,
-        sourceSequences: [],
-        ...extra,
-      },
-      { tenantId },
-    );
+    return this.publish('UsageRecorded', usageRecordedData(tenantId, usageId, startAt, endAt, extra), { tenantId });
   }
 
   async finalize(invoiceId: string, at?: string): Promise<InvoiceDocument> {

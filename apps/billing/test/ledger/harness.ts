@@ -2,10 +2,9 @@ import 'reflect-metadata';
 import { expect } from 'vitest';
 import { sql } from 'kysely';
 import { newEventId, type DomainEvent, type EventData, type EventType } from '@fastgpu/contracts';
-import { gpuMs } from '@fastgpu/money';
 import { EventPublisher, lastSequence } from '@fastgpu/messaging';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, insertTestApiKey, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, insertTestApiKey, usageRecordedData, type TestEnvironment } from '@fastgpu/testing';
 import { createBillingService } from '../../src/billing.service';
 import type { InvoiceDocument } from '../../src/invoices/invoice-document';
 import type { BillingOptions } from '../../src/billing.config';
@@ -131,26 +130,7 @@ export class BillingHarness {
 }
 
 /** A UsageRecorded as metering publishes it, for an allocation [startAt, endAt). */
-export function usageData(tenantId: string, usageId: string, startAt: string, endAt: string, extra: Partial<EventData<'UsageRecorded'>> = {}): EventData<'UsageRecorded'> {
-  const gpus = extra.gpus ?? 1;
-  return {
-    usageId,
-    tenantId,
-    projectId: 'p1',
-    jobId: `job-${usageId}`,
-    subtaskId: `st-${usageId}`,
-    attempt: 1,
-    gpuModel: 'a100',
-    capacityType: 'on-demand',
-    gpus,
-    startAt,
-    endAt,
-    gpuMs: gpuMs(gpus, Date.parse(startAt), Date.parse(endAt)),
-    interrupted: false,
-    sourceSequences: [],
-    ...extra,
-  };
-}
+export const usageData = usageRecordedData;
 
 /** The flat test price book: a100 on-demand 2.00/GPU-hour, preemptible 0.60/GPU-hour, from 2026-01-01. */
 export const FLAT_PRICES = {
