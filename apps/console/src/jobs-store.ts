@@ -10,6 +10,8 @@ export const JOBS_LOADED_MAX = 100_000;
 const PAGE_ROWS = 500;
 /** Live events are applied in batches this often, so a burst changes the rows once. */
 const LIVE_BATCH_MS = 250;
+/** While pages load, the table gets the rows so far at most this often (each update re-sorts them). */
+const LOAD_PUBLISH_MS = 1000;
 
 export interface JobsSnapshot {
   rows: readonly JobSummary[];
@@ -25,6 +27,11 @@ export interface JobsSnapshot {
  */
 class JobsStore {
   private snapshot: JobsSnapshot = { rows: [], complete: false, truncated: false, error: undefined };
+  /**
+   * The rows as they are now, appended to while pages load; the snapshot holds a copy of it
+   * (published rows are never changed in place: the table sees a change by a new array).
+   */
+  private working: JobSummary[] = [];
   private readonly index = new Map<string, number>();
   private readonly listeners = new Set<() => void>();
   private pending: LiveEvent[] = [];
@@ -66,6 +73,7 @@ class JobsStore {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.index.clear();
+    this.working = [];
     this.snapshot = { rows: [], complete: false, truncated: false, error: undefined };
   }
 
@@ -73,30 +81,38 @@ class JobsStore {
     this.timer = undefined;
     const events = this.pending;
     this.pending = [];
-    const rows = applyJobEvents(this.snapshot.rows, this.index, events);
-    if (rows !== this.snapshot.rows) this.set({ rows });
+    const rows = applyJobEvents(this.working, this.index, events);
+    if (rows === this.working) return;
+    this.working = rows.slice();
+    this.set({ rows });
   }
 
   private async load(generation: number): Promise<void> {
     let cursor: string | undefined;
+    let publishedAt = 0;
     try {
       for (;;) {
         const page = await api<JobsPage>(`/v1/jobs${query({ limit: PAGE_ROWS, cursor })}`);
         if (generation !== this.generation) return;
-        const known = this.snapshot.rows;
-        const fresh = page.jobs.filter((job) => !this.index.has(job.jobId));
-        const rows = known.concat(fresh);
-        fresh.forEach((job, i) => this.index.set(job.jobId, known.length + i));
-        const full = rows.length >= JOBS_LOADED_MAX;
+        for (const job of page.jobs) {
+          if (this.index.has(job.jobId)) continue;
+          this.index.set(job.jobId, this.working.length);
+          this.working.push(job);
+        }
+        const full = this.working.length >= JOBS_LOADED_MAX;
         if (!page.nextCursor || full) {
-          this.set({ rows, complete: true, truncated: full && page.nextCursor !== null });
+          this.set({ rows: this.working.slice(), complete: true, truncated: full && page.nextCursor !== null });
           return;
         }
-        this.set({ rows });
+        // The first page at once, then the rows so far every LOAD_PUBLISH_MS (each update re-sorts them all).
+        if (Date.now() - publishedAt >= LOAD_PUBLISH_MS) {
+          publishedAt = Date.now();
+          this.set({ rows: this.working.slice() });
+        }
         cursor = page.nextCursor;
       }
     } catch (error) {
-      if (generation === this.generation) this.set({ error, complete: true });
+      if (generation === this.generation) this.set({ error, rows: this.working.slice(), complete: true });
     }
   }
 }

@@ -67,7 +67,7 @@ export function FleetView() {
       <h1 id="fleet-heading">Fleet</h1>
       {fleet.missing && <NotDeployed route="GET /v1/fleet" />}
       {fleet.missing && <p className="muted">Showing GET /v1/nodes instead: GPU counts without their holders.</p>}
-      <form className="toolbar" role="search" aria-label="Filter nodes" onSubmit={(e) => e.preventDefault()}>
+      <form className="toolbar" role="search" aria-label="Find nodes" onSubmit={(e) => e.preventDefault()}>
         <div className="field inline">
           <label htmlFor="fleet-filter">Node or model</label>
           <input id="fleet-filter" type="search" value={search} onChange={(e) => setSearch(e.target.value)} />
