@@ -3,6 +3,7 @@ export * from './streams';
 export * from './publisher';
 export * from './dead-letters';
 export * from './follower';
+export * from './projection';
 export * from './projection-runner';
 export * from './sequence-waiters';
 export * from './message-decoding';

@@ -22,7 +22,8 @@ import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgp
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { EventPublisher } from './publisher';
 import { lastSequence } from './follower';
-import { ProjectionRunner, type Projection, type ProjectionLogger, type ProjectionTransaction } from './projection-runner';
+import type { Projection, ProjectionLogger, ProjectionTransaction } from './projection';
+import { ProjectionRunner } from './projection-runner';
 import { projectionApplyFailures, projectionStalls, registerProjectionRunnerMetrics } from './projection-metrics';
 
 let env: TestEnvironment;
