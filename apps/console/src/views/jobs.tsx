@@ -28,7 +28,7 @@ const restColumns = [
   helper.accessor('state', { header: 'State', cell: (info) => <StateBadge state={info.getValue()} /> }),
   helper.accessor('submittedAt', { header: 'Submitted', cell: (info) => <Time at={info.getValue()} /> }),
   helper.accessor('completedAt', { header: 'Completed', cell: (info) => <Time at={info.getValue()} /> }),
-  helper.accessor('gpuMsObserved', { header: 'GPU-hours', cell: (info) => gpuHours(info.getValue()), meta: { numeric: true } }),
+  helper.accessor('gpuMsObserved', { header: 'GPU-hours', cell: (info) => gpuHours(info.getValue()) }),
   helper.accessor('name', { header: 'Name', cell: (info) => info.getValue() ?? '' }),
 ];
 const tenantColumns = helper.columns([jobColumn, ...restColumns]);
@@ -180,7 +180,7 @@ export function JobsView() {
               return (
                 <tr key={row.id} aria-rowindex={virtual.index + 2}>
                   {row.getAllCells().map((cell) => (
-                    <td key={cell.id} className={(cell.column.columnDef.meta as { numeric?: boolean } | undefined)?.numeric ? 'num' : `col-${cell.column.id}`}>
+                    <td key={cell.id} className={cell.column.id === "gpuMsObserved" ? 'num' : `col-${cell.column.id}`}>
                       <table.FlexRender cell={cell} />
                     </td>
                   ))}
