@@ -2,10 +2,11 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { ReliabilityEngine, RELIABILITY_OPTIONS } from './reliability.engine';
 import type { ReliabilityOptions } from './reliability.config';
 import { SlaReportsController } from './sla/sla.controller';
+import { SloController } from './slo/slo.controller';
 
 /** The reliability service: liveness and fencing, the SLA read model, reports, credits and SLOs. */
 @Module({
-  controllers: [SlaReportsController],
+  controllers: [SlaReportsController, SloController],
   providers: [ReliabilityEngine, { provide: RELIABILITY_OPTIONS, useValue: {} }],
   exports: [ReliabilityEngine],
 })
@@ -14,7 +15,7 @@ export class ReliabilityModule {
   static withOptions(options: Partial<ReliabilityOptions>): DynamicModule {
     return {
       module: ReliabilityModule,
-      controllers: [SlaReportsController],
+      controllers: [SlaReportsController, SloController],
       providers: [ReliabilityEngine, { provide: RELIABILITY_OPTIONS, useValue: options }],
       exports: [ReliabilityEngine],
     };

@@ -62,7 +62,7 @@ describe('API requests counted for the API availability SLO', () => {
   });
 
   it('matches only the probe routes themselves', () => {
-    for (const url of ['/healthz', '/readyz', '/metrics', '/v1/health', '/v1/health?detail=1', '/healthz?']) expect(countsAsApiRequest(url)).toBe(false);
-    for (const url of ['/v1/healthcheck', '/healthzz', '/v1/health/x', '/v1/jobs', '/v1/sla-reports?period=2026-10', '/x/healthz']) expect(countsAsApiRequest(url)).toBe(true);
+    for (const url of ['/healthz', '/readyz', '/metrics', '/v1/health', '/v1/health?detail=1', '/healthz?', '/console', '/console/', '/console/assets/index-1.js', '/console/jobs/j1?x=1']) expect(countsAsApiRequest(url)).toBe(false);
+    for (const url of ['/v1/healthcheck', '/healthzz', '/v1/health/x', '/v1/jobs', '/v1/sla-reports?period=2026-10', '/x/healthz', '/consoles', '/v1/console']) expect(countsAsApiRequest(url)).toBe(true);
   });
 });

@@ -9,9 +9,10 @@ export const PLATFORM_TENANT = '_platform';
  * Probes and health reads, not API traffic: `/healthz` and `/readyz` (load balancers, every few
  * seconds), `/v1/health` (the same checks in detail, for operators) and `/metrics` (scrapers).
  * Counting them would dilute API availability with requests no tenant made, and a probe's 503
- * while a dependency is down would count as an API error on top of the failed API calls.
+ * while a dependency is down would count as an API error on top of the failed API calls. The
+ * browser console's files (`/console` and below) are not API calls either.
  */
-export const UNCOUNTED_ROUTES = /^\/(healthz|readyz|metrics|v1\/health)(\?|$)/;
+export const UNCOUNTED_ROUTES = /^\/(healthz|readyz|metrics|v1\/health)(\?|$)|^\/console(\/|\?|$)/;
 
 /** Whether a request (its URL as the server received it, query included) counts toward API availability. */
 export function countsAsApiRequest(url: string): boolean {
