@@ -60,8 +60,15 @@ export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
 
   onModuleInit(): void {
     if (this.options.autoFinalizeIntervalMs > 0) {
+      // One pass at a time: a pass that outlasts the interval (waiting for the issuer lock another
+      // instance holds, or for the ledger) is not joined by the next, which would queue without bound.
+      let running = false;
       this.timer = setInterval(() => {
-        this.finalizeDue(this.runtime.clock.now(), { actor: 'billing-scheduler', reason: 'grace period after the billing period elapsed' }).catch((error: Error) => this.logger.warn(`automatic finalization: ${error.message}`));
+        if (running) return;
+        running = true;
+        this.finalizeDue(this.runtime.clock.now(), { actor: 'billing-scheduler', reason: 'grace period after the billing period elapsed' })
+          .catch((error: Error) => this.logger.warn(`automatic finalization: ${error.message}`))
+          .finally(() => (running = false));
       }, this.options.autoFinalizeIntervalMs);
       this.timer.unref();
     }
@@ -174,7 +181,9 @@ export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
       const period = addPeriods(periodOf(asOf.getTime() - this.options.graceMs, tenant.billingTimeZone), -1);
       const periodEndMs = periodBounds(period, tenant.billingTimeZone).endMs;
       // Most ticks have nothing to cut: only then is the log asked.
-      if (running.some((a) => a.tenantId === tenantId && accrualRange(a, periodEndMs) !== null)) await this.closePeriod(tenantId, period, who, asOf);
+      // Under the issuer lock, as finalizations: another billing instance closing the same period
+      // first is seen (closePeriod catches up after taking it), so the period is closed once.
+      if (running.some((a) => a.tenantId === tenantId && accrualRange(a, periodEndMs) !== null)) await this.serialized(() => this.withIssuerLock(() => this.closePeriod(tenantId, period, who, asOf)));
     }
   }
 
