@@ -7,57 +7,19 @@
  * A tenant's GetJob needs the database (its API key is looked up, then the job read model).
  */
 import 'reflect-metadata';
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as grpc from '@grpc/grpc-js';
 import { DATABASE_RETRY_AFTER_SECONDS } from '@fastgpu/db';
 import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, eventually, TcpRelay, type TestEnvironment } from '@fastgpu/testing';
 import { ErrorTrailers, loadFastGpuProtos } from '../../libs/grpc/src';
 import { intakeService } from '../../apps/intake/src/intake.service';
 import { call, tenantKey } from './harness';
 
 const ADMIN = 'faults-admin-key-0123456789abcdef';
 
-/** A TCP relay from a loopback port to `target`; `cut()` drops every connection and refuses new ones until `open()`. */
-class Relay {
-  private server: Server | undefined;
-  private readonly sockets = new Set<Socket>();
-  port = 0;
-
-  constructor(private readonly target: { host: string; port: number }) {}
-
-  async open(): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = createConnection(this.target);
-      for (const socket of [client, upstream]) {
-        this.sockets.add(socket);
-        socket.once('close', () => this.sockets.delete(socket));
-        socket.once('error', () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-      client.once('close', () => upstream.destroy());
-      upstream.once('close', () => client.destroy());
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    const address = server.address();
-    if (typeof address === 'object' && address) this.port = address.port;
-    this.server = server;
-  }
-
-  async cut(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-  }
-}
-
 let env: TestEnvironment;
-let relay: Relay;
+let relay: TcpRelay;
 let runtime: OwnedRuntime;
 let app: StartedApp;
 let intake: grpc.Client & { GetJob: (request: object, metadata: grpc.Metadata, callback: (error: grpc.ServiceError | null, response?: unknown) => void) => void };
@@ -70,11 +32,9 @@ function getJob(key: string, jobId: string): Promise<{ error: grpc.ServiceError 
 
 beforeAll(async () => {
   env = await createTestEnvironment({ adminKey: ADMIN });
-  const database = new URL(env.config.databaseUrl!);
-  relay = new Relay({ host: database.hostname, port: Number(database.port || 5432) });
+  relay = TcpRelay.to(env.config.databaseUrl!, 5432);
   await relay.open();
-  database.host = `127.0.0.1:${relay.port}`;
-  runtime = await createRuntime({ ...env.config, databaseUrl: database.toString() });
+  runtime = await createRuntime({ ...env.config, databaseUrl: relay.through(env.config.databaseUrl!) });
   app = await startServices(runtime, [intakeService], { port: 0, logger: false });
   const loaded = grpc.loadPackageDefinition(loadFastGpuProtos()) as unknown as { fastgpu: { intake: { v1: { IntakeService: grpc.ServiceClientConstructor } } } };
   intake = new loaded.fastgpu.intake.v1.IntakeService(`127.0.0.1:${app.grpcPort}`, grpc.credentials.createInsecure()) as unknown as typeof intake;
@@ -82,7 +42,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   intake?.close();
-  await relay?.open().catch(() => undefined);
+  await relay?.open();
   await app?.close();
   await runtime?.close();
   await relay?.cut();
