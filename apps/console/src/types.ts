@@ -248,7 +248,9 @@ export interface SlaReport {
 }
 
 export interface GpuHolder {
+  kind?: 'subtask' | 'lease';
   tenantId: string;
+  leaseId?: string | null;
   jobId: string | null;
   subtaskId: string | null;
   attempt: number | null;
@@ -284,4 +286,40 @@ export interface DeadLetter {
   consumer: string;
   reason: string;
   payload: unknown;
+}
+
+export interface QueueItem {
+  jobId: string;
+  tenantId: string;
+  projectId: string;
+  priorityClass: string;
+  priority: number;
+  submittedAt: string;
+  pendingSubtasks: number;
+  runningSubtasks: number;
+  queuePosition: number | null;
+  waiting: string | null;
+  code: string | null;
+}
+
+export interface SloAlert {
+  name: string;
+  severity: 'page' | 'ticket';
+  factor: string;
+  shortWindowMs: number;
+  longWindowMs: number;
+  shortBurnRate: string;
+  longBurnRate: string;
+  firing: boolean;
+}
+
+export interface Slo {
+  slo: string;
+  objectivePercent: string;
+  period: { total: number; bad: number };
+  budgetConsumed: string;
+  budgetRemaining: string;
+  currentBurnRate: string;
+  status: 'ok' | 'ticket' | 'page';
+  alerts: SloAlert[];
 }

@@ -155,8 +155,8 @@ export function FleetView() {
                               role="img"
                               className={g.holder ? 'gpu held' : 'gpu free'}
                               style={g.holder ? { background: tenantColour(g.holder.tenantId), color: '#fff' } : undefined}
-                              aria-label={g.holder ? `GPU ${g.index}: ${g.holder.tenantId}${g.holder.jobId ? `, job ${g.holder.jobId}` : ''}` : `GPU ${g.index}: free`}
-                              title={g.holder ? `GPU ${g.index} held by ${g.holder.tenantId}${g.holder.subtaskId ? ` (sub-task ${g.holder.subtaskId}, attempt ${g.holder.attempt ?? '?'})` : ''}` : `GPU ${g.index} free`}
+                              aria-label={g.holder ? `GPU ${g.index}: ${g.holder.tenantId}${g.holder.jobId ? `, job ${g.holder.jobId}` : g.holder.leaseId ? `, lease ${g.holder.leaseId}` : ''}` : `GPU ${g.index}: free`}
+                              title={g.holder ? `GPU ${g.index} held by ${g.holder.tenantId}${g.holder.subtaskId ? ` (sub-task ${g.holder.subtaskId}, attempt ${g.holder.attempt ?? '?'})` : g.holder.leaseId ? ` (lease ${g.holder.leaseId})` : ''}${g.holder.since ? ` since ${g.holder.since}` : ''}` : `GPU ${g.index} free`}
                               data-holder={g.holder?.tenantId ?? ''}
                             >
                               {g.holder ? g.holder.tenantId.slice(0, 2) : ''}
@@ -168,11 +168,11 @@ export function FleetView() {
                         <Time at={node.lastHeartbeat} />
                       </td>
                       <td className="col-action">
-                        {node.state === 'healthy' || node.state === 'draining' ? (
-                          <button type="button" onClick={() => setConfirm({ nodeId: node.nodeId, drain: true })} disabled={node.state === 'draining'}>
+                        {node.state === 'healthy' ? (
+                          <button type="button" onClick={() => setConfirm({ nodeId: node.nodeId, drain: true })}>
                             Drain {node.nodeId}
                           </button>
-                        ) : node.state === 'drained' ? (
+                        ) : node.state === 'drained' || node.state === 'draining' ? (
                           <button type="button" onClick={() => setConfirm({ nodeId: node.nodeId, drain: false })}>
                             Undrain {node.nodeId}
                           </button>

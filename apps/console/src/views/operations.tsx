@@ -2,20 +2,20 @@ import { Fragment, useEffect, useState } from 'react';
 import { api, query } from '../api';
 import { ConfirmDialog, Failure, Loading, NotDeployed, StateBadge, Time } from '../components/ui';
 import { useApi, useLiveRefresh } from '../hooks';
-import { useJobs } from '../jobs-store';
 import { Link, useTitle } from '../router';
-import type { DeadLetter, SchedulerStatus } from '../types';
+import type { DeadLetter, QueueItem, SchedulerStatus } from '../types';
 
+const QUEUE_EVENTS = new Set(['JobSubmitted', 'SubtaskPlaced', 'SubtaskRequeued', 'SubtaskPreempted', 'JobCompleted', 'JobCancelRequested', 'LeaseRequested', 'LeaseGranted']);
 /** Health checks change without events: the projections view asks again this often while open. */
 const HEALTH_REFRESH_MS = 5000;
 
-/** The scheduler's queue: its status, and every pending job with why it waits (link to each). */
+/** The scheduler's queue: its status, and the queued jobs in queue order with why each waits. */
 export function QueuesView() {
   useTitle('Queues');
   const status = useApi<SchedulerStatus>('/v1/scheduler/status');
-  useLiveRefresh((event) => event.type === 'SubtaskPlaced' || event.type === 'JobSubmitted' || event.type === 'JobCompleted', status.reload);
-  const { rows, complete } = useJobs();
-  const waiting = rows.filter((job) => job.state === 'pending');
+  const queue = useApi<{ queuedJobs: number; items: QueueItem[] }>('/v1/scheduler/queue?limit=1000');
+  const refresh = () => (status.reload(), queue.reload());
+  useLiveRefresh((event) => QUEUE_EVENTS.has(event.type), refresh);
   return (
     <section aria-labelledby="queues-heading">
       <h1 id="queues-heading">Queues</h1>
@@ -25,7 +25,9 @@ export function QueuesView() {
           <dt>Leader</dt>
           <dd>{status.data.leader ? 'yes' : 'no'}</dd>
           <dt>Caught up</dt>
-          <dd>{status.data.caughtUp ? 'yes' : 'no'} (sequence {status.data.lastSequence})</dd>
+          <dd>
+            {status.data.caughtUp ? 'yes' : 'no'} (sequence {status.data.lastSequence})
+          </dd>
           <dt>Queued jobs</dt>
           <dd data-testid="queued-jobs">{status.data.queuedJobs}</dd>
           <dt>Nodes</dt>
@@ -38,43 +40,61 @@ export function QueuesView() {
           <dd>{status.data.lastCycleMs.toFixed(1)} ms</dd>
         </dl>
       )}
-      <h2 id="pending-heading">Pending jobs ({waiting.length}{complete ? '' : ', loading…'})</h2>
-      <p className="muted">Open a job for why it waits and its queue position.</p>
-      <div className="table-wrap" tabIndex={0} role="region" aria-label="Pending jobs">
-        <table aria-labelledby="pending-heading">
-          <thead>
-            <tr>
-              <th scope="col">Job</th>
-              <th scope="col">Tenant</th>
-              <th scope="col">Project</th>
-              <th scope="col">Submitted</th>
-              <th scope="col">Reason</th>
-            </tr>
-          </thead>
-          <tbody>
-            {waiting.slice(0, 500).map((job) => (
-              <tr key={job.jobId}>
-                <td>
-                  <Link to={`/jobs/${encodeURIComponent(job.jobId)}`}>{job.name ?? job.jobId}</Link>
-                </td>
-                <td>{job.tenantId}</td>
-                <td>{job.projectId}</td>
-                <td>
-                  <Time at={job.submittedAt} />
-                </td>
-                <td>{job.reason ?? ''}</td>
-              </tr>
-            ))}
-            {waiting.length === 0 && (
+      <h2 id="pending-heading">Queued jobs{queue.data ? ` (${queue.data.queuedJobs})` : ''}</h2>
+      {queue.missing && <NotDeployed route="GET /v1/scheduler/queue" />}
+      {queue.error !== undefined && !queue.missing && <Failure error={queue.error} what="The queue could not be loaded" />}
+      {queue.data && (
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Queued jobs">
+          <table aria-labelledby="pending-heading">
+            <thead>
               <tr>
-                <td colSpan={5} className="muted">
-                  No job is waiting.
-                </td>
+                <th scope="col" className="num">
+                  Position
+                </th>
+                <th scope="col">Job</th>
+                <th scope="col">Tenant</th>
+                <th scope="col">Class</th>
+                <th scope="col">Pending / running</th>
+                <th scope="col">Waiting for</th>
+                <th scope="col">Submitted</th>
               </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+            </thead>
+            <tbody>
+              {queue.data.items.map((job) => (
+                <tr key={job.jobId}>
+                  <td className="num">{job.queuePosition ?? '—'}</td>
+                  <td>
+                    <Link to={`/jobs/${encodeURIComponent(job.jobId)}`}>{job.jobId}</Link>
+                  </td>
+                  <td>{job.tenantId}</td>
+                  <td>
+                    {job.priorityClass}
+                    {job.priority ? ` (${job.priority})` : ''}
+                  </td>
+                  <td>
+                    {job.pendingSubtasks} / {job.runningSubtasks}
+                  </td>
+                  <td>
+                    {job.waiting ?? ''}
+                    {job.code ? ` (${job.code})` : ''}
+                  </td>
+                  <td>
+                    <Time at={job.submittedAt} />
+                  </td>
+                </tr>
+              ))}
+              {queue.data.items.length === 0 && (
+                <tr>
+                  <td colSpan={7} className="muted">
+                    No job is waiting.
+                  </td>
+                </tr>
+              )}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {!queue.data && queue.error === undefined && <Loading what="the queue" />}
     </section>
   );
 }

@@ -1,33 +1,18 @@
-import { Failure, Loading, NotDeployed, StateBadge } from '../components/ui';
+import { Failure, Loading, NotDeployed, StateBadge, Time, formatDuration } from '../components/ui';
 import { useApi, useLiveRefresh } from '../hooks';
 import { useTitle } from '../router';
+import type { Slo } from '../types';
 
-type Row = Record<string, unknown>;
+/** Burn states move with API requests and node health; the view asks again at most this often on events. */
+const SLO_EVENTS = new Set(['NodeLost', 'NodeRecovered', 'SubtaskStarted', 'UsageRecorded']);
 
-/** The list an answer carries: its first array of objects (GET /v1/slo's shape may grow). */
-function rowsOf(answer: unknown): Row[] {
-  if (Array.isArray(answer)) return answer.filter((x): x is Row => typeof x === 'object' && x !== null);
-  if (typeof answer === 'object' && answer !== null) {
-    for (const value of Object.values(answer)) if (Array.isArray(value)) return rowsOf(value);
-  }
-  return [];
-}
+const percent = (share: string) => `${(Number(share) * 100).toFixed(1)}%`;
 
-function cell(value: unknown): string {
-  if (value === null || value === undefined) return '—';
-  if (typeof value === 'object') return JSON.stringify(value);
-  return String(value);
-}
-
-const STATE_FIELDS = new Set(['state', 'status', 'alert', 'burnState']);
-
-/** SLOs and their burn states (multi-window burn rates: page, ticket or ok). */
+/** SLOs and their multi-window burn-rate alerts (page 14.4× over 1 h/5 min and 6× over 6 h/30 min; ticket 3× over 1 d/2 h and 1× over 3 d/6 h). */
 export function SloView() {
   useTitle('SLOs');
-  const slo = useApi<unknown>('/v1/slo');
-  useLiveRefresh((event) => event.type === 'SlaCreditIssued' || event.type === 'NodeLost', slo.reload);
-  const rows = rowsOf(slo.data);
-  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const slo = useApi<{ at: string; slos: Slo[] }>('/v1/slo');
+  useLiveRefresh((event) => SLO_EVENTS.has(event.type), slo.reload);
   return (
     <section aria-labelledby="slo-heading">
       <div className="view-head">
@@ -39,31 +24,53 @@ export function SloView() {
       {slo.missing && <NotDeployed route="GET /v1/slo" />}
       {slo.error !== undefined && !slo.missing && <Failure error={slo.error} what="SLOs could not be loaded" />}
       {slo.data === undefined && slo.error === undefined && <Loading what="SLOs" />}
-      {rows.length > 0 && (
-        <div className="table-wrap" tabIndex={0} role="region" aria-label="SLOs">
-          <table>
-            <thead>
-              <tr>
-                {columns.map((c) => (
-                  <th key={c} scope="col">
-                    {c}
-                  </th>
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              {rows.map((row, i) => (
-                <tr key={i}>
-                  {columns.map((c) => (
-                    <td key={c}>{STATE_FIELDS.has(c) && typeof row[c] === 'string' ? <StateBadge state={row[c]} /> : cell(row[c])}</td>
-                  ))}
+      {slo.data && (
+        <>
+          <p className="muted">
+            As of <Time at={slo.data.at} />, over 30 days.
+          </p>
+          <div className="table-wrap" tabIndex={0} role="region" aria-label="SLOs">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">SLO</th>
+                  <th scope="col">State</th>
+                  <th scope="col">Objective</th>
+                  <th scope="col">Bad / total</th>
+                  <th scope="col">Budget spent</th>
+                  <th scope="col">Burn rate now</th>
+                  <th scope="col">Alerts (short / long window burn rates)</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+              </thead>
+              <tbody>
+                {slo.data.slos.map((s) => (
+                  <tr key={s.slo}>
+                    <th scope="row">{s.slo}</th>
+                    <td>
+                      <StateBadge state={s.status} />
+                    </td>
+                    <td>{s.objectivePercent}%</td>
+                    <td>
+                      {s.period.bad.toLocaleString()} / {s.period.total.toLocaleString()}
+                    </td>
+                    <td>{percent(s.budgetConsumed)}</td>
+                    <td>{s.currentBurnRate}×</td>
+                    <td>
+                      <ul className="alerts">
+                        {s.alerts.map((a) => (
+                          <li key={a.name}>
+                            {a.firing ? <strong>{a.name} firing</strong> : a.name}: {a.shortBurnRate}× / {a.longBurnRate}× over {formatDuration(a.shortWindowMs)} / {formatDuration(a.longWindowMs)} (threshold {a.factor}×)
+                          </li>
+                        ))}
+                      </ul>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </>
       )}
-      {slo.data !== undefined && rows.length === 0 && <pre>{JSON.stringify(slo.data, null, 2)}</pre>}
     </section>
   );
 }
