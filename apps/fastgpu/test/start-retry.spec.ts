@@ -9,12 +9,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnvironment, eventually, TcpRelay, type TestEnvironment } from '@fastgpu/testing';
-import { freePort } from '../../../scripts/cluster/cluster';
+import { createTestEnvironment, eventually, TcpRelay, ThrowawayNatsServer, type TestEnvironment } from '@fastgpu/testing';
 
 const root = path.resolve(import.meta.dirname, '../../..');
 /** The all-in-one under tsx compiles and starts five services: slow on a loaded machine. */
@@ -22,21 +20,10 @@ const START_TIMEOUT_MS = 120_000;
 
 let env: TestEnvironment;
 let relay: TcpRelay;
-let natsPort: number;
 let folder: string;
-let nats: ChildProcess | undefined;
+let nats: ThrowawayNatsServer;
 let platform: ChildProcess | undefined;
 let output = '';
-
-async function startNats(jetStream: boolean): Promise<void> {
-  nats = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(natsPort), ...(jetStream ? ['-js', '-sd', path.join(folder, 'nats')] : [])], { stdio: 'ignore' });
-  const answers = () =>
-    new Promise<boolean>((resolve) => {
-      const socket = createConnection({ host: '127.0.0.1', port: natsPort }, () => resolve(socket.destroy() !== undefined));
-      socket.once('error', () => resolve(false));
-    });
-  await eventually(answers, { timeoutMs: 10_000, intervalMs: 50, message: 'the throwaway nats-server did not start' });
-}
 
 async function stop(child: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
@@ -48,7 +35,7 @@ async function stop(child: ChildProcess | undefined, signal: NodeJS.Signals): Pr
 beforeAll(async () => {
   env = await createTestEnvironment();
   folder = mkdtempSync(path.join(tmpdir(), 'fastgpu-all-in-one-retry-'));
-  natsPort = await freePort();
+  nats = await ThrowawayNatsServer.create('all-in-one-retry');
   // A port that refuses connections until the relay opens on it.
   relay = TcpRelay.to(env.config.databaseUrl!, 5432);
   await relay.open();
@@ -57,7 +44,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stop(platform, 'SIGKILL');
-  await stop(nats, 'SIGKILL');
+  await nats?.dispose();
   await relay?.cut();
   await env?.cleanup();
   rmSync(folder, { recursive: true, force: true });
@@ -65,12 +52,12 @@ afterAll(async () => {
 
 describe('npm start while PostgreSQL and NATS are not up yet', () => {
   it('retries its start, then comes up once both answer', async () => {
-    await startNats(false);
+    await nats.start({ jetStream: false });
     platform = spawn(process.execPath, ['--import', 'tsx', 'apps/fastgpu/src/main.ts'], {
       cwd: root,
       env: {
         PATH: process.env.PATH,
-        NATS_URL: `nats://127.0.0.1:${natsPort}`,
+        NATS_URL: nats.url,
         DATABASE_URL: relay.through(env.config.databaseUrl!),
         FASTGPU_PREFIX: `${env.config.subjectPrefix}aio`,
         FASTGPU_DATA_DIR: folder,
@@ -99,8 +86,8 @@ describe('npm start while PostgreSQL and NATS are not up yet', () => {
     expect(retries().slice(seen).join('\n')).toMatch(/jetstream/i);
     expect(platform.exitCode).toBeNull();
 
-    await stop(nats, 'SIGKILL');
-    await startNats(true);
+    await nats.kill();
+    await nats.start();
     const url = await eventually(() => /FastGPU is running at (http:\/\/\S+)/.exec(output)?.[1], { timeoutMs: START_TIMEOUT_MS, intervalMs: 200, message: `npm start did not come up:\n${output}` });
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
 
