@@ -3,7 +3,8 @@
  * GPU nodes: GET /v1/fleet names each node's state and last stored heartbeat and, per GPU index,
  * the tenant's sub-task attempt holding it (a drained node with work still running is
  * `draining`); GET /v1/scheduler/queue lists the job that cannot be placed with its position and
- * reason; GET /v1/slo gives the three SLOs with their alert windows; a tenant or finance key
+ * reason; GET /v1/health gives each projection's lag behind the event stream; GET /v1/slo
+ * gives the three SLOs with their alert windows; a tenant or finance key
  * gets 403 in the house error shape on each.
  */
 import 'reflect-metadata';
@@ -92,6 +93,19 @@ describe('SRE routes of the console', () => {
     expect((await http('POST', `/v1/nodes/${nodeId}/drain`, keys.sre, { reason: 'console test' })).status).toBe(202);
     const drained = (await http('GET', '/v1/fleet', keys.sre)).body.nodes.find((n: { nodeId: string }) => n.nodeId === nodeId);
     expect(drained.state).toBe('draining');
+  });
+
+  it("gives each projection's lag behind the event stream in /v1/health", async () => {
+    const caughtUp = await eventually(
+      async () => {
+        const streamLast = (await env.bus.jsm.streams.info(env.bus.topology.streams.events)).state.last_seq;
+        const detail = (await http('GET', '/v1/health', keys.sre)).body.checks['projection:intake-jobs'].detail;
+        return detail.lag === 0 && detail.lastSequence === streamLast ? detail : undefined;
+      },
+      { message: 'intake-jobs never showed lag 0 at the stream\'s last sequence' },
+    );
+    expect(caughtUp).toMatchObject({ status: 'running', lag: 0 });
+    expect((await http('GET', '/v1/health', keys.sre)).body.checks.nats).not.toHaveProperty('detail.lag');
   });
 
   it('gives the SLO burn states', async () => {
