@@ -1,6 +1,6 @@
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { decodeEvent, type DomainEvent } from '@fastgpu/contracts';
-import { isStreamVersionConflict, StreamFollower, type Bus, type EventPublisher } from '@fastgpu/messaging';
+import { EventLogUnavailableError, isRetryablePublishError, isStreamVersionConflict, StreamFollower, type Bus, type EventPublisher } from '@fastgpu/messaging';
 import type { BuildEvent } from './build-event';
 import type { Decider } from './decider';
 import { StreamVersionMismatch, type EventStream } from './event-stream';
@@ -36,6 +36,8 @@ export class JetStreamEventStream implements EventStream<DomainEvent> {
       return last?.seq ?? 0;
     } catch (error) {
       if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.NoMessageFound) return 0;
+      // Nothing answered (as for a publish): the log is unavailable, which the edges answer 503 with Retry-After.
+      if (isRetryablePublishError(error)) throw new EventLogUnavailableError(`the event log did not answer a read of ${subject}`, { cause: error });
       throw error;
     }
   }
