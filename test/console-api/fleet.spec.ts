@@ -2,7 +2,8 @@
  * Proves the SRE routes the console's fleet view reads, on real NATS and Postgres with simulated
  * GPU nodes: GET /v1/fleet names each node's state and last stored heartbeat and, per GPU index,
  * the tenant's sub-task attempt holding it (a drained node with work still running is
- * `draining`); GET /v1/scheduler/queue lists the job that cannot be placed with its position and
+ * `draining`), while the tenant's live feed shows its job submitted, placed and started and
+ * nothing of the fleet, and the SRE's shows the drain; GET /v1/scheduler/queue lists the job that cannot be placed with its position and
  * reason; GET /v1/health gives each projection's lag behind the event stream; GET /v1/slo
  * gives the three SLOs with their alert windows; a tenant or finance key
  * gets 403 in the house error shape on each.
@@ -15,6 +16,7 @@ import { intakeService } from '../../apps/intake/src/intake.service';
 import { startSimulatedFleet, type SimulatedNode } from '../../apps/node-simulator/src/simulated-node';
 import { reliabilityService } from '../../apps/reliability/src/reliability.service';
 import { schedulerService } from '../../apps/scheduler/src/scheduler.service';
+import { openSse } from './sse';
 
 const ADMIN = 'test-admin-key-0123456789abcdef';
 let env: TestEnvironment;
@@ -51,6 +53,9 @@ afterAll(async () => {
 describe('SRE routes of the console', () => {
   it('shows who holds each GPU, the node states and heartbeats, and the queue with its reasons', async () => {
     await eventually(async () => (await http('GET', '/v1/fleet', keys.sre)).body?.nodes?.length === 2, { message: 'the two simulated nodes never registered' });
+    // The tenant's and the SRE's live feeds, from before the submission.
+    const tenantFeed = await openSse(`${app.url}/v1/live`, { authorization: `Bearer ${keys.tenant}` });
+    const sreFeed = await openSse(`${app.url}/v1/live`, { authorization: `Bearer ${keys.sre}` });
     // Three sub-tasks of two GPUs on two nodes of two GPUs: two run for ten minutes, one waits.
     const submitted = await fetch(`${app.url}/v1/jobs`, {
       method: 'POST',
@@ -93,6 +98,19 @@ describe('SRE routes of the console', () => {
     expect((await http('POST', `/v1/nodes/${nodeId}/drain`, keys.sre, { reason: 'console test' })).status).toBe(202);
     const drained = (await http('GET', '/v1/fleet', keys.sre)).body.nodes.find((n: { nodeId: string }) => n.nodeId === nodeId);
     expect(drained.state).toBe('draining');
+
+    // Live: the tenant saw its job submitted, placed and started from the services themselves, and nothing of the fleet.
+    try {
+      const ofJob = (type: string) => (m: { event?: string; data: string }) => m.event === type && (JSON.parse(m.data) as { data: { jobId?: string } }).data.jobId === jobId;
+      for (const type of ['JobSubmitted', 'SubtaskCreated', 'SubtaskPlaced', 'SubtaskStarted']) await tenantFeed.waitFor(ofJob(type), `the tenant's ${type}`);
+      await sreFeed.waitFor((m) => m.event === 'NodeDrained' && m.data.includes(nodeId), 'the drain on the sre feed');
+      await sreFeed.waitFor(ofJob('SubtaskStarted'), "the tenant's SubtaskStarted on the sre feed");
+      expect(tenantFeed.messages.every((m) => (JSON.parse(m.data) as { tenantId: string }).tenantId === 'fleet-tenant')).toBe(true);
+      expect(tenantFeed.messages.some((m) => m.event === 'NodeDrained' || m.event === 'NodeRegistered')).toBe(false);
+    } finally {
+      tenantFeed.close();
+      sreFeed.close();
+    }
   });
 
   it("gives each projection's lag behind the event stream in /v1/health", async () => {
