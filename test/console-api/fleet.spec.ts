@@ -3,10 +3,10 @@
  * GPU nodes: GET /v1/fleet names each node's state and last stored heartbeat and, per GPU index,
  * the tenant's sub-task attempt holding it (a drained node with work still running is
  * `draining`), while the tenant's live feed shows its job submitted, placed and started and
- * nothing of the fleet, and the SRE's shows the drain; GET /v1/scheduler/queue lists the job that cannot be placed with its position and
- * reason; GET /v1/health gives each projection's lag behind the event stream; GET /v1/slo
- * gives the three SLOs with their alert windows; a tenant or finance key
- * gets 403 in the house error shape on each.
+ * nothing of the fleet, and the SRE's shows the drain; GET /v1/scheduler/queue lists the job that
+ * cannot be placed with its position and reason; GET /v1/health gives each projection's lag
+ * behind the event stream; GET /v1/slo gives the three SLOs with their alert windows; a tenant
+ * or finance key gets 403 in the house error shape on each.
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
