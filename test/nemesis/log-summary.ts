@@ -84,7 +84,7 @@ export interface LogSummary {
   /** `subtask <id>#<attempt>` → its first start and completion reports: the agent's times and the log's receipt times. */
   runs: Map<string, ReportedRun>;
   /** NodeLost: which node, when detected. */
-  nodesLost: Array<{ nodeId: string; detectedAtMs: number }>;
+  nodesLost: Array<{ nodeId: string; detectedAtMs: number; lastHeartbeatAt: string; reason: string }>;
 }
 
 export interface ReportedRun {
@@ -162,7 +162,7 @@ export async function summarizeLog(bus: Bus): Promise<LogSummary> {
         break;
       }
       case 'NodeLost':
-        summary.nodesLost.push({ nodeId: event.data.nodeId, detectedAtMs: Date.parse(event.data.detectedAt) });
+        summary.nodesLost.push({ nodeId: event.data.nodeId, detectedAtMs: Date.parse(event.data.detectedAt), lastHeartbeatAt: event.data.lastHeartbeatAt, reason: event.data.reason });
         break;
       case 'LeaseGranted':
         summary.placements.set(`lease ${event.data.leaseId}`, { nodeId: event.data.nodeId, gpuIndices: event.data.gpuIndices });

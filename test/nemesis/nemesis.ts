@@ -281,6 +281,11 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
 
     // The faults: one at a time, each healed before the next.
     const faults: FaultEntry[] = [];
+    // Every fault is also logged as it starts, with the machine's time, so a failing check can be laid against it.
+    const recordFault = (fault: FaultEntry) => {
+      faults.push(fault);
+      log(`${new Date().toISOString()} fault ${fault.kind} ${fault.target} ${fault.durationMs} ms${fault.skewMs === undefined ? '' : ` skew ${fault.skewMs} ms`}`);
+    };
     const faultLoop = async () => {
       await sleep(1500);
       while (chaos) {
@@ -288,12 +293,12 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
         const durationMs = 1000 + Math.floor(faultRandom() * 3000);
         const target = pick(faultRandom, processes);
         if (roll < 0.3) {
-          faults.push({ atMs: at(), kind: 'kill-9', target: target.name, durationMs });
+          recordFault({ atMs: at(), kind: 'kill-9', target: target.name, durationMs });
           await killProcess(target, 'SIGKILL');
           await sleep(durationMs);
           await target.start().catch((error: Error) => log(`restart of ${target.name} failed: ${error.message}`));
         } else if (roll < 0.5) {
-          faults.push({ atMs: at(), kind: 'sigstop', target: target.name, durationMs });
+          recordFault({ atMs: at(), kind: 'sigstop', target: target.name, durationMs });
           target.child?.kill('SIGSTOP');
           target.stopped = true;
           await sleep(durationMs);
@@ -302,13 +307,13 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
         } else if (roll < 0.72) {
           const leader = await cluster!.streamLeader(bus!.topology.streams.events);
           if (leader) {
-            faults.push({ atMs: at(), kind: 'nats-leader-kill', target: leader, durationMs });
+            recordFault({ atMs: at(), kind: 'nats-leader-kill', target: leader, durationMs });
             await cluster!.kill(leader);
             await sleep(durationMs);
             await cluster!.restart(leader).catch((error: Error) => log(`restart of ${leader} failed: ${error.message}`));
           }
         } else if (roll < 0.86) {
-          faults.push({ atMs: at(), kind: 'postgres-immediate-stop', target: 'postgres', durationMs });
+          recordFault({ atMs: at(), kind: 'postgres-immediate-stop', target: 'postgres', durationMs });
           postgres!.stopImmediate();
           await sleep(durationMs);
           postgres!.start();
@@ -318,7 +323,7 @@ export async function runNemesis(options: NemesisOptions): Promise<NemesisResult
           const nodeId = pick(faultRandom, fleet).nodeId;
           const skewMs = pick(faultRandom, CLOCK_SKEWS_MS);
           const window = { nodeId, skewMs, fromMs: Date.now(), toMs: 0 };
-          faults.push({ atMs: at(), kind: 'clock-skew', target: nodeId, durationMs: durationMs * 3, skewMs });
+          recordFault({ atMs: at(), kind: 'clock-skew', target: nodeId, durationMs: durationMs * 3, skewMs });
           writeFileSync(skewFile, JSON.stringify({ [nodeId]: skewMs }));
           await sleep(durationMs * 3);
           writeFileSync(skewFile, '{}');

@@ -26,6 +26,8 @@ export async function compileServices(): Promise<Record<ServiceKind, string>> {
   return out;
 }
 
+const START_TIMEOUT_MS = 180_000;
+
 /** Starts of a process on new ports after its port was taken (EADDRINUSE). */
 const PORT_ATTEMPTS_MAX = 5;
 
@@ -68,7 +70,8 @@ export function serviceProcess(options: { name: string; kind: ServiceKind; bundl
     child.stderr.on('data', keep);
     await new Promise<void>((resolve, reject) => {
       let seen = '';
-      const timer = setTimeout(() => reject(new Error(`${options.name} did not start within 90 s: ${output}`)), 90_000);
+      // Generous: eleven processes start at once, on a machine that may be loaded.
+      const timer = setTimeout(() => reject(new Error(`${options.name} did not start within 180 s: ${output}`)), START_TIMEOUT_MS);
       child.stdout.on('data', (chunk: Buffer) => {
         keep(chunk);
         seen += chunk.toString();
