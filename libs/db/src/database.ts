@@ -40,7 +40,7 @@ export function createDatabase(options: DatabaseOptions): DatabaseHandle {
         getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
           if (oid === INT8) return parseInt8;
           if (oid === NUMERIC) return (value: string) => value;
-          return pg.types.getTypeParser(oid, format);
+          return pg.types.getTypeParser(oid, format) as (value: string) => unknown;
         }) as typeof pg.types.getTypeParser,
       },
     });

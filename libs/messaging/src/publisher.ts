@@ -131,7 +131,7 @@ export class EventPublisher {
 
   /** Publishes in order of acceptance with at most PUBLISH_IN_FLIGHT_MAX awaiting acks. */
   async publishAll(events: readonly DomainEvent[]): Promise<Published[]> {
-    const results: Published[] = new Array(events.length);
+    const results = new Array<Published>(events.length);
     for (let start = 0; start < events.length; start += PUBLISH_IN_FLIGHT_MAX) {
       const slice = events.slice(start, start + PUBLISH_IN_FLIGHT_MAX);
       const acks = await Promise.all(slice.map((event) => this.publish(event)));

@@ -260,7 +260,7 @@ export class ExternalIngest {
   async ingest(raws: readonly unknown[], tenantId: string, now: Date): Promise<IngestOutcome> {
     if (raws.length > EXTERNAL_EVENTS_PER_REQUEST_MAX) throw new RangeError(`at most ${EXTERNAL_EVENTS_PER_REQUEST_MAX} events per request`);
     const nowMs = now.getTime();
-    const results: IngestResult[] = new Array(raws.length);
+    const results = new Array<IngestResult>(raws.length);
     const candidates: Candidate[] = [];
     // Keyed by the internal id: one per (tenant, source, id).
     const firstById = new Map<string, Candidate>();
