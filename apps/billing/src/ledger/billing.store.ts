@@ -1,6 +1,7 @@
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import { money, periodBounds, taxRatesInForce, type TaxRateSet, type PrepaidGrant, type PriceTier, type PriceVersion, type RatePrice, type TaxRate } from '@fastgpu/money';
 import { INCREMENT_MS_DEFAULT, MINIMUM_MS_DEFAULT, TIER_MODE_DEFAULT, type TierMode } from '@fastgpu/contracts';
+import type { BillingPriceBooksTable } from '@fastgpu/db';
 import { buyerProfileOf, type BuyerProfile, type InvoiceDocument, type InvoiceInputs, type TenantInfo } from '../invoices/invoice-document';
 import type { OpenAllocation } from './accrual';
 import { allocationFromRow, SEQUENCE_MAX, type Db, type InvoiceRow, type PieceRow, type TableName } from './billing-tables';
@@ -53,8 +54,7 @@ export interface StoreMemo {
   priceVersions?: Array<{ sequence: number; version: PriceVersion }>;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function priceVersionOf(r: Record<string, any>): PriceVersion {
+function priceVersionOf(r: Selectable<BillingPriceBooksTable>): PriceVersion {
   return { priceBookId: r.price_book_id, version: r.version, currency: r.currency, effectiveFromMs: r.effective_from_ms, prices: parsePrices(r.prices) };
 }
 
