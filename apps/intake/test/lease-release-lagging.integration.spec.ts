@@ -5,7 +5,8 @@
  * Before, the release read only the read model and answered 404, so the lease was later granted
  * and held for ever. Now the lease's own history decides: 202, the LeaseReleaseRequested is in the
  * log once, a retried DELETE publishes nothing again, and once the projection runs again the row
- * says released. Another tenant's lease and an unknown id are still 404.
+ * says released. Another tenant's lease and an unknown id are still 404. GET reads the same
+ * history while the row is missing (read-your-writes): `requested`, then `releasing`, never 404.
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,6 +57,10 @@ describe('a lease released while the read model lags', () => {
     expect(requested.status).toBe(202);
     const leaseId = requested.body.leaseId as string;
     expect(await runtime.db.selectFrom('leases').select('lease_id').where('lease_id', '=', leaseId).executeTakeFirst()).toBeUndefined();
+    const read = await call('GET', `/v1/leases/${leaseId}`, TENANT_KEY);
+    expect(read).toMatchObject({ status: 200, body: { leaseId, tenantId: 'acme', projectId: 'p1', state: 'requested', gpus: 1, gpuModels: ['a100'], gpuMs: 0 } });
+    expect((await call('GET', `/v1/leases/${leaseId}`, OTHER_KEY)).status).toBe(404);
+    expect((await call('GET', `/v1/leases/${newEntityId()}`, TENANT_KEY)).status).toBe(404);
 
     expect((await call('DELETE', `/v1/leases/${leaseId}`, OTHER_KEY)).status).toBe(404);
     const released = await call('DELETE', `/v1/leases/${leaseId}`, TENANT_KEY);
@@ -63,6 +68,7 @@ describe('a lease released while the read model lags', () => {
     expect(released.body).toMatchObject({ leaseId, tenantId: 'acme', state: 'releasing', gpuMs: 0 });
     expect((await call('DELETE', `/v1/leases/${leaseId}`, TENANT_KEY)).status).toBe(202);
     expect((await call('DELETE', `/v1/leases/${newEntityId()}`, TENANT_KEY)).status).toBe(404);
+    expect((await call('GET', `/v1/leases/${leaseId}`, TENANT_KEY)).body).toMatchObject({ leaseId, state: 'releasing' });
 
     const subject = runtime.bus.topology.subjects.lease(leaseId);
     const info = await runtime.bus.jsm.streams.info(runtime.bus.topology.streams.events, { subjects_filter: subject });

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { feasibilityReply, nameId, newEntityId, requestIdSchema, type DomainEvent, type EventData, type FeasibilityRequest } from '@fastgpu/contracts';
 import { IdempotencyKeys, keyOwner, readIdempotencyKey, requestHash } from '../shared/idempotency';
 import { findForTenant, type Principal } from '@fastgpu/auth';
-import { handleCommand, JetStreamEventStream, type Decider } from '@fastgpu/eventsourcing';
+import { foldEvents, handleCommand, JetStreamEventStream, type Decider } from '@fastgpu/eventsourcing';
 import { ApiError, notFound, unprocessable } from '@fastgpu/http';
 import { gpuMs as gpuMsOf } from '@fastgpu/money';
 import { ProjectionHost } from '@fastgpu/platform';
@@ -165,19 +165,29 @@ export class LeasesService implements OnApplicationBootstrap, OnApplicationShutd
     return { ...this.requestedView(requested), state: 'releasing' };
   }
 
+  /**
+   * A lease as the read model shows it. One the read model has not folded yet (a GET right after
+   * the POST while the projection lags) answers from its own history, as a retried POST and a
+   * DELETE do (read-your-writes), never 404: `requested`, or `releasing` once asked to be released.
+   * Another tenant's lease and an unknown id are 404 both ways (findForTenant: the same 404).
+   */
   async get(principal: Principal, leaseId: string): Promise<LeaseView> {
-    return this.view(await this.visibleRow(principal, leaseId));
-  }
-
-  /** The lease this caller may see: another tenant's lease is a missing one (findForTenant: the same query, the same 404). */
-  private async visibleRow(principal: Principal, leaseId: string): Promise<LeaseRow> {
     // An id that cannot exist is missing (and never reaches the database: PostgreSQL refuses U+0000).
     if (!requestIdSchema.safeParse(leaseId).success) throw notFound(`lease ${leaseId}`);
     return findForTenant(principal, `lease ${leaseId}`, async (scope) => {
       let query = this.runtime.db.selectFrom('leases').selectAll().where('lease_id', '=', leaseId);
       if (scope !== null) query = query.where('tenant_id', '=', scope);
-      return (await query.executeTakeFirst()) as LeaseRow | undefined;
+      const row = (await query.executeTakeFirst()) as LeaseRow | undefined;
+      return row ? this.view(row) : this.historyView(leaseId, scope);
     });
+  }
+
+  /** The lease as its own events in the log say, for a caller that sees `scope` (null: every tenant); undefined without a request. */
+  private async historyView(leaseId: string, scope: string | null): Promise<LeaseView | undefined> {
+    const { events } = await this.store.read(this.runtime.bus.topology.subjects.lease(leaseId));
+    const { requested, releaseRequested } = foldEvents(this.decider, events);
+    if (!requested || (scope !== null && requested.tenantId !== scope)) return undefined;
+    return { ...this.requestedView(requested), state: releaseRequested ? 'releasing' : 'requested' };
   }
 
   private view(row: LeaseRow): LeaseView {
