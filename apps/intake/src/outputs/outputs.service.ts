@@ -1,4 +1,5 @@
 import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { sql } from 'kysely';
 import { DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import { Objm, type ObjectInfo, type ObjectResult, type ObjectStore } from '@nats-io/obj';
 import { aggregateObjectName, LogHeader, LogKind, requestIdSchema, resultObjectName, ResultMetadata } from '@fastgpu/contracts';
@@ -79,19 +80,26 @@ export class OutputsService implements OnApplicationShutdown {
   async job(principal: Principal, jobId: string): Promise<OutputJob> {
     // An id that cannot exist is missing (and never sent to PostgreSQL, which refuses U+0000).
     if (!requestIdSchema.safeParse(jobId).success) throw notFound(`job ${jobId}`);
-    let query = this.runtime.db.selectFrom('jobs').select(['job_id', 'tenant_id']).where('job_id', '=', jobId);
+    let query = this.runtime.db.selectFrom('jobs').select(['job_id', 'tenant_id', sql<string>`spec->>'subtaskCount'`.as('subtask_count')]).where('job_id', '=', jobId);
     if (principal.tenantId !== null) query = query.where('tenant_id', '=', principal.tenantId);
-    let row = await query.executeTakeFirst();
-    if (!row) {
-      // A job submitted a moment ago may not be in the read model yet: wait for it to catch up with the log, once.
+    const read = async () => {
+      const row = await query.executeTakeFirst();
+      if (!row) return undefined;
+      const subtasks = await this.runtime.db.selectFrom('subtasks').select(['index', 'attempt']).where('job_id', '=', jobId).orderBy('index').execute();
+      return { row, subtasks };
+    };
+    let found = await read();
+    if (!found || found.subtasks.length < Number(found.row.subtask_count)) {
+      // A job submitted a moment ago may not be in the read model yet, or only some of its
+      // sub-tasks (each SubtaskCreated is its own append after JobSubmitted): wait for it to catch
+      // up with the log, once.
       await this.catchUp();
-      row = await query.executeTakeFirst();
+      found = await read();
     }
-    if (!row) throw notFound(`job ${jobId}`);
-    const subtasks = await this.runtime.db.selectFrom('subtasks').select(['index', 'attempt']).where('job_id', '=', jobId).orderBy('index').execute();
+    if (!found) throw notFound(`job ${jobId}`);
     const attempts: number[] = [];
-    for (const s of subtasks as Array<{ index: number; attempt: number }>) attempts[Number(s.index)] = Number(s.attempt);
-    return { jobId: row.job_id, tenantId: row.tenant_id, attempts };
+    for (const s of found.subtasks) attempts[Number(s.index)] = Number(s.attempt);
+    return { jobId: found.row.job_id, tenantId: found.row.tenant_id, attempts };
   }
 
   /** Waits (bounded) until intake's jobs read model has applied the log up to its current end. */
