@@ -71,7 +71,10 @@ setTimeout(() => {
 `;
 
 beforeAll(async () => {
-  env = await createTestEnvironment({ adminKey: ADMIN, heartbeatIntervalMs: 200 });
+  // No test here loses the node: its loss window is wide (10 s), because each of the agent's
+  // heartbeats runs nvidia-smi and a publish before the next is due, which on a loaded machine
+  // spaces them well past 3 × 200 ms and would lose the node under its runs.
+  env = await createTestEnvironment({ adminKey: ADMIN, heartbeatIntervalMs: 200, missedHeartbeatsBeforeLost: 50 });
   runtime = await createRuntime(env.config);
   app = await startServices(runtime, allServices, { port: 0, logger: false });
   host = await FakeHost.create();
