@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { DESKTOP, launchBrowser, screenshot, seriousAccessibilityViolations, signIn } from './browser';
-import { startConsoleSystem, type ConsoleSystem } from './harness';
+import { FLOW_TIMEOUT_MS, startConsoleSystem, type ConsoleSystem } from './harness';
 
 const STATE_TIMEOUT_MS = 30_000;
 
@@ -31,7 +31,7 @@ afterAll(async () => {
   await system?.close();
 });
 
-describe('console: finance', () => {
+describe('console: finance', { timeout: FLOW_TIMEOUT_MS }, () => {
   it("finalizes a tenant's invoice and issues a credit note, each confirmed and showing its event", async () => {
     const jobId = await system.submitJob(acme, { projectId: 'vision', gpuModels: ['a100'], gpusPerSubtask: 1, subtaskCount: 1, runtimeSeconds: 2 }, 'billable');
     await system.waitForJob(acme, jobId, 'succeeded');

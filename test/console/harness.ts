@@ -14,6 +14,8 @@ import { ensureConsoleBuilt } from './browser';
  * and one browser per test file.
  */
 export const ADMIN = 'console-admin-key-0123456789abcdef';
+/** A flow of several views, each waiting for the platform, on a loaded 2-core machine: more than vitest's default minute. */
+export const FLOW_TIMEOUT_MS = 180_000;
 
 /** Far above what a browser sends: these tests are about views, not the limiter. */
 const NO_RATE_LIMITS: Partial<FastGpuConfig> = { rateLimitKeyPerSecond: 1_000_000, rateLimitKeyBurst: 10_000_000, rateLimitTenantPerSecond: 1_000_000, rateLimitTenantBurst: 10_000_000 };

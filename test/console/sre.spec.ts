@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { DESKTOP, launchBrowser, screenshot, seriousAccessibilityViolations, signIn } from './browser';
-import { startConsoleSystem, type ConsoleSystem } from './harness';
+import { FLOW_TIMEOUT_MS, startConsoleSystem, type ConsoleSystem } from './harness';
 
 /** Long enough for a loaded machine; the job below runs for seconds. */
 const STATE_TIMEOUT_MS = 30_000;
@@ -31,7 +31,7 @@ afterAll(async () => {
   await system?.close();
 });
 
-describe('console: sre', () => {
+describe('console: sre', { timeout: FLOW_TIMEOUT_MS }, () => {
   it('drains the node a job runs on and sees its GPUs empty', async () => {
     const acme = await system.tenantKey('acme');
     const jobId = await system.submitJob(acme, { projectId: 'training', gpuModels: ['a100'], gpusPerSubtask: GPUS_PER_NODE, subtaskCount: 1, runtimeSeconds: 8 }, 'fills-a-node');

@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { DESKTOP, documentStillMarked, launchBrowser, markDocument, PHONE, screenshot, seriousAccessibilityViolations, signIn } from './browser';
-import { startConsoleSystem, type ConsoleSystem } from './harness';
+import { FLOW_TIMEOUT_MS, startConsoleSystem, type ConsoleSystem } from './harness';
 
 /** Long enough for a browser on a loaded machine to see each state; the run times below are seconds. */
 const STATE_TIMEOUT_MS = 30_000;
@@ -41,7 +41,7 @@ async function showsText(page: Page, testId: string, text: string): Promise<void
   await page.getByTestId(testId).filter({ hasText: new RegExp(`^${text}$`) }).waitFor({ timeout: STATE_TIMEOUT_MS });
 }
 
-describe('console: tenant', () => {
+describe('console: tenant', { timeout: FLOW_TIMEOUT_MS }, () => {
   it('submits a job and watches it go pending → running → succeeded live, with its timeline, usage and invoice PDF', async () => {
     // Another tenant's job holds all 16 GPUs until it is cancelled below, so the console's job waits first.
     globexJobId = await system.submitJob(globex, { projectId: 'blocker', gpuModels: ['a100'], gpusPerSubtask: 8, subtaskCount: 2, runtimeSeconds: 3600 }, 'blocker-1');
