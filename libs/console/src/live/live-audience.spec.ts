@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { z } from 'zod';
 import { eventCatalogue, type EventType } from '@fastgpu/contracts';
-import { liveAudience, liveTypesFor, mayReceive, type LiveViewer } from './live-audience';
+import { liveAudience, liveDataFor, liveTypesFor, mayReceive, type LiveViewer } from './live-audience';
 
 const allTypes = Object.keys(eventCatalogue) as EventType[];
 const receives = (viewer: LiveViewer, type: string, tenantid: string | null) => mayReceive(viewer, liveTypesFor(viewer), { type, tenantid });
@@ -39,5 +39,21 @@ describe('the live audience', () => {
       const shape = (eventCatalogue[type].schema as unknown as z.ZodObject).shape as Record<string, unknown>;
       expect([type, 'tenantId' in shape]).toEqual([type, true]);
     }
+  });
+});
+
+describe('the data a viewer receives', () => {
+  const preempted = { type: 'SubtaskPreempted', data: { jobId: 'job-a', subtaskId: 's-1', nodeId: 'n1', preemptedByJobId: 'job-of-tenant-b' } };
+
+  it("drops the preempting job's id from a tenant's SubtaskPreempted: it can be another tenant's job", () => {
+    const data = liveDataFor({ role: 'tenant', tenantId: 'a' }, preempted) as Record<string, unknown>;
+    expect(data).not.toHaveProperty('preemptedByJobId');
+    expect(data).toEqual({ jobId: 'job-a', subtaskId: 's-1', nodeId: 'n1' });
+  });
+
+  it('gives sre the event whole, and a tenant other events whole', () => {
+    expect(liveDataFor({ role: 'sre', tenantId: null }, preempted)).toBe(preempted.data);
+    const placed = { type: 'SubtaskPlaced', data: { jobId: 'job-a' } };
+    expect(liveDataFor({ role: 'tenant', tenantId: 'a' }, placed)).toBe(placed.data);
   });
 });

@@ -99,3 +99,14 @@ export function mayReceive(viewer: LiveViewer, types: ReadonlySet<string>, event
   if (!types.has(event.type)) return false;
   return viewer.role !== 'tenant' || (viewer.tenantId !== null && event.tenantid === viewer.tenantId);
 }
+
+/**
+ * What of an event's data a viewer receives. A tenant's own events can name another tenant's
+ * work: a SubtaskPreempted names the job that preempted it (`preemptedByJobId`), which may be
+ * anyone's, so a tenant's feed drops that field; platform and finance roles get the data whole.
+ */
+export function liveDataFor(viewer: LiveViewer, event: { type: string; data: unknown }): unknown {
+  if (viewer.role !== 'tenant' || event.type !== 'SubtaskPreempted' || typeof event.data !== 'object' || event.data === null) return event.data;
+  const { preemptedByJobId: _other, ...own } = event.data as Record<string, unknown>;
+  return own;
+}

@@ -1,7 +1,7 @@
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import { headerType, judgeMessage, type Bus } from '@fastgpu/messaging';
-import { liveTypesFor, mayReceive, type LiveViewer } from './live-audience';
+import { liveDataFor, liveTypesFor, mayReceive, type LiveViewer } from './live-audience';
 
 /** A comment line every this often keeps proxies and the browser from closing a quiet feed. */
 export const LIVE_HEARTBEAT_MS = 15_000;
@@ -134,7 +134,7 @@ export class LiveFeed {
     const event = verdict.event;
     if (!mayReceive(this.viewer, this.types, event)) return;
     this.sent++;
-    this.write(liveEventText({ seq: m.seq, type: event.type, time: event.time, tenantId: event.tenantid, subject: m.subject, data: event.data }));
+    this.write(liveEventText({ seq: m.seq, type: event.type, time: event.time, tenantId: event.tenantid, subject: m.subject, data: liveDataFor(this.viewer, event) }));
   }
 
   private write(text: string): void {
