@@ -747,3 +747,17 @@ export const eventTypes = Object.keys(eventCatalogue) as EventType[];
 export function isEventType(type: string): type is EventType {
   return Object.hasOwn(eventCatalogue, type);
 }
+
+/**
+ * The events of a placed sub-task's life, from placement to its end or return to the queue:
+ * every read model of sub-tasks (intake's jobs, reliability's SLA, the scheduler) folds all of them.
+ */
+export const subtaskPlacementEventTypes = [
+  'SubtaskPlaced',
+  'SubtaskStarted',
+  'SubtaskCompleted',
+  'SubtaskFailed',
+  'SubtaskPreempted',
+  'SubtaskRequeued',
+  'SubtaskAbandoned',
+] as const satisfies readonly EventType[];

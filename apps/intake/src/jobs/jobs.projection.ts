@@ -1,5 +1,5 @@
 import { sql, type Insertable } from 'kysely';
-import { judgeNodeReport, type DomainEvent, type EventType, type StoredEvent } from '@fastgpu/contracts';
+import { judgeNodeReport, subtaskPlacementEventTypes, type DomainEvent, type EventType, type StoredEvent } from '@fastgpu/contracts';
 import type { JobsTable, SubtasksTable } from '@fastgpu/db';
 import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
 import { recordRejectedNodeReport } from '@fastgpu/observability';
@@ -17,13 +17,7 @@ export type SubtaskState = 'pending' | 'placed' | 'running' | 'succeeded' | 'fai
 const types: EventType[] = [
   'JobSubmitted',
   'SubtaskCreated',
-  'SubtaskPlaced',
-  'SubtaskStarted',
-  'SubtaskCompleted',
-  'SubtaskFailed',
-  'SubtaskPreempted',
-  'SubtaskRequeued',
-  'SubtaskAbandoned',
+  ...subtaskPlacementEventTypes,
   'JobCancelRequested',
   'JobCompleted',
 ];

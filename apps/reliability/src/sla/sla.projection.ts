@@ -1,5 +1,5 @@
 import { sql, type Insertable } from 'kysely';
-import type { EventType, StoredEvent } from '@fastgpu/contracts';
+import { subtaskPlacementEventTypes, type EventType, type StoredEvent } from '@fastgpu/contracts';
 import type { Database } from '@fastgpu/db';
 import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
 import { attemptKey, foldSla, keysOf, type AttemptRow, type IncidentRow, type JobRow, type NodeRow, type SlaChanges, type SlaFoldOptions, type SlaRows } from './sla.fold';
@@ -16,13 +16,7 @@ export const SLA_PROJECTION = 'reliability-sla';
 
 const types: ReadonlySet<EventType> = new Set<EventType>([
   'JobSubmitted',
-  'SubtaskPlaced',
-  'SubtaskStarted',
-  'SubtaskCompleted',
-  'SubtaskFailed',
-  'SubtaskPreempted',
-  'SubtaskRequeued',
-  'SubtaskAbandoned',
+  ...subtaskPlacementEventTypes,
   'JobCompleted',
   'NodeRegistered',
   'NodeLost',

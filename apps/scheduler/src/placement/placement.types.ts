@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { idSchema, schedulingPolicy, type DomainEvent, type EventData, type NodeCommand } from '@fastgpu/contracts';
+import { idSchema, schedulingPolicy, subtaskPlacementEventTypes, type DomainEvent, type EventData, type NodeCommand } from '@fastgpu/contracts';
 
 /** Event types the scheduler folds; every other type only moves its sequence. */
 export const schedulerEventTypes = [
@@ -12,13 +12,7 @@ export const schedulerEventTypes = [
   'JobSubmitted',
   'SubtaskCreated',
   'JobCancelRequested',
-  'SubtaskPlaced',
-  'SubtaskStarted',
-  'SubtaskCompleted',
-  'SubtaskFailed',
-  'SubtaskPreempted',
-  'SubtaskRequeued',
-  'SubtaskAbandoned',
+  ...subtaskPlacementEventTypes,
   'JobCompleted',
   'LeaseRequested',
   'LeaseReleaseRequested',
