@@ -1,4 +1,5 @@
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
+import type { BillingFinanceActionsTable } from '@fastgpu/db';
 import { money } from '@fastgpu/money';
 import type { EventData } from '@fastgpu/contracts';
 import type { BillingStore } from '../ledger/billing.store';
@@ -17,21 +18,11 @@ export const FINANCE_ACTION_TYPES = ['InvoicePaid', 'InvoiceVoided', 'CreditNote
 export type FinanceActionKind = (typeof FINANCE_ACTION_TYPES)[number];
 export type FinanceAction<K extends FinanceActionKind = FinanceActionKind> = EventData<K>;
 
-export interface FinanceActionRow {
-  event_id: string;
-  action_id: string;
-  sequence: number;
-  /** A finance action, or a lifecycle action recorded with them (a draft deleted, an invoice reissued). */
-  kind: FinanceActionKind | LifecycleActionKind;
-  tenant_id: string;
-  invoice_id: string | null;
-  actor: string;
-  reason: string;
-  at_ms: number;
-  issuer: string | null;
-  number_sequence: number | null;
-  payload: Record<string, unknown>;
-}
+/**
+ * A row of `billing_finance_actions`: the schema's row (libs/db schema-billing.ts), its `kind` narrowed
+ * to a finance action or a lifecycle action recorded with them (a draft deleted, an invoice reissued).
+ */
+export type FinanceActionRow = Omit<Selectable<BillingFinanceActionsTable>, 'kind'> & { kind: FinanceActionKind | LifecycleActionKind };
 
 /** The actions recorded against one invoice, in log order. */
 export async function actionsForInvoice(store: BillingStore, invoiceId: string): Promise<FinanceActionRow[]> {
