@@ -13,5 +13,6 @@ export * from './report-fencing';
 export * from './canonical-json';
 export * from './pricing';
 export * from './services';
+export * from './allocation-key';
 export * from './external-usage';
 export * from './gpu-time';

@@ -1,4 +1,4 @@
-import { externalGpusRefusal, externalTenantRefusal, externalTimeVerdict, judgeNodeReport, reportTimeMs, streamTimeHorizon, type DomainEvent, type StoredEvent } from '@fastgpu/contracts';
+import { allocationKeyOf, externalGpusRefusal, externalTenantRefusal, externalTimeVerdict, judgeNodeReport, reportTimeMs, streamTimeHorizon, type AllocationKind, type DomainEvent, type StoredEvent } from '@fastgpu/contracts';
 import { instantMs, periodOf, splitAtPeriods } from '@fastgpu/money';
 
 /**
@@ -28,8 +28,7 @@ import { instantMs, periodOf, splitAtPeriods } from '@fastgpu/money';
  * allocation's rounding and minimum on its last piece (a zero-length piece at the end when the
  * accrual already reached it).
  */
-export const AllocationKind = { subtask: 'subtask', lease: 'lease', external: 'external' } as const;
-export type AllocationKind = (typeof AllocationKind)[keyof typeof AllocationKind];
+export { AllocationKind, externalKey, leaseKey, subtaskKey } from '@fastgpu/contracts';
 
 /**
  * The allocation end of an accrued piece: not known yet. A piece whose allocation ends later than
@@ -59,9 +58,6 @@ export interface OpenAllocation {
   accruedUntilMs: number | null;
 }
 
-export const subtaskKey = (subtaskId: string, attempt: number) => `s:${subtaskId}:${attempt}`;
-export const leaseKey = (leaseId: string) => `l:${leaseId}`;
-export const externalKey = (tenantId: string, allocationId: string) => `x:${tenantId}:${allocationId}`;
 
 /** Event types that open or end allocations (UsageRecorded, which closes them, is handled apart). */
 export const ALLOCATION_EVENT_TYPES = [
@@ -102,25 +98,7 @@ export function emptyAllocation(allocationKey: string, kind: AllocationKind): Op
 
 /** The allocation an event is about (its key and kind), or null for events that touch none. */
 export function allocationOf(stored: StoredEvent): { key: string; kind: AllocationKind } | null {
-  const { event } = stored;
-  switch (event.type) {
-    case 'SubtaskPlaced':
-    case 'SubtaskStarted':
-    case 'SubtaskCompleted':
-    case 'SubtaskFailed':
-    case 'SubtaskPreempted':
-      return { key: subtaskKey(event.data.subtaskId, event.data.attempt), kind: 'subtask' };
-    case 'SubtaskRequeued':
-      return { key: subtaskKey(event.data.subtaskId, event.data.previousAttempt), kind: 'subtask' };
-    case 'LeaseGranted':
-    case 'LeaseReleased':
-      return { key: leaseKey(event.data.leaseId), kind: 'lease' };
-    case 'ExternalAllocationStarted':
-    case 'ExternalAllocationStopped':
-      return { key: externalKey(event.data.tenantId, event.data.allocationId), kind: 'external' };
-    default:
-      return null;
-  }
+  return allocationKeyOf(stored.event);
 }
 
 /** A node report's time on the server's clock (libs/contracts `reportTimeMs`), bounded by the placement when it is known. */

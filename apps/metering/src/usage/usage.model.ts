@@ -1,4 +1,4 @@
-import type { CapacityType, DomainEvent, EventType, LatenessHorizon, ReportRejectionCode } from '@fastgpu/contracts';
+import { allocationKeyOf, type AllocationKind, type CapacityType, type DomainEvent, type EventType, type LatenessHorizon, type ReportRejectionCode } from '@fastgpu/contracts';
 import { gpuMs, HOUR_MS, splitAtHours } from '@fastgpu/money';
 
 /**
@@ -27,8 +27,7 @@ export const usageEventTypes = [
 ] as const satisfies readonly EventType[];
 export type UsageEventType = (typeof usageEventTypes)[number];
 
-export const AllocationKind = { subtask: 'subtask', lease: 'lease', external: 'external' } as const;
-export type AllocationKind = (typeof AllocationKind)[keyof typeof AllocationKind];
+export { AllocationKind, externalKey, leaseKey, subtaskKey } from '@fastgpu/contracts';
 
 export const EndReason = {
   completed: 'completed',
@@ -168,30 +167,11 @@ export interface FoldOutput {
   eventTimeMaxMs: number | null;
 }
 
-export const subtaskKey = (subtaskId: string, attempt: number) => `s:${subtaskId}:${attempt}`;
-export const leaseKey = (leaseId: string) => `l:${leaseId}`;
-export const externalKey = (tenantId: string, allocationId: string) => `x:${tenantId}:${allocationId}`;
 
 /** The allocation keys an event touches (NodeLost and NodeRegistered touch rows found by node instead). */
 export function keysOf(event: DomainEvent): string[] {
-  switch (event.type) {
-    case 'SubtaskPlaced':
-    case 'SubtaskStarted':
-    case 'SubtaskCompleted':
-    case 'SubtaskFailed':
-    case 'SubtaskPreempted':
-      return [subtaskKey(event.data.subtaskId, event.data.attempt)];
-    case 'SubtaskRequeued':
-      return [subtaskKey(event.data.subtaskId, event.data.previousAttempt)];
-    case 'LeaseGranted':
-    case 'LeaseReleased':
-      return [leaseKey(event.data.leaseId)];
-    case 'ExternalAllocationStarted':
-    case 'ExternalAllocationStopped':
-      return [externalKey(event.data.tenantId, event.data.allocationId)];
-    default:
-      return [];
-  }
+  const allocation = allocationKeyOf(event);
+  return allocation ? [allocation.key] : [];
 }
 
 export function emptyAllocation(key: string, kind: AllocationKind): Allocation {
