@@ -58,7 +58,6 @@ export interface OpenAllocation {
   accruedUntilMs: number | null;
 }
 
-
 /** Event types that open or end allocations (UsageRecorded, which closes them, is handled apart). */
 export const ALLOCATION_EVENT_TYPES = [
   'SubtaskPlaced',

@@ -43,7 +43,6 @@ export const EndReason = {
 } as const;
 export type EndReason = (typeof EndReason)[keyof typeof EndReason];
 
-
 export interface Allocation {
   key: string;
   kind: AllocationKind;
@@ -166,7 +165,6 @@ export interface FoldOutput {
   nodeEpochsChanged: Set<string>;
   eventTimeMaxMs: number | null;
 }
-
 
 /** The allocation keys an event touches (NodeLost and NodeRegistered touch rows found by node instead). */
 export function keysOf(event: DomainEvent): string[] {
