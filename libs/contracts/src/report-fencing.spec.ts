@@ -37,10 +37,12 @@ describe('judgeNodeReport', () => {
 describe('report times', () => {
   const placedAtMs = 1_000_000;
 
-  it('bounds one time by the placement and the receipt plus the tolerance', () => {
+  it('bounds one time by the placement, and by its receipt once the agent is more than the tolerance ahead', () => {
     expect(reportTimeMs(900_000, { placedAtMs, receivedAtMs: 2_000_000 })).toBe(placedAtMs);
     expect(reportTimeMs(1_500_000, { placedAtMs, receivedAtMs: 2_000_000 })).toBe(1_500_000);
-    expect(reportTimeMs(9_000_000, { placedAtMs, receivedAtMs: 2_000_000 })).toBe(2_000_000 + REPORT_TIME_TOLERANCE_MS);
+    // A little ahead (within the tolerance) is trusted; further ahead, the receipt is the time.
+    expect(reportTimeMs(2_000_000 + REPORT_TIME_TOLERANCE_MS, { placedAtMs, receivedAtMs: 2_000_000 })).toBe(2_000_000 + REPORT_TIME_TOLERANCE_MS);
+    expect(reportTimeMs(9_000_000, { placedAtMs, receivedAtMs: 2_000_000 })).toBe(2_000_000);
     expect(reportTimeMs(9_000_000, {})).toBe(9_000_000);
   });
 
@@ -55,6 +57,16 @@ describe('report times', () => {
     const run = reportedIntervalMs({ startMs: placedAtMs - 86_400_000, endMs: placedAtMs + 1000, endFromAgent: true }, { placedAtMs, latestMs: placedAtMs + 2000 });
     expect(run).toEqual({ startMs: placedAtMs, endMs: placedAtMs + 2000 });
     expect(reportedIntervalMs({ startMs: placedAtMs - 5000, endMs: placedAtMs + 1000, endFromAgent: false }, { placedAtMs })).toEqual({ startMs: placedAtMs, endMs: placedAtMs + 1000 });
+  });
+
+  it('ends a run reported by a clock far ahead at the receipt of its end, before the next placement on its GPUs', () => {
+    const aheadMs = 60 * 60_000;
+    // Started 100 ms after the placement, ran 2 s; each report reached the log 50 ms after it was sent.
+    const startMs = reportTimeMs(placedAtMs + 100 + aheadMs, { receivedAtMs: placedAtMs + 150 });
+    const endMs = reportTimeMs(placedAtMs + 2_100 + aheadMs, { receivedAtMs: placedAtMs + 2_150 });
+    const nextPlacementMs = placedAtMs + 2_160;
+    expect({ startMs, endMs }).toEqual({ startMs: placedAtMs + 150, endMs: placedAtMs + 2_150 });
+    expect(endMs).toBeLessThan(nextPlacementMs);
   });
 
   it('leaves a clock in step alone', () => {

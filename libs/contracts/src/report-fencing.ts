@@ -97,13 +97,16 @@ export interface ReportTimeBounds {
 
 /**
  * The time one report stands for, on the server's clock: the agent's time, but not before the
- * placement and not after the log received the report plus `toleranceMs`. A clock ahead of the
- * server's is caught by the second bound on every report, so start and end both land within one
- * tolerance of their receipt and the duration stays what the server saw.
+ * placement, and never after the log received the report once the agent's time is more than
+ * `toleranceMs` past that receipt. Within the tolerance the agent's clock is trusted (a little
+ * ahead is noise); past it the clock is ahead and says nothing, so the receipt itself is the
+ * time: start and end both land on their receipts, the duration stays what the server saw, and
+ * the run never reaches past the moment the platform learned it ended (the next placement on its
+ * GPUs comes after that, so the two never overlap — the nemesis' per-GPU check).
  */
 export function reportTimeMs(reportedMs: number, bounds: ReportTimeBounds, toleranceMs: number = REPORT_TIME_TOLERANCE_MS): number {
   let ms = reportedMs;
-  if (bounds.receivedAtMs !== undefined) ms = Math.min(ms, bounds.receivedAtMs + toleranceMs);
+  if (bounds.receivedAtMs !== undefined && ms > bounds.receivedAtMs + toleranceMs) ms = bounds.receivedAtMs;
   if (bounds.placedAtMs !== undefined && bounds.placedAtMs !== null) ms = Math.max(ms, bounds.placedAtMs);
   return ms;
 }
