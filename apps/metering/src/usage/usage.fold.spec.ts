@@ -8,7 +8,7 @@
  * order, while a late duplicate of an applied report changes nothing.
  */
 import { describe, expect, it } from 'vitest';
-import { makeEvent, REPORT_TIME_TOLERANCE_MS, subjectFor, topology, type DomainEvent, type EventData, type EventType, type StoredEvent } from '@fastgpu/contracts';
+import { makeEvent, subjectFor, topology, type DomainEvent, type EventData, type EventType, type StoredEvent } from '@fastgpu/contracts';
 import { HOUR_MS, DAY_MS } from '@fastgpu/money';
 import { foldUsage } from './usage.fold';
 import { subtaskKey, type Allocation } from './usage.model';
@@ -104,12 +104,12 @@ describe('usage fold: interval arithmetic', () => {
     expect(hoursOf(out)).toEqual([['2026-01-31T22:00:00.000Z', 8 * 60_000, 8 * 60_000]]);
   });
 
-  it("clamps a node's reported times into the lease: not before placement, not past receipt plus skew", () => {
+  it("clamps a node's reported times into the lease: not before placement, not past the end's receipt", () => {
     const early = started(T0 - 60_000); // the node's clock claims a start a minute before its placement (T0 − 1 s)
     const late = { ...completed(T0 + 60_000), receivedAtMs: T0 + 5_000 }; // stored at T0 + 5 s, claiming an end at T0 + 60 s
     const a = fold([placed(), early, late]).out.closures[0]!.allocation;
-    expect([a.startMs, a.endMs]).toEqual([T0 - 1000, T0 + 5_000 + REPORT_TIME_TOLERANCE_MS]);
-    expect(a.gpuMs).toBe(8 * (5_000 + REPORT_TIME_TOLERANCE_MS + 1000));
+    expect([a.startMs, a.endMs]).toEqual([T0 - 1000, T0 + 5_000]);
+    expect(a.gpuMs).toBe(8 * (5_000 + 1000));
     const honest = fold([placed('st2'), started(T0, 'st2'), { ...completed(T0 + 10_000, 'st2'), receivedAtMs: T0 + 10_001 }]).out.closures[0]!.allocation;
     expect([honest.startMs, honest.endMs, honest.gpuMs]).toEqual([T0, T0 + 10_000, 8 * 10_000]);
   });

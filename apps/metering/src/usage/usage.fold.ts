@@ -1,4 +1,4 @@
-import { agentEpochAfter, DEFAULT_LATENESS_HORIZON, externalGpusRefusal, externalTenantRefusal, externalTimeVerdict, judgeNodeReport, registrationEndsRuns, REPORT_TIME_TOLERANCE_MS, reportedIntervalMs, reportTimeMs, type CapacityType, type DomainEvent, type LatenessHorizon, type StoredEvent } from '@fastgpu/contracts';
+import { agentEpochAfter, DEFAULT_LATENESS_HORIZON, externalGpusRefusal, externalTenantRefusal, externalTimeVerdict, judgeNodeReport, registrationEndsRuns, reportedIntervalMs, reportTimeMs, type CapacityType, type DomainEvent, type LatenessHorizon, type StoredEvent } from '@fastgpu/contracts';
 import { instantMs } from '@fastgpu/money';
 import { type Allocation, AllocationKind, emptyAllocation, EndReason, externalKey, type FoldInput, type FoldOutput, hourlyPieces, leaseKey, subtaskKey } from './usage.model';
 
@@ -63,9 +63,11 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
     discardStaleReports(allocation);
     if (allocation.gpuMs !== null || allocation.gpus === null || allocation.startMs === null || allocation.endMs === null) return;
     if (allocation.kind === 'subtask') {
-      // The run on the server's clock: a node clock behind the placement moves both ends (libs/contracts).
+      // The run on the server's clock: a node clock behind the placement moves both ends (libs/contracts),
+      // the end never past the moment the log received the report that closed the run (a skew that
+      // ended during the run would otherwise carry it into the next placement on its GPUs).
       const endFromAgent = allocation.endReason === EndReason.completed || allocation.endReason === EndReason.failed;
-      const latestMs = stored.receivedAtMs === undefined ? undefined : stored.receivedAtMs + REPORT_TIME_TOLERANCE_MS;
+      const latestMs = stored.receivedAtMs;
       Object.assign(allocation, reportedIntervalMs({ startMs: allocation.startMs, endMs: allocation.endMs, endFromAgent }, { placedAtMs: allocation.placedMs, latestMs }));
     }
     const { totalGpuMs, hours } = hourlyPieces(allocation);
