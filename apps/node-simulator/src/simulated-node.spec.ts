@@ -2,8 +2,9 @@
  * Proves the simulated node speaks the node protocol on real NATS: it registers, runs a
  * RunSubtask command for runtime × speed and reports start and completion with the command's
  * attempt and lease epoch, sends heartbeats listing its work, and stops work on StopSubtask.
- * A lease's GPUs are held from AttachLease until a DetachLease of the same epoch (an older
- * epoch's detach changes nothing).
+ * A RunSubtask that comes again after its run ended does not run it twice. A lease's GPUs are
+ * held from AttachLease until a DetachLease of the same epoch (an older epoch's detach changes
+ * nothing).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEvent, Heartbeat, type DomainEvent, type NodeCommand } from '@fastgpu/contracts';
@@ -55,6 +56,19 @@ describe('simulated node', () => {
     expect(completed.data).toMatchObject({ subtaskId: 'j1-0', attempt: 2, leaseEpoch: 7, nodeId: 'n1', exitCode: 0 });
     // 60 s × 0.001 = 60 ms of simulated run time (timers may fire a little late, never early).
     expect(Date.parse(completed.data.endedAt) - Date.parse(started.data.startedAt)).toBeGreaterThanOrEqual(55);
+  });
+
+  it('does not run an attempt again when its RunSubtask comes again after the run ended', async () => {
+    // The scheduler sends a placement's command again while no start is in the log; past the
+    // commands stream's duplicate window that is a new message (another Nats-Msg-Id here).
+    const again = { kind: 'RunSubtask', commandId: 'c1', jobId: 'j1', tenantId: 't1', subtaskId: 'j1-0', attempt: 2, leaseEpoch: 7, gpuIndices: [0, 1], runtimeMs: 3_600_000_000, issuedAt: new Date().toISOString() } as const;
+    await env.bus.js.publish(env.bus.topology.subjects.command('n1'), JSON.stringify(again), { msgID: 'c1-again' });
+    // Commands are handled in order: once the next one runs, the repeat has been handled.
+    await command({ kind: 'RunSubtask', commandId: 'c1-marker', jobId: 'j9', tenantId: 't1', subtaskId: 'j9-0', attempt: 1, leaseEpoch: 8, gpuIndices: [5], runtimeMs: 3_600_000_000, issuedAt: new Date().toISOString() });
+    await eventually(() => node.runningSubtasks.includes('j9-0#1'));
+    expect(node.runningSubtasks).toEqual(['j9-0#1']);
+    await command({ kind: 'StopSubtask', commandId: 'c1-marker-stop', subtaskId: 'j9-0', attempt: 1, leaseEpoch: 8, reason: 'test', issuedAt: new Date().toISOString() });
+    await eventually(() => node.runningSubtasks.length === 0);
   });
 
   it('sends heartbeats that list running work, and stops work on StopSubtask', async () => {

@@ -28,6 +28,10 @@ export interface SimulatedNodeOptions {
 
 /** The protocol's default heartbeat interval (docs/node-protocol.md). */
 const HEARTBEAT_INTERVAL_MS_DEFAULT = 5000;
+/** Runs that ended, remembered so a RunSubtask sent again (the scheduler resends unstarted placements) does not run twice. */
+export const ENDED_RUNS_REMEMBERED_MAX = 10_000;
+/** A command whose handling failed (its start report not stored: NATS unavailable) is delivered again after this. */
+const COMMAND_RETRY_DELAY_MS = 2000;
 
 interface Running {
   command: Extract<NodeCommand, { kind: 'RunSubtask' }>;
@@ -37,6 +41,8 @@ interface Running {
 export class SimulatedNode {
   private readonly publisher: EventPublisher;
   private readonly running = new Map<string, Running>();
+  /** Runs (sub-task#attempt) that ended here, oldest first; bounded by ENDED_RUNS_REMEMBERED_MAX. */
+  private readonly ended = new Set<string>();
   /** GPUs handed to a tenant by a lease (AttachLease) until DetachLease. */
   private readonly leases = new Map<string, Extract<NodeCommand, { kind: 'AttachLease' }>>();
   private heartbeatTimer?: NodeJS.Timeout;
@@ -69,7 +75,10 @@ export class SimulatedNode {
 
   /** Registers (a new agent epoch), starts heartbeats and the command consumer. */
   async start(): Promise<void> {
-    this.agentEpoch = Math.max(this.agentEpoch + 1, Math.floor(this.now().getTime() / 1000));
+    // The epoch is a fencing token, not a time: from the machine's clock, never the node's skewed
+    // one (a node started an hour fast, then started again with its clock right, would otherwise
+    // get an older epoch and every heartbeat of it refused as a stale agent's).
+    this.agentEpoch = Math.max(this.agentEpoch + 1, Math.floor(Date.now() / 1000));
     const time = this.now().toISOString();
     const data: EventData<'NodeRegistered'> = { ...this.spec, labels: this.spec.labels ?? {}, agentEpoch: this.agentEpoch, registeredAt: time };
     await this.publisher.publish(this.publisher.build('NodeRegistered', data, { id: deriveId(deriveId('00000000-0000-7000-8000-000000000000', this.spec.nodeId), `registered:${this.agentEpoch}`), time, tenantId: null, correlationId: this.spec.nodeId }));
@@ -89,7 +98,11 @@ export class SimulatedNode {
     this.messages = await consumer.consume({ max_messages: 64 });
     const messages = this.messages;
     this.loop = (async () => {
-      for await (const m of messages) await this.onCommand(m);
+      for await (const m of messages) {
+        // A command that could not be carried out (its start report not stored) is delivered again
+        // later; the loop goes on to the next one rather than ending with the error.
+        await this.onCommand(m).catch(() => m.nak(COMMAND_RETRY_DELAY_MS));
+      }
     })();
   }
 
@@ -110,7 +123,7 @@ export class SimulatedNode {
       case 'RunSubtask': {
         const key = `${command.subtaskId}#${command.attempt}`;
         // Reports continue the trace the command carries (the job's trace).
-        if (!this.running.has(key)) await this.run(command, key, m.headers?.get('traceparent') || undefined);
+        if (!this.running.has(key) && !this.ended.has(key)) await this.run(command, key, m.headers?.get('traceparent') || undefined);
         break;
       }
       case 'StopSubtask': {
@@ -119,6 +132,7 @@ export class SimulatedNode {
         if (current && current.command.leaseEpoch === command.leaseEpoch) {
           clearTimeout(current.timer);
           this.running.delete(key);
+          this.rememberEnded(key);
         }
         break;
       }
@@ -143,6 +157,7 @@ export class SimulatedNode {
     const durationMs = Math.max(1, Math.round(command.runtimeMs * (this.options.speed ?? 1)));
     const timer = setTimeout(() => {
       this.running.delete(key);
+      this.rememberEnded(key);
       const finish = async () => {
         const endedAt = this.now().toISOString();
         const exitCode = this.options.exitCodeFor?.(command) ?? 0;
@@ -157,6 +172,11 @@ export class SimulatedNode {
       else finish().catch(() => undefined);
     }, durationMs);
     this.running.set(key, { command, timer });
+  }
+
+  private rememberEnded(key: string): void {
+    this.ended.add(key);
+    if (this.ended.size > ENDED_RUNS_REMEMBERED_MAX) this.ended.delete(this.ended.values().next().value!);
   }
 
   private scheduleHeartbeat(delayMs: number): void {

@@ -10,7 +10,7 @@ import { schedulerLeaderLease } from '../leadership/leader-lease';
 import { NodeDrainHandler } from '../drains/node-drain.handler';
 import { SchedulingPolicyHandler } from '../policy/scheduling-policy.handler';
 import { PLACEMENTS_PER_CYCLE_MAX } from '../placement/cycle';
-import { attachLeaseCommand, runSubtaskCommand } from '../placement/node-commands';
+import { commandsToResend, OverdueRuns, type AddressedCommand } from './command-resends';
 import { schedulerEventTypeSet, type CycleResult, type Decision, type HypotheticalJob, type Reservation, type SchedulerPolicy, type Waiting } from '../placement/placement.types';
 import { explain, feasibility, type Explanation, type FeasibilityRequest } from '../placement/questions';
 import { decide } from '../placement/scheduler.decider';
@@ -40,6 +40,8 @@ export interface SchedulerEngineOptions {
   leaseTtlMs?: number;
   /** Longest pause between cycles when nothing new arrives (explanations stay fresh, backfill re-evaluates). */
   idleCycleMs?: number;
+  /** A placement not reported started this long after it was placed or last sent gets its RunSubtask again (command-resends.ts). */
+  commandResendAfterMs?: number;
   onError?(error: Error): void;
 }
 
@@ -60,6 +62,8 @@ export interface EngineStatus {
 
 /** Explanations computed off the leader path are reused this long at the same log position. */
 const EXPLANATION_CACHE_MS = 1000;
+/** How often the leader looks for placements whose command is overdue. */
+const OVERDUE_CHECK_INTERVAL_MS = 1000;
 const encoder = new TextEncoder();
 
 export class SchedulerEngine {
@@ -81,8 +85,10 @@ export class SchedulerEngine {
   private readonly waiters = new SequenceWaiters();
   private loop?: Promise<void>;
   private wasLeader = false;
-  /** Commands of unstarted placements are resent once after each change of leadership. */
+  /** Commands that may not have left are resent once after each change of leadership and after a cycle whose publishes failed. */
   private commandsResent = false;
+  private readonly overdueRuns: OverdueRuns;
+  private overdueCheckedAtMs = 0;
   private policyRecorded = false;
   private leaseTickInFlight = false;
   private lastExplained?: { sequence: number; atMs: number; waiting: Map<string, Waiting>; reservation?: Reservation };
@@ -94,6 +100,7 @@ export class SchedulerEngine {
     this.leader = schedulerLeaderLease({ bus: options.bus, instanceId: this.instanceId, ttlMs: options.leaseTtlMs ?? 3000 });
     this.policyCommands = new SchedulingPolicyHandler(options.bus, this.publisher, options.clock);
     this.drains = new NodeDrainHandler(options.bus, this.publisher, options.clock);
+    this.overdueRuns = new OverdueRuns(options.commandResendAfterMs);
   }
 
   get caughtUp(): boolean {
@@ -209,9 +216,10 @@ export class SchedulerEngine {
     this.dirty = false;
     if (!this.caughtUp || !this.leader.isLeader) return;
     if (!this.commandsResent) {
-      await this.resendCommands();
+      await this.sendCommands(commandsToResend(this.state));
       this.commandsResent = true;
     }
+    await this.resendOverdueRuns();
     if (this.options.recordPolicy && !this.policyRecorded) await this.recordConfiguredPolicy();
     const started = performance.now();
     const now = this.options.clock.now().toISOString();
@@ -222,7 +230,15 @@ export class SchedulerEngine {
     if (result.decisions.length === 0) return;
     // Re-check just before writing: a lease lost during the decision means no publish.
     if (!this.leader.isLeader) return;
-    const { maxSequence, conflicts } = await this.publish(result.decisions, now);
+    let published: { maxSequence: number; conflicts: number };
+    try {
+      published = await this.publish(result.decisions, now);
+    } catch (error) {
+      // Some events may be stored whose commands never left: the next cycle sends them again.
+      this.commandsResent = false;
+      throw error;
+    }
+    const { maxSequence, conflicts } = published;
     this.stats.placements += result.placements;
     this.stats.preemptions += result.preemptions;
     this.stats.conflicts += conflicts;
@@ -306,7 +322,7 @@ export class SchedulerEngine {
     return { maxSequence, conflicts };
   }
 
-  private async sendCommands(commands: Array<{ nodeId: string; command: NodeCommand; traceparent?: string }>): Promise<void> {
+  private async sendCommands(commands: Array<AddressedCommand & { traceparent?: string }>): Promise<void> {
     const { js, topology } = this.options.bus;
     const send = ({ nodeId, command, traceparent }: { nodeId: string; command: NodeCommand; traceparent?: string }) => {
       const headers = natsHeaders();
@@ -318,25 +334,17 @@ export class SchedulerEngine {
     }
   }
 
-  /**
-   * After taking over: a placement, lease grant or stop whose command may never have left the
-   * old leader is sent again, with the same command id (the commands stream and the agent drop
-   * repeats).
-   */
-  private async resendCommands(): Promise<void> {
-    const commands: Array<{ nodeId: string; command: NodeCommand }> = [];
-    for (const allocation of this.state.unstarted) {
-      const subtask = allocation.subtask;
-      if (!subtask) continue;
-      commands.push({ nodeId: allocation.node.nodeId, command: runSubtaskCommand(allocation.eventId, subtask, allocation, new Date(allocation.placedAtMs).toISOString()) });
+  /** Placements still not reported started a while after their command went out get it again (at most once a second looked for). */
+  private async resendOverdueRuns(): Promise<void> {
+    const nowMs = this.options.clock.now().getTime();
+    if (nowMs - this.overdueCheckedAtMs < OVERDUE_CHECK_INTERVAL_MS) return;
+    this.overdueCheckedAtMs = nowMs;
+    try {
+      await this.sendCommands(this.overdueRuns.due(this.state, nowMs));
+    } catch (error) {
+      this.commandsResent = false;
+      throw error;
     }
-    for (const lease of this.state.leases.values()) {
-      const allocation = lease.allocation;
-      if (lease.status !== 'granted' || !allocation) continue;
-      commands.push({ nodeId: allocation.node.nodeId, command: attachLeaseCommand(allocation.eventId, lease, allocation, new Date(allocation.placedAtMs).toISOString()) });
-    }
-    for (const stop of this.state.recentStops) commands.push(stop);
-    await this.sendCommands(commands);
   }
 
   // -------------------------------------------------------------------------- questions
