@@ -7,6 +7,7 @@ export * from './codec';
 export * from './upcasters';
 export * from './node-protocol';
 export * from './compiled-schema';
+export * from './domain-error';
 export * from './job-submission';
 export * from './service-requests';
 export * from './report-fencing';

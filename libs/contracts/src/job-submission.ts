@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { capacityTypeSchema, priorityClassSchema, retryPolicySchema, type EventData } from './events';
+import { DomainError, DomainErrorKind } from './domain-error';
 import { HOUR_MS } from './gpu-time';
 import { isSingleLineText, multiLineText, singleLineText } from './text';
 
@@ -156,13 +157,17 @@ export const submitJobRequest = z.strictObject({
 export type SubmitJobRequest = z.infer<typeof submitJobRequest>;
 
 // ------------------------------------------------------------------ task division
-/** A request that is well-formed but cannot be accepted as it is: the field and why (an edge answers 422). */
-export class JobRequestError extends Error {
-  constructor(
-    readonly field: string,
-    message: string,
-  ) {
-    super(message);
+/**
+ * A request that is well-formed but cannot be accepted as it is: the field and why. A validation
+ * DomainError, so the edges map it once (libs/http domain-errors.ts: 422 `unprocessable` with the
+ * field; gRPC INVALID_ARGUMENT): intake's submission and the scheduler's dry-run let it through.
+ */
+export class JobRequestError extends DomainError {
+  declare readonly field: string;
+
+  constructor(field: string, message: string) {
+    super(DomainErrorKind.validation, 'unprocessable', message, field);
+    this.name = 'JobRequestError';
   }
 }
 

@@ -1,3 +1,5 @@
+import { DomainError, DomainErrorKind } from '@fastgpu/contracts';
+
 /**
  * A decider (after Emmett): the pure core of one aggregate's command handling.
  * - `initialState()`: the state before any event;
@@ -25,42 +27,8 @@ export function foldEvents<State, Fact>(decider: Pick<Decider<State, never, unkn
   return state;
 }
 
-/**
- * Why a command was refused, in the domain's words; the HTTP and gRPC edges map each kind to
- * a status once (libs/http, libs/grpc), so no decider knows a transport.
- * - `validation`: the command itself is malformed or out of bounds (HTTP 400/422);
- * - `illegal-state`: well formed, but not allowed in the aggregate's current state (409);
- * - `not-found`: the aggregate does not exist, or belongs to another tenant (404);
- * - `conflict`: the same idempotency key or id was used for something else (409);
- * - `concurrency`: the aggregate changed while deciding, after the bounded retries (409).
- */
-export const DomainErrorKind = {
-  validation: 'validation',
-  illegalState: 'illegal-state',
-  notFound: 'not-found',
-  conflict: 'conflict',
-  concurrency: 'concurrency',
-} as const;
-export type DomainErrorKind = (typeof DomainErrorKind)[keyof typeof DomainErrorKind];
-
-export class DomainError extends Error {
-  constructor(
-    readonly kind: DomainErrorKind,
-    /** A stable, machine-readable code (snake_case), e.g. `invoice_finalized`. */
-    readonly code: string,
-    message: string,
-    /** The input field the error is about, when there is one. */
-    readonly field?: string,
-  ) {
-    super(message);
-    this.name = 'DomainError';
-  }
-}
-
-export const validationError = (code: string, message: string, field?: string) => new DomainError(DomainErrorKind.validation, code, message, field);
-export const illegalState = (code: string, message: string, field?: string) => new DomainError(DomainErrorKind.illegalState, code, message, field);
-export const notFoundError = (code: string, message: string, field?: string) => new DomainError(DomainErrorKind.notFound, code, message, field);
-export const conflictError = (code: string, message: string, field?: string) => new DomainError(DomainErrorKind.conflict, code, message, field);
+/** A refusal in the domain's words: defined in libs/contracts (domain-error.ts), re-exported for deciders. */
+export { conflictError, DomainError, DomainErrorKind, illegalState, notFoundError, validationError } from '@fastgpu/contracts';
 
 /** The aggregate's stream moved between reading it and appending to it, more often than the retries allow. */
 export class ConcurrencyError extends DomainError {

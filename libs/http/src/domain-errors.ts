@@ -14,6 +14,10 @@ import { ApiError } from './errors';
  * | `conflict`      | 409  | the error's code                          |
  * | `concurrency`   | 409  | the error's code (`concurrent_change`)    |
  *
+ * A shared rule's refusal is a DomainError too: the job request's check (`JobRequestError`,
+ * libs/contracts job-submission.ts) is a `validation`, 422 `unprocessable` with its field, for
+ * intake's submission and the scheduler's dry-run alike.
+ *
  * A `not-found` keeps the platform's one `not_found` code, so another tenant's object, a missing
  * one and an unknown route answer alike; its message names what was not found.
  */

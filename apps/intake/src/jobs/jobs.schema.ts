@@ -56,4 +56,5 @@ export const listJobsQuery = z.object({
 export type ListJobsQuery = z.infer<typeof listJobsQuery>;
 
 export const jobSummaryView = jobView.omit({ spec: true, subtasks: true, scheduling: true });
+export type JobSummaryView = z.infer<typeof jobSummaryView>;
 export const jobsPage = z.object({ jobs: z.array(jobSummaryView), nextCursor: nextCursorSchema });

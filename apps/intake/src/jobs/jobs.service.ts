@@ -1,7 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { checkJobRequest, explainReply, feasibilityReply, JobRequestError, multiLineText, nameId, requestIdSchema, type ExplainRequest, type FeasibilityRequest, type FeasibilityVerdict } from '@fastgpu/contracts';
+import { checkJobRequest, explainReply, feasibilityReply, multiLineText, nameId, requestIdSchema, type ExplainRequest, type FeasibilityRequest, type FeasibilityVerdict } from '@fastgpu/contracts';
 import { z } from 'zod';
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
+import type { JobsTable } from '@fastgpu/db';
 import type { Principal } from '@fastgpu/auth';
 import { jetStreamCommands, type CommandRunner } from '@fastgpu/eventsourcing';
 import { ApiError, notFound, pageOf, parseInput, parseInstant, unprocessable } from '@fastgpu/http';
@@ -9,7 +10,7 @@ import { lastSequence } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, TickBatcher, type Runtime } from '@fastgpu/runtime';
 import { canonicalJson, IdempotencyKeys, keyOwner, readIdempotencyKey, requestHash, type ClaimedKey, type IdempotencyClaim } from '../shared/idempotency';
 import { IntakeProjections } from '../shared/intake-projections';
-import { JOBS_LIST, type JobView, type ListJobsQuery, type SubmitJobRequest } from './jobs.schema';
+import { JOBS_LIST, jobView, type JobSummaryView, type JobView, type ListJobsQuery, type SubmitJobRequest } from './jobs.schema';
 import { jobDecider, subtaskId, type JobCommand, type JobEnd, type JobState } from './job.decider';
 
 /** How long intake waits for the scheduler's feasibility answer before accepting anyway. */
@@ -26,8 +27,7 @@ const cancelReason = z.object({ reason: multiLineText(500, 1) });
 const iso = (value: Date | string | null | undefined): string | null => (value ? new Date(value).toISOString() : null);
 
 /** A `jobs` read-model row as the API shows it (without spec and sub-tasks). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function jobSummary(row: any): Omit<JobView, 'subtasks' | 'spec'> {
+function jobSummary(row: Selectable<JobsTable>): JobSummaryView {
   return {
     jobId: row.job_id,
     tenantId: row.tenant_id,
@@ -40,6 +40,9 @@ function jobSummary(row: any): Omit<JobView, 'subtasks' | 'spec'> {
     gpuMsObserved: row.gpu_ms_observed,
   };
 }
+
+/** The recorded JobSubmitted a row's jsonb `spec` holds (text on a driver that does not parse jsonb). */
+const specOf = (stored: unknown): JobView['spec'] => jobView.shape.spec.parse(typeof stored === 'string' ? (JSON.parse(stored) as unknown) : stored);
 
 /**
  * Job submission: validate, divide into sub-tasks, and run the submission on the event-sourcing
@@ -74,13 +77,8 @@ export class JobsService {
     const tenantId = principal.tenantId;
     if (!tenantId) throw new ApiError(403, 'forbidden', 'jobs are submitted with a tenant API key');
     const idempotencyKey = readIdempotencyKey(idempotencyKeyHeader, { required: true, why: 'a retry without one would submit a second job' })!;
-    let checked;
-    try {
-      checked = checkJobRequest(request, this.runtime.clock.now().getTime());
-    } catch (error) {
-      if (error instanceof JobRequestError) throw unprocessable(error.message, error.field);
-      throw error;
-    }
+    // A refused request throws JobRequestError, a DomainError the edge maps (422 with the field).
+    const checked = checkJobRequest(request, this.runtime.clock.now().getTime());
 
     // A retry answers the original request: no check runs again (the fleet may have changed since).
     const hash = requestHash(request);
@@ -217,7 +215,7 @@ export class JobsService {
     const subtasks = await this.runtime.db.selectFrom('subtasks').selectAll().where('job_id', '=', jobId).orderBy('index').execute();
     const view: JobView = {
       ...jobSummary(row),
-      spec: typeof row.spec === 'string' ? JSON.parse(row.spec) : row.spec,
+      spec: specOf(row.spec),
       subtasks: subtasks.map((s) => ({
         subtaskId: s.subtask_id,
         index: s.index,
@@ -263,7 +261,7 @@ export class JobsService {
    * first by (submitted_at, job_id); `nextCursor` names the last row. The tenant is in the query,
    * never in the cursor, so no cursor reaches another tenant's rows.
    */
-  async list(principal: Principal, query: ListJobsQuery): Promise<{ jobs: Array<Omit<JobView, 'subtasks' | 'spec'>>; nextCursor: string | null }> {
+  async list(principal: Principal, query: ListJobsQuery): Promise<{ jobs: JobSummaryView[]; nextCursor: string | null }> {
     const tenantId = principal.tenantId ?? query.tenantId;
     const fromMs = query.from === undefined ? undefined : parseInstant(query.from, 'from');
     const toMs = query.to === undefined ? undefined : parseInstant(query.to, 'to');

@@ -6,7 +6,9 @@
  * valid verdict (malformed, an error reply, not JSON, a field the job request does not have) is
  * no answer: the job is accepted and the next submission asks again (only verdicts are cached);
  * verdicts are cached per whole request, so another tenant's same shape asks for itself; an
- * explanation is merged into GET /v1/jobs/{id} only when it parses.
+ * explanation is merged into GET /v1/jobs/{id} only when it parses. A request the shared job
+ * check refuses (JobRequestError, a DomainError mapped once at the edge) is a 422 `unprocessable`
+ * with its field, and the scheduler is not asked.
  */
 import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,6 +79,13 @@ describe("intake reads the scheduler's replies by their schema", () => {
     expect(refused).toMatchObject({ status: 422, body: { error: { field: 'gpusPerSubtask', message: 'the largest a100 node has 8' } } });
     const request = feasibilityRequest.parse(asked.at(-1));
     expect(request).toEqual({ tenantId: 'acme', gpuModels: ['a100'], gpusPerSubtask: 1, subtaskCount: 1, gang: false });
+  });
+
+  it("refuses what the shared job check refuses with 422 and its field, before asking the scheduler", async () => {
+    const before = asked.length;
+    const refused = await submit('acme', { ...job(1), gangTopologyKey: 'rack' });
+    expect(refused).toEqual({ status: 422, body: { error: { code: 'unprocessable', message: 'gangTopologyKey applies to gang jobs only', field: 'gangTopologyKey' } } });
+    expect(asked.length).toBe(before);
   });
 
   it('accepts when the reply is not a valid verdict, and asks again next time', async () => {

@@ -1,4 +1,4 @@
-import { checkJobRequest, JobRequestError, type SubmitJobRequest } from '@fastgpu/contracts';
+import { checkJobRequest, type SubmitJobRequest } from '@fastgpu/contracts';
 import { unprocessable } from '@fastgpu/http';
 import type { SchedulerEngine } from '../scheduling/scheduler.engine';
 
@@ -13,13 +13,8 @@ import type { SchedulerEngine } from '../scheduling/scheduler.engine';
  * type is held to `dryRunResponse` (scheduler.responses.ts, AnswersMatchSchemas).
  */
 export function dryRunJob(engine: SchedulerEngine, tenantId: string | null, request: SubmitJobRequest, nowMs: number) {
-  let checked;
-  try {
-    checked = checkJobRequest(request, nowMs);
-  } catch (error) {
-    if (error instanceof JobRequestError) throw unprocessable(error.message, error.field);
-    throw error;
-  }
+  // A refused request throws JobRequestError, a DomainError the edge maps (422 with the field), as intake's does.
+  const checked = checkJobRequest(request, nowMs);
   const subtaskCount = checked.subtasks.length;
   const shape = { gpuModels: request.gpuModels, gpusPerSubtask: request.gpusPerSubtask, subtaskCount, gang: request.gang, ...(request.gangTopologyKey ? { gangTopologyKey: request.gangTopologyKey } : {}) };
   const verdict = engine.feasibility(shape);
