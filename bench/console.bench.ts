@@ -61,6 +61,18 @@ interface Figures {
   allLoadedMs?: number;
   filterMs: number;
   searchMs: number;
+  /** Fleet: how the first render divides (medians): GET /v1/fleet timed from Node, and in the page when its request started and its answer ended. */
+  fleetAnswer?: { serverMs: number; bytes: number; requestStartMs: number; answerEndMs: number };
+}
+
+/** In the page just navigated: when the last GET /v1/fleet started and its answer ended, ms after the navigation began. */
+async function fleetRequestTiming(page: Page): Promise<{ startMs: number; endMs: number }> {
+  return page.evaluate(() => {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the page's Performance API (this project's types have no DOM)
+    const entries = (globalThis as any).performance.getEntriesByType('resource').filter((e: any) => /\/v1\/fleet$/.test(e.name));
+    const last = entries[entries.length - 1];
+    return { startMs: last?.startTime ?? NaN, endMs: last?.responseEnd ?? NaN };
+  });
 }
 
 /** The jobs table of a tenant with `jobs` jobs: first render, all loaded, the state filter and a job id typed. */
@@ -104,10 +116,19 @@ async function measureJobs(page: Page, origin: string, tenantId: string, jobs: n
 }
 
 /** The fleet view with `nodes` nodes: first render, the state filter (drained: none) and a node id typed. */
-async function measureFleet(page: Page, origin: string, nodes: number, repeats: number): Promise<Figures> {
+async function measureFleet(page: Page, origin: string, key: string, nodes: number, repeats: number): Promise<Figures> {
   const summary = page.getByTestId('fleet-summary');
   const all = new RegExp(`^${count(nodes)} of ${count(nodes)} nodes shown`);
   const renders: number[] = [];
+  const serverMs: number[] = [];
+  const starts: number[] = [];
+  const ends: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < repeats; i++) {
+    const started = performance.now();
+    bytes = (await (await fetch(`${origin}/v1/fleet`, { headers: { authorization: `Bearer ${key}` } })).arrayBuffer()).byteLength;
+    serverMs.push(performance.now() - started);
+  }
   for (let i = 0; i < repeats; i++) {
     renders.push(
       await timed(async () => {
@@ -116,6 +137,9 @@ async function measureFleet(page: Page, origin: string, nodes: number, repeats: 
         await page.getByTestId('node-n0').waitFor();
       }),
     );
+    const timing = await fleetRequestTiming(page);
+    starts.push(timing.startMs);
+    ends.push(timing.endMs);
   }
   const filters: number[] = [];
   const searches: number[] = [];
@@ -139,7 +163,7 @@ async function measureFleet(page: Page, origin: string, nodes: number, repeats: 
     await page.getByLabel('Node or model').fill('');
     await summary.filter({ hasText: all }).waitFor();
   }
-  return { firstRenderMs: median(renders), filterMs: median(filters), searchMs: median(searches) };
+  return { firstRenderMs: median(renders), filterMs: median(filters), searchMs: median(searches), fleetAnswer: { serverMs: median(serverMs), bytes, requestStartMs: median(starts), answerEndMs: median(ends) } };
 }
 
 function report(view: string, large: Figures, baseline: Figures, sizes: { large: string; baseline: string }): void {
@@ -154,6 +178,14 @@ function report(view: string, large: Figures, baseline: Figures, sizes: { large:
     row('filter (id typed)', large.searchMs, baseline.searchMs, true),
   ]) {
     if (line) console.log(line);
+  }
+  for (const [size, figures] of [[sizes.large, large], [sizes.baseline, baseline]] as const) {
+    const answer = figures.fleetAnswer;
+    if (answer) {
+      console.log(
+        `${view.padEnd(6)} first render with ${size}: GET /v1/fleet answers ${fmt(answer.bytes / 1024)} KiB in ${fmt(answer.serverMs)} ms (from Node); in the page it starts ${fmt(answer.requestStartMs)} ms and ends ${fmt(answer.answerEndMs)} ms after the navigation`,
+      );
+    }
   }
 }
 
@@ -237,7 +269,7 @@ async function measureSystem(browser: Browser, jobs: number, nodes: number, repe
       await signIn(page, url, key, path);
       return page;
     };
-    const fleet = await measureFleet(await pageOf(keys.sre, '/fleet'), url, nodes, repeats);
+    const fleet = await measureFleet(await pageOf(keys.sre, '/fleet'), url, keys.sre, nodes, repeats);
     console.log(`fleet ${JSON.stringify(fleet)}`);
     const jobsFigures = await measureJobs(await pageOf(keys.tenant, '/jobs'), url, TENANT, jobs, repeats);
     console.log(`jobs ${JSON.stringify(jobsFigures)}`);

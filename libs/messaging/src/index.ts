@@ -9,3 +9,4 @@ export * from './sequence-waiters';
 export * from './message-decoding';
 export * from './projection-metrics';
 export * from './leader-lease';
+export * from './heartbeats';

@@ -1,6 +1,6 @@
-import { DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import type { ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import { decodeValue, parseJson, peekType, type DomainEvent } from '@fastgpu/contracts';
-import { EventPublisher, lastSequence, StreamFollower, type Bus } from '@fastgpu/messaging';
+import { EventPublisher, lastHeartbeatOfEachNode, lastSequence, StreamFollower, type Bus } from '@fastgpu/messaging';
 import { Logger } from '@nestjs/common';
 import { nodeClockSkewSeconds, recordRejectedNodeReport } from '@fastgpu/observability';
 import { ConnectionWatch, type Clock, type HealthCheck } from '@fastgpu/runtime';
@@ -107,7 +107,7 @@ export class NodeMonitor {
   }
 
   async start(): Promise<void> {
-    const { streams, subjects } = this.bus.topology;
+    const { streams } = this.bus.topology;
     this.connection = new ConnectionWatch(this.bus.nc);
     this.connection.onChange((connected) => {
       if (connected) this.logger.log('NATS connection back: nodes are judged silent again from now on, not over the outage');
@@ -124,7 +124,7 @@ export class NodeMonitor {
       (error: Error) => (this.readerEnded ??= `the domain log reader failed: ${error.message}`),
     );
     // The last heartbeat of every node, then every new one: what liveness needs after a restart.
-    const consumer = await this.bus.js.consumers.get(streams.heartbeats, { deliver_policy: DeliverPolicy.LastPerSubject, filter_subjects: subjects.heartbeatsAll });
+    const consumer = await this.bus.js.consumers.get(streams.heartbeats, lastHeartbeatOfEachNode(this.bus.topology));
     // Pull requests expire within a loss timeout (and its idle heartbeats come twice as often), so after
     // a NATS restart the reader notices its pulls are gone and pulls again before a node could be lost.
     const expires = Math.min(HEARTBEAT_PULL_EXPIRES_MS_MAX, Math.max(HEARTBEAT_PULL_EXPIRES_MS_MIN, lostTimeoutMs(this.config)));
