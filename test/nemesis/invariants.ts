@@ -271,15 +271,21 @@ export async function checkInvariants(input: InvariantInput): Promise<{ invarian
       .map((r) => ({ r, ran: r.endedAtMs! - r.startedAtMs!, billed: billedMs.get(`${r.subtaskId}#${r.attempt}`) }))
       .filter(({ ran, billed }) => billed === undefined || Math.abs(billed - ran) > REPORT_TIME_TOLERANCE_MS)
       .map(({ r, ran, billed }) => `${r.subtaskId}#${r.attempt} on ${r.nodeId}: ran ${ran} ms, billed ${billed ?? 'nothing'}`);
-    const lost = log.nodesLost
-      .filter((l) => input.skews.some((w) => w.nodeId === l.nodeId && l.detectedAtMs >= w.fromMs && l.detectedAtMs <= w.toMs + input.lossTimeoutMs))
-      .map((l) => `${l.nodeId} lost at ${new Date(l.detectedAtMs).toISOString()} (last heartbeat ${l.lastHeartbeatAt}: ${l.reason})`);
+    // A loss the skew could have caused is the skewed node's alone: when a node whose clock was
+    // not skewed was lost within a second of it, the cause was shared (the simulator or
+    // reliability paused or restarted by an earlier fault), and it is shown but not counted.
+    const SHARED_LOSS_MS = 1000;
+    const inSkew = log.nodesLost.filter((l) => input.skews.some((w) => w.nodeId === l.nodeId && l.detectedAtMs >= w.fromMs && l.detectedAtMs <= w.toMs + input.lossTimeoutMs));
+    const shared = (l: (typeof inSkew)[number]) => log.nodesLost.some((o) => o.nodeId !== l.nodeId && Math.abs(o.detectedAtMs - l.detectedAtMs) <= SHARED_LOSS_MS && !input.skews.some((w) => w.nodeId === o.nodeId && o.detectedAtMs >= w.fromMs && o.detectedAtMs <= w.toMs + input.lossTimeoutMs));
+    const describe = (l: (typeof inSkew)[number]) => `${l.nodeId} lost at ${new Date(l.detectedAtMs).toISOString()} (last heartbeat ${l.lastHeartbeatAt}: ${l.reason})`;
+    const lost = inSkew.filter((l) => !shared(l)).map(describe);
+    const sharedLosses = inSkew.filter(shared).map(describe);
     add(
       'skewed-clock-billed-what-ran-and-no-node-lost',
       off.length === 0 && lost.length === 0,
       off.length || lost.length
         ? [...off.slice(0, 5), ...lost.slice(0, 5)].join('; ')
-        : `${input.skews.length} skews (${input.skews.map((w) => `${w.nodeId} ${w.skewMs > 0 ? '+' : ''}${w.skewMs / 60_000} min for ${w.toMs - w.fromMs} ms`).join(', ') || 'none'}): ${skewed.length} runs reported wholly skewed, each billed within ${REPORT_TIME_TOLERANCE_MS} ms of what it ran; no skewed node lost`,
+        : `${input.skews.length} skews (${input.skews.map((w) => `${w.nodeId} ${w.skewMs > 0 ? '+' : ''}${w.skewMs / 60_000} min for ${w.toMs - w.fromMs} ms`).join(', ') || 'none'}): ${skewed.length} runs reported wholly skewed, each billed within ${REPORT_TIME_TOLERANCE_MS} ms of what it ran; no skewed node lost alone${sharedLosses.length ? ` (${sharedLosses.length} lost with unskewed nodes, not counted: ${sharedLosses.slice(0, 3).join('; ')})` : ''}`,
     );
   });
 
