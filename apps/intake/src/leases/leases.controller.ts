@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Post, Query, Res, UseGuards } from '@nestjs/common';
 import { ApiKeyGuard, CurrentPrincipal, Roles, type Principal } from '@fastgpu/auth';
 import { ApiDoc, parseInput } from '@fastgpu/http';
-import { leaseView, requestLeaseBody, requestLeaseQuery } from './leases.schema';
+import { leasesPage, leaseView, listLeasesQuery, requestLeaseBody, requestLeaseQuery } from './leases.schema';
 import { LeasesService } from './leases.service';
 
 /** Interactive GPU leases: ask for N GPUs of a model, hold them, release them. */
@@ -27,6 +27,18 @@ export class LeasesController {
     const lease = await this.leases.request(principal, parseInput(requestLeaseBody, body), { idempotencyKey, waitMs });
     reply.status(lease.state === 'granted' ? 201 : 202);
     return lease;
+  }
+
+  @Get()
+  @ApiDoc({
+    summary: "List the caller's leases (platform roles: any tenant's with ?tenantId=, or all), newest first by request time, in pages: give nextCursor as cursor for the next; filter by state",
+    query: listLeasesQuery,
+    response: leasesPage,
+    errors: { 400: 'malformed parameter, or a cursor that is not one of this list' },
+    tags: ['leases'],
+  })
+  async list(@CurrentPrincipal() principal: Principal, @Query() query: unknown) {
+    return this.leases.list(principal, parseInput(listLeasesQuery, query, 'query'));
   }
 
   @Get(':leaseId')

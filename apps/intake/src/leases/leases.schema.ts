@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { capacityTypeSchema, GPU_MODELS_PER_JOB_MAX, gpuModelNameSchema, priorityClassSchema, requestIdSchema } from '@fastgpu/contracts';
+import { cursorInstantMs, nextCursorSchema, pageParam } from '@fastgpu/http';
 
 export const LEASE_GPUS_MAX = 64;
 /** Longest a POST /v1/leases waits for the grant before answering 202 with the lease still requested. */
@@ -38,3 +39,20 @@ export const leaseView = z.object({
   gpuMs: z.number(),
 });
 export type LeaseView = z.infer<typeof leaseView>;
+
+/** The list's name in its cursors: a cursor of another list is refused. */
+export const LEASES_LIST = 'leases';
+
+/**
+ * `GET /v1/leases`: newest first by (requestedAt, leaseId), in pages (libs/http cursor.ts). A
+ * tenant key lists its own tenant's leases only; a platform key any tenant's (`tenantId`) or all.
+ */
+export const listLeasesQuery = z.object({
+  state: leaseView.shape.state.optional(),
+  limit: pageParam.limit(),
+  cursor: pageParam.cursor(LEASES_LIST, cursorInstantMs).optional(),
+  tenantId: requestIdSchema.optional().describe("Platform roles: this tenant's leases only (a tenant key always lists its own)"),
+});
+export type ListLeasesQuery = z.infer<typeof listLeasesQuery>;
+
+export const leasesPage = z.object({ leases: z.array(leaseView), nextCursor: nextCursorSchema });

@@ -1,15 +1,17 @@
+import { sql } from 'kysely';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { feasibilityReply, nameId, newEntityId, requestIdSchema, type DomainEvent, type EventData, type FeasibilityRequest } from '@fastgpu/contracts';
 import { IdempotencyKeys, keyOwner, readIdempotencyKey, requestHash } from '../shared/idempotency';
 import { findForTenant, type Principal } from '@fastgpu/auth';
 import { foldEvents, handleCommand, JetStreamEventStream, type Decider } from '@fastgpu/eventsourcing';
-import { ApiError, notFound, unprocessable } from '@fastgpu/http';
+import { ApiError, notFound, pageOf, unprocessable } from '@fastgpu/http';
 import { gpuMs as gpuMsOf } from '@fastgpu/money';
 import { ProjectionHost } from '@fastgpu/platform';
+import { lastSequence } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { leaseDecider, leaseRequestRefusal, type LeaseCommand, type LeaseState } from './lease.decider';
 import { leasesProjection } from './leases.projection';
-import type { LeaseView, RequestLeaseBody } from './leases.schema';
+import { LEASES_LIST, type LeaseView, type ListLeasesQuery, type RequestLeaseBody } from './leases.schema';
 
 /** How long a request waits for the scheduler's feasibility answer before accepting anyway. */
 const FEASIBILITY_TIMEOUT_MS = 1000;
@@ -180,6 +182,28 @@ export class LeasesService implements OnApplicationBootstrap, OnApplicationShutd
       const row = (await query.executeTakeFirst()) as LeaseRow | undefined;
       return row ? this.view(row) : this.historyView(leaseId, scope);
     });
+  }
+
+  /**
+   * The leases the caller may see, newest first, a page at a time: a tenant key its own tenant's
+   * only (whatever `tenantId` says), a platform key one tenant's or all. The read model first
+   * catches up with the log, so a lease just requested is listed.
+   */
+  async list(principal: Principal, query: ListLeasesQuery): Promise<{ leases: LeaseView[]; nextCursor: string | null }> {
+    const tenantId = principal.tenantId ?? query.tenantId;
+    const last = await lastSequence(this.runtime.bus, this.runtime.bus.topology.streams.events);
+    await this.host.runner(leasesProjection.name).waitFor(last, READ_MODEL_WAIT_MS);
+    let q = this.runtime.db
+      .selectFrom('leases')
+      .selectAll()
+      .orderBy('requested_at', 'desc')
+      .orderBy(sql`lease_id COLLATE "C"`, 'desc')
+      .limit(query.limit + 1);
+    if (tenantId) q = q.where('tenant_id', '=', tenantId);
+    if (query.state) q = q.where('state', '=', query.state);
+    if (query.cursor) q = q.where(sql<boolean>`(requested_at, lease_id COLLATE "C") < (${new Date(query.cursor.time).toISOString()}::timestamptz, ${query.cursor.id})`);
+    const page = pageOf((await q.execute()) as LeaseRow[], query.limit, LEASES_LIST, (row) => ({ time: new Date(row.requested_at).getTime(), id: row.lease_id }));
+    return { leases: page.rows.map((row) => this.view(row)), nextCursor: page.nextCursor };
   }
 
   /** The lease as its own events in the log say, for a caller that sees `scope` (null: every tenant); undefined without a request. */
