@@ -9,7 +9,7 @@ import pg from 'pg';
 import { intakeService } from '../apps/intake/src/intake.service';
 
 /**
- * `npm run bench -- intake [--jobs=N] [--clients=C]`: job submissions accepted per second
+ * `npm run bench -- intake [--jobs=N] [--clients=C] [--subtasks=S]`: job submissions accepted per second
  * through `POST /v1/jobs` (validation, auth, task division, idempotency key, JetStream publish
  * with msg-id, read-your-writes on the jobs read model) from concurrent HTTP clients on
  * keep-alive connections, with latency percentiles. The baseline, measured in the same run, is
@@ -50,10 +50,10 @@ function percentile(sorted: number[], p: number): number {
 const loadWorker = `
 const http = require('node:http');
 const { parentPort, workerData } = require('node:worker_threads');
-const { url, key, jobs, clients } = workerData;
+const { url, key, jobs, clients, subtasks } = workerData;
 const target = new URL(url);
 const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
-const body = Buffer.from(JSON.stringify({ projectId: 'bench', gpuModels: ['a100'], gpusPerSubtask: 1, subtaskCount: 1, runtimeSeconds: 60 }));
+const body = Buffer.from(JSON.stringify({ projectId: 'bench', gpuModels: ['a100'], gpusPerSubtask: 1, subtaskCount: subtasks, runtimeSeconds: 60 }));
 let next = 0; const latencies = []; let failures = 0; const statuses = {};
 function post(i) {
   return new Promise((resolve, reject) => {
@@ -89,6 +89,8 @@ async function client() {
 export default async function run(flags: string[]): Promise<void> {
   const jobs = flag(flags, 'jobs', 10_000);
   const clients = flag(flags, 'clients', 64);
+  /** Sub-tasks per job: 1 by default; a big job (e.g. 100) appends one SubtaskCreated per sub-task. */
+  const subtasks = flag(flags, 'subtasks', 1);
   const unique = randomBytes(4).toString('hex');
   const dbName = `fgintake_bench_${unique}`;
   const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
@@ -98,7 +100,7 @@ export default async function run(flags: string[]): Promise<void> {
   const runtime = await createRuntime(config);
   const started = await startServices(runtime, [intakeService], { port: 0, logger: false });
   try {
-    // Baseline: the same events (JobSubmitted + SubtaskCreated per job) straight to JetStream.
+    // Baseline: the same events (JobSubmitted + a SubtaskCreated per sub-task, per job) straight to JetStream.
     const baselineBus = await connectBus({ natsUrl: config.natsUrl, subjectPrefix: `bench${unique}b` });
     const publisher = new EventPublisher(baselineBus.js, baselineBus.topology, 'bench');
     const now = new Date().toISOString();
@@ -107,8 +109,10 @@ export default async function run(flags: string[]): Promise<void> {
       const jobId = newEntityId();
       const meta = (d: string) => ({ id: deriveId(jobId, d), time: now, tenantId: 'bench', correlationId: jobId });
       events.push(
-        publisher.build('JobSubmitted', { jobId, tenantId: 'bench', projectId: 'bench', gpuModels: ['a100'], gpusPerSubtask: 1, subtaskCount: 1, runtimeMs: 60_000, priorityClass: 'standard', priority: 0, preemptible: false, gang: false, capacityType: 'on-demand', dependsOn: [], submittedAt: now }, meta('JobSubmitted')),
-        publisher.build('SubtaskCreated', { jobId, tenantId: 'bench', subtaskId: `${jobId}-0`, index: 0, gpus: 1, gpuModels: ['a100'], runtimeMs: 60_000 }, meta('SubtaskCreated:0')),
+        publisher.build('JobSubmitted', { jobId, tenantId: 'bench', projectId: 'bench', gpuModels: ['a100'], gpusPerSubtask: 1, subtaskCount: subtasks, runtimeMs: 60_000, priorityClass: 'standard', priority: 0, preemptible: false, gang: false, capacityType: 'on-demand', dependsOn: [], submittedAt: now }, meta('JobSubmitted')),
+        ...Array.from({ length: subtasks }, (_, index) =>
+          publisher.build('SubtaskCreated', { jobId, tenantId: 'bench', subtaskId: `${jobId}-${index}`, index, gpus: 1, gpuModels: ['a100'], runtimeMs: 60_000 }, meta(`SubtaskCreated:${index}`)),
+        ),
       );
     }
     const b0 = performance.now();
@@ -122,7 +126,7 @@ export default async function run(flags: string[]): Promise<void> {
     const key = (await (await fetch(`${started.url}/v1/tenants/bench/api-keys`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: '{}' })).json()) as { secret: string };
 
     const result = await new Promise<{ seconds: number; latencies: number[]; failures: number; statuses: Record<string, number> }>((resolve, reject) => {
-      const worker = new Worker(loadWorker, { eval: true, workerData: { url: started.url, key: key.secret, jobs, clients } });
+      const worker = new Worker(loadWorker, { eval: true, workerData: { url: started.url, key: key.secret, jobs, clients, subtasks } });
       worker.once('message', resolve);
       worker.once('error', reject);
     });
@@ -139,10 +143,10 @@ export default async function run(flags: string[]): Promise<void> {
     }
     const catchUpMs = performance.now() - caughtUp0;
     const refusals = Object.entries(result.statuses).map(([status, n]) => `${n} × ${status}`).join(', ');
-    console.log(`jobs submitted          ${jobs} from ${clients} concurrent HTTP clients (${stored.n} in the read model ${catchUpMs.toFixed(0)} ms after the last answer)`);
+    console.log(`jobs submitted          ${jobs} of ${subtasks} sub-task(s) from ${clients} concurrent HTTP clients (${stored.n} in the read model ${catchUpMs.toFixed(0)} ms after the last answer)`);
     console.log(`answers other than 202  ${result.failures}${refusals ? ` (${refusals})` : ''}`);
     console.log(`POST /v1/jobs           ${jobsPerSecond.toFixed(0)} jobs/s   p50 ${percentile(latencies, 50).toFixed(1)} ms   p99 ${percentile(latencies, 99).toFixed(1)} ms   max ${latencies.at(-1)?.toFixed(1)} ms`);
-    console.log(`baseline: raw JetStream ${baselineJobsPerSecond.toFixed(0)} jobs/s (2 events each, 1,000 in flight)`);
+    console.log(`baseline: raw JetStream ${baselineJobsPerSecond.toFixed(0)} jobs/s (${subtasks + 1} events each, 1,000 in flight)`);
     console.log(`ratio (HTTP / raw)      ${(jobsPerSecond / baselineJobsPerSecond).toFixed(3)}   target: ≥ 2,000 jobs/s accepted through HTTP`);
     console.log(`machine load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${cpus().length} cores (figures scale with what else runs)`);
     console.log(`peak RSS                ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);

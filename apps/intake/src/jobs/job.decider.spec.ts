@@ -3,7 +3,7 @@
  * one SubtaskCreated per planned sub-task (ids derived from the job id, each sub-task caused by
  * the JobSubmitted, so a decision taken again is the same events); a retried submission decides
  * nothing once every event is on the subject, and only the missing sub-tasks after an append cut
- * short, under the JobSubmitted that stands; a cancellation is one JobCancelRequested, once; a job
+ * short (wherever the holes are), under the JobSubmitted that stands; a cancellation is one JobCancelRequested, once; a job
  * never submitted and another tenant's job are the same not-found, and a job the read model says
  * ended is refused (409).
  */
@@ -47,6 +47,12 @@ describe('job decider', () => {
 
   it('completes an append cut short: only the missing sub-tasks, under the JobSubmitted that stands', () => {
     spec(decider).given(submitted.slice(0, 2)).when(submit({ submittedAt: '2026-10-01T10:00:05.000Z' })).then(submitted.slice(2));
+  });
+
+  it('completes an append that left a hole (its sub-tasks are sent together): only the missing one', () => {
+    const [jobSubmitted, first, second, third] = submitted;
+    spec(decider).given([jobSubmitted!, first!, third!]).when(submit()).then([second!]);
+    spec(decider).given([jobSubmitted!, third!, first!, third!]).when(submit()).then([second!]);
   });
 
   it('decides one JobCancelRequested, once', () => {

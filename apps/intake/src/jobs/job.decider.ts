@@ -16,9 +16,25 @@ import { illegalState, notFoundError, type BuildEvent, type Decider } from '@fas
 export interface JobState {
   /** What JobSubmitted recorded; null before it. */
   submitted: EventData<'JobSubmitted'> | null;
-  /** One past the highest sub-task index created on the subject (they are appended in index order). */
-  subtasksCreated: number;
+  /**
+   * The sub-task indices created on the subject, newest first. A set, not a count: the sub-tasks
+   * after JobSubmitted are appended concurrently (job-event-stream.ts), so an append cut short
+   * can leave any of them missing, not only the last ones.
+   */
+  created: CreatedSubtasks | null;
   cancelRequested: boolean;
+}
+
+/** A list that shares its tail with the state before, so evolve adds a sub-task in O(1) (a job may have 100,000). */
+export interface CreatedSubtasks {
+  readonly index: number;
+  readonly earlier: CreatedSubtasks | null;
+}
+
+function createdIndices(created: CreatedSubtasks | null): Set<number> {
+  const indices = new Set<number>();
+  for (let node = created; node !== null; node = node.earlier) indices.add(node.index);
+  return indices;
 }
 
 /** A job's end as the read model holds it (the scheduler's JobCompleted is on its own subject). */
@@ -63,7 +79,7 @@ const jobNotFound = (jobId: string) => notFoundError('job_not_found', `job ${job
 
 export function jobDecider(build: BuildEvent): Decider<JobState, JobCommand, DomainEvent> {
   return {
-    initialState: () => ({ submitted: null, subtasksCreated: 0, cancelRequested: false }),
+    initialState: () => ({ submitted: null, created: null, cancelRequested: false }),
     decide(command, state) {
       switch (command.kind) {
         case 'submit': {
@@ -74,7 +90,9 @@ export function jobDecider(build: BuildEvent): Decider<JobState, JobCommand, Dom
           const events: DomainEvent[] = state.submitted ? [] : [build('JobSubmitted', submitted, meta('JobSubmitted'))];
           const causationId = deriveId(jobId, 'JobSubmitted');
           // Only the sub-tasks not on the subject yet: an append cut short by a failure is completed, never repeated.
-          for (const subtask of command.checked.subtasks.slice(state.subtasksCreated)) {
+          const created = createdIndices(state.created);
+          for (const subtask of command.checked.subtasks) {
+            if (created.has(subtask.index)) continue;
             const data = { jobId, tenantId, subtaskId: subtaskId(jobId, subtask.index), index: subtask.index, gpus: subtask.gpus, gpuModels: command.request.gpuModels, runtimeMs: subtask.runtimeMs };
             events.push(build('SubtaskCreated', data, { ...meta(`SubtaskCreated:${subtask.index}`), causationId }));
           }
@@ -104,7 +122,7 @@ export function jobDecider(build: BuildEvent): Decider<JobState, JobCommand, Dom
         case 'JobSubmitted':
           return { ...state, submitted: event.data };
         case 'SubtaskCreated':
-          return { ...state, subtasksCreated: Math.max(state.subtasksCreated, event.data.index + 1) };
+          return { ...state, created: { index: event.data.index, earlier: state.created } };
         case 'JobCancelRequested':
           return { ...state, cancelRequested: true };
         default:

@@ -4,13 +4,14 @@ import { z } from 'zod';
 import { sql, type Selectable } from 'kysely';
 import type { JobsTable } from '@fastgpu/db';
 import type { Principal } from '@fastgpu/auth';
-import { jetStreamCommands, type CommandRunner } from '@fastgpu/eventsourcing';
+import type { CommandRunner } from '@fastgpu/eventsourcing';
 import { ApiError, notFound, pageOf, parseInput, parseInstant, unprocessable } from '@fastgpu/http';
 import { lastSequence } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, TickBatcher, type Runtime } from '@fastgpu/runtime';
 import { canonicalJson, IdempotencyKeys, keyOwner, readIdempotencyKey, requestHash, type ClaimedKey, type IdempotencyClaim } from '../shared/idempotency';
 import { IntakeProjections } from '../shared/intake-projections';
 import { JOBS_LIST, jobView, type JobSummaryView, type JobView, type ListJobsQuery, type SubmitJobRequest } from './jobs.schema';
+import { jobCommands } from './job-event-stream';
 import { jobDecider, subtaskId, type JobCommand, type JobEnd, type JobState } from './job.decider';
 
 /** How long intake waits for the scheduler's feasibility answer before accepting anyway. */
@@ -47,7 +48,8 @@ const specOf = (stored: unknown): JobView['spec'] => jobView.shape.spec.parse(ty
 /**
  * Job submission: validate, divide into sub-tasks, and run the submission on the event-sourcing
  * kernel (libs/eventsourcing `handleCommand` with job.decider.ts on the job's subject), which
- * appends JobSubmitted + SubtaskCreated. Every submission carries an Idempotency-Key (per tenant):
+ * appends JobSubmitted with the subject's expected sequence, then its SubtaskCreated events
+ * together (job-event-stream.ts). Every submission carries an Idempotency-Key (per tenant):
  * a retry without one would be a second job. The key names the job: its id and event ids derive
  * from it, so a retry decides the same events, and appends only those not on the subject yet.
  */
@@ -67,7 +69,7 @@ export class JobsService {
     @Inject(RUNTIME) private readonly runtime: Runtime,
     @Inject(IntakeProjections) private readonly projections: IntakeProjections,
   ) {
-    this.commands = jetStreamCommands(runtime.bus, publisherFor(runtime, 'intake'), jobDecider);
+    this.commands = jobCommands(runtime.bus, publisherFor(runtime, 'intake'), jobDecider);
     this.keys = new IdempotencyKeys(runtime);
     this.keyLookups = new TickBatcher((lookups) => this.keys.findAll(lookups));
     this.keyClaims = new TickBatcher<IdempotencyClaim, boolean>((claims) => this.keys.claimAll(claims));
