@@ -50,106 +50,60 @@ function defineEventSchemas(text: TextRule) {
 const written = defineEventSchemas(writtenText);
 const stored = defineEventSchemas(storedText);
 
-export const {
-  TenantCreated,
-  ApiKeyIssued,
-  ApiKeyRevoked,
-  retryPolicySchema,
-  dependencySchema,
-  JobSubmitted,
-  SubtaskCreated,
-  JobCancelRequested,
-  JobResultsAggregated,
-  LeaseRequested,
-  LeaseReleaseRequested,
-  SubtaskPlaced,
-  SubtaskPreempted,
-  SubtaskRequeued,
-  SubtaskAbandoned,
-  JobCompleted,
-  LeaseGranted,
-  LeaseReleased,
-  NodeRegistered,
-  SubtaskStarted,
-  SubtaskCompleted,
-  SubtaskFailed,
-  NodeLost,
-  NodeRecovered,
-  NodeDrained,
-  NodeUndrained,
-  schedulingPolicy,
-  SchedulingPolicySet,
-  ReportRejected,
-  SlaCreditIssued,
-  UsageRecorded,
-  ExternalAllocationStarted,
-  ExternalAllocationStopped,
-  ExternalAllocationReportedLate,
-  LateUsageRecorded,
-  priceTierSchema,
-  priceSchema,
-  PriceBookPublished,
-  InvoiceFinalized,
-  InvoicePaid,
-  InvoiceVoided,
-  CreditNoteIssued,
-  CreditGranted,
-  TaxRatesSet,
-  BillingPeriodClosed,
-  InvoiceDraftDeleted,
-  InvoiceReissued,
-  LateUsageBilled,
-  LateUsageDismissed,
-  TenantBillingProfileSet,
-} = written;
+/**
+ * The parts of event payloads that requests and responses reuse (a job's retry policy and
+ * dependencies, the scheduling policy, a price and its tiers). An event's own payload schema is
+ * `eventCatalogue[type].schema`.
+ */
+export const { retryPolicySchema, dependencySchema, schedulingPolicy, priceSchema, priceTierSchema } = written;
 
 /** Every event type with its current schema version and payload schema. */
 export const eventCatalogue = {
-  TenantCreated: { version: 1, schema: TenantCreated },
-  ApiKeyIssued: { version: 1, schema: ApiKeyIssued },
-  ApiKeyRevoked: { version: 1, schema: ApiKeyRevoked },
-  JobSubmitted: { version: 2, schema: JobSubmitted },
-  SubtaskCreated: { version: 1, schema: SubtaskCreated },
-  JobCancelRequested: { version: 1, schema: JobCancelRequested },
-  JobResultsAggregated: { version: 1, schema: JobResultsAggregated },
-  LeaseRequested: { version: 1, schema: LeaseRequested },
-  LeaseReleaseRequested: { version: 1, schema: LeaseReleaseRequested },
-  SubtaskPlaced: { version: 1, schema: SubtaskPlaced },
-  SubtaskPreempted: { version: 1, schema: SubtaskPreempted },
-  SubtaskRequeued: { version: 1, schema: SubtaskRequeued },
-  SubtaskAbandoned: { version: 1, schema: SubtaskAbandoned },
-  JobCompleted: { version: 1, schema: JobCompleted },
-  LeaseGranted: { version: 1, schema: LeaseGranted },
-  LeaseReleased: { version: 1, schema: LeaseReleased },
-  NodeRegistered: { version: 1, schema: NodeRegistered },
-  SubtaskStarted: { version: 1, schema: SubtaskStarted },
-  SubtaskCompleted: { version: 1, schema: SubtaskCompleted },
-  SubtaskFailed: { version: 1, schema: SubtaskFailed },
-  NodeLost: { version: 1, schema: NodeLost },
-  NodeRecovered: { version: 1, schema: NodeRecovered },
-  NodeDrained: { version: 1, schema: NodeDrained },
-  NodeUndrained: { version: 1, schema: NodeUndrained },
-  SchedulingPolicySet: { version: 1, schema: SchedulingPolicySet },
-  ReportRejected: { version: 1, schema: ReportRejected },
-  SlaCreditIssued: { version: 1, schema: SlaCreditIssued },
-  UsageRecorded: { version: 1, schema: UsageRecorded },
-  ExternalAllocationStarted: { version: 1, schema: ExternalAllocationStarted },
-  ExternalAllocationStopped: { version: 1, schema: ExternalAllocationStopped },
-  ExternalAllocationReportedLate: { version: 1, schema: ExternalAllocationReportedLate },
-  LateUsageRecorded: { version: 1, schema: LateUsageRecorded },
-  PriceBookPublished: { version: 1, schema: PriceBookPublished },
-  InvoiceFinalized: { version: 1, schema: InvoiceFinalized },
-  InvoicePaid: { version: 1, schema: InvoicePaid },
-  InvoiceVoided: { version: 1, schema: InvoiceVoided },
-  CreditNoteIssued: { version: 1, schema: CreditNoteIssued },
-  CreditGranted: { version: 1, schema: CreditGranted },
-  TaxRatesSet: { version: 1, schema: TaxRatesSet },
-  BillingPeriodClosed: { version: 1, schema: BillingPeriodClosed },
-  InvoiceDraftDeleted: { version: 1, schema: InvoiceDraftDeleted },
-  InvoiceReissued: { version: 1, schema: InvoiceReissued },
-  LateUsageBilled: { version: 1, schema: LateUsageBilled },
-  LateUsageDismissed: { version: 1, schema: LateUsageDismissed },
-  TenantBillingProfileSet: { version: 1, schema: TenantBillingProfileSet },
+  TenantCreated: { version: 1, schema: written.TenantCreated },
+  ApiKeyIssued: { version: 1, schema: written.ApiKeyIssued },
+  ApiKeyRevoked: { version: 1, schema: written.ApiKeyRevoked },
+  JobSubmitted: { version: 2, schema: written.JobSubmitted },
+  SubtaskCreated: { version: 1, schema: written.SubtaskCreated },
+  JobCancelRequested: { version: 1, schema: written.JobCancelRequested },
+  JobResultsAggregated: { version: 1, schema: written.JobResultsAggregated },
+  LeaseRequested: { version: 1, schema: written.LeaseRequested },
+  LeaseReleaseRequested: { version: 1, schema: written.LeaseReleaseRequested },
+  SubtaskPlaced: { version: 1, schema: written.SubtaskPlaced },
+  SubtaskPreempted: { version: 1, schema: written.SubtaskPreempted },
+  SubtaskRequeued: { version: 1, schema: written.SubtaskRequeued },
+  SubtaskAbandoned: { version: 1, schema: written.SubtaskAbandoned },
+  JobCompleted: { version: 1, schema: written.JobCompleted },
+  LeaseGranted: { version: 1, schema: written.LeaseGranted },
+  LeaseReleased: { version: 1, schema: written.LeaseReleased },
+  NodeRegistered: { version: 1, schema: written.NodeRegistered },
+  SubtaskStarted: { version: 1, schema: written.SubtaskStarted },
+  SubtaskCompleted: { version: 1, schema: written.SubtaskCompleted },
+  SubtaskFailed: { version: 1, schema: written.SubtaskFailed },
+  NodeLost: { version: 1, schema: written.NodeLost },
+  NodeRecovered: { version: 1, schema: written.NodeRecovered },
+  NodeDrained: { version: 1, schema: written.NodeDrained },
+  NodeUndrained: { version: 1, schema: written.NodeUndrained },
+  SchedulingPolicySet: { version: 1, schema: written.SchedulingPolicySet },
+  ReportRejected: { version: 1, schema: written.ReportRejected },
+  SlaCreditIssued: { version: 1, schema: written.SlaCreditIssued },
+  UsageRecorded: { version: 1, schema: written.UsageRecorded },
+  ExternalAllocationStarted: { version: 1, schema: written.ExternalAllocationStarted },
+  ExternalAllocationStopped: { version: 1, schema: written.ExternalAllocationStopped },
+  ExternalAllocationReportedLate: { version: 1, schema: written.ExternalAllocationReportedLate },
+  LateUsageRecorded: { version: 1, schema: written.LateUsageRecorded },
+  PriceBookPublished: { version: 1, schema: written.PriceBookPublished },
+  InvoiceFinalized: { version: 1, schema: written.InvoiceFinalized },
+  InvoicePaid: { version: 1, schema: written.InvoicePaid },
+  InvoiceVoided: { version: 1, schema: written.InvoiceVoided },
+  CreditNoteIssued: { version: 1, schema: written.CreditNoteIssued },
+  CreditGranted: { version: 1, schema: written.CreditGranted },
+  TaxRatesSet: { version: 1, schema: written.TaxRatesSet },
+  BillingPeriodClosed: { version: 1, schema: written.BillingPeriodClosed },
+  InvoiceDraftDeleted: { version: 1, schema: written.InvoiceDraftDeleted },
+  InvoiceReissued: { version: 1, schema: written.InvoiceReissued },
+  LateUsageBilled: { version: 1, schema: written.LateUsageBilled },
+  LateUsageDismissed: { version: 1, schema: written.LateUsageDismissed },
+  TenantBillingProfileSet: { version: 1, schema: written.TenantBillingProfileSet },
 } as const;
 
 /**
@@ -169,15 +123,20 @@ export function isEventType(type: string): type is EventType {
 }
 
 /**
+ * The events of one attempt of a placed sub-task, from its placement to its end or its return to
+ * the queue: each opens or ends the GPU allocation of the attempt.
+ */
+export const subtaskAttemptEventTypes = ['SubtaskPlaced', 'SubtaskStarted', 'SubtaskCompleted', 'SubtaskFailed', 'SubtaskPreempted', 'SubtaskRequeued'] as const satisfies readonly EventType[];
+
+/**
  * The events of a placed sub-task's life, from placement to its end or return to the queue:
  * every read model of sub-tasks (intake's jobs, reliability's SLA, the scheduler) folds all of them.
  */
-export const subtaskPlacementEventTypes = [
-  'SubtaskPlaced',
-  'SubtaskStarted',
-  'SubtaskCompleted',
-  'SubtaskFailed',
-  'SubtaskPreempted',
-  'SubtaskRequeued',
-  'SubtaskAbandoned',
-] as const satisfies readonly EventType[];
+export const subtaskPlacementEventTypes = [...subtaskAttemptEventTypes, 'SubtaskAbandoned'] as const satisfies readonly EventType[];
+
+/**
+ * The events that open or end a GPU allocation (a sub-task's attempt, a lease, an external
+ * allocation; allocation-key.ts names each): metering's usage fold and billing's accrual both read
+ * all of them (with more of their own: a node's loss and restart, `UsageRecorded`).
+ */
+export const allocationEventTypes = [...subtaskAttemptEventTypes, 'LeaseGranted', 'LeaseReleased', 'ExternalAllocationStarted', 'ExternalAllocationStopped'] as const satisfies readonly EventType[];

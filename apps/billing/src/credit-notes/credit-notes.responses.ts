@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CreditNoteIssued } from '@fastgpu/contracts';
+import { eventCatalogue } from '@fastgpu/contracts';
 import { CREDIT_NOTE_SCHEMA, type CreditNoteDocument } from './credit-note-document';
 import type { CreditNoteData } from './credit-note.decider';
 
@@ -49,7 +49,7 @@ export const creditNoteDocumentResponse = z.object({
 export const creditNoteDocumentsResponse = z.object({ creditNotes: z.array(creditNoteDocumentResponse) });
 
 /** An issued credit note: its `CreditNoteIssued` payload. */
-export const creditNoteIssuedResponse = CreditNoteIssued;
+export const creditNoteIssuedResponse = eventCatalogue.CreditNoteIssued.schema;
 
 /** Both ways assignable: neither side has a field, or a field type, the other lacks. */
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CreditGranted, TaxRatesSet } from '@fastgpu/contracts';
+import { eventCatalogue } from '@fastgpu/contracts';
 import { buyerSchema, creditNoteIssuedResponse } from '../credit-notes/credit-notes.responses';
 import { FINANCE_ACTION_TYPES } from '../finance-actions/finance-actions';
 import { LIFECYCLE_ACTION_TYPES } from '../ledger/invoice-lifecycle';
@@ -136,8 +136,8 @@ export const finalizeDueResponse = z.object({
   skipped: z.array(z.object({ invoiceId: z.string(), reason: z.string() })),
 });
 
-export const creditGrantResponse = CreditGranted.describe('The CreditGranted payload recorded');
-export const taxRatesResponse = TaxRatesSet.describe('The TaxRatesSet payload recorded');
+export const creditGrantResponse = eventCatalogue.CreditGranted.schema.describe('The CreditGranted payload recorded');
+export const taxRatesResponse = eventCatalogue.TaxRatesSet.schema.describe('The TaxRatesSet payload recorded');
 
 export const deletedDraftResponse = z.object({
   deletedInvoiceId: z.string(),

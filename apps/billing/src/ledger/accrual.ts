@@ -58,21 +58,6 @@ export interface OpenAllocation {
   accruedUntilMs: number | null;
 }
 
-/** Event types that open or end allocations (UsageRecorded, which closes them, is handled apart). */
-export const ALLOCATION_EVENT_TYPES = [
-  'SubtaskPlaced',
-  'SubtaskStarted',
-  'SubtaskCompleted',
-  'SubtaskFailed',
-  'SubtaskPreempted',
-  'SubtaskRequeued',
-  'LeaseGranted',
-  'LeaseReleased',
-  'ExternalAllocationStarted',
-  'ExternalAllocationStopped',
-] as const;
-export type AllocationEventType = (typeof ALLOCATION_EVENT_TYPES)[number];
-
 export function emptyAllocation(allocationKey: string, kind: AllocationKind): OpenAllocation {
   return {
     allocationKey,

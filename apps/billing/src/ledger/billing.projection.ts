@@ -1,8 +1,7 @@
-import type { StoredEvent } from '@fastgpu/contracts';
+import { allocationEventTypes, type StoredEvent } from '@fastgpu/contracts';
 import type { Projection, ProjectionContext, ProjectionTransaction } from '@fastgpu/messaging';
 import { periodIndex } from '@fastgpu/money';
 import { FINANCE_ACTION_TYPES } from '../finance-actions/finance-actions';
-import { ALLOCATION_EVENT_TYPES } from './accrual';
 import { LIFECYCLE_ACTION_TYPES } from './invoice-lifecycle';
 import { LedgerWriter } from './ledger-writer';
 import { REVIEW_DECISION_TYPES } from './review-decisions';
@@ -26,7 +25,7 @@ export const BILLING_PROJECTION = 'billing-ledger';
 export function billingProjection(name = BILLING_PROJECTION): Projection {
   return {
     name,
-    types: new Set(['TenantCreated', 'PriceBookPublished', 'UsageRecorded', 'SlaCreditIssued', 'InvoiceFinalized', ...FINANCE_ACTION_TYPES, ...ALLOCATION_EVENT_TYPES, 'NodeLost', 'BillingPeriodClosed', ...LIFECYCLE_ACTION_TYPES, ...REVIEW_DECISION_TYPES]),
+    types: new Set(['TenantCreated', 'PriceBookPublished', 'UsageRecorded', 'SlaCreditIssued', 'InvoiceFinalized', ...FINANCE_ACTION_TYPES, ...allocationEventTypes, 'NodeLost', 'BillingPeriodClosed', ...LIFECYCLE_ACTION_TYPES, ...REVIEW_DECISION_TYPES]),
     // Money: an undecodable event of these types stops the ledger (and any rebuild) rather than being skipped.
     stopsOnUndecodable: true,
     async apply(trx: ProjectionTransaction, events: StoredEvent[], context: ProjectionContext): Promise<void> {

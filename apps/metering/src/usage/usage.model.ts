@@ -1,4 +1,4 @@
-import { allocationKeyOf, type AllocationKind, type CapacityType, type DomainEvent, type EventType, type LatenessHorizon, type ReportRejectionCode } from '@fastgpu/contracts';
+import { allocationEventTypes, allocationKeyOf, type AllocationKind, type CapacityType, type DomainEvent, type EventType, type LatenessHorizon, type ReportRejectionCode } from '@fastgpu/contracts';
 import { gpuMs, HOUR_MS, splitAtHours } from '@fastgpu/money';
 
 /**
@@ -8,23 +8,8 @@ import { gpuMs, HOUR_MS, splitAtHours } from '@fastgpu/money';
  * usage.fold.ts; the SQL that loads and stores these rows is usage.projection.ts.
  */
 
-export const usageEventTypes = [
-  'SubtaskPlaced',
-  'SubtaskStarted',
-  'SubtaskCompleted',
-  'SubtaskFailed',
-  'SubtaskPreempted',
-  'SubtaskRequeued',
-  'NodeLost',
-  'NodeRegistered',
-  'NodeRecovered',
-  'LeaseGranted',
-  'LeaseReleased',
-  'ExternalAllocationStarted',
-  'ExternalAllocationStopped',
-  'ExternalAllocationReportedLate',
-  'JobCompleted',
-] as const satisfies readonly EventType[];
+/** The event types the usage fold reads: every allocation's start and end, and what ends them besides (a node's loss or new agent epoch, a job's end, a late external report). */
+export const usageEventTypes = [...allocationEventTypes, 'NodeLost', 'NodeRegistered', 'NodeRecovered', 'ExternalAllocationReportedLate', 'JobCompleted'] as const satisfies readonly EventType[];
 export type UsageEventType = (typeof usageEventTypes)[number];
 
 export { AllocationKind, externalKey, leaseKey, subtaskKey } from '@fastgpu/contracts';
