@@ -105,9 +105,12 @@ export class JobsService {
     // attempt that claimed its key but never published, or was cut short, gets its events now).
     const { state, version } = await this.commands(this.runtime.bus.topology.subjects.job(jobId), { kind: 'submit', jobId, tenantId, request, checked, idempotencyKey, submittedAt });
     if (!created) {
-      // A retry answers with the job as it is now (it may have run since).
+      // A retry answers with the job as it is now (it may have run since) once the read model holds
+      // it. While the read model lags behind the job's events (an instance catching up after a
+      // fault), the retry answers what those events say, as the first answer did: never 404 for a
+      // job that is in the log.
       await this.projections.waitFor('intake-jobs', version, READ_MODEL_WAIT_MS);
-      return { job: await this.get(principal, jobId, { explain: false }), created };
+      if (await this.visibleRow(principal, jobId)) return { job: await this.get(principal, jobId, { explain: false }), created };
     }
     const submitted = state.submitted;
     if (!submitted) throw new Error(`job ${jobId}: no JobSubmitted after its submission was decided`);
