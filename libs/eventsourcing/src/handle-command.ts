@@ -13,6 +13,21 @@ export interface HandledCommand<State, Event> {
   version: number;
 }
 
+export interface CommandOptions {
+  /** Decisions taken again after the aggregate moved (default COMMAND_RETRIES_MAX). */
+  retries?: number;
+  /**
+   * The caller knows the aggregate has no events yet (it just claimed the id the aggregate is
+   * named by): the first attempt decides on the initial state at version 0 without reading it,
+   * which saves a round trip. A wrong guess is safe when the store refuses it as any stale append
+   * (the append expects version 0), and the loop reads and decides again. On JetStream an event
+   * id already stored inside the duplicate window is acknowledged as a duplicate before the
+   * expected sequence is checked, so a decider whose ids repeat needs a store that takes that as
+   * stale too (intake's job-event-stream.ts).
+   */
+  assumeNew?: boolean;
+}
+
 /**
  * The one command loop: read the aggregate, decide, append with the version it was read at;
  * when another writer got there first, read again and decide again, at most `retries` more
@@ -24,11 +39,11 @@ export async function handleCommand<State, Command, Event>(
   decider: Decider<State, Command, Event>,
   streamId: string,
   command: Command,
-  options: { retries?: number } = {},
+  options: CommandOptions = {},
 ): Promise<HandledCommand<State, Event>> {
   const retries = options.retries ?? COMMAND_RETRIES_MAX;
   for (let attempt = 0; ; attempt++) {
-    const { events: history, version } = await store.read(streamId);
+    const { events: history, version } = attempt === 0 && options.assumeNew ? { events: [], version: 0 } : await store.read(streamId);
     const state = foldEvents(decider, history);
     const events = decider.decide(command, state);
     if (events.length === 0) return { events, state, version };

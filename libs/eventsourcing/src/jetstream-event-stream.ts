@@ -4,7 +4,7 @@ import { EventLogUnavailableError, isRetryablePublishError, isStreamVersionConfl
 import type { BuildEvent } from './build-event';
 import type { Decider } from './decider';
 import { StreamVersionMismatch, type EventStream } from './event-stream';
-import { handleCommand, type HandledCommand } from './handle-command';
+import { handleCommand, type CommandOptions, type HandledCommand } from './handle-command';
 
 /** True when JetStream refused a publish because the subject was not at the expected sequence (API error 10071); defined beside the publisher in libs/messaging. */
 export { isStreamVersionConflict };
@@ -97,8 +97,8 @@ export class JetStreamEventStream implements EventStream<DomainEvent> {
 export function jetStreamCommands<State, Command>(bus: Bus, publisher: EventPublisher, makeDecider: (build: BuildEvent) => Decider<State, Command, DomainEvent>): CommandRunner<State, Command> {
   const store = new JetStreamEventStream(bus, publisher);
   const decider = makeDecider((type, data, meta) => publisher.build(type, data, meta));
-  return (subject, command) => handleCommand(store, decider, subject, command);
+  return (subject, command, options) => handleCommand(store, decider, subject, command, options);
 }
 
 /** Runs one command on the aggregate of `subject` (see jetStreamCommands). */
-export type CommandRunner<State, Command> = (subject: string, command: Command) => Promise<HandledCommand<State, DomainEvent>>;
+export type CommandRunner<State, Command> = (subject: string, command: Command, options?: CommandOptions) => Promise<HandledCommand<State, DomainEvent>>;

@@ -4,16 +4,17 @@
  * every SubtaskCreated once, and answers the subject's last sequence; submissions of the same job
  * racing each other (the same Idempotency-Key at once) still store each event exactly once; a
  * submission decided again after an append that left holes stores only the missing sub-tasks; a
- * cancellation is appended as the kernel appends it, and refused when the subject moved under it
- * more often than the retries allow.
+ * cancellation is appended as the kernel appends it. A submission that claimed a new key is
+ * decided without reading the subject first (`assumeNew`), and when the guess is wrong (the job
+ * is there) it reads and decides again, storing nothing twice.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkJobRequest, decodeEvent, submitJobRequest, type DomainEvent } from '@fastgpu/contracts';
 import { StreamFollower, EventPublisher } from '@fastgpu/messaging';
 import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
-import { jobCommands } from './job-event-stream';
+import { jobCommands, JobEventStream } from './job-event-stream';
 import { jobDecider, type JobCommand, type JobState } from './job.decider';
-import type { CommandRunner } from '@fastgpu/eventsourcing';
+import { handleCommand, type CommandRunner, type EventStream } from '@fastgpu/eventsourcing';
 
 let env: TestEnvironment;
 let publisher: EventPublisher;
@@ -98,6 +99,19 @@ describe('the job aggregate store', () => {
     const rows = await stored(subject);
     expect(subtaskIndices(rows).sort((a, b) => a - b)).toEqual(range(10));
     expect(rows).toHaveLength(11);
+  });
+
+  it('decides a new job without reading its subject, and reads and decides again when the guess was wrong', async () => {
+    const subject = env.bus.topology.subjects.job('job-assumed');
+    const store = new JobEventStream(env.bus, publisher);
+    let reads = 0;
+    const counted: EventStream<DomainEvent> = { read: (s) => (reads++, store.read(s)), append: (s, events, expected) => store.append(s, events, expected) };
+    const decider = jobDecider((type, data, meta) => publisher.build(type, data, meta));
+    const first = await handleCommand(counted, decider, subject, submit('job-assumed', 5), { assumeNew: true });
+    expect({ reads, events: first.events.length }).toEqual({ reads: 0, events: 6 });
+    const again = await handleCommand(counted, decider, subject, submit('job-assumed', 5), { assumeNew: true });
+    expect({ reads, events: again.events.length, version: again.version }).toEqual({ reads: 1, events: 0, version: first.version });
+    expect(await stored(subject)).toHaveLength(6);
   });
 
   it('appends a cancellation expecting the subject’s sequence', async () => {

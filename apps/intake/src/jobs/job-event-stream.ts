@@ -1,5 +1,5 @@
 import type { DomainEvent } from '@fastgpu/contracts';
-import { handleCommand, JetStreamEventStream, type BuildEvent, type CommandRunner, type Decider, type EventStream } from '@fastgpu/eventsourcing';
+import { handleCommand, isStreamVersionConflict, JetStreamEventStream, StreamVersionMismatch, type BuildEvent, type CommandRunner, type Decider, type EventStream } from '@fastgpu/eventsourcing';
 import { PUBLISH_IN_FLIGHT_MAX, type Bus, type EventPublisher } from '@fastgpu/messaging';
 
 /**
@@ -21,6 +21,12 @@ import { PUBLISH_IN_FLIGHT_MAX, type Bus, type EventPublisher } from '@fastgpu/m
  * short can leave holes). Two writers can only both send one when neither read it, i.e. while
  * it was in flight, seconds apart. Any other event (a cancellation, or a decision of several
  * kinds) is appended as the kernel appends it: each event expecting the one before.
+ *
+ * The first event acknowledged as a duplicate (its id is on the log already, which JetStream
+ * answers inside the duplicate window before it checks the expected sequence) also means the
+ * subject was not where the decision thought: the command is read and decided again. That is
+ * what makes `assumeNew` (a submission that claimed a new key skips the read) safe when the guess
+ * is wrong inside the window too.
  */
 export class JobEventStream implements EventStream<DomainEvent> {
   private readonly ordered: JetStreamEventStream;
@@ -40,7 +46,7 @@ export class JobEventStream implements EventStream<DomainEvent> {
   async append(subject: string, events: readonly DomainEvent[], expectedVersion: number): Promise<{ version: number }> {
     const [first, ...rest] = events;
     if (first === undefined || rest.length === 0 || !rest.every((e) => e.type === 'SubtaskCreated' && e.subject === subject)) return this.ordered.append(subject, events, expectedVersion);
-    let { version } = await this.ordered.append(subject, [first], expectedVersion);
+    let version = await this.appendFirst(subject, first, expectedVersion);
     const acks: Array<Promise<void>> = [];
     let failure: { error: unknown } | undefined;
     for (const event of rest) {
@@ -58,6 +64,18 @@ export class JobEventStream implements EventStream<DomainEvent> {
     await Promise.all(acks);
     if (failure) throw failure.error;
     return { version };
+  }
+
+  private async appendFirst(subject: string, event: DomainEvent, expectedVersion: number): Promise<number> {
+    if (event.subject !== subject) throw new Error(`event ${event.id} (${event.type}) belongs to ${event.subject}, not ${subject}`);
+    try {
+      const ack = await this.publisher.publish(event, { expectedLastSubjectSequence: expectedVersion });
+      if (ack.duplicate) throw new StreamVersionMismatch(subject, expectedVersion);
+      return ack.sequence;
+    } catch (error) {
+      if (isStreamVersionConflict(error)) throw new StreamVersionMismatch(subject, expectedVersion);
+      throw error;
+    }
   }
 }
 
@@ -88,5 +106,5 @@ class InFlightLimit {
 export function jobCommands<State, Command>(bus: Bus, publisher: EventPublisher, makeDecider: (build: BuildEvent) => Decider<State, Command, DomainEvent>): CommandRunner<State, Command> {
   const store = new JobEventStream(bus, publisher);
   const decider = makeDecider((type, data, meta) => publisher.build(type, data, meta));
-  return (subject, command) => handleCommand(store, decider, subject, command);
+  return (subject, command, options) => handleCommand(store, decider, subject, command, options);
 }

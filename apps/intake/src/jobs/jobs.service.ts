@@ -103,7 +103,8 @@ export class JobsService {
 
     // The job's own history decides: a retry appends only what is not on the subject yet (a first
     // attempt that claimed its key but never published, or was cut short, gets its events now).
-    const { state, version } = await this.commands(this.runtime.bus.topology.subjects.job(jobId), { kind: 'submit', jobId, tenantId, request, checked, idempotencyKey, submittedAt });
+    // A key this request claimed names a job no one has written: its subject is not read first.
+    const { state, version } = await this.commands(this.runtime.bus.topology.subjects.job(jobId), { kind: 'submit', jobId, tenantId, request, checked, idempotencyKey, submittedAt }, { assumeNew: created });
     if (!created) {
       // A retry answers with the job as it is now (it may have run since) once the read model holds
       // it. While the read model lags behind the job's events (an instance catching up after a
