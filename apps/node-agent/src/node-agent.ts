@@ -5,7 +5,8 @@ import { ensureTopology } from '@fastgpu/messaging';
 import type { AgentBus, AgentContext, AgentHost, AgentLog, RegisteredGpu } from './agent-context';
 import type { AgentConfig } from './agent.config';
 import { CommandConsumer } from './commands/command-consumer';
-import { gpuModelFromName, queryGpus } from './gpus/nvidia-smi';
+import { GpuSampler } from './gpus/gpu-sampler';
+import { gpuModelFromName, queryGpus, type GpuReading } from './gpus/nvidia-smi';
 import { XidCounter } from './gpus/xid-reader';
 import { Heartbeats } from './heartbeats/heartbeats';
 import { RunReports } from './reporting/run-reports';
@@ -99,7 +100,7 @@ export class NodeAgent {
     }
     const workRoot = resolve(this.config.workRoot);
     await mkdir(join(workRoot, RUNS_FOLDER), { recursive: true, mode: 0o711 });
-    await this.discoverGpus();
+    const discovered = await this.discoverGpus();
     this.xids = new XidCounter(this.config.kmsg, this.log, (xid) => this.log('warn', `XID ${xid.xid} on the GPU at PCI ${xid.pciBusId}: ${xid.detail}`));
     await this.xids.start();
     this.host.oomCounterFile = this.config.oomCounterFile ?? (await findOomCounterFile());
@@ -131,7 +132,8 @@ export class NodeAgent {
     } else if (adopted === 0) {
       this.log('info', `restarted with agent epoch ${state.agentEpoch} (no run survived; each is reported as it ended)`);
     }
-    this.heartbeats = new Heartbeats(this.context, this.xids);
+    const sampler = new GpuSampler({ nvidiaSmi: this.config.nvidiaSmi, timeoutMs: this.config.nvidiaSmiTimeoutMs, intervalMs: this.config.heartbeatIntervalMs, log: this.log }, discovered);
+    this.heartbeats = new Heartbeats(this.context, sampler, this.xids);
     this.heartbeats.start();
   }
 
@@ -149,7 +151,7 @@ export class NodeAgent {
     await this.book.save().catch((error: Error) => this.log('error', `could not save state: ${error.message}`));
   }
 
-  private async discoverGpus(): Promise<void> {
+  private async discoverGpus(): Promise<GpuReading[]> {
     const readings = await queryGpus(this.config.nvidiaSmi, this.config.nvidiaSmiTimeoutMs);
     if (readings.length === 0) throw new Error(`${this.config.nvidiaSmi} lists no GPU`);
     const names = new Set(readings.map((r) => r.name));
@@ -158,6 +160,7 @@ export class NodeAgent {
     this.host.gpuModel = this.config.gpuModel ?? gpuModelFromName(readings[0]!.name);
     // Rounded up: heartbeats may report up to the whole memory, which must fit what was registered.
     this.host.gpuMemoryGb = Math.ceil(Math.max(...readings.map((r) => r.memoryTotalMib)) / 1024);
+    return readings;
   }
 
   private async prepareOutputs(): Promise<void> {

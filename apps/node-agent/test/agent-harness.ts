@@ -44,6 +44,8 @@ export class FakeHost {
       '#!/bin/sh',
       '# Stand-in for nvidia-smi on a host without GPUs: the real output format, for the agent\'s exact query.',
       `[ "$1" = "${NVIDIA_SMI_ARGS[0]}" ] && [ "$2" = "${NVIDIA_SMI_ARGS[1]}" ] && [ "$#" = 2 ] || { echo "unexpected arguments: $*" >&2; exit 2; }`,
+      '# While the hang file exists it hangs as nvidia-smi does on a GPU stuck in the driver: deaf to SIGTERM, until SIGKILL.',
+      `trap '' TERM; while [ -e "${join(binDir, 'hang')}" ]; do sleep 0.05; done`,
       `cat "${join(binDir, 'gpus.csv')}"`,
       '',
     ].join('\n');
@@ -59,6 +61,23 @@ export class FakeHost {
   async setGpus(rows: GpuRow[]): Promise<void> {
     const lines = rows.map((row, index) => [index, GPU_UUIDS[index], 'NVIDIA A100-SXM4-80GB', 81920, row.utilization ?? 0, row.memoryUsed ?? 1, row.temperature ?? 35, row.ecc ?? 0, GPU_PCI_BUS_IDS[index]].join(', '));
     await writeFile(join(this.binDir, 'gpus.csv'), `${lines.join('\n')}\n`);
+  }
+
+  /** Makes nvidia-smi hang (ignoring SIGTERM, killed only by SIGKILL) from its next start, or answer again. */
+  async hangNvidiaSmi(hang: boolean): Promise<void> {
+    if (hang) await writeFile(join(this.binDir, 'hang'), '');
+    else await rm(join(this.binDir, 'hang'), { force: true });
+  }
+
+  /** The pids of this host's nvidia-smi processes alive now (zombies excluded). */
+  async nvidiaSmiProcesses(): Promise<number[]> {
+    const pids: number[] = [];
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+      if (cmdline.includes(join(this.binDir, 'nvidia-smi')) && (await processRuns(Number(entry)))) pids.push(Number(entry));
+    }
+    return pids;
   }
 
   /** The kernel log the host's agents follow for XIDs (FASTGPU_AGENT_KMSG), empty at first. */

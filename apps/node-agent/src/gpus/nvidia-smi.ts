@@ -98,23 +98,52 @@ export function gpuModelFromName(name: string): string {
   return model.slice(0, 64) || 'gpu';
 }
 
-/** Runs nvidia-smi with the fixed query (no shell), bounded in time and output. */
-export function queryGpus(nvidiaSmi: string, timeoutMs: number): Promise<GpuReading[]> {
-  return new Promise((resolve, reject) => {
-    execFile(nvidiaSmi, [...NVIDIA_SMI_ARGS], { timeout: timeoutMs, maxBuffer: OUTPUT_BYTES_MAX, encoding: 'utf8' }, (error, stdout, stderr) => {
-      if (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-          reject(new NvidiaSmiError(`${nvidiaSmi} not found: this host has no NVIDIA driver (the agent runs only on a GPU host), or set FASTGPU_AGENT_NVIDIA_SMI to its path`));
-          return;
-        }
-        reject(new NvidiaSmiError(`${nvidiaSmi} failed: ${error.message}${stderr ? `: ${stderr.trim().slice(0, 300)}` : ''}`));
+/** One nvidia-smi query in flight: its readings, and when its process has exited. */
+export interface GpuQuery {
+  /** Settles by `timeoutMs` at the latest, whether or not the process has exited. */
+  readings: Promise<GpuReading[]>;
+  /** Resolves once the process is gone (a process stuck in the driver may outlive its SIGKILL). */
+  exited: Promise<void>;
+}
+
+/**
+ * Runs nvidia-smi with the fixed query (no shell), bounded in output and in time: at `timeoutMs`
+ * the process gets SIGKILL and `readings` rejects at once, without waiting for the process to
+ * exit or its output to close (a GPU that fell off the bus can leave nvidia-smi hung in the driver).
+ */
+export function startGpuQuery(nvidiaSmi: string, timeoutMs: number): GpuQuery {
+  let settle!: { resolve(readings: GpuReading[]): void; reject(error: Error): void };
+  const readings = new Promise<GpuReading[]>((resolve, reject) => (settle = { resolve, reject }));
+  let markExited!: () => void;
+  const exited = new Promise<void>((resolve) => (markExited = resolve));
+  const child = execFile(nvidiaSmi, [...NVIDIA_SMI_ARGS], { maxBuffer: OUTPUT_BYTES_MAX, encoding: 'utf8', killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
+    clearTimeout(deadline);
+    if (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        settle.reject(new NvidiaSmiError(`${nvidiaSmi} not found: this host has no NVIDIA driver (the agent runs only on a GPU host), or set FASTGPU_AGENT_NVIDIA_SMI to its path`));
         return;
       }
-      try {
-        resolve(parseNvidiaSmiCsv(stdout));
-      } catch (parseError) {
-        reject(parseError instanceof Error ? parseError : new NvidiaSmiError(String(parseError)));
-      }
-    });
+      settle.reject(new NvidiaSmiError(`${nvidiaSmi} failed: ${error.message}${stderr ? `: ${stderr.trim().slice(0, 300)}` : ''}`));
+      return;
+    }
+    try {
+      settle.resolve(parseNvidiaSmiCsv(stdout));
+    } catch (parseError) {
+      settle.reject(parseError instanceof Error ? parseError : new NvidiaSmiError(String(parseError)));
+    }
   });
+  const deadline = setTimeout(() => {
+    child.kill('SIGKILL');
+    settle.reject(new NvidiaSmiError(`${nvidiaSmi} did not answer within ${timeoutMs} ms (killed)`));
+  }, timeoutMs);
+  // 'exit' (not 'close'): a grandchild holding the output pipe open does not keep the query alive.
+  if (child.exitCode !== null || child.signalCode !== null) markExited();
+  child.once('exit', () => markExited());
+  child.once('error', () => markExited());
+  return { readings, exited };
+}
+
+/** Runs nvidia-smi once (startGpuQuery) and returns its readings. */
+export function queryGpus(nvidiaSmi: string, timeoutMs: number): Promise<GpuReading[]> {
+  return startGpuQuery(nvidiaSmi, timeoutMs).readings;
 }

@@ -1,26 +1,31 @@
 import { Heartbeat } from '@fastgpu/contracts';
 import type { AgentContext } from '../agent-context';
+import type { GpuSampler } from '../gpus/gpu-sampler';
 import type { XidCounter } from '../gpus/xid-reader';
-import { queryGpus, type GpuReading } from '../gpus/nvidia-smi';
 
 /**
  * The node's heartbeats (docs/node-protocol.md, "Heartbeats"): every heartbeat interval, a GPU
- * sample per registered GPU (utilisation, memory, temperature, ECC errors from nvidia-smi, XIDs
- * from the kernel log) and the runs whose processes the agent holds.
+ * sample per registered GPU (utilisation, memory, temperature, ECC errors from the newest
+ * nvidia-smi sample, XIDs from the kernel log) and the runs whose processes the agent holds.
+ * nvidia-smi runs on the sampler's own timer (gpus/gpu-sampler.ts), never on this one: a hung
+ * nvidia-smi leaves the GPU samples out once they are stale, and the heartbeats keep coming.
  */
 export class Heartbeats {
   private timer?: NodeJS.Timeout;
 
   constructor(
     private readonly context: AgentContext,
+    private readonly sampler: GpuSampler,
     private readonly xids: XidCounter | undefined,
   ) {}
 
   start(): void {
+    this.sampler.start();
     this.schedule(0);
   }
 
   stop(): void {
+    this.sampler.stop();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
@@ -35,15 +40,11 @@ export class Heartbeats {
     }, delayMs);
   }
 
-  /** One heartbeat with what nvidia-smi says now (GPUs it cannot read are left out) and the runs whose processes are held. */
+  /** One heartbeat with the newest GPU sample (GPUs it does not list, or all when it is stale, are left out) and the runs whose processes are held. */
   async send(): Promise<void> {
     const { config, host, book, bus } = this.context;
-    let readings: GpuReading[] = [];
-    try {
-      readings = await queryGpus(config.nvidiaSmi, config.nvidiaSmiTimeoutMs);
-    } catch (error) {
-      this.context.log('warn', `no GPU samples in this heartbeat: ${(error as Error).message}`);
-    }
+    const telemetry = this.sampler.current();
+    const readings = telemetry.stale ? [] : telemetry.readings;
     await this.xids?.poll();
     const xids = this.xids?.available ? this.xids : undefined;
     const byUuid = new Map(readings.map((r) => [r.uuid, r]));
