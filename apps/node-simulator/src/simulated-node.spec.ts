@@ -2,7 +2,8 @@
  * Proves the simulated node speaks the node protocol on real NATS: it registers, runs a
  * RunSubtask command for runtime × speed and reports start and completion with the command's
  * attempt and lease epoch, sends heartbeats listing its work, and stops work on StopSubtask.
- * A RunSubtask that comes again after its run ended does not run it twice. A lease's GPUs are
+ * A RunSubtask that comes again after its run ended does not run it twice, and one stored before
+ * the node registered again (its restart ended that placement) does not run. A lease's GPUs are
  * held from AttachLease until a DetachLease of the same epoch (an older epoch's detach changes
  * nothing).
  */
@@ -107,5 +108,15 @@ describe('simulated node', () => {
     await command({ kind: 'DetachLease', commandId: 'd1', leaseId: 'L1', leaseEpoch: 11, reason: 'released by the tenant', issuedAt });
     await eventually(() => !node.attachedLeases.has('L1'));
     expect([...node.attachedLeases.keys()]).toEqual(['L2']);
+  });
+
+  it('after a restart, ignores work placed before it registered again (the registration ended it)', async () => {
+    await node.stop();
+    // Stored while the agent is down: its registration at start ends every run placed before it.
+    await command({ kind: 'RunSubtask', commandId: 'before-restart', jobId: 'j7', tenantId: 't1', subtaskId: 'j7-0', attempt: 1, leaseEpoch: 20, gpuIndices: [7], runtimeMs: 3_600_000_000, issuedAt: new Date().toISOString() });
+    await node.start();
+    await command({ kind: 'RunSubtask', commandId: 'after-restart', jobId: 'j8', tenantId: 't1', subtaskId: 'j8-0', attempt: 1, leaseEpoch: 21, gpuIndices: [6], runtimeMs: 3_600_000_000, issuedAt: new Date().toISOString() });
+    await eventually(() => node.runningSubtasks.includes('j8-0#1'));
+    expect(node.runningSubtasks).toEqual(['j8-0#1']);
   });
 });

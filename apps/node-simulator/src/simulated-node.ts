@@ -50,6 +50,13 @@ export class SimulatedNode {
   private messages?: ConsumerMessages;
   private loop?: Promise<void>;
   private agentEpoch = 0;
+  /**
+   * The commands stream's last sequence just before this agent epoch registered: a RunSubtask or
+   * AttachLease stored up to it was placed before the registration, which ends every run of an
+   * earlier epoch (libs/contracts registrationEndsRuns), so it is void here. Such a command is still
+   * delivered when the previous process died before acknowledging it (redelivered after ack_wait).
+   */
+  private commandsBeforeRegistration = 0;
   private readonly now: () => Date;
   /** Reports this node would have sent while it was "down" are kept to replay late (tests of fencing). */
   readonly heldReports: Array<() => Promise<void>> = [];
@@ -79,6 +86,7 @@ export class SimulatedNode {
     // one (a node started an hour fast, then started again with its clock right, would otherwise
     // get an older epoch and every heartbeat of it refused as a stale agent's).
     this.agentEpoch = Math.max(this.agentEpoch + 1, Math.floor(Date.now() / 1000));
+    this.commandsBeforeRegistration = (await this.bus.jsm.streams.info(this.bus.topology.streams.commands)).state.last_seq;
     const time = this.now().toISOString();
     const data: EventData<'NodeRegistered'> = { ...this.spec, labels: this.spec.labels ?? {}, agentEpoch: this.agentEpoch, registeredAt: time };
     await this.publisher.publish(this.publisher.build('NodeRegistered', data, { id: deriveId(deriveId('00000000-0000-7000-8000-000000000000', this.spec.nodeId), `registered:${this.agentEpoch}`), time, tenantId: null, correlationId: this.spec.nodeId }));
@@ -119,6 +127,10 @@ export class SimulatedNode {
       return;
     }
     const command = parsed.data;
+    if ((command.kind === 'RunSubtask' || command.kind === 'AttachLease') && m.seq <= this.commandsBeforeRegistration) {
+      m.ack();
+      return;
+    }
     switch (command.kind) {
       case 'RunSubtask': {
         const key = `${command.subtaskId}#${command.attempt}`;
