@@ -3,9 +3,46 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 
 /**
+ * The longest a service's start runs without V8's optimizing compiler (deferOptimizingCompiler):
+ * a start that waits this long (NATS or PostgreSQL not answering yet, a long catch-up before the
+ * service listens) gets it back then.
+ */
+export const OPTIMIZER_DEFERRED_MS_MAX = 20_000;
+
+let optimizerDeferred: NodeJS.Timeout | undefined;
+
+/**
+ * Keeps V8's optimizing compiler (TurboFan) off while a service starts, until
+ * `resumeOptimizingCompiler` (runStandalone, once the service listens) or
+ * OPTIMIZER_DEFERRED_MS_MAX at the latest. Start-up code (module bodies, Nest's scan of modules
+ * and decorators) runs a few hundred times at most, yet enough of it crosses TurboFan's
+ * thresholds that an idle service kept ~7 MB of optimized code, deoptimization data and the
+ * compiler's freed zones for code that never runs again (docs/benchmarks.md, service-rss).
+ * Interpreter and baseline compiler run as usual, and TurboFan optimizes the request and
+ * projection paths as they become hot after the start. Nothing is deferred when the command line
+ * or NODE_OPTIONS already chooses (`--turbofan`, `--opt`, `--no-…`).
+ */
+export function deferOptimizingCompiler(): void {
+  const chosen = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((flag) => /^--(no-)?(turbofan|opt)$/.test(flag));
+  if (chosen || optimizerDeferred) return;
+  v8.setFlagsFromString('--no-turbofan');
+  optimizerDeferred = setTimeout(resumeOptimizingCompiler, OPTIMIZER_DEFERRED_MS_MAX);
+  optimizerDeferred.unref();
+}
+
+/** Turns TurboFan back on after deferOptimizingCompiler (a no-op otherwise). */
+export function resumeOptimizingCompiler(): void {
+  if (!optimizerDeferred) return;
+  clearTimeout(optimizerDeferred);
+  optimizerDeferred = undefined;
+  v8.setFlagsFromString('--turbofan');
+}
+
+/**
  * Run first by a service's main, before it imports the service (`await import`), so that what an
  * idle service never uses is not loaded at start (docs/benchmarks.md, service-rss). Imports no
- * package itself. Two things Node and Nest would otherwise do on import:
+ * package itself. It defers the optimizing compiler for the start (deferOptimizingCompiler), and
+ * keeps two things Node and Nest would otherwise do on import from happening:
  *
  * - `import ... from 'node:http'` (Nest, Fastify) builds the ES module view of node:http from
  *   every export, which calls the lazy getters `WebSocket`, `CloseEvent` and `MessageEvent` and
@@ -17,6 +54,7 @@ import vm from 'node:vm';
  *   (our services log with NestJsonLogger and never use them).
  */
 export async function prepareServiceProcess(): Promise<void> {
+  deferOptimizingCompiler();
   const http = createRequire(import.meta.url)('node:http') as object;
   const undiciGetters = ['WebSocket', 'CloseEvent', 'MessageEvent'].flatMap((name) => {
     const descriptor = Object.getOwnPropertyDescriptor(http, name);

@@ -2,7 +2,7 @@ import { loadConfig } from '@fastgpu/config';
 import { JsonLogger } from '@fastgpu/observability';
 import { startTelemetry } from '@fastgpu/telemetry';
 import { type ServiceDefinition } from './app';
-import { collectStartupGarbage } from './process-start';
+import { collectStartupGarbage, resumeOptimizingCompiler } from './process-start';
 import { logUnhandledRejections, startWithRetry } from './start-retry';
 
 /** A service started alone against NATS_URL and DATABASE_URL (the docker compose shape). */
@@ -16,6 +16,7 @@ export async function runStandalone(service: ServiceDefinition): Promise<void> {
   const { runtime, started } = await startWithRetry(service, config, { runtime: { projectionLeases: true }, logger });
   if (runtime.generatedAdminKey) console.log(`admin key (generated, shown once): ${runtime.generatedAdminKey}`);
   collectStartupGarbage();
+  resumeOptimizingCompiler();
   console.log(`fastgpu ${service.name} listening on ${started.url}`);
   const shutdown = async () => {
     await started.close();
