@@ -1,13 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { nameId, type DomainEvent } from '@fastgpu/contracts';
-import { JetStreamEventStream } from '@fastgpu/eventsourcing';
+import { handleCommand, JetStreamEventStream, type BuildEvent, type Decider, type HandledCommand } from '@fastgpu/eventsourcing';
 import type { EventPublisher } from '@fastgpu/messaging';
 import { publisherFor, RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BillingLedger } from '../ledger/billing.ledger';
 import { BillingMetrics } from '../ledger/billing.metrics';
 import { BillingRejection } from '../invoices/invoice.decider';
 import type { LifecycleActionKind } from '../ledger/invoice-lifecycle';
-import { requestDiffers, type FinanceAction, type FinanceActionKind, type FinanceActionRow } from './finance-actions';
+import { requestDiffers, type FinanceActionKind, type FinanceActionRow } from './finance-actions';
+import type { BillingTenantState } from './billing-tenant.evolve';
 
 /** Who asked for a finance action, and why (every finance action carries both). */
 export interface Actor {
@@ -25,10 +26,11 @@ export const TENANT_SETTINGS_SCOPE = 'tenant-settings';
 
 /**
  * What billing's command handlers share about finance actions (invoice commands, credit notes' ids
- * aside, and tenant settings): the action's id from the Idempotency-Key, the answer to a retried
- * request, the publisher, and — for tenant settings, which no decider guards — the publish and the
- * wait until the ledger applied it (read-your-writes). Actions on an invoice's subject are decided
- * on the kernel instead (invoice-commands.ts).
+ * aside, tenant settings, period closes, review decisions): the action's id from the
+ * Idempotency-Key, the answer to a retried request, the publisher, and the run of a command on a
+ * tenant's billing subject through the kernel followed by the wait until the ledger applied it
+ * (read-your-writes). Actions on an invoice's subject run on the kernel in invoice-commands.ts and
+ * credit-notes.service.ts.
  */
 @Injectable()
 export class FinanceActionPublisher {
@@ -75,18 +77,20 @@ export class FinanceActionPublisher {
     return this.events.version(subject);
   }
 
+  /** The decider of a tenant's billing subject, built with this publisher's events. */
+  decider<C>(makeDecider: (build: BuildEvent) => Decider<BillingTenantState, C, DomainEvent>): Decider<BillingTenantState, C, DomainEvent> {
+    return makeDecider((type, data, meta) => this.publisher.build(type, data, meta));
+  }
+
   /**
-   * Publishes a tenant setting (a grant, tax rates, a billing profile: each on the tenant's billing
-   * subject, each a new fact that no earlier one forbids) and waits for the ledger to apply it.
-   * Returns the event's stream sequence.
+   * Runs a command on a tenant's billing subject (`…billing.tenant.<tenantId>`) through the kernel
+   * (libs/eventsourcing `handleCommand`: decided on the subject's events, appended against its last
+   * sequence, decided again when another writer landed first) and waits until the ledger applied
+   * the subject up to where the command left it.
    */
-  async publish<K extends TenantSettingKind>(kind: K, eventId: string, data: FinanceAction<K>, time: string): Promise<number> {
-    const event = this.publisher.build(kind, data, { id: eventId, time, tenantId: data.tenantId, correlationId: eventId });
-    const published = await this.publisher.publish(event as DomainEvent);
-    await this.ledger.waitFor(published.sequence);
-    return published.sequence;
+  async onBillingTenant<C>(decider: Decider<BillingTenantState, C, DomainEvent>, tenantId: string, command: C): Promise<HandledCommand<BillingTenantState, DomainEvent>> {
+    const handled = await handleCommand(this.events, decider, this.runtime.bus.topology.subjects.billingTenant(tenantId), command);
+    await this.ledger.waitFor(handled.version);
+    return handled;
   }
 }
-
-/** The finance actions on a tenant's billing subject, published without a decider. */
-export type TenantSettingKind = Extract<FinanceActionKind, 'CreditGranted' | 'TaxRatesSet' | 'TenantBillingProfileSet'>;

@@ -2,20 +2,21 @@ import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } f
 import { sql } from 'kysely';
 import { deriveId, nameId, type DomainEvent, type EventData } from '@fastgpu/contracts';
 import { handleCommand, JetStreamEventStream, type BuildEvent, type Decider } from '@fastgpu/eventsourcing';
-import { addPeriods, periodBounds, periodOf } from '@fastgpu/money';
+import { addPeriods, periodOf } from '@fastgpu/money';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BILLING_OPTIONS, type BillingOptions } from '../billing.config';
 import { BillingLedger } from '../ledger/billing.ledger';
 import { formatInvoiceNumber } from '../ledger/invoice-ids';
-import { accrualRange } from '../ledger/accrual';
 import { successorInvoiceId } from '../ledger/invoice-lifecycle';
 import { financeAction } from '../finance-actions/finance-actions';
 import { FinanceActionPublisher, type Actor } from '../finance-actions/finance-action-publisher';
+import type { BillingTenantState } from '../finance-actions/billing-tenant.evolve';
 import { documentSha256, type InvoiceDocument } from './invoice-document';
 import { buildInvoice } from './invoice-builder';
 import { BillingRejection, decideFinalize, type DraftUsageDisposition } from './invoice.decider';
 import { settlementDecider, type InvoiceSubjectState, type SettlementCommand } from './invoice-settlement.decider';
 import { lifecycleDecider, type LifecycleCommand } from './invoice-lifecycle.decider';
+import { billingPeriodDecider, periodCloseCuts, type ClosePeriodCommand } from './billing-period.decider';
 import type { InvoiceView } from './invoice.reader';
 import { InvoiceNotFound, InvoiceQueries } from './invoice-queries';
 
@@ -25,11 +26,11 @@ import { InvoiceNotFound, InvoiceQueries } from './invoice-queries';
  * the invoice's subject: decided on the subject's events, appended against its last sequence and
  * decided again when another action landed first) and waits for the ledger to apply it before
  * answering (read-your-writes). Pay and void are invoice-settlement.decider.ts's; finalization,
- * draft deletion and reissue invoice-lifecycle.decider.ts's. Finalizations are serialized: their
- * numbers are taken in order and the ledger checks they stay gapless. `BillingPeriodClosed` (the
- * cut of running allocations, on the tenant's billing subject) is published here without a
- * decider: it follows from the ledger's running allocations, not from an aggregate's history. Reads are invoice-queries.ts; tenant settings (grants, tax rates,
- * billing profiles) tenant-settings.service.ts; credit notes credit-notes.service.ts.
+ * draft deletion and reissue invoice-lifecycle.decider.ts's; the close of a period
+ * (`BillingPeriodClosed`, the cut of running allocations, on the tenant's billing subject)
+ * billing-period.decider.ts's. Finalizations are serialized: their numbers are taken in order and
+ * the ledger checks they stay gapless. Reads are invoice-queries.ts; tenant settings (grants, tax
+ * rates, billing profiles) tenant-settings.service.ts; credit notes credit-notes.service.ts.
  */
 @Injectable()
 export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
@@ -39,6 +40,7 @@ export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
   private readonly store: JetStreamEventStream;
   private readonly settlement: Decider<InvoiceSubjectState, SettlementCommand, DomainEvent>;
   private readonly lifecycle: Decider<InvoiceSubjectState, LifecycleCommand, DomainEvent>;
+  private readonly billingPeriod: Decider<BillingTenantState, ClosePeriodCommand, DomainEvent>;
 
   constructor(
     @Inject(RUNTIME) private readonly runtime: Runtime,
@@ -51,6 +53,7 @@ export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
     const build: BuildEvent = (type, data, meta) => actions.publisher.build(type, data, meta);
     this.settlement = settlementDecider(build);
     this.lifecycle = lifecycleDecider(build);
+    this.billingPeriod = actions.decider(billingPeriodDecider);
   }
 
   /** The invoice's subject: its aggregate for the kernel. */
@@ -141,29 +144,24 @@ export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * Closes a tenant's period (`BillingPeriodClosed`): the ledger cuts every running allocation at
-   * the period's end onto its invoices. Only once the period has ended at `at` (the command's time;
-   * the cut itself is at the period's end, from event times), and only when some running
-   * allocation has time before that end not cut yet; waits until the ledger applied it.
+   * Closes a tenant's period (`BillingPeriodClosed`, billing-period.decider.ts on the tenant's
+   * billing subject): the ledger cuts every running allocation at the period's end onto its
+   * invoices. Only once the period has ended at `at` (the command's time; the cut itself is at the
+   * period's end, from event times), and only when some running allocation has time before that end
+   * not cut yet; waits until the ledger applied it. True when a close was appended.
    */
   async closePeriod(tenantId: string, period: string, who: Actor, at: Date): Promise<boolean> {
     const cutoff = await this.ledger.catchUp();
     const store = this.ledger.store();
     const tenant = await store.tenant(tenantId);
     if (!tenant) return false;
-    const periodEndMs = periodBounds(period, tenant.billingTimeZone).endMs;
-    if (at.getTime() < periodEndMs) return false;
-    if (!(await store.runningAllocations(tenantId)).some((a) => accrualRange(a, periodEndMs) !== null)) return false;
+    const running = await store.runningAllocations(tenantId);
+    // Most finalizations have nothing to cut: only then is the log asked.
+    if (!periodCloseCuts(running, period, tenant.billingTimeZone, at.getTime())) return false;
     const eventId = nameId('BillingPeriodClosed', tenantId, period, String(cutoff));
-    const closedAt = at.toISOString();
-    const event = this.actions.publisher.build(
-      'BillingPeriodClosed',
-      { tenantId, period, closedAt, actor: who.actor, reason: `${who.reason}: running allocations accrued to the end of ${period}` },
-      { id: eventId, time: closedAt, tenantId, correlationId: eventId },
-    );
-    const published = await this.actions.publisher.publish(event);
-    await this.ledger.waitFor(published.sequence);
-    return true;
+    const command: ClosePeriodCommand = { kind: 'closePeriod', eventId, tenantId, period, billingTimeZone: tenant.billingTimeZone, running, at: at.toISOString(), ...who };
+    const { events } = await this.actions.onBillingTenant(this.billingPeriod, tenantId, command);
+    return events.length > 0;
   }
 
   /**
@@ -179,11 +177,11 @@ export class InvoiceCommands implements OnModuleInit, OnModuleDestroy {
       const tenant = await store.tenant(tenantId);
       if (!tenant) continue;
       const period = addPeriods(periodOf(asOf.getTime() - this.options.graceMs, tenant.billingTimeZone), -1);
-      const periodEndMs = periodBounds(period, tenant.billingTimeZone).endMs;
       // Most ticks have nothing to cut: only then is the log asked.
       // Under the issuer lock, as finalizations: another billing instance closing the same period
       // first is seen (closePeriod catches up after taking it), so the period is closed once.
-      if (running.some((a) => a.tenantId === tenantId && accrualRange(a, periodEndMs) !== null)) await this.serialized(() => this.withIssuerLock(() => this.closePeriod(tenantId, period, who, asOf)));
+      const tenantRunning = running.filter((a) => a.tenantId === tenantId);
+      if (periodCloseCuts(tenantRunning, period, tenant.billingTimeZone, asOf.getTime())) await this.serialized(() => this.withIssuerLock(() => this.closePeriod(tenantId, period, who, asOf)));
     }
   }
 

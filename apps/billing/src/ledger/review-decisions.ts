@@ -5,6 +5,7 @@ import { gpuMs, splitAtPeriods } from '@fastgpu/money';
 import { stopPieces } from './accrual';
 import type { PieceRow } from './billing-tables';
 import type { LedgerContext } from './ledger-context';
+import { USAGE_KINDS } from './review-decision.decider';
 
 /**
  * Late usage in the review queue, and finance's decisions on it (docs/billing.md, "Late usage in
@@ -17,9 +18,6 @@ import type { LedgerContext } from './ledger-context';
  * the invoice is not a current draft of the tenant) changes nothing and is noted in the audit trail.
  */
 export const REVIEW_DECISION_TYPES = ['LateUsageRecorded', 'LateUsageBilled', 'LateUsageDismissed'] as const;
-
-/** Review-queue kinds finance can bill or dismiss. */
-const USAGE_KINDS: ReadonlySet<string> = new Set(['usage', 'late-usage']);
 
 export async function applyLateUsageRecorded(ledger: LedgerContext, { event, sequence }: StoredEvent<'LateUsageRecorded'>): Promise<void> {
   const d = event.data;

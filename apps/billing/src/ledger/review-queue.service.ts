@@ -1,10 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { nameId } from '@fastgpu/contracts';
+import { nameId, type DomainEvent } from '@fastgpu/contracts';
+import type { Decider } from '@fastgpu/eventsourcing';
 import { gpuMs } from '@fastgpu/money';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { BillingLedger } from './billing.ledger';
 import { BillingRejection } from '../invoices/invoice.decider';
 import { FinanceActionPublisher, type Actor } from '../finance-actions/finance-action-publisher';
+import type { BillingTenantState } from '../finance-actions/billing-tenant.evolve';
+import { reviewDecisionDecider, type ReviewDecisionCommand } from './review-decision.decider';
 
 export class ReviewItemNotFound extends Error {}
 
@@ -14,15 +17,20 @@ export const REVIEW_QUEUE_ROWS_MAX = 1000;
 /**
  * The review queue (docs/billing.md, "Late usage in the review queue"): what the ledger would not
  * bill or apply automatically, and finance's decision on usage items, published as
- * `LateUsageBilled` / `LateUsageDismissed` and applied by the ledger (review-decisions.ts).
+ * `LateUsageBilled` / `LateUsageDismissed` (review-decision.decider.ts) and applied by the ledger
+ * (review-decisions.ts).
  */
 @Injectable()
 export class ReviewQueueService {
+  private readonly decider: Decider<BillingTenantState, ReviewDecisionCommand, DomainEvent>;
+
   constructor(
     @Inject(RUNTIME) private readonly runtime: Runtime,
     @Inject(BillingLedger) private readonly ledger: BillingLedger,
     @Inject(FinanceActionPublisher) private readonly actions: FinanceActionPublisher,
-  ) {}
+  ) {
+    this.decider = actions.decider(reviewDecisionDecider);
+  }
 
   /**
    * The review queue: every item with its decision (`status` open, billed or dismissed). Usage
@@ -54,38 +62,33 @@ export class ReviewQueueService {
 
   /**
    * Finance's decision on a review item of usage: bill its piece onto an open draft of its tenant
-   * (`LateUsageBilled`) or dismiss it (`LateUsageDismissed`). One decision per item: its event id
-   * is the item's, so a retry of the same decision answers it again and another decision is 409.
+   * (`LateUsageBilled`) or dismiss it (`LateUsageDismissed`), decided by review-decision.decider.ts
+   * on the tenant's billing subject. One decision per item: its event id is the item's, so a retry
+   * of the same decision answers it again and another decision is 409.
    */
   async decideReviewItem(decision: 'bill' | 'dismiss', usageEventId: string, piece: number, who: Actor, invoiceId?: string) {
     await this.ledger.catchUp();
     const db = this.runtime.db;
     const item = await db.selectFrom('billing_review_queue').selectAll().where('event_id', '=', usageEventId).where('piece', '=', piece).executeTakeFirst();
     if (!item) throw new ReviewItemNotFound(`${usageEventId}/${piece}`);
-    const answer = (r: Record<string, unknown>) => ({ usageEventId, piece, status: r.resolution as string, invoiceId: (r.resolved_invoice_id as string | null) ?? null });
-    const wanted = decision === 'bill' ? 'billed' : 'dismissed';
-    if (item.resolution !== null) {
-      if (item.resolution === wanted && (decision === 'dismiss' || item.resolved_invoice_id === invoiceId)) return answer(item);
-      throw new BillingRejection(409, 'review_item_decided', `the item was already ${item.resolution}${item.resolved_invoice_id ? ` onto ${item.resolved_invoice_id}` : ''}`);
-    }
-    if (item.kind !== 'usage' && item.kind !== 'late-usage') throw new BillingRejection(409, 'not_usage', `a ${item.kind} item is not billed or dismissed; it is resolved by its own means`);
+    const answer = (r: { resolution: string | null; resolved_invoice_id: string | null }) => ({ usageEventId, piece, status: r.resolution as string, invoiceId: r.resolved_invoice_id ?? null });
+    const common = {
+      eventId: nameId('ReviewDecision', usageEventId, String(piece)),
+      usageEventId,
+      piece,
+      item: { kind: item.kind, tenantId: item.tenant_id, resolution: item.resolution, resolvedInvoiceId: item.resolved_invoice_id },
+      at: this.actions.nowIso(),
+      ...who,
+    };
+    let command: ReviewDecisionCommand = { kind: 'dismiss', ...common };
     if (decision === 'bill') {
       const invoice = await this.ledger.store().invoice(invoiceId!);
-      if (!invoice || invoice.tenant_id !== item.tenant_id || invoice.status !== 'draft' || invoice.replaced_by_invoice_id) {
-        throw new BillingRejection(422, 'invoice_not_open', `invoice ${invoiceId} is not an open draft of tenant ${item.tenant_id}`, 'invoiceId');
-      }
+      const invoiceOpen = invoice !== undefined && invoice.tenant_id === item.tenant_id && invoice.status === 'draft' && !invoice.replaced_by_invoice_id;
+      command = { kind: 'bill', ...common, invoiceId: invoiceId!, invoiceOpen };
     }
-    const at = this.actions.nowIso();
-    const eventId = nameId('ReviewDecision', usageEventId, String(piece));
-    const common = { tenantId: item.tenant_id, usageEventId, piece, ...who };
-    const event =
-      decision === 'bill'
-        ? this.actions.publisher.build('LateUsageBilled', { ...common, invoiceId: invoiceId!, billedAt: at }, { id: eventId, time: at, tenantId: item.tenant_id, correlationId: eventId })
-        : this.actions.publisher.build('LateUsageDismissed', { ...common, dismissedAt: at }, { id: eventId, time: at, tenantId: item.tenant_id, correlationId: eventId });
-    const published = await this.actions.publisher.publish(event);
-    await this.ledger.waitFor(published.sequence);
+    await this.actions.onBillingTenant(this.decider, item.tenant_id, command);
     const after = await db.selectFrom('billing_review_queue').selectAll().where('event_id', '=', usageEventId).where('piece', '=', piece).executeTakeFirstOrThrow();
-    if (after.resolution !== wanted || (decision === 'bill' && after.resolved_invoice_id !== invoiceId)) {
+    if (after.resolution !== (decision === 'bill' ? 'billed' : 'dismissed') || (decision === 'bill' && after.resolved_invoice_id !== invoiceId)) {
       throw new BillingRejection(409, 'review_item_decided', after.resolution ? `the item was already ${after.resolution}` : 'the decision was not applied; read the item again');
     }
     return answer(after);
