@@ -13,6 +13,17 @@ import { isTimeZone, offsetAt } from './calendar';
  * Invoices already finalized were split by this rule, so it stays; moving to the window start is
  * a money change for those tenants (see docs/billing.md).
  */
+
+/**
+ * The billing period rule, named and versioned: version 1 (`monthStartMs` below: local midnight of
+ * the 1st as `wall − offset`, the offset settled by two fixed-point steps) is the only one. Every
+ * invoice ever finalized was split by it, so its documents and their SHA-256 depend on it: it is
+ * never changed in place. Another rule (calendar.ts's month window, say) would be version 2, and
+ * the invoices it splits would have to carry the version (a new `InvoiceFinalized` version, with
+ * its upcaster reading v1 events as split by version 1) before any code used it.
+ */
+export const BillingPeriodRule = { name: 'month-start-fixed-point', version: 1 } as const;
+
 const PERIOD_PATTERN = /^(\d{4})-(\d{2})$/;
 
 export function isValidTimeZone(timeZone: string): boolean {
