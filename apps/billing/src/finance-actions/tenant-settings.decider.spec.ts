@@ -9,9 +9,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { makeEvent, subjectFor, topology, type DomainEvent } from '@fastgpu/contracts';
-import { DomainError, foldEvents, spec, type BuildEvent } from '@fastgpu/eventsourcing';
-import { BillingRejection } from '../invoices/invoice.decider';
+import { spec, type BuildEvent } from '@fastgpu/eventsourcing';
 import { tenantSettingsDecider, type TenantSettingCommand } from './tenant-settings.decider';
+import { refusalOf } from '../invoices/refusal.testing';
 
 const topo = topology('spec');
 const build: BuildEvent = (type, data, meta) => makeEvent(type, data, { ...meta, source: 'billing' }, subjectFor(topo, type, data));
@@ -30,16 +30,7 @@ const granted = (amount: string, eventId: string = ids[0]) => build('CreditGrant
 const ratesSet = build('TaxRatesSet', { tenantId: 'acme', rates: [{ name: 'VAT', rate: '0.2' }], effectiveAt: at, effectiveFrom: '2026-12-01T00:00:00.000Z', ...who }, meta(ids[1]));
 const profileSet = build('TenantBillingProfileSet', { tenantId: 'acme', legalName: 'Acme GmbH', addressLines: ['Hauptstr. 1', 'Berlin'], country: 'DE', taxId: 'DE123', setAt: at, ...who }, meta(ids[2]));
 
-function refused(given: readonly DomainEvent[], command: TenantSettingCommand): [number | string, string] {
-  try {
-    decider.decide(command, foldEvents(decider, given));
-  } catch (error) {
-    if (error instanceof BillingRejection) return [error.status, error.code];
-    expect(error).toBeInstanceOf(DomainError);
-    return [(error as DomainError).kind, (error as DomainError).code];
-  }
-  throw new Error('expected a refusal');
-}
+const refused = (given: readonly DomainEvent[], command: TenantSettingCommand) => refusalOf(decider, given, command);
 
 describe('tenant settings decider', () => {
   it('grants a credit at the currency minor unit, with the event id as the grant id', () => {

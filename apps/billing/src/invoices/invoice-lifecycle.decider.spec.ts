@@ -10,8 +10,8 @@
 import { describe, expect, it } from 'vitest';
 import { makeEvent, subjectFor, topology, type DomainEvent, type EventData } from '@fastgpu/contracts';
 import { spec, type BuildEvent } from '@fastgpu/eventsourcing';
-import { BillingRejection } from './invoice.decider';
 import { lifecycleDecider, type LifecycleCommand } from './invoice-lifecycle.decider';
+import { refusalOf } from './refusal.testing';
 
 const topo = topology('spec');
 const build: BuildEvent = (type, data, meta) => makeEvent(type, data, { ...meta, source: 'billing' }, subjectFor(topo, type, data));
@@ -39,15 +39,7 @@ const deleted = build('InvoiceDraftDeleted', { invoiceId: 'inv-1', tenantId: 'ac
 const reissued = build('InvoiceReissued', { invoiceId: 'inv-1', tenantId: 'acme', period: '2026-10', number: 'FGPU-000001', replacementInvoiceId: 'inv-2', reissuedAt: at, ...who }, meta(ids.reissued));
 const reissueVoided = build('InvoiceVoided', { invoiceId: 'inv-1', tenantId: 'acme', number: 'FGPU-000001', voidedAt: at, ...who }, meta(ids.reissueVoid));
 
-function refused(given: readonly DomainEvent[], command: LifecycleCommand): [number, string] {
-  try {
-    decider.decide(command, given.reduce(decider.evolve, decider.initialState()));
-  } catch (error) {
-    expect(error).toBeInstanceOf(BillingRejection);
-    return [(error as BillingRejection).status, (error as BillingRejection).code];
-  }
-  throw new Error('expected a refusal');
-}
+const refused = (given: readonly DomainEvent[], command: LifecycleCommand) => refusalOf(decider, given, command);
 
 describe('invoice lifecycle decider', () => {
   it('finalizes a draft with the InvoiceFinalized the shell built, its number and hash untouched', () => {

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { makeEvent, subjectFor, topology, type DomainEvent } from '@fastgpu/contracts';
 import type { BuildEvent } from '@fastgpu/eventsourcing';
-import { BillingRejection } from './invoice.decider';
+import { refusalOf } from './refusal.testing';
 import { settlementDecider, type SettlementCommand } from './invoice-settlement.decider';
 
 const topo = topology('spec');
@@ -23,15 +23,7 @@ const common = { invoiceId: 'inv-1', tenantId: 'acme', total: '24.00', currency:
 const pay: SettlementCommand = { kind: 'pay', eventId: ids.paid, amountDue: '24.00', ...common };
 const voidIt: SettlementCommand = { kind: 'void', eventId: ids.voided, number: 'FGPU-000001', ...common };
 const decide = (given: readonly DomainEvent[], command: SettlementCommand) => decider.decide(command, given.reduce(decider.evolve, decider.initialState()));
-function refused(given: readonly DomainEvent[], command: SettlementCommand): [number, string] {
-  try {
-    decide(given, command);
-  } catch (error) {
-    expect(error).toBeInstanceOf(BillingRejection);
-    return [(error as BillingRejection).status, (error as BillingRejection).code];
-  }
-  throw new Error('expected a refusal');
-}
+const refused = (given: readonly DomainEvent[], command: SettlementCommand) => refusalOf(decider, given, command);
 
 describe('settlement decider', () => {
   it('pays a finalized invoice for its amount due', () => {

@@ -8,9 +8,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { makeEvent, subjectFor, topology, type DomainEvent } from '@fastgpu/contracts';
-import { foldEvents, spec, type BuildEvent } from '@fastgpu/eventsourcing';
-import { BillingRejection } from '../invoices/invoice.decider';
+import { spec, type BuildEvent } from '@fastgpu/eventsourcing';
 import { reviewDecisionDecider, type ReviewDecisionCommand, type ReviewItemFacts } from './review-decision.decider';
+import { refusalOf } from '../invoices/refusal.testing';
 
 const topo = topology('spec');
 const build: BuildEvent = (type, data, meta) => makeEvent(type, data, { ...meta, source: 'billing' }, subjectFor(topo, type, data));
@@ -28,15 +28,7 @@ const reviewItem = { tenantId: 'acme', usageEventId: 'usage-1', piece: 0, ...who
 const billed = build('LateUsageBilled', { ...reviewItem, invoiceId: 'inv-1', billedAt: at }, meta);
 const dismissed = build('LateUsageDismissed', { ...reviewItem, dismissedAt: at }, meta);
 
-function refused(given: readonly DomainEvent[], command: ReviewDecisionCommand): [number, string] {
-  try {
-    decider.decide(command, foldEvents(decider, given));
-  } catch (error) {
-    expect(error).toBeInstanceOf(BillingRejection);
-    return [(error as BillingRejection).status, (error as BillingRejection).code];
-  }
-  throw new Error('expected a refusal');
-}
+const refused = (given: readonly DomainEvent[], command: ReviewDecisionCommand) => refusalOf(decider, given, command);
 
 describe('review decision decider', () => {
   it('bills an open usage item onto an open draft, or dismisses it, under the item id', () => {
