@@ -81,6 +81,38 @@ export const storedText: TextRule = {
 /** A GPU model's name, with the rule `text` of the schemas being built. */
 export const gpuModelText = (text: TextRule) => text.line(64, 1);
 
+/** One attempt of a sub-task on a node, under its placement's epoch: what every report and stop of it names. */
+export const subtaskAttemptFields = {
+  jobId: id,
+  tenantId: id,
+  subtaskId: id,
+  attempt: positiveInt,
+  nodeId: id,
+  leaseEpoch: positiveInt,
+};
+
+/** Where a placement (of a sub-task's attempt or a lease) holds GPUs: the node, its GPUs, the fencing epoch, what they are billed as. */
+export const placementFields = (text: TextRule) => ({
+  nodeId: id,
+  gpuModel: gpuModelText(text),
+  gpus: positiveInt,
+  gpuIndices: z.array(nonNegativeInt),
+  /** Fencing token: reports carrying another epoch for this placement are stale. */
+  leaseEpoch: positiveInt,
+  capacityType: capacityTypeSchema,
+});
+
+/** GPUs used over an interval, as usage records it. */
+export const usedIntervalFields = (text: TextRule) => ({
+  gpuModel: gpuModelText(text),
+  capacityType: capacityTypeSchema,
+  gpus: positiveInt,
+  startAt: instant,
+  endAt: instant,
+  /** gpus × (end − start), integer milliseconds. */
+  gpuMs: nonNegativeInt,
+});
+
 /**
  * A period's label, `YYYY-MM`: a billing period (a month in the tenant's billing time zone, by the
  * billing period rule of libs/money `rating-period.ts`) or an SLA month (UTC).

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { capacityTypeSchema, gpuModelText, id, instant, nonNegativeInt, positiveInt, type TextRule } from './events-fields';
+import { capacityTypeSchema, gpuModelText, id, instant, nonNegativeInt, positiveInt, usedIntervalFields, type TextRule } from './events-fields';
 
 /**
  * Metering's events: usage of closed allocations, external allocations and their late reports,
@@ -15,13 +15,7 @@ export function meteringEventSchemas(text: TextRule) {
     subtaskId: id.optional(),
     attempt: positiveInt.optional(),
     leaseId: id.optional(),
-    gpuModel,
-    capacityType: capacityTypeSchema,
-    gpus: positiveInt,
-    startAt: instant,
-    endAt: instant,
-    /** gpus × (end − start), integer milliseconds. */
-    gpuMs: nonNegativeInt,
+    ...usedIntervalFields(text),
     /** Whether the allocation ended by a platform interruption (credited back automatically). */
     interrupted: z.boolean(),
     /** Stream sequences of the events this usage was derived from. */
@@ -65,13 +59,7 @@ export function meteringEventSchemas(text: TextRule) {
     tenantId: id,
     projectId: id,
     allocationId: id,
-    gpuModel,
-    capacityType: capacityTypeSchema,
-    gpus: positiveInt,
-    startAt: instant,
-    endAt: instant,
-    /** gpus × (end − start), integer milliseconds. */
-    gpuMs: nonNegativeInt,
+    ...usedIntervalFields(text),
     /** When FastGPU received the first late report of the allocation. */
     reportedLateAt: instant,
     sourceSequences: z.array(nonNegativeInt).max(64),

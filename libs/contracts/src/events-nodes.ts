@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { failureKindSchema, faultSchema, gpuModelText, id, instant, nonNegativeInt, periodSchema, positiveInt, type TextRule } from './events-fields';
+import { failureKindSchema, faultSchema, gpuModelText, id, instant, nonNegativeInt, periodSchema, positiveInt, subtaskAttemptFields, type TextRule } from './events-fields';
 
 /**
  * Events of the nodes: what node agents report (registration, a sub-task's start and end) and
@@ -18,18 +18,10 @@ export function nodeEventSchemas(text: TextRule) {
     agentEpoch: positiveInt,
     registeredAt: instant,
   });
-  const subtaskReport = {
-    jobId: id,
-    tenantId: id,
-    subtaskId: id,
-    attempt: positiveInt,
-    nodeId: id,
-    leaseEpoch: positiveInt,
-  };
-  const SubtaskStarted = z.object({ ...subtaskReport, startedAt: instant });
-  const SubtaskCompleted = z.object({ ...subtaskReport, exitCode: z.literal(0), endedAt: instant });
+  const SubtaskStarted = z.object({ ...subtaskAttemptFields, startedAt: instant });
+  const SubtaskCompleted = z.object({ ...subtaskAttemptFields, exitCode: z.literal(0), endedAt: instant });
   const SubtaskFailed = z.object({
-    ...subtaskReport,
+    ...subtaskAttemptFields,
     exitCode: z.number().int(),
     fault: faultSchema,
     reason: text.lines(500),

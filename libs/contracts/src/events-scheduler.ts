@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { capacityTypeSchema, faultSchema, gpuModelText, id, instant, nonNegativeInt, positiveInt, type TextRule } from './events-fields';
+import { faultSchema, gpuModelText, id, instant, nonNegativeInt, placementFields, positiveInt, subtaskAttemptFields, type TextRule } from './events-fields';
 
 /**
  * The scheduler's events: placements, preemptions, requeues, a job's end, granted and released
@@ -14,23 +14,12 @@ export function schedulerEventSchemas(text: TextRule) {
     subtaskId: id,
     /** 1 for the first placement; grows on every requeue. */
     attempt: positiveInt,
-    nodeId: id,
-    gpuModel,
-    gpus: positiveInt,
-    gpuIndices: z.array(nonNegativeInt),
-    /** Fencing token: reports carrying another epoch for this sub-task are stale. */
-    leaseEpoch: positiveInt,
-    capacityType: capacityTypeSchema,
+    ...placementFields(text),
     runtimeMs: positiveInt,
     placedAt: instant,
   });
   const SubtaskPreempted = z.object({
-    jobId: id,
-    tenantId: id,
-    subtaskId: id,
-    attempt: positiveInt,
-    nodeId: id,
-    leaseEpoch: positiveInt,
+    ...subtaskAttemptFields,
     reason: text.lines(500),
     preemptedByJobId: id.optional(),
     /**
@@ -74,12 +63,7 @@ export function schedulerEventSchemas(text: TextRule) {
     leaseId: id,
     tenantId: id,
     projectId: id,
-    nodeId: id,
-    gpuModel,
-    gpus: positiveInt,
-    gpuIndices: z.array(nonNegativeInt),
-    leaseEpoch: positiveInt,
-    capacityType: capacityTypeSchema,
+    ...placementFields(text),
     grantedAt: instant,
   });
   const LeaseReleased = z.object({
