@@ -37,6 +37,8 @@ const CATCH_UP_MS_MAX = 15 * 60_000;
 /** Placements are settled when the running count has not changed for this long. */
 const SETTLED_MS = 3_000;
 const TENANT = 'bench';
+/** Longest the jobs table may take to hold every job (200 sequential pages at 100,000; minutes on a loaded machine). */
+const ALL_LOADED_MS_MAX = 15 * 60_000;
 
 function flag(flags: string[], name: string, fallback: number): number {
   const hit = flags.find((f) => f.startsWith(`--${name}=`));
@@ -86,7 +88,7 @@ async function measureJobs(page: Page, origin: string, tenantId: string, jobs: n
     await page.getByRole('region', { name: 'Jobs table, scrollable' }).getByRole('link').first().waitFor({ timeout: 60_000 });
     renders.push(performance.now() - started);
     // Every page in: the count without "(loading more…)" (at exactly JOBS_LOADED_MAX the view adds that the newest are loaded).
-    await shown.filter({ hasText: new RegExp(`^${count(jobs)} of ${count(jobs)} jobs shown(?! \\(loading)`) }).waitFor({ timeout: 300_000 });
+    await shown.filter({ hasText: new RegExp(`^${count(jobs)} of ${count(jobs)} jobs shown(?! \\(loading)`) }).waitFor({ timeout: ALL_LOADED_MS_MAX });
     loads.push(performance.now() - started);
   }
   const filters: number[] = [];

@@ -4,7 +4,8 @@
  * headers, hashed assets immutable, deep links answered with index.html, a missing file 404, a
  * missing build 503 saying how to build it); GET /v1/live streams the log filtered by role — a
  * tenant receives its own events and never another tenant's or the fleet's, finance the money
- * events of every tenant, sre everything — resumes after Last-Event-ID, skips an event that does
+ * events of every tenant, sre everything — resumes after Last-Event-ID (from too far back, it
+ * starts now with a `reload` message instead of replaying), skips an event that does
  * not decode, and deletes its consumer when the client goes away or reads too slowly; the
  * dead-letter routes list a page at a time, show, redrive (202 with the republished event),
  * and refuse what the CLI refuses; other roles get 403 in the house error shape.
@@ -169,6 +170,38 @@ describe('GET /v1/live', () => {
     const bad = await live(keys.sre, { 'last-event-id': 'abc' });
     expect(bad.status).toBe(400);
     expect(bad.error).toMatchObject({ error: { code: 'invalid_request', field: 'Last-Event-ID' } });
+  });
+
+  it('starts now with a reload message when Last-Event-ID is too far back, and resumes within the bound', async () => {
+    const feeds = app.app.get(LiveFeeds, { strict: false });
+    const bounds = feeds.resumeBounds;
+    feeds.resumeBounds = { eventsMax: 3, ageMsMax: bounds.ageMsMax };
+    try {
+      const at = new Date(await logNow(env.bus)).toISOString();
+      const sent = [];
+      for (let i = 0; i < 5; i++) sent.push(await nodeUndrained(at));
+      const last = sent[4]!.sequence;
+      const far = await live(keys.sre, { 'last-event-id': String(sent[0]!.sequence - 1) });
+      const near = await live(keys.sre, { 'last-event-id': String(sent[1]!.sequence) });
+      try {
+        const reload = await far.waitFor((m) => m.event === 'reload', 'the reload message');
+        expect(far.messages[0]).toBe(reload);
+        expect(reload.id).toBe(String(last));
+        expect(JSON.parse(reload.data)).toMatchObject({ reason: 'too-many', missed: 5, resumeAfter: last });
+        // The feed goes on live after the reload; the missed events are not replayed.
+        const next = await nodeUndrained(at);
+        await far.waitFor((m) => m.id === String(next.sequence), 'the next event after the reload');
+        expect(far.messages.map((m) => m.id)).toEqual([String(last), String(next.sequence)]);
+        await near.waitFor((m) => m.id === String(next.sequence), 'the next event, resumed');
+        expect(near.messages.map((m) => m.id)).toEqual([...sent.slice(2).map((e) => String(e.sequence)), String(next.sequence)]);
+        expect(near.messages.some((m) => m.event === 'reload')).toBe(false);
+      } finally {
+        far.close();
+        near.close();
+      }
+    } finally {
+      feeds.resumeBounds = bounds;
+    }
   });
 
   it('deletes its consumer when the client goes away', async () => {

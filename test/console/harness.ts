@@ -1,17 +1,13 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- JSON bodies are typed at run time */
 import 'reflect-metadata';
 import type { FastGpuConfig } from '@fastgpu/config';
-import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
-import { startSimulatedFleet, type SimulatedNode } from '../../apps/node-simulator/src/simulated-node';
-import { allServices } from '../../apps/fastgpu/src/services';
+import { startWholePlatform, type WholePlatform } from '../support/whole-platform';
 import { ensureConsoleBuilt } from './browser';
 
 /**
- * The console tests' running platform: every service in one process (as `npm start` runs them)
- * on real NATS JetStream and PostgreSQL with this file's own database and streams, simulated GPU
- * nodes and the built console served at `/console` (the browser side is ./browser.ts). One system
- * and one browser per test file.
+ * The console tests' running platform: the whole system (test/support/whole-platform.ts) with the
+ * built console served at `/console` and the list price book published (the browser side is
+ * ./browser.ts). One system and one browser per test file.
  */
 export const ADMIN = 'console-admin-key-0123456789abcdef';
 /** A flow of several views, each waiting for the platform, on a loaded 2-core machine: more than vitest's default minute. */
@@ -28,14 +24,8 @@ export const PRICE_BOOK = {
   prices: [{ gpuModel: 'a100', capacityType: 'on-demand', pricePerGpuHour: '3600', incrementMs: 1000, minimumMs: 0 }],
 };
 
-export interface ConsoleSystem {
-  env: TestEnvironment;
-  runtime: OwnedRuntime;
-  started: StartedApp;
-  fleet: SimulatedNode[];
-  /** The platform's origin; the console is at `${url}/console`. */
-  url: string;
-  http(method: string, path: string, key: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; text: string }>;
+export interface ConsoleSystem extends WholePlatform {
+  http(method: string, path: string, key: string, body?: unknown, headers?: Record<string, string>): ReturnType<WholePlatform['http']>;
   /** A tenant (created once) and a fresh tenant key's secret. */
   tenantKey(tenantId: string): Promise<string>;
   platformKey(role: 'finance' | 'sre'): Promise<string>;
@@ -43,7 +33,6 @@ export interface ConsoleSystem {
   submitJob(key: string, request: Record<string, unknown>, idempotencyKey: string): Promise<string>;
   /** Polls the API until the job is in `state`. */
   waitForJob(key: string, jobId: string, state: string, timeoutMs?: number): Promise<any>;
-  close(): Promise<void>;
 }
 
 /**
@@ -52,26 +41,8 @@ export interface ConsoleSystem {
  */
 export async function startConsoleSystem(options: { fleet?: string; speed?: number } = {}): Promise<ConsoleSystem> {
   ensureConsoleBuilt();
-  const heartbeatIntervalMs = 200;
-  const env = await createTestEnvironment({ adminKey: ADMIN, heartbeatIntervalMs, ...NO_RATE_LIMITS });
-  const runtime = await createRuntime(env.config);
-  const started = await startServices(runtime, allServices, { port: 0, logger: false });
-  const fleet = await startSimulatedFleet(env.bus, options.fleet ?? 'a100:8x2', { speed: options.speed ?? 1, heartbeatIntervalMs });
-  const http: ConsoleSystem['http'] = async (method, route, key, body, headers = {}) => {
-    const response = await fetch(`${started.url}${route}`, {
-      method,
-      headers: { authorization: `Bearer ${key}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await response.text();
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    return { status: response.status, body: parsed, text };
-  };
+  const platform = await startWholePlatform({ adminKey: ADMIN, fleet: options.fleet, speed: options.speed, config: NO_RATE_LIMITS });
+  const http = platform.http;
   const expectStatus = (what: string, answer: { status: number; text: string }, ...statuses: number[]) => {
     if (!statuses.includes(answer.status)) throw new Error(`${what}: ${answer.status} ${answer.text}`);
   };
@@ -84,12 +55,7 @@ export async function startConsoleSystem(options: { fleet?: string; speed?: numb
   const finance = await platformKey('finance');
   expectStatus('price book', await http('POST', '/v1/price-books', finance, PRICE_BOOK), 201);
   const system: ConsoleSystem = {
-    env,
-    runtime,
-    started,
-    fleet,
-    url: started.url,
-    http,
+    ...platform,
     async tenantKey(tenantId) {
       if (!tenants.has(tenantId)) {
         expectStatus(`tenant ${tenantId}`, await http('POST', '/v1/tenants', ADMIN, { tenantId, name: tenantId }), 201);
@@ -113,12 +79,6 @@ export async function startConsoleSystem(options: { fleet?: string; speed?: numb
         if (Date.now() > deadline) throw new Error(`job ${jobId} not ${state} in ${timeoutMs} ms (it is ${job.body?.state ?? job.status})`);
         await new Promise((r) => setTimeout(r, 100));
       }
-    },
-    async close() {
-      for (const node of fleet) await node.stop();
-      await started.close();
-      await runtime.close();
-      await env.cleanup();
     },
   };
   return system;

@@ -3,7 +3,9 @@
  * PostgreSQL, simulated A100 nodes): signing in with a key, submitting a job through the form and
  * watching it go pending → running → succeeded on the open page (no reload), its sub-tasks on the
  * timeline, the usage chart of another tab moving once the job has run, the draft invoice's PDF
- * downloaded, and another tenant's job id in the URL answered "not found". Each main view is
+ * downloaded, another tenant's job id in the URL answered "not found", the leases view listing the
+ * tenant's leases (from GET /v1/leases) and never another tenant's, and the price books in the
+ * tenant's menu. Each main view is
  * screenshotted (1280 px, and the jobs table at a phone's 390 px) and checked by axe-core.
  */
 import { readFile } from 'node:fs/promises';
@@ -121,6 +123,28 @@ describe('console: tenant', { timeout: FLOW_TIMEOUT_MS }, () => {
     await page.getByRole('heading', { name: 'Job not found' }).waitFor();
     expect(await page.getByText(globexJobId).isVisible()).toBe(true);
     expect(await page.getByText('blocker').count()).toBe(0);
+    await page.close();
+  });
+
+  it("lists the tenant's leases and never another tenant's, and offers the price books in its menu", async () => {
+    const lease = async (key: string, projectId: string) => {
+      const answer = await system.http('POST', '/v1/leases', key, { projectId, gpuModels: ['a100'], gpus: 1 }, { 'idempotency-key': `console-${projectId}` });
+      expect([201, 202]).toContain(answer.status);
+      return answer.body.leaseId as string;
+    };
+    const own = await lease(acme, 'lease-own');
+    const others = await lease(globex, 'lease-other');
+    const page = await context.newPage();
+    await signIn(page, system.url, acme);
+    const menu = page.getByRole('navigation', { name: 'Main' });
+    await menu.getByRole('link', { name: 'Price books' }).waitFor();
+    await menu.getByRole('link', { name: 'Leases' }).click();
+    const list = page.getByRole('region', { name: 'Your leases' });
+    await list.getByText(own, { exact: true }).waitFor();
+    expect(await list.getByText(others, { exact: true }).count()).toBe(0);
+    expect(await list.getByText('lease-other').count()).toBe(0);
+    await screenshot(page, 'leases');
+    expect(await seriousAccessibilityViolations(page)).toEqual([]);
     await page.close();
   });
 

@@ -32,10 +32,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { ErrorTrailers, loadFastGpuProtos } from '@fastgpu/grpc';
 import { lastSequence } from '@fastgpu/messaging';
-import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from '@fastgpu/platform';
-import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
-import { startSimulatedFleet, type SimulatedNode } from '../../apps/node-simulator/src/simulated-node';
-import { allServices } from '../../apps/fastgpu/src/services';
+import { eventually } from '@fastgpu/testing';
+import { startWholePlatform, type Answer, type WholePlatform } from '../support/whole-platform';
 import { hostileBody, hostileString, pathParameter, protoMessage, type JsonSchema, type ProtoMessages } from './arbitraries';
 
 const ADMIN = 'hostile-admin-key-0123456789abcdef';
@@ -44,39 +42,18 @@ const SEED = process.env.FASTGPU_HOSTILE_SEED === undefined ? undefined : Number
 /** Routes whose effect would end the test's own setup (revoking the keys it uses, draining every node). */
 const ROUTES_LEFT_OUT = new Set<string>([]);
 
-let env: TestEnvironment;
-let runtime: OwnedRuntime;
-let app: StartedApp;
-let fleet: SimulatedNode[];
+let platform: WholePlatform;
 const keys: Record<'hostile' | 'victim' | 'finance' | 'sre' | 'admin', string> = { hostile: '', victim: '', finance: '', sre: '', admin: ADMIN };
 /** Ids that exist, some of them the victim's: hostile path parameters pick from these too. */
 const knownIds: string[] = ['victim', 'hostile', 'list', 'a100-0'];
-
-interface Answer {
-  status: number;
-  body: any;
-  text: string;
-}
 
 /** The served OpenAPI document (read once). */
 let document: any;
 const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
 const alternatives = new Map<string, ValidateFunction[]>();
 
-async function call(method: string, route: string, key: string | undefined, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
-  const response = await fetch(`${app.url}${route}`, {
-    method: method.toUpperCase(),
-    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  let parsed: unknown;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    parsed = undefined;
-  }
-  return { status: response.status, body: parsed, text };
+function call(method: string, route: string, key: string | undefined, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
+  return platform.http(method, route, key, body, headers);
 }
 
 /**
@@ -118,10 +95,7 @@ function expectSound(answer: Answer, method: string, template: string, request: 
 }
 
 beforeAll(async () => {
-  env = await createTestEnvironment({ adminKey: ADMIN, heartbeatIntervalMs: 200 });
-  runtime = await createRuntime(env.config);
-  app = await startServices(runtime, allServices, { port: 0, logger: false });
-  fleet = await startSimulatedFleet(env.bus, 'a100:8x2', { speed: 1, heartbeatIntervalMs: 200 });
+  platform = await startWholePlatform({ adminKey: ADMIN, fleet: 'a100:8x2' });
   const finance = await call('POST', '/v1/api-keys', ADMIN, { role: 'finance' });
   keys.finance = finance.body.secret;
   keys.sre = (await call('POST', '/v1/api-keys', ADMIN, { role: 'sre' })).body.secret;
@@ -142,10 +116,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const node of fleet ?? []) await node.stop();
-  await app?.close();
-  await runtime?.close();
-  await env?.cleanup();
+  await platform?.close();
 });
 
 interface Operation {
@@ -271,7 +242,7 @@ describe('hostile input', () => {
   });
 
   it('never gets INTERNAL, UNKNOWN or DATA_LOSS from any gRPC method, and every error carries its code (and field) trailers', async () => {
-    expect(app.grpcPort).toBeDefined();
+    expect(platform.started.grpcPort).toBeDefined();
     const definition = loadFastGpuProtos() as unknown as ProtoMessages & Record<string, any>;
     const services = Object.entries(definition).filter(([, value]) => typeof value === 'object' && value !== null && !('format' in value));
     expect(services.map(([name]) => name).sort()).toEqual(['fastgpu.billing.v1.BillingService', 'fastgpu.intake.v1.IntakeService']);
@@ -279,7 +250,7 @@ describe('hostile input', () => {
     const failures: string[] = [];
     for (const [serviceName, methods] of services) {
       const Client = serviceName.split('.').reduce((node: any, part) => node[part], loaded);
-      const client: grpc.Client & Record<string, any> = new Client(`127.0.0.1:${app.grpcPort}`, grpc.credentials.createInsecure());
+      const client: grpc.Client & Record<string, any> = new Client(`127.0.0.1:${platform.started.grpcPort}`, grpc.credentials.createInsecure());
       try {
         for (const [method, descriptor] of Object.entries<any>(methods)) {
           const requestType = `${serviceName.slice(0, serviceName.lastIndexOf('.'))}.${descriptor.requestType.type.name}`;
@@ -306,10 +277,10 @@ describe('hostile input', () => {
   });
 
   it('leaves every projection caught up, health up, and the other tenant able to run a job to its invoice line', async () => {
-    const last = await lastSequence(env.bus, env.bus.topology.streams.events);
+    const last = await lastSequence(platform.env.bus, platform.env.bus.topology.streams.events);
     await eventually(
       async () => {
-        const rows = await env.database.db.selectFrom('projection_checkpoints').select(['projection', 'last_sequence', 'status']).execute();
+        const rows = await platform.env.database.db.selectFrom('projection_checkpoints').select(['projection', 'last_sequence', 'status']).execute();
         const behind = rows.filter((row) => Number(row.last_sequence) < last || row.status === 'stalled');
         return rows.length > 0 && behind.length === 0 ? rows : undefined;
       },

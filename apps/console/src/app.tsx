@@ -15,7 +15,7 @@ interface NavItem {
 export function navigation(me: Me): NavItem[] {
   const items: NavItem[] = [];
   if (allowed(me, 'tenant')) {
-    items.push({ to: '/jobs', label: 'Jobs' }, { to: '/jobs/new', label: 'Submit job' }, { to: '/leases', label: 'Leases' }, { to: '/usage', label: 'Usage' }, { to: '/invoices', label: 'Invoices' }, { to: '/sla', label: 'SLA reports' });
+    items.push({ to: '/jobs', label: 'Jobs' }, { to: '/jobs/new', label: 'Submit job' }, { to: '/leases', label: 'Leases' }, { to: '/usage', label: 'Usage' }, { to: '/invoices', label: 'Invoices' }, { to: '/price-books', label: 'Price books' }, { to: '/sla', label: 'SLA reports' });
   }
   if (allowed(me, 'finance')) {
     items.push({ to: '/invoices', label: 'Invoices' }, { to: '/review-queue', label: 'Review queue' }, { to: '/price-books', label: 'Price books' }, { to: '/usage', label: 'Usage' }, { to: '/sla', label: 'SLA reports' });

@@ -38,7 +38,8 @@ export function useApi<T>(path: string | null): Loaded<T> {
 
 /**
  * Calls `refresh` when live events that `matters` accepts arrive: at once for the first, then
- * at most once per LIVE_REFETCH_MS_MIN however many follow (no refetch storms).
+ * at most once per LIVE_REFETCH_MS_MIN however many follow (no refetch storms); and when the feed
+ * says to reload (it did not replay what the tab missed).
  */
 export function useLiveRefresh(matters: (event: LiveEvent) => boolean, refresh: () => void): void {
   const mattersRef = useRef(matters);
@@ -57,8 +58,10 @@ export function useLiveRefresh(matters: (event: LiveEvent) => boolean, refresh: 
         refreshRef.current();
       }, wait);
     });
+    const unsubscribeReload = live.onReload(() => refreshRef.current());
     return () => {
       unsubscribe();
+      unsubscribeReload();
       clearTimeout(timer);
     };
   }, []);

@@ -3,10 +3,12 @@
  * (apps/intake jobs.projection.ts): a submission adds a pending row on top, the first placement
  * makes it running, a cancel request cancelling, JobCompleted its outcome; events that change
  * nothing (a second placement, a job not loaded, an unrelated type) leave the very same array, so
- * the table's memoised row models are not recomputed.
+ * the table's memoised row models are not recomputed. Events of a job whose page has not loaded yet
+ * are kept (the latest of each kind, bounded) and merged into its row when the page arrives, so a
+ * page read before them shows the current state.
  */
 import { describe, expect, it } from 'vitest';
-import { applyJobEvents, nextJobRow } from './jobs-live';
+import { applyJobEvents, nextJobRow, UnloadedJobEvents } from './jobs-live';
 import type { LiveEvent } from './live';
 import type { JobSummary } from './types';
 
@@ -62,5 +64,51 @@ describe('applyJobEvents', () => {
     ]);
     expect(next.map((r) => `${r.jobId}:${r.state}`)).toEqual(['n2:pending', 'n1:running', 'old:pending']);
     expect([...index.entries()]).toEqual([['n2', 0], ['n1', 1], ['old', 2]]);
+  });
+});
+
+describe('UnloadedJobEvents', () => {
+  it("keeps a job's events until its page arrives, then the page's row shows them", () => {
+    const rows = [row('loaded')];
+    const unloaded = new UnloadedJobEvents();
+    const placed = event('SubtaskPlaced', { jobId: 'later' });
+    const completed = event('JobCompleted', { jobId: 'later', outcome: 'succeeded', completedAt: '2026-03-01T10:05:00.000Z', gpuMsObserved: 3600 });
+    const same = applyJobEvents(rows, indexOf(rows), [placed, event('SubtaskStarted', { jobId: 'later' }), completed], unloaded);
+    expect(same).toBe(rows);
+    expect(unloaded.size).toBe(1);
+    // The page was read before the events: the row it gives is still pending.
+    expect(unloaded.merge(row('later'))).toMatchObject({ jobId: 'later', state: 'succeeded', completedAt: '2026-03-01T10:05:00.000Z', gpuMsObserved: 3600 });
+    expect(unloaded.size).toBe(0);
+    expect(unloaded.merge(row('later')).state).toBe('pending');
+  });
+
+  it('leaves a row the page already shows newer as it is, and rows without kept events untouched', () => {
+    const unloaded = new UnloadedJobEvents();
+    unloaded.keep('j', event('SubtaskPlaced', { jobId: 'j' }));
+    unloaded.keep('j', event('JobCancelRequested', { jobId: 'j' }));
+    const ended = row('j', 'cancelled');
+    expect(unloaded.merge(ended)).toBe(ended);
+    const other = row('other');
+    expect(unloaded.merge(other)).toBe(other);
+  });
+
+  it('applies the kept events in log order, whatever order they came in', () => {
+    const unloaded = new UnloadedJobEvents();
+    const cancel = event('JobCancelRequested', { jobId: 'j' });
+    const placed = { ...event('SubtaskPlaced', { jobId: 'j' }), seq: cancel.seq - 1 };
+    unloaded.keep('j', cancel);
+    unloaded.keep('j', placed);
+    expect(unloaded.merge(row('j')).state).toBe('cancelling');
+  });
+
+  it('keeps no submission and no event that changes no row, and forgets the oldest job past its bound', () => {
+    const unloaded = new UnloadedJobEvents(2);
+    unloaded.keep('n', event('JobSubmitted', { jobId: 'n' }));
+    unloaded.keep('n', event('SubtaskStarted', { jobId: 'n' }));
+    expect(unloaded.size).toBe(0);
+    for (const jobId of ['a', 'b', 'c']) unloaded.keep(jobId, event('SubtaskPlaced', { jobId }));
+    expect(unloaded.size).toBe(2);
+    expect(unloaded.merge(row('a')).state).toBe('pending');
+    expect(unloaded.merge(row('c')).state).toBe('running');
   });
 });

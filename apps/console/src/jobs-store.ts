@@ -1,6 +1,6 @@
 import { useEffect, useSyncExternalStore } from 'react';
 import { api, query } from './api';
-import { applyJobEvents } from './jobs-live';
+import { applyJobEvents, UnloadedJobEvents } from './jobs-live';
 import { live, type LiveEvent } from './live';
 import type { JobSummary, JobsPage } from './types';
 
@@ -33,12 +33,15 @@ class JobsStore {
    */
   private working: JobSummary[] = [];
   private readonly index = new Map<string, number>();
+  /** Live events of jobs whose page has not arrived yet: merged into their rows when it does. */
+  private readonly unloaded = new UnloadedJobEvents();
   private readonly listeners = new Set<() => void>();
   private pending: LiveEvent[] = [];
   private timer: ReturnType<typeof setTimeout> | undefined;
   private started = false;
   private generation = 0;
   private unsubscribe: () => void = () => undefined;
+  private unsubscribeReload: () => void = () => undefined;
 
   subscribe = (listener: () => void): (() => void) => {
     this.listeners.add(listener);
@@ -61,6 +64,12 @@ class JobsStore {
       this.pending.push(event);
       this.timer ??= setTimeout(() => this.flush(), LIVE_BATCH_MS);
     });
+    // The feed did not replay what was missed: every row is read again.
+    this.unsubscribeReload = live.onReload(() => {
+      if (generation !== this.generation) return;
+      this.reset();
+      this.start();
+    });
     void this.load(generation);
   }
 
@@ -69,10 +78,12 @@ class JobsStore {
     this.generation++;
     this.started = false;
     this.unsubscribe();
+    this.unsubscribeReload();
     this.pending = [];
     clearTimeout(this.timer);
     this.timer = undefined;
     this.index.clear();
+    this.unloaded.clear();
     this.working = [];
     this.snapshot = { rows: [], complete: false, truncated: false, error: undefined };
   }
@@ -81,7 +92,8 @@ class JobsStore {
     this.timer = undefined;
     const events = this.pending;
     this.pending = [];
-    const rows = applyJobEvents(this.working, this.index, events);
+    // Once every page is in, a job not loaded is past JOBS_LOADED_MAX (or not this key's): nothing to keep.
+    const rows = applyJobEvents(this.working, this.index, events, this.snapshot.complete ? undefined : this.unloaded);
     if (rows === this.working) return;
     this.working = rows.slice();
     this.set({ rows });
@@ -97,10 +109,11 @@ class JobsStore {
         for (const job of page.jobs) {
           if (this.index.has(job.jobId)) continue;
           this.index.set(job.jobId, this.working.length);
-          this.working.push(job);
+          this.working.push(this.unloaded.merge(job));
         }
         const full = this.working.length >= JOBS_LOADED_MAX;
         if (!page.nextCursor || full) {
+          this.unloaded.clear();
           this.set({ rows: this.working.slice(), complete: true, truncated: full && page.nextCursor !== null });
           return;
         }

@@ -30,6 +30,7 @@ const UNAVAILABLE_RETRY_MS = 30_000;
 export class LiveHub {
   private readonly listeners = new Set<Listener>();
   private readonly statusListeners = new Set<StatusListener>();
+  private readonly reloadListeners = new Set<() => void>();
   private lastEventId: string | null = null;
   private controller: AbortController | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
@@ -52,6 +53,15 @@ export class LiveHub {
   subscribe(listener: Listener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Called when the server did not replay what the tab missed (a Last-Event-ID too far back: it
+   * sends a `reload` message and goes on live): views refetch what they show.
+   */
+  onReload(listener: () => void): () => void {
+    this.reloadListeners.add(listener);
+    return () => this.reloadListeners.delete(listener);
   }
 
   onStatus(listener: StatusListener): () => void {
@@ -107,6 +117,10 @@ export class LiveHub {
       if (done) return undefined;
       for (const message of parser.feed(value)) {
         if (message.id !== null) this.lastEventId = message.id;
+        if (message.event === 'reload') {
+          for (const listener of [...this.reloadListeners]) listener();
+          continue;
+        }
         let event: LiveEvent;
         try {
           event = JSON.parse(message.data) as LiveEvent;

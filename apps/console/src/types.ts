@@ -1,4 +1,11 @@
-/** The API's answers the console reads (shapes from the routes' OpenAPI schemas, /docs/openapi.json). */
+/**
+ * The API's answers the console reads. Where the routes' zod schemas live in libs/contracts
+ * (console-views.ts: leases, the fleet) the types are derived from them; a type-only import, so
+ * nothing of it reaches the bundle. The others restate the routes' OpenAPI schemas
+ * (/docs/openapi.json) until their schemas move there too.
+ */
+import type { z } from 'zod';
+import type { fleetHolderSchema, fleetResponse, leaseView } from '../../../libs/contracts/src/console-views';
 
 export type Role = 'tenant' | 'finance' | 'sre' | 'admin';
 
@@ -60,23 +67,12 @@ export interface JobsPage {
   nextCursor: string | null;
 }
 
-export interface Lease {
-  leaseId: string;
-  tenantId: string;
-  projectId: string;
-  state: 'requested' | 'granted' | 'releasing' | 'released';
-  gpus: number;
-  gpuModels: string[];
-  capacityType: string;
-  priorityClass: string;
-  nodeId: string | null;
-  gpuModel: string | null;
-  gpuIndices: number[] | null;
-  requestedAt: string;
-  grantedAt: string | null;
-  releasedAt: string | null;
-  releaseReason: string | null;
-  gpuMs: number;
+/** A lease, as libs/contracts (console-views.ts) defines the API's answer. */
+export type Lease = z.output<typeof leaseView>;
+
+export interface LeasesPage {
+  leases: Lease[];
+  nextCursor: string | null;
 }
 
 export type UsageDimension = 'tenant' | 'project' | 'job' | 'model' | 'capacityType';
@@ -247,25 +243,10 @@ export interface SlaReport {
   apiAvailability: SlaAvailability;
 }
 
-export interface GpuHolder {
-  kind?: 'subtask' | 'lease';
-  tenantId: string;
-  leaseId?: string | null;
-  jobId: string | null;
-  subtaskId: string | null;
-  attempt: number | null;
-  since: string;
-}
-
-export type NodeState = 'healthy' | 'draining' | 'drained' | 'lost';
-
-export interface FleetNode {
-  nodeId: string;
-  gpuModel: string;
-  state: NodeState;
-  lastHeartbeat: string | null;
-  gpus: { index: number; holder: GpuHolder | null }[];
-}
+/** The fleet, as libs/contracts (console-views.ts) defines GET /v1/fleet's answer. */
+export type FleetNode = z.output<typeof fleetResponse>['nodes'][number];
+export type GpuHolder = z.output<typeof fleetHolderSchema>;
+export type NodeState = FleetNode['state'];
 
 export interface SchedulerStatus {
   leader: boolean;

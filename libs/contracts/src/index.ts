@@ -17,3 +17,4 @@ export * from './services';
 export * from './allocation-key';
 export * from './external-usage';
 export * from './gpu-time';
+export * from './console-views';

@@ -29,7 +29,10 @@ function fromNodes(answer: NodesAnswer): FleetNode[] {
     gpuModel: n.gpuModel,
     state: n.status === 'ready' ? 'healthy' : n.status,
     lastHeartbeat: null,
-    gpus: Array.from({ length: n.gpuCount }, (_, index) => ({ index, holder: index < n.gpuCount - n.freeGpus ? { tenantId: '?', jobId: null, subtaskId: null, attempt: null, since: '' } : null })),
+    gpuCount: n.gpuCount,
+    freeGpus: n.freeGpus,
+    labels: {},
+    gpus: Array.from({ length: n.gpuCount }, (_, index) => ({ index, holder: index < n.gpuCount - n.freeGpus ? { kind: 'subtask', tenantId: '?', jobId: null, subtaskId: null, leaseId: null, attempt: 0, since: '' } : null })),
   }));
 }
 
@@ -156,7 +159,7 @@ export function FleetView() {
                               className={g.holder ? 'gpu held' : 'gpu free'}
                               style={g.holder ? { background: tenantColour(g.holder.tenantId), color: '#fff' } : undefined}
                               aria-label={g.holder ? `GPU ${g.index}: ${g.holder.tenantId}${g.holder.jobId ? `, job ${g.holder.jobId}` : g.holder.leaseId ? `, lease ${g.holder.leaseId}` : ''}` : `GPU ${g.index}: free`}
-                              title={g.holder ? `GPU ${g.index} held by ${g.holder.tenantId}${g.holder.subtaskId ? ` (sub-task ${g.holder.subtaskId}, attempt ${g.holder.attempt ?? '?'})` : g.holder.leaseId ? ` (lease ${g.holder.leaseId})` : ''}${g.holder.since ? ` since ${g.holder.since}` : ''}` : `GPU ${g.index} free`}
+                              title={g.holder ? `GPU ${g.index} held by ${g.holder.tenantId}${g.holder.subtaskId ? ` (sub-task ${g.holder.subtaskId}, attempt ${g.holder.attempt})` : g.holder.leaseId ? ` (lease ${g.holder.leaseId})` : ''}${g.holder.since ? ` since ${g.holder.since}` : ''}` : `GPU ${g.index} free`}
                               data-holder={g.holder?.tenantId ?? ''}
                             >
                               {g.holder ? g.holder.tenantId.slice(0, 2) : ''}

@@ -1,60 +1,55 @@
-import { useCallback, useEffect, useState, type FormEvent } from 'react';
-import { api, newIdempotencyKey } from '../api';
-import { ConfirmDialog, Failure, Field, StateBadge, Time, gpuHours } from '../components/ui';
-import { useLiveRefresh } from '../hooks';
+import { useState, type FormEvent } from 'react';
+import { api, newIdempotencyKey, query } from '../api';
+import { ConfirmDialog, Failure, Field, Loading, NotDeployed, StateBadge, Time, gpuHours } from '../components/ui';
+import { useApi, useLiveRefresh } from '../hooks';
 import { useTitle } from '../router';
-import type { Lease } from '../types';
+import type { Lease, LeasesPage } from '../types';
 
-/** The API lists no leases; the console remembers the ids this tab requested or opened. */
-const REMEMBERED_KEY = 'fastgpu.console.leases';
-const REMEMBERED_MAX = 100;
+/** Leases the list shows per page (GET /v1/leases, newest first). */
+const LEASES_PER_PAGE = 100;
 
-function remembered(): string[] {
-  try {
-    const ids = JSON.parse(sessionStorage.getItem(REMEMBERED_KEY) ?? '[]') as unknown;
-    return Array.isArray(ids) ? ids.filter((id): id is string => typeof id === 'string') : [];
-  } catch {
-    return [];
-  }
-}
-function remember(ids: string[]): void {
-  sessionStorage.setItem(REMEMBERED_KEY, JSON.stringify(ids.slice(0, REMEMBERED_MAX)));
-}
-
-/** Interactive leases: ask for N GPUs, watch the grant, release. */
+/** Interactive leases: ask for N GPUs, watch the grant, release; every lease of the tenant, newest first. */
 export function LeasesView() {
   useTitle('Leases');
-  const [ids, setIds] = useState<string[]>(remembered);
-  const [leases, setLeases] = useState<Record<string, Lease | { error: unknown }>>({});
+  const first = useApi<LeasesPage>(`/v1/leases${query({ limit: LEASES_PER_PAGE })}`);
+  // Older pages the user asked for ("Show older leases"), after the first.
+  const [older, setOlder] = useState<{ leases: Lease[]; nextCursor: string | null } | null>(null);
   const [projectId, setProjectId] = useState('');
   const [gpuModels, setGpuModels] = useState('a100');
   const [gpus, setGpus] = useState('1');
-  const [lookup, setLookup] = useState('');
   const [error, setError] = useState<unknown>(undefined);
+  const [olderError, setOlderError] = useState<unknown>(undefined);
   const [releasing, setReleasing] = useState<string | null>(null);
 
-  const refresh = useCallback(async (which: string[]) => {
-    const answers = await Promise.all(which.map((id) => api<Lease>(`/v1/leases/${encodeURIComponent(id)}`).then((l) => [id, l] as const, (e: unknown) => [id, { error: e }] as const)));
-    setLeases((current) => ({ ...current, ...Object.fromEntries(answers) }));
-  }, []);
-  useEffect(() => void refresh(ids), [ids, refresh]);
-  useLiveRefresh((event) => typeof event.data.leaseId === 'string' && ids.includes(event.data.leaseId), () => void refresh(ids));
-  const add = (id: string) => {
-    const next = [id, ...ids.filter((x) => x !== id)];
-    remember(next);
-    setIds(next);
+  const reload = () => {
+    setOlder(null);
+    first.reload();
   };
+  useLiveRefresh((event) => event.type.startsWith('Lease'), reload);
 
   const request = async (event: FormEvent) => {
     event.preventDefault();
     setError(undefined);
     try {
-      const lease = await api<Lease>('/v1/leases?waitMs=0', { method: 'POST', headers: { 'idempotency-key': newIdempotencyKey() }, body: { projectId: projectId.trim(), gpuModels: gpuModels.split(/[\s,]+/).filter(Boolean), gpus: Number(gpus) } });
-      add(lease.leaseId);
+      await api<Lease>('/v1/leases?waitMs=0', { method: 'POST', headers: { 'idempotency-key': newIdempotencyKey() }, body: { projectId: projectId.trim(), gpuModels: gpuModels.split(/[\s,]+/).filter(Boolean), gpus: Number(gpus) } });
+      reload();
     } catch (failure) {
       setError(failure);
     }
   };
+
+  const nextCursor = older ? older.nextCursor : (first.data?.nextCursor ?? null);
+  const showOlder = async () => {
+    if (!nextCursor) return;
+    setOlderError(undefined);
+    try {
+      const page = await api<LeasesPage>(`/v1/leases${query({ limit: LEASES_PER_PAGE, cursor: nextCursor })}`);
+      setOlder((current) => ({ leases: [...(current?.leases ?? []), ...page.leases], nextCursor: page.nextCursor }));
+    } catch (failure) {
+      setOlderError(failure);
+    }
+  };
+  const leases = first.data ? [...first.data.leases, ...(older?.leases ?? [])] : [];
 
   return (
     <section aria-labelledby="leases-heading">
@@ -77,52 +72,34 @@ export function LeasesView() {
           Request lease
         </button>
       </form>
-      <form
-        className="toolbar"
-        onSubmit={(e) => {
-          e.preventDefault();
-          if (lookup.trim()) add(lookup.trim());
-          setLookup('');
-        }}
-      >
-        <div className="field inline">
-          <label htmlFor="lease-lookup">Open a lease by id</label>
-          <input id="lease-lookup" value={lookup} onChange={(e) => setLookup(e.target.value)} />
-        </div>
-        <button type="submit">Open lease</button>
-      </form>
-      <h2 id="lease-list-heading">Leases of this tab</h2>
-      <div className="table-wrap" tabIndex={0} role="region" aria-label="Leases of this tab">
-        <table aria-labelledby="lease-list-heading">
-          <thead>
-            <tr>
-              <th scope="col">Lease</th>
-              <th scope="col">State</th>
-              <th scope="col">GPUs</th>
-              <th scope="col">Node</th>
-              <th scope="col">Granted</th>
-              <th scope="col" className="num">
-                GPU-hours
-              </th>
-              <th scope="col">Action</th>
-            </tr>
-          </thead>
-          <tbody>
-            {ids.map((id) => {
-              const lease = leases[id];
-              if (!lease || 'error' in lease) {
-                return (
-                  <tr key={id}>
-                    <td>{id}</td>
-                    <td colSpan={6}>{lease ? <Failure error={lease.error} /> : 'Loading…'}</td>
-                  </tr>
-                );
-              }
-              return (
-                <tr key={id}>
+      <h2 id="lease-list-heading">Your leases</h2>
+      {first.missing && <NotDeployed route="GET /v1/leases" />}
+      {first.error !== undefined && !first.missing && <Failure error={first.error} what="The leases could not be loaded" />}
+      {!first.data && first.error === undefined && <Loading what="the leases" />}
+      {first.data && (
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Your leases">
+          <table aria-labelledby="lease-list-heading">
+            <thead>
+              <tr>
+                <th scope="col">Lease</th>
+                <th scope="col">Project</th>
+                <th scope="col">State</th>
+                <th scope="col">GPUs</th>
+                <th scope="col">Node</th>
+                <th scope="col">Granted</th>
+                <th scope="col" className="num">
+                  GPU-hours
+                </th>
+                <th scope="col">Action</th>
+              </tr>
+            </thead>
+            <tbody>
+              {leases.map((lease) => (
+                <tr key={lease.leaseId}>
                   <td>
-                    <code>{id}</code>
+                    <code>{lease.leaseId}</code>
                   </td>
+                  <td>{lease.projectId}</td>
                   <td>
                     <StateBadge state={lease.state} />
                   </td>
@@ -136,32 +113,38 @@ export function LeasesView() {
                   <td className="num">{gpuHours(lease.gpuMs)}</td>
                   <td>
                     {(lease.state === 'requested' || lease.state === 'granted') && (
-                      <button type="button" onClick={() => setReleasing(id)}>
-                        Release lease {id.slice(-6)}
+                      <button type="button" onClick={() => setReleasing(lease.leaseId)}>
+                        Release lease {lease.leaseId.slice(-6)}
                       </button>
                     )}
                   </td>
                 </tr>
-              );
-            })}
-            {ids.length === 0 && (
-              <tr>
-                <td colSpan={7} className="muted">
-                  No leases requested in this tab.
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+              ))}
+              {leases.length === 0 && (
+                <tr>
+                  <td colSpan={8} className="muted">
+                    No leases yet.
+                  </td>
+                </tr>
+              )}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {olderError !== undefined && <Failure error={olderError} what="Older leases could not be loaded" />}
+      {nextCursor && (
+        <button type="button" onClick={() => void showOlder()}>
+          Show older leases
+        </button>
+      )}
       {releasing && (
         <ConfirmDialog
           title="Release this lease?"
           confirmLabel="Release"
           action={() => api<Lease>(`/v1/leases/${encodeURIComponent(releasing)}`, { method: 'DELETE' })}
-          onDone={(lease) => {
-            setLeases((current) => ({ ...current, [lease.leaseId]: lease }));
+          onDone={() => {
             setReleasing(null);
+            reload();
           }}
           onCancel={() => setReleasing(null)}
         >

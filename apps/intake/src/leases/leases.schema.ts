@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { capacityTypeSchema, GPU_MODELS_PER_JOB_MAX, gpuModelNameSchema, priorityClassSchema, requestIdSchema } from '@fastgpu/contracts';
+import { capacityTypeSchema, GPU_MODELS_PER_JOB_MAX, gpuModelNameSchema, leaseView, priorityClassSchema, requestIdSchema } from '@fastgpu/contracts';
 import { cursorInstantMs, nextCursorSchema, pageParam } from '@fastgpu/http';
 
 export const LEASE_GPUS_MAX = 64;
@@ -18,27 +18,7 @@ export type RequestLeaseBody = z.infer<typeof requestLeaseBody>;
 
 export const requestLeaseQuery = z.object({ waitMs: z.coerce.number().int().min(0).max(LEASE_WAIT_MS_MAX).default(0) });
 
-export const leaseView = z.object({
-  leaseId: z.string(),
-  tenantId: z.string(),
-  projectId: z.string(),
-  state: z.enum(['requested', 'granted', 'releasing', 'released']),
-  gpus: z.number(),
-  gpuModels: z.array(z.string()),
-  capacityType: z.string(),
-  priorityClass: z.string(),
-  nodeId: z.string().nullable(),
-  gpuModel: z.string().nullable(),
-  gpuIndices: z.array(z.number()).nullable(),
-  leaseEpoch: z.number().nullable(),
-  requestedAt: z.string(),
-  grantedAt: z.string().nullable(),
-  releasedAt: z.string().nullable(),
-  releaseReason: z.string().nullable(),
-  /** GPU-milliseconds billed: gpus × (released − granted), or so far while granted. */
-  gpuMs: z.number(),
-});
-export type LeaseView = z.infer<typeof leaseView>;
+export { leaseView, type LeaseView } from '@fastgpu/contracts';
 
 /** The list's name in its cursors: a cursor of another list is refused. */
 export const LEASES_LIST = 'leases';

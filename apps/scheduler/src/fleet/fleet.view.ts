@@ -1,39 +1,15 @@
-import { z } from 'zod';
+import type { z } from 'zod';
+import type { fleetHolderSchema, FleetView } from '@fastgpu/contracts';
 import type { Allocation, NodeState } from '../placement/scheduler.state';
+
+export { fleetHolderSchema, fleetResponse, type FleetView } from '@fastgpu/contracts';
 
 /**
  * The fleet as the console shows it: each node with its state and, per GPU index, who holds it.
  * Built from the scheduler's fold (the same state GET /v1/nodes reads) and the last heartbeat
- * each node's subject holds. Pure: the shell reads the heartbeats.
+ * each node's subject holds (the answer's schema is libs/contracts console-views.ts). Pure: the
+ * shell reads the heartbeats.
  */
-const count = z.number().int().nonnegative();
-
-export const fleetHolderSchema = z.object({
-  kind: z.enum(['subtask', 'lease']),
-  tenantId: z.string(),
-  jobId: z.string().nullable().describe('The job of a sub-task; null for a lease'),
-  subtaskId: z.string().nullable().describe('null for a lease'),
-  leaseId: z.string().nullable().describe('The lease holding the GPU; null for a sub-task'),
-  attempt: count,
-  since: z.string().describe('When the sub-task started (placed, until it reports started) or the lease was granted, ISO 8601'),
-});
-
-export const fleetResponse = z.object({
-  nodes: z.array(
-    z.object({
-      nodeId: z.string(),
-      gpuModel: z.string(),
-      state: z.enum(['healthy', 'draining', 'drained', 'lost']).describe('healthy: takes placements; draining: drained with work still running; drained: drained and empty; lost: missed its heartbeats'),
-      lastHeartbeat: z.string().nullable().describe('When the log last stored a heartbeat of the node (null: none kept, heartbeats are kept 24 h)'),
-      gpuCount: count,
-      freeGpus: count,
-      labels: z.record(z.string(), z.string()),
-      gpus: z.array(z.object({ index: count, holder: fleetHolderSchema.nullable() })),
-    }),
-  ),
-});
-
-export type FleetView = z.output<typeof fleetResponse>;
 export type FleetNodeState = FleetView['nodes'][number]['state'];
 
 export function fleetNodeState(node: Pick<NodeState, 'status' | 'allocations'>): FleetNodeState {

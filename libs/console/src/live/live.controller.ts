@@ -5,6 +5,7 @@ import { ApiKeyGuard, Authenticator, CurrentPrincipal, Roles, type Principal } f
 import { ApiDoc, ApiError, badRequest, parseInput } from '@fastgpu/http';
 import { RUNTIME, type Runtime } from '@fastgpu/runtime';
 import { LiveFeed } from './live-feed';
+import { LIVE_RESUME_AGE_MS_MAX, LIVE_RESUME_BOUNDS, LIVE_RESUME_EVENTS_MAX, reloadEventText, resumeVerdict, type ResumeBounds, type ResumeVerdict } from './live-resume';
 
 /** Live feeds one process serves at once (each is one consumer on the event stream); past it, 503. */
 export const LIVE_FEEDS_MAX = 512;
@@ -18,6 +19,8 @@ export const liveQuery = z.object({
 @Injectable()
 export class LiveFeeds implements OnModuleDestroy {
   readonly open = new Set<LiveFeed>();
+  /** How far back a feed resumes (live-resume.ts); tests narrow it. */
+  resumeBounds: ResumeBounds = LIVE_RESUME_BOUNDS;
 
   add(feed: LiveFeed): void {
     if (this.open.size >= LIVE_FEEDS_MAX) throw new ApiError(503, 'unavailable', `this server has ${LIVE_FEEDS_MAX} live feeds open; retry shortly`, undefined, { 'retry-after': '5' });
@@ -54,7 +57,7 @@ export class LiveController {
   @Get()
   @ApiDoc({
     summary:
-      'The event log live, as Server-Sent Events (text/event-stream): one message per event the key may see — `id` its stream sequence, `event` its type, `data` one JSON line {seq, type, time, tenantId, subject, data}. A tenant key receives only events of its own tenant (its jobs, sub-tasks, leases, usage, invoices, credits); finance every tenant\'s usage, invoice, credit and price-book events; sre and admin every event. A comment line every 15 s keeps the connection open. Starts with the next event, or after Last-Event-ID / ?after=. A client that does not keep up is disconnected (resume with Last-Event-ID). Events that do not decode are left out (their consumers dead-letter them).',
+      `The event log live, as Server-Sent Events (text/event-stream): one message per event the key may see — \`id\` its stream sequence, \`event\` its type, \`data\` one JSON line {seq, type, time, tenantId, subject, data}. A tenant key receives only events of its own tenant (its jobs, sub-tasks, leases, usage, invoices, credits); finance every tenant's usage, invoice, credit and price-book events; sre and admin every event. A comment line every 15 s keeps the connection open. Starts with the next event, or after Last-Event-ID / ?after=; one too far back (over ${LIVE_RESUME_EVENTS_MAX.toLocaleString('en-US')} events or ${LIVE_RESUME_AGE_MS_MAX / 60_000} minutes behind, or no longer kept) starts with the next event instead, after a \`reload\` message (id: the new Last-Event-ID; data: {reason, message, missed, resumeAfter}) telling the client to refetch what it shows. A client that does not keep up is disconnected (resume with Last-Event-ID). Events that do not decode are left out (their consumers dead-letter them).`,
     query: liveQuery,
     media: ['text/event-stream'],
     headers: { 'last-event-id': 'resume after this event id (a stream sequence); wins over ?after=' },
@@ -65,7 +68,8 @@ export class LiveController {
     const { after } = parseInput(liveQuery, query, 'query');
     if (lastEventId !== undefined && !SEQUENCE_PATTERN.test(lastEventId)) throw badRequest('Last-Event-ID must be an event id this endpoint sent', 'Last-Event-ID');
     const resumeAfter = lastEventId ?? after;
-    const fromSequence = resumeAfter === undefined ? await LiveFeed.nowSequence(this.runtime.bus) : Number(resumeAfter) + 1;
+    const start: ResumeVerdict = resumeAfter === undefined ? { kind: 'resume', fromSequence: await LiveFeed.nowSequence(this.runtime.bus) } : await this.resume(Number(resumeAfter));
+    const fromSequence = start.fromSequence;
     const release = this.authenticator.openStream(principal);
     const raw = reply.raw;
     const feed = new LiveFeed(this.runtime.bus, { role: principal.role, tenantId: principal.tenantId }, {
@@ -89,6 +93,7 @@ export class LiveController {
     raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
     // The first bytes now, not with the first event: a client of a quiet log learns at once that it is connected.
     raw.write(`: live from ${fromSequence}\n\n`);
+    if (start.kind === 'reload') raw.write(reloadEventText(start, this.feeds.resumeBounds));
     try {
       await feed.run();
     } catch {
@@ -96,5 +101,18 @@ export class LiveController {
       await feed.stop('consumer-ended');
     }
     if (raw.destroyed) await feed.stop('client-closed');
+  }
+
+  /** Where a feed resumed after `afterSequence` starts: just after it, or now with a reload when it is too far back. */
+  private async resume(afterSequence: number): Promise<ResumeVerdict> {
+    const { bus } = this.runtime;
+    const bounds = this.feeds.resumeBounds;
+    const { state } = await bus.jsm.streams.info(bus.topology.streams.events);
+    const stream = { firstSequence: state.first_seq, lastSequence: state.last_seq };
+    const missed = stream.lastSequence - afterSequence;
+    // The first missed event's time is read only when the count and the stream's start allow resuming.
+    const readTime = missed > 0 && missed <= bounds.eventsMax && afterSequence + 1 >= stream.firstSequence;
+    const firstMissed = readTime ? await bus.jsm.streams.getMessage(bus.topology.streams.events, { seq: afterSequence + 1 }).catch(() => null) : null;
+    return resumeVerdict(afterSequence, stream, firstMissed?.time.getTime(), this.runtime.clock.now().getTime(), bounds);
   }
 }
