@@ -21,6 +21,8 @@ const typedAreas = [
   'apps/scheduler/**/*.ts',
   'apps/reliability/**/*.ts',
   'apps/metering/src/**/*.ts',
+  'apps/intake/src/**/*.ts',
+  'libs/client/**/*.ts',
   'libs/eventsourcing/**/*.ts',
   'libs/db/**/*.ts',
   'libs/messaging/**/*.ts',

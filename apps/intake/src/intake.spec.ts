@@ -11,12 +11,17 @@ import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from
 import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
 import { lastSequence } from '@fastgpu/messaging';
 import { Rebuild } from '@fastgpu/replay';
+import type { ErrorBody } from '@fastgpu/http';
+import type { JobSummaryView, JobView } from './jobs/jobs.schema';
 import { intakeService } from './intake.service';
 import { directoryReplayable, jobsReplayable } from './intake.replayable';
 
 const ADMIN = 'test-admin-key-0123456789abcdef';
 let env: TestEnvironment;
 let runtime: OwnedRuntime;
+
+/** What these routes answer: a job, a page of jobs, an issued key's secret, or an error. */
+type Answer = Partial<JobView> & { jobs?: JobSummaryView[]; secret?: string; error?: ErrorBody['error'] };
 let app: StartedApp;
 
 async function call(method: string, path: string, key?: string, body?: unknown, headers: Record<string, string> = {}) {
@@ -26,14 +31,15 @@ async function call(method: string, path: string, key?: string, body?: unknown, 
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+  const answer: Answer = text ? (JSON.parse(text) as Answer) : {};
+  return { status: response.status, body: answer };
 }
 
 async function tenantWithKey(tenantId: string): Promise<string> {
   expect((await call('POST', '/v1/tenants', ADMIN, { tenantId, name: tenantId })).status).toBe(201);
   const key = await call('POST', `/v1/tenants/${tenantId}/api-keys`, ADMIN, {});
   expect(key.status).toBe(201);
-  return key.body.secret as string;
+  return key.body.secret!;
 }
 
 const job = { projectId: 'vision', gpuModels: ['a100'], gpusPerSubtask: 2, subtaskCount: 3, runtimeSeconds: 60 };
@@ -73,7 +79,7 @@ describe('intake', () => {
     expect(await lastSequence(env.bus, env.bus.topology.streams.events)).toBe(before);
     const conflicting = await call('POST', '/v1/jobs', key, { ...job, subtaskCount: 4 }, { 'idempotency-key': 'k-1' });
     expect(conflicting.status).toBe(409);
-    expect(conflicting.body.error.field).toBe('Idempotency-Key');
+    expect(conflicting.body.error?.field).toBe('Idempotency-Key');
   });
 
   it('gives concurrent submissions with one Idempotency-Key one job, and many keys many jobs', async () => {
@@ -100,10 +106,10 @@ describe('intake', () => {
     expect(wrongType.body.error).toMatchObject({ code: 'invalid_request', field: 'gpusPerSubtask' });
     const zero = await call('POST', '/v1/jobs', key, { ...job, gpusPerSubtask: 0 }, idem);
     expect(zero.status).toBe(422);
-    expect(zero.body.error.field).toBe('gpusPerSubtask');
+    expect(zero.body.error?.field).toBe('gpusPerSubtask');
     const both = await call('POST', '/v1/jobs', key, { ...job, totalGpuHours: '3' }, idem);
     expect(both.status).toBe(422);
-    expect(both.body.error.field).toBe('subtaskCount');
+    expect(both.body.error?.field).toBe('subtaskCount');
     const unknownField = await call('POST', '/v1/jobs', key, { ...job, tenantId: 'someone-else' }, idem);
     expect(unknownField.status).toBe(400);
     // A submission without an Idempotency-Key is refused: its retry would be a second job.

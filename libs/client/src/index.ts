@@ -185,7 +185,7 @@ export class FastGpuClient {
     if (!response.ok || !response.body) throw await this.errorOf(response, 'GET', 'logs');
     const decoder = new TextDecoder();
     let buffer = '';
-    const reader = response.body.getReader();
+    const reader: ReadableStreamDefaultReader<Uint8Array> = response.body.getReader();
     try {
       for (;;) {
         const { done, value } = await reader.read();

@@ -17,6 +17,9 @@ import { createRuntime, startServices, type OwnedRuntime, type StartedApp } from
 import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
 import { agentConfig, EventTail, FakeHost, runCommand, send, startAgent, type RunningAgent } from '../../../node-agent/test/agent-harness';
 import { intakeService } from '../intake.service';
+import type { ErrorBody } from '@fastgpu/http';
+import { jobView } from '../jobs/jobs.schema';
+import { issuedKeyResponse } from '../tenants/tenants.schema';
 
 const ADMIN = 'test-admin-key-0123456789abcdef';
 const NODE = 'gpu-host-outputs';
@@ -40,7 +43,7 @@ async function call(method: string, path: string, key: string, body?: unknown, h
 async function tenantWithKey(tenantId: string): Promise<string> {
   expect((await call('POST', '/v1/tenants', ADMIN, { tenantId, name: tenantId })).status).toBe(201);
   const key = await call('POST', `/v1/tenants/${tenantId}/api-keys`, ADMIN, {});
-  return JSON.parse(key.bytes.toString()).secret as string;
+  return issuedKeyResponse.parse(JSON.parse(key.bytes.toString())).secret;
 }
 
 interface Frame {
@@ -55,7 +58,7 @@ function parseFrames(text: string): Frame[] {
     .filter((block) => block.startsWith('id: '))
     .map((block) => {
       const fields = Object.fromEntries(block.split('\n').map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)]));
-      return { id: Number(fields.id), event: fields.event!, data: JSON.parse(fields.data!) };
+      return { id: Number(fields.id), event: fields.event!, data: JSON.parse(fields.data!) as Frame['data'] };
     });
 }
 
@@ -64,7 +67,7 @@ async function openStream(path: string, key: string, headers: Record<string, str
   const response = await fetch(`${app.url}${path}`, { headers: { authorization: `Bearer ${key}`, ...headers } });
   let text = '';
   let ended = false;
-  const reader = response.body!.getReader();
+  const reader: ReadableStreamDefaultReader<Uint8Array> = response.body!.getReader();
   const done = (async () => {
     for (;;) {
       const { value, done: finished } = await reader.read();
@@ -90,7 +93,7 @@ beforeAll(async () => {
   otherKey = await tenantWithKey('other');
   const submitted = await call('POST', '/v1/jobs', acmeKey, { projectId: 'p', gpuModels: ['a100'], gpusPerSubtask: 1, subtaskCount: 2, runtimeSeconds: 60 }, { 'idempotency-key': 'outputs-1' });
   expect(submitted.status).toBe(202);
-  jobId = JSON.parse(submitted.bytes.toString()).jobId as string;
+  jobId = jobView.parse(JSON.parse(submitted.bytes.toString())).jobId;
 });
 
 afterAll(async () => {
@@ -149,7 +152,7 @@ describe('GET /v1/jobs/{id}/logs', () => {
     for (const [query, field] of [['subtask=x', 'subtask'], ['attempt=0', 'attempt'], ['follow=yes', 'follow'], ['subtask=1&subtask=2', 'subtask']] as const) {
       const response = await call('GET', `/v1/jobs/${jobId}/logs?${query}`, acmeKey);
       expect(response.status, query).toBe(400);
-      expect(JSON.parse(response.bytes.toString()).error.field, query).toBe(field);
+      expect((JSON.parse(response.bytes.toString()) as ErrorBody).error.field, query).toBe(field);
     }
     expect((await call('GET', `/v1/jobs/${jobId}/logs?subtask=2`, acmeKey)).status).toBe(404);
     expect((await call('GET', `/v1/jobs/${jobId}/logs`, acmeKey, undefined, { 'last-event-id': 'abc' })).status).toBe(400);
