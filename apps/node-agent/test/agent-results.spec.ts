@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Objm } from '@nats-io/obj';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resultObjectName, ResultMetadata } from '@fastgpu/contracts';
-import { createTestEnvironment, type TestEnvironment } from '@fastgpu/testing';
+import { createTestEnvironment, eventually, type TestEnvironment } from '@fastgpu/testing';
 import { digestHex } from '../src/results/result-store';
 import { agentConfig, EventTail, FakeHost, runCommand, send, startAgent, type RunningAgent } from './agent-harness';
 
@@ -66,7 +66,8 @@ describe('a run\'s result', () => {
     expect(info.size).toBe(300_000);
     expect(digestHex(info.digest)).toBe(sha256);
     expect(ResultMetadata.parse(info.metadata)).toMatchObject({ tenantId: 'acme', jobId: 'job-results', subtaskId: 'st-result', subtaskIndex: '1', attempt: '2', nodeId: NODE, exitCode: '0', sha256 });
-    await expect(access(join(host.root, 'work', 'runs', 'st-result.2'))).rejects.toThrow();
+    // The run's directory goes once the report is out (and the state file saved), just after SubtaskCompleted.
+    await eventually(() => access(join(host.root, 'work', 'runs', 'st-result.2')).then(() => false, () => true), { message: "the run's directory was not removed" });
   });
 
   it('fails a clean exit as `result` when the result is missing, too large, or leads outside', async () => {
