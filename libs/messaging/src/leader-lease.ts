@@ -1,6 +1,15 @@
-import { DiscardPolicy, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { DiscardPolicy, JetStreamApiCodes, JetStreamApiError, RetentionPolicy, StorageType, type StreamInfo } from '@nats-io/jetstream';
 import type { Bus } from './bus';
 import { isStreamVersionConflict } from './publisher';
+
+/** JetStream's error code for a stream name already taken (nats.js names no constant for it). */
+const STREAM_NAME_IN_USE = 10058;
+/** How long a start waits for a lease stream another instance is creating to become readable. */
+const STREAM_CREATE_WAIT_MS = 5_000;
+
+function isStreamNotFound(error: unknown): boolean {
+  return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound;
+}
 
 /**
  * One active instance of something (the scheduler, a projection): a leader lease kept in a small
@@ -80,14 +89,31 @@ export class LeaderLease {
       const info = await jsm.streams.info(this.stream);
       if (replicas !== undefined && info.config.num_replicas !== replicas) await jsm.streams.update(this.stream, { ...info.config, num_replicas: replicas });
     } catch (error) {
-      if (!/stream not found/i.test((error as Error).message)) throw error;
-      await jsm.streams.add(config).catch(async (e: Error) => {
+      if (!isStreamNotFound(error)) throw error;
+      await jsm.streams.add(config).catch((e: unknown) => {
         // Another instance created it at the same moment.
-        if (!/already in use|exists/i.test(e.message)) throw e;
+        if (!(e instanceof JetStreamApiError && e.code === STREAM_NAME_IN_USE)) throw e;
       });
     }
-    const info = await jsm.streams.info(this.stream);
+    const info = await this.infoOnceCreated();
     if (info.config.max_msgs_per_subject !== 1 || JSON.stringify(info.config.subjects) !== JSON.stringify(subjects)) throw new Error(`stream ${this.stream} was not configured as asked`);
+  }
+
+  /**
+   * The lease stream's info once it exists: when another instance's create is still being
+   * applied (a clustered server answers "name in use" before the stream can be read), the read
+   * is retried for up to STREAM_CREATE_WAIT_MS instead of failing the start.
+   */
+  private async infoOnceCreated(): Promise<StreamInfo> {
+    const deadline = Date.now() + STREAM_CREATE_WAIT_MS;
+    for (;;) {
+      try {
+        return await this.options.bus.jsm.streams.info(this.stream);
+      } catch (error) {
+        if (!isStreamNotFound(error) || Date.now() >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
   }
 
   /** Whether this instance may act now: it holds the lease and renewed it within TTL minus a margin. */
