@@ -71,9 +71,9 @@ setTimeout(() => {
 `;
 
 beforeAll(async () => {
-  // No test here loses the node: its loss window is wide (10 s), because each of the agent's
-  // heartbeats runs nvidia-smi and a publish before the next is due, which on a loaded machine
-  // spaces them well past 3 × 200 ms and would lose the node under its runs.
+  // No test here loses the node: its loss window is wide (10 s), because on a loaded machine the
+  // agent's heartbeats (a publish each, every 200 ms) can be spaced well past 3 × 200 ms, which
+  // would lose the node under its runs.
   env = await createTestEnvironment({ adminKey: ADMIN, heartbeatIntervalMs: 200, missedHeartbeatsBeforeLost: 50 });
   runtime = await createRuntime(env.config);
   app = await startServices(runtime, allServices, { port: 0, logger: false });
