@@ -40,6 +40,12 @@ export const ReportRejectionCode = {
   staleEpoch: 'stale-epoch',
   /** The current epoch, from a node the sub-task is not placed on. */
   wrongNode: 'wrong-node',
+  /**
+   * A start for an attempt the platform already ended (its node lost, its agent registered again,
+   * the attempt requeued): a command the node ran after the platform gave its GPUs away, not the
+   * placement's run. Judged by the consumers that keep an attempt's end (metering).
+   */
+  endedByPlatform: 'ended-by-platform',
 } as const;
 export type ReportRejectionCode = (typeof ReportRejectionCode)[keyof typeof ReportRejectionCode];
 

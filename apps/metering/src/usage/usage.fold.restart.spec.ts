@@ -40,12 +40,14 @@ function fold(batches: StoredEvent[][]) {
   // What the table keeps between batches: each node's agent epoch.
   const nodeEpochs = new Map<string, number>();
   const closures: Closure[] = [];
+  const rejectedReports: string[] = [];
   for (const batch of batches) {
     const out = foldUsage(batch, { allocations, appliedNodeEvents: applied, nodeEpochs, streamTimeMs: new Map() });
     for (const n of out.nodeEventsApplied) applied.add(n.eventId);
     closures.push(...out.closures);
+    rejectedReports.push(...out.reportRejections.map((r) => `${r.eventId} ${r.code}`));
   }
-  return { allocations, closures };
+  return { allocations, closures, rejectedReports };
 }
 
 /** Closed intervals per GPU of a node (indices from the placements), checked pairwise for overlap. */
@@ -94,6 +96,22 @@ describe('usage fold: a restarted agent and a requeued attempt', () => {
     const { allocations } = fold([[placed('s', 1, T0), started('s', 1, T0)], [requeue, placed('s', 2, T0 + 30_000), started('s', 2, T0 + 31_000), completed('s', 1, T0 + 200_000)]]);
     expect(allocations.get(subtaskKey('s', 1))).toMatchObject({ endMs: T0 + 30_000, endEventId: requeue.event.id, endReason: 'requeued', interrupted: true, gpuMs: 2 * 30_000 });
     expect(allocations.get(subtaskKey('s', 2))!.endMs).toBeNull();
+  });
+
+  it('refuses a start reported after the registration that ended its attempt (a command redelivered to the restarted agent), and keeps one stored late from before it', () => {
+    // Attempt 1 is placed; the agent restarts before starting it; its new registration ends the
+    // attempt and attempt 2 runs on the same GPUs. The restarted agent is then redelivered attempt
+    // 1's command and reports a start 30 s after the registration: no run of the placement.
+    const restart = registered(2, T0 + 10_000);
+    const lateStart = started('s', 1, T0 + 40_000);
+    const { allocations, rejectedReports } = fold([[registered(1, T0 - 60_000), placed('s', 1, T0)], [restart, requeued('s', 1, T0 + 10_100), placed('s', 2, T0 + 10_200), started('s', 2, T0 + 11_000)], [lateStart, completed('s', 2, T0 + 71_000)]]);
+    const first = allocations.get(subtaskKey('s', 1))!;
+    expect(first).toMatchObject({ startMs: null, startEventId: null, endReason: 'agent-restarted', staleReports: 1 });
+    expect(overlaps(allocations, new Map([[subtaskKey('s', 1), [0, 1]], [subtaskKey('s', 2), [0, 1]]]))).toEqual([]);
+    expect(rejectedReports).toEqual([`${lateStart.event.id} ended-by-platform`]);
+    // A start from before the registration, stored only after it, still counts up to the registration.
+    const { allocations: stored2 } = fold([[registered(1, T0 - 60_000), placed('t', 1, T0)], [registered(2, T0 + 10_000)], [started('t', 1, T0 + 2_000, T0 + 12_000)]]);
+    expect(stored2.get(subtaskKey('t', 1))).toMatchObject({ startMs: T0 + 2_000, endMs: T0 + 10_000, gpuMs: 2 * 8_000 });
   });
 
   it('leaves an attempt the node already ended as it was: a requeue after a failure changes nothing', () => {

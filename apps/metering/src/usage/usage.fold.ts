@@ -1,4 +1,4 @@
-import { agentEpochAfter, DEFAULT_LATENESS_HORIZON, externalGpusRefusal, externalTenantRefusal, externalTimeVerdict, judgeNodeReport, registrationEndsRuns, reportedIntervalMs, reportTimeMs, type CapacityType, type DomainEvent, type LatenessHorizon, type StoredEvent } from '@fastgpu/contracts';
+import { agentEpochAfter, DEFAULT_LATENESS_HORIZON, externalGpusRefusal, externalTenantRefusal, externalTimeVerdict, judgeNodeReport, registrationEndsRuns, ReportRejectionCode, reportedIntervalMs, reportTimeMs, type CapacityType, type DomainEvent, type LatenessHorizon, type StoredEvent } from '@fastgpu/contracts';
 import { instantMs } from '@fastgpu/money';
 import { type Allocation, AllocationKind, emptyAllocation, EndReason, externalKey, type FoldInput, type FoldOutput, hourlyPieces, leaseKey, subtaskKey } from './usage.model';
 
@@ -114,10 +114,15 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
     const placement = placed ? { nodeId: allocation.nodeId!, subtaskId: allocation.subtaskId, attempt: allocation.attempt, leaseEpoch: allocation.leaseEpoch! } : { nodeId: allocation.nodeId ?? d.nodeId, subtaskId: d.subtaskId, attempt: d.attempt, leaseEpoch: d.leaseEpoch };
     const judgement = judgeNodeReport(placement, { ...d, subject: stored.subject });
     if (judgement.ok) return true;
+    rejectReport(allocation, stored, report, judgement.code, judgement.reason);
+    return false;
+  };
+
+  const rejectReport = (allocation: Allocation, stored: StoredEvent, report: DomainEvent<'SubtaskStarted' | 'SubtaskCompleted' | 'SubtaskFailed'>, code: ReportRejectionCode, reason: string): void => {
+    const d = report.data;
     allocation.staleReports++;
     out.changed.add(allocation.key);
-    out.reportRejections.push({ eventId: report.id, sequence: stored.sequence, type: report.type, nodeId: d.nodeId, subject: stored.subject, subtaskId: d.subtaskId, code: judgement.code, reason: judgement.reason });
-    return false;
+    out.reportRejections.push({ eventId: report.id, sequence: stored.sequence, type: report.type, nodeId: d.nodeId, subject: stored.subject, subtaskId: d.subtaskId, code, reason });
   };
 
   const place = (allocation: Allocation, stored: StoredEvent, placement: Partial<Allocation>): boolean => {
@@ -153,8 +158,13 @@ export function foldUsage(events: readonly StoredEvent[], input: FoldInput): Fol
         const d = event.data;
         const a = get(subtaskKey(d.subtaskId, d.attempt), 'subtask');
         if (!reportAccepted(a, stored, event)) break;
+        const startMs = reportedMs(d.startedAt, stored);
+        if (startsAfterPlatformEnd(a, startMs)) {
+          rejectReport(a, stored, event, ReportRejectionCode.endedByPlatform, `attempt ${d.attempt} of sub-task ${d.subtaskId} was ended by the platform (${a.endReason}) before the start this reports`);
+          break;
+        }
         identifyReport(a, d);
-        setStart(a, stored, reportedMs(d.startedAt, stored), d.leaseEpoch);
+        setStart(a, stored, startMs, d.leaseEpoch);
         break;
       }
       case 'SubtaskCompleted': {
@@ -382,4 +392,15 @@ function externalReport(stored: StoredEvent, receivedMs: number | undefined, hor
       return { reason: `not an external event: ${(unreachable as DomainEvent).type}` };
     }
   }
+}
+
+/**
+ * Whether the platform ended an attempt (node lost, agent registered again, requeued) before the
+ * start a report gives it, with no start applied yet: the node ran the command after its GPUs
+ * were given away (a command redelivered to a restarted agent, say), and the interval would end
+ * before it began. A start from before that end still counts (it was only stored late).
+ */
+function startsAfterPlatformEnd(a: Allocation, startMs: number): boolean {
+  const platformEnd = a.endReason === EndReason.nodeLost || a.endReason === EndReason.agentRestarted || a.endReason === EndReason.requeued;
+  return a.startEventId === null && a.endEventId !== null && platformEnd && a.endMs !== null && startMs >= a.endMs;
 }
